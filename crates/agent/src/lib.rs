@@ -1,0 +1,1 @@
+//! kinsight-agent (skeleton)

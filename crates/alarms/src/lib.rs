@@ -1,0 +1,1 @@
+//! kinsight-alarms (skeleton)

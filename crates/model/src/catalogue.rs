@@ -1,0 +1,481 @@
+//! The Container Insights metric catalogue: event types, dimension keys, metric units and
+//! the EMF metric declarations of the reference's §2.4 (standard and enhanced modes).
+//!
+//! Names here are written once and used everywhere (agent, metric store, alarm pack, UI
+//! queries); a typo in a metric name is a compatibility bug, so nothing else spells them.
+
+use crate::emf::{MetricDefinition, MetricDirective};
+use serde_json::{Map, Value};
+
+/// Namespace of every Container Insights metric.
+pub const NAMESPACE: &str = "ContainerInsights";
+
+/// `Type` values of performance events (reference §1.3).
+pub mod types {
+    pub const NODE: &str = "Node";
+    pub const NODE_FS: &str = "NodeFS";
+    pub const NODE_DISK_IO: &str = "NodeDiskIO";
+    pub const NODE_NET: &str = "NodeNet";
+    pub const POD: &str = "Pod";
+    pub const POD_NET: &str = "PodNet";
+    pub const CONTAINER: &str = "Container";
+    pub const CONTAINER_FS: &str = "ContainerFS";
+    pub const CLUSTER: &str = "Cluster";
+    pub const CLUSTER_NAMESPACE: &str = "ClusterNamespace";
+    pub const CLUSTER_SERVICE: &str = "ClusterService";
+    pub const CLUSTER_DEPLOYMENT: &str = "ClusterDeployment";
+    pub const CLUSTER_DAEMON_SET: &str = "ClusterDaemonSet";
+    pub const CLUSTER_STATEFUL_SET: &str = "ClusterStatefulSet";
+    pub const CLUSTER_REPLICA_SET: &str = "ClusterReplicaSet";
+}
+
+/// Envelope and dimension keys of performance events (reference §1.1).
+pub mod keys {
+    pub const TYPE: &str = "Type";
+    pub const VERSION: &str = "Version";
+    pub const TIMESTAMP: &str = "Timestamp";
+    pub const SOURCES: &str = "Sources";
+    pub const CLUSTER_NAME: &str = "ClusterName";
+    pub const NODE_NAME: &str = "NodeName";
+    pub const INSTANCE_ID: &str = "InstanceId";
+    pub const INSTANCE_TYPE: &str = "InstanceType";
+    pub const AUTO_SCALING_GROUP_NAME: &str = "AutoScalingGroupName";
+    pub const NAMESPACE: &str = "Namespace";
+    pub const POD_NAME: &str = "PodName";
+    pub const FULL_POD_NAME: &str = "FullPodName";
+    pub const SERVICE: &str = "Service";
+    pub const CONTAINER_NAME: &str = "ContainerName";
+    pub const DEVICE: &str = "device";
+    pub const FSTYPE: &str = "fstype";
+    pub const INTERFACE: &str = "interface";
+    pub const POD_STATUS: &str = "pod_status";
+    pub const CONTAINER_STATUS: &str = "container_status";
+    pub const CONTAINER_STATUS_REASON: &str = "container_status_reason";
+    pub const CONTAINER_LAST_TERMINATION_REASON: &str = "container_last_termination_reason";
+    pub const KUBERNETES: &str = "kubernetes";
+    pub const CLOUDWATCH_METRICS: &str = "CloudWatchMetrics";
+}
+
+/// `Sources` of each event type (reference §1.1).
+pub fn sources_of(event_type: &str) -> &'static [&'static str] {
+    match event_type {
+        types::NODE => &["cadvisor", "/proc", "pod", "calculated"],
+        types::NODE_FS | types::NODE_NET | types::POD_NET | types::CONTAINER_FS => {
+            &["cadvisor", "calculated"]
+        }
+        types::NODE_DISK_IO => &["cadvisor"],
+        types::POD | types::CONTAINER => &["cadvisor", "pod", "calculated"],
+        _ => &["apiserver"],
+    }
+}
+
+/// CloudWatch units used by Container Insights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// No unit: CPU in millicores and counts CloudWatch has no unit for.
+    None,
+    Percent,
+    Bytes,
+    BytesPerSecond,
+    Count,
+    CountPerSecond,
+    Seconds,
+}
+
+impl Unit {
+    /// The CloudWatch spelling, or `None` for unit-less metrics (the directive omits `Unit`).
+    pub fn as_cloudwatch(self) -> Option<&'static str> {
+        match self {
+            Unit::None => None,
+            Unit::Percent => Some("Percent"),
+            Unit::Bytes => Some("Bytes"),
+            Unit::BytesPerSecond => Some("Bytes/Second"),
+            Unit::Count => Some("Count"),
+            Unit::CountPerSecond => Some("Count/Second"),
+            Unit::Seconds => Some("Seconds"),
+        }
+    }
+}
+
+/// Unit of a Container Insights metric by name (reference §2.3). CPU quantities are
+/// millicores, published without a unit.
+pub fn unit_of(metric: &str) -> Unit {
+    let m = metric;
+    if m.contains("_utilization") || m.ends_with("_reserved_capacity") {
+        return Unit::Percent;
+    }
+    if m.contains("_cpu_") {
+        return Unit::None;
+    }
+    if m.contains("diskio_io_service_bytes") {
+        return Unit::BytesPerSecond;
+    }
+    if m.contains("network") {
+        return if m.ends_with("_bytes") { Unit::BytesPerSecond } else { Unit::CountPerSecond };
+    }
+    if m.contains("diskio_io_serviced") {
+        return Unit::CountPerSecond;
+    }
+    if m.contains("_memory_") {
+        if m.ends_with("pgfault") || m.ends_with("pgmajfault") || m.ends_with("failures_total") {
+            return Unit::CountPerSecond;
+        }
+        if m.ends_with("failcnt") {
+            return Unit::Count;
+        }
+        return Unit::Bytes;
+    }
+    if m.contains("_filesystem_") {
+        return if m.contains("inodes") { Unit::Count } else { Unit::Bytes };
+    }
+    Unit::Count
+}
+
+/// One metric declaration: metric-name selectors and the dimension sets applied to them.
+/// Selectors match field names as unanchored patterns (substring), as the agent's
+/// declarations do (reference §2.4).
+#[derive(Debug, Clone, Copy)]
+pub struct Declaration {
+    pub metrics: &'static [&'static str],
+    pub dimensions: &'static [&'static [&'static str]],
+}
+
+const NODE_DIMS: &[&[&str]] = &[&["NodeName", "InstanceId", "ClusterName"], &["ClusterName"]];
+const CLUSTER_DIMS: &[&[&str]] = &[&["ClusterName"]];
+const POD_STD_DIMS: &[&[&str]] = &[
+    &["PodName", "Namespace", "ClusterName"],
+    &["Service", "Namespace", "ClusterName"],
+    &["Namespace", "ClusterName"],
+    &["ClusterName"],
+];
+
+/// Standard mode (enhanced off), reference §2.4.a: 25 metric names.
+pub const STANDARD: &[Declaration] = &[
+    Declaration {
+        metrics: &[
+            "node_cpu_utilization",
+            "node_memory_utilization",
+            "node_network_total_bytes",
+            "node_cpu_reserved_capacity",
+            "node_memory_reserved_capacity",
+            "node_number_of_running_pods",
+            "node_number_of_running_containers",
+        ],
+        dimensions: NODE_DIMS,
+    },
+    Declaration {
+        metrics: &["node_cpu_usage_total", "node_cpu_limit", "node_memory_working_set", "node_memory_limit"],
+        dimensions: CLUSTER_DIMS,
+    },
+    Declaration { metrics: &["node_filesystem_utilization"], dimensions: NODE_DIMS },
+    Declaration {
+        metrics: &[
+            "pod_cpu_utilization",
+            "pod_memory_utilization",
+            "pod_network_rx_bytes",
+            "pod_network_tx_bytes",
+            "pod_cpu_utilization_over_pod_limit",
+            "pod_memory_utilization_over_pod_limit",
+        ],
+        dimensions: POD_STD_DIMS,
+    },
+    Declaration {
+        metrics: &["pod_cpu_reserved_capacity", "pod_memory_reserved_capacity"],
+        dimensions: &[&["PodName", "Namespace", "ClusterName"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["pod_number_of_container_restarts"],
+        dimensions: &[&["PodName", "Namespace", "ClusterName"]],
+    },
+    Declaration { metrics: &["cluster_node_count", "cluster_failed_node_count"], dimensions: CLUSTER_DIMS },
+    Declaration {
+        metrics: &["service_number_of_running_pods"],
+        dimensions: &[&["Service", "Namespace", "ClusterName"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["namespace_number_of_running_pods"],
+        dimensions: &[&["Namespace", "ClusterName"], &["ClusterName"]],
+    },
+];
+
+/// Enhanced observability, reference §2.4.b (without accelerated compute and control plane,
+/// which kinsight does not collect).
+pub const ENHANCED: &[Declaration] = &[
+    Declaration {
+        metrics: &[
+            "container_cpu_utilization",
+            "container_cpu_utilization_over_container_limit",
+            "container_cpu_limit",
+            "container_cpu_request",
+            "container_memory_utilization",
+            "container_memory_utilization_over_container_limit",
+            "container_memory_failures_total",
+            "container_memory_limit",
+            "container_memory_request",
+            "container_filesystem_usage",
+            "container_filesystem_available",
+            "container_filesystem_utilization",
+        ],
+        dimensions: &[
+            &["ClusterName"],
+            &["ContainerName", "FullPodName", "PodName", "Namespace", "ClusterName"],
+            &["ContainerName", "PodName", "Namespace", "ClusterName"],
+        ],
+    },
+    Declaration {
+        metrics: &[
+            "pod_cpu_utilization",
+            "pod_memory_utilization",
+            "pod_network_rx_bytes",
+            "pod_network_tx_bytes",
+            "pod_cpu_utilization_over_pod_limit",
+            "pod_memory_utilization_over_pod_limit",
+        ],
+        dimensions: &[
+            &["PodName", "Namespace", "ClusterName"],
+            &["ClusterName"],
+            &["Service", "Namespace", "ClusterName"],
+            &["Namespace", "ClusterName"],
+            &["FullPodName", "PodName", "Namespace", "ClusterName"],
+        ],
+    },
+    Declaration {
+        metrics: &[
+            "pod_cpu_reserved_capacity",
+            "pod_memory_reserved_capacity",
+            "pod_number_of_container_restarts",
+            "pod_number_of_containers",
+            "pod_number_of_running_containers",
+            "pod_status_ready",
+            "pod_status_scheduled",
+            "pod_status_running",
+            "pod_status_pending",
+            "pod_status_failed",
+            "pod_status_unknown",
+            "pod_status_succeeded",
+            "pod_memory_request",
+            "pod_memory_limit",
+            "pod_cpu_limit",
+            "pod_cpu_request",
+            "pod_cpu_usage_total",
+            "pod_memory_working_set",
+            "pod_container_status_running",
+            "pod_container_status_terminated",
+            "pod_container_status_waiting",
+            "pod_container_status_waiting_reason_crash_loop_back_off",
+            "pod_container_status_waiting_reason_image_pull_error",
+            "pod_container_status_waiting_reason_start_error",
+            "pod_container_status_waiting_reason_create_container_error",
+            "pod_container_status_waiting_reason_create_container_config_error",
+            "pod_container_status_terminated_reason_oom_killed",
+        ],
+        dimensions: &[
+            &["PodName", "Namespace", "ClusterName"],
+            &["ClusterName"],
+            &["FullPodName", "PodName", "Namespace", "ClusterName"],
+            &["Service", "Namespace", "ClusterName"],
+        ],
+    },
+    Declaration {
+        metrics: &["pod_interface_network_rx_dropped", "pod_interface_network_tx_dropped"],
+        dimensions: &[
+            &["FullPodName", "PodName", "Namespace", "ClusterName"],
+            &["PodName", "Namespace", "ClusterName"],
+            &["Namespace", "ClusterName"],
+            &["ClusterName"],
+        ],
+    },
+    Declaration {
+        metrics: &[
+            "node_cpu_utilization",
+            "node_memory_utilization",
+            "node_network_total_bytes",
+            "node_cpu_reserved_capacity",
+            "node_memory_reserved_capacity",
+            "node_number_of_running_pods",
+            "node_number_of_running_containers",
+            "node_cpu_usage_total",
+            "node_cpu_limit",
+            "node_memory_working_set",
+            "node_memory_limit",
+            "node_status_condition_ready",
+            "node_status_condition_disk_pressure",
+            "node_status_condition_memory_pressure",
+            "node_status_condition_pid_pressure",
+            "node_status_condition_network_unavailable",
+            "node_status_condition_unknown",
+            "node_status_capacity_pods",
+            "node_status_allocatable_pods",
+        ],
+        dimensions: NODE_DIMS,
+    },
+    Declaration {
+        metrics: &[
+            "node_interface_network_rx_dropped",
+            "node_interface_network_tx_dropped",
+            "node_diskio_io_service_bytes_total",
+            "node_diskio_io_serviced_total",
+        ],
+        dimensions: NODE_DIMS,
+    },
+    Declaration {
+        metrics: &["node_filesystem_utilization", "node_filesystem_inodes", "node_filesystem_inodes_free"],
+        dimensions: NODE_DIMS,
+    },
+    Declaration {
+        metrics: &["service_number_of_running_pods"],
+        dimensions: &[&["Service", "Namespace", "ClusterName"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["replicas_desired", "replicas_ready", "status_replicas_available", "status_replicas_unavailable"],
+        dimensions: &[&["PodName", "Namespace", "ClusterName"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["namespace_number_of_running_pods"],
+        dimensions: &[&["Namespace", "ClusterName"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["cluster_node_count", "cluster_failed_node_count", "cluster_number_of_running_pods"],
+        dimensions: CLUSTER_DIMS,
+    },
+];
+
+/// The declarations of a mode.
+pub fn declarations(enhanced: bool) -> &'static [Declaration] {
+    if enhanced { ENHANCED } else { STANDARD }
+}
+
+/// Builds the EMF directive for one performance event, as the agent's EMF exporter does:
+/// every numeric field matched by a declaration gets the declaration's dimension sets whose
+/// keys all exist (as strings) on the event; keys inside a set are sorted and sets are
+/// de-duplicated; metrics sharing the same sets share one directive element. Returns an
+/// empty list if no field matches (reference §1.2).
+pub fn directives_for(event: &Map<String, Value>, enhanced: bool) -> Vec<MetricDirective> {
+    // (metric name, dimension sets) in field order.
+    let mut per_metric: Vec<(&str, Vec<Vec<String>>)> = Vec::new();
+    for (field, value) in event {
+        if !value.is_number() {
+            continue;
+        }
+        let mut sets: Vec<Vec<String>> = Vec::new();
+        for decl in declarations(enhanced) {
+            if !decl.metrics.iter().any(|m| field.contains(m)) {
+                continue;
+            }
+            for set in decl.dimensions {
+                if !set.iter().all(|k| event.get(*k).is_some_and(Value::is_string)) {
+                    continue;
+                }
+                let mut keys: Vec<String> = set.iter().map(|k| k.to_string()).collect();
+                keys.sort();
+                if !sets.contains(&keys) {
+                    sets.push(keys);
+                }
+            }
+        }
+        if !sets.is_empty() {
+            per_metric.push((field.as_str(), sets));
+        }
+    }
+    let mut directives: Vec<MetricDirective> = Vec::new();
+    for (name, sets) in per_metric {
+        let def = MetricDefinition {
+            name: name.to_string(),
+            unit: unit_of(name).as_cloudwatch().map(str::to_string),
+            storage_resolution: None,
+        };
+        match directives.iter_mut().find(|d| d.dimensions == sets) {
+            Some(d) => d.metrics.push(def),
+            None => directives.push(MetricDirective {
+                namespace: NAMESPACE.to_string(),
+                dimensions: sets,
+                metrics: vec![def],
+            }),
+        }
+    }
+    directives
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn units_follow_the_formula_table() {
+        assert_eq!(unit_of("node_cpu_usage_total"), Unit::None);
+        assert_eq!(unit_of("pod_cpu_request"), Unit::None);
+        assert_eq!(unit_of("node_cpu_utilization"), Unit::Percent);
+        assert_eq!(unit_of("pod_cpu_utilization_over_pod_limit"), Unit::Percent);
+        assert_eq!(unit_of("node_memory_reserved_capacity"), Unit::Percent);
+        assert_eq!(unit_of("node_memory_working_set"), Unit::Bytes);
+        assert_eq!(unit_of("node_memory_failcnt"), Unit::Count);
+        assert_eq!(unit_of("node_memory_pgfault"), Unit::CountPerSecond);
+        assert_eq!(unit_of("container_memory_failures_total"), Unit::CountPerSecond);
+        assert_eq!(unit_of("node_network_total_bytes"), Unit::BytesPerSecond);
+        assert_eq!(unit_of("pod_interface_network_rx_packets"), Unit::CountPerSecond);
+        assert_eq!(unit_of("node_diskio_io_service_bytes_read"), Unit::BytesPerSecond);
+        assert_eq!(unit_of("node_diskio_io_serviced_total"), Unit::CountPerSecond);
+        assert_eq!(unit_of("node_filesystem_capacity"), Unit::Bytes);
+        assert_eq!(unit_of("node_filesystem_inodes_free"), Unit::Count);
+        assert_eq!(unit_of("pod_number_of_container_restarts"), Unit::Count);
+        assert_eq!(unit_of("cluster_failed_node_count"), Unit::Count);
+    }
+
+    #[test]
+    fn standard_mode_has_the_25_metric_names() {
+        let mut names: Vec<&str> = STANDARD.iter().flat_map(|d| d.metrics.iter().copied()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 25);
+    }
+
+    #[test]
+    fn node_event_gets_node_and_cluster_sets() {
+        let ev = obj(json!({
+            "Type": "Node", "ClusterName": "c1", "NodeName": "n1", "InstanceId": "i-1",
+            "node_cpu_utilization": 12.5, "node_cpu_usage_total": 250.0, "node_memory_cache": 5
+        }));
+        let d = directives_for(&ev, false);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].dimensions, vec![vec!["ClusterName", "InstanceId", "NodeName"], vec!["ClusterName"]]);
+        assert_eq!(d[0].metrics[0].name, "node_cpu_utilization");
+        assert_eq!(d[0].metrics[0].unit.as_deref(), Some("Percent"));
+        assert_eq!(d[1].dimensions, vec![vec!["ClusterName"]]);
+        assert_eq!(d[1].metrics[0].name, "node_cpu_usage_total");
+        assert_eq!(d[1].metrics[0].unit, None);
+    }
+
+    #[test]
+    fn sets_with_absent_keys_are_skipped() {
+        // No Service on this pod: the Service set is not applied.
+        let ev = obj(json!({
+            "Type": "Pod", "ClusterName": "c1", "Namespace": "ns", "PodName": "p",
+            "pod_cpu_utilization": 1.0
+        }));
+        let d = directives_for(&ev, false);
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].dimensions,
+            vec![
+                vec!["ClusterName", "Namespace", "PodName"],
+                vec!["ClusterName", "Namespace"],
+                vec!["ClusterName"]
+            ]
+        );
+    }
+
+    #[test]
+    fn events_without_declared_metrics_get_no_directive() {
+        let ev = obj(json!({"Type": "NodeNet", "ClusterName": "c1", "node_interface_network_rx_bytes": 1.0}));
+        assert!(directives_for(&ev, false).is_empty());
+        // ...but enhanced mode declares the dropped counters.
+        let ev = obj(json!({"Type": "NodeNet", "ClusterName": "c1", "NodeName": "n", "InstanceId": "i",
+            "node_interface_network_rx_dropped": 0.0}));
+        assert_eq!(directives_for(&ev, true).len(), 1);
+    }
+}

@@ -1,0 +1,608 @@
+//! Agent configuration: the seed's ConfigMap document (`cwagentconfig.json`) plus kinsight's
+//! own settings in a `"kinsight"` object (issue [1/8], reference §4.1).
+//!
+//! Accepted shapes, unchanged from what users already have:
+//! * `{"structuredlogs": {"metrics_collected": {"kubernetes": {...}}, "force_flush_interval": 5}}`
+//!   (the 2019 seed),
+//! * `{"logs": {"metrics_collected": {"kubernetes": {...}}, "force_flush_interval": 5}}` (the
+//!   current agent), with every key of the reference's table.
+//!
+//! Unknown keys become warnings (the agent logs them); a value of the wrong type is an error
+//! naming the key's full path. Environment variables of the seed's DaemonSet (`HOST_IP`,
+//! `HOST_NAME`, `K8S_NAMESPACE`) fill what the document leaves out; they are read through a
+//! function so tests need not touch the process environment.
+
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use thiserror::Error;
+
+use crate::names::{DEFAULT_LOG_GROUP_PREFIX, LogGroups};
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("config is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("config key `{key}` must be {expected}, found {found}")]
+    WrongType { key: String, expected: &'static str, found: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("config has no `logs.metrics_collected.kubernetes` (or `structuredlogs...`) section and no `kinsight` section: nothing to collect")]
+    NothingToCollect,
+    #[error("cluster name is not set: set `logs.metrics_collected.kubernetes.cluster_name` (or the CLUSTER_NAME environment variable)")]
+    MissingClusterName,
+}
+
+/// A multiline rule: which containers' logs get stack traces joined, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultilineRule {
+    /// Namespace the rule applies to; `None` = every namespace.
+    pub namespace: Option<String>,
+    /// Pod name glob (`*` wildcard); `None` = every pod.
+    pub pod: Option<String>,
+    /// Container name; `None` = every container.
+    pub container: Option<String>,
+    /// `java`, `python`, `go`, `node` or `auto` (all of them).
+    pub language: String,
+}
+
+/// Log collection settings (`kinsight.logs`, issue [2/8]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogsSettings {
+    pub enabled: bool,
+    /// Read files that exist at first start (with no checkpoint) from their beginning.
+    pub read_from_head: bool,
+    pub include_namespaces: Vec<String>,
+    pub exclude_namespaces: Vec<String>,
+    /// Pods carrying any of these labels (key → value) are not collected.
+    pub exclude_pod_labels: BTreeMap<String, String>,
+    /// Add pod labels to `kubernetes.labels` (on by default).
+    pub labels: bool,
+    /// Add pod annotations to `kubernetes.annotations` (opt-in).
+    pub annotations: bool,
+    pub multiline: Vec<MultilineRule>,
+    /// Per-container line rate limit; 0 = unlimited.
+    pub rate_limit_lines_per_second: u64,
+    pub rescan_interval_seconds: u64,
+    /// How long a deleted pod's metadata is kept to enrich its last lines.
+    pub metadata_retention_seconds: u64,
+    pub journald: bool,
+    /// Journal directory relative to `host_root` (default `/var/log/journal`, falling back to `/run/log/journal`).
+    pub journal_dir: Option<PathBuf>,
+}
+
+impl Default for LogsSettings {
+    fn default() -> Self {
+        LogsSettings {
+            enabled: true,
+            read_from_head: false,
+            include_namespaces: Vec::new(),
+            exclude_namespaces: Vec::new(),
+            exclude_pod_labels: BTreeMap::new(),
+            labels: true,
+            annotations: false,
+            multiline: Vec::new(),
+            rate_limit_lines_per_second: 0,
+            rescan_interval_seconds: 10,
+            metadata_retention_seconds: 300,
+            journald: true,
+            journal_dir: None,
+        }
+    }
+}
+
+/// kinsight's own settings (the `"kinsight"` object).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KinsightSettings {
+    /// Where the host's /proc, /sys and /var/log are mounted (`/rootfs` in a DaemonSet).
+    pub host_root: PathBuf,
+    /// Kubelet base URL; default `https://${HOST_IP}:10250`. `None` when HOST_IP is unknown.
+    pub kubelet_url: Option<String>,
+    pub kubelet_token_file: PathBuf,
+    pub kubelet_ca_file: PathBuf,
+    /// API server URL; default from the in-cluster environment (KUBERNETES_SERVICE_HOST/PORT).
+    pub api_server_url: Option<String>,
+    pub state_dir: PathBuf,
+    pub server_url: Option<String>,
+    /// File holding the server token; the `KINSIGHT_TOKEN` variable wins when set.
+    pub server_token_file: Option<PathBuf>,
+    /// `/kinsight` by default; `/aws/containerinsights` to match CloudWatch's names.
+    pub log_group_prefix: String,
+    /// Upper bound of the shipper's disk buffer.
+    pub buffer_max_bytes: u64,
+    pub batch_max_events: usize,
+    pub batch_max_bytes: usize,
+    pub logs: LogsSettings,
+}
+
+/// The validated agent configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    pub cluster_name: String,
+    pub metrics_collection_interval_s: u64,
+    pub force_flush_interval_s: u64,
+    pub enhanced_container_insights: bool,
+    pub prefer_full_pod_name: bool,
+    pub tag_service: bool,
+    pub disable_metric_extraction: bool,
+    pub accelerated_compute_metrics: bool,
+    /// Whether `metrics_collected.kubernetes` was present (metrics enabled).
+    pub metrics_enabled: bool,
+    pub host_ip: Option<String>,
+    pub host_name: String,
+    /// Namespace of the agent (leader lock lives there).
+    pub k8s_namespace: String,
+    pub kinsight: KinsightSettings,
+    /// Unknown keys and other non-fatal remarks, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+impl AgentConfig {
+    pub fn log_groups(&self) -> LogGroups {
+        LogGroups::new(&self.kinsight.log_group_prefix, &self.cluster_name)
+    }
+
+    /// Parses a config document, reading the seed's environment variables from the process.
+    pub fn from_json(text: &str) -> Result<AgentConfig, ConfigError> {
+        Self::from_json_with_env(text, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Parses a config document with an explicit environment lookup.
+    pub fn from_json_with_env(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<AgentConfig, ConfigError> {
+        let root: Value = serde_json::from_str(text)?;
+        let root = match root {
+            Value::Object(m) => m,
+            other => {
+                return Err(ConfigError::WrongType { key: "(root)".into(), expected: "an object", found: kind(&other) });
+            }
+        };
+        let mut warnings = Vec::new();
+        let mut top = Cursor::new("", &root);
+
+        // The agent's generic sections are accepted; kinsight uses only what it needs.
+        if let Some(mut agent) = top.object("agent")? {
+            agent.u64("metrics_collection_interval")?;
+            agent.ignore(&["region", "credentials", "debug", "logfile", "run_as_user", "omit_hostname", "quiet", "usage_data", "aws_sdk_log_level"]);
+            agent.finish(&mut warnings);
+        }
+        if let Some(mut metrics) = top.object("metrics")? {
+            metrics.ignore(&["metrics_collected", "namespace", "append_dimensions", "aggregation_dimensions", "force_flush_interval", "credentials", "endpoint_override"]);
+            metrics.finish(&mut warnings);
+        }
+        top.ignore(&["traces"]);
+        let agent_interval = root.get("agent").and_then(|a| a.get("metrics_collection_interval")).and_then(Value::as_u64);
+
+        let logs_key = if root.contains_key("logs") {
+            if root.contains_key("structuredlogs") {
+                warnings.push("both `logs` and `structuredlogs` are set; `structuredlogs` is ignored".into());
+                top.ignore(&["structuredlogs"]);
+            }
+            "logs"
+        } else {
+            "structuredlogs"
+        };
+        let mut cfg_interval = None;
+        let mut force_flush = 5;
+        let mut k8s_present = false;
+        let mut cluster_name = None;
+        let mut enhanced = false;
+        let mut prefer_full_pod_name = false;
+        let mut tag_service = true;
+        let mut disable_metric_extraction = false;
+        let mut accelerated = true;
+        let mut host_ip_cfg = None;
+        let mut host_name_cfg = None;
+        if let Some(mut logs) = top.object(logs_key)? {
+            if let Some(v) = logs.u64("force_flush_interval")? {
+                if v == 0 {
+                    return Err(ConfigError::Invalid { key: logs.key("force_flush_interval"), message: "must be at least 1 second".into() });
+                }
+                force_flush = v;
+            }
+            logs.ignore(&["endpoint_override", "log_stream_name", "credentials", "concurrency", "logs_collected", "region"]);
+            if let Some(mut mc) = logs.object("metrics_collected")? {
+                if let Some(mut k) = mc.object("kubernetes")? {
+                    k8s_present = true;
+                    cluster_name = k.string("cluster_name")?;
+                    cfg_interval = k.u64("metrics_collection_interval")?;
+                    if cfg_interval == Some(0) {
+                        return Err(ConfigError::Invalid { key: k.key("metrics_collection_interval"), message: "must be at least 1 second".into() });
+                    }
+                    enhanced = k.bool("enhanced_container_insights")?.unwrap_or(false);
+                    if let Some(g) = k.f64("metric_granularity")? {
+                        // Legacy spelling: a granularity above 1 means enhanced.
+                        enhanced |= g > 1.0;
+                    }
+                    prefer_full_pod_name = k.bool("prefer_full_pod_name")?.unwrap_or(enhanced);
+                    tag_service = k.bool("tag_service")?.unwrap_or(true);
+                    disable_metric_extraction = k.bool("disable_metric_extraction")?.unwrap_or(false);
+                    accelerated = k.bool("accelerated_compute_metrics")?.unwrap_or(true);
+                    host_ip_cfg = k.string("host_ip")?;
+                    host_name_cfg = k.string("host_name")?;
+                    k.string("kube_config_path")?;
+                    k.ignore(&["accelerated_compute_gpu_metrics_collection_interval", "kueue_container_insights", "jmx_container_insights", "enable_control_plane_metrics"]);
+                    k.finish(&mut warnings);
+                }
+                mc.finish(&mut warnings);
+            }
+            logs.finish(&mut warnings);
+        }
+
+        let kinsight = match top.object("kinsight")? {
+            Some(mut k) => {
+                let s = parse_kinsight(&mut k, env, host_ip_cfg.as_deref())?;
+                k.finish(&mut warnings);
+                s
+            }
+            None => {
+                let empty = Map::new();
+                let mut k = Cursor::new("kinsight", &empty);
+                parse_kinsight(&mut k, env, host_ip_cfg.as_deref())?
+            }
+        };
+        let kinsight_present = root.contains_key("kinsight");
+        top.finish(&mut warnings);
+
+        if !k8s_present && !kinsight_present {
+            return Err(ConfigError::NothingToCollect);
+        }
+        let cluster_name = cluster_name.or_else(|| env("CLUSTER_NAME")).ok_or(ConfigError::MissingClusterName)?;
+        validate_cluster_name(&cluster_name)?;
+        let host_name = host_name_cfg
+            .or_else(|| env("HOST_NAME"))
+            .or_else(|| std::fs::read_to_string(kinsight.host_root.join("proc/sys/kernel/hostname")).ok().map(|s| s.trim().to_string()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".to_string());
+        let host_ip = host_ip_cfg.or_else(|| env("HOST_IP"));
+
+        Ok(AgentConfig {
+            cluster_name,
+            metrics_collection_interval_s: cfg_interval.or(agent_interval).unwrap_or(60),
+            force_flush_interval_s: force_flush,
+            enhanced_container_insights: enhanced,
+            prefer_full_pod_name,
+            tag_service,
+            disable_metric_extraction,
+            accelerated_compute_metrics: accelerated,
+            metrics_enabled: k8s_present,
+            host_ip,
+            host_name,
+            k8s_namespace: env("K8S_NAMESPACE").unwrap_or_else(|| "kinsight".to_string()),
+            kinsight,
+            warnings,
+        })
+    }
+}
+
+/// Cluster names become part of log group names; newer agents validate this pattern.
+fn validate_cluster_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 512
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key: "logs.metrics_collected.kubernetes.cluster_name".into(),
+            message: format!("{name:?} must start with a letter or digit and contain only letters, digits, '-' and '_'"),
+        })
+    }
+}
+
+fn parse_kinsight(
+    k: &mut Cursor<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+    host_ip_cfg: Option<&str>,
+) -> Result<KinsightSettings, ConfigError> {
+    let host_root = PathBuf::from(k.string("host_root")?.unwrap_or_else(|| "/".into()));
+    let host_ip = host_ip_cfg.map(str::to_string).or_else(|| env("HOST_IP"));
+    let kubelet_url = match k.string("kubelet_url")? {
+        Some(u) => Some(expand_env(&u, env)),
+        None => host_ip.map(|ip| format!("https://{ip}:10250")),
+    };
+    if let Some(u) = &kubelet_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(ConfigError::Invalid { key: k.key("kubelet_url"), message: format!("{u:?} is not an http:// or https:// URL") });
+        }
+    }
+    let api_server_url = match k.string("api_server_url")? {
+        Some(u) => Some(expand_env(&u, env)),
+        None => match (env("KUBERNETES_SERVICE_HOST"), env("KUBERNETES_SERVICE_PORT")) {
+            (Some(h), Some(p)) if h.contains(':') => Some(format!("https://[{h}]:{p}")),
+            (Some(h), Some(p)) => Some(format!("https://{h}:{p}")),
+            _ => None,
+        },
+    };
+    let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let mut logs = LogsSettings::default();
+    if let Some(mut l) = k.object("logs")? {
+        logs.enabled = l.bool("enabled")?.unwrap_or(logs.enabled);
+        logs.read_from_head = l.bool("read_from_head")?.unwrap_or(logs.read_from_head);
+        logs.include_namespaces = l.strings("include_namespaces")?.unwrap_or_default();
+        logs.exclude_namespaces = l.strings("exclude_namespaces")?.unwrap_or_default();
+        logs.exclude_pod_labels = l.string_map("exclude_pod_labels")?.unwrap_or_default();
+        logs.labels = l.bool("labels")?.unwrap_or(logs.labels);
+        logs.annotations = l.bool("annotations")?.unwrap_or(logs.annotations);
+        logs.rate_limit_lines_per_second = l.u64("rate_limit_lines_per_second")?.unwrap_or(0);
+        logs.rescan_interval_seconds = l.u64("rescan_interval_seconds")?.unwrap_or(logs.rescan_interval_seconds).max(1);
+        logs.metadata_retention_seconds = l.u64("metadata_retention_seconds")?.unwrap_or(logs.metadata_retention_seconds);
+        logs.journald = l.bool("journald")?.unwrap_or(logs.journald);
+        logs.journal_dir = l.string("journal_dir")?.map(PathBuf::from);
+        if let Some(rules) = l.array("multiline")? {
+            for (i, rule) in rules.iter().enumerate() {
+                let key = format!("{}[{i}]", l.key("multiline"));
+                let Value::Object(obj) = rule else {
+                    return Err(ConfigError::WrongType { key, expected: "an object", found: kind(rule) });
+                };
+                let mut r = Cursor::new(&key, obj);
+                let language = r.string("language")?.unwrap_or_else(|| "auto".into());
+                if !["java", "python", "go", "node", "auto"].contains(&language.as_str()) {
+                    return Err(ConfigError::Invalid { key: r.key("language"), message: format!("{language:?} is not one of java, python, go, node, auto") });
+                }
+                let rule = MultilineRule { namespace: r.string("namespace")?, pod: r.string("pod")?, container: r.string("container")?, language };
+                let mut w = Vec::new();
+                r.finish(&mut w);
+                if let Some(first) = w.into_iter().next() {
+                    return Err(ConfigError::Invalid { key, message: first });
+                }
+                logs.multiline.push(rule);
+            }
+        }
+        let mut w = Vec::new();
+        l.finish(&mut w);
+        k.warnings.extend(w);
+    }
+    let settings = KinsightSettings {
+        host_root,
+        kubelet_url,
+        kubelet_token_file: PathBuf::from(k.string("kubelet_token_file")?.unwrap_or_else(|| format!("{sa}/token"))),
+        kubelet_ca_file: PathBuf::from(k.string("kubelet_ca_file")?.unwrap_or_else(|| format!("{sa}/ca.crt"))),
+        api_server_url,
+        state_dir: PathBuf::from(k.string("state_dir")?.unwrap_or_else(|| "/var/lib/kinsight".into())),
+        server_url: k.string("server_url")?.map(|u| expand_env(&u, env)),
+        server_token_file: k.string("server_token_file")?.map(PathBuf::from),
+        log_group_prefix: k.string("log_group_prefix")?.unwrap_or_else(|| DEFAULT_LOG_GROUP_PREFIX.into()),
+        buffer_max_bytes: k.u64("buffer_max_bytes")?.unwrap_or(1 << 30),
+        batch_max_events: k.u64("batch_max_events")?.map(|v| v as usize).unwrap_or(crate::limits::MAX_BATCH_EVENTS).clamp(1, crate::limits::MAX_BATCH_EVENTS),
+        batch_max_bytes: k.u64("batch_max_bytes")?.map(|v| v as usize).unwrap_or(crate::limits::MAX_BATCH_BYTES).clamp(1024, crate::limits::MAX_BATCH_BYTES),
+        logs,
+    };
+    if !settings.log_group_prefix.starts_with('/') {
+        return Err(ConfigError::Invalid { key: k.key("log_group_prefix"), message: "must start with '/'".into() });
+    }
+    Ok(settings)
+}
+
+/// Replaces `${NAME}` with the variable's value (empty when unset).
+fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        match rest[start + 2..].find('}') {
+            Some(end) => {
+                let name = &rest[start + 2..start + 2 + end];
+                out.push_str(&env(name).unwrap_or_default());
+                rest = &rest[start + 3 + end..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn kind(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// Walks one JSON object, remembering which keys were read so the rest can be reported.
+struct Cursor<'a> {
+    path: String,
+    obj: &'a Map<String, Value>,
+    seen: HashSet<String>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(path: &str, obj: &'a Map<String, Value>) -> Self {
+        Cursor { path: path.to_string(), obj, seen: HashSet::new(), warnings: Vec::new() }
+    }
+
+    fn key(&self, k: &str) -> String {
+        if self.path.is_empty() { k.to_string() } else { format!("{}.{k}", self.path) }
+    }
+
+    fn get(&mut self, k: &str) -> Option<&'a Value> {
+        self.seen.insert(k.to_string());
+        self.obj.get(k).filter(|v| !v.is_null())
+    }
+
+    fn ignore(&mut self, keys: &[&str]) {
+        for k in keys {
+            self.seen.insert((*k).to_string());
+        }
+    }
+
+    fn wrong(&self, k: &str, expected: &'static str, v: &Value) -> ConfigError {
+        ConfigError::WrongType { key: self.key(k), expected, found: kind(v) }
+    }
+
+    fn object(&mut self, k: &str) -> Result<Option<Cursor<'a>>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Cursor::new(&self.key(k), m))),
+            Some(v) => Err(self.wrong(k, "an object", v)),
+        }
+    }
+
+    fn array(&mut self, k: &str) -> Result<Option<&'a Vec<Value>>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(v) => Err(self.wrong(k, "an array", v)),
+        }
+    }
+
+    fn string(&mut self, k: &str) -> Result<Option<String>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(self.wrong(k, "a string", v)),
+        }
+    }
+
+    fn strings(&mut self, k: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(items) = self.array(k)? else { return Ok(None) };
+        items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.wrong(k, "an array of strings", v)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn string_map(&mut self, k: &str) -> Result<Option<BTreeMap<String, String>>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(key, v)| v.as_str().map(|s| (key.clone(), s.to_string())).ok_or_else(|| self.wrong(k, "an object of strings", v)))
+                .collect::<Result<BTreeMap<_, _>, _>>()
+                .map(Some),
+            Some(v) => Err(self.wrong(k, "an object of strings", v)),
+        }
+    }
+
+    fn bool(&mut self, k: &str) -> Result<Option<bool>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.wrong(k, "true or false", v)),
+        }
+    }
+
+    fn u64(&mut self, k: &str) -> Result<Option<u64>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(u) => Ok(Some(u)),
+                None => Err(self.wrong(k, "a whole number of at least 0", &Value::Number(n.clone()))),
+            },
+            Some(v) => Err(self.wrong(k, "a number", v)),
+        }
+    }
+
+    fn f64(&mut self, k: &str) -> Result<Option<f64>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(v) => Err(self.wrong(k, "a number", v)),
+        }
+    }
+
+    fn finish(mut self, warnings: &mut Vec<String>) {
+        warnings.append(&mut self.warnings);
+        for k in self.obj.keys() {
+            if !self.seen.contains(k) {
+                warnings.push(format!("unknown config key `{}` is ignored", self.key(k)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    const SEED: &str = r#"{"structuredlogs": {"metrics_collected": {"kubernetes": {"cluster_name": "MyCluster", "metrics_collection_interval": 60}}, "force_flush_interval": 5}}"#;
+
+    #[test]
+    fn accepts_the_seed_document_unchanged() {
+        let c = AgentConfig::from_json_with_env(SEED, &env(&[("HOST_IP", "10.0.0.7"), ("HOST_NAME", "node-a"), ("K8S_NAMESPACE", "amazon-cloudwatch")])).unwrap();
+        assert_eq!(c.cluster_name, "MyCluster");
+        assert_eq!(c.metrics_collection_interval_s, 60);
+        assert_eq!(c.force_flush_interval_s, 5);
+        assert_eq!(c.host_name, "node-a");
+        assert_eq!(c.k8s_namespace, "amazon-cloudwatch");
+        assert_eq!(c.kinsight.kubelet_url.as_deref(), Some("https://10.0.0.7:10250"));
+        assert_eq!(c.log_groups().performance(), "/kinsight/MyCluster/performance");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!c.enhanced_container_insights);
+    }
+
+    #[test]
+    fn accepts_the_logs_spelling_with_reference_keys() {
+        let doc = r#"{"agent": {"region": "eu-west-1"}, "logs": {"metrics_collected": {"kubernetes": {
+            "cluster_name": "c1", "metrics_collection_interval": 1, "enhanced_container_insights": true,
+            "tag_service": false, "accelerated_compute_metrics": false, "disable_metric_extraction": true}},
+            "force_flush_interval": 2},
+            "kinsight": {"host_root": "/rootfs", "kubelet_url": "http://127.0.0.1:10255", "log_group_prefix": "/aws/containerinsights",
+                         "logs": {"exclude_namespaces": ["kube-system"], "multiline": [{"namespace": "prod", "language": "java"}]}}}"#;
+        let c = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap();
+        assert!(c.enhanced_container_insights && c.prefer_full_pod_name && !c.tag_service && c.disable_metric_extraction);
+        assert_eq!(c.metrics_collection_interval_s, 1);
+        assert_eq!(c.kinsight.host_root, PathBuf::from("/rootfs"));
+        assert_eq!(c.kinsight.kubelet_url.as_deref(), Some("http://127.0.0.1:10255"));
+        assert_eq!(c.log_groups().host(), "/aws/containerinsights/c1/host");
+        assert_eq!(c.kinsight.logs.exclude_namespaces, vec!["kube-system"]);
+        assert_eq!(c.kinsight.logs.multiline[0].language, "java");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "colour": "red"}}}, "extra": 1}"#;
+        let c = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap();
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings.iter().any(|w| w.contains("logs.metrics_collected.kubernetes.colour")));
+        assert!(c.warnings.iter().any(|w| w.contains("`extra`")));
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "metrics_collection_interval": "60"}}}}"#;
+        let e = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap_err();
+        assert_eq!(e.to_string(), "config key `logs.metrics_collected.kubernetes.metrics_collection_interval` must be a number, found the string \"60\"");
+        let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}, "kinsight": {"logs": {"labels": "yes"}}}"#;
+        let e = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("`kinsight.logs.labels`"), "{e}");
+    }
+
+    #[test]
+    fn missing_cluster_and_bad_values_are_errors() {
+        let e = AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {}}}}"#, &env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::MissingClusterName));
+        let c = AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {}}}}"#, &env(&[("CLUSTER_NAME", "fromenv")])).unwrap();
+        assert_eq!(c.cluster_name, "fromenv");
+        assert!(AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "bad name"}}}}"#, &env(&[])).is_err());
+        assert!(AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "metrics_collection_interval": 0}}}}"#, &env(&[])).is_err());
+        assert!(matches!(AgentConfig::from_json_with_env("{}", &env(&[])), Err(ConfigError::NothingToCollect)));
+        assert!(matches!(AgentConfig::from_json_with_env("[1]", &env(&[])), Err(ConfigError::WrongType { .. })));
+        assert!(matches!(AgentConfig::from_json_with_env("{", &env(&[])), Err(ConfigError::Json(_))));
+    }
+
+    #[test]
+    fn env_expansion_in_urls() {
+        let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}, "kinsight": {"kubelet_url": "http://${HOST_IP}:10255"}}"#;
+        let c = AgentConfig::from_json_with_env(doc, &env(&[("HOST_IP", "1.2.3.4")])).unwrap();
+        assert_eq!(c.kinsight.kubelet_url.as_deref(), Some("http://1.2.3.4:10255"));
+    }
+}

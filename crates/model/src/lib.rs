@@ -1,0 +1,20 @@
+//! kinsight-model: the shared vocabulary of every kinsight crate.
+//!
+//! What lives here: the log event envelope that agents ship and the server stores
+//! ([`event`]), the names and limits of log groups, streams and batches ([`names`],
+//! [`limits`]), the Container Insights metric catalogue — names, units and the EMF dimension
+//! sets of the reference's section 2.4 ([`catalogue`]), the EMF directive itself with
+//! extraction of datapoints ([`emf`]), and the agent configuration in the seed's JSON shape
+//! ([`config`]).
+//!
+//! What does not: any I/O, any async runtime, any heavy dependency. Every other crate depends
+//! on this one, so it must stay cheap to build.
+
+pub mod catalogue;
+pub mod config;
+pub mod emf;
+pub mod event;
+pub mod limits;
+pub mod names;
+
+pub use event::LogEvent;

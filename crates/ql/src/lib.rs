@@ -1,0 +1,1 @@
+//! kinsight-ql (skeleton)
