@@ -1,1 +1,13 @@
-//! kinsight-agent (skeleton)
+//! kinsight-agent: the node agent.
+//!
+//! It collects Container Insights performance events from cgroups and /proc ([`cgroup`],
+//! [`host`]), the kubelet ([`kubelet`]) and the API server ([`apiserver`]), builds the
+//! reference's events with their EMF directives ([`perf`]), collects container, host and
+//! dataplane logs ([`logs`]), and hands batches of [`kinsight_model::LogEvent`] to a
+//! [`sink::Sink`] that acknowledges only once they are durable.
+//!
+//! It deliberately does not depend on the storage or query crates (no DataFusion): the agent
+//! binary path stays small and quick to build.
+
+pub mod logs;
+pub mod sink;

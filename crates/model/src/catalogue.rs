@@ -111,7 +111,11 @@ pub fn unit_of(metric: &str) -> Unit {
         return Unit::BytesPerSecond;
     }
     if m.contains("network") {
-        return if m.ends_with("_bytes") { Unit::BytesPerSecond } else { Unit::CountPerSecond };
+        return if m.ends_with("_bytes") {
+            Unit::BytesPerSecond
+        } else {
+            Unit::CountPerSecond
+        };
     }
     if m.contains("diskio_io_serviced") {
         return Unit::CountPerSecond;
@@ -126,7 +130,11 @@ pub fn unit_of(metric: &str) -> Unit {
         return Unit::Bytes;
     }
     if m.contains("_filesystem_") {
-        return if m.contains("inodes") { Unit::Count } else { Unit::Bytes };
+        return if m.contains("inodes") {
+            Unit::Count
+        } else {
+            Unit::Bytes
+        };
     }
     Unit::Count
 }
@@ -164,10 +172,18 @@ pub const STANDARD: &[Declaration] = &[
         dimensions: NODE_DIMS,
     },
     Declaration {
-        metrics: &["node_cpu_usage_total", "node_cpu_limit", "node_memory_working_set", "node_memory_limit"],
+        metrics: &[
+            "node_cpu_usage_total",
+            "node_cpu_limit",
+            "node_memory_working_set",
+            "node_memory_limit",
+        ],
         dimensions: CLUSTER_DIMS,
     },
-    Declaration { metrics: &["node_filesystem_utilization"], dimensions: NODE_DIMS },
+    Declaration {
+        metrics: &["node_filesystem_utilization"],
+        dimensions: NODE_DIMS,
+    },
     Declaration {
         metrics: &[
             "pod_cpu_utilization",
@@ -187,7 +203,10 @@ pub const STANDARD: &[Declaration] = &[
         metrics: &["pod_number_of_container_restarts"],
         dimensions: &[&["PodName", "Namespace", "ClusterName"]],
     },
-    Declaration { metrics: &["cluster_node_count", "cluster_failed_node_count"], dimensions: CLUSTER_DIMS },
+    Declaration {
+        metrics: &["cluster_node_count", "cluster_failed_node_count"],
+        dimensions: CLUSTER_DIMS,
+    },
     Declaration {
         metrics: &["service_number_of_running_pods"],
         dimensions: &[&["Service", "Namespace", "ClusterName"], &["ClusterName"]],
@@ -218,7 +237,13 @@ pub const ENHANCED: &[Declaration] = &[
         ],
         dimensions: &[
             &["ClusterName"],
-            &["ContainerName", "FullPodName", "PodName", "Namespace", "ClusterName"],
+            &[
+                "ContainerName",
+                "FullPodName",
+                "PodName",
+                "Namespace",
+                "ClusterName",
+            ],
             &["ContainerName", "PodName", "Namespace", "ClusterName"],
         ],
     },
@@ -277,7 +302,10 @@ pub const ENHANCED: &[Declaration] = &[
         ],
     },
     Declaration {
-        metrics: &["pod_interface_network_rx_dropped", "pod_interface_network_tx_dropped"],
+        metrics: &[
+            "pod_interface_network_rx_dropped",
+            "pod_interface_network_tx_dropped",
+        ],
         dimensions: &[
             &["FullPodName", "PodName", "Namespace", "ClusterName"],
             &["PodName", "Namespace", "ClusterName"],
@@ -319,7 +347,11 @@ pub const ENHANCED: &[Declaration] = &[
         dimensions: NODE_DIMS,
     },
     Declaration {
-        metrics: &["node_filesystem_utilization", "node_filesystem_inodes", "node_filesystem_inodes_free"],
+        metrics: &[
+            "node_filesystem_utilization",
+            "node_filesystem_inodes",
+            "node_filesystem_inodes_free",
+        ],
         dimensions: NODE_DIMS,
     },
     Declaration {
@@ -327,7 +359,12 @@ pub const ENHANCED: &[Declaration] = &[
         dimensions: &[&["Service", "Namespace", "ClusterName"], &["ClusterName"]],
     },
     Declaration {
-        metrics: &["replicas_desired", "replicas_ready", "status_replicas_available", "status_replicas_unavailable"],
+        metrics: &[
+            "replicas_desired",
+            "replicas_ready",
+            "status_replicas_available",
+            "status_replicas_unavailable",
+        ],
         dimensions: &[&["PodName", "Namespace", "ClusterName"], &["ClusterName"]],
     },
     Declaration {
@@ -335,7 +372,11 @@ pub const ENHANCED: &[Declaration] = &[
         dimensions: &[&["Namespace", "ClusterName"], &["ClusterName"]],
     },
     Declaration {
-        metrics: &["cluster_node_count", "cluster_failed_node_count", "cluster_number_of_running_pods"],
+        metrics: &[
+            "cluster_node_count",
+            "cluster_failed_node_count",
+            "cluster_number_of_running_pods",
+        ],
         dimensions: CLUSTER_DIMS,
     },
 ];
@@ -363,7 +404,10 @@ pub fn directives_for(event: &Map<String, Value>, enhanced: bool) -> Vec<MetricD
                 continue;
             }
             for set in decl.dimensions {
-                if !set.iter().all(|k| event.get(*k).is_some_and(Value::is_string)) {
+                if !set
+                    .iter()
+                    .all(|k| event.get(*k).is_some_and(Value::is_string))
+                {
                     continue;
                 }
                 let mut keys: Vec<String> = set.iter().map(|k| k.to_string()).collect();
@@ -415,11 +459,23 @@ mod tests {
         assert_eq!(unit_of("node_memory_working_set"), Unit::Bytes);
         assert_eq!(unit_of("node_memory_failcnt"), Unit::Count);
         assert_eq!(unit_of("node_memory_pgfault"), Unit::CountPerSecond);
-        assert_eq!(unit_of("container_memory_failures_total"), Unit::CountPerSecond);
+        assert_eq!(
+            unit_of("container_memory_failures_total"),
+            Unit::CountPerSecond
+        );
         assert_eq!(unit_of("node_network_total_bytes"), Unit::BytesPerSecond);
-        assert_eq!(unit_of("pod_interface_network_rx_packets"), Unit::CountPerSecond);
-        assert_eq!(unit_of("node_diskio_io_service_bytes_read"), Unit::BytesPerSecond);
-        assert_eq!(unit_of("node_diskio_io_serviced_total"), Unit::CountPerSecond);
+        assert_eq!(
+            unit_of("pod_interface_network_rx_packets"),
+            Unit::CountPerSecond
+        );
+        assert_eq!(
+            unit_of("node_diskio_io_service_bytes_read"),
+            Unit::BytesPerSecond
+        );
+        assert_eq!(
+            unit_of("node_diskio_io_serviced_total"),
+            Unit::CountPerSecond
+        );
         assert_eq!(unit_of("node_filesystem_capacity"), Unit::Bytes);
         assert_eq!(unit_of("node_filesystem_inodes_free"), Unit::Count);
         assert_eq!(unit_of("pod_number_of_container_restarts"), Unit::Count);
@@ -428,7 +484,10 @@ mod tests {
 
     #[test]
     fn standard_mode_has_the_25_metric_names() {
-        let mut names: Vec<&str> = STANDARD.iter().flat_map(|d| d.metrics.iter().copied()).collect();
+        let mut names: Vec<&str> = STANDARD
+            .iter()
+            .flat_map(|d| d.metrics.iter().copied())
+            .collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 25);
@@ -442,7 +501,13 @@ mod tests {
         }));
         let d = directives_for(&ev, false);
         assert_eq!(d.len(), 2);
-        assert_eq!(d[0].dimensions, vec![vec!["ClusterName", "InstanceId", "NodeName"], vec!["ClusterName"]]);
+        assert_eq!(
+            d[0].dimensions,
+            vec![
+                vec!["ClusterName", "InstanceId", "NodeName"],
+                vec!["ClusterName"]
+            ]
+        );
         assert_eq!(d[0].metrics[0].name, "node_cpu_utilization");
         assert_eq!(d[0].metrics[0].unit.as_deref(), Some("Percent"));
         assert_eq!(d[1].dimensions, vec![vec!["ClusterName"]]);
@@ -471,11 +536,15 @@ mod tests {
 
     #[test]
     fn events_without_declared_metrics_get_no_directive() {
-        let ev = obj(json!({"Type": "NodeNet", "ClusterName": "c1", "node_interface_network_rx_bytes": 1.0}));
+        let ev = obj(
+            json!({"Type": "NodeNet", "ClusterName": "c1", "node_interface_network_rx_bytes": 1.0}),
+        );
         assert!(directives_for(&ev, false).is_empty());
         // ...but enhanced mode declares the dropped counters.
-        let ev = obj(json!({"Type": "NodeNet", "ClusterName": "c1", "NodeName": "n", "InstanceId": "i",
-            "node_interface_network_rx_dropped": 0.0}));
+        let ev = obj(
+            json!({"Type": "NodeNet", "ClusterName": "c1", "NodeName": "n", "InstanceId": "i",
+            "node_interface_network_rx_dropped": 0.0}),
+        );
         assert_eq!(directives_for(&ev, true).len(), 1);
     }
 }

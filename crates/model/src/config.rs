@@ -24,12 +24,20 @@ pub enum ConfigError {
     #[error("config is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("config key `{key}` must be {expected}, found {found}")]
-    WrongType { key: String, expected: &'static str, found: String },
+    WrongType {
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
-    #[error("config has no `logs.metrics_collected.kubernetes` (or `structuredlogs...`) section and no `kinsight` section: nothing to collect")]
+    #[error(
+        "config has no `logs.metrics_collected.kubernetes` (or `structuredlogs...`) section and no `kinsight` section: nothing to collect"
+    )]
     NothingToCollect,
-    #[error("cluster name is not set: set `logs.metrics_collected.kubernetes.cluster_name` (or the CLUSTER_NAME environment variable)")]
+    #[error(
+        "cluster name is not set: set `logs.metrics_collected.kubernetes.cluster_name` (or the CLUSTER_NAME environment variable)"
+    )]
     MissingClusterName,
 }
 
@@ -156,7 +164,11 @@ impl AgentConfig {
         let root = match root {
             Value::Object(m) => m,
             other => {
-                return Err(ConfigError::WrongType { key: "(root)".into(), expected: "an object", found: kind(&other) });
+                return Err(ConfigError::WrongType {
+                    key: "(root)".into(),
+                    expected: "an object",
+                    found: kind(&other),
+                });
             }
         };
         let mut warnings = Vec::new();
@@ -165,19 +177,42 @@ impl AgentConfig {
         // The agent's generic sections are accepted; kinsight uses only what it needs.
         if let Some(mut agent) = top.object("agent")? {
             agent.u64("metrics_collection_interval")?;
-            agent.ignore(&["region", "credentials", "debug", "logfile", "run_as_user", "omit_hostname", "quiet", "usage_data", "aws_sdk_log_level"]);
+            agent.ignore(&[
+                "region",
+                "credentials",
+                "debug",
+                "logfile",
+                "run_as_user",
+                "omit_hostname",
+                "quiet",
+                "usage_data",
+                "aws_sdk_log_level",
+            ]);
             agent.finish(&mut warnings);
         }
         if let Some(mut metrics) = top.object("metrics")? {
-            metrics.ignore(&["metrics_collected", "namespace", "append_dimensions", "aggregation_dimensions", "force_flush_interval", "credentials", "endpoint_override"]);
+            metrics.ignore(&[
+                "metrics_collected",
+                "namespace",
+                "append_dimensions",
+                "aggregation_dimensions",
+                "force_flush_interval",
+                "credentials",
+                "endpoint_override",
+            ]);
             metrics.finish(&mut warnings);
         }
         top.ignore(&["traces"]);
-        let agent_interval = root.get("agent").and_then(|a| a.get("metrics_collection_interval")).and_then(Value::as_u64);
+        let agent_interval = root
+            .get("agent")
+            .and_then(|a| a.get("metrics_collection_interval"))
+            .and_then(Value::as_u64);
 
         let logs_key = if root.contains_key("logs") {
             if root.contains_key("structuredlogs") {
-                warnings.push("both `logs` and `structuredlogs` are set; `structuredlogs` is ignored".into());
+                warnings.push(
+                    "both `logs` and `structuredlogs` are set; `structuredlogs` is ignored".into(),
+                );
                 top.ignore(&["structuredlogs"]);
             }
             "logs"
@@ -198,18 +233,31 @@ impl AgentConfig {
         if let Some(mut logs) = top.object(logs_key)? {
             if let Some(v) = logs.u64("force_flush_interval")? {
                 if v == 0 {
-                    return Err(ConfigError::Invalid { key: logs.key("force_flush_interval"), message: "must be at least 1 second".into() });
+                    return Err(ConfigError::Invalid {
+                        key: logs.key("force_flush_interval"),
+                        message: "must be at least 1 second".into(),
+                    });
                 }
                 force_flush = v;
             }
-            logs.ignore(&["endpoint_override", "log_stream_name", "credentials", "concurrency", "logs_collected", "region"]);
+            logs.ignore(&[
+                "endpoint_override",
+                "log_stream_name",
+                "credentials",
+                "concurrency",
+                "logs_collected",
+                "region",
+            ]);
             if let Some(mut mc) = logs.object("metrics_collected")? {
                 if let Some(mut k) = mc.object("kubernetes")? {
                     k8s_present = true;
                     cluster_name = k.string("cluster_name")?;
                     cfg_interval = k.u64("metrics_collection_interval")?;
                     if cfg_interval == Some(0) {
-                        return Err(ConfigError::Invalid { key: k.key("metrics_collection_interval"), message: "must be at least 1 second".into() });
+                        return Err(ConfigError::Invalid {
+                            key: k.key("metrics_collection_interval"),
+                            message: "must be at least 1 second".into(),
+                        });
                     }
                     enhanced = k.bool("enhanced_container_insights")?.unwrap_or(false);
                     if let Some(g) = k.f64("metric_granularity")? {
@@ -218,12 +266,18 @@ impl AgentConfig {
                     }
                     prefer_full_pod_name = k.bool("prefer_full_pod_name")?.unwrap_or(enhanced);
                     tag_service = k.bool("tag_service")?.unwrap_or(true);
-                    disable_metric_extraction = k.bool("disable_metric_extraction")?.unwrap_or(false);
+                    disable_metric_extraction =
+                        k.bool("disable_metric_extraction")?.unwrap_or(false);
                     accelerated = k.bool("accelerated_compute_metrics")?.unwrap_or(true);
                     host_ip_cfg = k.string("host_ip")?;
                     host_name_cfg = k.string("host_name")?;
                     k.string("kube_config_path")?;
-                    k.ignore(&["accelerated_compute_gpu_metrics_collection_interval", "kueue_container_insights", "jmx_container_insights", "enable_control_plane_metrics"]);
+                    k.ignore(&[
+                        "accelerated_compute_gpu_metrics_collection_interval",
+                        "kueue_container_insights",
+                        "jmx_container_insights",
+                        "enable_control_plane_metrics",
+                    ]);
                     k.finish(&mut warnings);
                 }
                 mc.finish(&mut warnings);
@@ -249,11 +303,17 @@ impl AgentConfig {
         if !k8s_present && !kinsight_present {
             return Err(ConfigError::NothingToCollect);
         }
-        let cluster_name = cluster_name.or_else(|| env("CLUSTER_NAME")).ok_or(ConfigError::MissingClusterName)?;
+        let cluster_name = cluster_name
+            .or_else(|| env("CLUSTER_NAME"))
+            .ok_or(ConfigError::MissingClusterName)?;
         validate_cluster_name(&cluster_name)?;
         let host_name = host_name_cfg
             .or_else(|| env("HOST_NAME"))
-            .or_else(|| std::fs::read_to_string(kinsight.host_root.join("proc/sys/kernel/hostname")).ok().map(|s| s.trim().to_string()))
+            .or_else(|| {
+                std::fs::read_to_string(kinsight.host_root.join("proc/sys/kernel/hostname"))
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            })
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "localhost".to_string());
         let host_ip = host_ip_cfg.or_else(|| env("HOST_IP"));
@@ -281,14 +341,21 @@ impl AgentConfig {
 fn validate_cluster_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 512
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
         Err(ConfigError::Invalid {
             key: "logs.metrics_collected.kubernetes.cluster_name".into(),
-            message: format!("{name:?} must start with a letter or digit and contain only letters, digits, '-' and '_'"),
+            message: format!(
+                "{name:?} must start with a letter or digit and contain only letters, digits, '-' and '_'"
+            ),
         })
     }
 }
@@ -306,12 +373,18 @@ fn parse_kinsight(
     };
     if let Some(u) = &kubelet_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) {
-            return Err(ConfigError::Invalid { key: k.key("kubelet_url"), message: format!("{u:?} is not an http:// or https:// URL") });
+            return Err(ConfigError::Invalid {
+                key: k.key("kubelet_url"),
+                message: format!("{u:?} is not an http:// or https:// URL"),
+            });
         }
     }
     let api_server_url = match k.string("api_server_url")? {
         Some(u) => Some(expand_env(&u, env)),
-        None => match (env("KUBERNETES_SERVICE_HOST"), env("KUBERNETES_SERVICE_PORT")) {
+        None => match (
+            env("KUBERNETES_SERVICE_HOST"),
+            env("KUBERNETES_SERVICE_PORT"),
+        ) {
             (Some(h), Some(p)) if h.contains(':') => Some(format!("https://[{h}]:{p}")),
             (Some(h), Some(p)) => Some(format!("https://{h}:{p}")),
             _ => None,
@@ -328,26 +401,46 @@ fn parse_kinsight(
         logs.labels = l.bool("labels")?.unwrap_or(logs.labels);
         logs.annotations = l.bool("annotations")?.unwrap_or(logs.annotations);
         logs.rate_limit_lines_per_second = l.u64("rate_limit_lines_per_second")?.unwrap_or(0);
-        logs.rescan_interval_seconds = l.u64("rescan_interval_seconds")?.unwrap_or(logs.rescan_interval_seconds).max(1);
-        logs.metadata_retention_seconds = l.u64("metadata_retention_seconds")?.unwrap_or(logs.metadata_retention_seconds);
+        logs.rescan_interval_seconds = l
+            .u64("rescan_interval_seconds")?
+            .unwrap_or(logs.rescan_interval_seconds)
+            .max(1);
+        logs.metadata_retention_seconds = l
+            .u64("metadata_retention_seconds")?
+            .unwrap_or(logs.metadata_retention_seconds);
         logs.journald = l.bool("journald")?.unwrap_or(logs.journald);
         logs.journal_dir = l.string("journal_dir")?.map(PathBuf::from);
         if let Some(rules) = l.array("multiline")? {
             for (i, rule) in rules.iter().enumerate() {
                 let key = format!("{}[{i}]", l.key("multiline"));
                 let Value::Object(obj) = rule else {
-                    return Err(ConfigError::WrongType { key, expected: "an object", found: kind(rule) });
+                    return Err(ConfigError::WrongType {
+                        key,
+                        expected: "an object",
+                        found: kind(rule),
+                    });
                 };
                 let mut r = Cursor::new(&key, obj);
                 let language = r.string("language")?.unwrap_or_else(|| "auto".into());
                 if !["java", "python", "go", "node", "auto"].contains(&language.as_str()) {
-                    return Err(ConfigError::Invalid { key: r.key("language"), message: format!("{language:?} is not one of java, python, go, node, auto") });
+                    return Err(ConfigError::Invalid {
+                        key: r.key("language"),
+                        message: format!("{language:?} is not one of java, python, go, node, auto"),
+                    });
                 }
-                let rule = MultilineRule { namespace: r.string("namespace")?, pod: r.string("pod")?, container: r.string("container")?, language };
+                let rule = MultilineRule {
+                    namespace: r.string("namespace")?,
+                    pod: r.string("pod")?,
+                    container: r.string("container")?,
+                    language,
+                };
                 let mut w = Vec::new();
                 r.finish(&mut w);
                 if let Some(first) = w.into_iter().next() {
-                    return Err(ConfigError::Invalid { key, message: first });
+                    return Err(ConfigError::Invalid {
+                        key,
+                        message: first,
+                    });
                 }
                 logs.multiline.push(rule);
             }
@@ -359,20 +452,42 @@ fn parse_kinsight(
     let settings = KinsightSettings {
         host_root,
         kubelet_url,
-        kubelet_token_file: PathBuf::from(k.string("kubelet_token_file")?.unwrap_or_else(|| format!("{sa}/token"))),
-        kubelet_ca_file: PathBuf::from(k.string("kubelet_ca_file")?.unwrap_or_else(|| format!("{sa}/ca.crt"))),
+        kubelet_token_file: PathBuf::from(
+            k.string("kubelet_token_file")?
+                .unwrap_or_else(|| format!("{sa}/token")),
+        ),
+        kubelet_ca_file: PathBuf::from(
+            k.string("kubelet_ca_file")?
+                .unwrap_or_else(|| format!("{sa}/ca.crt")),
+        ),
         api_server_url,
-        state_dir: PathBuf::from(k.string("state_dir")?.unwrap_or_else(|| "/var/lib/kinsight".into())),
+        state_dir: PathBuf::from(
+            k.string("state_dir")?
+                .unwrap_or_else(|| "/var/lib/kinsight".into()),
+        ),
         server_url: k.string("server_url")?.map(|u| expand_env(&u, env)),
         server_token_file: k.string("server_token_file")?.map(PathBuf::from),
-        log_group_prefix: k.string("log_group_prefix")?.unwrap_or_else(|| DEFAULT_LOG_GROUP_PREFIX.into()),
+        log_group_prefix: k
+            .string("log_group_prefix")?
+            .unwrap_or_else(|| DEFAULT_LOG_GROUP_PREFIX.into()),
         buffer_max_bytes: k.u64("buffer_max_bytes")?.unwrap_or(1 << 30),
-        batch_max_events: k.u64("batch_max_events")?.map(|v| v as usize).unwrap_or(crate::limits::MAX_BATCH_EVENTS).clamp(1, crate::limits::MAX_BATCH_EVENTS),
-        batch_max_bytes: k.u64("batch_max_bytes")?.map(|v| v as usize).unwrap_or(crate::limits::MAX_BATCH_BYTES).clamp(1024, crate::limits::MAX_BATCH_BYTES),
+        batch_max_events: k
+            .u64("batch_max_events")?
+            .map(|v| v as usize)
+            .unwrap_or(crate::limits::MAX_BATCH_EVENTS)
+            .clamp(1, crate::limits::MAX_BATCH_EVENTS),
+        batch_max_bytes: k
+            .u64("batch_max_bytes")?
+            .map(|v| v as usize)
+            .unwrap_or(crate::limits::MAX_BATCH_BYTES)
+            .clamp(1024, crate::limits::MAX_BATCH_BYTES),
         logs,
     };
     if !settings.log_group_prefix.starts_with('/') {
-        return Err(ConfigError::Invalid { key: k.key("log_group_prefix"), message: "must start with '/'".into() });
+        return Err(ConfigError::Invalid {
+            key: k.key("log_group_prefix"),
+            message: "must start with '/'".into(),
+        });
     }
     Ok(settings)
 }
@@ -420,11 +535,20 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn new(path: &str, obj: &'a Map<String, Value>) -> Self {
-        Cursor { path: path.to_string(), obj, seen: HashSet::new(), warnings: Vec::new() }
+        Cursor {
+            path: path.to_string(),
+            obj,
+            seen: HashSet::new(),
+            warnings: Vec::new(),
+        }
     }
 
     fn key(&self, k: &str) -> String {
-        if self.path.is_empty() { k.to_string() } else { format!("{}.{k}", self.path) }
+        if self.path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{}.{k}", self.path)
+        }
     }
 
     fn get(&mut self, k: &str) -> Option<&'a Value> {
@@ -439,7 +563,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn wrong(&self, k: &str, expected: &'static str, v: &Value) -> ConfigError {
-        ConfigError::WrongType { key: self.key(k), expected, found: kind(v) }
+        ConfigError::WrongType {
+            key: self.key(k),
+            expected,
+            found: kind(v),
+        }
     }
 
     fn object(&mut self, k: &str) -> Result<Option<Cursor<'a>>, ConfigError> {
@@ -467,10 +595,16 @@ impl<'a> Cursor<'a> {
     }
 
     fn strings(&mut self, k: &str) -> Result<Option<Vec<String>>, ConfigError> {
-        let Some(items) = self.array(k)? else { return Ok(None) };
+        let Some(items) = self.array(k)? else {
+            return Ok(None);
+        };
         items
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.wrong(k, "an array of strings", v)))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| self.wrong(k, "an array of strings", v))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
@@ -480,7 +614,11 @@ impl<'a> Cursor<'a> {
             None => Ok(None),
             Some(Value::Object(m)) => m
                 .iter()
-                .map(|(key, v)| v.as_str().map(|s| (key.clone(), s.to_string())).ok_or_else(|| self.wrong(k, "an object of strings", v)))
+                .map(|(key, v)| {
+                    v.as_str()
+                        .map(|s| (key.clone(), s.to_string()))
+                        .ok_or_else(|| self.wrong(k, "an object of strings", v))
+                })
                 .collect::<Result<BTreeMap<_, _>, _>>()
                 .map(Some),
             Some(v) => Err(self.wrong(k, "an object of strings", v)),
@@ -500,7 +638,9 @@ impl<'a> Cursor<'a> {
             None => Ok(None),
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(u) => Ok(Some(u)),
-                None => Err(self.wrong(k, "a whole number of at least 0", &Value::Number(n.clone()))),
+                None => {
+                    Err(self.wrong(k, "a whole number of at least 0", &Value::Number(n.clone())))
+                }
             },
             Some(v) => Err(self.wrong(k, "a number", v)),
         }
@@ -529,21 +669,40 @@ mod tests {
     use super::*;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     const SEED: &str = r#"{"structuredlogs": {"metrics_collected": {"kubernetes": {"cluster_name": "MyCluster", "metrics_collection_interval": 60}}, "force_flush_interval": 5}}"#;
 
     #[test]
     fn accepts_the_seed_document_unchanged() {
-        let c = AgentConfig::from_json_with_env(SEED, &env(&[("HOST_IP", "10.0.0.7"), ("HOST_NAME", "node-a"), ("K8S_NAMESPACE", "amazon-cloudwatch")])).unwrap();
+        let c = AgentConfig::from_json_with_env(
+            SEED,
+            &env(&[
+                ("HOST_IP", "10.0.0.7"),
+                ("HOST_NAME", "node-a"),
+                ("K8S_NAMESPACE", "amazon-cloudwatch"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.cluster_name, "MyCluster");
         assert_eq!(c.metrics_collection_interval_s, 60);
         assert_eq!(c.force_flush_interval_s, 5);
         assert_eq!(c.host_name, "node-a");
         assert_eq!(c.k8s_namespace, "amazon-cloudwatch");
-        assert_eq!(c.kinsight.kubelet_url.as_deref(), Some("https://10.0.0.7:10250"));
-        assert_eq!(c.log_groups().performance(), "/kinsight/MyCluster/performance");
+        assert_eq!(
+            c.kinsight.kubelet_url.as_deref(),
+            Some("https://10.0.0.7:10250")
+        );
+        assert_eq!(
+            c.log_groups().performance(),
+            "/kinsight/MyCluster/performance"
+        );
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(!c.enhanced_container_insights);
     }
@@ -557,10 +716,18 @@ mod tests {
             "kinsight": {"host_root": "/rootfs", "kubelet_url": "http://127.0.0.1:10255", "log_group_prefix": "/aws/containerinsights",
                          "logs": {"exclude_namespaces": ["kube-system"], "multiline": [{"namespace": "prod", "language": "java"}]}}}"#;
         let c = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap();
-        assert!(c.enhanced_container_insights && c.prefer_full_pod_name && !c.tag_service && c.disable_metric_extraction);
+        assert!(
+            c.enhanced_container_insights
+                && c.prefer_full_pod_name
+                && !c.tag_service
+                && c.disable_metric_extraction
+        );
         assert_eq!(c.metrics_collection_interval_s, 1);
         assert_eq!(c.kinsight.host_root, PathBuf::from("/rootfs"));
-        assert_eq!(c.kinsight.kubelet_url.as_deref(), Some("http://127.0.0.1:10255"));
+        assert_eq!(
+            c.kinsight.kubelet_url.as_deref(),
+            Some("http://127.0.0.1:10255")
+        );
         assert_eq!(c.log_groups().host(), "/aws/containerinsights/c1/host");
         assert_eq!(c.kinsight.logs.exclude_namespaces, vec!["kube-system"]);
         assert_eq!(c.kinsight.logs.multiline[0].language, "java");
@@ -572,7 +739,11 @@ mod tests {
         let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "colour": "red"}}}, "extra": 1}"#;
         let c = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap();
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
-        assert!(c.warnings.iter().any(|w| w.contains("logs.metrics_collected.kubernetes.colour")));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("logs.metrics_collected.kubernetes.colour"))
+        );
         assert!(c.warnings.iter().any(|w| w.contains("`extra`")));
     }
 
@@ -580,7 +751,10 @@ mod tests {
     fn wrong_type_names_the_key() {
         let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "metrics_collection_interval": "60"}}}}"#;
         let e = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap_err();
-        assert_eq!(e.to_string(), "config key `logs.metrics_collected.kubernetes.metrics_collection_interval` must be a number, found the string \"60\"");
+        assert_eq!(
+            e.to_string(),
+            "config key `logs.metrics_collected.kubernetes.metrics_collection_interval` must be a number, found the string \"60\""
+        );
         let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}, "kinsight": {"logs": {"labels": "yes"}}}"#;
         let e = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap_err();
         assert!(e.to_string().contains("`kinsight.logs.labels`"), "{e}");
@@ -588,21 +762,47 @@ mod tests {
 
     #[test]
     fn missing_cluster_and_bad_values_are_errors() {
-        let e = AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {}}}}"#, &env(&[])).unwrap_err();
+        let e = AgentConfig::from_json_with_env(
+            r#"{"logs": {"metrics_collected": {"kubernetes": {}}}}"#,
+            &env(&[]),
+        )
+        .unwrap_err();
         assert!(matches!(e, ConfigError::MissingClusterName));
-        let c = AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {}}}}"#, &env(&[("CLUSTER_NAME", "fromenv")])).unwrap();
+        let c = AgentConfig::from_json_with_env(
+            r#"{"logs": {"metrics_collected": {"kubernetes": {}}}}"#,
+            &env(&[("CLUSTER_NAME", "fromenv")]),
+        )
+        .unwrap();
         assert_eq!(c.cluster_name, "fromenv");
-        assert!(AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "bad name"}}}}"#, &env(&[])).is_err());
+        assert!(
+            AgentConfig::from_json_with_env(
+                r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "bad name"}}}}"#,
+                &env(&[])
+            )
+            .is_err()
+        );
         assert!(AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "metrics_collection_interval": 0}}}}"#, &env(&[])).is_err());
-        assert!(matches!(AgentConfig::from_json_with_env("{}", &env(&[])), Err(ConfigError::NothingToCollect)));
-        assert!(matches!(AgentConfig::from_json_with_env("[1]", &env(&[])), Err(ConfigError::WrongType { .. })));
-        assert!(matches!(AgentConfig::from_json_with_env("{", &env(&[])), Err(ConfigError::Json(_))));
+        assert!(matches!(
+            AgentConfig::from_json_with_env("{}", &env(&[])),
+            Err(ConfigError::NothingToCollect)
+        ));
+        assert!(matches!(
+            AgentConfig::from_json_with_env("[1]", &env(&[])),
+            Err(ConfigError::WrongType { .. })
+        ));
+        assert!(matches!(
+            AgentConfig::from_json_with_env("{", &env(&[])),
+            Err(ConfigError::Json(_))
+        ));
     }
 
     #[test]
     fn env_expansion_in_urls() {
         let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}, "kinsight": {"kubelet_url": "http://${HOST_IP}:10255"}}"#;
         let c = AgentConfig::from_json_with_env(doc, &env(&[("HOST_IP", "1.2.3.4")])).unwrap();
-        assert_eq!(c.kinsight.kubelet_url.as_deref(), Some("http://1.2.3.4:10255"));
+        assert_eq!(
+            c.kinsight.kubelet_url.as_deref(),
+            Some("http://1.2.3.4:10255")
+        );
     }
 }

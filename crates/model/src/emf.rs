@@ -33,7 +33,11 @@ pub struct MetricDefinition {
     pub name: String,
     #[serde(rename = "Unit", default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
-    #[serde(rename = "StorageResolution", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "StorageResolution",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub storage_resolution: Option<u32>,
 }
 
@@ -64,7 +68,10 @@ pub enum EmfError {
 
 /// Finds the EMF directive of a log message, if any. Returns `Ok(None)` for messages that are
 /// not JSON objects or carry no directive — those are plain logs.
-pub fn extract_from_message(message: &str, fallback_ts_ms: i64) -> Result<Option<Vec<Datapoint>>, EmfError> {
+pub fn extract_from_message(
+    message: &str,
+    fallback_ts_ms: i64,
+) -> Result<Option<Vec<Datapoint>>, EmfError> {
     // Cheap pre-check: most application logs are not EMF.
     if !message.contains("CloudWatchMetrics") {
         return Ok(None);
@@ -81,7 +88,10 @@ pub fn extract_from_message(message: &str, fallback_ts_ms: i64) -> Result<Option
 /// whose dimensions are the set's keys with the event's values. A set naming a key that is
 /// absent or not a string is skipped (the agent's exporter never emits such sets); a metric
 /// whose value is not a number or an array of numbers is skipped.
-pub fn extract(doc: &Map<String, Value>, fallback_ts_ms: i64) -> Result<Option<Vec<Datapoint>>, EmfError> {
+pub fn extract(
+    doc: &Map<String, Value>,
+    fallback_ts_ms: i64,
+) -> Result<Option<Vec<Datapoint>>, EmfError> {
     let (directives, ts) = if let Some(aws) = doc.get("_aws").and_then(Value::as_object) {
         match aws.get("CloudWatchMetrics") {
             Some(d) => (d, aws.get("Timestamp")),
@@ -95,16 +105,25 @@ pub fn extract(doc: &Map<String, Value>, fallback_ts_ms: i64) -> Result<Option<V
     };
     let timestamp_ms = match ts {
         None | Some(Value::Null) => fallback_ts_ms,
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).ok_or_else(|| EmfError::Timestamp(n.to_string()))?,
-        Some(Value::String(s)) => s.trim().parse::<i64>().map_err(|_| EmfError::Timestamp(s.clone()))?,
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .ok_or_else(|| EmfError::Timestamp(n.to_string()))?,
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| EmfError::Timestamp(s.clone()))?,
         Some(other) => return Err(EmfError::Timestamp(other.to_string())),
     };
     let directives: Vec<MetricDirective> = match directives {
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
-                let d: MetricDirective = serde_json::from_value(item.clone())
-                    .map_err(|e| EmfError::Directive { index, message: e.to_string() })?;
+                let d: MetricDirective =
+                    serde_json::from_value(item.clone()).map_err(|e| EmfError::Directive {
+                        index,
+                        message: e.to_string(),
+                    })?;
                 validate_directive(&d).map_err(|message| EmfError::Directive { index, message })?;
                 out.push(d);
             }
@@ -115,7 +134,9 @@ pub fn extract(doc: &Map<String, Value>, fallback_ts_ms: i64) -> Result<Option<V
     let mut points = Vec::new();
     for d in &directives {
         for m in &d.metrics {
-            let Some(values) = doc.get(&m.name).and_then(numeric_values) else { continue };
+            let Some(values) = doc.get(&m.name).and_then(numeric_values) else {
+                continue;
+            };
             if values.is_empty() {
                 continue;
             }
@@ -143,7 +164,9 @@ pub fn extract(doc: &Map<String, Value>, fallback_ts_ms: i64) -> Result<Option<V
                 let mut dims = BTreeMap::new();
                 for key in set {
                     match doc.get(key).and_then(Value::as_str) {
-                        Some(v) if !v.is_empty() && v.chars().count() <= MAX_DIMENSION_VALUE_CHARS => {
+                        Some(v)
+                            if !v.is_empty() && v.chars().count() <= MAX_DIMENSION_VALUE_CHARS =>
+                        {
                             dims.insert(key.clone(), v.to_string());
                         }
                         _ => continue 'sets,
@@ -167,7 +190,9 @@ fn numeric_values(v: &Value) -> Option<Vec<f64>> {
 fn validate_directive(d: &MetricDirective) -> Result<(), String> {
     let n = d.namespace.chars().count();
     if n == 0 || n > MAX_NAME_CHARS {
-        return Err(format!("namespace must be 1 to {MAX_NAME_CHARS} characters"));
+        return Err(format!(
+            "namespace must be 1 to {MAX_NAME_CHARS} characters"
+        ));
     }
     if d.metrics.len() > MAX_METRICS_PER_DIRECTIVE {
         return Err(format!(
@@ -177,16 +202,36 @@ fn validate_directive(d: &MetricDirective) -> Result<(), String> {
     }
     for set in &d.dimensions {
         if set.len() > MAX_DIMENSIONS {
-            return Err(format!("a dimension set has {} keys, the limit is {MAX_DIMENSIONS}", set.len()));
+            return Err(format!(
+                "a dimension set has {} keys, the limit is {MAX_DIMENSIONS}",
+                set.len()
+            ));
         }
-        if let Some(k) = set.iter().find(|k| k.is_empty() || k.chars().count() > MAX_NAME_CHARS) {
-            return Err(format!("dimension name {k:?} must be 1 to {MAX_NAME_CHARS} characters"));
+        if let Some(k) = set
+            .iter()
+            .find(|k| k.is_empty() || k.chars().count() > MAX_NAME_CHARS)
+        {
+            return Err(format!(
+                "dimension name {k:?} must be 1 to {MAX_NAME_CHARS} characters"
+            ));
         }
     }
-    if let Some(m) = d.metrics.iter().find(|m| m.name.is_empty() || m.name.chars().count() > MAX_NAME_CHARS) {
-        return Err(format!("metric name {:?} must be 1 to {MAX_NAME_CHARS} characters", m.name));
+    if let Some(m) = d
+        .metrics
+        .iter()
+        .find(|m| m.name.is_empty() || m.name.chars().count() > MAX_NAME_CHARS)
+    {
+        return Err(format!(
+            "metric name {:?} must be 1 to {MAX_NAME_CHARS} characters",
+            m.name
+        ));
     }
-    if let Some(r) = d.metrics.iter().filter_map(|m| m.storage_resolution).find(|r| *r != 1 && *r != 60) {
+    if let Some(r) = d
+        .metrics
+        .iter()
+        .filter_map(|m| m.storage_resolution)
+        .find(|r| *r != 1 && *r != 60)
+    {
         return Err(format!("StorageResolution must be 1 or 60, got {r}"));
     }
     Ok(())
@@ -212,7 +257,10 @@ mod tests {
         assert_eq!(pts.len(), 2);
         assert_eq!(pts[0].timestamp_ms, 1_700_000_000_000);
         assert_eq!(pts[0].dimensions.len(), 3);
-        assert_eq!(pts[1].dimensions.get("ClusterName").map(String::as_str), Some("c1"));
+        assert_eq!(
+            pts[1].dimensions.get("ClusterName").map(String::as_str),
+            Some("c1")
+        );
         assert_eq!(pts[0].values, vec![12.5]);
         assert_eq!(pts[0].unit.as_deref(), Some("Percent"));
     }
@@ -245,7 +293,10 @@ mod tests {
         );
         let too_many: Vec<Value> = (0..101).map(|i| json!({"Name": format!("m{i}")})).collect();
         let msg = json!({"CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [], "Metrics": too_many}]}).to_string();
-        assert!(matches!(extract_from_message(&msg, 5), Err(EmfError::Directive { index: 0, .. })));
+        assert!(matches!(
+            extract_from_message(&msg, 5),
+            Err(EmfError::Directive { index: 0, .. })
+        ));
     }
 
     #[test]

@@ -52,7 +52,12 @@ mod tests {
 
     #[test]
     fn round_trips_with_cloudwatch_field_names() {
-        let e = LogEvent::new("/kinsight/c1/performance", "node-1", 1_700_000_000_000, "{\"Type\":\"Node\"}");
+        let e = LogEvent::new(
+            "/kinsight/c1/performance",
+            "node-1",
+            1_700_000_000_000,
+            "{\"Type\":\"Node\"}",
+        );
         let line = e.to_json_line();
         assert_eq!(
             line,

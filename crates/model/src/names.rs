@@ -38,7 +38,10 @@ pub fn validate_log_group_name(name: &str) -> Result<(), NameError> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#')))
     {
-        return Err(NameError::GroupChar { name: name.to_string(), ch });
+        return Err(NameError::GroupChar {
+            name: name.to_string(),
+            ch,
+        });
     }
     Ok(())
 }
@@ -50,14 +53,20 @@ pub fn validate_log_stream_name(name: &str) -> Result<(), NameError> {
         return Err(NameError::StreamLength(n));
     }
     if name.contains([':', '*']) {
-        return Err(NameError::StreamChar { name: name.to_string() });
+        return Err(NameError::StreamChar {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
 
 /// Checks a retention period against the allowed values.
 pub fn validate_retention_days(days: u32) -> Result<(), NameError> {
-    if RETENTION_DAYS.contains(&days) { Ok(()) } else { Err(NameError::Retention(days)) }
+    if RETENTION_DAYS.contains(&days) {
+        Ok(())
+    } else {
+        Err(NameError::Retention(days))
+    }
 }
 
 /// The kinds of log group Container Insights writes for a cluster (reference §3.1).
@@ -70,8 +79,12 @@ pub enum GroupKind {
 }
 
 impl GroupKind {
-    pub const ALL: [GroupKind; 4] =
-        [GroupKind::Performance, GroupKind::Application, GroupKind::Host, GroupKind::Dataplane];
+    pub const ALL: [GroupKind; 4] = [
+        GroupKind::Performance,
+        GroupKind::Application,
+        GroupKind::Host,
+        GroupKind::Dataplane,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,7 +106,10 @@ pub struct LogGroups {
 impl LogGroups {
     /// `prefix` is e.g. `/kinsight` or `/aws/containerinsights`; a trailing `/` is ignored.
     pub fn new(prefix: &str, cluster: &str) -> Self {
-        LogGroups { prefix: prefix.trim_end_matches('/').to_string(), cluster: cluster.to_string() }
+        LogGroups {
+            prefix: prefix.trim_end_matches('/').to_string(),
+            cluster: cluster.to_string(),
+        }
     }
 
     pub fn name(&self, kind: GroupKind) -> String {
@@ -126,7 +142,10 @@ mod tests {
         assert!(validate_log_group_name("/aws/containerinsights/c-1/performance").is_ok());
         assert!(validate_log_group_name("a#b.c_d").is_ok());
         assert_eq!(validate_log_group_name(""), Err(NameError::GroupLength(0)));
-        assert!(matches!(validate_log_group_name("bad name"), Err(NameError::GroupChar { ch: ' ', .. })));
+        assert!(matches!(
+            validate_log_group_name("bad name"),
+            Err(NameError::GroupChar { ch: ' ', .. })
+        ));
         assert!(validate_log_group_name(&"a".repeat(512)).is_ok());
         assert!(validate_log_group_name(&"a".repeat(513)).is_err());
     }
