@@ -9,5 +9,8 @@
 //! It deliberately does not depend on the storage or query crates (no DataFusion): the agent
 //! binary path stays small and quick to build.
 
+pub mod cgroup;
+pub mod host;
+pub mod kubelet;
 pub mod logs;
 pub mod sink;

@@ -108,6 +108,9 @@ pub struct KinsightSettings {
     pub kubelet_url: Option<String>,
     pub kubelet_token_file: PathBuf,
     pub kubelet_ca_file: PathBuf,
+    /// Accept any kubelet serving certificate (kubelets often serve self-signed ones; the
+    /// CloudWatch agent does the same). Set false to verify against `kubelet_ca_file`.
+    pub kubelet_insecure_skip_verify: bool,
     /// API server URL; default from the in-cluster environment (KUBERNETES_SERVICE_HOST/PORT).
     pub api_server_url: Option<String>,
     pub state_dir: PathBuf,
@@ -460,6 +463,7 @@ fn parse_kinsight(
             k.string("kubelet_ca_file")?
                 .unwrap_or_else(|| format!("{sa}/ca.crt")),
         ),
+        kubelet_insecure_skip_verify: k.bool("kubelet_insecure_skip_verify")?.unwrap_or(true),
         api_server_url,
         state_dir: PathBuf::from(
             k.string("state_dir")?

@@ -1,0 +1,544 @@
+//! cgroup reading: v1, v2 and hybrid hosts, both kubelet cgroup drivers (reference §2.2).
+//!
+//! A [`Cgroups`] knows where each controller is mounted under the host root and reads the
+//! statistics of one cgroup (a path relative to the hierarchy root, like
+//! `/kubepods/burstable/pod<uid>/<id>`) into [`CgroupStats`], mapping v2 files onto the v1
+//! (cAdvisor) meaning. [`Cgroups::discover_pods`] finds the kubelet's pod and container
+//! cgroups for the cgroupfs driver (`kubepods/<qos>/pod<uid>/<id>`) and the systemd driver
+//! (`kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid>.slice/cri-containerd-<id>.scope`,
+//! also `crio-` and `docker-` scopes).
+//!
+//! Every error names the file it came from; a missing file leaves that one statistic empty
+//! (`None`) and is reported once per read, never a panic.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CgroupError {
+    #[error("no cgroup hierarchy found under {0} (neither v1 controllers nor a cgroup2 mount)")]
+    NoHierarchy(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot parse {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Which cgroup version provides the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+    /// v1 controllers plus a cgroup2 mount (`/sys/fs/cgroup/unified`).
+    Hybrid,
+}
+
+/// CPU accounting of one cgroup, cumulative nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuStats {
+    pub usage_total_ns: u64,
+    pub usage_user_ns: Option<u64>,
+    pub usage_system_ns: Option<u64>,
+    pub nr_periods: Option<u64>,
+    pub nr_throttled: Option<u64>,
+    pub throttled_ns: Option<u64>,
+    /// CFS quota in cores (`None` = unlimited).
+    pub quota_cores: Option<f64>,
+}
+
+/// Memory of one cgroup with cAdvisor's meaning (reference §2.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MemoryStats {
+    pub usage_bytes: u64,
+    pub max_usage_bytes: Option<u64>,
+    pub failcnt: Option<u64>,
+    pub cache_bytes: Option<u64>,
+    pub rss_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+    pub mapped_file_bytes: Option<u64>,
+    /// `usage − inactive_file`, floored at 0.
+    pub working_set_bytes: u64,
+    pub pgfault: Option<u64>,
+    pub pgmajfault: Option<u64>,
+    /// `None` = unlimited.
+    pub limit_bytes: Option<u64>,
+}
+
+/// What could be read of one cgroup; unreadable parts are `None` and listed in `errors`.
+#[derive(Debug, Default)]
+pub struct CgroupStats {
+    pub cpu: Option<CpuStats>,
+    pub memory: Option<MemoryStats>,
+    pub errors: Vec<CgroupError>,
+}
+
+/// A container cgroup found under a pod cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerCgroup {
+    /// Container id (64 hex characters for docker/containerd/cri-o).
+    pub id: String,
+    /// Path relative to the hierarchy root, starting with `/`.
+    pub path: String,
+}
+
+/// A pod cgroup with its containers (the pause container included: it has no name here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodCgroup {
+    /// Pod UID with dashes (`3f1c...-...`), as in `metadata.uid`.
+    pub uid: String,
+    pub path: String,
+    pub containers: Vec<ContainerCgroup>,
+}
+
+/// The cgroup hierarchies of a host.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    version: CgroupVersion,
+    /// v1 controller name → mount directory.
+    v1: HashMap<String, PathBuf>,
+    /// cgroup2 mount directory.
+    unified: Option<PathBuf>,
+}
+
+impl Cgroups {
+    /// Finds the hierarchies under `<host_root>/sys/fs/cgroup`. Combined v1 mounts like
+    /// `cpu,cpuacct` are recognised by their directory names.
+    pub fn detect(host_root: &Path) -> Result<Cgroups, CgroupError> {
+        let base = host_root.join("sys/fs/cgroup");
+        if base.join("cgroup.controllers").exists() {
+            return Ok(Cgroups {
+                version: CgroupVersion::V2,
+                v1: HashMap::new(),
+                unified: Some(base),
+            });
+        }
+        let mut v1 = HashMap::new();
+        let entries = fs::read_dir(&base).map_err(|source| CgroupError::Read {
+            path: base.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = entry.path();
+            if name == "unified" || !path.is_dir() {
+                continue;
+            }
+            for controller in name.split(',') {
+                if ["cpu", "cpuacct", "memory", "blkio", "pids", "cpuset"].contains(&controller) {
+                    v1.entry(controller.to_string())
+                        .or_insert_with(|| path.clone());
+                }
+            }
+        }
+        let unified = Some(base.join("unified")).filter(|u| u.join("cgroup.controllers").exists());
+        match (v1.is_empty(), unified.is_some()) {
+            (true, false) => Err(CgroupError::NoHierarchy(base)),
+            (true, true) => Ok(Cgroups {
+                version: CgroupVersion::V2,
+                v1,
+                unified,
+            }),
+            (false, true) => Ok(Cgroups {
+                version: CgroupVersion::Hybrid,
+                v1,
+                unified,
+            }),
+            (false, false) => Ok(Cgroups {
+                version: CgroupVersion::V1,
+                v1,
+                unified,
+            }),
+        }
+    }
+
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    /// The directory that holds `rel` for CPU accounting (where pods are discovered).
+    fn accounting_root(&self) -> Option<&Path> {
+        self.v1
+            .get("cpuacct")
+            .or_else(|| self.v1.get("cpu"))
+            .map(PathBuf::as_path)
+            .or(self.unified.as_deref())
+    }
+
+    /// Absolute directory of `rel` in the hierarchy of `controller`, falling back to v2.
+    pub fn dir(&self, controller: &str, rel: &str) -> Option<PathBuf> {
+        let root = self.v1.get(controller).or(self.unified.as_ref())?;
+        Some(root.join(rel.trim_start_matches('/')))
+    }
+
+    /// Reads CPU and memory statistics of one cgroup.
+    pub fn read(&self, rel: &str) -> CgroupStats {
+        let mut stats = CgroupStats::default();
+        let cpu = if self.v1.contains_key("cpuacct") || self.v1.contains_key("cpu") {
+            self.read_cpu_v1(rel)
+        } else {
+            self.read_cpu_v2(rel)
+        };
+        match cpu {
+            Ok(c) => stats.cpu = Some(c),
+            Err(e) => stats.errors.push(e),
+        }
+        let mem = if self.v1.contains_key("memory") {
+            self.read_memory_v1(rel)
+        } else {
+            self.read_memory_v2(rel)
+        };
+        match mem {
+            Ok(m) => stats.memory = Some(m),
+            Err(e) => stats.errors.push(e),
+        }
+        stats
+    }
+
+    fn read_cpu_v1(&self, rel: &str) -> Result<CpuStats, CgroupError> {
+        let acct = self
+            .dir("cpuacct", rel)
+            .or_else(|| self.dir("cpu", rel))
+            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
+        let usage_total_ns = parse_u64_file(&acct.join("cpuacct.usage"))?;
+        let mut c = CpuStats {
+            usage_total_ns,
+            ..Default::default()
+        };
+        // cpuacct.stat is in USER_HZ ticks (100 per second on every Linux ABI kubelets run on).
+        if let Ok(kv) = read_flat_keyed(&acct.join("cpuacct.stat")) {
+            c.usage_user_ns = kv.get("user").map(|t| t * 10_000_000);
+            c.usage_system_ns = kv.get("system").map(|t| t * 10_000_000);
+        }
+        if let Some(cpu) = self.dir("cpu", rel) {
+            if let Ok(kv) = read_flat_keyed(&cpu.join("cpu.stat")) {
+                c.nr_periods = kv.get("nr_periods").copied();
+                c.nr_throttled = kv.get("nr_throttled").copied();
+                c.throttled_ns = kv.get("throttled_time").copied();
+            }
+            if let (Ok(q), Ok(p)) = (
+                read_trimmed(&cpu.join("cpu.cfs_quota_us")),
+                read_trimmed(&cpu.join("cpu.cfs_period_us")),
+            ) {
+                if let (Ok(q), Ok(p)) = (q.parse::<i64>(), p.parse::<i64>()) {
+                    if q > 0 && p > 0 {
+                        c.quota_cores = Some(q as f64 / p as f64);
+                    }
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    fn read_cpu_v2(&self, rel: &str) -> Result<CpuStats, CgroupError> {
+        let dir = self
+            .dir("cpu", rel)
+            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
+        let path = dir.join("cpu.stat");
+        let kv = read_flat_keyed(&path)?;
+        let usage = kv.get("usage_usec").ok_or_else(|| CgroupError::Parse {
+            path: path.clone(),
+            message: "no usage_usec".into(),
+        })?;
+        let mut c = CpuStats {
+            usage_total_ns: usage.saturating_mul(1000),
+            usage_user_ns: kv.get("user_usec").map(|u| u.saturating_mul(1000)),
+            usage_system_ns: kv.get("system_usec").map(|u| u.saturating_mul(1000)),
+            nr_periods: kv.get("nr_periods").copied(),
+            nr_throttled: kv.get("nr_throttled").copied(),
+            throttled_ns: kv.get("throttled_usec").map(|u| u.saturating_mul(1000)),
+            quota_cores: None,
+        };
+        if let Ok(max) = read_trimmed(&dir.join("cpu.max")) {
+            let mut parts = max.split_whitespace();
+            if let (Some(q), Some(p)) = (parts.next(), parts.next()) {
+                if let (Ok(q), Ok(p)) = (q.parse::<f64>(), p.parse::<f64>()) {
+                    if p > 0.0 {
+                        c.quota_cores = Some(q / p);
+                    }
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    fn read_memory_v1(&self, rel: &str) -> Result<MemoryStats, CgroupError> {
+        let dir = self
+            .dir("memory", rel)
+            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
+        let usage = parse_u64_file(&dir.join("memory.usage_in_bytes"))?;
+        let stat = read_flat_keyed(&dir.join("memory.stat"))?;
+        // With use_hierarchy (always on since 5.x) the `total_` keys include child cgroups, which
+        // is what a pod cgroup must report; cAdvisor prefers them too.
+        let pick = |k: &str| {
+            stat.get(&format!("total_{k}"))
+                .or_else(|| stat.get(k))
+                .copied()
+        };
+        let inactive_file = pick("inactive_file").unwrap_or(0);
+        let limit = parse_u64_file(&dir.join("memory.limit_in_bytes"))
+            .ok()
+            .filter(|l| *l < (1 << 62));
+        Ok(MemoryStats {
+            usage_bytes: usage,
+            max_usage_bytes: parse_u64_file(&dir.join("memory.max_usage_in_bytes")).ok(),
+            failcnt: parse_u64_file(&dir.join("memory.failcnt")).ok(),
+            cache_bytes: pick("cache"),
+            rss_bytes: pick("rss"),
+            swap_bytes: pick("swap"),
+            mapped_file_bytes: pick("mapped_file"),
+            working_set_bytes: usage.saturating_sub(inactive_file),
+            pgfault: pick("pgfault"),
+            pgmajfault: pick("pgmajfault"),
+            limit_bytes: limit,
+        })
+    }
+
+    fn read_memory_v2(&self, rel: &str) -> Result<MemoryStats, CgroupError> {
+        let dir = self
+            .dir("memory", rel)
+            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
+        let usage = parse_u64_file(&dir.join("memory.current"))?;
+        let stat = read_flat_keyed(&dir.join("memory.stat"))?;
+        let inactive_file = stat.get("inactive_file").copied().unwrap_or(0);
+        let limit = read_trimmed(&dir.join("memory.max"))
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        // v2 has no failcnt; the number of times the limit was hit is memory.events `max`.
+        let events = read_flat_keyed(&dir.join("memory.events")).ok();
+        Ok(MemoryStats {
+            usage_bytes: usage,
+            max_usage_bytes: parse_u64_file(&dir.join("memory.peak")).ok(),
+            failcnt: events.as_ref().and_then(|e| e.get("max").copied()),
+            cache_bytes: stat.get("file").copied(),
+            rss_bytes: stat.get("anon").copied(),
+            swap_bytes: parse_u64_file(&dir.join("memory.swap.current")).ok(),
+            mapped_file_bytes: stat.get("file_mapped").copied(),
+            working_set_bytes: usage.saturating_sub(inactive_file),
+            pgfault: stat.get("pgfault").copied(),
+            pgmajfault: stat.get("pgmajfault").copied(),
+            limit_bytes: limit,
+        })
+    }
+
+    /// PIDs of processes in a cgroup (to enter its network namespace via /proc/<pid>/net/dev).
+    pub fn pids(&self, rel: &str) -> Vec<u32> {
+        let dir = match self.dir("cpuacct", rel).or_else(|| self.dir("cpu", rel)) {
+            Some(d) => d,
+            None => return Vec::new(),
+        };
+        read_trimmed(&dir.join("cgroup.procs"))
+            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Finds kubelet pod cgroups and their containers.
+    pub fn discover_pods(&self) -> Vec<PodCgroup> {
+        let Some(root) = self.accounting_root() else {
+            return Vec::new();
+        };
+        let mut pods = Vec::new();
+        for top in ["kubepods", "kubepods.slice"] {
+            let dir = root.join(top);
+            if dir.is_dir() {
+                collect_pods(root, &dir, 0, &mut pods);
+            }
+        }
+        pods.sort_by(|a, b| a.uid.cmp(&b.uid));
+        pods
+    }
+}
+
+/// Walks `kubepods` (depth 0), its QoS classes (depth 1) and finds pod directories.
+fn collect_pods(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PodCgroup>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(uid) = pod_uid_from_dir(&name) {
+            let rel = rel_path(root, &path);
+            let containers = list_containers(root, &path);
+            out.push(PodCgroup {
+                uid,
+                path: rel,
+                containers,
+            });
+        } else if depth == 0 && is_qos_dir(&name) {
+            collect_pods(root, &path, depth + 1, out);
+        }
+    }
+}
+
+fn is_qos_dir(name: &str) -> bool {
+    matches!(
+        name,
+        "burstable" | "besteffort" | "kubepods-burstable.slice" | "kubepods-besteffort.slice"
+    )
+}
+
+fn rel_path(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    format!("/{}", rel.to_string_lossy())
+}
+
+fn list_containers(root: &Path, pod_dir: &Path) -> Vec<ContainerCgroup> {
+    let Ok(entries) = fs::read_dir(pod_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<ContainerCgroup> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            container_id_from_dir(&name).map(|id| ContainerCgroup {
+                id,
+                path: rel_path(root, &e.path()),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+/// `pod<uid>` (cgroupfs) or `kubepods-<qos>-pod<uid_with_underscores>.slice` /
+/// `kubepods-pod<uid>.slice` (systemd) → the UID with dashes.
+pub fn pod_uid_from_dir(name: &str) -> Option<String> {
+    let uid = if let Some(rest) = name.strip_suffix(".slice") {
+        let idx = rest.rfind("-pod")?;
+        rest[idx + 4..].replace('_', "-")
+    } else {
+        name.strip_prefix("pod")?.to_string()
+    };
+    let ok = uid.len() >= 8 && uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    ok.then_some(uid)
+}
+
+/// A container directory: a bare id (cgroupfs) or `<runtime>-<id>.scope` (systemd). The
+/// conmon scopes of cri-o (`crio-conmon-<id>.scope`) are not containers.
+pub fn container_id_from_dir(name: &str) -> Option<String> {
+    let id = if let Some(rest) = name.strip_suffix(".scope") {
+        if rest.starts_with("crio-conmon-") {
+            return None;
+        }
+        let idx = rest.rfind('-')?;
+        &rest[idx + 1..]
+    } else {
+        name
+    };
+    (id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
+}
+
+fn read_trimmed(path: &Path) -> Result<String, CgroupError> {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|source| CgroupError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn parse_u64_file(path: &Path) -> Result<u64, CgroupError> {
+    let s = read_trimmed(path)?;
+    s.parse::<u64>().map_err(|_| CgroupError::Parse {
+        path: path.to_path_buf(),
+        message: format!("expected a whole number, found {:?}", truncate(&s)),
+    })
+}
+
+/// Reads a `key value` per line file (cpu.stat, memory.stat, memory.events, cpuacct.stat).
+/// Lines that do not parse are skipped: the kernel adds keys over time.
+pub fn read_flat_keyed(path: &Path) -> Result<HashMap<String, u64>, CgroupError> {
+    let text = fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(parse_flat_keyed(&text))
+}
+
+pub fn parse_flat_keyed(text: &str) -> HashMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let k = it.next()?;
+            let v = it.next()?.parse::<u64>().ok()?;
+            Some((k.to_string(), v))
+        })
+        .collect()
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(40);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn pod_uids_from_both_drivers() {
+        assert_eq!(
+            pod_uid_from_dir("pod3f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b").as_deref(),
+            Some("3f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
+        );
+        assert_eq!(
+            pod_uid_from_dir("kubepods-burstable-pod3f1c2a9e_5b6d_4e7f_8a9b_0c1d2e3f4a5b.slice")
+                .as_deref(),
+            Some("3f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
+        );
+        assert_eq!(
+            pod_uid_from_dir("kubepods-pod3f1c2a9e_5b6d_4e7f_8a9b_0c1d2e3f4a5b.slice").as_deref(),
+            Some("3f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
+        );
+        assert_eq!(pod_uid_from_dir("burstable"), None);
+        assert_eq!(pod_uid_from_dir("kubepods-burstable.slice"), None);
+        assert_eq!(pod_uid_from_dir("podzzz"), None);
+    }
+
+    #[test]
+    fn container_ids_from_both_drivers() {
+        let id = "a".repeat(64);
+        assert_eq!(container_id_from_dir(&id), Some(id.clone()));
+        assert_eq!(
+            container_id_from_dir(&format!("cri-containerd-{id}.scope")),
+            Some(id.clone())
+        );
+        assert_eq!(
+            container_id_from_dir(&format!("crio-{id}.scope")),
+            Some(id.clone())
+        );
+        assert_eq!(
+            container_id_from_dir(&format!("docker-{id}.scope")),
+            Some(id.clone())
+        );
+        assert_eq!(
+            container_id_from_dir(&format!("crio-conmon-{id}.scope")),
+            None
+        );
+        assert_eq!(container_id_from_dir("tasks"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn flat_keyed_never_panics(s in "\\PC*") {
+            let _ = parse_flat_keyed(&s);
+        }
+
+        #[test]
+        fn dir_name_parsers_never_panic(s in "\\PC{0,80}") {
+            let _ = pod_uid_from_dir(&s);
+            let _ = container_id_from_dir(&s);
+        }
+    }
+}
