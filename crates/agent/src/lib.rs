@@ -9,8 +9,12 @@
 //! It deliberately does not depend on the storage or query crates (no DataFusion): the agent
 //! binary path stays small and quick to build.
 
+pub mod apiserver;
 pub mod cgroup;
 pub mod host;
 pub mod kubelet;
 pub mod logs;
+pub mod perf;
+pub mod prometheus;
+pub mod run;
 pub mod sink;

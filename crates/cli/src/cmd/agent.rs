@@ -1,13 +1,118 @@
-//! `kinsight agent` (in progress).
+//! `kinsight agent`: the node agent (issue [1/8]).
 
+use anyhow::Context;
+use kinsight_agent::run::{RunOptions, run_metrics};
+use kinsight_agent::sink::sink_from_spec;
+use kinsight_model::config::AgentConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct AgentArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Agent config (JSON): the CloudWatch agent's ConfigMap document plus a "kinsight" object.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Where events go: `-` (stdout, JSON lines) or `file:PATH` (appended, fsynced).
+    #[arg(long, value_name = "SPEC", default_value = "-")]
+    pub output: String,
+    /// Take two samples `--sample-interval` apart, print one collection and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Distance between the two samples of `--once` (e.g. `1s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub sample_interval: Duration,
+    /// Validate the config and exit (0 = valid).
+    #[arg(long)]
+    pub check: bool,
+    /// Serve the latest numbers in Prometheus text format on `/metrics` (and `/healthz`).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
-pub fn run(_args: AgentArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`kinsight agent` is not implemented yet")
+/// `1s`, `500ms`, `2m` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 1s or 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("{s:?} must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<AgentConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    AgentConfig::from_json(&text).with_context(|| format!("invalid config {}", path.display()))
+}
+
+pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(&args.config)?;
+    for w in &cfg.warnings {
+        tracing::warn!("{}: {w}", args.config.display());
+    }
+    if args.check {
+        println!(
+            "{}: valid (cluster {}, node {}, interval {} s, {} mode)",
+            args.config.display(),
+            cfg.cluster_name,
+            cfg.host_name,
+            cfg.metrics_collection_interval_s,
+            if cfg.enhanced_container_insights {
+                "enhanced"
+            } else {
+                "standard"
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sink = sink_from_spec(&args.output).map_err(anyhow::Error::msg)?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let prometheus = Arc::new(RwLock::new(String::new()));
+        if let Some(addr) = args.metrics_listen {
+            super::serve_metrics(addr, prometheus.clone(), rx.clone()).await?;
+        }
+        tokio::spawn(super::shutdown_on_signal(tx));
+        let opts = RunOptions {
+            once: args.once,
+            sample_interval: args.sample_interval,
+            prometheus: Some(prometheus),
+        };
+        run_metrics(&cfg, sink, opts, rx)
+            .await
+            .context("delivering events")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
 }

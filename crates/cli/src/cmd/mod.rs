@@ -26,3 +26,59 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// Turns SIGINT/SIGTERM into a shutdown signal.
+pub async fn shutdown_on_signal(tx: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+}
+
+/// Serves `/metrics` (Prometheus text of the latest collection) and `/healthz` until shutdown.
+pub async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    text: std::sync::Arc<std::sync::RwLock<String>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use axum::{Router, routing::get};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let text = text.clone();
+                async move {
+                    let body = text.read().map(|t| t.clone()).unwrap_or_default();
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }));
+    tracing::info!("serving /metrics and /healthz on {addr}");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
+    });
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! The Kubernetes API server, through kube-rs: this node's Node object (identity, conditions,
+//! capacity), and for the elected leader the cluster-wide lists (Nodes, Pods, Endpoints,
+//! workloads) behind the Cluster, ClusterNamespace and ClusterService events; Endpoints for
+//! the pod → Service map on every node (reference §2.1, §4.4).
+//!
+//! Leader election uses a coordination.k8s.io/v1 Lease (`kinsight-leader` in the agent's
+//! namespace) with the reference's timings: 60 s lease, renewed every 5 s. Optimistic
+//! concurrency (resourceVersion) makes exactly one agent win.
+//!
+//! The API server cannot run on a test machine: tests serve recorded JSON from a test server.
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, ListParams, PostParams};
+use std::path::PathBuf;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Name of the leader lease.
+pub const LEADER_LEASE_NAME: &str = "kinsight-leader";
+/// Lease duration (reference §4.4: LeaseDuration 60 s).
+pub const LEASE_DURATION_S: i32 = 60;
+/// How often the lease is renewed or retried (reference §4.4: RetryPeriod 5 s).
+pub const LEASE_RETRY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Error)]
+pub enum ApiServerError {
+    #[error("invalid API server URL {url:?}: {message}")]
+    Url { url: String, message: String },
+    #[error("cannot build the API server client: {0}")]
+    Client(String),
+    #[error("API server request `{what}` failed: {message}")]
+    Request { what: &'static str, message: String },
+}
+
+/// Cluster-wide state the leader needs for cluster-scoped events.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterState {
+    pub nodes: Vec<Node>,
+    pub pods: Vec<Pod>,
+    pub endpoints: Vec<Endpoints>,
+    pub deployments: Vec<Deployment>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub replica_sets: Vec<ReplicaSet>,
+}
+
+/// A client of the API server.
+#[derive(Clone)]
+pub struct ApiServer {
+    client: kube::Client,
+}
+
+impl ApiServer {
+    /// `token_file` and `ca_file` are used when they exist (a service account's mount).
+    pub fn connect(
+        url: &str,
+        token_file: Option<PathBuf>,
+        ca_file: Option<PathBuf>,
+    ) -> Result<ApiServer, ApiServerError> {
+        let uri: http::Uri =
+            url.parse()
+                .map_err(|e: http::uri::InvalidUri| ApiServerError::Url {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                })?;
+        let mut config = kube::Config::new(uri);
+        config.connect_timeout = Some(Duration::from_secs(3));
+        config.read_timeout = Some(Duration::from_secs(15));
+        if let Some(t) = token_file.filter(|p| p.exists()) {
+            config.auth_info.token_file = Some(t.to_string_lossy().into_owned());
+        }
+        if let Some(ca) = ca_file.filter(|p| p.exists()) {
+            config.root_cert_file = Some(ca);
+        }
+        let client =
+            kube::Client::try_from(config).map_err(|e| ApiServerError::Client(e.to_string()))?;
+        Ok(ApiServer { client })
+    }
+
+    fn err(what: &'static str) -> impl Fn(kube::Error) -> ApiServerError {
+        move |e| ApiServerError::Request {
+            what,
+            message: crate::kubelet::error_chain(&e),
+        }
+    }
+
+    /// This node's Node object.
+    pub async fn node(&self, name: &str) -> Result<Node, ApiServerError> {
+        Api::<Node>::all(self.client.clone())
+            .get(name)
+            .await
+            .map_err(Self::err("get node"))
+    }
+
+    pub async fn endpoints(&self) -> Result<Vec<Endpoints>, ApiServerError> {
+        // resourceVersion=0: served from the API server's watch cache, cheap for big clusters.
+        let lp = ListParams::default().match_any();
+        Ok(Api::<Endpoints>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .map_err(Self::err("list endpoints"))?
+            .items)
+    }
+
+    /// Everything cluster-scoped events need. Workloads are listed only in enhanced mode.
+    pub async fn cluster_state(&self, enhanced: bool) -> Result<ClusterState, ApiServerError> {
+        let lp = ListParams::default().match_any();
+        let c = &self.client;
+        let mut s = ClusterState {
+            nodes: Api::<Node>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(Self::err("list nodes"))?
+                .items,
+            pods: Api::<Pod>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(Self::err("list pods"))?
+                .items,
+            endpoints: Api::<Endpoints>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(Self::err("list endpoints"))?
+                .items,
+            ..Default::default()
+        };
+        if enhanced {
+            s.deployments = Api::<Deployment>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(Self::err("list deployments"))?
+                .items;
+            s.daemon_sets = Api::<DaemonSet>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(Self::err("list daemonsets"))?
+                .items;
+            s.stateful_sets = Api::<StatefulSet>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(Self::err("list statefulsets"))?
+                .items;
+            s.replica_sets = Api::<ReplicaSet>::all(c.clone())
+                .list(&lp)
+                .await
+                .map_err(Self::err("list replicasets"))?
+                .items;
+        }
+        Ok(s)
+    }
+
+    /// One round of leader election: take the lease if it is free or expired, renew it if we
+    /// hold it. Returns whether `identity` holds the lease afterwards. A lost update race
+    /// (HTTP 409) simply means someone else won this round.
+    pub async fn try_acquire_lease(
+        &self,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        now_ms: i64,
+    ) -> Result<bool, ApiServerError> {
+        let now = k8s_openapi::jiff::Timestamp::from_millisecond(now_ms)
+            .map_err(|e| ApiServerError::Client(e.to_string()))?;
+        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
+        let current = api.get_opt(name).await.map_err(Self::err("get lease"))?;
+        let mine = LeaseSpec {
+            holder_identity: Some(identity.to_string()),
+            lease_duration_seconds: Some(LEASE_DURATION_S),
+            renew_time: Some(MicroTime(now)),
+            ..Default::default()
+        };
+        match current {
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(name.to_string()),
+                        namespace: Some(namespace.to_string()),
+                        ..Default::default()
+                    },
+                    spec: Some(LeaseSpec {
+                        acquire_time: Some(MicroTime(now)),
+                        lease_transitions: Some(0),
+                        ..mine
+                    }),
+                };
+                match api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                    Err(e) => Err(Self::err("create lease")(e)),
+                }
+            }
+            Some(lease) => {
+                let spec = lease.spec.clone().unwrap_or_default();
+                let holder = spec.holder_identity.clone().unwrap_or_default();
+                let held_by_me = holder == identity;
+                let expired = match (&spec.renew_time, spec.lease_duration_seconds) {
+                    (Some(MicroTime(t)), Some(d)) => t.as_millisecond() + d as i64 * 1000 < now_ms,
+                    _ => true,
+                };
+                if !held_by_me && !holder.is_empty() && !expired {
+                    return Ok(false);
+                }
+                let transitions =
+                    spec.lease_transitions.unwrap_or(0) + if held_by_me { 0 } else { 1 };
+                let acquire = if held_by_me {
+                    spec.acquire_time.clone()
+                } else {
+                    Some(MicroTime(now))
+                };
+                let updated = Lease {
+                    metadata: lease.metadata.clone(),
+                    spec: Some(LeaseSpec {
+                        acquire_time: acquire,
+                        lease_transitions: Some(transitions),
+                        ..mine
+                    }),
+                };
+                match api.replace(name, &PostParams::default(), &updated).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                    Err(e) => Err(Self::err("update lease")(e)),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Performance events: from raw samples (cgroups, /proc, kubelet, API server) to the
+//! reference's events with their EMF directives (reference §1–2).
+//!
+//! A [`Collector`] is called once per collection interval with what the outside world
+//! provided ([`Inputs`]); it keeps the previous counters to compute rates and restart deltas,
+//! so nothing is emitted for a rate on the first sample. Anything that fails to read is logged
+//! (once, then at most every five minutes while it keeps failing) and left out of that
+//! interval; the rest is still produced.
+
+mod cluster;
+pub use cluster::replica_set_owners;
+mod event;
+mod node;
+pub mod pods;
+pub mod quantity;
+pub mod rate;
+mod workload;
+
+use crate::apiserver::ClusterState;
+use crate::cgroup::Cgroups;
+use crate::host::{Host, NetCounters};
+use event::Ev;
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
+use kinsight_model::LogEvent;
+use kinsight_model::catalogue::{self, keys};
+use pods::{Owners, PodInfo};
+use rate::RateCache;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What the collector needs from the agent's configuration.
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    pub cluster_name: String,
+    pub node_name: String,
+    pub enhanced: bool,
+    pub prefer_full_pod_name: bool,
+    pub disable_metric_extraction: bool,
+}
+
+/// `(namespace, pod name)` → the first Service whose ready Endpoints list the pod.
+pub type PodServices = HashMap<(String, String), String>;
+
+/// Builds the pod → Service map from Endpoints: ready addresses whose `targetRef` is a Pod
+/// (reference §2.3 / §2.6: the first Service wins; sorted by name here so it is stable).
+pub fn pod_services(endpoints: &[Endpoints]) -> PodServices {
+    let mut sorted: Vec<&Endpoints> = endpoints.iter().collect();
+    sorted.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
+    let mut map = PodServices::new();
+    for ep in sorted {
+        let (Some(ns), Some(svc)) = (&ep.metadata.namespace, &ep.metadata.name) else {
+            continue;
+        };
+        for subset in ep.subsets.as_deref().unwrap_or(&[]) {
+            for addr in subset.addresses.as_deref().unwrap_or(&[]) {
+                let Some(t) = &addr.target_ref else { continue };
+                if t.kind.as_deref() != Some("Pod") {
+                    continue;
+                }
+                let Some(pod) = &t.name else { continue };
+                let pod_ns = t.namespace.clone().unwrap_or_else(|| ns.clone());
+                map.entry((pod_ns, pod.clone()))
+                    .or_insert_with(|| svc.clone());
+            }
+        }
+    }
+    map
+}
+
+/// What the rest of the agent provides for one collection.
+#[derive(Default)]
+pub struct Inputs<'a> {
+    /// The kubelet's pods; `None` when the kubelet could not be reached.
+    pub pods: Option<&'a [Pod]>,
+    /// This node's Node object, when the API server answered.
+    pub node: Option<&'a Node>,
+    pub services: Option<&'a PodServices>,
+    /// Cluster-wide state: only on the elected leader.
+    pub cluster: Option<&'a ClusterState>,
+    pub owners: Option<&'a Owners>,
+}
+
+/// Identity fields of node-local events.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    pub instance_id: String,
+    pub instance_type: Option<String>,
+}
+
+impl NodeIdentity {
+    /// IMDS-free identity (reference §8, complaint 5): the instance id is the last segment of
+    /// the Node's `spec.providerID` (`aws:///us-east-1a/i-0abc` → `i-0abc`), the instance type
+    /// its well-known label; without a Node object the node name stands in for the id so that
+    /// the `{NodeName, InstanceId, ClusterName}` dimension set still applies.
+    pub fn from_node(node: Option<&Node>, node_name: &str) -> NodeIdentity {
+        let provider = node
+            .and_then(|n| n.spec.as_ref())
+            .and_then(|s| s.provider_id.clone());
+        let instance_id = provider
+            .as_deref()
+            .and_then(|p| p.rsplit('/').next())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| node_name.to_string());
+        let labels = node.and_then(|n| n.metadata.labels.as_ref());
+        let instance_type = labels
+            .and_then(|l| {
+                l.get("node.kubernetes.io/instance-type")
+                    .or_else(|| l.get("beta.kubernetes.io/instance-type"))
+            })
+            .cloned();
+        NodeIdentity {
+            instance_id,
+            instance_type,
+        }
+    }
+
+    fn apply(&self, ev: &mut Ev, node_name: &str) {
+        ev.s(keys::NODE_NAME, node_name)
+            .s(keys::INSTANCE_ID, self.instance_id.clone());
+        if let Some(t) = &self.instance_type {
+            ev.s(keys::INSTANCE_TYPE, t.clone());
+        }
+    }
+}
+
+/// Logs a failing item once, then at most every five minutes while it keeps failing.
+#[derive(Default)]
+pub struct Problems {
+    last: HashMap<String, Instant>,
+}
+
+impl Problems {
+    const REPEAT: Duration = Duration::from_secs(300);
+
+    pub fn report(&mut self, key: &str, message: &str) {
+        let now = Instant::now();
+        match self.last.get(key) {
+            Some(t) if now.duration_since(*t) < Self::REPEAT => {}
+            _ => {
+                tracing::warn!("{message} (skipped this interval)");
+                self.last.insert(key.to_string(), now);
+            }
+        }
+    }
+
+    pub fn clear(&mut self, key: &str) {
+        if self.last.remove(key).is_some() {
+            tracing::info!("{key}: collecting again");
+        }
+    }
+}
+
+/// Turns samples into performance events.
+pub struct Collector {
+    settings: CollectorSettings,
+    host: Host,
+    cgroups: Option<Cgroups>,
+    rates: RateCache,
+    /// Σ restartCount per pod uid, and per (uid, container) — for per-interval deltas.
+    pod_restarts: HashMap<String, u64>,
+    container_restarts: HashMap<String, u64>,
+    problems: Problems,
+    cores: Option<u32>,
+    /// MemTotal of the last collection: the denominator of pod/container memory utilization.
+    mem_total: Option<f64>,
+}
+
+impl Collector {
+    pub fn new(settings: CollectorSettings, host_root: &Path) -> Collector {
+        let mut problems = Problems::default();
+        let cgroups = match Cgroups::detect(host_root) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                problems.report(
+                    "cgroups",
+                    &format!("{e}; pod and container metrics are unavailable"),
+                );
+                None
+            }
+        };
+        Collector {
+            settings,
+            host: Host::new(host_root),
+            cgroups,
+            rates: RateCache::default(),
+            pod_restarts: HashMap::new(),
+            container_restarts: HashMap::new(),
+            problems,
+            cores: None,
+            mem_total: None,
+        }
+    }
+
+    pub fn settings(&self) -> &CollectorSettings {
+        &self.settings
+    }
+
+    fn cores(&mut self) -> Option<u32> {
+        if self.cores.is_none() {
+            match self.host.num_cores() {
+                Ok(n) => self.cores = Some(n),
+                Err(e) => self.problems.report("cores", &e.to_string()),
+            }
+        }
+        self.cores
+    }
+
+    fn pod_infos(&self, inputs: &Inputs<'_>) -> Option<Vec<PodInfo>> {
+        let default_owners = Owners::default();
+        let owners = inputs.owners.unwrap_or(&default_owners);
+        inputs.pods.map(|pods| {
+            pods.iter()
+                .filter_map(|p| pods::pod_info(p, self.settings.prefer_full_pod_name, owners))
+                .collect()
+        })
+    }
+
+    /// One collection at monotonic time `t_ns` and wall-clock `wall_ms`. Returns finished
+    /// events (with their EMF directive) in the order: node-level, pods and containers,
+    /// cluster-level.
+    pub fn collect(
+        &mut self,
+        t_ns: u64,
+        wall_ms: i64,
+        inputs: &Inputs<'_>,
+    ) -> Vec<Map<String, Value>> {
+        self.rates.sweep(t_ns);
+        let id = NodeIdentity::from_node(inputs.node, &self.settings.node_name);
+        let mut out = Vec::new();
+        self.node_events(t_ns, wall_ms, inputs, &id, &mut out);
+        self.workload_events(t_ns, wall_ms, inputs, &id, &mut out);
+        if let Some(cluster) = inputs.cluster {
+            self.cluster_events(wall_ms, cluster, &mut out);
+        }
+        out.into_iter().filter_map(|e| self.finish(e)).collect()
+    }
+
+    /// Adds the EMF directive. Standard mode keeps events without declared metrics as plain
+    /// log content; enhanced mode drops them (reference §1.2, §9 item 11).
+    fn finish(&self, mut ev: Map<String, Value>) -> Option<Map<String, Value>> {
+        if self.settings.disable_metric_extraction {
+            return Some(ev);
+        }
+        let directives = catalogue::directives_for(&ev, self.settings.enhanced);
+        if directives.is_empty() {
+            return (!self.settings.enhanced).then_some(ev);
+        }
+        let value = serde_json::to_value(directives).unwrap_or(Value::Null);
+        // The directive goes right after the envelope keys, before the metric fields.
+        let mut ordered = Map::new();
+        let mut placed = false;
+        for (k, v) in std::mem::take(&mut ev) {
+            if !placed && v.is_number() {
+                ordered.insert(keys::CLOUDWATCH_METRICS.to_string(), value.clone());
+                placed = true;
+            }
+            ordered.insert(k, v);
+        }
+        if !placed {
+            ordered.insert(keys::CLOUDWATCH_METRICS.to_string(), value);
+        }
+        Some(ordered)
+    }
+
+    /// `<prefix>_memory_pgfault` etc.: rates of page faults; hierarchical values are the same
+    /// counters (reference §2.2), failures_total the rate of their sum.
+    fn fault_rates(
+        &mut self,
+        ev: &mut Ev,
+        prefix: &str,
+        key: &str,
+        t_ns: u64,
+        faults: Option<(u64, u64)>,
+    ) {
+        let faults = match faults {
+            Some(f) => Some(f),
+            None if prefix == "node" => match self.host.page_faults() {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    self.problems.report("node-vmstat", &e.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
+        let Some((minor, major)) = faults else { return };
+        let pf = self
+            .rates
+            .per_second(&format!("{key}/pgfault"), minor, t_ns);
+        let pmf = self
+            .rates
+            .per_second(&format!("{key}/pgmajfault"), major, t_ns);
+        ev.opt(&format!("{prefix}_memory_pgfault"), pf)
+            .opt(&format!("{prefix}_memory_pgmajfault"), pmf);
+        ev.opt(&format!("{prefix}_memory_hierarchical_pgfault"), pf)
+            .opt(&format!("{prefix}_memory_hierarchical_pgmajfault"), pmf);
+        ev.opt(
+            &format!("{prefix}_memory_failures_total"),
+            self.rates
+                .per_second(&format!("{key}/faults"), minor + major, t_ns),
+        );
+    }
+
+    /// One `<level>_interface_network_*` event per interface (NodeNet / PodNet) cloned from
+    /// `base`; returns the sums over interfaces keyed by measurement (`rx_bytes`, ...).
+    fn interface_events(
+        &mut self,
+        t_ns: u64,
+        key: &str,
+        level: &str,
+        base: &Map<String, Value>,
+        ifaces: &BTreeMap<String, NetCounters>,
+        out: &mut Vec<Map<String, Value>>,
+    ) -> BTreeMap<&'static str, f64> {
+        let mut sums: BTreeMap<&'static str, f64> = BTreeMap::new();
+        for (name, c) in ifaces {
+            let mut ev = Ev(base.clone());
+            ev.s(keys::INTERFACE, name.clone());
+            let mut any = false;
+            let mut rx_tx = (None, None);
+            for (m, v) in [
+                ("rx_bytes", c.rx_bytes),
+                ("rx_packets", c.rx_packets),
+                ("rx_dropped", c.rx_dropped),
+                ("rx_errors", c.rx_errors),
+                ("tx_bytes", c.tx_bytes),
+                ("tx_packets", c.tx_packets),
+                ("tx_dropped", c.tx_dropped),
+                ("tx_errors", c.tx_errors),
+            ] {
+                if let Some(r) = self
+                    .rates
+                    .per_second(&format!("{key}/net/{name}/{m}"), v, t_ns)
+                {
+                    ev.f(&format!("{level}_interface_network_{m}"), r);
+                    *sums.entry(m).or_default() += r;
+                    any = true;
+                    match m {
+                        "rx_bytes" => rx_tx.0 = Some(r),
+                        "tx_bytes" => rx_tx.1 = Some(r),
+                        _ => {}
+                    }
+                }
+            }
+            if let (Some(rx), Some(tx)) = rx_tx {
+                ev.f(&format!("{level}_interface_network_total_bytes"), rx + tx);
+            }
+            if any {
+                out.push(ev.into_map());
+            }
+        }
+        if let (Some(rx), Some(tx)) = (sums.get("rx_bytes").copied(), sums.get("tx_bytes").copied())
+        {
+            sums.insert("total_bytes", rx + tx);
+        }
+        sums
+    }
+}
+
+/// Wraps finished events into log events of the performance group. Events without a
+/// `NodeName` (pending pods) go to the stream `pending` (reference §1.3).
+pub fn to_log_events(events: Vec<Map<String, Value>>, group: &str, wall_ms: i64) -> Vec<LogEvent> {
+    events
+        .into_iter()
+        .map(|ev| {
+            let stream = ev
+                .get(keys::NODE_NAME)
+                .and_then(Value::as_str)
+                .unwrap_or("pending")
+                .to_string();
+            let ts = ev
+                .get(keys::TIMESTAMP)
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(wall_ms);
+            LogEvent::new(group, stream, ts, Value::Object(ev).to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,242 @@
+//! Node, NodeNet, NodeDiskIO and NodeFS events (reference §1.3, §2.3).
+
+use super::event::{Ev, percent};
+use super::{Collector, Inputs, NodeIdentity};
+use kinsight_model::catalogue::{keys, types};
+use serde_json::{Map, Value, json};
+
+impl Collector {
+    pub(super) fn node_events(
+        &mut self,
+        t_ns: u64,
+        ts: i64,
+        inputs: &Inputs<'_>,
+        id: &NodeIdentity,
+        out: &mut Vec<Map<String, Value>>,
+    ) {
+        let cluster = self.settings.cluster_name.clone();
+        let mut ev = Ev::new(types::NODE, ts, &cluster);
+        id.apply(&mut ev, &self.settings.node_name);
+        ev.v(keys::KUBERNETES, json!({"host": self.settings.node_name}));
+
+        let cores = self.cores();
+        let cpu_limit = cores.map(|c| c as f64 * 1000.0);
+        match self.host.cpu_times() {
+            Ok(cpu) => {
+                self.problems.clear("node-cpu");
+                let total = self.rates.millicores("node/cpu/total", cpu.total_ns, t_ns);
+                ev.opt("node_cpu_usage_total", total);
+                ev.opt(
+                    "node_cpu_usage_user",
+                    self.rates.millicores("node/cpu/user", cpu.user_ns, t_ns),
+                );
+                ev.opt(
+                    "node_cpu_usage_system",
+                    self.rates
+                        .millicores("node/cpu/system", cpu.system_ns, t_ns),
+                );
+                if let (Some(u), Some(l)) = (total, cpu_limit) {
+                    ev.opt("node_cpu_utilization", percent(u, l));
+                }
+            }
+            Err(e) => self.problems.report("node-cpu", &e.to_string()),
+        }
+        ev.opt("node_cpu_limit", cpu_limit);
+
+        // Requests of non-terminated pods, each pod capped at node capacity (reference §2.3).
+        let pods = self.pod_infos(inputs);
+        if let Some(pods) = pods.as_ref() {
+            if let Some(limit) = cpu_limit {
+                let req: f64 = pods
+                    .iter()
+                    .filter(|p| !p.is_terminated())
+                    .filter_map(|p| p.cpu_request_m())
+                    .map(|r| r.min(limit))
+                    .sum();
+                ev.f("node_cpu_request", req);
+                ev.opt("node_cpu_reserved_capacity", percent(req, limit));
+            }
+        }
+
+        let mut mem_limit = None;
+        match self.host.memory() {
+            Ok(m) => {
+                self.problems.clear("node-memory");
+                mem_limit = Some(m.total_bytes as f64);
+                self.mem_total = mem_limit;
+                ev.u("node_memory_usage", m.usage_bytes)
+                    .u("node_memory_cache", m.cache_bytes)
+                    .u("node_memory_rss", m.rss_bytes);
+                let root = self.cgroups.as_ref().and_then(|c| c.read("/").memory);
+                ev.opt_u(
+                    "node_memory_max_usage",
+                    root.and_then(|r| r.max_usage_bytes),
+                );
+                ev.u("node_memory_swap", m.swap_bytes);
+                ev.opt_u("node_memory_failcnt", root.and_then(|r| r.failcnt));
+                ev.u("node_memory_mapped_file", m.mapped_file_bytes)
+                    .u("node_memory_working_set", m.working_set_bytes);
+                self.fault_rates(&mut ev, "node", "node", t_ns, None);
+                ev.opt(
+                    "node_memory_utilization",
+                    percent(m.working_set_bytes as f64, m.total_bytes as f64),
+                );
+                ev.u("node_memory_limit", m.total_bytes);
+            }
+            Err(e) => self.problems.report("node-memory", &e.to_string()),
+        }
+        if let (Some(pods), Some(limit)) = (pods.as_ref(), mem_limit) {
+            let req: f64 = pods
+                .iter()
+                .filter(|p| !p.is_terminated())
+                .filter_map(|p| p.mem_request())
+                .map(|r| r.min(limit))
+                .sum();
+            ev.f("node_memory_request", req);
+            ev.opt("node_memory_reserved_capacity", percent(req, limit));
+        }
+
+        // Network: one NodeNet event per interface, sums on the Node event.
+        match self.host.network(1) {
+            Ok(ifaces) => {
+                self.problems.clear("node-net");
+                let mut base = Ev::new(types::NODE_NET, ts, &cluster);
+                id.apply(&mut base, &self.settings.node_name);
+                let sums = self.interface_events(t_ns, "node", "node", &base.0, &ifaces, out);
+                for (k, v) in sums {
+                    ev.f(&format!("node_network_{k}"), v);
+                }
+            }
+            Err(e) => self.problems.report("node-net", &e.to_string()),
+        }
+
+        if let Some(pods) = pods.as_ref() {
+            ev.u(
+                "node_number_of_running_pods",
+                pods.iter().filter(|p| p.phase == "Running").count() as u64,
+            );
+            ev.u(
+                "node_number_of_running_containers",
+                pods.iter().map(|p| p.running_containers() as u64).sum(),
+            );
+        }
+        if self.settings.enhanced {
+            if let Some(node) = inputs.node {
+                node_status_fields(&mut ev, node);
+            }
+        }
+        out.push(ev.into_map());
+
+        self.disk_events(t_ns, ts, id, out);
+        self.fs_events(ts, id, out);
+    }
+
+    fn disk_events(
+        &mut self,
+        t_ns: u64,
+        ts: i64,
+        id: &NodeIdentity,
+        out: &mut Vec<Map<String, Value>>,
+    ) {
+        let disks = match self.host.disk_io() {
+            Ok(d) => {
+                self.problems.clear("node-diskio");
+                d
+            }
+            Err(e) => return self.problems.report("node-diskio", &e.to_string()),
+        };
+        for (device, c) in disks {
+            let mut ev = Ev::new(types::NODE_DISK_IO, ts, &self.settings.cluster_name);
+            id.apply(&mut ev, &self.settings.node_name);
+            ev.s(keys::DEVICE, device.clone());
+            // The key includes the device: the upstream cache did not, mixing devices (§2.1 quirk).
+            let key = |m: &str| format!("diskio/{device}/{m}");
+            let rb = self.rates.per_second(&key("rb"), c.read_bytes, t_ns);
+            let wb = self.rates.per_second(&key("wb"), c.write_bytes, t_ns);
+            let tb = self
+                .rates
+                .per_second(&key("tb"), c.read_bytes + c.write_bytes, t_ns);
+            let ro = self.rates.per_second(&key("ro"), c.reads, t_ns);
+            let wo = self.rates.per_second(&key("wo"), c.writes, t_ns);
+            let to = self.rates.per_second(&key("to"), c.reads + c.writes, t_ns);
+            if tb.is_none() {
+                continue; // first sample of this device
+            }
+            ev.opt("node_diskio_io_service_bytes_read", rb)
+                .opt("node_diskio_io_service_bytes_write", wb)
+                .opt("node_diskio_io_service_bytes_total", tb);
+            ev.opt("node_diskio_io_serviced_read", ro)
+                .opt("node_diskio_io_serviced_write", wo)
+                .opt("node_diskio_io_serviced_total", to);
+            out.push(ev.into_map());
+        }
+    }
+
+    fn fs_events(&mut self, ts: i64, id: &NodeIdentity, out: &mut Vec<Map<String, Value>>) {
+        let fss = match self.host.filesystems() {
+            Ok(f) => {
+                self.problems.clear("node-fs");
+                f
+            }
+            Err(e) => return self.problems.report("node-fs", &e.to_string()),
+        };
+        for fs in fss {
+            let mut ev = Ev::new(types::NODE_FS, ts, &self.settings.cluster_name);
+            id.apply(&mut ev, &self.settings.node_name);
+            ev.s(keys::DEVICE, fs.device.clone())
+                .s(keys::FSTYPE, fs.fstype.clone());
+            ev.u("node_filesystem_capacity", fs.capacity_bytes)
+                .u("node_filesystem_usage", fs.usage_bytes)
+                .u("node_filesystem_available", fs.available_bytes);
+            ev.opt(
+                "node_filesystem_utilization",
+                percent(fs.usage_bytes as f64, fs.capacity_bytes as f64),
+            );
+            if fs.inodes > 0 {
+                ev.u("node_filesystem_inodes", fs.inodes)
+                    .u("node_filesystem_inodes_free", fs.inodes_free);
+            }
+            out.push(ev.into_map());
+        }
+    }
+}
+
+/// Enhanced-mode node condition and pod-capacity fields (reference §2.3).
+fn node_status_fields(ev: &mut Ev, node: &k8s_openapi::api::core::v1::Node) {
+    let Some(status) = node.status.as_ref() else {
+        return;
+    };
+    let conds = status.conditions.as_deref().unwrap_or(&[]);
+    for (cond, field) in [
+        ("Ready", "node_status_condition_ready"),
+        ("DiskPressure", "node_status_condition_disk_pressure"),
+        ("MemoryPressure", "node_status_condition_memory_pressure"),
+        ("PIDPressure", "node_status_condition_pid_pressure"),
+        (
+            "NetworkUnavailable",
+            "node_status_condition_network_unavailable",
+        ),
+    ] {
+        if let Some(c) = conds.iter().find(|c| c.type_ == cond) {
+            ev.u(field, (c.status == "True") as u64);
+        }
+    }
+    ev.u(
+        "node_status_condition_unknown",
+        conds.iter().any(|c| c.status == "Unknown") as u64,
+    );
+    let q = |m: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >| {
+        m.and_then(|m| m.get("pods"))
+            .and_then(|q| super::quantity::parse_quantity(&q.0))
+    };
+    ev.opt("node_status_capacity_pods", q(status.capacity.as_ref()));
+    ev.opt(
+        "node_status_allocatable_pods",
+        q(status.allocatable.as_ref()),
+    );
+}

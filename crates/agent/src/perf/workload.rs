@@ -1,0 +1,374 @@
+//! Pod, PodNet and Container events: cgroup statistics of the kubelet's pods (reference §2.2:
+//! the pod cgroup is the parent of its container cgroups, so pod numbers include the pause
+//! container; pod network is the pod's network namespace, read through any of its processes).
+
+use super::event::{Ev, percent};
+use super::pods::{ContainerInfo, ContainerState, PodInfo};
+use super::{Collector, Inputs, NodeIdentity};
+use crate::cgroup::{CgroupStats, PodCgroup};
+use kinsight_model::catalogue::{keys, types};
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, HashSet};
+
+impl Collector {
+    pub(super) fn workload_events(
+        &mut self,
+        t_ns: u64,
+        ts: i64,
+        inputs: &Inputs<'_>,
+        id: &NodeIdentity,
+        out: &mut Vec<Map<String, Value>>,
+    ) {
+        let Some(pods) = self.pod_infos(inputs) else {
+            return;
+        };
+        let Some(cgroups) = self.cgroups.clone() else {
+            return;
+        };
+        let found = cgroups.discover_pods();
+        let by_uid: HashMap<&str, &PodCgroup> = found.iter().map(|p| (p.uid.as_str(), p)).collect();
+        let node_cpu_limit = self.cores().map(|c| c as f64 * 1000.0);
+        let node_mem_limit = self.mem_total;
+        let mut seen_pods = HashSet::new();
+        let mut seen_containers = HashSet::new();
+        for pod in &pods {
+            if let Some(node) = &pod.node_name {
+                if node != &self.settings.node_name && !by_uid.contains_key(pod.uid.as_str()) {
+                    continue;
+                }
+            }
+            let Some(pcg) = by_uid.get(pod.uid.as_str()) else {
+                continue;
+            };
+            seen_pods.insert(pod.uid.clone());
+            let service = inputs
+                .services
+                .and_then(|s| s.get(&(pod.namespace.clone(), pod.full_name.clone())))
+                .cloned();
+
+            // Restarts: per-interval delta, nothing on the first observation (reference §2.3).
+            let total = pod.restarts_total();
+            let restart_delta = self
+                .pod_restarts
+                .insert(pod.uid.clone(), total)
+                .map(|prev| total.saturating_sub(prev));
+
+            let stats = cgroups.read(&pcg.path);
+            self.report_cgroup_errors(&pod.uid, &stats);
+            let mut ev = Ev::new(types::POD, ts, &self.settings.cluster_name);
+            id.apply(&mut ev, &self.settings.node_name);
+            self.pod_identity(&mut ev, pod, service.as_deref(), None);
+            ev.s(keys::POD_STATUS, pod.phase.clone());
+            let key = format!("pod/{}", pod.uid);
+            let usage = self.cpu_fields(&mut ev, "pod", &key, &stats, t_ns, node_cpu_limit);
+            let cpu_limit = pod.cpu_limit_m();
+            if let Some(req) = pod.cpu_request_m() {
+                let req = node_cpu_limit.map_or(req, |l| req.min(l));
+                ev.f("pod_cpu_request", req);
+                ev.opt(
+                    "pod_cpu_reserved_capacity",
+                    node_cpu_limit.and_then(|l| percent(req, l)),
+                );
+            }
+            if let Some(l) = cpu_limit {
+                ev.f("pod_cpu_limit", l);
+                ev.opt(
+                    "pod_cpu_utilization_over_pod_limit",
+                    usage.and_then(|u| percent(u, l)),
+                );
+            }
+            let ws = self.memory_fields(&mut ev, "pod", &key, &stats, t_ns, node_mem_limit);
+            if let Some(req) = pod.mem_request() {
+                let req = node_mem_limit.map_or(req, |l| req.min(l));
+                ev.f("pod_memory_request", req);
+                ev.opt(
+                    "pod_memory_reserved_capacity",
+                    node_mem_limit.and_then(|l| percent(req, l)),
+                );
+            }
+            if let Some(l) = pod.mem_limit() {
+                ev.f("pod_memory_limit", l);
+                ev.opt(
+                    "pod_memory_utilization_over_pod_limit",
+                    ws.and_then(|w| percent(w, l)),
+                );
+            }
+
+            // Network of the pod's namespace, through the first process that can be read.
+            let mut base = Ev::new(types::POD_NET, ts, &self.settings.cluster_name);
+            id.apply(&mut base, &self.settings.node_name);
+            self.pod_identity(&mut base, pod, service.as_deref(), None);
+            let pids = std::iter::once(pcg.path.as_str())
+                .chain(pcg.containers.iter().map(|c| c.path.as_str()))
+                .flat_map(|p| cgroups.pids(p));
+            if let Some(ifaces) = pids.take(4).find_map(|pid| self.host.network(pid).ok()) {
+                let sums = self.interface_events(t_ns, &key, "pod", &base.0, &ifaces, out);
+                for (m, v) in sums {
+                    ev.f(&format!("pod_network_{m}"), v);
+                }
+            }
+
+            ev.u("pod_number_of_containers", pod.status_count as u64);
+            ev.u(
+                "pod_number_of_running_containers",
+                pod.running_containers() as u64,
+            );
+            ev.opt_u("pod_number_of_container_restarts", restart_delta);
+            if self.settings.enhanced {
+                pod_status_fields(&mut ev, pod);
+            }
+            out.push(ev.into_map());
+
+            for c in &pod.containers {
+                let Some(cid) = c.id.as_deref() else { continue };
+                let Some(ccg) = pcg.containers.iter().find(|x| x.id == cid) else {
+                    continue;
+                };
+                let ckey = format!("ctr/{}/{}", pod.uid, c.name);
+                seen_containers.insert(ckey.clone());
+                let restart_delta = self
+                    .container_restarts
+                    .insert(ckey.clone(), c.restarts)
+                    .map(|prev| c.restarts.saturating_sub(prev));
+                let stats = cgroups.read(&ccg.path);
+                self.report_cgroup_errors(cid, &stats);
+                let mut ev = Ev::new(types::CONTAINER, ts, &self.settings.cluster_name);
+                id.apply(&mut ev, &self.settings.node_name);
+                self.pod_identity(&mut ev, pod, service.as_deref(), Some(c));
+                ev.s(keys::CONTAINER_STATUS, c.state.as_str());
+                if let Some(r) = &c.reason {
+                    ev.s(keys::CONTAINER_STATUS_REASON, r.clone());
+                }
+                if let Some(r) = &c.last_termination_reason {
+                    ev.s(keys::CONTAINER_LAST_TERMINATION_REASON, r.clone());
+                }
+                let ckey = format!("ctr/{}/{}", pod.uid, cid);
+                let usage =
+                    self.cpu_fields(&mut ev, "container", &ckey, &stats, t_ns, node_cpu_limit);
+                ev.opt("container_cpu_limit", c.cpu_limit_m)
+                    .opt("container_cpu_request", c.cpu_request_m);
+                if self.settings.enhanced {
+                    if let (Some(u), Some(l)) = (usage, c.cpu_limit_m) {
+                        ev.opt(
+                            "container_cpu_utilization_over_container_limit",
+                            percent(u, l),
+                        );
+                    }
+                }
+                let ws =
+                    self.memory_fields(&mut ev, "container", &ckey, &stats, t_ns, node_mem_limit);
+                ev.opt("container_memory_limit", c.mem_limit)
+                    .opt("container_memory_request", c.mem_request);
+                if self.settings.enhanced {
+                    if let (Some(w), Some(l)) = (ws, c.mem_limit) {
+                        ev.opt(
+                            "container_memory_utilization_over_container_limit",
+                            percent(w, l),
+                        );
+                    }
+                }
+                // No `container_` prefix on this one (reference §1.3).
+                ev.opt_u("number_of_container_restarts", restart_delta);
+                out.push(ev.into_map());
+            }
+        }
+        self.pod_restarts.retain(|uid, _| seen_pods.contains(uid));
+        self.container_restarts
+            .retain(|k, _| seen_containers.contains(k));
+    }
+
+    fn report_cgroup_errors(&mut self, what: &str, stats: &CgroupStats) {
+        for e in &stats.errors {
+            self.problems
+                .report(&format!("cgroup/{what}"), &format!("{what}: {e}"));
+        }
+    }
+
+    /// Namespace, PodName (FullPodName), Service and the `kubernetes` block (reference §1.4).
+    fn pod_identity(
+        &self,
+        ev: &mut Ev,
+        pod: &PodInfo,
+        service: Option<&str>,
+        container: Option<&ContainerInfo>,
+    ) {
+        ev.s(keys::NAMESPACE, pod.namespace.clone())
+            .s(keys::POD_NAME, pod.pod_name.clone());
+        if self.settings.enhanced {
+            ev.s(keys::FULL_POD_NAME, pod.full_name.clone());
+            if let Some(c) = container {
+                ev.s(keys::CONTAINER_NAME, c.name.clone());
+            }
+        }
+        if let Some(s) = service {
+            ev.s(keys::SERVICE, s);
+        }
+        let mut k = Map::new();
+        if let Some(c) = container {
+            k.insert("container_name".into(), c.name.clone().into());
+            if let Some(id) = &c.id {
+                match &c.runtime {
+                    Some(rt) => k.insert(rt.clone(), json!({"container_id": id})),
+                    None => k.insert("container_id".into(), id.clone().into()),
+                };
+            }
+        }
+        k.insert("host".into(), self.settings.node_name.clone().into());
+        if !pod.labels.is_empty() {
+            k.insert("labels".into(), json!(pod.labels));
+        }
+        k.insert("namespace_name".into(), pod.namespace.clone().into());
+        k.insert("pod_id".into(), pod.uid.clone().into());
+        k.insert("pod_name".into(), pod.full_name.clone().into());
+        if !pod.owners.is_empty() {
+            let owners: Vec<Value> = pod
+                .owners
+                .iter()
+                .map(|(kind, name)| json!({"owner_kind": kind, "owner_name": name}))
+                .collect();
+            k.insert("pod_owners".into(), Value::Array(owners));
+        }
+        if let Some(s) = service {
+            k.insert("service_name".into(), s.into());
+        }
+        ev.v(keys::KUBERNETES, Value::Object(k));
+    }
+
+    /// `<p>_cpu_usage_{total,user,system}` and `<p>_cpu_utilization`; returns usage (millicores).
+    fn cpu_fields(
+        &mut self,
+        ev: &mut Ev,
+        p: &str,
+        key: &str,
+        stats: &CgroupStats,
+        t_ns: u64,
+        node_limit: Option<f64>,
+    ) -> Option<f64> {
+        let cpu = stats.cpu?;
+        let total = self
+            .rates
+            .millicores(&format!("{key}/cpu/total"), cpu.usage_total_ns, t_ns);
+        ev.opt(&format!("{p}_cpu_usage_total"), total);
+        if let Some(u) = cpu.usage_user_ns {
+            ev.opt(
+                &format!("{p}_cpu_usage_user"),
+                self.rates.millicores(&format!("{key}/cpu/user"), u, t_ns),
+            );
+        }
+        if let Some(s) = cpu.usage_system_ns {
+            ev.opt(
+                &format!("{p}_cpu_usage_system"),
+                self.rates.millicores(&format!("{key}/cpu/system"), s, t_ns),
+            );
+        }
+        if let (Some(u), Some(l)) = (total, node_limit) {
+            ev.opt(&format!("{p}_cpu_utilization"), percent(u, l));
+        }
+        total
+    }
+
+    /// `<p>_memory_*` from the cgroup; returns the working set (bytes).
+    fn memory_fields(
+        &mut self,
+        ev: &mut Ev,
+        p: &str,
+        key: &str,
+        stats: &CgroupStats,
+        t_ns: u64,
+        node_limit: Option<f64>,
+    ) -> Option<f64> {
+        let m = stats.memory?;
+        ev.u(&format!("{p}_memory_usage"), m.usage_bytes);
+        ev.opt_u(&format!("{p}_memory_cache"), m.cache_bytes)
+            .opt_u(&format!("{p}_memory_rss"), m.rss_bytes);
+        ev.opt_u(&format!("{p}_memory_max_usage"), m.max_usage_bytes)
+            .opt_u(&format!("{p}_memory_swap"), m.swap_bytes);
+        ev.opt_u(&format!("{p}_memory_failcnt"), m.failcnt)
+            .opt_u(&format!("{p}_memory_mapped_file"), m.mapped_file_bytes);
+        ev.u(&format!("{p}_memory_working_set"), m.working_set_bytes);
+        let faults = m.pgfault.zip(m.pgmajfault);
+        self.fault_rates(ev, p, key, t_ns, faults);
+        if let Some(l) = node_limit {
+            ev.opt(
+                &format!("{p}_memory_utilization"),
+                percent(m.working_set_bytes as f64, l),
+            );
+        }
+        Some(m.working_set_bytes as f64)
+    }
+}
+
+/// Enhanced-mode status fields of a Pod event (reference §2.3).
+pub(super) fn pod_status_fields(ev: &mut Ev, pod: &PodInfo) {
+    for (phase, field) in [
+        ("Running", "pod_status_running"),
+        ("Pending", "pod_status_pending"),
+        ("Succeeded", "pod_status_succeeded"),
+        ("Failed", "pod_status_failed"),
+    ] {
+        ev.u(field, (pod.phase == phase) as u64);
+    }
+    let cond = |t: &str| pod.conditions.get(t).map(String::as_str);
+    ev.u("pod_status_ready", (cond("Ready") == Some("True")) as u64);
+    ev.u(
+        "pod_status_scheduled",
+        (cond("PodScheduled") == Some("True")) as u64,
+    );
+    ev.u(
+        "pod_status_unknown",
+        (cond("Ready") == Some("Unknown") || cond("PodScheduled") == Some("Unknown")) as u64,
+    );
+    let count = |s: ContainerState| pod.containers.iter().filter(|c| c.state == s).count() as u64;
+    ev.u(
+        "pod_container_status_running",
+        count(ContainerState::Running),
+    );
+    ev.u(
+        "pod_container_status_waiting",
+        count(ContainerState::Waiting),
+    );
+    ev.u(
+        "pod_container_status_terminated",
+        count(ContainerState::Terminated),
+    );
+    let waiting = |reasons: &[&str]| {
+        pod.containers
+            .iter()
+            .filter(|c| {
+                c.state == ContainerState::Waiting
+                    && c.reason.as_deref().is_some_and(|r| reasons.contains(&r))
+            })
+            .count() as u64
+    };
+    ev.u(
+        "pod_container_status_waiting_reason_crash_loop_back_off",
+        waiting(&["CrashLoopBackOff"]),
+    );
+    ev.u(
+        "pod_container_status_waiting_reason_image_pull_error",
+        waiting(&["ErrImagePull", "ImagePullBackOff", "InvalidImageName"]),
+    );
+    ev.u(
+        "pod_container_status_waiting_reason_start_error",
+        waiting(&["StartError"]),
+    );
+    ev.u(
+        "pod_container_status_waiting_reason_create_container_error",
+        waiting(&["CreateContainerError"]),
+    );
+    ev.u(
+        "pod_container_status_waiting_reason_create_container_config_error",
+        waiting(&["CreateContainerConfigError"]),
+    );
+    ev.u(
+        "pod_container_status_terminated_reason_oom_killed",
+        pod.containers
+            .iter()
+            .filter(|c| {
+                c.last_termination_reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("OOMKilled"))
+            })
+            .count() as u64,
+    );
+}

@@ -1,0 +1,328 @@
+//! The agent's main loop: every `metrics_collection_interval` it gathers the kubelet's pods,
+//! this node's Node object and (on the leader) the cluster state, lets the [`Collector`] turn
+//! samples into performance events, and hands them to the sink. Log collection runs beside it.
+//!
+//! Unreachable kubelet or API server: one clear log line, their items are skipped, node
+//! metrics still flow. `--once` takes two samples `sample_interval` apart and emits the second.
+
+use crate::apiserver::{ApiServer, ClusterState, LEADER_LEASE_NAME, LEASE_RETRY};
+use crate::kubelet::KubeletClient;
+use crate::perf::pods::Owners;
+use crate::perf::{
+    Collector, CollectorSettings, Inputs, PodServices, Problems, pod_services, to_log_events,
+};
+use crate::sink::Sink;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kinsight_model::config::AgentConfig;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+/// How the agent runs, beyond its config.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Take two samples and exit.
+    pub once: bool,
+    /// Distance between the two samples of `--once`.
+    pub sample_interval: Duration,
+    /// Where the latest collection is published in Prometheus text (for `--metrics-listen`).
+    pub prometheus: Option<Arc<RwLock<String>>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            once: false,
+            sample_interval: Duration::from_secs(1),
+            prometheus: None,
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The metrics side of the agent: sources and collector state between ticks.
+pub struct MetricsLoop {
+    cfg: AgentConfig,
+    collector: Collector,
+    kubelet: Option<KubeletClient>,
+    api: Option<ApiServer>,
+    is_leader: watch::Receiver<bool>,
+    pods: Option<Vec<Pod>>,
+    pods_at: Option<Instant>,
+    node: Option<Node>,
+    node_at: Option<Instant>,
+    services: Option<PodServices>,
+    services_at: Option<Instant>,
+    problems: Problems,
+    started: Instant,
+}
+
+impl MetricsLoop {
+    /// Builds the sources from the config; logs once what is unavailable.
+    pub fn new(cfg: &AgentConfig) -> MetricsLoop {
+        let k = &cfg.kinsight;
+        let mut problems = Problems::default();
+        let kubelet = match &k.kubelet_url {
+            None => {
+                tracing::warn!(
+                    "no kubelet to ask (HOST_IP is not set and kinsight.kubelet_url is not configured): pod and container metrics are off, node metrics continue"
+                );
+                None
+            }
+            Some(url) => match KubeletClient::new(
+                url,
+                Some(k.kubelet_token_file.clone()),
+                Some(k.kubelet_ca_file.clone()),
+                k.kubelet_insecure_skip_verify,
+            ) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.report("kubelet", &e.to_string());
+                    None
+                }
+            },
+        };
+        let api = match &k.api_server_url {
+            None => {
+                tracing::info!(
+                    "no API server configured (not in a cluster): cluster-level events and Service tagging are off"
+                );
+                None
+            }
+            Some(url) => match ApiServer::connect(
+                url,
+                Some(k.kubelet_token_file.clone()),
+                Some(k.kubelet_ca_file.clone()),
+            ) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    problems.report("apiserver", &e.to_string());
+                    None
+                }
+            },
+        };
+        let (_tx, is_leader) = watch::channel(false);
+        let settings = CollectorSettings {
+            cluster_name: cfg.cluster_name.clone(),
+            node_name: cfg.host_name.clone(),
+            enhanced: cfg.enhanced_container_insights,
+            prefer_full_pod_name: cfg.prefer_full_pod_name,
+            disable_metric_extraction: cfg.disable_metric_extraction,
+        };
+        MetricsLoop {
+            cfg: cfg.clone(),
+            collector: Collector::new(settings, &k.host_root),
+            kubelet,
+            api,
+            is_leader,
+            pods: None,
+            pods_at: None,
+            node: None,
+            node_at: None,
+            services: None,
+            services_at: None,
+            problems,
+            started: Instant::now(),
+        }
+    }
+
+    /// Starts leader election (when an API server is configured); the receiver follows the
+    /// election's result.
+    pub fn spawn_leader_election(&mut self, shutdown: watch::Receiver<bool>) {
+        let Some(api) = self.api.clone() else { return };
+        let (tx, rx) = watch::channel(false);
+        self.is_leader = rx;
+        let ns = self.cfg.k8s_namespace.clone();
+        let me = self.cfg.host_name.clone();
+        tokio::spawn(leader_election(api, ns, me, tx, shutdown));
+    }
+
+    fn due(at: Option<Instant>, every: Duration) -> bool {
+        at.is_none_or(|t| t.elapsed() >= every)
+    }
+
+    async fn refresh(&mut self) -> Option<ClusterState> {
+        let interval = Duration::from_secs(self.cfg.metrics_collection_interval_s);
+        if let Some(k) = &self.kubelet {
+            if Self::due(self.pods_at, interval.max(Duration::from_secs(10))) || self.pods.is_none()
+            {
+                match k.pods().await {
+                    Ok(p) => {
+                        self.problems.clear("kubelet");
+                        self.pods = Some(p);
+                        self.pods_at = Some(Instant::now());
+                    }
+                    Err(e) => {
+                        self.problems
+                            .report("kubelet", &format!("{e}; pod and container metrics"));
+                        self.pods = None;
+                    }
+                }
+            }
+        }
+        let api = self.api.clone()?;
+        if Self::due(self.node_at, Duration::from_secs(60)) {
+            match api.node(&self.cfg.host_name).await {
+                Ok(n) => {
+                    self.problems.clear("apiserver-node");
+                    self.node = Some(n);
+                    self.node_at = Some(Instant::now());
+                }
+                Err(e) => self.problems.report(
+                    "apiserver-node",
+                    &format!("{e}; node identity falls back to the node name"),
+                ),
+            }
+        }
+        if self.cfg.tag_service && Self::due(self.services_at, Duration::from_secs(30)) {
+            match api.endpoints().await {
+                Ok(eps) => {
+                    self.problems.clear("apiserver-endpoints");
+                    self.services = Some(pod_services(&eps));
+                    self.services_at = Some(Instant::now());
+                }
+                Err(e) => self
+                    .problems
+                    .report("apiserver-endpoints", &format!("{e}; Service tagging")),
+            }
+        }
+        if !*self.is_leader.borrow() {
+            return None;
+        }
+        match api
+            .cluster_state(self.cfg.enhanced_container_insights)
+            .await
+        {
+            Ok(s) => {
+                self.problems.clear("apiserver-cluster");
+                Some(s)
+            }
+            Err(e) => {
+                self.problems
+                    .report("apiserver-cluster", &format!("{e}; cluster-level events"));
+                None
+            }
+        }
+    }
+
+    /// One collection: returns the performance group's log events.
+    pub async fn tick(
+        &mut self,
+    ) -> (
+        Vec<kinsight_model::LogEvent>,
+        Vec<serde_json::Map<String, serde_json::Value>>,
+    ) {
+        let cluster = self.refresh().await;
+        let owners = cluster.as_ref().map(|c| Owners {
+            replica_set_to_deployment: crate::perf::replica_set_owners(c),
+        });
+        let inputs = Inputs {
+            pods: self.pods.as_deref(),
+            node: self.node.as_ref(),
+            services: self.services.as_ref(),
+            cluster: cluster.as_ref(),
+            owners: owners.as_ref(),
+        };
+        let t_ns = self.started.elapsed().as_nanos() as u64;
+        let wall = now_ms();
+        let events = self.collector.collect(t_ns, wall, &inputs);
+        let group = self.cfg.log_groups().performance();
+        (to_log_events(events.clone(), &group, wall), events)
+    }
+}
+
+/// Runs the metrics loop until `shutdown` turns true (or after one collection with `once`).
+pub async fn run_metrics(
+    cfg: &AgentConfig,
+    sink: Arc<dyn Sink>,
+    opts: RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), crate::sink::SinkError> {
+    let mut ml = MetricsLoop::new(cfg);
+    ml.spawn_leader_election(shutdown.clone());
+    if opts.once {
+        ml.tick().await;
+        tokio::time::sleep(opts.sample_interval).await;
+        let (events, raw) = ml.tick().await;
+        publish(&opts, &raw);
+        return sink.send(&events).await;
+    }
+    let mut interval =
+        tokio::time::interval(Duration::from_secs(cfg.metrics_collection_interval_s));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let (events, raw) = ml.tick().await;
+        publish(&opts, &raw);
+        if let Err(e) = sink.send(&events).await {
+            // Metric samples cannot be re-read later; the server sink buffers on disk, other
+            // sinks failing is worth one line per interval.
+            tracing::error!("performance events of this interval were not delivered: {e}");
+        }
+    }
+}
+
+fn publish(opts: &RunOptions, raw: &[serde_json::Map<String, serde_json::Value>]) {
+    if let Some(p) = &opts.prometheus {
+        let text = crate::prometheus::render(raw);
+        if let Ok(mut g) = p.write() {
+            *g = text;
+        }
+    }
+}
+
+/// Lease-based leader election loop (reference §4.4): try every 5 s; a failure to reach the
+/// API server counts as not being leader.
+async fn leader_election(
+    api: ApiServer,
+    ns: String,
+    me: String,
+    tx: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut problems = Problems::default();
+    loop {
+        let leader = match api
+            .try_acquire_lease(&ns, LEADER_LEASE_NAME, &me, now_ms())
+            .await
+        {
+            Ok(l) => {
+                problems.clear("lease");
+                l
+            }
+            Err(e) => {
+                problems.report("lease", &format!("{e}; not acting as leader"));
+                false
+            }
+        };
+        if *tx.borrow() != leader {
+            tracing::info!(
+                leader,
+                "leader election: {}",
+                if leader {
+                    "this agent now emits cluster-level events"
+                } else {
+                    "another agent is the leader"
+                }
+            );
+            let _ = tx.send(leader);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LEASE_RETRY) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
