@@ -301,6 +301,22 @@ impl Tailer {
         if self.watcher.is_some() {
             self.watch();
         }
+        // Every open file's content is checked first (a copytruncate refilled past our offset
+        // is caught here: the head changed), so copies made of it are matched to the right id.
+        for idx in 0..self.tracked.len() {
+            let t = &mut self.tracked[idx];
+            if let Source::Plain(file) = &t.source {
+                let mut head = [0u8; HEAD_BYTES];
+                if let Ok(n) = read_at_full(file, &mut head, 0) {
+                    if !t.head.is_prefix_of(&head[..n]) {
+                        self.restart_truncated(idx);
+                    } else if let Some(h) = t.head.upgrade(&head[..n]) {
+                        t.head = h;
+                        self.checkpoints.update(t.info.id, Some(h), None);
+                    }
+                }
+            }
+        }
         let mut found = Vec::new();
         for root in &self.opts.roots {
             walk(root, &mut found, &mut self.reported);
@@ -385,8 +401,8 @@ impl Tailer {
             return true;
         }
         match self.checkpoints.loaded() {
-            // First start: old rotations predate us.
-            None => false,
+            // First start: old rotations predate us, unless everything is to be read.
+            None => self.opts.read_from_head,
             // Rotated after our last scan before the restart: possibly never seen. The slack
             // covers coarse mtime granularity.
             Some(s) => (mtime_ns(meta) / 1_000_000) as i64 >= s.last_scan_ms - 2000,
@@ -409,25 +425,12 @@ impl Tailer {
             FileRole::Live => f.path.clone(),
             FileRole::Rotated { family } => family.clone(),
         };
-        if let Some(idx) = self.tracked.iter().position(|t| t.inode == inode) {
-            let t = &mut self.tracked[idx];
+        if let Some(t) = self.tracked.iter_mut().find(|t| t.inode == inode) {
             t.seen_scan = scan_no;
             t.live = live;
             if *t.info.path != *f.path {
                 t.info.path = Arc::from(f.path.as_path());
                 self.checkpoints.update(t.info.id, None, Some(&f.path));
-            }
-            if let Source::Plain(file) = &t.source {
-                // A copytruncate refilled past our offset is caught here: the head changed.
-                let mut head = [0u8; HEAD_BYTES];
-                if let Ok(n) = read_at_full(file, &mut head, 0) {
-                    if !t.head.is_prefix_of(&head[..n]) {
-                        self.restart_truncated(idx);
-                    } else if let Some(h) = t.head.upgrade(&head[..n]) {
-                        t.head = h;
-                        self.checkpoints.update(t.info.id, Some(h), None);
-                    }
-                }
             }
             return;
         }
@@ -478,7 +481,13 @@ impl Tailer {
         if !gz
             && let Some(e) = by_inode_entries
                 .get(&inode)
-                .and_then(|es| es.iter().find(|e| e.head().is_prefix_of(&prefix)))
+                // An entry recorded while its file was empty identifies nothing: with a reused
+                // inode it would claim a copy of some other content.
+                .and_then(|es| {
+                    es.iter().find(|e| {
+                        (e.head_len > 0 || prefix.is_empty()) && e.head().is_prefix_of(&prefix)
+                    })
+                })
         {
             {
                 seen_entries.insert(e.id);
@@ -752,6 +761,18 @@ impl Tailer {
     {
         let max_line = self.opts.max_line_bytes;
         let chunk = self.opts.read_chunk_bytes;
+        if !self.tracked[i].live
+            && let Source::Plain(f) = &self.tracked[i].source
+        {
+            // A file out of sight of scans (deleted, moved away) gets its head checked before
+            // each read: a truncation refilled past our offset would otherwise go unnoticed.
+            // Live files are checked at every scan, which a copytruncate's new copy triggers.
+            let mut head = [0u8; HEAD_BYTES];
+            let n = read_at_full(f, &mut head, 0)?;
+            if !self.tracked[i].head.is_prefix_of(&head[..n]) {
+                self.restart_truncated(i);
+            }
+        }
         let t = &mut self.tracked[i];
         buf.clear();
         buf.extend_from_slice(&t.partial);
@@ -845,6 +866,17 @@ impl Tailer {
         if gz || !t.live {
             let since = *t.eof_since.get_or_insert_with(Instant::now);
             if gz || since.elapsed() >= self.opts.rotate_wait {
+                // Before letting go, make sure the content is still what we were reading: a
+                // truncation refilled to the same size leaves no other trace.
+                if let Source::Plain(f) = &t.source {
+                    let mut head = [0u8; HEAD_BYTES];
+                    if let Ok(n) = read_at_full(f, &mut head, 0)
+                        && !t.head.is_prefix_of(&head[..n])
+                    {
+                        self.restart_truncated(i);
+                        return false;
+                    }
+                }
                 self.close(i, on_line);
                 return true;
             }
@@ -900,7 +932,10 @@ fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Opens a gzip file positioned `skip` bytes into its content; `None` when it holds no more.
-fn open_gzip_at(file: File, skip: u64) -> io::Result<Option<Source>> {
+fn open_gzip_at(mut file: File, skip: u64) -> io::Result<Option<Source>> {
+    use std::io::Seek;
+    // The head was read through a clone sharing this cursor.
+    file.seek(io::SeekFrom::Start(0))?;
     let mut dec = Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file)));
     let copied = io::copy(&mut (&mut *dec).take(skip), &mut io::sink())?;
     if copied < skip {

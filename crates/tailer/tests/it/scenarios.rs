@@ -1,0 +1,202 @@
+//! Hand-written scenarios on real files, one per rule of the tailer.
+
+use super::*;
+
+#[test]
+fn kubelet_rotation_reads_the_old_file_to_its_end_then_the_new_one() {
+    let mut h = Harness::new(true);
+    std::fs::create_dir_all(h.path("ns_pod_uid/c")).unwrap();
+    let live = h.path("ns_pod_uid/c/0.log");
+    append(&live, "a1\na2\n");
+    assert_eq!(texts(&h.read(true)), ["a1", "a2"]);
+    append(&live, "a3\n");
+    let rotated = h.path("ns_pod_uid/c/0.log.20240501-101500");
+    std::fs::rename(&live, &rotated).unwrap();
+    append(&live, "b1\n");
+    // The writer may still finish a line into the renamed file.
+    append(&rotated, "a4\n");
+    let got = h.read(true);
+    let mut t = texts(&got);
+    t.sort();
+    assert_eq!(t, ["a3", "a4", "b1"]);
+    assert!(got.iter().all(|g| g.family == live), "routed by family");
+    // Later compression of the finished rotation is recognised and not read again.
+    gzip(&rotated, &h.path("ns_pod_uid/c/0.log.20240501-101500.gz"));
+    append(&live, "b2\n");
+    assert_eq!(texts(&h.read(true)), ["b2"]);
+    assert_eq!(h.tailer.open_files(), 1);
+}
+
+#[test]
+fn restart_after_rotation_and_compression_while_down_loses_nothing() {
+    let mut h = Harness::new(true);
+    let live = h.path("0.log");
+    append(&live, "a1\na2\n");
+    assert_eq!(texts(&h.read(true)), ["a1", "a2"]);
+    // The agent is killed. Meanwhile: more lines, a rotation, compression, a second rotation.
+    append(&live, "a3\n");
+    std::fs::rename(&live, h.path("0.log.1")).unwrap();
+    gzip(&h.path("0.log.1"), &h.path("0.log.1.gz"));
+    append(&live, "b1\nb2\n");
+    std::fs::rename(&live, h.path("0.log.2")).unwrap();
+    append(&live, "c1\n");
+    h.restart();
+    let mut t = texts(&h.read(true));
+    t.sort();
+    assert_eq!(t, ["a3", "b1", "b2", "c1"]);
+    h.restart();
+    assert!(h.read(true).is_empty(), "nothing twice after a clean ack");
+}
+
+#[test]
+fn unacknowledged_lines_come_again_after_a_crash_and_only_those() {
+    let mut h = Harness::new(true);
+    let live = h.path("0.log");
+    append(&live, "1\n2\n");
+    h.read(true);
+    append(&live, "3\n4\n");
+    assert_eq!(texts(&h.read(false)), ["3", "4"]);
+    h.restart();
+    assert_eq!(texts(&h.read(true)), ["3", "4"]);
+}
+
+#[test]
+fn copytruncate_recovers_the_tail_from_the_copy() {
+    let mut h = Harness::new(true);
+    let live = h.path("app.log");
+    append(&live, "old1\nold2\n");
+    assert_eq!(texts(&h.read(true)), ["old1", "old2"]);
+    append(&live, "old3\n");
+    // logrotate copytruncate: copy, then truncate in place, then the app writes on.
+    std::fs::copy(&live, h.path("app.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&live, "new1\n");
+    let mut t = texts(&h.read(true));
+    t.sort();
+    assert_eq!(t, ["new1", "old3"]);
+    assert!(h.tailer.stats.truncations >= 1);
+    append(&live, "new2\n");
+    assert_eq!(texts(&h.read(true)), ["new2"]);
+}
+
+#[test]
+fn truncation_refilled_past_the_old_offset_is_detected_by_the_head() {
+    let mut h = Harness::new(true);
+    let live = h.path("0.log");
+    append(&live, "short\n");
+    h.read(true);
+    std::fs::write(
+        &live,
+        "completely different and much longer content\nsecond\n",
+    )
+    .unwrap();
+    assert_eq!(
+        texts(&h.read(true)),
+        ["completely different and much longer content", "second"]
+    );
+    // Also across a restart: same inode, different content → read from the start.
+    std::fs::write(&live, "third version of the file, long enough\n").unwrap();
+    h.restart();
+    assert_eq!(
+        texts(&h.read(true)),
+        ["third version of the file, long enough"]
+    );
+}
+
+#[test]
+fn a_file_deleted_while_open_is_read_to_its_end() {
+    let mut h = Harness::new(true);
+    let live = h.path("0.log");
+    append(&live, "x1\n");
+    h.read(true);
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap();
+    std::fs::remove_file(&live).unwrap();
+    use std::io::Write;
+    writer.write_all(b"x2\nx3 unterminated").unwrap();
+    drop(writer);
+    assert_eq!(texts(&h.read(true)), ["x2", "x3 unterminated"]);
+    assert_eq!(h.tailer.open_files(), 0);
+}
+
+#[test]
+fn first_start_reads_from_the_end_unless_asked_and_later_files_from_the_head() {
+    let mut h = Harness::new(false);
+    let live = h.path("0.log");
+    append(&live, "before start\n");
+    append(&h.path("0.log.old"), "old rotation\n");
+    assert!(h.read(true).is_empty());
+    append(&live, "after start\n");
+    append(&h.path("1.log"), "new file\n");
+    let mut t = texts(&h.read(true));
+    t.sort();
+    assert_eq!(t, ["after start", "new file"]);
+}
+
+#[test]
+fn long_lines_are_split_with_bounded_pieces_and_nothing_lost() {
+    let mut h = Harness::with(|o| {
+        o.read_from_head = true;
+        o.max_line_bytes = 256 * 1024;
+    });
+    let live = h.path("0.log");
+    // 50 MiB without a newline, then a newline, then a normal line.
+    let big: String = "0123456789abcdef".repeat(50 * 1024 * 1024 / 16);
+    append(&live, &big);
+    let got = h.read(true);
+    assert!(got.iter().all(|g| g.text.len() <= 256 * 1024));
+    assert!(got.iter().all(|g| !g.last), "no newline yet");
+    assert!(got[0].first && got[1..].iter().all(|g| !g.first));
+    append(&live, "\nnext\n");
+    let rest = h.read(true);
+    let mut all: Vec<u8> = got.iter().flat_map(|g| g.text.clone()).collect();
+    all.extend(rest[0].text.iter());
+    assert!(rest[0].last && !rest[0].first);
+    assert_eq!(all.len(), big.len());
+    assert!(all == big.as_bytes());
+    assert_eq!(texts(&rest[1..]), ["next"]);
+    assert!(h.tailer.stats.long_line_splits >= 199);
+}
+
+#[test]
+fn bytes_are_passed_through_raw_including_invalid_utf8() {
+    let mut h = Harness::new(true);
+    let live = h.path("0.log");
+    std::fs::write(&live, b"ok\n\xff\xfe binary \x00\x01\n").unwrap();
+    let got = h.read(true);
+    assert_eq!(got[1].text, b"\xff\xfe binary \x00\x01");
+}
+
+#[test]
+fn a_symlinked_file_is_read_once() {
+    let mut h = Harness::new(true);
+    std::fs::create_dir_all(h.path("pods/ns_p_u/c")).unwrap();
+    std::fs::create_dir_all(h.path("containers")).unwrap();
+    let real = h.path("pods/ns_p_u/c/0.log");
+    append(&real, "only once\n");
+    std::os::unix::fs::symlink(&real, h.path("containers/p_ns_c-abc.log")).unwrap();
+    assert_eq!(texts(&h.read(true)), ["only once"]);
+}
+
+#[test]
+fn checkpoints_are_written_atomically_in_the_documented_format() {
+    let mut h = Harness::new(true);
+    append(&h.path("0.log"), "one\n");
+    h.read(true);
+    let text = std::fs::read_to_string(h.state.path().join("tailer-checkpoints.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["version"], 1);
+    let f = &v["files"][0];
+    assert_eq!(f["offset"], 4);
+    for k in ["id", "dev", "ino", "head_len", "head_crc", "path", "family"] {
+        assert!(!f[k].is_null(), "{k} missing in {text}");
+    }
+    assert!(v["last_scan_ms"].as_i64().unwrap() > 0);
+}
