@@ -1,0 +1,835 @@
+//! The metric store: an in-memory head fed by ingest, flushed into immutable per-tier,
+//! per-partition segment files, compacted size-tiered, pruned by retention.
+//!
+//! Durability is delegated to the server's write-ahead log: every ingest call carries the
+//! WAL sequence number of its batch, the manifest records the highest sequence number whose
+//! datapoints are in segment files (`persisted_seq`), and the WAL must not drop batches above
+//! it. After a crash the server replays its WAL through [`MetricStore::ingest`] again; batches
+//! at or below the high-water mark are skipped, so replay never counts a sample twice.
+
+use crate::MetricsError;
+use crate::block::BlockData;
+use crate::cache::BlockCache;
+use crate::manifest::{self, Manifest, SegmentMeta, SeriesFileMeta};
+use crate::query::{MetricQuery, QueryResult, SeriesValues};
+use crate::segment::{Segment, SegmentWriter};
+use crate::series::{CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, SeriesSelector};
+use crate::statistic::SlotSummary;
+use crate::tier::{Retention, Tier, tier_for};
+use kinsight_model::LogEvent;
+use kinsight_model::emf::{self, Datapoint};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct MetricStoreConfig {
+    /// Cardinality guard: distinct series per namespace.
+    pub max_series_per_namespace: usize,
+    pub retention: Retention,
+    /// Decoded-block cache budget.
+    pub block_cache_bytes: usize,
+    /// [`MetricStore::maintain`] flushes the head when it is this old…
+    pub flush_interval_ms: u64,
+    /// …or this large.
+    pub flush_head_bytes: usize,
+    /// Size-tiered compaction merges this many similar-sized segments of one partition.
+    pub compaction_fan_in: usize,
+    /// Most periods × series in one query answer.
+    pub max_query_datapoints: usize,
+}
+
+impl Default for MetricStoreConfig {
+    fn default() -> Self {
+        MetricStoreConfig {
+            max_series_per_namespace: 100_000,
+            retention: Retention::default(),
+            block_cache_bytes: 256 << 20,
+            flush_interval_ms: 30_000,
+            flush_head_bytes: 64 << 20,
+            compaction_fan_in: 4,
+            max_query_datapoints: 10_000_000,
+        }
+    }
+}
+
+/// What one ingest call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// The batch's sequence number was at or below the high-water mark: nothing was done.
+    pub skipped: bool,
+    pub datapoints: u64,
+    pub samples: u64,
+    /// Datapoints refused by the cardinality guard.
+    pub rejected: u64,
+    /// Events whose EMF directive was malformed (only for [`MetricStore::ingest_events`]).
+    pub emf_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStats {
+    pub series: usize,
+    pub head_samples: usize,
+    pub segments: usize,
+    pub segment_bytes: u64,
+    pub persisted_seq: Option<u64>,
+    pub ingested_seq: Option<u64>,
+    pub cache_bytes: usize,
+    pub samples_ingested: u64,
+    pub emf_errors: u64,
+    pub cardinality: Vec<CardinalityStats>,
+}
+
+/// What [`MetricStore::maintain`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MaintenanceReport {
+    pub flushed: bool,
+    pub compactions: usize,
+    pub segments_expired: usize,
+}
+
+struct Head {
+    tiers: [HashMap<u32, BlockData>; 3],
+    bytes: usize,
+    samples: usize,
+    max_seq: Option<u64>,
+    created: Instant,
+}
+
+impl Head {
+    fn new() -> Head {
+        Head {
+            tiers: [HashMap::new(), HashMap::new(), HashMap::new()],
+            bytes: 0,
+            samples: 0,
+            max_seq: None,
+            created: Instant::now(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.samples == 0
+    }
+
+    fn tier(&self, t: Tier) -> &HashMap<u32, BlockData> {
+        &self.tiers[t.code() as usize]
+    }
+}
+
+struct State {
+    registry: Registry,
+    head: Head,
+    /// The head being written by a flush; still visible to queries until its segments are.
+    frozen: Option<Arc<Head>>,
+    segments: Vec<Arc<Segment>>,
+    manifest: Manifest,
+    /// Highest sequence number applied to memory (≥ persisted).
+    high_seq: Option<u64>,
+    /// Series ids below this are in series files.
+    series_persisted: u32,
+}
+
+pub struct MetricStore {
+    dir: PathBuf,
+    config: MetricStoreConfig,
+    state: RwLock<State>,
+    /// Serialises flush, compaction and retention: the only writers of the manifest.
+    maintenance: Mutex<()>,
+    cache: BlockCache,
+    samples_ingested: AtomicU64,
+    emf_errors: AtomicU64,
+}
+
+impl MetricStore {
+    /// Opens (or creates) the store in `dir`: reads the manifest, the series files and every
+    /// listed segment's index, and deletes files a crash left behind (temporary files,
+    /// segments not in the manifest).
+    pub fn open(
+        dir: impl AsRef<Path>,
+        config: MetricStoreConfig,
+    ) -> Result<MetricStore, MetricsError> {
+        let dir = dir.as_ref().to_path_buf();
+        for sub in [
+            dir.clone(),
+            dir.join("series"),
+            dir.join("segments").join("raw"),
+            dir.join("segments").join("minute"),
+            dir.join("segments").join("hour"),
+        ] {
+            fs::create_dir_all(&sub).map_err(|e| MetricsError::io(&sub, e))?;
+        }
+        let manifest = Manifest::load(&dir)?.unwrap_or_default();
+        let mut registry = Registry::new(config.max_series_per_namespace);
+        for f in &manifest.series_files {
+            for info in manifest::read_series_file(&dir, f.generation)? {
+                registry
+                    .restore(info)
+                    .map_err(|reason| MetricsError::Corrupt {
+                        path: manifest::series_path(&dir, f.generation),
+                        reason,
+                    })?;
+            }
+        }
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for s in &manifest.segments {
+            let seg = Segment::open(
+                &manifest::segment_path(&dir, s.tier, s.generation),
+                s.generation,
+            )?;
+            if seg.tier != s.tier || seg.partition_start != s.partition_start_ms {
+                return Err(MetricsError::Corrupt {
+                    path: seg.path.clone(),
+                    reason: "segment header disagrees with the manifest".into(),
+                });
+            }
+            segments.push(Arc::new(seg));
+        }
+        remove_orphans(&dir, &manifest)?;
+        let series_persisted = registry.len() as u32;
+        let high_seq = manifest.persisted_seq;
+        Ok(MetricStore {
+            cache: BlockCache::new(config.block_cache_bytes),
+            dir,
+            config,
+            state: RwLock::new(State {
+                registry,
+                head: Head::new(),
+                frozen: None,
+                segments,
+                manifest,
+                high_seq,
+                series_persisted,
+            }),
+            maintenance: Mutex::new(()),
+            samples_ingested: AtomicU64::new(0),
+            emf_errors: AtomicU64::new(0),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Highest WAL sequence number whose datapoints are durable in the store's own files.
+    /// The WAL may drop batches up to it.
+    pub fn persisted_seq(&self) -> Option<u64> {
+        self.read().manifest.persisted_seq
+    }
+
+    /// Highest sequence number applied (in memory or on disk).
+    pub fn ingested_seq(&self) -> Option<u64> {
+        self.read().high_seq
+    }
+
+    /// Adds the datapoints of the batch with WAL sequence number `seq`. Idempotent: a batch
+    /// at or below the high-water mark is skipped, so calls must come in increasing `seq`
+    /// order — as live ingest and WAL replay both do.
+    pub fn ingest(&self, seq: u64, points: &[Datapoint]) -> IngestOutcome {
+        let mut st = self.write();
+        let mut out = IngestOutcome::default();
+        if st.high_seq.is_some_and(|h| seq <= h) {
+            out.skipped = true;
+            return out;
+        }
+        let State { registry, head, .. } = &mut *st;
+        for dp in points {
+            let id =
+                match registry.resolve(&dp.namespace, &dp.name, &dp.dimensions, dp.unit.as_deref())
+                {
+                    Resolve::Known(id) | Resolve::Created(id) => id,
+                    Resolve::Rejected => {
+                        out.rejected += 1;
+                        continue;
+                    }
+                };
+            out.datapoints += 1;
+            let minute = Tier::Minute.bucket_of(dp.timestamp_ms);
+            let hour = Tier::Hour.bucket_of(dp.timestamp_ms);
+            for &v in &dp.values {
+                // JSON numbers are finite; anything else would poison sums forever.
+                if !v.is_finite() {
+                    continue;
+                }
+                let [raw, min, hr] = &mut head.tiers;
+                let r = raw.entry(id).or_insert_with(|| BlockData::empty(Tier::Raw));
+                r.push_raw(dp.timestamp_ms, v);
+                let rows_before = (
+                    min.get(&id).map_or(0, BlockData::rows),
+                    hr.get(&id).map_or(0, BlockData::rows),
+                );
+                min.entry(id)
+                    .or_insert_with(|| BlockData::empty(Tier::Minute))
+                    .add_to_bucket(minute, v);
+                hr.entry(id)
+                    .or_insert_with(|| BlockData::empty(Tier::Hour))
+                    .add_to_bucket(hour, v);
+                let new_rows = (min.get(&id).map_or(0, BlockData::rows) - rows_before.0)
+                    + (hr.get(&id).map_or(0, BlockData::rows) - rows_before.1);
+                head.bytes += 16 + 40 * new_rows;
+                head.samples += 1;
+                out.samples += 1;
+            }
+        }
+        head.max_seq = Some(seq);
+        st.high_seq = Some(seq);
+        self.samples_ingested
+            .fetch_add(out.samples, Ordering::Relaxed);
+        out
+    }
+
+    /// Extracts the EMF datapoints of a batch of log events (both EMF layouts, reference §1.2)
+    /// and ingests them. Events without a directive are ignored; malformed directives are
+    /// counted, never fatal — the event itself is already stored as a log.
+    pub fn ingest_events(&self, seq: u64, events: &[LogEvent]) -> IngestOutcome {
+        let mut points = Vec::new();
+        let mut errors = 0;
+        for e in events {
+            match emf::extract_from_message(&e.message, e.timestamp) {
+                Ok(Some(p)) => points.extend(p),
+                Ok(None) => {}
+                Err(err) => {
+                    errors += 1;
+                    tracing::debug!(group = %e.log_group_name, stream = %e.log_stream_name, "EMF directive ignored: {err}");
+                }
+            }
+        }
+        self.emf_errors.fetch_add(errors, Ordering::Relaxed);
+        let mut out = self.ingest(seq, &points);
+        out.emf_errors = errors;
+        out
+    }
+
+    /// Writes everything ingested so far into segment files and advances `persisted_seq`.
+    /// Ingest and queries continue meanwhile. Returns the new `persisted_seq`.
+    pub fn flush(&self) -> Result<Option<u64>, MetricsError> {
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let (frozen, new_series, first_new_id, mut next_gen, mut manifest) = {
+            let mut st = self.write();
+            if st.head.is_empty() && st.head.max_seq.is_none() {
+                return Ok(st.manifest.persisted_seq);
+            }
+            let head = std::mem::replace(&mut st.head, Head::new());
+            let frozen = Arc::new(head);
+            st.frozen = Some(frozen.clone());
+            let first = st.series_persisted;
+            let new_series: Vec<SeriesInfo> = st.registry.all()[first as usize..].to_vec();
+            (
+                frozen,
+                new_series,
+                first,
+                st.manifest.next_gen,
+                st.manifest.clone(),
+            )
+        };
+        let result = self.write_flush(
+            &frozen,
+            &new_series,
+            first_new_id,
+            &mut next_gen,
+            &mut manifest,
+        );
+        let mut st = self.write();
+        st.frozen = None;
+        match result {
+            Ok(new_segments) => {
+                st.segments.extend(new_segments);
+                st.series_persisted = first_new_id + new_series.len() as u32;
+                st.manifest = manifest;
+                Ok(st.manifest.persisted_seq)
+            }
+            Err(e) => {
+                // Put the data back so that nothing ingested is lost and the next flush
+                // retries; the head that grew meanwhile is merged into it.
+                let frozen = Arc::try_unwrap(frozen).unwrap_or_else(|a| clone_head(&a));
+                let newer = std::mem::replace(&mut st.head, frozen);
+                merge_head(&mut st.head, newer);
+                st.manifest.next_gen = next_gen.max(st.manifest.next_gen);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_flush(
+        &self,
+        frozen: &Head,
+        new_series: &[SeriesInfo],
+        first_new_id: u32,
+        next_gen: &mut u64,
+        manifest: &mut Manifest,
+    ) -> Result<Vec<Arc<Segment>>, MetricsError> {
+        if !new_series.is_empty() {
+            let generation = *next_gen;
+            *next_gen += 1;
+            manifest::write_series_file(&self.dir, generation, new_series)?;
+            manifest.series_files.push(SeriesFileMeta {
+                generation,
+                first_id: first_new_id,
+                count: new_series.len() as u32,
+            });
+        }
+        let mut out = Vec::new();
+        for tier in Tier::ALL {
+            // partition → series → block, ordered so segment indexes come out sorted.
+            let mut parts: BTreeMap<i64, BTreeMap<u32, BlockData>> = BTreeMap::new();
+            for (id, block) in frozen.tier(tier) {
+                for (p, mut b) in block.split_by_partition(tier) {
+                    b.normalize();
+                    parts.entry(p).or_default().insert(*id, b);
+                }
+            }
+            for (p, blocks) in parts {
+                let generation = *next_gen;
+                *next_gen += 1;
+                let mut w = SegmentWriter::create(
+                    &manifest::segment_path(&self.dir, tier, generation),
+                    tier,
+                    p,
+                )?;
+                for (id, b) in &blocks {
+                    w.add(*id, b)?;
+                }
+                let seg = w.finish(generation)?;
+                manifest.segments.push(SegmentMeta {
+                    generation,
+                    tier,
+                    partition_start_ms: p,
+                });
+                out.push(Arc::new(seg));
+            }
+        }
+        for tier in Tier::ALL {
+            manifest::sync_dir(&self.dir.join("segments").join(tier.as_str()))?;
+        }
+        manifest.next_gen = *next_gen;
+        if frozen.max_seq > manifest.persisted_seq {
+            manifest.persisted_seq = frozen.max_seq;
+        }
+        manifest.store(&self.dir)?;
+        Ok(out)
+    }
+
+    /// Flushes when the head is old or large enough, compacts, applies retention. The
+    /// server calls this every few seconds from a blocking task.
+    pub fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport, MetricsError> {
+        let mut report = MaintenanceReport::default();
+        let due = {
+            let st = self.read();
+            let h = &st.head;
+            (!h.is_empty() || h.max_seq > st.manifest.persisted_seq)
+                && (h.bytes >= self.config.flush_head_bytes
+                    || h.created.elapsed().as_millis() as u64 >= self.config.flush_interval_ms)
+        };
+        if due {
+            self.flush()?;
+            report.flushed = true;
+        }
+        report.compactions = self.compact(now_ms)?;
+        report.segments_expired = self.apply_retention(now_ms)?;
+        Ok(report)
+    }
+
+    /// Size-tiered compaction per (tier, partition): segments of similar size are merged in
+    /// groups of `compaction_fan_in`; a partition that ended more than an hour ago is merged
+    /// into one file. Returns the number of merges.
+    pub fn compact(&self, now_ms: i64) -> Result<usize, MetricsError> {
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let mut merges = 0;
+        loop {
+            let segments = self.read().segments.clone();
+            let Some(group) =
+                pick_compaction(&segments, now_ms, self.config.compaction_fan_in.max(2))
+            else {
+                break;
+            };
+            self.merge(group)?;
+            merges += 1;
+        }
+        Ok(merges)
+    }
+
+    fn merge(&self, inputs: Vec<Arc<Segment>>) -> Result<(), MetricsError> {
+        let tier = inputs[0].tier;
+        let partition = inputs[0].partition_start;
+        let mut manifest = self.read().manifest.clone();
+        let generation = manifest.next_gen;
+        manifest.next_gen += 1;
+        let ids: BTreeSet<u32> = inputs
+            .iter()
+            .flat_map(|s| s.entries().iter().map(|e| e.series))
+            .collect();
+        let mut w = SegmentWriter::create(
+            &manifest::segment_path(&self.dir, tier, generation),
+            tier,
+            partition,
+        )?;
+        for id in ids {
+            let mut merged = BlockData::empty(tier);
+            // Inputs are in generation order, so raw samples keep their arrival order.
+            for s in &inputs {
+                if let Some(e) = s.entry(id) {
+                    merged.extend(&s.read_block(e)?);
+                }
+            }
+            merged.normalize();
+            w.add(id, &merged)?;
+        }
+        let seg = Arc::new(w.finish(generation)?);
+        manifest::sync_dir(&self.dir.join("segments").join(tier.as_str()))?;
+        let gone: Vec<u64> = inputs.iter().map(|s| s.generation).collect();
+        manifest.segments.retain(|m| !gone.contains(&m.generation));
+        manifest.segments.push(SegmentMeta {
+            generation,
+            tier,
+            partition_start_ms: partition,
+        });
+        manifest.store(&self.dir)?;
+        {
+            let mut st = self.write();
+            st.segments.retain(|s| !gone.contains(&s.generation));
+            st.segments.push(seg);
+            st.manifest.segments = manifest.segments;
+            st.manifest.next_gen = manifest.next_gen;
+        }
+        self.cache.forget_generations(&gone);
+        for s in &inputs {
+            // The manifest no longer lists it; a failed delete is only wasted space, and the
+            // next open removes it as an orphan.
+            let _ = fs::remove_file(&s.path);
+        }
+        Ok(())
+    }
+
+    /// Deletes segments whose whole partition is older than the tier's retention.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, MetricsError> {
+        let _m = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
+        let expired: Vec<Arc<Segment>> = self
+            .read()
+            .segments
+            .iter()
+            .filter(|s| {
+                s.partition_start + s.tier.partition_ms()
+                    <= now_ms - self.config.retention.of(s.tier)
+            })
+            .cloned()
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let gone: Vec<u64> = expired.iter().map(|s| s.generation).collect();
+        let mut manifest = self.read().manifest.clone();
+        manifest.segments.retain(|m| !gone.contains(&m.generation));
+        manifest.store(&self.dir)?;
+        {
+            let mut st = self.write();
+            st.segments.retain(|s| !gone.contains(&s.generation));
+            st.manifest.segments = manifest.segments;
+        }
+        self.cache.forget_generations(&gone);
+        for s in &expired {
+            let _ = fs::remove_file(&s.path);
+        }
+        Ok(expired.len())
+    }
+
+    /// Metrics matching a selector (ListMetrics), in key order, at most `limit`.
+    pub fn list_metrics(&self, selector: &SeriesSelector, limit: usize) -> Vec<SeriesInfo> {
+        let st = self.read();
+        st.registry
+            .select(selector)
+            .into_iter()
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Series matching a selector, without limit.
+    pub fn find_series(&self, selector: &SeriesSelector) -> Vec<SeriesInfo> {
+        self.list_metrics(selector, usize::MAX)
+    }
+
+    /// Runs a metric query: one statistic per aligned period for every matching series.
+    pub fn query(&self, q: &MetricQuery) -> Result<QueryResult, MetricsError> {
+        let (start, period_ms, n) = q.plan().map_err(MetricsError::InvalidQuery)?;
+        let (selected, truncated) = {
+            let st = self.read();
+            let all = st.registry.select(&q.selector);
+            let truncated = all.len() > q.max_series;
+            let v: Vec<SeriesInfo> = all.into_iter().take(q.max_series).cloned().collect();
+            (v, truncated)
+        };
+        if selected.len().saturating_mul(n) > self.config.max_query_datapoints {
+            return Err(MetricsError::InvalidQuery(format!(
+                "{} series × {n} periods exceeds the limit of {} datapoints per query — narrow the dimensions, shorten the range or use a longer period",
+                selected.len(),
+                self.config.max_query_datapoints
+            )));
+        }
+        let needs_samples = q.statistic.is_extended();
+        let tier = tier_for(period_ms, start, needs_samples);
+        let mut series = Vec::with_capacity(selected.len());
+        for info in selected {
+            let slots = self.aggregate_id(info.id, start, period_ms, n, needs_samples)?;
+            series.push(SeriesValues {
+                values: slots.iter().map(|s| q.statistic.compute(s)).collect(),
+                key: info.key,
+                unit: info.unit,
+            });
+        }
+        let mut messages = Vec::new();
+        let raw_horizon = now_ms() - self.config.retention.raw_ms;
+        if needs_samples && start < raw_horizon {
+            messages.push(format!(
+                "percentiles are computed from raw samples, which are kept {} days; earlier periods have no value",
+                self.config.retention.raw_ms / crate::tier::DAY_MS
+            ));
+        }
+        Ok(QueryResult {
+            statistic: q.statistic,
+            period_s: q.period_s,
+            timestamps: (0..n as i64).map(|i| start + i * period_ms).collect(),
+            series,
+            tier,
+            truncated,
+            messages,
+        })
+    }
+
+    /// Per-period summaries of one series over `n` periods of `period_ms` starting at
+    /// `start_ms` (any alignment: alarms slide their window by the minute). Keeps the samples
+    /// when `keep_samples` (percentiles). An unknown series gives empty periods — an alarm
+    /// may be created before its metric exists (reference §6.1).
+    pub fn aggregate(
+        &self,
+        key: &SeriesKey,
+        start_ms: i64,
+        period_ms: i64,
+        n: usize,
+        keep_samples: bool,
+    ) -> Result<Vec<SlotSummary>, MetricsError> {
+        let id = self
+            .read()
+            .registry
+            .lookup(&key.namespace, &key.name, &key.dimensions);
+        match id {
+            Some(id) => self.aggregate_id(id, start_ms, period_ms, n, keep_samples),
+            None => Ok(vec![SlotSummary::default(); n]),
+        }
+    }
+
+    fn aggregate_id(
+        &self,
+        id: u32,
+        start: i64,
+        period_ms: i64,
+        n: usize,
+        keep: bool,
+    ) -> Result<Vec<SlotSummary>, MetricsError> {
+        if period_ms <= 0 {
+            return Err(MetricsError::InvalidQuery("period must be positive".into()));
+        }
+        let tier = tier_for(period_ms, start, keep);
+        let end = start.saturating_add(period_ms.saturating_mul(n as i64));
+        let mut slots = vec![SlotSummary::default(); n];
+        // One consistent snapshot: head rows copied, frozen head and segment list by Arc, all
+        // under the same read lock so a concurrent flush can neither hide nor double rows.
+        let (head_block, frozen, segments) = {
+            let st = self.read();
+            let head_block = st.head.tier(tier).get(&id).cloned();
+            let segments: Vec<Arc<Segment>> = st
+                .segments
+                .iter()
+                .filter(|s| {
+                    s.tier == tier
+                        && s.min_ts < end
+                        && s.max_ts >= start
+                        && s.partition_start < end
+                        && s.partition_start + tier.partition_ms() > start
+                        && s.entry(id)
+                            .is_some_and(|e| e.min_ts < end && e.max_ts >= start)
+                })
+                .cloned()
+                .collect();
+            (head_block, st.frozen.clone(), segments)
+        };
+        let mut add_block = |b: &BlockData, sorted: bool| {
+            let rows = if sorted {
+                b.range(start, end)
+            } else {
+                0..b.rows()
+            };
+            match b {
+                BlockData::Raw { ts, vals } => {
+                    for i in rows {
+                        if ts[i] >= start && ts[i] < end {
+                            let slot = ((ts[i] - start) / period_ms) as usize;
+                            slots[slot].add_value(vals[i], keep);
+                        }
+                    }
+                }
+                BlockData::Agg { ts, aggs } => {
+                    for i in rows {
+                        if ts[i] >= start && ts[i] < end {
+                            let slot = ((ts[i] - start) / period_ms) as usize;
+                            slots[slot].add_agg(&aggs[i]);
+                        }
+                    }
+                }
+            }
+        };
+        for seg in &segments {
+            let Some(e) = seg.entry(id) else { continue };
+            let block = match self.cache.get((seg.generation, id)) {
+                Some(b) => b,
+                None => {
+                    let b = Arc::new(seg.read_block(e)?);
+                    self.cache.insert((seg.generation, id), b.clone());
+                    b
+                }
+            };
+            add_block(&block, true);
+        }
+        if let Some(f) = &frozen
+            && let Some(b) = f.tier(tier).get(&id)
+        {
+            add_block(b, false);
+        }
+        if let Some(b) = &head_block {
+            add_block(b, false);
+        }
+        Ok(slots)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let st = self.read();
+        StoreStats {
+            series: st.registry.len(),
+            head_samples: st.head.samples,
+            segments: st.segments.len(),
+            segment_bytes: st.segments.iter().map(|s| s.size_bytes).sum(),
+            persisted_seq: st.manifest.persisted_seq,
+            ingested_seq: st.high_seq,
+            cache_bytes: self.cache.bytes(),
+            samples_ingested: self.samples_ingested.load(Ordering::Relaxed),
+            emf_errors: self.emf_errors.load(Ordering::Relaxed),
+            cardinality: st.registry.cardinality(),
+        }
+    }
+
+    /// Counters of the cardinality guard, per namespace.
+    pub fn cardinality(&self) -> Vec<CardinalityStats> {
+        self.read().registry.cardinality()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn clone_head(h: &Head) -> Head {
+    Head {
+        tiers: h.tiers.clone(),
+        bytes: h.bytes,
+        samples: h.samples,
+        max_seq: h.max_seq,
+        created: h.created,
+    }
+}
+
+/// Appends `newer`'s rows to `into` (after a failed flush put the older head back).
+fn merge_head(into: &mut Head, newer: Head) {
+    for (i, tier) in newer.tiers.into_iter().enumerate() {
+        for (id, b) in tier {
+            into.tiers[i]
+                .entry(id)
+                .or_insert_with(|| BlockData::empty(Tier::ALL[i]))
+                .extend(&b);
+        }
+    }
+    into.bytes += newer.bytes;
+    into.samples += newer.samples;
+    into.max_seq = into.max_seq.max(newer.max_seq);
+}
+
+/// A partition that ended more than this long ago gets one file: late data is rare by then.
+const CLOSED_GRACE_MS: i64 = crate::tier::HOUR_MS;
+/// Size classes start here; smaller segments are all class 0.
+const SIZE_CLASS_BASE: u64 = 64 << 10;
+
+fn pick_compaction(
+    segments: &[Arc<Segment>],
+    now_ms: i64,
+    fan_in: usize,
+) -> Option<Vec<Arc<Segment>>> {
+    let mut groups: BTreeMap<(Tier, i64), Vec<Arc<Segment>>> = BTreeMap::new();
+    for s in segments {
+        groups
+            .entry((s.tier, s.partition_start))
+            .or_default()
+            .push(s.clone());
+    }
+    for ((tier, p), mut group) in groups {
+        group.sort_by_key(|s| s.generation);
+        let closed = p + tier.partition_ms() + CLOSED_GRACE_MS <= now_ms;
+        if closed && group.len() > 1 {
+            return Some(group);
+        }
+        let mut classes: BTreeMap<u32, Vec<Arc<Segment>>> = BTreeMap::new();
+        for s in group {
+            let ratio = (s.size_bytes / SIZE_CLASS_BASE).max(1);
+            let class = ratio.ilog(fan_in as u64);
+            classes.entry(class).or_default().push(s);
+        }
+        if let Some((_, members)) = classes.into_iter().find(|(_, m)| m.len() >= fan_in) {
+            return Some(members);
+        }
+    }
+    None
+}
+
+/// Removes what a crash may leave: temporary files and files the manifest does not list.
+fn remove_orphans(dir: &Path, m: &Manifest) -> Result<(), MetricsError> {
+    let mut keep: BTreeSet<PathBuf> = m
+        .segments
+        .iter()
+        .map(|s| manifest::segment_path(dir, s.tier, s.generation))
+        .collect();
+    keep.extend(
+        m.series_files
+            .iter()
+            .map(|f| manifest::series_path(dir, f.generation)),
+    );
+    let mut dirs = vec![dir.join("series")];
+    dirs.extend(
+        Tier::ALL
+            .iter()
+            .map(|t| dir.join("segments").join(t.as_str())),
+    );
+    for d in dirs {
+        let entries = fs::read_dir(&d).map_err(|e| MetricsError::io(&d, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| MetricsError::io(&d, e))?.path();
+            if !keep.contains(&path) {
+                tracing::info!(path = %path.display(), "removing metric file not listed in the manifest (left by an interrupted flush or compaction)");
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+    let tmp = manifest::manifest_path(dir).with_extension("tmp");
+    let _ = fs::remove_file(tmp);
+    Ok(())
+}

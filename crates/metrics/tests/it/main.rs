@@ -1,0 +1,5 @@
+//! Integration tests of kinsight-metrics: the store through its public API, on real files.
+
+mod equivalence;
+mod events;
+mod store;
