@@ -1,0 +1,933 @@
+"""Checks of the deployment files (issue #9), run by scripts/tests/deploy.sh.
+
+Every manifest, plain or rendered by helm, is validated against the Kubernetes schemas
+(strict), and then against what kinsight's manifests promise: the commands and ports of the
+contracts, least-privilege RBAC, read-only host paths, resources under the seed's, objects
+that refer to each other by the right names, an agent config that kinsight's own parser
+accepts, and no drift between deploy/kubernetes and the chart. Prints one line per check and
+closes with `N passed, N failed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dockerfile
+import kubernetes_validate
+import yaml
+
+# Oldest Kubernetes the manifests support (recursiveReadOnly mounts) and the newest schema
+# kubernetes-validate ships.
+K8S_VERSIONS = ["1.30.0", "1.37.0"]
+
+AGENT_CONFIG_KEY = "cwagentconfig.json"
+AGENT_CONFIG_DIR = "/etc/cwagentconfig"
+BINARY = "/usr/local/bin/kinsight"
+LEASE_NAME = "kinsight-leader"
+
+# The agent's read access (issue #9 contract): (apiGroup, resource) -> verbs.
+AGENT_CLUSTER_RULES = {
+    ("", "nodes"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "endpoints"): {"get", "list", "watch"},
+    ("", "services"): {"get", "list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
+    ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch"},
+    ("apps", "deployments"): {"get", "list", "watch"},
+    ("apps", "daemonsets"): {"get", "list", "watch"},
+    ("apps", "statefulsets"): {"get", "list", "watch"},
+    ("apps", "replicasets"): {"get", "list", "watch"},
+    ("batch", "jobs"): {"get", "list", "watch"},
+    ("", "nodes/stats"): {"get"},
+    ("", "nodes/metrics"): {"get"},
+    ("", "nodes/pods"): {"get"},
+}
+READ_VERBS = {"get", "list", "watch"}
+
+# Host paths the agent needs (host path -> why), all read-only but the state directory.
+AGENT_HOST_PATHS = {
+    "/": "the node's /proc, /sys/fs/cgroup, logs and journal under host_root",
+    "/var/log": "targets of the /var/log/containers symlinks",
+    "/var/lib/docker/containers": "docker json-file logs",
+    "/run/containerd": "containerd.sock",
+    "/sys": "sysfs",
+    "/dev/disk": "disk names",
+    "/run/log/journal": "volatile journal",
+    "/var/lib/kinsight": "state_dir (read-write)",
+}
+STATE_HOST_PATH = "/var/lib/kinsight"
+
+# The seed's DaemonSet asks 200m/100Mi; today's CloudWatch agent 400m/400Mi (reference §4.2).
+SEED_REQUESTS = {"cpu": 0.2, "memory": 100 * 2**20}
+CLOUDWATCH_AGENT = {"cpu": 0.4, "memory": 400 * 2**20}
+
+
+# --------------------------------------------------------------------------------------------
+# A tiny harness: named checks, each failing with an AssertionError that says what is wrong.
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed: list[str] = []
+
+    def check(self, name: str, fn, *args, **kwargs) -> None:
+        try:
+            fn(*args, **kwargs)
+        except AssertionError as e:
+            self.failed.append(name)
+            print(f"FAIL {name}: {e}")
+        except Exception:  # a crash in a check is a failure too, with its traceback
+            self.failed.append(name)
+            print(f"FAIL {name}: crashed\n{traceback.format_exc()}")
+        else:
+            self.passed += 1
+            print(f"ok   {name}")
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# A set of Kubernetes objects, as kubectl would apply them.
+
+
+class Manifests:
+    def __init__(self, label: str, objects: list[dict], source: str) -> None:
+        self.label = label
+        self.objects = [o for o in objects if o]
+        self.source = source  # the YAML text, comments included
+
+    def all(self, kind: str) -> list[dict]:
+        return [o for o in self.objects if o.get("kind") == kind]
+
+    def one(self, kind: str, name: str | None = None) -> dict:
+        found = [o for o in self.all(kind) if name is None or o["metadata"]["name"] == name]
+        assert len(found) == 1, f"{self.label}: expected one {kind} {name or ''}, found {len(found)}"
+        return found[0]
+
+    def find(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        for o in self.all(kind):
+            md = o["metadata"]
+            if md["name"] == name and (namespace is None or md.get("namespace") == namespace):
+                return o
+        return None
+
+    def component(self, kind: str, component: str) -> dict:
+        found = [
+            o
+            for o in self.all(kind)
+            if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
+        ]
+        assert len(found) == 1, f"{self.label}: expected one {kind} of component {component}, found {len(found)}"
+        return found[0]
+
+
+def load_yaml_docs(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers on pod specs.
+
+
+def container(workload: dict, name: str) -> dict:
+    cs = [c for c in workload["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    assert len(cs) == 1, f"{workload['metadata']['name']}: no single container {name!r}"
+    return cs[0]
+
+
+def env_map(c: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def port_number(c: dict, port) -> int:
+    if isinstance(port, int):
+        return port
+    for p in c.get("ports", []):
+        if p.get("name") == port:
+            return p["containerPort"]
+    raise AssertionError(f"container {c['name']}: no port named {port!r}")
+
+
+def listen_port(args: list[str], flag: str) -> int:
+    assert flag in args, f"{flag} missing from args {args}"
+    addr = args[args.index(flag) + 1]
+    return int(addr.rsplit(":", 1)[1])
+
+
+def quantity(q) -> float:
+    """Kubernetes quantity to a number (cores or bytes)."""
+    s = str(q)
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
+    for u, f in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if s.endswith(u):
+            return float(s[: -len(u)]) * f
+    return float(s)
+
+
+def selector_matches(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def host_mounts(ds: dict, c: dict) -> dict[str, dict]:
+    """host path -> {mount, volume} for every hostPath volume the container mounts."""
+    volumes = {v["name"]: v for v in ds["spec"]["template"]["spec"].get("volumes", [])}
+    out = {}
+    for m in c.get("volumeMounts", []):
+        v = volumes.get(m["name"])
+        assert v is not None, f"volumeMount {m['name']} has no volume"
+        if "hostPath" in v:
+            out[v["hostPath"]["path"]] = {"mount": m, "volume": v}
+    return out
+
+
+def agent_config_of(m: Manifests, ds: dict) -> tuple[dict, str]:
+    """The agent's config JSON: the ConfigMap mounted at /etc/cwagentconfig."""
+    c = container(ds, "agent")
+    spec = ds["spec"]["template"]["spec"]
+    mount = [vm for vm in c.get("volumeMounts", []) if vm["mountPath"] == AGENT_CONFIG_DIR]
+    assert len(mount) == 1, f"nothing mounted at {AGENT_CONFIG_DIR}"
+    vol = [v for v in spec["volumes"] if v["name"] == mount[0]["name"]][0]
+    assert "configMap" in vol, f"{AGENT_CONFIG_DIR} is not a ConfigMap volume"
+    cm = m.find("ConfigMap", vol["configMap"]["name"], ds["metadata"]["namespace"])
+    assert cm is not None, f"ConfigMap {vol['configMap']['name']} is not among the manifests"
+    text = cm["data"][AGENT_CONFIG_KEY]
+    return json.loads(text), text
+
+
+# --------------------------------------------------------------------------------------------
+# Checks that every rendering must pass.
+
+
+def check_schemas(m: Manifests) -> None:
+    errors = []
+    for o in m.objects:
+        for v in K8S_VERSIONS:
+            try:
+                kubernetes_validate.validate(o, v, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                errors.append(f"{o['kind']}/{o['metadata'].get('name')} @ {v}: {e.message} at {list(e.path)}")
+            except kubernetes_validate.SchemaNotFoundError as e:
+                errors.append(f"{o['kind']}/{o['metadata'].get('name')} @ {v}: no schema ({e})")
+    assert not errors, "; ".join(errors)
+
+
+def check_namespaced(m: Manifests, namespace: str) -> None:
+    cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+    wrong = [
+        f"{o['kind']}/{o['metadata']['name']} in {o['metadata'].get('namespace')!r}"
+        for o in m.objects
+        if o["kind"] not in cluster_scoped and o["metadata"].get("namespace") != namespace
+    ]
+    assert not wrong, f"objects outside namespace {namespace}: {wrong}"
+
+
+def check_cluster_role(m: Manifests) -> None:
+    cr = m.component("ClusterRole", "agent")
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in cr["rules"]:
+        assert "nonResourceURLs" not in rule, f"non-resource rule: {rule}"
+        assert "resourceNames" not in rule, f"unexpected resourceNames: {rule}"
+        for g in rule["apiGroups"]:
+            for r in rule["resources"]:
+                granted.setdefault((g, r), set()).update(rule["verbs"])
+    for (g, r), verbs in granted.items():
+        assert "*" not in verbs and r != "*" and g != "*", f"wildcard in {g}/{r}: {verbs}"
+        assert r != "secrets", "the agent must not read Secrets"
+        assert r != "nodes/proxy", "nodes/proxy allows exec into every pod of the node"
+        assert verbs <= READ_VERBS, f"{g or 'core'}/{r}: write verbs {sorted(verbs - READ_VERBS)}"
+    assert granted == AGENT_CLUSTER_RULES, (
+        f"ClusterRole differs from the contract: extra {sorted(set(granted) - set(AGENT_CLUSTER_RULES))}, "
+        f"missing {sorted(set(AGENT_CLUSTER_RULES) - set(granted))}, "
+        f"verbs {[(k, sorted(granted[k])) for k in granted if k in AGENT_CLUSTER_RULES and granted[k] != AGENT_CLUSTER_RULES[k]]}"
+    )
+
+
+def check_leader_role(m: Manifests, namespace: str) -> None:
+    role = m.component("Role", "agent")
+    assert role["metadata"]["namespace"] == namespace
+    creates, named = set(), set()
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == ["coordination.k8s.io"] and rule["resources"] == ["leases"], (
+            f"the Role grants more than leases: {rule}"
+        )
+        if "resourceNames" in rule:
+            assert rule["resourceNames"] == [LEASE_NAME], f"lease names {rule['resourceNames']}"
+            named.update(rule["verbs"])
+        else:
+            creates.update(rule["verbs"])
+    # create cannot be narrowed by name; everything else is limited to the one Lease.
+    assert creates == {"create"}, f"verbs on any lease: {sorted(creates)}"
+    assert named == {"get", "update"}, f"verbs on {LEASE_NAME}: {sorted(named)}"
+
+
+def check_bindings(m: Manifests, namespace: str) -> None:
+    ds = m.component("DaemonSet", "agent")
+    sa = ds["spec"]["template"]["spec"]["serviceAccountName"]
+    assert m.find("ServiceAccount", sa, namespace), f"ServiceAccount {sa} missing"
+    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        b = m.component(kind, "agent")
+        ref = b["roleRef"]
+        assert ref["kind"] == role_kind and m.find(role_kind, ref["name"]), f"{kind} refers to missing {ref}"
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}], (
+            f"{kind} subjects {b['subjects']} are not the agent's ServiceAccount {namespace}/{sa}"
+        )
+
+
+def check_rules_commented(m: Manifests) -> None:
+    """Every RBAC rule is preceded by a comment saying why."""
+    lines = m.source.splitlines()
+    rule_lines = [i for i, line in enumerate(lines) if re.match(r"^\s*- apiGroups:", line)]
+    assert rule_lines, "no RBAC rules found in the source"
+    bare = []
+    for i in rule_lines:
+        j = i - 1
+        while j >= 0 and not lines[j].strip():
+            j -= 1
+        if j < 0 or not lines[j].strip().startswith("#"):
+            bare.append(lines[i].strip() + " " + lines[i + 2].strip())
+    assert not bare, f"rules without a comment: {bare}"
+
+
+def check_agent_daemonset(m: Manifests, namespace: str) -> None:
+    ds = m.component("DaemonSet", "agent")
+    spec = ds["spec"]["template"]["spec"]
+    c = container(ds, "agent")
+    assert c["command"] == [BINARY], f"command {c['command']}"
+    args = c["args"]
+    assert args[:3] == ["agent", "--config", f"{AGENT_CONFIG_DIR}/{AGENT_CONFIG_KEY}"], f"args {args}"
+    metrics_port = listen_port(args, "--metrics-listen")
+    assert args[args.index("--metrics-listen") + 1] == f"0.0.0.0:{metrics_port}"
+
+    # The seed's downward-API variables, and the token from the Secret.
+    env = env_map(c)
+    for var, path in (("HOST_IP", "status.hostIP"), ("HOST_NAME", "spec.nodeName"), ("K8S_NAMESPACE", "metadata.namespace")):
+        got = env.get(var, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        assert got == path, f"{var} comes from {got}, not {path}"
+    ref = env.get("KINSIGHT_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef")
+    assert ref and ref["key"] == "ingest-token", f"KINSIGHT_TOKEN is not the ingest token: {ref}"
+
+    # Liveness on the metrics listener.
+    for probe in ("livenessProbe", "readinessProbe"):
+        http = c[probe]["httpGet"]
+        assert http["path"] == "/healthz", f"{probe} path {http['path']}"
+        assert port_number(c, http["port"]) == metrics_port, f"{probe} port is not --metrics-listen's {metrics_port}"
+
+    # No host namespaces, no privilege, one capability at most.
+    for k in ("hostNetwork", "hostPID", "hostIPC"):
+        assert not spec.get(k), f"{k} is set"
+    sc = c["securityContext"]
+    assert sc.get("privileged") is False and sc.get("allowPrivilegeEscalation") is False, f"securityContext {sc}"
+    assert sc.get("readOnlyRootFilesystem") is True, "root filesystem is writable"
+    assert sc["capabilities"]["drop"] == ["ALL"], f"capabilities not dropped: {sc['capabilities']}"
+    assert set(sc["capabilities"].get("add", [])) <= {"DAC_READ_SEARCH"}, f"capabilities added: {sc['capabilities']['add']}"
+    assert (spec.get("securityContext", {}).get("seccompProfile") or sc.get("seccompProfile", {})).get("type") == "RuntimeDefault"
+
+    # Host paths: the contract's set, read-only (recursively) except the state directory.
+    mounts = host_mounts(ds, c)
+    missing = set(AGENT_HOST_PATHS) - set(mounts)
+    assert not missing, f"host paths not mounted: {sorted(missing)}"
+    assert mounts["/"]["mount"]["mountPath"] == "/rootfs", "the node's / is not at /rootfs"
+    for path, mv in mounts.items():
+        mount = mv["mount"]
+        assert mount.get("mountPropagation", "None") == "None", f"{path}: propagation {mount['mountPropagation']}"
+        if path == STATE_HOST_PATH:
+            assert not mount.get("readOnly"), "state_dir must be writable"
+            continue
+        assert mount.get("readOnly") is True, f"host path {path} is writable"
+        assert mount.get("recursiveReadOnly") in ("IfPossible", "Enabled"), f"host path {path} is not recursively read-only"
+        assert mv["volume"]["hostPath"].get("type") != "", f"{path}: hostPath without a type"
+    for v in spec["volumes"]:
+        assert v["name"] in {vm["name"] for vm in c["volumeMounts"]}, f"volume {v['name']} is not mounted"
+
+    # Runs everywhere, survives pressure, has time to flush.
+    assert {"operator": "Exists"} in spec.get("tolerations", []), f"tolerations {spec.get('tolerations')} miss operator Exists"
+    assert spec.get("priorityClassName") == "system-node-critical"
+    assert spec.get("nodeSelector", {}).get("kubernetes.io/os") == "linux"
+    cfg, _ = agent_config_of(m, ds)
+    flush = cfg["logs"].get("force_flush_interval", 5)
+    assert spec["terminationGracePeriodSeconds"] >= max(30, 2 * flush), "too short to flush"
+
+
+def check_agent_resources(m: Manifests) -> None:
+    c = container(m.component("DaemonSet", "agent"), "agent")
+    req, lim = c["resources"]["requests"], c["resources"]["limits"]
+    for r in ("cpu", "memory"):
+        # "Well under": at most three quarters of the seed's request.
+        assert quantity(req[r]) <= 0.75 * SEED_REQUESTS[r], f"request {r}={req[r]} is not well under the seed's"
+        assert quantity(lim[r]) < CLOUDWATCH_AGENT[r], f"limit {r}={lim[r]} is not under the CloudWatch agent's"
+        assert quantity(req[r]) <= quantity(lim[r]), f"{r} request above limit"
+
+
+def check_agent_config(m: Manifests, namespace: str, checker: list[str]) -> None:
+    ds = m.component("DaemonSet", "agent")
+    c = container(ds, "agent")
+    cfg, text = agent_config_of(m, ds)
+    k8s = cfg["logs"]["metrics_collected"]["kubernetes"]
+    assert k8s["cluster_name"], "no cluster_name"
+    own = cfg["kinsight"]
+    mounts = host_mounts(ds, c)
+    assert own["host_root"] == mounts["/"]["mount"]["mountPath"], f"host_root {own['host_root']} is not where / is mounted"
+    assert own["state_dir"] == mounts[STATE_HOST_PATH]["mount"]["mountPath"], "state_dir is not the writable mount"
+
+    # server_url names this release's Service, whose port leads to the server's --listen.
+    url = urlparse(own["server_url"])
+    svc_name, svc_ns = url.hostname.split(".")[:2]
+    assert url.hostname == f"{svc_name}.{svc_ns}.svc", f"server_url host {url.hostname}"
+    assert svc_ns == namespace, f"server_url points to namespace {svc_ns}"
+    svc = m.find("Service", svc_name, namespace)
+    assert svc is not None, f"server_url names Service {svc_name}, which is not deployed"
+    sts = m.component("StatefulSet", "server")
+    server = container(sts, "server")
+    port = [p for p in svc["spec"]["ports"] if p["port"] == url.port]
+    assert port, f"Service {svc_name} has no port {url.port}"
+    assert port_number(server, port[0]["targetPort"]) == listen_port(server["args"], "--listen")
+    assert selector_matches(svc["spec"]["selector"], sts["spec"]["template"]["metadata"]["labels"]), (
+        f"Service {svc_name} does not select the server's pods"
+    )
+    run_checker(checker, text, namespace)
+
+
+def run_checker(checker: list[str], text: str, namespace: str) -> str:
+    """kinsight's own parser on the config, with the DaemonSet's environment."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(text)
+    try:
+        env = dict(os.environ, HOST_IP="10.0.0.7", HOST_NAME="node-a", K8S_NAMESPACE=namespace)
+        env.pop("CLUSTER_NAME", None)
+        p = run(checker + [f.name], env=env)
+    finally:
+        os.unlink(f.name)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, f"{' '.join(checker)} rejected the config: {out.strip()}"
+    # Warnings are the parser's word for keys it does not know: a typo in our manifests.
+    assert "unknown config key" not in out and not re.search(r"(?im)^\s*warning:", out), f"parser warnings: {out.strip()}"
+    return out
+
+
+def check_server(m: Manifests, namespace: str, tokens_secret: str) -> None:
+    sts = m.component("StatefulSet", "server")
+    spec = sts["spec"]["template"]["spec"]
+    c = container(sts, "server")
+    assert c["command"] == [BINARY]
+    args = c["args"]
+    assert args[:5] == ["server", "--data-dir", "/data", "--listen", "0.0.0.0:8080"], f"args {args}"
+    port = listen_port(args, "--listen")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        http = c[probe]["httpGet"]
+        assert http["path"] == "/healthz" and port_number(c, http["port"]) == port, f"{probe} {http}"
+    data = [vm for vm in c["volumeMounts"] if vm["mountPath"] == "/data"]
+    claims = [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]]
+    assert data and data[0]["name"] in claims, "/data is not a PersistentVolumeClaim"
+    assert sts["spec"]["replicas"] == 1
+    assert selector_matches(sts["spec"]["selector"]["matchLabels"], sts["spec"]["template"]["metadata"]["labels"])
+    gov = m.find("Service", sts["spec"]["serviceName"], namespace)
+    assert gov is not None and gov["spec"].get("clusterIP") == "None", "governing Service missing or not headless"
+
+    # No privilege at all: non-root, nothing from the host, no API token.
+    psc, sc = spec["securityContext"], c["securityContext"]
+    assert psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0, f"pod securityContext {psc}"
+    assert sc.get("allowPrivilegeEscalation") is False and sc.get("readOnlyRootFilesystem") is True
+    assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add")
+    assert not any("hostPath" in v for v in spec.get("volumes", [])), "the server mounts a host path"
+    assert spec.get("automountServiceAccountToken") is False, "the server gets an API token it never uses"
+    sa = m.find("ServiceAccount", spec["serviceAccountName"], namespace)
+    assert sa is not None, f"ServiceAccount {spec['serviceAccountName']} missing"
+
+    env = env_map(c)
+    for var, key in (("KINSIGHT_TOKEN", "admin-token"), ("KINSIGHT_INGEST_TOKEN", "ingest-token")):
+        ref = env.get(var, {}).get("valueFrom", {}).get("secretKeyRef", {})
+        assert ref.get("name") == tokens_secret and ref.get("key") == key, f"{var}: {ref}"
+
+
+def check_token_refs(m: Manifests, namespace: str, tokens_secret: str, secret: str) -> None:
+    """Both workloads read the same Secret. `secret` says what the manifests hold of it:
+    "values" (both keys with real tokens), "empty" (the object, values created by the operator)
+    or "supplied" (nothing: an existing Secret is named)."""
+    refs = set()
+    for kind in ("DaemonSet", "StatefulSet"):
+        for o in m.all(kind):
+            for c in o["spec"]["template"]["spec"]["containers"]:
+                for e in c.get("env", []):
+                    ref = e.get("valueFrom", {}).get("secretKeyRef")
+                    if ref and ref["key"].endswith("-token"):
+                        refs.add((ref["name"], ref["key"]))
+    assert {n for n, _ in refs} == {tokens_secret}, f"token references {refs}"
+    found = m.find("Secret", tokens_secret, namespace)
+    if secret == "supplied":
+        assert found is None, f"Secret {tokens_secret} is rendered although it is supplied"
+        return
+    assert found is not None, f"Secret {tokens_secret} missing"
+    data = {**found.get("data", {}), **found.get("stringData", {})}
+    if secret == "empty":
+        assert not data, f"Secret {tokens_secret} holds values"
+        return
+    assert {k for _, k in refs} <= set(data), f"Secret lacks {sorted({k for _, k in refs} - set(data))}"
+    for k in ("admin-token", "ingest-token"):
+        raw = found.get("data", {}).get(k)
+        token = base64.b64decode(raw).decode() if raw is not None else found["stringData"][k]
+        assert len(token) >= 32, f"{k} is only {len(token)} characters"
+
+
+def check_selectors(m: Manifests) -> None:
+    for kind in ("DaemonSet", "StatefulSet"):
+        for o in m.all(kind):
+            sel = o["spec"]["selector"]["matchLabels"]
+            assert selector_matches(sel, o["spec"]["template"]["metadata"]["labels"]), f"{kind} selector"
+    # Agent and server selectors must not overlap, or a Service could pick agents.
+    a = m.component("DaemonSet", "agent")["spec"]["template"]["metadata"]["labels"]
+    for s in m.all("Service"):
+        assert not selector_matches(s["spec"]["selector"], a), f"Service {s['metadata']['name']} selects agents"
+
+
+def check_common(h: Harness, m: Manifests, namespace: str, tokens_secret: str, secret: str,
+                 checker: list[str], server: bool = True) -> None:
+    p = m.label
+    h.check(f"{p}: every object validates against Kubernetes {', '.join(K8S_VERSIONS)} (strict)", check_schemas, m)
+    h.check(f"{p}: everything is in namespace {namespace}", check_namespaced, m, namespace)
+    h.check(f"{p}: ClusterRole is the contract's read-only set, no secrets, no nodes/proxy", check_cluster_role, m)
+    h.check(f"{p}: leader election may only create leases and get/update {LEASE_NAME}", check_leader_role, m, namespace)
+    h.check(f"{p}: bindings grant the roles to the agent's ServiceAccount", check_bindings, m, namespace)
+    h.check(f"{p}: every RBAC rule has a comment saying why", check_rules_commented, m)
+    h.check(f"{p}: agent DaemonSet (command, env, probes, host paths, privileges, scheduling)", check_agent_daemonset, m, namespace)
+    h.check(f"{p}: agent resources well under the seed's and the CloudWatch agent's", check_agent_resources, m)
+    if server:
+        h.check(f"{p}: agent config is accepted by kinsight's parser and matches mounts and Service", check_agent_config, m, namespace, checker)
+        h.check(f"{p}: server StatefulSet (command, probes, PVC, non-root, tokens)", check_server, m, namespace, tokens_secret)
+    h.check(f"{p}: token Secret references", check_token_refs, m, namespace, tokens_secret, secret)
+    h.check(f"{p}: selectors match their pods and only them", check_selectors, m)
+
+
+# --------------------------------------------------------------------------------------------
+# deploy/kubernetes
+
+
+def plain_manifests(repo: Path) -> Manifests:
+    d = repo / "deploy/kubernetes"
+    files = sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    text = "\n---\n".join(p.read_text() for p in files)
+    return Manifests("deploy/kubernetes", load_yaml_docs(text), text)
+
+
+def canonical(objs: list[dict]) -> list[str]:
+    return sorted(json.dumps(o, sort_keys=True) for o in objs)
+
+
+def check_kubectl_f_reads_only_manifests(kubectl: str, m: Manifests, d: Path) -> None:
+    """`kubectl apply -f dir/` reads what `kubectl label --local -f dir/` reads: no Kustomization."""
+    p = run([kubectl, "label", "--local", "-f", str(d), "kinsight.test/probe=1", "-o", "name"],
+            env=dict(os.environ, KUBECONFIG="/dev/null"))
+    assert p.returncode == 0, p.stderr
+    names = sorted(p.stdout.split())
+    assert not any("kustomization" in n.lower() for n in names), f"kubectl -f would apply {names}"
+    expected = sorted(
+        f"{o['kind'].lower()}.{o['apiVersion'].split('/')[0]}/{o['metadata']['name']}"
+        if "/" in o["apiVersion"] else f"{o['kind'].lower()}/{o['metadata']['name']}"
+        for o in m.objects
+    )
+    assert names == expected, f"kubectl -f reads {names}, expected {expected}"
+
+
+def check_kustomize_equals_files(kubectl: str, m: Manifests, d: Path) -> None:
+    p = run([kubectl, "kustomize", str(d)])
+    assert p.returncode == 0, p.stderr
+    k = load_yaml_docs(p.stdout)
+    assert canonical(k) == canonical(m.objects), "kubectl apply -k and -f would create different objects"
+    assert k[0]["kind"] == "Namespace", "kustomize must create the Namespace first"
+
+
+def check_files_ordered(m: Manifests, d: Path) -> None:
+    """`kubectl apply -f` applies files in name order: the Namespace file must come first."""
+    files = sorted(p.name for p in d.iterdir() if p.suffix == ".yaml")
+    first = load_yaml_docs((d / files[0]).read_text())
+    assert [o["kind"] for o in first] == ["Namespace"], f"{files[0]} is applied first but is not the Namespace"
+
+
+def check_namespace_object(m: Manifests) -> None:
+    ns = m.one("Namespace", "kinsight")
+    labels = ns["metadata"].get("labels", {})
+    # hostPath volumes are refused by Pod Security `baseline` and `restricted`.
+    assert labels.get("pod-security.kubernetes.io/enforce") == "privileged", f"labels {labels}"
+
+
+def check_plain_secret_has_no_values(m: Manifests) -> None:
+    s = m.one("Secret", "kinsight-tokens")
+    assert "data" not in s and "stringData" not in s, (
+        "a token in the repository would be the same in every cluster, and re-applying the file "
+        "would overwrite the operator's"
+    )
+
+
+def check_token_command(kubectl: str, m: Manifests) -> None:
+    """The documented token command produces a Secret that fits the manifests."""
+    p = run([kubectl, "-n", "kinsight", "create", "secret", "generic", "kinsight-tokens",
+             "--from-literal=admin-token=" + base64.b64encode(os.urandom(32)).decode(),
+             "--from-literal=ingest-token=" + base64.b64encode(os.urandom(32)).decode(),
+             "--dry-run=client", "-o", "yaml"], env=dict(os.environ, KUBECONFIG="/dev/null"))
+    assert p.returncode == 0, p.stderr
+    made = yaml.safe_load(p.stdout)
+    kubernetes_validate.validate(made, K8S_VERSIONS[-1], strict=True)
+    with_tokens = Manifests("with tokens", [made if o["kind"] == "Secret" else o for o in m.objects], "")
+    check_token_refs(with_tokens, "kinsight", "kinsight-tokens", "values")
+    doc = (Path(__file__).resolve().parents[3] / "deploy/kubernetes/20-secret.yaml").read_text()
+    assert "create secret generic kinsight-tokens" in doc, "the command is not documented in 20-secret.yaml"
+
+
+def check_seed_config_shape(m: Manifests, checker: list[str]) -> None:
+    """The seed's own 2019 document still works in place of ours (the `structuredlogs` spelling)."""
+    seed = {"structuredlogs": {"metrics_collected": {"kubernetes": {"cluster_name": "my-cluster",
+            "metrics_collection_interval": 60}}, "force_flush_interval": 5}}
+    run_checker(checker, json.dumps(seed), "kinsight")
+    bad = {"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "metrics_collection_interval": "60"}}}}
+    try:
+        run_checker(checker, json.dumps(bad), "kinsight")
+    except AssertionError as e:
+        assert "metrics_collection_interval" in str(e), f"the error does not name the key: {e}"
+    else:
+        raise AssertionError("the checker accepted a string interval: it does not check anything")
+    typo = {"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "enhanced_containers_insights": True}}}}
+    try:
+        run_checker(checker, json.dumps(typo), "kinsight")
+    except AssertionError as e:
+        assert "enhanced_containers_insights" in str(e), f"the warning does not name the key: {e}"
+    else:
+        raise AssertionError("a misspelt key passed unnoticed")
+
+
+def plain_checks(h: Harness, repo: Path, kubectl: str, checker: list[str]) -> Manifests:
+    d = repo / "deploy/kubernetes"
+    m = plain_manifests(repo)
+    check_common(h, m, "kinsight", "kinsight-tokens", secret="empty", checker=checker)
+    h.check("deploy/kubernetes: Namespace allows the agent's host paths (Pod Security)", check_namespace_object, m)
+    h.check("deploy/kubernetes: kubectl apply -f reads the manifests and not the Kustomization", check_kubectl_f_reads_only_manifests, kubectl, m, d)
+    h.check("deploy/kubernetes: kubectl apply -k creates exactly what -f creates", check_kustomize_equals_files, kubectl, m, d)
+    h.check("deploy/kubernetes: the Namespace file is applied first", check_files_ordered, m, d)
+    h.check("deploy/kubernetes: the Secret ships no token values", check_plain_secret_has_no_values, m)
+    h.check("deploy/kubernetes: the documented token command makes a fitting Secret", check_token_command, kubectl, m)
+    h.check("agent config: the seed's structuredlogs document passes; a wrong type or a misspelt key is named", check_seed_config_shape, m, checker)
+    return m
+
+
+# --------------------------------------------------------------------------------------------
+# The Helm chart
+
+
+class Chart:
+    def __init__(self, helm: str, path: Path) -> None:
+        self.helm = helm
+        self.path = path
+        self.version = run([helm, "version", "--short"]).stdout.strip()
+
+    def template(self, release: str = "kinsight", namespace: str = "kinsight", values: dict | None = None,
+                 sets: list[str] | None = None) -> subprocess.CompletedProcess:
+        cmd = [self.helm, "template", release, str(self.path), "--namespace", namespace]
+        tmp = None
+        if values is not None:
+            tmp = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+            yaml.safe_dump(values, tmp)
+            tmp.close()
+            cmd += ["--values", tmp.name]
+        for s in sets or []:
+            cmd += ["--set", s]
+        try:
+            return run(cmd)
+        finally:
+            if tmp:
+                os.unlink(tmp.name)
+
+    def render(self, label: str, **kw) -> Manifests:
+        p = self.template(**kw)
+        assert p.returncode == 0, f"helm template failed: {p.stderr.strip()}"
+        return Manifests(f"helm {self.version} {label}", load_yaml_docs(p.stdout), p.stdout)
+
+
+def strip_helm(o: dict) -> dict:
+    """An object without what only Helm adds (its labels and the config checksum)."""
+    o = copy.deepcopy(o)
+
+    def clean(md: dict) -> None:
+        for k in ("app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"):
+            md.get("labels", {}).pop(k, None)
+        md.get("annotations", {}).pop("checksum/config", None)
+        for k in ("labels", "annotations"):
+            if k in md and not md[k]:
+                del md[k]
+
+    clean(o["metadata"])
+    spec = o.get("spec", {})
+    if "template" in spec:
+        clean(spec["template"]["metadata"])
+    for t in spec.get("volumeClaimTemplates", []):
+        clean(t["metadata"])
+    for k in ("selector",):
+        if isinstance(spec.get(k), dict):
+            sel = spec[k].get("matchLabels", spec[k])
+            sel.pop("app.kubernetes.io/instance", None)
+    return o
+
+
+def check_no_drift(plain: Manifests, rendered: Manifests) -> None:
+    """The chart with default values deploys what deploy/kubernetes deploys."""
+    def key(o):
+        return (o["kind"], o["metadata"]["name"])
+    p = {key(o): strip_helm(o) for o in plain.objects if o["kind"] not in ("Namespace", "Secret")}
+    r = {key(o): strip_helm(o) for o in rendered.objects if o["kind"] != "Secret"}
+    assert set(p) == set(r), f"objects differ: only plain {sorted(set(p) - set(r))}, only chart {sorted(set(r) - set(p))}"
+    diffs = []
+    for k in sorted(p):
+        if k[0] == "ConfigMap":
+            a, b = json.loads(p[k]["data"][AGENT_CONFIG_KEY]), json.loads(r[k]["data"][AGENT_CONFIG_KEY])
+            if a != b:
+                diffs.append(f"{k}: {a} != {b}")
+            continue
+        if p[k] != r[k]:
+            diffs.append(f"{k}:\n  plain {json.dumps(p[k], sort_keys=True)}\n  chart {json.dumps(r[k], sort_keys=True)}")
+    assert not diffs, "\n".join(diffs)
+
+
+def check_lint(chart: Chart) -> None:
+    p = run([chart.helm, "lint", "--strict", str(chart.path)])
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def cfg_of(m: Manifests) -> dict:
+    return agent_config_of(m, m.component("DaemonSet", "agent"))[0]
+
+
+def check_values_reach_config(chart: Chart, checker: list[str]) -> None:
+    m = chart.render("enhanced", values={
+        "clusterName": "prod-eu_1", "enhanced": True, "logGroupPrefix": "/aws/containerinsights",
+        "metricsCollectionInterval": 30, "forceFlushInterval": 2,
+        "agent": {"config": {"logs": {"exclude_namespaces": ["kube-system"]}, "host_root": "/elsewhere"}},
+    })
+    cfg = cfg_of(m)
+    k8s = cfg["logs"]["metrics_collected"]["kubernetes"]
+    assert k8s == {"cluster_name": "prod-eu_1", "enhanced_container_insights": True, "metrics_collection_interval": 30}, k8s
+    assert cfg["logs"]["force_flush_interval"] == 2
+    assert cfg["kinsight"]["log_group_prefix"] == "/aws/containerinsights"
+    assert cfg["kinsight"]["logs"] == {"exclude_namespaces": ["kube-system"]}, "agent.config is not merged"
+    assert cfg["kinsight"]["host_root"] == "/rootfs", "agent.config overrode the chart-owned host_root"
+    out = run_checker(checker, json.dumps(cfg), "kinsight")
+    if "valid:" in out:  # the parser's own reading of the rendered document
+        assert "enhanced true" in out and "/aws/containerinsights/prod-eu_1/performance" in out, out
+
+
+def check_release_names(chart: Chart, checker: list[str]) -> Manifests:
+    """Another release name and namespace: every cross-reference follows."""
+    m = chart.render("release monitoring in observability", release="monitoring", namespace="observability")
+    names = {o["metadata"]["name"] for o in m.objects}
+    assert all(n.startswith("monitoring-kinsight-") for n in names), f"names {sorted(names)}"
+    check_namespaced(m, "observability")
+    check_bindings(m, "observability")
+    check_agent_config(m, "observability", checker)
+    check_token_refs(m, "observability", "monitoring-kinsight-tokens", "values")
+    check_schemas(m)
+    return m
+
+
+def check_object_storage(chart: Chart) -> None:
+    m = chart.render("s3 with existing secret", values={"objectStorage": {
+        "enabled": True, "bucket": "logs", "prefix": "k1", "endpoint": "http://seaweedfs:8333",
+        "region": "eu-west-1", "existingSecret": "s3-creds"}})
+    check_schemas(m)
+    c = container(m.component("StatefulSet", "server"), "server")
+    args = c["args"]
+    assert args[args.index("--object-store") + 1] == "s3://logs/k1", args
+    env = env_map(c)
+    assert env["AWS_ENDPOINT_URL"]["value"] == "http://seaweedfs:8333" and env["AWS_REGION"]["value"] == "eu-west-1"
+    assert c["envFrom"] == [{"secretRef": {"name": "s3-creds"}}], c.get("envFrom")
+    assert not m.find("Secret", "kinsight-object-store"), "a credentials Secret is rendered next to the existing one"
+
+    m = chart.render("s3 with keys", values={"objectStorage": {
+        "enabled": True, "bucket": "logs", "accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "c2VjcmV0"}})
+    check_schemas(m)
+    s = m.find("Secret", "kinsight-object-store")
+    assert s and s["stringData"] == {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "c2VjcmV0"}, s
+    c = container(m.component("StatefulSet", "server"), "server")
+    assert c["envFrom"] == [{"secretRef": {"name": "kinsight-object-store"}}]
+    assert "AWS_ENDPOINT_URL" not in env_map(c), "an empty endpoint must fall back to AWS S3"
+
+    m = chart.render("local storage")
+    c = container(m.component("StatefulSet", "server"), "server")
+    assert "--object-store" not in c["args"] and "envFrom" not in c
+
+
+def check_tokens_values(chart: Chart) -> None:
+    m = chart.render("existing token secret", values={"tokens": {"existingSecret": "my-tokens"}})
+    check_token_refs(m, "kinsight", "my-tokens", "supplied")
+    m = chart.render("explicit tokens", values={"tokens": {"adminToken": "a" * 40, "ingestToken": "i" * 40}})
+    s = m.one("Secret", "kinsight-tokens")
+    assert base64.b64decode(s["data"]["admin-token"]).decode() == "a" * 40
+    assert base64.b64decode(s["data"]["ingest-token"]).decode() == "i" * 40
+    # Generated tokens: long, distinct, and different in every fresh install.
+    one = chart.render("generated 1").one("Secret", "kinsight-tokens")["data"]
+    two = chart.render("generated 2").one("Secret", "kinsight-tokens")["data"]
+    assert one["admin-token"] != one["ingest-token"], "admin and ingest tokens are the same"
+    assert one["admin-token"] != two["admin-token"], "the generated token is a constant"
+    assert len(base64.b64decode(one["admin-token"])) >= 32
+
+
+def check_resources_and_tolerations(chart: Chart) -> None:
+    m = chart.render("resources", values={
+        "agent": {"resources": {"requests": {"cpu": "20m", "memory": "48Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}},
+        "server": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
+                   "persistence": {"size": "100Gi", "storageClassName": "fast"}},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "logs", "effect": "NoSchedule"}],
+    })
+    check_schemas(m)
+    a = container(m.component("DaemonSet", "agent"), "agent")
+    assert a["resources"] == {"requests": {"cpu": "20m", "memory": "48Mi"}, "limits": {"cpu": "100m", "memory": "128Mi"}}, a["resources"]
+    sts = m.component("StatefulSet", "server")
+    # Helm merges maps: the default cpu limit stays unless set to null.
+    lim = container(sts, "server")["resources"]["limits"]
+    assert lim == {"cpu": "2", "memory": "4Gi"}, f"server limits {lim}"
+    claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["resources"]["requests"]["storage"] == "100Gi" and claim["storageClassName"] == "fast", claim
+    tol = m.component("DaemonSet", "agent")["spec"]["template"]["spec"]["tolerations"]
+    assert tol == [{"key": "dedicated", "operator": "Equal", "value": "logs", "effect": "NoSchedule"}], tol
+
+
+def check_external_server(chart: Chart, checker: list[str]) -> None:
+    m = chart.render("agents only", values={"server": {"enabled": False, "url": "https://kinsight.example.com"}})
+    check_schemas(m)
+    assert not m.all("StatefulSet") and not m.all("Service"), "server objects rendered with server.enabled=false"
+    cfg = cfg_of(m)
+    assert cfg["kinsight"]["server_url"] == "https://kinsight.example.com"
+    run_checker(checker, json.dumps(cfg), "kinsight")
+    p = chart.template(values={"server": {"enabled": False}})
+    assert p.returncode != 0 and "server.url is required" in p.stderr, p.stderr
+
+
+def check_docker_socket(chart: Chart) -> None:
+    m = chart.render("docker socket", values={"agent": {"mountDockerSocket": True}})
+    check_schemas(m)
+    ds = m.component("DaemonSet", "agent")
+    mv = host_mounts(ds, container(ds, "agent"))["/var/run/docker.sock"]
+    assert mv["mount"]["readOnly"] is True and mv["volume"]["hostPath"]["type"] == "Socket", mv
+    plain = chart.render("no docker socket").component("DaemonSet", "agent")
+    assert "/var/run/docker.sock" not in host_mounts(plain, container(plain, "agent"))
+
+
+BAD_VALUES = [
+    ({"clusterName": "my cluster"}, "clusterName"),
+    ({"clusterName": ""}, "clusterName"),
+    ({"enhanced": "yes"}, "enhanced"),
+    ({"enhance": True}, "enhance"),
+    ({"logGroupPrefix": "kinsight"}, "logGroupPrefix"),
+    ({"metricsCollectionInterval": 0}, "metricsCollectionInterval"),
+    ({"agent": {"resources": {"requests": {"cpus": "1"}}}}, "cpus"),
+    ({"objectStorage": {"enabled": True}}, "objectStorage.bucket is required"),
+    ({"objectStorage": {"enabled": True, "bucket": "b", "accessKeyId": "AKID"}}, "objectStorage.secretAccessKey is required"),
+]
+
+
+def check_bad_values(chart: Chart) -> None:
+    problems = []
+    for values, needle in BAD_VALUES:
+        p = chart.template(values=values)
+        if p.returncode == 0:
+            problems.append(f"{values} was accepted")
+        elif needle not in p.stderr:
+            problems.append(f"{values}: error does not name {needle!r}: {p.stderr.strip()[:300]}")
+    assert not problems, "; ".join(problems)
+
+
+def helm_checks(h: Harness, repo: Path, helm: str, plain: Manifests, checker: list[str]) -> None:
+    chart = Chart(helm, repo / "deploy/helm/kinsight")
+    v = chart.version
+    h.check(f"helm {v}: lint --strict", check_lint, chart)
+    rendered: list[Manifests] = []
+    h.check(f"helm {v}: renders with default values", lambda: rendered.append(chart.render("defaults")))
+    if rendered:
+        check_common(h, rendered[0], "kinsight", "kinsight-tokens", secret="values", checker=checker)
+        h.check(f"helm {v}: default values deploy exactly deploy/kubernetes (no drift)", check_no_drift, plain, rendered[0])
+    h.check(f"helm {v}: clusterName, enhanced, logGroupPrefix, intervals, agent.config reach the config", check_values_reach_config, chart, checker)
+    h.check(f"helm {v}: another release name and namespace keep every reference", check_release_names, chart, checker)
+    h.check(f"helm {v}: objectStorage (existing secret, keys, none)", check_object_storage, chart)
+    h.check(f"helm {v}: tokens (existing secret, explicit, generated)", check_tokens_values, chart)
+    h.check(f"helm {v}: resources, persistence and tolerations", check_resources_and_tolerations, chart)
+    h.check(f"helm {v}: agents only, shipping to an external server", check_external_server, chart, checker)
+    h.check(f"helm {v}: optional docker socket mount is type Socket", check_docker_socket, chart)
+    h.check(f"helm {v}: bad values fail with an error naming them", check_bad_values, chart)
+    m = chart.render("agents only (shared checks)", values={"server": {"enabled": False, "url": "http://x:8080"}})
+    check_common(h, m, "kinsight", "kinsight-tokens", secret="values", checker=checker, server=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Dockerfile
+
+
+def stages(cmds) -> list[list]:
+    out: list[list] = []
+    for c in cmds:
+        if c.cmd.upper() == "FROM":
+            out.append([])
+        if out:
+            out[-1].append(c)
+    return out
+
+
+def check_dockerfile(repo: Path, hadolint: str, plain: Manifests) -> None:
+    path = repo / "Dockerfile"
+    p = run([hadolint, "--failure-threshold", "warning", str(path)])
+    assert p.returncode == 0, f"hadolint: {p.stdout}{p.stderr}"
+    cmds = dockerfile.parse_file(str(path))
+    st = stages(cmds)
+    assert len(st) >= 3, f"{len(st)} stages; expected ui, rust build and runtime"
+    runs = " ".join(" ".join(c.value) for s in st for c in s if c.cmd.upper() == "RUN")
+    assert re.search(r"cargo build[^&;]*--release[^&;]*--bin kinsight", runs), "no `cargo build --release --bin kinsight`"
+    final = st[-1]
+    base = final[0].value[0]
+    assert "distroless/cc" in base or "slim" in base, f"runtime base {base} is not small"
+    copies = [c for c in final if c.cmd.upper() == "COPY"]
+    assert any(BINARY in c.value for c in copies), f"the runtime stage does not put the binary at {BINARY}"
+    user = [c.value[0] for c in final if c.cmd.upper() == "USER"]
+    assert user and user[-1].split(":")[0] not in ("0", "root"), f"image user {user}"
+    entry = [c for c in final if c.cmd.upper() == "ENTRYPOINT"]
+    assert entry and list(entry[-1].value) == [BINARY], f"ENTRYPOINT {entry and entry[-1].value}"
+    # The server runs as the image's user; the agent overrides it with root on purpose.
+    uid = int(user[-1].split(":")[0])
+    server = plain.component("StatefulSet", "server")["spec"]["template"]["spec"]["securityContext"]
+    assert server["runAsUser"] == uid, f"server runs as {server['runAsUser']}, image user is {uid}"
+    ignore = (repo / ".dockerignore").read_text().split()
+    for needed in ("target", ".git", "ui/node_modules"):
+        assert any(i.strip("/") == needed for i in ignore), f".dockerignore does not exclude {needed}"
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repo", required=True, type=Path)
+    ap.add_argument("--helm", action="append", required=True)
+    ap.add_argument("--kubectl", required=True)
+    ap.add_argument("--hadolint", required=True)
+    ap.add_argument("--checker", required=True, help="command prefix that validates an agent config FILE")
+    a = ap.parse_args()
+    checker = a.checker.split()
+    h = Harness()
+    print(f"config checker: {a.checker}")
+    plain = plain_checks(h, a.repo, a.kubectl, checker)
+    for helm in a.helm:
+        helm_checks(h, a.repo, helm, plain, checker)
+    h.check("Dockerfile: hadolint, stages, small non-root runtime, binary path of the manifests", check_dockerfile, a.repo, a.hadolint, plain)
+    print(f"deploy: {h.passed} passed, {len(h.failed)} failed")
+    sys.exit(1 if h.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
