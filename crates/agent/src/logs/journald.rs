@@ -1,0 +1,316 @@
+//! Dataplane logs from journald (reference §3.1): the kubelet, container runtime and
+//! kube-proxy units, read with `journalctl -o json --follow` from the host's journal directory.
+//! The cursor of the last acknowledged entry is checkpointed (atomically, under `state_dir`),
+//! so a restart continues after it with nothing lost.
+//!
+//! Reading journal files directly would avoid the child process but means re-implementing the
+//! journal format; `journalctl` is on every systemd host and in the agent image.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kinsight_model::LogEvent;
+use kinsight_model::limits::EVENT_OVERHEAD_BYTES;
+use serde_json::Value;
+
+use super::pipeline::Batch;
+use super::record::fields_record;
+use super::stats::LogStats;
+
+/// Units whose logs are dataplane logs.
+pub const DATAPLANE_UNITS: &[&str] = &[
+    "kubelet.service",
+    "containerd.service",
+    "docker.service",
+    "crio.service",
+    "kube-proxy.service",
+    "kubeproxy.service",
+];
+
+/// The cursor file's name inside the logs state directory.
+pub const CURSOR_FILE: &str = "journald-cursor.json";
+
+#[derive(Debug, Clone)]
+pub struct JournalSettings {
+    /// Directory of `*.journal` files (e.g. `<host_root>/var/log/journal`).
+    pub dir: PathBuf,
+    pub units: Vec<String>,
+    pub state_dir: PathBuf,
+    pub node_name: String,
+    pub group: String,
+    pub read_from_head: bool,
+    pub batch_max_events: usize,
+    pub batch_max_bytes: usize,
+    pub linger: Duration,
+    /// `journalctl` to run (tests may point elsewhere).
+    pub journalctl: PathBuf,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CursorFile {
+    version: u32,
+    cursor: String,
+}
+
+/// The last acknowledged cursor, if any.
+pub fn load_cursor(state_dir: &Path) -> Option<String> {
+    let bytes = std::fs::read(state_dir.join(CURSOR_FILE)).ok()?;
+    match serde_json::from_slice::<CursorFile>(&bytes) {
+        Ok(c) if c.version == 1 => Some(c.cursor),
+        _ => {
+            tracing::error!(path = %state_dir.join(CURSOR_FILE).display(), "journald cursor file unreadable; reading the journal from its head");
+            None
+        }
+    }
+}
+
+/// Persists the acknowledged cursor (temp file, fsync, rename).
+pub fn store_cursor(state_dir: &Path, cursor: &str) -> Result<(), kinsight_tailer::TailerError> {
+    let body = serde_json::to_vec(&CursorFile {
+        version: 1,
+        cursor: cursor.to_string(),
+    })
+    .expect("cursor serialises");
+    kinsight_tailer::write_atomic(&state_dir.join(CURSOR_FILE), &body)
+}
+
+/// Finds the journal directory under `host_root`: the configured one, else `/var/log/journal`
+/// (persistent), else `/run/log/journal` (volatile).
+pub fn find_journal_dir(host_root: &Path, configured: Option<&Path>) -> Option<PathBuf> {
+    let rel = |p: &Path| host_root.join(p.strip_prefix("/").unwrap_or(p));
+    if let Some(c) = configured {
+        return Some(rel(c));
+    }
+    ["var/log/journal", "run/log/journal"]
+        .iter()
+        .map(|p| host_root.join(p))
+        .find(|p| p.is_dir())
+}
+
+/// One journal entry turned into an event; `None` for entries without a message.
+pub fn entry_to_event(
+    v: &Value,
+    node: &str,
+    group: &str,
+    scratch: &mut String,
+) -> Option<(LogEvent, Option<String>)> {
+    let cursor = v
+        .get("__CURSOR")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let message = match v.get("MESSAGE")? {
+        Value::String(s) => s.clone(),
+        // Binary messages come as arrays of bytes: replaced, never dropped.
+        Value::Array(a) => {
+            let bytes: Vec<u8> = a
+                .iter()
+                .filter_map(|b| b.as_u64())
+                .map(|b| b as u8)
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        _ => return None,
+    };
+    let unit = v
+        .get("_SYSTEMD_UNIT")
+        .and_then(Value::as_str)
+        .or_else(|| v.get("SYSLOG_IDENTIFIER").and_then(Value::as_str))
+        .unwrap_or("unknown");
+    let hostname = v.get("_HOSTNAME").and_then(Value::as_str).unwrap_or(node);
+    let ts = v
+        .get("__REALTIME_TIMESTAMP")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(|us| us / 1000)
+        .unwrap_or_else(crate::run::now_ms);
+    // Fluent Bit's dataplane `modify`: hostname, systemd_unit, message (reference §3.2).
+    fields_record(
+        scratch,
+        &[("hostname", hostname), ("systemd_unit", unit)],
+        "message",
+        &message,
+    );
+    let stream = format!("{node}-dataplane.systemd.{unit}");
+    Some((LogEvent::new(group, stream, ts, scratch.as_str()), cursor))
+}
+
+fn spawn_journalctl(s: &JournalSettings, cursor: Option<&str>) -> std::io::Result<Child> {
+    let mut cmd = Command::new(&s.journalctl);
+    cmd.arg("--directory")
+        .arg(&s.dir)
+        .args(["-o", "json", "--follow", "--no-pager", "--all"]);
+    match cursor {
+        Some(c) => {
+            cmd.arg(format!("--after-cursor={c}"));
+        }
+        None if s.read_from_head => {
+            cmd.arg("--lines=all");
+        }
+        None => {
+            cmd.arg("--lines=0");
+        }
+    }
+    for u in &s.units {
+        cmd.arg(format!("_SYSTEMD_UNIT={u}"));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+}
+
+/// Runs the journal reader on its own threads until `stop`; batches go to `ship`.
+pub fn spawn(
+    s: JournalSettings,
+    ship: tokio::sync::mpsc::Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<LogStats>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("kinsight-journal".into())
+        .spawn(move || run(s, ship, stop, stats))
+        .expect("thread starts")
+}
+
+fn run(
+    s: JournalSettings,
+    ship: tokio::sync::mpsc::Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<LogStats>,
+) {
+    let mut cursor = load_cursor(&s.state_dir);
+    let mut scratch = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        let mut child = match spawn_journalctl(&s, cursor.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(journalctl = %s.journalctl.display(), error = %e, "cannot run journalctl; dataplane journal logs are off");
+                return;
+            }
+        };
+        let Some(out) = child.stdout.take() else {
+            return;
+        };
+        // Lines are read on a helper thread so batches can be cut on time.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4096);
+        let reader = std::thread::spawn(move || {
+            let mut r = std::io::BufReader::with_capacity(1 << 16, out);
+            loop {
+                let mut line = Vec::new();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if tx.send(line).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let mut batch = Batch::default();
+        let mut started: Option<Instant> = None;
+        let mut ended = false;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => match serde_json::from_slice::<Value>(&line) {
+                    Ok(v) => {
+                        stats.add_journal_entries(1);
+                        if let Some((ev, _)) =
+                            entry_to_event(&v, &s.node_name, &s.group, &mut scratch)
+                        {
+                            batch.bytes += ev.message.len() + EVENT_OVERHEAD_BYTES;
+                            batch.lines += 1;
+                            batch.events.push(ev);
+                            started.get_or_insert_with(Instant::now);
+                        }
+                        if let Some(c) = v.get("__CURSOR").and_then(Value::as_str) {
+                            batch.journal_cursor = Some(c.to_string());
+                            cursor = Some(c.to_string());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "journalctl printed a line that is not JSON; skipped")
+                    }
+                },
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    ended = true;
+                }
+            }
+            let full = batch.events.len() >= s.batch_max_events || batch.bytes >= s.batch_max_bytes;
+            let due = started.is_some_and(|t| t.elapsed() >= s.linger);
+            if (full || due || ended) && batch.journal_cursor.is_some() {
+                stats.add_events(batch.events.len() as u64);
+                if ship.blocking_send(std::mem::take(&mut batch)).is_err() {
+                    ended = true;
+                }
+                started = None;
+            }
+            if ended {
+                break;
+            }
+        }
+        // We started this child; end it by its own handle.
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = reader.join();
+        if !stop.load(Ordering::Relaxed) {
+            tracing::warn!("journalctl ended; restarting it in 5 s from the last cursor read");
+            for _ in 0..50 {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_become_dataplane_events() {
+        let v: Value = serde_json::from_str(
+            r#"{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1714557600123456","_HOSTNAME":"node-a","_SYSTEMD_UNIT":"kubelet.service","MESSAGE":"I0501 started","PRIORITY":"6"}"#,
+        )
+        .unwrap();
+        let mut s = String::new();
+        let (ev, cur) = entry_to_event(&v, "node-a", "/kinsight/c/dataplane", &mut s).unwrap();
+        assert_eq!(
+            ev.log_stream_name,
+            "node-a-dataplane.systemd.kubelet.service"
+        );
+        assert_eq!(ev.timestamp, 1_714_557_600_123);
+        assert_eq!(cur.as_deref(), Some("s=1;i=2"));
+        let m: Value = serde_json::from_str(&ev.message).unwrap();
+        assert_eq!(m["systemd_unit"], "kubelet.service");
+        assert_eq!(m["message"], "I0501 started");
+        let bin: Value = serde_json::from_str(
+            r#"{"MESSAGE":[104,105,255],"_SYSTEMD_UNIT":"containerd.service"}"#,
+        )
+        .unwrap();
+        let (ev, _) = entry_to_event(&bin, "n", "g", &mut s).unwrap();
+        let m: Value = serde_json::from_str(&ev.message).unwrap();
+        assert_eq!(m["message"], "hi\u{fffd}");
+        assert!(entry_to_event(&serde_json::json!({"X": 1}), "n", "g", &mut s).is_none());
+    }
+
+    #[test]
+    fn cursor_round_trips_atomically() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(load_cursor(d.path()), None);
+        store_cursor(d.path(), "s=abc;i=5").unwrap();
+        assert_eq!(load_cursor(d.path()).as_deref(), Some("s=abc;i=5"));
+        std::fs::write(d.path().join(CURSOR_FILE), "garbage").unwrap();
+        assert_eq!(load_cursor(d.path()), None);
+    }
+}

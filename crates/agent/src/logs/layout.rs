@@ -1,0 +1,258 @@
+//! Where logs live on a node and what each path means (reference §3.1, issue [2/8]):
+//!
+//! * containers: `/var/log/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log`, rotated by
+//!   the kubelet to `<restart>.log.<stamp>` and later `<restart>.log.<stamp>.gz`; the
+//!   `/var/log/containers/<pod>_<namespace>_<container>-<id>.log` symlinks name the container id;
+//! * host: `/var/log/{dmesg,messages,secure}` and the Debian/Ubuntu names `syslog`, `auth.log`,
+//!   `kern.log`, rotated by logrotate to `<name>.1`, `<name>.2.gz` or `<name>-<date>`.
+//!
+//! All under the config's `host_root`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use kinsight_tailer::{FileRole, Layout, Root};
+
+/// Host log files and the stream each feeds. Debian names map to the names CloudWatch users
+/// know (`.host.messages`, `.host.secure`, `.host.dmesg`), so their queries keep working.
+pub const HOST_FILES: &[(&str, &str)] = &[
+    ("dmesg", "dmesg"),
+    ("messages", "messages"),
+    ("secure", "secure"),
+    ("syslog", "messages"),
+    ("auth.log", "secure"),
+    ("kern.log", "dmesg"),
+];
+
+/// What a followed file is, from its (family) path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    Container(ContainerRef),
+    /// A host file; `stream` is one of dmesg, messages, secure.
+    Host {
+        file: String,
+        stream: &'static str,
+    },
+}
+
+/// A container log file's identity as its path tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContainerRef {
+    pub namespace: String,
+    pub pod: String,
+    pub pod_uid: String,
+    pub container: String,
+    /// The `N` of `N.log`: the container's restart count when the file was created.
+    pub restart: u32,
+}
+
+/// The node's log directories under `host_root`.
+#[derive(Debug, Clone)]
+pub struct NodeLayout {
+    pub pods_dir: PathBuf,
+    pub containers_dir: PathBuf,
+    pub log_dir: PathBuf,
+}
+
+impl NodeLayout {
+    pub fn new(host_root: &Path) -> NodeLayout {
+        let log_dir = host_root.join("var/log");
+        NodeLayout {
+            pods_dir: log_dir.join("pods"),
+            containers_dir: log_dir.join("containers"),
+            log_dir,
+        }
+    }
+
+    /// Directories the tailer walks: pods three levels deep, /var/log itself one level.
+    pub fn roots(&self, host_files: bool) -> Vec<Root> {
+        let mut r = vec![Root {
+            dir: self.pods_dir.clone(),
+            max_depth: 3,
+        }];
+        if host_files {
+            r.push(Root {
+                dir: self.log_dir.clone(),
+                max_depth: 1,
+            });
+        }
+        r
+    }
+
+    /// Parses a family (live) path.
+    pub fn source(&self, path: &Path) -> Option<LogSource> {
+        if let Ok(rel) = path.strip_prefix(&self.pods_dir) {
+            let mut parts = rel.iter();
+            let pod_dir = parts.next()?.to_str()?;
+            let container = parts.next()?.to_str()?;
+            let file = parts.next()?.to_str()?;
+            if parts.next().is_some() {
+                return None;
+            }
+            let mut it = pod_dir.split('_');
+            let (namespace, pod, uid) = (it.next()?, it.next()?, it.next()?);
+            if it.next().is_some() || namespace.is_empty() || pod.is_empty() {
+                return None;
+            }
+            let restart = file.strip_suffix(".log")?.parse().unwrap_or(0);
+            return Some(LogSource::Container(ContainerRef {
+                namespace: namespace.to_string(),
+                pod: pod.to_string(),
+                pod_uid: uid.to_string(),
+                container: container.to_string(),
+                restart,
+            }));
+        }
+        if path.parent() == Some(self.log_dir.as_path()) {
+            let name = path.file_name()?.to_str()?;
+            let (_, stream) = HOST_FILES.iter().find(|(f, _)| *f == name)?;
+            return Some(LogSource::Host {
+                file: name.to_string(),
+                stream,
+            });
+        }
+        None
+    }
+
+    /// Container ids named by the `/var/log/containers` symlinks: target file → 64-hex id.
+    pub fn container_ids(&self) -> HashMap<PathBuf, String> {
+        let mut out = HashMap::new();
+        let Ok(dir) = std::fs::read_dir(&self.containers_dir) else {
+            return out;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some(stem) = name.strip_suffix(".log") else {
+                continue;
+            };
+            let Some((_, id)) = stem.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            let target = if target.is_absolute() {
+                // Links are absolute on the host; re-root them under host_root.
+                match target.strip_prefix("/var/log/pods") {
+                    Ok(rel) => self.pods_dir.join(rel),
+                    Err(_) => target,
+                }
+            } else {
+                self.containers_dir.join(target)
+            };
+            out.insert(target, id.to_string());
+        }
+        out
+    }
+}
+
+impl Layout for NodeLayout {
+    fn classify(&self, path: &Path) -> Option<FileRole> {
+        let name = path.file_name()?.to_str()?;
+        if path.starts_with(&self.pods_dir) {
+            if name.ends_with(".log") {
+                return Some(FileRole::Live);
+            }
+            let i = name.find(".log.")?;
+            return Some(FileRole::Rotated {
+                family: path.with_file_name(&name[..i + 4]),
+            });
+        }
+        if path.parent() != Some(self.log_dir.as_path()) {
+            return None;
+        }
+        for (base, _) in HOST_FILES {
+            if name == *base {
+                return Some(FileRole::Live);
+            }
+            if let Some(rest) = name.strip_prefix(base)
+                && (rest.starts_with('.') || rest.starts_with('-'))
+                && rest.len() > 1
+            {
+                return Some(FileRole::Rotated {
+                    family: path.with_file_name(base),
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_kubelet_and_logrotate_names() {
+        let l = NodeLayout::new(Path::new("/rootfs"));
+        let live = Path::new("/rootfs/var/log/pods/prod_api-7d9f-abcde_0b4f/api/0.log");
+        assert_eq!(l.classify(live), Some(FileRole::Live));
+        assert_eq!(
+            l.classify(Path::new(
+                "/rootfs/var/log/pods/prod_api-7d9f-abcde_0b4f/api/0.log.20240501-101500.gz"
+            )),
+            Some(FileRole::Rotated {
+                family: live.to_path_buf()
+            })
+        );
+        assert_eq!(
+            l.classify(Path::new("/rootfs/var/log/auth.log.2.gz")),
+            Some(FileRole::Rotated {
+                family: "/rootfs/var/log/auth.log".into()
+            })
+        );
+        assert_eq!(
+            l.classify(Path::new("/rootfs/var/log/messages-20240501")),
+            Some(FileRole::Rotated {
+                family: "/rootfs/var/log/messages".into()
+            })
+        );
+        assert_eq!(
+            l.classify(Path::new("/rootfs/var/log/syslog")),
+            Some(FileRole::Live)
+        );
+        assert_eq!(l.classify(Path::new("/rootfs/var/log/dpkg.log")), None);
+        assert_eq!(
+            l.classify(Path::new("/rootfs/var/log/apt/history.log")),
+            None
+        );
+        assert_eq!(
+            l.source(live),
+            Some(LogSource::Container(ContainerRef {
+                namespace: "prod".into(),
+                pod: "api-7d9f-abcde".into(),
+                pod_uid: "0b4f".into(),
+                container: "api".into(),
+                restart: 0
+            }))
+        );
+        assert_eq!(
+            l.source(Path::new("/rootfs/var/log/kern.log")),
+            Some(LogSource::Host {
+                file: "kern.log".into(),
+                stream: "dmesg"
+            })
+        );
+        assert_eq!(
+            l.source(Path::new("/rootfs/var/log/pods/bad/c/0.log")),
+            None
+        );
+    }
+
+    #[test]
+    fn container_ids_come_from_the_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let l = NodeLayout::new(d.path());
+        std::fs::create_dir_all(l.pods_dir.join("ns_p_u/c")).unwrap();
+        std::fs::create_dir_all(&l.containers_dir).unwrap();
+        let id = "a".repeat(64);
+        std::os::unix::fs::symlink(
+            "/var/log/pods/ns_p_u/c/0.log",
+            l.containers_dir.join(format!("p_ns_c-{id}.log")),
+        )
+        .unwrap();
+        let ids = l.container_ids();
+        assert_eq!(ids.get(&l.pods_dir.join("ns_p_u/c/0.log")), Some(&id));
+    }
+}
