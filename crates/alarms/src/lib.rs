@@ -1,1 +1,77 @@
-//! kinsight-alarms (skeleton)
+//! kinsight-alarms: CloudWatch-style metric alarms over kinsight's metric store.
+//!
+//! What it does:
+//! - The PutMetricAlarm / DescribeAlarms / DescribeAlarmHistory vocabulary with CloudWatch's
+//!   member names and validation rules ([`model`], [`state`]; reference §6.1).
+//! - The evaluation semantics as a pure state machine: M out of N, the four comparison
+//!   operators, the four TreatMissingData modes with the evaluation-range rules and the
+//!   premature-alarm guard ([`evaluate`]).
+//! - An [`AlarmService`] that keeps alarms, their states, 14 days of history and a
+//!   notification outbox in one crash-safe file, evaluates due alarms at an injected time
+//!   against a [`MetricSource`] (the metric store), and runs actions on state transitions:
+//!   JSON webhooks and Slack-compatible webhooks, retried with backoff ([`notify`]).
+//! - Multi-series alarms (a dimension value `*`, kinsight extension) and the default
+//!   Kubernetes alarm pack built on them ([`pack`]).
+//!
+//! What it deliberately does not: serve HTTP (the server does), read metrics any other way
+//! than through [`MetricSource`], metric math, anomaly bands, composite alarms, or SNS/EC2
+//! actions — an action is a URL.
+
+pub mod clock;
+pub mod evaluate;
+pub mod model;
+pub mod notify;
+pub mod pack;
+mod service;
+pub mod source;
+pub mod state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use model::{Alarm, AlarmConfig, ComparisonOperator, Dimension, StateValue, TreatMissingData};
+pub use notify::NotifierConfig;
+pub use pack::{PackOptions, kubernetes_pack};
+pub use service::{
+    AlarmService, AlarmServiceConfig, BackgroundTasks, DescribeFilter, EvalReport, Transition,
+};
+pub use source::MetricSource;
+pub use state::{AlarmHistoryItem, HistoryItemType, MetricAlarm};
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlarmError {
+    /// Bad input; `field` is the PutMetricAlarm member at fault.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("alarm {0:?} does not exist")]
+    NotFound(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: corrupt alarm state: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("HTTP client: {0}")]
+    Http(String),
+}
+
+impl AlarmError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        AlarmError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        AlarmError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Where alarms read their metric: the metric store, behind a trait so the state machine's
+//! tests and benchmarks can feed datapoints directly.
+
+use kinsight_metrics::{MetricStore, SeriesKey, SeriesSelector, SlotSummary};
+
+pub trait MetricSource: Send + Sync {
+    /// Summaries of `n` periods of `period_ms` starting at `start_ms`; samples kept when
+    /// `keep_samples` (percentiles). An unknown series gives empty periods.
+    fn fetch(
+        &self,
+        key: &SeriesKey,
+        start_ms: i64,
+        period_ms: i64,
+        n: usize,
+        keep_samples: bool,
+    ) -> Result<Vec<SlotSummary>, String>;
+
+    /// Series a multi-series alarm watches.
+    fn matching(&self, selector: &SeriesSelector) -> Vec<SeriesKey>;
+}
+
+impl MetricSource for MetricStore {
+    fn fetch(
+        &self,
+        key: &SeriesKey,
+        start_ms: i64,
+        period_ms: i64,
+        n: usize,
+        keep_samples: bool,
+    ) -> Result<Vec<SlotSummary>, String> {
+        self.aggregate(key, start_ms, period_ms, n, keep_samples)
+            .map_err(|e| e.to_string())
+    }
+
+    fn matching(&self, selector: &SeriesSelector) -> Vec<SeriesKey> {
+        self.find_series(selector)
+            .into_iter()
+            .map(|s| s.key)
+            .collect()
+    }
+}

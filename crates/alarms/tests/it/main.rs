@@ -1,0 +1,8 @@
+//! Integration tests of kinsight-alarms: the state machine against the documented examples,
+//! the service with an injected clock over a real metric store, and notifications received
+//! by real local HTTP servers.
+
+mod end_to_end;
+mod receiver;
+mod service;
+mod state_machine;
