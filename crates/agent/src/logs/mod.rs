@@ -64,6 +64,8 @@ pub struct CollectorOptions {
     pub host_files: bool,
     /// `journalctl` binary.
     pub journalctl: PathBuf,
+    /// How long to wait at start for a first non-empty pod list.
+    pub metadata_wait: Duration,
 }
 
 impl Default for CollectorOptions {
@@ -74,6 +76,7 @@ impl Default for CollectorOptions {
             rotate_wait: Duration::from_secs(5),
             host_files: true,
             journalctl: PathBuf::from("journalctl"),
+            metadata_wait: Duration::from_secs(5),
         }
     }
 }
@@ -268,6 +271,19 @@ fn tail_loop(
     opts: &CollectorOptions,
 ) {
     tailer.watch();
+    if let Some(rx) = pods.as_mut() {
+        // Give the first kubelet answer a moment, so the first lines are enriched and the
+        // exclusion rules that need labels apply from the start.
+        let until = Instant::now() + opts.metadata_wait;
+        while rx.borrow().is_empty() && Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            if rx.has_changed().is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let list = rx.borrow_and_update().clone();
+        pipeline.pods.update(&list, Instant::now());
+    }
     let mut ship = |b: Batch| {
         // Fails only when the shipper is gone (shutdown): the lines are read again next start.
         let _ = tx.blocking_send(b);

@@ -404,6 +404,7 @@ impl Pipeline {
             since: Instant::now(),
         });
         p.text.extend_from_slice(&text);
+        p.since = Instant::now();
         let mut out: Vec<(LineMeta, Vec<u8>, bool)> = Vec::new();
         if more {
             if p.text.len() >= MAX_PIECE_BYTES {
