@@ -1,0 +1,228 @@
+//! A test server standing in for the kubelet (`GET /pods`) and the API server (lists, this
+//! node's Node, Leases with resourceVersion conflicts). It serves the recorded documents in
+//! tests/fixtures/kube/ — the real kubelet and API server cannot run on a test machine.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // `Hang` is used by the kubelet module only.
+pub enum Mode {
+    Ok,
+    /// Answers 200 with a body that is not a PodList.
+    Garbage,
+    /// Never answers within the client's timeout.
+    Hang,
+}
+
+pub struct KubeState {
+    pub kubelet_pods: String,
+    pub nodes: String,
+    pub cluster_pods: String,
+    pub endpoints: String,
+    pub mode: Mode,
+    /// (namespace, name) → (resourceVersion, lease object)
+    pub leases: HashMap<(String, String), (u64, Value)>,
+    pub lease_writes: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeKube {
+    pub url: String,
+    pub state: Arc<Mutex<KubeState>>,
+}
+
+impl FakeKube {
+    pub async fn start(kubelet_pods: String) -> FakeKube {
+        let state = Arc::new(Mutex::new(KubeState {
+            kubelet_pods,
+            nodes: super::fixtures::kube("nodes.json", &[]),
+            cluster_pods: super::fixtures::kube("cluster-pods.json", &[]),
+            endpoints: super::fixtures::kube("endpoints.json", &[]),
+            mode: Mode::Ok,
+            leases: HashMap::new(),
+            lease_writes: 0,
+        }));
+        let app = Router::new()
+            .route("/pods", get(serve_kubelet_pods))
+            .route(
+                "/api/v1/nodes",
+                get(|State(s): State<Arc<Mutex<KubeState>>>| async move {
+                    json_body(s.lock().unwrap().nodes.clone())
+                }),
+            )
+            .route("/api/v1/nodes/{name}", get(node))
+            .route(
+                "/api/v1/pods",
+                get(|State(s): State<Arc<Mutex<KubeState>>>| async move {
+                    json_body(s.lock().unwrap().cluster_pods.clone())
+                }),
+            )
+            .route(
+                "/apis/apps/v1/deployments",
+                get(|| async { json_body(super::fixtures::kube("deployments.json", &[])) }),
+            )
+            .route(
+                "/apis/apps/v1/daemonsets",
+                get(|| async { json_body(super::fixtures::kube("daemonsets.json", &[])) }),
+            )
+            .route(
+                "/apis/apps/v1/statefulsets",
+                get(|| async { json_body(super::fixtures::kube("statefulsets.json", &[])) }),
+            )
+            .route(
+                "/apis/apps/v1/replicasets",
+                get(|| async { json_body(super::fixtures::kube("replicasets.json", &[])) }),
+            )
+            .route(
+                "/api/v1/endpoints",
+                get(|State(s): State<Arc<Mutex<KubeState>>>| async move {
+                    json_body(s.lock().unwrap().endpoints.clone())
+                }),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                axum::routing::post(create_lease),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                get(get_lease).put(put_lease),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeKube { url, state }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        self.state.lock().unwrap().mode = mode;
+    }
+
+    pub fn lease_holder(&self) -> Option<String> {
+        let s = self.state.lock().unwrap();
+        s.leases
+            .values()
+            .next()
+            .and_then(|(_, l)| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    }
+
+    /// Makes the current lease look stale, as if its holder had died a minute ago.
+    pub fn expire_lease(&self) {
+        let mut s = self.state.lock().unwrap();
+        for (_, l) in s.leases.values_mut() {
+            l["spec"]["renewTime"] = json!("2020-01-01T00:00:00.000000Z");
+        }
+    }
+}
+
+fn json_body(body: String) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+fn status(code: u16, reason: &str, message: String) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code});
+    (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
+}
+
+async fn serve_kubelet_pods(State(s): State<Arc<Mutex<KubeState>>>) -> Response {
+    let (mode, body) = {
+        let s = s.lock().unwrap();
+        (s.mode, s.kubelet_pods.clone())
+    };
+    match mode {
+        Mode::Ok => json_body(body),
+        Mode::Garbage => json_body("<html><body>502 Bad Gateway</body></html>".into()),
+        Mode::Hang => {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            json_body(body)
+        }
+    }
+}
+
+async fn node(State(s): State<Arc<Mutex<KubeState>>>, Path(name): Path<String>) -> Response {
+    let nodes: Value = serde_json::from_str(&s.lock().unwrap().nodes).unwrap();
+    match nodes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["metadata"]["name"] == name.as_str())
+    {
+        Some(n) => axum::Json(n.clone()).into_response(),
+        None => status(404, "NotFound", format!("nodes \"{name}\" not found")),
+    }
+}
+
+async fn get_lease(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    match s.lock().unwrap().leases.get(&(ns, name.clone())) {
+        Some((_, l)) => axum::Json(l.clone()).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        ),
+    }
+}
+
+async fn create_lease(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path(ns): Path<String>,
+    axum::Json(mut lease): axum::Json<Value>,
+) -> Response {
+    let mut s = s.lock().unwrap();
+    let name = lease["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let key = (ns, name.clone());
+    if s.leases.contains_key(&key) {
+        return status(
+            409,
+            "AlreadyExists",
+            format!("leases.coordination.k8s.io \"{name}\" already exists"),
+        );
+    }
+    lease["metadata"]["resourceVersion"] = json!("1");
+    lease["apiVersion"] = json!("coordination.k8s.io/v1");
+    lease["kind"] = json!("Lease");
+    s.leases.insert(key, (1, lease.clone()));
+    s.lease_writes += 1;
+    (StatusCode::CREATED, axum::Json(lease)).into_response()
+}
+
+async fn put_lease(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path((ns, name)): Path<(String, String)>,
+    axum::Json(mut lease): axum::Json<Value>,
+) -> Response {
+    let mut s = s.lock().unwrap();
+    let key = (ns, name.clone());
+    let Some((rv, _)) = s.leases.get(&key).cloned() else {
+        return status(
+            404,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        );
+    };
+    if lease["metadata"]["resourceVersion"].as_str() != Some(rv.to_string().as_str()) {
+        return status(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again".into());
+    }
+    let rv = rv + 1;
+    lease["metadata"]["resourceVersion"] = json!(rv.to_string());
+    s.leases.insert(key, (rv, lease.clone()));
+    s.lease_writes += 1;
+    axum::Json(lease).into_response()
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the agent's metrics side: formulas on fixture host trees (cgroup v2
+//! with the systemd driver and v1 with cgroupfs, layouts this machine partly lacks), real
+//! cgroups with real processes, the kubelet and API server served as recorded JSON by a test
+//! server (they cannot run here), leader election, and bad input.
+
+mod fake_kube;
+mod fixtures;
+mod formulas;
+mod kubelet;
+mod leader;
+mod real_cgroups;

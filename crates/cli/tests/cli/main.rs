@@ -1,0 +1,3 @@
+//! End-to-end tests of the `kinsight` binary: real processes, real files, this machine's /proc.
+
+mod agent;
