@@ -1,1 +1,59 @@
-//! kinsight-store (skeleton)
+//! kinsight-store: the server's durable log storage.
+//!
+//! What it does:
+//! * **Ingest** ([`Store::ingest`]): batches of [`LogEvent`]s (mixed groups and streams) are
+//!   validated (names, sizes, per-event time bounds of the reference §6.2), written to a
+//!   write-ahead log with group commit (one fsync for all batches waiting), and acknowledged
+//!   only once fsynced. Batch ids make retries idempotent, also across restarts.
+//! * **Storage**: acknowledged events sit in memory (readable at once, converted to arrow
+//!   columns in the background) until they are flushed to Parquet segments (zstd) per log
+//!   group and hour, sorted by stream and time, with statistics for pruning. JSON messages are
+//!   flattened into typed columns (`kubernetes.pod_name`); the raw message stays in `@message`.
+//!   Small segments are compacted; retention drops expired ones. Segments, checkpoints and
+//!   dedup files go through `object_store`: a local directory or any S3-compatible store.
+//! * **Catalogue**: groups, streams, retention, tags, stored bytes, first/last event time.
+//! * **Reads**: [`Store::scan`] hands the query engine the segments and in-memory batches of a
+//!   group and time range; [`Store::read_events`] pages through a stream by time;
+//!   [`Store::follow`] is a live feed.
+//! * **Ingest hook**: [`IngestObserver`]s see every durable batch in sequence order, live and
+//!   on WAL replay, and hold back WAL truncation until they report it persisted (issue #6).
+//!
+//! What it deliberately does not: parse or plan queries (that is `kinsight-query`), know HTTP
+//! (`kinsight-server`), extract metrics (`kinsight-metrics`), or coordinate several writers on
+//! one bucket — one server owns one data directory and one object-store prefix.
+//!
+//! On-disk formats: `docs/formats/wal.md`, `segments.md`, `catalogue.md`.
+
+pub mod catalogue;
+pub mod checkpoint;
+pub mod clock;
+pub mod config;
+pub mod dedup;
+pub mod error;
+pub mod flatten;
+pub mod ingest;
+mod maintenance;
+mod memtable;
+pub mod observer;
+pub mod paths;
+pub mod read;
+pub mod record;
+pub mod schema;
+pub mod segment;
+mod state;
+pub mod storage;
+mod store;
+pub mod wal;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::StoreConfig;
+pub use error::StoreError;
+pub use ingest::{IngestOutcome, IngestRequest, RejectReason, Rejection};
+pub use kinsight_model::LogEvent;
+pub use maintenance::FlushReport;
+pub use observer::{DurableBatch, IngestObserver};
+pub use read::{Cursor, Direction, EventPage, EventQuery, GroupScan, StoredEvent};
+pub use record::{BatchRecord, event_id, seq_of_event_id};
+pub use segment::SegmentMeta;
+pub use storage::{ObjectStoreLocation, Storage};
+pub use store::{GroupInfo, Page, Store, StoreStats, StreamInfo, StreamOrder};

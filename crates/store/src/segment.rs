@@ -1,0 +1,394 @@
+//! Parquet segments: the rows of one log group within one time window, sorted by
+//! (`@logStream`, `@timestamp`, `@id`), zstd-compressed, with min/max statistics per row group
+//! and page. Sorting by stream first keeps one container's lines together: they compress far
+//! better and a stream's rows fall in few row groups. Layout: `docs/formats/segments.md`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::file::statistics::Statistics;
+use futures::FutureExt;
+use futures::TryStreamExt;
+use futures::future::BoxFuture;
+use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+use crate::error::{Result, StoreError};
+use crate::schema::{self, EVENT_ID, LOG_STREAM, MESSAGE, TIMESTAMP, conform};
+
+/// A segment as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentMeta {
+    pub id: u64,
+    pub group_id: u64,
+    /// Object key relative to the store root (see [`crate::paths::segment`]).
+    pub path: String,
+    /// Start of the time window (UTC, multiple of the window length).
+    pub window_start_ms: i64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub min_id: i64,
+    pub max_id: i64,
+    pub rows: u64,
+    /// Size of the object.
+    pub size_bytes: u64,
+    /// Σ message bytes of its events (uncompressed).
+    pub raw_bytes: u64,
+    pub created_ms: i64,
+    /// 0 for a flushed segment; one more than its inputs' highest for a compacted one.
+    pub level: u32,
+}
+
+impl SegmentMeta {
+    pub fn overlaps(&self, start_ms: Option<i64>, end_ms: Option<i64>) -> bool {
+        start_ms.is_none_or(|s| self.max_ts >= s) && end_ms.is_none_or(|e| self.min_ts < e)
+    }
+
+    pub fn object_path(&self) -> object_store::path::Path {
+        object_store::path::Path::from(self.path.as_str())
+    }
+}
+
+/// Writer settings: zstd, statistics down to the page, delta encoding for the sorted integer
+/// columns, no dictionary for the (mostly unique) raw message.
+pub(crate) fn writer_properties(zstd_level: i32) -> WriterProperties {
+    let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_column_dictionary_enabled(MESSAGE.into(), false)
+        .set_column_dictionary_enabled(TIMESTAMP.into(), false)
+        .set_column_encoding(TIMESTAMP.into(), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(EVENT_ID.into(), false)
+        .set_column_encoding(EVENT_ID.into(), Encoding::DELTA_BINARY_PACKED)
+        .set_column_dictionary_enabled(schema::INGESTION_TIME.into(), false)
+        .set_column_encoding(schema::INGESTION_TIME.into(), Encoding::DELTA_BINARY_PACKED)
+        .set_sorting_columns(Some(vec![sorted_by(2), sorted_by(0), sorted_by(4)]))
+        .set_created_by(format!("kinsight {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+fn sorted_by(column_idx: i32) -> SortingColumn {
+    SortingColumn {
+        column_idx,
+        descending: false,
+        nulls_first: false,
+    }
+}
+
+/// Reads a segment through the object store; its size is known from the manifest, so the
+/// footer is fetched with one ranged read and no HEAD request.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentReader {
+    store: Arc<dyn ObjectStore>,
+    path: object_store::path::Path,
+    size: u64,
+}
+
+fn os_err(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for SegmentReader {
+    fn get_bytes(
+        &mut self,
+        range: Range<u64>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(os_err)
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(os_err)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let md = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(md))
+        }
+        .boxed()
+    }
+}
+
+/// Concatenates batches (conforming them to `schema`) and sorts by stream, time, id.
+pub(crate) fn concat_sorted(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let conformed = batches
+        .iter()
+        .map(|b| conform(b, schema))
+        .collect::<Result<Vec<_>>>()?;
+    let all = concat_batches(schema, &conformed).map_err(|e| StoreError::Arrow {
+        context: "concatenate batches".into(),
+        source: e,
+    })?;
+    sort_batch(&all)
+}
+
+pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
+    let arrow = |context: &str| {
+        let context = context.to_string();
+        move |e| StoreError::Arrow { context, source: e }
+    };
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| StoreError::Format {
+                path: "record batch".into(),
+                reason: format!("missing column {name}"),
+            })
+    };
+    let keys = vec![
+        SortColumn {
+            values: col(LOG_STREAM)?,
+            options: None,
+        },
+        SortColumn {
+            values: col(TIMESTAMP)?,
+            options: None,
+        },
+        SortColumn {
+            values: col(EVENT_ID)?,
+            options: None,
+        },
+    ];
+    let idx: UInt32Array = lexsort_to_indices(&keys, None).map_err(arrow("sort rows"))?;
+    take_record_batch(batch, &idx).map_err(arrow("reorder rows"))
+}
+
+/// Splits a batch by time window; returns `(window start, rows)` in window order.
+pub(crate) fn split_by_window(
+    batch: &RecordBatch,
+    window_ms: i64,
+) -> Result<Vec<(i64, RecordBatch)>> {
+    let ts = schema::timestamps(batch)?;
+    let mut windows: std::collections::BTreeMap<i64, Vec<u32>> = Default::default();
+    for (i, t) in ts.iter().enumerate() {
+        let t = t.unwrap_or_default();
+        windows
+            .entry(t.div_euclid(window_ms) * window_ms)
+            .or_default()
+            .push(i as u32);
+    }
+    if windows.len() == 1 {
+        let (w, _) = windows.into_iter().next().unwrap_or_default();
+        return Ok(vec![(w, batch.clone())]);
+    }
+    windows
+        .into_iter()
+        .map(|(w, rows)| {
+            take_record_batch(batch, &UInt32Array::from(rows))
+                .map(|b| (w, b))
+                .map_err(|e| StoreError::Arrow {
+                    context: "split rows by window".into(),
+                    source: e,
+                })
+        })
+        .collect()
+}
+
+/// Summary of a batch about to become a segment.
+pub(crate) struct BatchStats {
+    pub min_ts: i64,
+    pub max_ts: i64,
+    pub min_id: i64,
+    pub max_id: i64,
+    pub rows: u64,
+    pub raw_bytes: u64,
+}
+
+pub(crate) fn batch_stats(batch: &RecordBatch) -> Result<BatchStats> {
+    let ts = schema::timestamps(batch)?;
+    let ids = batch
+        .column_by_name(EVENT_ID)
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+        .ok_or_else(|| StoreError::Format {
+            path: "record batch".into(),
+            reason: "missing @id".into(),
+        })?;
+    let msgs = batch
+        .column_by_name(MESSAGE)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| StoreError::Format {
+            path: "record batch".into(),
+            reason: "missing @message".into(),
+        })?;
+    let min_max = |it: &mut dyn Iterator<Item = i64>| {
+        it.fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    let (min_ts, max_ts) = min_max(&mut ts.iter().flatten());
+    let (min_id, max_id) = min_max(&mut ids.iter().flatten());
+    let raw_bytes = msgs.value_data().len() as u64;
+    Ok(BatchStats {
+        min_ts,
+        max_ts,
+        min_id,
+        max_id,
+        rows: batch.num_rows() as u64,
+        raw_bytes,
+    })
+}
+
+/// Encodes a sorted batch as a Parquet file in memory.
+pub(crate) fn encode(batch: &RecordBatch, zstd_level: i32, path: &str) -> Result<Bytes> {
+    let perr = |e| StoreError::Parquet {
+        path: path.to_string(),
+        source: e,
+    };
+    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
+    let mut w = ArrowWriter::try_new(
+        &mut buf,
+        batch.schema(),
+        Some(writer_properties(zstd_level)),
+    )
+    .map_err(perr)?;
+    w.write(batch).map_err(perr)?;
+    w.close().map_err(perr)?;
+    Ok(Bytes::from(buf))
+}
+
+/// Opens a segment for reading (fetches its footer).
+pub(crate) async fn open(
+    store: &Arc<dyn ObjectStore>,
+    meta: &SegmentMeta,
+) -> Result<(SegmentReader, ArrowReaderMetadata)> {
+    let mut reader = SegmentReader {
+        store: store.clone(),
+        path: meta.object_path(),
+        size: meta.size_bytes,
+    };
+    let md = ArrowReaderMetadata::load_async(&mut reader, Default::default())
+        .await
+        .map_err(|e| StoreError::Parquet {
+            path: meta.path.clone(),
+            source: e,
+        })?;
+    Ok((reader, md))
+}
+
+/// Reads a whole segment (all columns) into one batch, conformed to its own file schema.
+pub(crate) async fn read_all(
+    store: &Arc<dyn ObjectStore>,
+    meta: &SegmentMeta,
+) -> Result<Vec<RecordBatch>> {
+    let (reader, md) = open(store, meta).await?;
+    let perr = |e| StoreError::Parquet {
+        path: meta.path.clone(),
+        source: e,
+    };
+    ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(perr)?
+        .try_collect()
+        .await
+        .map_err(perr)
+}
+
+/// Reads the system columns of the rows of a segment that may match `stream` and the time
+/// range, skipping row groups whose statistics rule them out.
+pub(crate) async fn read_system_columns(
+    store: &Arc<dyn ObjectStore>,
+    meta: &SegmentMeta,
+    stream: Option<&str>,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+) -> Result<Vec<RecordBatch>> {
+    let (reader, md) = open(store, meta).await?;
+    let perr = |e| StoreError::Parquet {
+        path: meta.path.clone(),
+        source: e,
+    };
+    let pq = md.metadata().clone();
+    let schema_descr = pq.file_metadata().schema_descr();
+    let col_idx = |name: &str| {
+        (0..schema_descr.num_columns()).find(|&i| schema_descr.column(i).name() == name)
+    };
+    let stream_col = col_idx(LOG_STREAM);
+    let ts_col = col_idx(TIMESTAMP);
+    let mut row_groups = Vec::new();
+    for (i, rg) in pq.row_groups().iter().enumerate() {
+        let keep_stream = match (stream, stream_col) {
+            (Some(s), Some(c)) => match rg.column(c).statistics() {
+                Some(Statistics::ByteArray(st)) => match (st.min_opt(), st.max_opt()) {
+                    (Some(lo), Some(hi)) => lo.data() <= s.as_bytes() && s.as_bytes() <= hi.data(),
+                    _ => true,
+                },
+                _ => true,
+            },
+            _ => true,
+        };
+        let keep_time = match ts_col {
+            Some(c) => match rg.column(c).statistics() {
+                Some(Statistics::Int64(st)) => match (st.min_opt(), st.max_opt()) {
+                    (Some(lo), Some(hi)) => {
+                        start_ms.is_none_or(|s| *hi >= s) && end_ms.is_none_or(|e| *lo < e)
+                    }
+                    _ => true,
+                },
+                _ => true,
+            },
+            None => true,
+        };
+        if keep_stream && keep_time {
+            row_groups.push(i);
+        }
+    }
+    if row_groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let roots: Vec<usize> = schema::SYSTEM_COLUMNS
+        .iter()
+        .filter_map(|n| col_idx(n))
+        .collect();
+    let mask = ProjectionMask::roots(schema_descr, roots);
+    ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
+        .with_row_groups(row_groups)
+        .with_projection(mask)
+        .with_batch_size(8 * 1024)
+        .build()
+        .map_err(perr)?
+        .try_collect()
+        .await
+        .map_err(perr)
+}

@@ -1,0 +1,143 @@
+//! The in-memory state and how WAL records change it. One mutex guards it; the WAL thread
+//! applies durable records under it in sequence order, readers take consistent snapshots
+//! under it, and maintenance swaps memory for segments under it in one step, so a reader sees
+//! every acknowledged event exactly once: in memory or in a segment, never both or neither.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::catalogue::Catalogue;
+use crate::checkpoint::Manifest;
+use crate::dedup::{DedupEntry, DedupIndex};
+use crate::error::Result;
+use crate::memtable::{Chunk, GroupMem, Memtable};
+use crate::record::{BatchRecord, WalEntry};
+
+/// A memtable taken out for flushing; readers still see it until its segments are in the
+/// manifest.
+#[derive(Debug)]
+pub(crate) struct Frozen {
+    /// Every record up to this sequence number is in it or in segments.
+    pub seq: u64,
+    pub groups: HashMap<u64, GroupMem>,
+    /// The catalogue as of `seq`: what the checkpoint after this flush holds.
+    pub catalogue: Arc<Catalogue>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Highest WAL sequence number applied.
+    pub applied_seq: u64,
+    pub catalogue: Catalogue,
+    pub memtable: Memtable,
+    pub frozen: Vec<Arc<Frozen>>,
+    pub manifest: Manifest,
+    pub dedup: DedupIndex,
+    /// The sequence number the manifest reflects (every record up to it is in segments) and
+    /// the catalogue as of that number: the content of the next checkpoint.
+    pub checkpoint_seq: u64,
+    pub checkpoint_catalogue: Arc<Catalogue>,
+    /// Sequence number of the last checkpoint actually written.
+    pub saved_checkpoint_seq: u64,
+    pub saved_checkpoint_ms: i64,
+    /// Objects no longer referenced by the manifest.
+    pub pending_deletes: Vec<PendingDelete>,
+}
+
+/// An object to delete once a written checkpoint no longer references it and queries that
+/// might still read it have had time to finish.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingDelete {
+    pub due_ms: i64,
+    pub path: String,
+    /// A checkpoint written after the removal is durable.
+    pub safe: bool,
+}
+
+impl State {
+    /// Message bytes not yet in segments (active + frozen memory).
+    pub fn unflushed_bytes(&self) -> usize {
+        self.memtable.raw_bytes
+            + self
+                .frozen
+                .iter()
+                .flat_map(|f| f.groups.values())
+                .map(|g| g.raw_bytes)
+                .sum::<usize>()
+    }
+
+    /// Applies one durable record. Errors are the outcome of a catalogue operation that
+    /// changes nothing (e.g. creating a group that exists); they go back to the caller that
+    /// wrote it and are ignored on replay.
+    pub fn apply(
+        &mut self,
+        seq: u64,
+        entry: &WalEntry,
+        now_ms: i64,
+        gc_grace_ms: i64,
+    ) -> Result<()> {
+        debug_assert!(seq > self.applied_seq || self.applied_seq == 0);
+        self.applied_seq = self.applied_seq.max(seq);
+        match entry {
+            WalEntry::Batch(rec) => {
+                self.apply_batch(seq, rec, now_ms);
+                Ok(())
+            }
+            WalEntry::Catalogue(op) => {
+                let fx = self.catalogue.apply_op(seq, op)?;
+                for gid in fx.deleted_groups {
+                    self.memtable.remove_group(gid);
+                    if let Some(segs) = self.manifest.segments.remove(&gid) {
+                        for s in segs {
+                            self.pending_deletes.push(PendingDelete {
+                                due_ms: now_ms + gc_grace_ms,
+                                path: s.path,
+                                safe: false,
+                            });
+                        }
+                    }
+                    self.manifest.fields.remove(&gid);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_batch(&mut self, seq: u64, rec: &Arc<BatchRecord>, now_ms: i64) {
+        let placed = self
+            .catalogue
+            .apply_events(&rec.events, rec.ingestion_time_ms);
+        // Split the record's events by group (usually one group per batch).
+        let mut by_group: Vec<(u64, Vec<u32>)> = Vec::new();
+        for (gid, i) in placed {
+            match by_group.iter_mut().find(|(g, _)| *g == gid) {
+                Some((_, v)) => v.push(i as u32),
+                None => by_group.push((gid, vec![i as u32])),
+            }
+        }
+        for (gid, indices) in by_group {
+            self.memtable.insert(
+                gid,
+                Chunk {
+                    seq,
+                    record: rec.clone(),
+                    indices,
+                },
+                now_ms,
+            );
+        }
+        if let Some(id) = &rec.batch_id {
+            self.dedup.insert(
+                id,
+                DedupEntry {
+                    seq,
+                    ingestion_ms: rec.ingestion_time_ms,
+                    accepted: rec.events.len() as u32,
+                    rejected: rec.rejected,
+                },
+                now_ms,
+                true,
+            );
+        }
+    }
+}

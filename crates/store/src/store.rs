@@ -1,0 +1,823 @@
+//! The store facade: opening (checkpoint + WAL replay), ingest, catalogue operations and
+//! listings. Reads are in [`crate::read`], flush/compaction/retention in
+//! [`crate::maintenance`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, broadcast, oneshot, watch};
+
+use crate::catalogue::{GroupEntry, StreamEntry};
+use crate::checkpoint::Checkpoint;
+use crate::config::StoreConfig;
+use crate::dedup::{self, DedupIndex};
+use crate::error::{Result, StoreError};
+use crate::ingest::{IngestOutcome, IngestRequest, Rejection, classify, validate_batch};
+use crate::memtable::Memtable;
+use crate::observer::{DurableBatch, IngestObserver};
+use crate::paths;
+use crate::record::{BatchRecord, CatalogueOp, WalEntry};
+use crate::state::State;
+use crate::storage::Storage;
+use crate::wal::{self, Append, Durable, WalWriter};
+
+/// The log store. Cheap to clone; all clones share one state.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Shared {
+    pub state: Mutex<State>,
+    pub feed: broadcast::Sender<DurableBatch>,
+    /// Woken when unflushed memory shrinks (ingest waits on it under backpressure).
+    pub memory_freed: Notify,
+    /// Woken when ingest wants a flush sooner than the flusher's next tick.
+    pub flush_wanted: Notify,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug in this crate; the state is still
+        // consistent at every await-free step, so continue with it rather than cascade.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) struct Inner {
+    pub config: StoreConfig,
+    pub storage: Storage,
+    pub shared: Arc<Shared>,
+    pub wal: WalWriter<u64>,
+    pub observers: Vec<Arc<dyn IngestObserver>>,
+    observer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    observer_tx: Mutex<Option<std::sync::mpsc::SyncSender<DurableBatch>>>,
+    /// Batch ids being written right now: a concurrent retry waits for the first attempt.
+    inflight: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Serialises manifest changes and checkpoint writes.
+    pub maintenance: tokio::sync::Mutex<()>,
+    pub shutdown: watch::Sender<bool>,
+    /// First sequence number assigned by this process.
+    first_seq: u64,
+    _lock: File,
+}
+
+/// A log group as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupInfo {
+    pub name: String,
+    pub id: u64,
+    pub created_ms: i64,
+    pub retention_days: Option<u32>,
+    pub tags: BTreeMap<String, String>,
+    /// Bytes of the group's segments in the object store (compressed, what retention frees).
+    pub stored_bytes: u64,
+    /// Message bytes not yet in segments.
+    pub unflushed_bytes: u64,
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+    pub last_ingestion_ms: Option<i64>,
+    pub stream_count: usize,
+    pub segment_count: usize,
+}
+
+/// A log stream as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    pub name: String,
+    pub created_ms: i64,
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+    pub last_ingestion_ms: Option<i64>,
+}
+
+impl StreamInfo {
+    fn new(name: &str, s: &StreamEntry) -> Self {
+        StreamInfo {
+            name: name.to_string(),
+            created_ms: s.created_ms,
+            first_event_ms: s.first_event_ms,
+            last_event_ms: s.last_event_ms,
+            last_ingestion_ms: s.last_ingestion_ms,
+        }
+    }
+}
+
+/// Order of a stream listing (DescribeLogStreams' `orderBy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum StreamOrder {
+    #[default]
+    LogStreamName,
+    LastEventTime,
+}
+
+/// One page of a listing; `next` is the token for the following page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Counters for health and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStats {
+    pub last_seq: u64,
+    pub checkpoint_seq: u64,
+    pub groups: usize,
+    pub segments: usize,
+    pub segment_bytes: u64,
+    pub unflushed_rows: usize,
+    pub unflushed_bytes: usize,
+    pub dedup_ids: usize,
+    pub wal_files: usize,
+    /// Group commits (one write + one fdatasync each) since start.
+    pub wal_commits: u64,
+    /// WAL records written since start.
+    pub wal_records: u64,
+}
+
+impl Store {
+    /// Opens the store: takes the data directory's lock, loads the checkpoint and the dedup
+    /// files, replays the WAL (to the state and to each observer past its persisted
+    /// sequence number), then starts the WAL thread and, if configured, the background tasks.
+    /// Must be called within a tokio runtime.
+    pub async fn open(
+        config: StoreConfig,
+        observers: Vec<Arc<dyn IngestObserver>>,
+    ) -> Result<Store> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StoreError::io(&config.data_dir, e))?;
+        let lock = lock_data_dir(&config.data_dir)?;
+        let storage = Storage::open(&config.object_store, &config.s3_options)?;
+        let now = config.clock.now_ms();
+
+        let ckpt_path = paths::checkpoint();
+        let ckpt = match storage.get_opt(&ckpt_path).await? {
+            Some(b) => Checkpoint::decode(ckpt_path.as_ref(), &b)?,
+            None => Checkpoint::new(0, now, Default::default(), Default::default()),
+        };
+        let mut dedup = DedupIndex::new(config.dedup_window_ms, config.dedup_max_entries);
+        for obj in storage.list(&paths::dedup_root()).await? {
+            let Some(bytes) = storage.get_opt(&obj.location).await? else {
+                continue;
+            };
+            let entries = dedup::decode(obj.location.as_ref(), &bytes)?;
+            let newest = entries.iter().map(|(_, e)| e.ingestion_ms).max();
+            if newest.is_none_or(|t| t < now - config.dedup_window_ms) {
+                storage.delete(&obj.location).await?;
+                continue;
+            }
+            for (id, e) in entries {
+                dedup.insert(&id, e, now, false);
+            }
+        }
+
+        let ckpt_catalogue = Arc::new(ckpt.catalogue.clone());
+        let mut state = State {
+            applied_seq: ckpt.seq,
+            catalogue: ckpt.catalogue,
+            memtable: Memtable::default(),
+            frozen: Vec::new(),
+            manifest: ckpt.manifest,
+            dedup,
+            checkpoint_seq: ckpt.seq,
+            checkpoint_catalogue: ckpt_catalogue,
+            saved_checkpoint_seq: ckpt.seq,
+            saved_checkpoint_ms: now,
+            pending_deletes: Vec::new(),
+        };
+
+        let wal_dir = config.wal_dir();
+        let observer_seqs: Vec<u64> = observers.iter().map(|o| o.persisted_seq()).collect();
+        let skip = observer_seqs.iter().copied().fold(ckpt.seq, u64::min);
+        let mut first_replayed: Option<u64> = None;
+        let stats = wal::replay(&wal_dir, skip, |seq, kind, payload| {
+            first_replayed.get_or_insert(seq);
+            let entry = WalEntry::decode_payload(kind, payload).map_err(|reason| {
+                StoreError::WalCorrupt {
+                    path: wal_dir.clone(),
+                    offset: 0,
+                    reason: format!("record {seq}: {reason}"),
+                }
+            })?;
+            if seq > ckpt.seq {
+                // Outcomes of catalogue operations were reported when they were written.
+                let _ = state.apply(seq, &entry, now, config.gc_grace_ms);
+            }
+            if let WalEntry::Batch(record) = &entry {
+                let batch = DurableBatch {
+                    seq,
+                    record: record.clone(),
+                    replayed: true,
+                };
+                for (o, &p) in observers.iter().zip(&observer_seqs) {
+                    if seq > p {
+                        o.on_batch(&batch);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        for (o, &p) in observers.iter().zip(&observer_seqs) {
+            if p < ckpt.seq && first_replayed.is_none_or(|f| f > p + 1) {
+                tracing::warn!(
+                    observer = o.name(),
+                    persisted_seq = p,
+                    "the WAL no longer holds every record this observer has not persisted"
+                );
+            }
+        }
+        let next_seq = stats.last_seq.max(ckpt.seq) + 1;
+        tracing::info!(
+            checkpoint_seq = ckpt.seq,
+            wal_files = stats.files,
+            replayed_records = stats.records,
+            torn_tail_bytes = stats.torn_tail_bytes,
+            next_seq,
+            unflushed_rows = state.memtable.rows,
+            "store opened"
+        );
+
+        let (feed, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            feed,
+            memory_freed: Notify::new(),
+            flush_wanted: Notify::new(),
+        });
+
+        // Observers run on their own thread behind a bounded queue.
+        let (observer_tx, observer_thread) = if observers.is_empty() {
+            (None, None)
+        } else {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<DurableBatch>(1024);
+            let obs = observers.clone();
+            let t = std::thread::Builder::new()
+                .name("kinsight-observers".into())
+                .spawn(move || {
+                    while let Ok(b) = rx.recv() {
+                        for o in &obs {
+                            o.on_batch(&b);
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::io("observer thread", e))?;
+            (Some(tx), Some(t))
+        };
+
+        let on_durable = {
+            let shared = shared.clone();
+            let clock = config.clock.clone();
+            let grace = config.gc_grace_ms;
+            let observer_tx = observer_tx.clone();
+            Box::new(move |group: Vec<Durable<u64>>| {
+                let now = clock.now_ms();
+                let mut results = Vec::with_capacity(group.len());
+                let mut batches = Vec::new();
+                {
+                    let mut st = shared.lock();
+                    for d in &group {
+                        results.push(st.apply(d.seq, &d.entry, now, grace));
+                        if let WalEntry::Batch(record) = &d.entry {
+                            batches.push(DurableBatch {
+                                seq: d.seq,
+                                record: record.clone(),
+                                replayed: false,
+                            });
+                        }
+                    }
+                }
+                for (d, r) in group.into_iter().zip(results) {
+                    let _ = d.reply.send(r.map(|()| d.seq));
+                }
+                for b in batches {
+                    if let Some(tx) = &observer_tx {
+                        // Blocks when the observers lag: backpressure, never loss.
+                        let _ = tx.send(b.clone());
+                    }
+                    let _ = shared.feed.send(b);
+                }
+            }) as wal::OnDurable<u64>
+        };
+        let writer = WalWriter::start(
+            &wal_dir,
+            next_seq,
+            config.wal_file_bytes,
+            config.wal_queue,
+            on_durable,
+        )?;
+
+        let (shutdown, _) = watch::channel(false);
+        let store = Store {
+            inner: Arc::new(Inner {
+                config,
+                storage,
+                shared,
+                wal: writer,
+                observers,
+                observer_thread: Mutex::new(observer_thread),
+                observer_tx: Mutex::new(observer_tx),
+                inflight: Mutex::new(HashMap::new()),
+                maintenance: tokio::sync::Mutex::new(()),
+                shutdown,
+                first_seq: next_seq,
+                _lock: lock,
+            }),
+        };
+        store.sweep_orphans().await?;
+        if store.inner.config.background {
+            store.spawn_background();
+        }
+        Ok(store)
+    }
+
+    /// Stops background tasks and the WAL thread after queued records are written. Durable
+    /// state needs no flush: the next open replays the WAL.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            inner.wal.shutdown();
+            if let Ok(mut tx) = inner.observer_tx.lock() {
+                tx.take();
+            }
+            let t = inner.observer_thread.lock().ok().and_then(|mut t| t.take());
+            if let Some(t) = t {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// The object store holding segments; keys are relative ([`SegmentMeta::path`]).
+    ///
+    /// [`SegmentMeta::path`]: crate::SegmentMeta::path
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.inner.storage.object_store()
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// Highest durable WAL sequence number.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.wal.last_seq()
+    }
+
+    /// A live feed of durable batches in sequence order (for follow/tail). A receiver that
+    /// falls more than 4,096 batches behind gets `RecvError::Lagged`.
+    pub fn follow(&self) -> broadcast::Receiver<DurableBatch> {
+        self.inner.shared.feed.subscribe()
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.inner.config.clock.now_ms()
+    }
+
+    /// Ingests a batch: validates it, rejects single events per the reference's rules,
+    /// writes the rest to the WAL and returns once they are fsynced (group commit) and
+    /// readable. A batch id seen before returns the first outcome with `duplicate: true`.
+    pub async fn ingest(&self, req: IngestRequest) -> Result<IngestOutcome> {
+        validate_batch(&req)?;
+        let Some(id) = req.batch_id.clone() else {
+            return self.ingest_once(req).await;
+        };
+        // Claim the id, or wait for whoever holds it and then look again.
+        loop {
+            if let Some(prev) = self.inner.shared.lock().dedup.get(&id) {
+                return Ok(IngestOutcome {
+                    seq: Some(prev.seq),
+                    accepted: prev.accepted as usize,
+                    rejected: Vec::new(),
+                    rejected_count: prev.rejected as usize,
+                    duplicate: true,
+                });
+            }
+            let wait = {
+                let mut inflight = self
+                    .inner
+                    .inflight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                match inflight.get(&id) {
+                    Some(n) => Some(n.clone()),
+                    None => {
+                        inflight.insert(id.clone(), Arc::new(Notify::new()));
+                        None
+                    }
+                }
+            };
+            match wait {
+                Some(n) => {
+                    // Notify::notified() registered before the re-check would be ideal; a
+                    // short timeout makes a missed wake-up cost milliseconds, not a hang.
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_millis(50), n.notified())
+                            .await;
+                }
+                None => break,
+            }
+        }
+        let result = self.ingest_once(req).await;
+        let notify = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Some(n) = notify {
+            n.notify_waiters();
+        }
+        result
+    }
+
+    async fn ingest_once(&self, req: IngestRequest) -> Result<IngestOutcome> {
+        let now = self.now_ms();
+        let mut rejected = Vec::new();
+        let mut accepted = Vec::with_capacity(req.events.len());
+        {
+            let st = self.inner.shared.lock();
+            let mut last: Option<(&str, Option<u32>)> = None;
+            for (index, e) in req.events.iter().enumerate() {
+                let retention = match last {
+                    Some((g, r)) if g == e.log_group_name => r,
+                    _ => {
+                        let group = st.catalogue.group(&e.log_group_name);
+                        if group.is_none() && !req.auto_create_groups {
+                            return Err(StoreError::GroupNotFound(e.log_group_name.clone()));
+                        }
+                        let r = group.and_then(|g| g.retention_days);
+                        last = Some((&e.log_group_name, r));
+                        r
+                    }
+                };
+                match classify(e, now, retention) {
+                    Some(reason) => rejected.push(Rejection { index, reason }),
+                    None => accepted.push(index),
+                }
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(IngestOutcome {
+                seq: None,
+                accepted: 0,
+                rejected_count: rejected.len(),
+                rejected,
+                duplicate: false,
+            });
+        }
+        let n_accepted = accepted.len();
+        let events = if rejected.is_empty() {
+            req.events
+        } else {
+            let mut all: Vec<Option<_>> = req.events.into_iter().map(Some).collect();
+            accepted.iter().filter_map(|&i| all[i].take()).collect()
+        };
+        let record = BatchRecord {
+            batch_id: req.batch_id,
+            ingestion_time_ms: now,
+            rejected: rejected.len() as u32,
+            events,
+        };
+        self.wait_for_memory().await;
+        let seq = self.append(WalEntry::Batch(Arc::new(record))).await?;
+        Ok(IngestOutcome {
+            seq: Some(seq),
+            accepted: n_accepted,
+            rejected_count: rejected.len(),
+            rejected,
+            duplicate: false,
+        })
+    }
+
+    /// Backpressure: while too much is unflushed, ask for a flush and wait.
+    async fn wait_for_memory(&self) {
+        let max = self.inner.config.max_unflushed_bytes;
+        loop {
+            if self.inner.shared.lock().unflushed_bytes() < max {
+                return;
+            }
+            self.inner.shared.flush_wanted.notify_one();
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(100),
+                self.inner.shared.memory_freed.notified(),
+            )
+            .await;
+        }
+    }
+
+    /// Writes a record and waits until it is durable and applied; returns its sequence number.
+    async fn append(&self, entry: WalEntry) -> Result<u64> {
+        let payload = entry.encode_payload();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&payload);
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .wal
+            .append(Append {
+                entry,
+                payload,
+                payload_crc: crc,
+                reply,
+            })
+            .await?;
+        rx.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    async fn catalogue_op(&self, op: CatalogueOp) -> Result<u64> {
+        self.append(WalEntry::Catalogue(op)).await
+    }
+
+    /// Creates a group (`GroupAlreadyExists` if it exists).
+    pub async fn create_group(
+        &self,
+        name: &str,
+        retention_days: Option<u32>,
+        tags: BTreeMap<String, String>,
+    ) -> Result<()> {
+        kinsight_model::names::validate_log_group_name(name)?;
+        if let Some(d) = retention_days {
+            kinsight_model::names::validate_retention_days(d)?;
+        }
+        if self.inner.shared.lock().catalogue.group(name).is_some() {
+            return Err(StoreError::GroupAlreadyExists(name.to_string()));
+        }
+        self.catalogue_op(CatalogueOp::CreateGroup {
+            name: name.to_string(),
+            retention_days,
+            tags,
+            created_ms: self.now_ms(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a group with all its streams and events.
+    pub async fn delete_group(&self, name: &str) -> Result<()> {
+        self.require_group(name)?;
+        self.catalogue_op(CatalogueOp::DeleteGroup {
+            name: name.to_string(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Sets (`Some`) or removes (`None`: never expire) a group's retention.
+    pub async fn put_retention(&self, name: &str, retention_days: Option<u32>) -> Result<()> {
+        if let Some(d) = retention_days {
+            kinsight_model::names::validate_retention_days(d)?;
+        }
+        self.require_group(name)?;
+        self.catalogue_op(CatalogueOp::PutRetention {
+            name: name.to_string(),
+            retention_days,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn tag_group(&self, name: &str, tags: BTreeMap<String, String>) -> Result<()> {
+        self.require_group(name)?;
+        self.catalogue_op(CatalogueOp::TagGroup {
+            name: name.to_string(),
+            tags,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn untag_group(&self, name: &str, keys: Vec<String>) -> Result<()> {
+        self.require_group(name)?;
+        self.catalogue_op(CatalogueOp::UntagGroup {
+            name: name.to_string(),
+            keys,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn create_stream(&self, group: &str, stream: &str) -> Result<()> {
+        kinsight_model::names::validate_log_stream_name(stream)?;
+        self.require_group(group)?;
+        self.catalogue_op(CatalogueOp::CreateStream {
+            group: group.to_string(),
+            stream: stream.to_string(),
+            created_ms: self.now_ms(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a stream and the events it had (events written later start it afresh).
+    pub async fn delete_stream(&self, group: &str, stream: &str) -> Result<()> {
+        self.require_group(group)?;
+        self.catalogue_op(CatalogueOp::DeleteStream {
+            group: group.to_string(),
+            stream: stream.to_string(),
+            deleted_ms: self.now_ms(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    fn require_group(&self, name: &str) -> Result<()> {
+        if self.inner.shared.lock().catalogue.group(name).is_none() {
+            return Err(StoreError::GroupNotFound(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn group_info(st: &State, g: &GroupEntry) -> GroupInfo {
+        let unflushed = st.memtable.groups.get(&g.id).map_or(0, |m| m.raw_bytes)
+            + st.frozen
+                .iter()
+                .filter_map(|f| f.groups.get(&g.id))
+                .map(|m| m.raw_bytes)
+                .sum::<usize>();
+        GroupInfo {
+            name: g.name.clone(),
+            id: g.id,
+            created_ms: g.created_ms,
+            retention_days: g.retention_days,
+            tags: g.tags.clone(),
+            stored_bytes: st.manifest.group_bytes(g.id),
+            unflushed_bytes: unflushed as u64,
+            first_event_ms: g.first_event_ms,
+            last_event_ms: g.last_event_ms,
+            last_ingestion_ms: g.last_ingestion_ms,
+            stream_count: g.streams.len(),
+            segment_count: st.manifest.segments.get(&g.id).map_or(0, |s| s.len()),
+        }
+    }
+
+    /// One group, if it exists.
+    pub fn group(&self, name: &str) -> Option<GroupInfo> {
+        let st = self.inner.shared.lock();
+        st.catalogue.group(name).map(|g| Self::group_info(&st, g))
+    }
+
+    /// Groups by name, starting after the token `after` (a name), at most `limit`.
+    pub fn list_groups(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Page<GroupInfo> {
+        let st = self.inner.shared.lock();
+        let prefix = prefix.unwrap_or("");
+        let start = after.map_or(std::ops::Bound::Unbounded, |a| {
+            std::ops::Bound::Excluded(a.to_string())
+        });
+        let mut items: Vec<GroupInfo> = st
+            .catalogue
+            .groups
+            .range((start, std::ops::Bound::Unbounded))
+            .filter(|(n, _)| n.starts_with(prefix))
+            .take(limit.saturating_add(1))
+            .map(|(_, g)| Self::group_info(&st, g))
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|g| g.name.clone())
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+
+    /// Streams of a group. By name: `prefix` filters, the token is the last name. By last
+    /// event time (newest first when `descending`): the token is `"<ms>/<name>"` of the last
+    /// item. `after` tokens come from a previous page.
+    pub fn list_streams(
+        &self,
+        group: &str,
+        prefix: Option<&str>,
+        order: StreamOrder,
+        descending: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<StreamInfo>> {
+        let st = self.inner.shared.lock();
+        let g = st
+            .catalogue
+            .group(group)
+            .ok_or_else(|| StoreError::GroupNotFound(group.to_string()))?;
+        let prefix = prefix.unwrap_or("");
+        let key = |s: &StreamInfo| match order {
+            StreamOrder::LogStreamName => s.name.clone(),
+            StreamOrder::LastEventTime => {
+                format!(
+                    "{:020}/{}",
+                    s.last_event_ms.unwrap_or(i64::MIN).max(0),
+                    s.name
+                )
+            }
+        };
+        let mut all: Vec<(String, StreamInfo)> = g
+            .streams
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(n, s)| {
+                let info = StreamInfo::new(n, s);
+                (key(&info), info)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        if descending {
+            all.reverse();
+        }
+        let after_key = after.map(|a| match order {
+            StreamOrder::LogStreamName => a.to_string(),
+            StreamOrder::LastEventTime => match a.split_once('/') {
+                Some((ms, name)) => format!("{:020}/{name}", ms.parse::<i64>().unwrap_or(0).max(0)),
+                None => a.to_string(),
+            },
+        });
+        let mut items: Vec<StreamInfo> = all
+            .into_iter()
+            .filter(|(k, _)| match &after_key {
+                None => true,
+                Some(a) if descending => k < a,
+                Some(a) => k > a,
+            })
+            .take(limit.saturating_add(1))
+            .map(|(_, s)| s)
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|s| match order {
+                StreamOrder::LogStreamName => s.name.clone(),
+                StreamOrder::LastEventTime => {
+                    format!("{}/{}", s.last_event_ms.unwrap_or(0).max(0), s.name)
+                }
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let st = self.inner.shared.lock();
+        StoreStats {
+            last_seq: self.inner.wal.last_seq(),
+            checkpoint_seq: st.saved_checkpoint_seq,
+            groups: st.catalogue.groups.len(),
+            segments: st.manifest.segments.values().map(|s| s.len()).sum(),
+            segment_bytes: st
+                .manifest
+                .segments
+                .values()
+                .flatten()
+                .map(|s| s.size_bytes)
+                .sum(),
+            unflushed_rows: st.memtable.rows
+                + st.frozen
+                    .iter()
+                    .flat_map(|f| f.groups.values())
+                    .map(|g| g.rows)
+                    .sum::<usize>(),
+            unflushed_bytes: st.unflushed_bytes(),
+            dedup_ids: st.dedup.len(),
+            wal_files: wal::list_files(&self.inner.config.wal_dir()).map_or(0, |f| f.len()),
+            wal_commits: self.inner.wal.commits(),
+            wal_records: self
+                .inner
+                .wal
+                .last_seq()
+                .saturating_sub(self.inner.first_seq.saturating_sub(1)),
+        }
+    }
+}
+
+/// Takes an exclusive advisory lock on `<data_dir>/LOCK` so two servers never share a WAL.
+fn lock_data_dir(dir: &std::path::Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, e))?;
+    // SAFETY: flock on a valid, owned file descriptor has no memory-safety preconditions.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(f)
+}

@@ -1,0 +1,123 @@
+//! Acknowledged events survive a restart without a flush (WAL replay); torn tails are cut,
+//! real corruption is reported; concurrent batches share fsyncs.
+
+use std::io::Write;
+
+use kinsight_store::{Store, StoreError, wal};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_reopen_without_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now_ms();
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    for b in 0..3 {
+        let events = (0..10)
+            .map(|i| ev("/app", "s1", t + b * 10 + i, &format!("line {b}-{i}")))
+            .collect();
+        let out = ingest(&store, None, events).await;
+        assert_eq!(out.accepted, 10);
+        assert!(out.seq.is_some());
+    }
+    let before = all_events(&store, "/app", None).await;
+    assert_eq!(before.len(), 30);
+    // Dropped without flush or shutdown: only the WAL has the events.
+    drop(store);
+
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    assert_eq!(all_events(&store, "/app", None).await, before);
+    assert_eq!(store.stats().segments, 0);
+    // Sequence numbers continue after the replayed ones.
+    let out = ingest(&store, None, vec![ev("/app", "s1", t, "after")]).await;
+    assert!(out.seq.unwrap() > before.iter().map(|e| e.id >> 14).max().unwrap() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_tail_is_cut_and_corruption_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now_ms();
+    let mut cfg = config(dir.path());
+    // Every group commit starts a new file, so there are sealed files to damage.
+    cfg.wal_file_bytes = 1;
+    let store = Store::open(cfg.clone(), vec![]).await.unwrap();
+    for i in 0..3 {
+        ingest(&store, None, vec![ev("/g", "s", t + i, &format!("m{i}"))]).await;
+    }
+    store.shutdown().await;
+    drop(store);
+    let files = wal::list_files(&cfg.wal_dir()).unwrap();
+    assert!(files.len() >= 3, "{files:?}");
+
+    // A group commit cut short by a crash: half a record at the end of the last file.
+    let last = &files.last().unwrap().path;
+    let len_before = std::fs::metadata(last).unwrap().len();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(last)
+        .unwrap()
+        .write_all(&[42, 0, 0, 0, 1, 2, 3])
+        .unwrap();
+    let store = Store::open(cfg.clone(), vec![]).await.unwrap();
+    assert_eq!(all_events(&store, "/g", None).await.len(), 3);
+    assert_eq!(
+        std::fs::metadata(last).unwrap().len(),
+        len_before,
+        "torn tail truncated"
+    );
+    ingest(&store, None, vec![ev("/g", "s", t, "m3")]).await;
+    drop(store);
+
+    // A flipped byte inside a sealed file is corruption, not a torn tail.
+    let first = &wal::list_files(&cfg.wal_dir()).unwrap()[0].path;
+    let mut bytes = std::fs::read(first).unwrap();
+    let n = bytes.len();
+    bytes[n - 2] ^= 0xff;
+    std::fs::write(first, bytes).unwrap();
+    match Store::open(cfg, vec![]).await {
+        Err(StoreError::WalCorrupt { path, .. }) => assert_eq!(&path, first),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("corruption went unnoticed"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_share_one_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    let t = now_ms();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                ingest(
+                    &store,
+                    None,
+                    vec![ev("/g", &format!("s{}", i % 7), t, &format!("e{i}"))],
+                )
+                .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().accepted, 1);
+    }
+    let stats = store.stats();
+    assert_eq!(stats.wal_records, 200);
+    assert!(
+        stats.wal_commits < 200,
+        "200 concurrent batches took {} fsyncs",
+        stats.wal_commits
+    );
+    assert_eq!(all_events(&store, "/g", None).await.len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _a = Store::open(config(dir.path()), vec![]).await.unwrap();
+    assert!(matches!(
+        Store::open(config(dir.path()), vec![]).await,
+        Err(StoreError::Locked { .. })
+    ));
+}

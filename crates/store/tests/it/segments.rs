@@ -1,0 +1,176 @@
+//! Flushes write zstd Parquet segments per group and hour window, sorted, with statistics and
+//! typed columns flattened from the JSON messages.
+
+use datafusion::arrow::array::{Array, Int64Array, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+use kinsight_store::Store;
+use kinsight_store::schema::{self, FieldType};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_writes_sorted_zstd_parquet_with_typed_columns_per_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    let hour = now_ms().div_euclid(HOUR_MS) * HOUR_MS;
+    // Two windows of /app (this hour and the previous), one of /host; streams interleaved.
+    let mut events = Vec::new();
+    for i in 0..400usize {
+        let ts = hour - HOUR_MS + (i as i64) * 17_000 % (2 * HOUR_MS - 1);
+        let ts = ts.min(now_ms());
+        events.push(ev("/app", &format!("pod-{}", i % 3), ts, &k8s_line(i)));
+    }
+    events.push(ev("/host", "node-1", hour, "kernel: plain text line"));
+    ingest(&store, None, events.clone()).await;
+    let report = store.flush().await.unwrap();
+    assert_eq!(report.rows, 401);
+    assert!(report.checkpoint_seq > 0);
+
+    let scan = store.scan("/app", None, None).await.unwrap();
+    assert!(scan.memory.is_empty(), "everything flushed");
+    let windows: Vec<i64> = scan.segments.iter().map(|s| s.window_start_ms).collect();
+    assert_eq!(
+        windows,
+        vec![hour - HOUR_MS, hour],
+        "one segment per window"
+    );
+    assert_eq!(scan.segments.iter().map(|s| s.rows).sum::<u64>(), 400);
+    for s in &scan.segments {
+        assert!(s.min_ts >= s.window_start_ms && s.max_ts < s.window_start_ms + HOUR_MS);
+    }
+    // Typed, dotted columns in the group schema.
+    let ty = |n: &str| scan.schema.field_with_name(n).unwrap().data_type().clone();
+    assert_eq!(ty("kubernetes.pod_name"), DataType::Utf8);
+    assert_eq!(ty("log_processed.status"), DataType::Int64);
+    assert_eq!(ty(schema::TIMESTAMP), schema::timestamp_type());
+    assert_eq!(
+        store.group_fields("/app").unwrap()["log_processed.latency_ms"],
+        FieldType::Int64
+    );
+
+    // The files themselves: zstd, statistics, sorted by stream then time.
+    let root = dir.path().join("objects");
+    for s in &scan.segments {
+        let file = std::fs::File::open(root.join(&s.path)).unwrap();
+        assert_eq!(file.metadata().unwrap().len(), s.size_bytes);
+        let reader = SerializedFileReader::new(file).unwrap();
+        let md = reader.metadata();
+        let rg = md.row_group(0);
+        for c in rg.columns() {
+            assert!(
+                matches!(c.compression(), Compression::ZSTD(_)),
+                "{:?}",
+                c.column_path()
+            );
+        }
+        let names: Vec<_> = rg
+            .columns()
+            .iter()
+            .map(|c| c.column_path().string())
+            .collect();
+        let stream_col = names.iter().position(|n| n == schema::LOG_STREAM).unwrap();
+        assert!(rg.column(stream_col).statistics().is_some());
+    }
+    let batches = {
+        let b = datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(root.join(&scan.segments[1].path)).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        b.collect::<Result<Vec<_>, _>>().unwrap()
+    };
+    let mut prev: Option<(String, i64)> = None;
+    for b in &batches {
+        let streams = b
+            .column_by_name(schema::LOG_STREAM)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let ts = schema::timestamps(b).unwrap();
+        for i in 0..b.num_rows() {
+            let key = (streams.value(i).to_string(), ts.value(i));
+            if let Some(p) = &prev {
+                assert!(p <= &key, "rows sorted by stream, then time");
+            }
+            prev = Some(key);
+        }
+        let msgs = b.column_by_name(schema::MESSAGE).unwrap();
+        assert_eq!(msgs.null_count(), 0, "raw message kept");
+    }
+
+    // A group of plain text has only system columns.
+    let host = store.scan("/host", None, None).await.unwrap();
+    assert_eq!(host.schema.fields().len(), schema::SYSTEM_COLUMNS.len());
+
+    // Reopen: manifest and fields come back from the checkpoint.
+    drop(store);
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    let again = store.scan("/app", None, None).await.unwrap();
+    assert_eq!(again.segments, scan.segments);
+    assert_eq!(again.schema, scan.schema);
+    assert_eq!(all_events(&store, "/app", None).await.len(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_types_widen_across_segments_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    let t = now_ms();
+    ingest(
+        &store,
+        None,
+        vec![ev("/g", "s", t, r#"{"code":200,"ratio":1}"#)],
+    )
+    .await;
+    store.flush().await.unwrap();
+    ingest(
+        &store,
+        None,
+        vec![ev("/g", "s", t + 1, r#"{"code":"E42","ratio":0.5}"#)],
+    )
+    .await;
+    let scan = store.scan("/g", None, None).await.unwrap();
+    let ty = |n: &str| scan.schema.field_with_name(n).unwrap().data_type().clone();
+    assert_eq!(ty("code"), DataType::Utf8, "number then string: text");
+    assert_eq!(ty("ratio"), DataType::Float64, "int then float: float");
+    // The in-memory row is conformed to the group schema.
+    assert_eq!(scan.memory.len(), 1);
+    let m = &scan.memory[0];
+    assert_eq!(m.schema(), scan.schema);
+    let code = m
+        .column_by_name("code")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(code.value(0), "E42");
+    // The segment keeps its narrower type; casting it reads "200".
+    let seg = &scan.segments[0];
+    let file = std::fs::File::open(dir.path().join("objects").join(&seg.path)).unwrap();
+    let b =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+    let code = b.column_by_name("code").unwrap();
+    assert_eq!(code.data_type(), &DataType::Int64);
+    assert_eq!(
+        code.as_any().downcast_ref::<Int64Array>().unwrap().value(0),
+        200
+    );
+    let conformed = schema::conform(&b, &scan.schema).unwrap();
+    let code = conformed
+        .column_by_name("code")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(code.value(0), "200");
+}
