@@ -10,6 +10,7 @@ use std::fmt::{self, Display, Formatter, Write};
 use crate::ast::*;
 use crate::functions::Function;
 use crate::lexer::{is_name_char, is_name_start};
+use crate::pipeline::{Pipeline, Stage};
 
 /// Binding strength, loosest first; a child printed where a stronger one is required gets
 /// parentheses. Mirrors the parser's levels (see `parser/expr.rs`).
@@ -287,6 +288,71 @@ impl Display for Query {
                 f.write_str("\n| ")?;
             }
             write!(f, "{}", c.node)?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for Stage {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            Stage::Fields(items) => {
+                f.write_str("fields ")?;
+                list(f, items, |f, n| {
+                    write!(f, "{} as {}", n.expr, name_text(&n.name))
+                })
+            }
+            Stage::Filter(e) => write!(f, "filter {e}"),
+            Stage::Parse(p) => write!(f, "{}", Command::Parse(p.clone())),
+            Stage::Unnest(u) => write!(f, "{}", Command::Unnest(u.clone())),
+            Stage::Sort { keys, implicit } => {
+                write!(f, "{}", Command::Sort(keys.clone()))?;
+                if *implicit {
+                    f.write_str(" (default order)")?;
+                }
+                Ok(())
+            }
+            Stage::Dedup(fields) => write!(f, "{}", Command::Dedup(fields.clone())),
+            Stage::Limit(n) => write!(f, "limit {n}"),
+        }
+    }
+}
+
+/// A multi-line summary of the plan-ready pipeline, like an `EXPLAIN`: one stage per line with
+/// its position, the aggregation's parts, result columns, input fields, row cap, warnings.
+impl Display for Pipeline {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let stages = |f: &mut Formatter<'_>, title: &str, stages: &[Located<Stage>]| {
+            writeln!(f, "{title}:")?;
+            for s in stages {
+                writeln!(f, "  [{}:{}] {}", s.pos.line, s.pos.column, s.node)?;
+            }
+            Ok(())
+        };
+        stages(f, "input", &self.input)?;
+        if let Some(a) = &self.aggregation {
+            writeln!(f, "aggregation [{}:{}]:", a.pos.line, a.pos.column)?;
+            for g in &a.node.group_by {
+                writeln!(f, "  group {} = {}", name_text(&g.name), g.expr)?;
+            }
+            for c in &a.node.aggregates {
+                let call = Expr::Call {
+                    function: c.function,
+                    args: c.args.clone(),
+                };
+                writeln!(f, "  aggregate {call}")?;
+            }
+            for o in &a.node.outputs {
+                writeln!(f, "  output {} = {}", name_text(&o.name), o.expr)?;
+            }
+            stages(f, "output", &self.output)?;
+        }
+        writeln!(f, "columns: {}", self.columns.join(", "))?;
+        let inputs: Vec<&str> = self.input_fields.iter().map(String::as_str).collect();
+        writeln!(f, "input fields: {}", inputs.join(", "))?;
+        writeln!(f, "row cap: {}", self.result_row_cap)?;
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
         }
         Ok(())
     }

@@ -106,7 +106,9 @@ pub(crate) fn suggest<'a>(
     candidates
         .into_iter()
         .map(|c| (edit_distance(&word, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= 2 && *d < c.chars().count())
+        // One edit per three letters (at least one): `avgg` → `avg`, `fitler` → `filter`,
+        // but `foo` suggests nothing rather than `floor`.
+        .filter(|(d, _)| *d <= (word.chars().count() / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

@@ -32,7 +32,7 @@ pub use ast::{
 };
 pub use error::{ParseError, Position, Warning};
 pub use functions::{ArgKind, FUNCTIONS, Function, FunctionKind, FunctionSpec};
-pub use parser::{COMMANDS, MAX_LIMIT, parse};
+pub use parser::{COMMANDS, MAX_LIMIT, MAX_QUERY_CHARS, parse};
 pub use pipeline::{
     AggregateCall, Aggregation, DEFAULT_RESULT_ROWS, MAX_RESULT_ROWS, NamedExpr, Pipeline, Stage,
     plan,

@@ -285,7 +285,11 @@ fn insert_default_sort(stages: &mut Vec<Located<Stage>>) {
         None if !stages.iter().any(is_sort) => stages.len(),
         _ => return,
     };
-    let pos = stages.get(at).map_or(Position::START, |s| s.pos);
+    // Point at the stage it precedes, or at the last stage when appended.
+    let pos = stages
+        .get(at)
+        .or(stages.last())
+        .map_or(Position::START, |s| s.pos);
     stages.insert(
         at,
         Located {

@@ -1,21 +1,23 @@
-//! Expressions (reference §5.4), loosest binding first:
+//! Expressions (reference §5.4) by precedence climbing. Binding strength, loosest first:
 //!
-//! ```text
-//! or      := and ('or' and)*
-//! and     := not ('and' not)*
-//! not     := 'not' not | cmp
-//! cmp     := add [ cmpop add | ['not'] 'like' pattern | '=~' pattern | ['not'] 'in' list ]
-//! add     := mul (('+' | '-') mul)*
-//! mul     := unary (('*' | '/' | '%') unary)*
-//! unary   := '-' unary | power
-//! power   := postfix ['^' unary]            (right-associative: 2^3^2 = 2^9)
-//! postfix := primary ('[' or ']')*
-//! ```
+//! | level | operators | associativity |
+//! |---|---|---|
+//! | 1 | `or` | left |
+//! | 2 | `and` | left |
+//! | 3 | prefix `not` | — |
+//! | 4 | `= != < <= > >=`, `[not] like`, `=~`, `[not] in` | none: `a < b < c` is an error |
+//! | 5 | `+ -` | left |
+//! | 6 | `* / %` | left |
+//! | 7 | prefix `-` | — |
+//! | 8 | `^` | right: `2 ^ 3 ^ 2` is `2 ^ 9` |
+//! | 9 | postfix `x[i]` | left |
 //!
-//! Comparisons do not chain (`a < b < c` is an error asking for parentheses). Unary minus
-//! binds looser than `^`, so `-2 ^ 2` is `-(2 ^ 2)` as in mathematics.
+//! Unary minus binds looser than `^`, so `-2 ^ 2` is `-(2 ^ 2)` as in mathematics; `not`
+//! binds looser than comparisons, so `not a = 1` is `not (a = 1)`. The levels are those of
+//! the printer in `display.rs`. One loop handles all binary levels, so a parenthesis costs
+//! three stack frames, not one per level.
 
-use super::{AggContext, Parser};
+use super::{AggContext, MAX_DEPTH, MAX_NESTING, Parser};
 use crate::ast::*;
 use crate::error::{ParseError, suggest};
 use crate::functions::{ArgKind, FUNCTIONS, Function};
@@ -27,7 +29,45 @@ impl Parser<'_> {
         if !self.starts_expr() {
             return Err(self.unexpected(what, &["an expression"]));
         }
-        self.or()
+        self.nest()?;
+        self.enter()?;
+        let e = self.expr_bp(OR);
+        self.depth -= 1;
+        self.nesting -= 1;
+        e
+    }
+
+    /// Counts one level of tree depth. Parentheses, calls, unary operators and every link of
+    /// an operator chain deepen the tree; capping it keeps whoever walks the tree recursively
+    /// (printer, planner, drop) within the stack.
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ParseError::new(
+                self.tok.pos(),
+                format!(
+                    "the expression is too deep: more than {MAX_DEPTH} nested or chained \
+                     operators; use 'in [...]' for long lists of alternatives"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts one level of the parser's own recursion (parentheses, calls, lists, indexes,
+    /// prefix operators), which costs far more stack per level than walking the tree.
+    fn nest(&mut self) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(ParseError::new(
+                self.tok.pos(),
+                format!(
+                    "the expression is nested too deeply: more than {MAX_NESTING} levels of \
+                     parentheses, function calls or prefix operators"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn starts_expr(&self) -> bool {
@@ -41,93 +81,125 @@ impl Parser<'_> {
         }
     }
 
-    /// Like [`Parser::expr`] for the operand after an operator.
-    fn operand<T>(&mut self, f: fn(&mut Self) -> Result<T, ParseError>) -> Result<T, ParseError> {
+    /// Parses an expression whose operators all bind at least as tightly as `min`.
+    fn expr_bp(&mut self, min: u8) -> Result<Expr, ParseError> {
+        let base = self.depth;
+        let mut left = self.prefix(min)?;
+        let mut after_cmp = false;
+        while let Some((op, level)) = self.infix() {
+            if level < min {
+                break;
+            }
+            if level == CMP && after_cmp {
+                return Err(ParseError::expected(
+                    self.tok.pos(),
+                    format!(
+                        "comparisons cannot be chained: found {} after a comparison; add parentheses or use 'and'",
+                        self.tok.describe()
+                    ),
+                    &["'and'", "'or'", "')'"],
+                ));
+            }
+            after_cmp = level == CMP;
+            // Every link of a chain deepens the (left-leaning) tree.
+            self.enter()?;
+            self.advance()?;
+            left = match op {
+                Infix::Binary(op) => {
+                    // Left-associative levels parse their right side one level tighter;
+                    // `^` parses it at the level of unary minus so `2 ^ -1` works.
+                    let right_min = match op {
+                        BinaryOp::Pow => NEG,
+                        _ => level + 1,
+                    };
+                    let right = self.operand(right_min)?;
+                    binary(op, left, right)
+                }
+                Infix::Match(op) => self.matcher(left, op, false)?,
+                Infix::Not => {
+                    if self.eat_word("like")? {
+                        self.matcher(left, MatchOp::Like, true)?
+                    } else if self.eat_word("in")? {
+                        self.in_list(left, true)?
+                    } else {
+                        return Err(self.unexpected("'like' or 'in'", &["'like'", "'in'"]));
+                    }
+                }
+                Infix::In => self.in_list(left, false)?,
+            };
+        }
+        self.depth = base;
+        Ok(left)
+    }
+
+    /// The operand after an operator, or an error naming the operator.
+    fn operand(&mut self, min: u8) -> Result<Expr, ParseError> {
         if !self.starts_expr() {
             return Err(self.unexpected("an expression", &["an expression"]));
         }
-        f(self)
+        self.expr_bp(min)
     }
 
-    fn or(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.and()?;
-        while self.eat_word("or")? {
-            let right = self.operand(Self::and)?;
-            left = binary(BinaryOp::Or, left, right);
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.not()?;
-        while self.eat_word("and")? {
-            let right = self.operand(Self::not)?;
-            left = binary(BinaryOp::And, left, right);
-        }
-        Ok(left)
-    }
-
-    fn not(&mut self) -> Result<Expr, ParseError> {
-        if self.eat_word("not")? {
-            let expr = self.operand(Self::not)?;
-            return Ok(Expr::Unary {
-                op: UnaryOp::Not,
-                expr: Box::new(expr),
-            });
-        }
-        self.cmp()
-    }
-
-    fn cmp_op(&self) -> Option<BinaryOp> {
+    /// The operator at the current token, if any, and its level.
+    fn infix(&self) -> Option<(Infix, u8)> {
         use TokenKind::*;
-        Some(match self.tok.kind {
-            Eq => BinaryOp::Eq,
-            NotEq => BinaryOp::NotEq,
-            Lt => BinaryOp::Lt,
-            LtEq => BinaryOp::LtEq,
-            Gt => BinaryOp::Gt,
-            GtEq => BinaryOp::GtEq,
-            _ => return None,
-        })
-    }
-
-    fn at_cmp(&self) -> bool {
-        self.cmp_op().is_some()
-            || self.at(&TokenKind::Tilde)
-            || ["like", "in", "not"].iter().any(|w| self.tok.is_word(w))
-    }
-
-    fn cmp(&mut self) -> Result<Expr, ParseError> {
-        let left = self.add()?;
-        let result = if let Some(op) = self.cmp_op() {
-            self.advance()?;
-            let right = self.operand(Self::add)?;
-            binary(op, left, right)
-        } else if self.eat(&TokenKind::Tilde)? {
-            self.matcher(left, MatchOp::RegexEq, false)?
-        } else {
-            let negated = self.eat_word("not")?;
-            if self.eat_word("like")? {
-                self.matcher(left, MatchOp::Like, negated)?
-            } else if self.eat_word("in")? {
-                self.in_list(left, negated)?
-            } else if negated {
-                return Err(self.unexpected("'like' or 'in' after 'not'", &["'like'", "'in'"]));
-            } else {
-                return Ok(left);
-            }
-        };
-        if self.at_cmp() {
-            return Err(ParseError::expected(
-                self.tok.pos(),
-                format!(
-                    "comparisons cannot be chained: found {} after a comparison; add parentheses or use 'and'",
-                    self.tok.describe()
-                ),
-                &["'and'", "'or'", "')'"],
-            ));
+        let op = |op| Some((Infix::Binary(op), level_of(op)));
+        match &self.tok.kind {
+            Plus => op(BinaryOp::Add),
+            Minus => op(BinaryOp::Sub),
+            Star => op(BinaryOp::Mul),
+            Slash => op(BinaryOp::Div),
+            Percent => op(BinaryOp::Mod),
+            Caret => op(BinaryOp::Pow),
+            Eq => op(BinaryOp::Eq),
+            NotEq => op(BinaryOp::NotEq),
+            Lt => op(BinaryOp::Lt),
+            LtEq => op(BinaryOp::LtEq),
+            Gt => op(BinaryOp::Gt),
+            GtEq => op(BinaryOp::GtEq),
+            Tilde => Some((Infix::Match(MatchOp::RegexEq), CMP)),
+            Name { .. } => match self.tok.word()?.as_str() {
+                "or" => op(BinaryOp::Or),
+                "and" => op(BinaryOp::And),
+                "like" => Some((Infix::Match(MatchOp::Like), CMP)),
+                "in" => Some((Infix::In, CMP)),
+                "not" => Some((Infix::Not, CMP)),
+                _ => None,
+            },
+            _ => None,
         }
-        Ok(result)
+    }
+
+    /// A prefix operator with its operand, or a postfix expression.
+    fn prefix(&mut self, min: u8) -> Result<Expr, ParseError> {
+        let op = if self.tok.is_word("not") {
+            // `a + not b` would read as `a + (not b)`, surprising next to `not a + b`:
+            // below the level of `not`, ask for parentheses.
+            if min > NOT {
+                return Err(ParseError::new(
+                    self.tok.pos(),
+                    format!(
+                        "'not' cannot follow {} directly; put the negated part in parentheses: (not ...)",
+                        self.prev.as_deref().unwrap_or("this operator")
+                    ),
+                ));
+            }
+            UnaryOp::Not
+        } else if self.at(&TokenKind::Minus) {
+            UnaryOp::Neg
+        } else {
+            return self.postfix();
+        };
+        self.advance()?;
+        self.nest()?;
+        self.enter()?;
+        let expr = self.operand(if op == UnaryOp::Not { NOT } else { POW })?;
+        self.depth -= 1;
+        self.nesting -= 1;
+        Ok(Expr::Unary {
+            op,
+            expr: Box::new(expr),
+        })
     }
 
     fn matcher(&mut self, expr: Expr, op: MatchOp, negated: bool) -> Result<Expr, ParseError> {
@@ -173,58 +245,11 @@ impl Parser<'_> {
         })
     }
 
-    fn add(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.mul()?;
-        loop {
-            let op = match self.tok.kind {
-                TokenKind::Plus => BinaryOp::Add,
-                TokenKind::Minus => BinaryOp::Sub,
-                _ => return Ok(left),
-            };
-            self.advance()?;
-            let right = self.operand(Self::mul)?;
-            left = binary(op, left, right);
-        }
-    }
-
-    fn mul(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.unary()?;
-        loop {
-            let op = match self.tok.kind {
-                TokenKind::Star => BinaryOp::Mul,
-                TokenKind::Slash => BinaryOp::Div,
-                TokenKind::Percent => BinaryOp::Mod,
-                _ => return Ok(left),
-            };
-            self.advance()?;
-            let right = self.operand(Self::unary)?;
-            left = binary(op, left, right);
-        }
-    }
-
-    fn unary(&mut self) -> Result<Expr, ParseError> {
-        if self.eat(&TokenKind::Minus)? {
-            let expr = self.operand(Self::unary)?;
-            return Ok(Expr::Unary {
-                op: UnaryOp::Neg,
-                expr: Box::new(expr),
-            });
-        }
-        self.power()
-    }
-
-    fn power(&mut self) -> Result<Expr, ParseError> {
-        let base = self.postfix()?;
-        if self.eat(&TokenKind::Caret)? {
-            let exp = self.operand(Self::unary)?;
-            return Ok(binary(BinaryOp::Pow, base, exp));
-        }
-        Ok(base)
-    }
-
     fn postfix(&mut self) -> Result<Expr, ParseError> {
+        let base = self.depth;
         let mut expr = self.primary()?;
         while self.eat(&TokenKind::LBracket)? {
+            self.enter()?;
             // The index is its own expression: its fields are read like any other.
             let index = self.expr("an index")?;
             if !self.at(&TokenKind::RBracket) {
@@ -236,6 +261,7 @@ impl Parser<'_> {
                 index: Box::new(index),
             };
         }
+        self.depth = base;
         Ok(expr)
     }
 
@@ -259,9 +285,14 @@ impl Parser<'_> {
                 self.advance()?;
                 let inner = self.expr("an expression")?;
                 if !self.at(&TokenKind::RParen) {
-                    return Err(
-                        self.unexpected(&format!("')' to close the '(' at {pos}"), &["')'"])
-                    );
+                    return Err(ParseError::expected(
+                        self.tok.pos(),
+                        format!(
+                            "expected ')' to close the '(' at {pos}, found {}",
+                            self.tok.describe()
+                        ),
+                        &["')'"],
+                    ));
                 }
                 self.advance()?;
                 Ok(inner)
@@ -401,6 +432,35 @@ impl Parser<'_> {
                 &["','", "')'"],
             ));
         }
+    }
+}
+
+const OR: u8 = 1;
+const AND: u8 = 2;
+const NOT: u8 = 3;
+const CMP: u8 = 4;
+const ADD: u8 = 5;
+const MUL: u8 = 6;
+const NEG: u8 = 7;
+const POW: u8 = 8;
+
+enum Infix {
+    Binary(BinaryOp),
+    Match(MatchOp),
+    In,
+    /// `not like` / `not in`
+    Not,
+}
+
+fn level_of(op: BinaryOp) -> u8 {
+    use BinaryOp::*;
+    match op {
+        Or => OR,
+        And => AND,
+        Eq | NotEq | Lt | LtEq | Gt | GtEq => CMP,
+        Add | Sub => ADD,
+        Mul | Div | Mod => MUL,
+        Pow => POW,
     }
 }
 

@@ -16,6 +16,16 @@ use crate::lexer::{Lexer, Token, TokenKind, punct_text};
 /// The largest `limit` CloudWatch accepts (reference §5.3 / §5.5: max 10,000 result rows).
 pub const MAX_LIMIT: u64 = 10_000;
 
+/// The longest query text accepted, in characters: CloudWatch's StartQuery limit on
+/// `queryString`.
+pub const MAX_QUERY_CHARS: usize = 10_000;
+
+/// Deepest expression tree accepted (see `Parser::enter`).
+const MAX_DEPTH: usize = 256;
+/// Deepest parser recursion accepted (see `Parser::nest`): about 11 KB of stack per level in a
+/// debug build, far less in release; real queries nest a handful of levels.
+const MAX_NESTING: usize = 40;
+
 /// Commands kinsight parses (reference §5.3).
 pub const COMMANDS: &[&str] = &[
     "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest", "head",
@@ -39,6 +49,13 @@ const UNSUPPORTED_COMMANDS: &[&str] = &[
 
 /// Parses a query into its syntax tree.
 pub fn parse(src: &str) -> Result<Query, ParseError> {
+    let chars = src.chars().count();
+    if chars > MAX_QUERY_CHARS {
+        return Err(ParseError::new(
+            Position::START,
+            format!("the query is {chars} characters long; the maximum is {MAX_QUERY_CHARS}"),
+        ));
+    }
     let mut p = Parser::new(src)?;
     p.query()
 }
@@ -63,6 +80,8 @@ pub(crate) struct Parser<'a> {
     /// Fields read outside any aggregation in the current `stats` expression.
     stats_refs: Vec<(String, Position)>,
     stats_has_agg: bool,
+    depth: usize,
+    nesting: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -76,6 +95,8 @@ impl<'a> Parser<'a> {
             ctx: AggContext::Forbidden("outside 'stats'"),
             stats_refs: Vec::new(),
             stats_has_agg: false,
+            depth: 0,
+            nesting: 0,
         })
     }
 
@@ -163,7 +184,7 @@ impl<'a> Parser<'a> {
         if let Some(w) = self.tok.word().filter(|w| COMMANDS.contains(&w.as_str())) {
             return ParseError::expected(
                 self.tok.pos(),
-                format!("expected '|' before the command '{w}'{}", self.after()),
+                format!("expected '|' before the command '{w}'"),
                 &["'|'"],
             );
         }
