@@ -23,9 +23,26 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
-    fn random_text_never_panics(src in "\\PC{0,80}") {
+    fn random_text_never_panics(src in "(?s).{0,80}") {
         if let Ok(q) = parse(&src) {
             let _ = Pipeline::from_query(&q);
+        }
+    }
+
+    #[test]
+    fn damaged_example_queries_never_panic(
+        which in 0..crate::examples::REFERENCE_EXAMPLES.len(),
+        at in any::<prop::sample::Index>(),
+        cut in 0usize..12,
+        insert in prop::sample::select(ATOMS),
+    ) {
+        let src = crate::examples::REFERENCE_EXAMPLES[which];
+        let chars: Vec<char> = src.chars().collect();
+        let i = at.index(chars.len());
+        let end = (i + cut).min(chars.len());
+        let damaged: String = chars[..i].iter().chain(insert.chars().collect::<Vec<_>>().iter()).chain(&chars[end..]).collect();
+        if let Ok(q) = parse(&damaged) {
+            let _ = Pipeline::from_query(&q).map(|p| p.to_string());
         }
     }
 
@@ -331,5 +348,44 @@ proptest! {
         prop_assert_eq!(nodes, want, "{}", text);
         // Whatever the order of commands, planning answers without panicking.
         let _ = Pipeline::from_query(&parsed);
+    }
+}
+
+/// Expressions dense in operators, so every pair of precedence levels meets often: a printer
+/// that drops a needed parenthesis fails here within a few hundred cases.
+fn operator_dense_expr() -> BoxedStrategy<Expr> {
+    let leaf = prop_oneof![
+        prop::sample::select(vec!["a", "b", "c"]).prop_map(|n| Expr::Field(FieldRef::new(n))),
+        (0i64..10).prop_map(|n| Expr::Literal(Literal::Int(n))),
+    ];
+    leaf.prop_recursive(6, 40, 2, |inner| {
+        prop_oneof![
+            6 => (binary_op(), inner.clone(), inner.clone())
+                .prop_map(|(op, l, r)| Expr::Binary { op, left: bx(l), right: bx(r) }),
+            2 => (prop::sample::select(vec![UnaryOp::Neg, UnaryOp::Not]), inner.clone())
+                .prop_map(|(op, e)| Expr::Unary { op, expr: bx(e) }),
+            1 => (inner.clone(), any::<bool>()).prop_map(|(e, negated)| Expr::Match {
+                expr: bx(e),
+                op: MatchOp::Like,
+                pattern: Pattern::Substring("x".into()),
+                negated,
+            }),
+            1 => (inner.clone(), inner.clone(), any::<bool>())
+                .prop_map(|(e, i, negated)| Expr::InList { expr: bx(e), list: vec![i], negated }),
+            1 => (inner.clone(), inner)
+                .prop_map(|(e, i)| Expr::Index { expr: bx(e), index: bx(i) }),
+        ]
+    })
+    .boxed()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn expression_printing_round_trips(e in operator_dense_expr()) {
+        let text = format!("filter {e}");
+        let parsed = parse(&text).map_err(|err| TestCaseError::fail(format!("{err}\n{text}")))?;
+        prop_assert_eq!(&parsed.commands[0].node, &Command::Filter(e), "{}", text);
     }
 }
