@@ -17,8 +17,9 @@
 //!   `display` counts (§5.3); plain field names in `fields` compute nothing and become no
 //!   stage;
 //! - only `limit` may follow `dedup` (§5.3); one `stats` per query;
-//! - without `stats` and without a `sort` before the first `limit`/`dedup`, events are sorted
-//!   by `@timestamp desc` (§5.3 default order);
+//! - without a `sort` before the first `limit`/`dedup`, events are sorted by
+//!   `@timestamp desc` there (§5.3 default order), and a query without `stats` returns its
+//!   rows in that order;
 //! - the result is capped at [`DEFAULT_RESULT_ROWS`] unless the final stages hold an explicit
 //!   `limit`, which may go up to [`MAX_RESULT_ROWS`].
 
@@ -251,7 +252,7 @@ fn events_pipeline(commands: &[Located<Command>]) -> Pipeline {
             node => stages.extend(simple_stage(node).map(|node| Located { pos: c.pos, node })),
         }
     }
-    insert_default_sort(&mut stages);
+    insert_default_sort(&mut stages, true);
     let columns = display.unwrap_or_else(|| {
         if fields.is_empty() {
             vec![
@@ -274,15 +275,17 @@ fn events_pipeline(commands: &[Located<Command>]) -> Pipeline {
 }
 
 /// Raw events come newest first (§5.3): unless a `sort` precedes the first `limit`/`dedup`,
-/// insert `sort @timestamp desc` before it (or at the end when there is no sort at all).
-fn insert_default_sort(stages: &mut Vec<Located<Stage>>) {
+/// insert `sort @timestamp desc` before it, so `limit 10` keeps the newest 10. With
+/// `at_end`, also append it when there is no `limit`, `dedup` or `sort` at all (the order of
+/// the result of a query without `stats`).
+fn insert_default_sort(stages: &mut Vec<Located<Stage>>, at_end: bool) {
     let cut = stages
         .iter()
         .position(|s| matches!(s.node, Stage::Limit(_) | Stage::Dedup(_)));
     let is_sort = |s: &Located<Stage>| matches!(s.node, Stage::Sort { .. });
     let at = match cut {
         Some(i) if !stages[..i].iter().any(is_sort) => i,
-        None if !stages.iter().any(is_sort) => stages.len(),
+        None if at_end && !stages.iter().any(is_sort) => stages.len(),
         _ => return,
     };
     // Point at the stage it precedes, or at the last stage when appended.
@@ -517,6 +520,7 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
         }
     }
     input.extend(moved);
+    insert_default_sort(&mut input, false);
 
     let columns = match display {
         Some((pos, f)) => {

@@ -15,7 +15,7 @@
 //! Unary minus binds looser than `^`, so `-2 ^ 2` is `-(2 ^ 2)` as in mathematics; `not`
 //! binds looser than comparisons, so `not a = 1` is `not (a = 1)`. The levels are those of
 //! the printer in `display.rs`. One loop handles all binary levels, so a parenthesis costs
-//! three stack frames, not one per level.
+//! five stack frames whatever the number of levels.
 
 use super::{AggContext, MAX_DEPTH, MAX_NESTING, Parser};
 use crate::ast::*;

@@ -168,19 +168,22 @@ impl<'a> Parser<'a> {
         }
         let mut commands = Vec::new();
         loop {
-            commands.push(self.command()?);
+            let command = self.command()?;
+            let keyword = command.node.keyword();
+            commands.push(command);
             match self.tok.kind {
                 TokenKind::Pipe => {
                     self.advance()?;
                 }
                 TokenKind::Eof => return Ok(Query { commands }),
-                _ => return Err(self.end_of_command_error()),
+                _ => return Err(self.end_of_command_error(keyword)),
             }
         }
     }
 
-    /// A command is complete but something other than `|` follows.
-    fn end_of_command_error(&self) -> ParseError {
+    /// A command is complete but something other than `|` follows; `keyword` is the
+    /// command's, to list what could have continued it.
+    fn end_of_command_error(&self, keyword: &str) -> ParseError {
         if let Some(w) = self.tok.word().filter(|w| COMMANDS.contains(&w.as_str())) {
             return ParseError::expected(
                 self.tok.pos(),
@@ -188,9 +191,29 @@ impl<'a> Parser<'a> {
                 &["'|'"],
             );
         }
+        let expected: &[&str] = match keyword {
+            "fields" | "stats" => &["','", "an operator", "'as'", "'|'", "end of query"],
+            "sort" => &[
+                "','",
+                "an operator",
+                "'asc'",
+                "'desc'",
+                "'|'",
+                "end of query",
+            ],
+            "filter" | "unnest" => &["an operator", "'|'", "end of query"],
+            "display" | "dedup" => &["','", "'|'", "end of query"],
+            "parse" => &["','", "'|'", "end of query"],
+            _ => &["'|'", "end of query"],
+        };
+        let text = match expected.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
         self.unexpected(
-            "',', an operator, '|' or the end of the query",
-            &["','", "an operator", "'|'", "end of query"],
+            &text.replace("end of query", "the end of the query"),
+            expected,
         )
     }
 

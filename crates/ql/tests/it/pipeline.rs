@@ -62,6 +62,16 @@ fn sort_before_stats_is_dropped_unless_a_limit_follows_it() {
     assert_eq!(stages(&p.input), ["filter a = 1"]);
     let p = ok("sort @timestamp desc | limit 100 | stats count() as n");
     assert_eq!(stages(&p.input), ["sort @timestamp desc", "limit 100"]);
+    // A limit before stats keeps the newest events, as it would without stats.
+    let p = ok("filter a = 1 | limit 100 | stats count() as n");
+    assert_eq!(
+        stages(&p.input),
+        [
+            "filter a = 1",
+            "sort @timestamp desc (default order)",
+            "limit 100"
+        ]
+    );
 }
 
 #[test]
