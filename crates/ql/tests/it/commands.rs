@@ -194,3 +194,10 @@ fn printing_puts_back_only_the_needed_parentheses() {
          | sort x desc"
     );
 }
+
+#[test]
+fn display_and_limit_snapshot() {
+    insta::assert_yaml_snapshot!(parse_ok(
+        "fields a, b\r\n| display b, `a-b`, x.0.y\r\n| head 3 | tail 2 | limit 1"
+    ));
+}
