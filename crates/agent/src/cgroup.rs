@@ -346,6 +346,7 @@ impl Cgroups {
                 collect_pods(root, &dir, 0, &mut pods);
             }
         }
+        collect_runtime_pods(root, &mut pods);
         pods.sort_by(|a, b| a.uid.cmp(&b.uid));
         pods
     }
@@ -374,6 +375,59 @@ fn collect_pods(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PodCgroup>)
             collect_pods(root, &path, depth + 1, out);
         }
     }
+}
+
+/// Container hosts without a kubelet (issue [8/8]): podman with the cgroupfs manager
+/// (`libpod_parent/<pod id>/libpod-<id>`, stand-alone `libpod_parent/libpod-<id>`), podman with
+/// systemd (`machine.slice/libpod-pod-<pod id>.slice/libpod-<id>.scope`, stand-alone
+/// `machine.slice/libpod-<id>.scope`) and docker (`docker/<id>`, `system.slice/docker-<id>.scope`).
+/// A stand-alone container is a pod of one whose uid is the container id.
+fn collect_runtime_pods(root: &Path, out: &mut Vec<PodCgroup>) {
+    for parent in ["libpod_parent", "machine.slice", "docker", "system.slice"] {
+        let Ok(entries) = fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().to_string();
+            let pod_id = match parent {
+                "libpod_parent" => Some(name.as_str()),
+                "machine.slice" => name
+                    .strip_prefix("libpod-pod-")
+                    .and_then(|n| n.strip_suffix(".slice")),
+                _ => None,
+            };
+            if let Some(pod_id) = pod_id.filter(|p| is_hex64(p)) {
+                let containers = list_containers(root, &path);
+                out.push(PodCgroup {
+                    uid: pod_id.to_string(),
+                    path: rel_path(root, &path),
+                    containers,
+                });
+                continue;
+            }
+            let standalone = match parent {
+                "docker" => true,
+                "system.slice" => name.starts_with("docker-"),
+                _ => name.starts_with("libpod-"),
+            };
+            if let Some(id) = container_id_from_dir(&name).filter(|id| standalone && is_hex64(id)) {
+                let rel = rel_path(root, &path);
+                out.push(PodCgroup {
+                    uid: id.clone(),
+                    path: rel.clone(),
+                    containers: vec![ContainerCgroup { id, path: rel }],
+                });
+            }
+        }
+    }
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn is_qos_dir(name: &str) -> bool {
@@ -430,7 +484,7 @@ pub fn container_id_from_dir(name: &str) -> Option<String> {
         let idx = rest.rfind('-')?;
         &rest[idx + 1..]
     } else {
-        name
+        name.strip_prefix("libpod-").unwrap_or(name)
     };
     (id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
 }
@@ -527,6 +581,15 @@ mod tests {
             None
         );
         assert_eq!(container_id_from_dir("tasks"), None);
+        assert_eq!(
+            container_id_from_dir(&format!("libpod-{id}")),
+            Some(id.clone())
+        );
+        assert_eq!(
+            container_id_from_dir(&format!("libpod-{id}.scope")),
+            Some(id.clone())
+        );
+        assert_eq!(container_id_from_dir("conmon"), None);
     }
 
     proptest! {

@@ -17,4 +17,5 @@ pub mod logs;
 pub mod perf;
 pub mod prometheus;
 pub mod run;
+pub mod runtime;
 pub mod sink;

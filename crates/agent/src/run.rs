@@ -62,6 +62,10 @@ pub struct MetricsLoop {
     services_at: Option<Instant>,
     problems: Problems,
     started: Instant,
+    /// Every pod list seen (kubelet or container runtime), for log enrichment.
+    pod_tx: watch::Sender<Arc<Vec<Pod>>>,
+    /// Containers of a local podman/docker when there is no kubelet.
+    runtime_containers: Vec<crate::runtime::RuntimeContainer>,
 }
 
 impl MetricsLoop {
@@ -130,7 +134,19 @@ impl MetricsLoop {
             services_at: None,
             problems,
             started: Instant::now(),
+            pod_tx: watch::channel(Arc::new(Vec::new())).0,
+            runtime_containers: Vec::new(),
         }
+    }
+
+    /// Pod lists as they arrive (kubelet `/pods`, or runtime containers presented as pods).
+    pub fn pod_feed(&self) -> watch::Receiver<Arc<Vec<Pod>>> {
+        self.pod_tx.subscribe()
+    }
+
+    /// Containers of a local podman/docker found at the last refresh (no kubelet).
+    pub fn runtime_containers(&self) -> &[crate::runtime::RuntimeContainer] {
+        &self.runtime_containers
     }
 
     /// Starts leader election (when an API server is configured); the receiver follows the
@@ -156,6 +172,7 @@ impl MetricsLoop {
                 match k.pods().await {
                     Ok(p) => {
                         self.problems.clear("kubelet");
+                        self.pod_tx.send_replace(Arc::new(p.clone()));
                         self.pods = Some(p);
                         self.pods_at = Some(Instant::now());
                     }
@@ -166,6 +183,19 @@ impl MetricsLoop {
                     }
                 }
             }
+        } else if Self::due(self.pods_at, Duration::from_secs(10)) {
+            // No kubelet: the containers of a local podman or docker stand in for pods.
+            let (containers, errors) = crate::runtime::discover(&self.cfg.kinsight.host_root).await;
+            for e in errors {
+                self.problems.report("runtime", &e.to_string());
+            }
+            let pods = crate::runtime::to_pods(&containers, &self.cfg.host_name);
+            self.pods_at = Some(Instant::now());
+            if !pods.is_empty() || self.pods.is_some() {
+                self.pod_tx.send_replace(Arc::new(pods.clone()));
+                self.pods = Some(pods);
+            }
+            self.runtime_containers = containers;
         }
         let api = self.api.clone()?;
         if Self::due(self.node_at, Duration::from_secs(60)) {

@@ -8,4 +8,5 @@ mod fixtures;
 mod formulas;
 mod kubelet;
 mod leader;
+mod podman;
 mod real_cgroups;

@@ -1,0 +1,120 @@
+//! A container host without Kubernetes: a real podman pod (CPU burner limited to 500m and a
+//! logger, from scripts/podman-setup.sh's local busybox image) is discovered from podman's
+//! state files and cgroups and reported with the same events as a kubelet's pod.
+
+use super::fixtures::{find, num};
+use kinsight_agent::run::MetricsLoop;
+use kinsight_model::config::AgentConfig;
+use std::process::Command;
+use std::time::Duration;
+
+fn setup() -> bool {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/podman-setup.sh");
+    match Command::new("bash").arg(script).status() {
+        Ok(s) if s.success() => true,
+        _ => {
+            eprintln!(
+                "SKIP: podman could not be set up on this machine (scripts/podman-setup.sh failed)"
+            );
+            false
+        }
+    }
+}
+
+struct PodGuard(String);
+
+impl Drop for PodGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["pod", "rm", "-f", "-t", "0", &self.0])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_pod_is_reported_like_a_kubernetes_pod() {
+    if !setup() {
+        return;
+    }
+    let name = format!("ksm{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("pod.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: {name}}}
+spec:
+  containers:
+  - name: burner
+    image: localhost/busybox:test
+    command: ["sh", "-c", "while :; do :; done"]
+    resources:
+      requests: {{cpu: 250m, memory: 32Mi}}
+      limits: {{cpu: 500m, memory: 64Mi}}
+  - name: logger
+    image: localhost/busybox:test
+    command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo \"log line $i\"; sleep 1; done"]
+"#
+        ),
+    )
+    .unwrap();
+    let _guard = PodGuard(name.clone());
+    let out = Command::new("podman")
+        .args(["kube", "play", "--replace"])
+        .arg(&yaml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman kube play: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let cfg = AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "local", "metrics_collection_interval": 1}}}}"#, &|k| (k == "HOST_NAME").then(|| "host-1".to_string())).unwrap();
+    let mut ml = MetricsLoop::new(&cfg);
+    ml.tick().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, evs) = ml.tick().await;
+
+    let burner = find(&evs, "Container", |e| {
+        e["PodName"] == name.as_str() && e["kubernetes"]["container_name"] == "burner"
+    });
+    assert_eq!(burner["Namespace"], "podman");
+    assert_eq!(burner["kubernetes"]["pod_name"], name.as_str());
+    let cpu = num(burner, "container_cpu_usage_total");
+    assert!(
+        (300.0..=560.0).contains(&cpu),
+        "burner at {cpu} millicores, limited to 500"
+    );
+    assert_eq!(num(burner, "container_cpu_limit"), 500.0);
+    assert_eq!(
+        num(burner, "container_memory_limit"),
+        64.0 * 1024.0 * 1024.0
+    );
+    let logger = find(&evs, "Container", |e| {
+        e["PodName"] == name.as_str() && e["kubernetes"]["container_name"] == "logger"
+    });
+    assert!(num(logger, "container_cpu_usage_total") < 100.0);
+    let pod = find(&evs, "Pod", |e| e["PodName"] == name.as_str());
+    assert_eq!(pod["kubernetes"]["labels"]["app"], name.as_str());
+    assert_eq!(num(pod, "pod_number_of_running_containers"), 2.0);
+    assert!(num(pod, "pod_cpu_usage_total") >= cpu * 0.95);
+    // The pod has its own network namespace, read through one of its processes.
+    assert!(
+        evs.iter()
+            .any(|e| e["Type"] == "PodNet" && e["PodName"] == name.as_str())
+    );
+    let containers = ml.runtime_containers();
+    let b = containers
+        .iter()
+        .find(|c| c.pod_name == name && c.name == "burner")
+        .unwrap();
+    assert!(
+        b.log_path.as_ref().is_some_and(|p| p.exists()),
+        "k8s-file log path known for the log pipeline"
+    );
+}
