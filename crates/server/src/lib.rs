@@ -1,1 +1,135 @@
-//! kinsight-server (skeleton)
+//! kinsight-server: the HTTP face of kinsight, on axum.
+//!
+//! What it does: serves `GET /healthz` and the native JSON API (`/v1/...`, docs/api.md) —
+//! ingest of log-event batches (zstd/gzip, idempotent batch ids, per-event partial
+//! acceptance), log groups and streams, events by time with pagination, follow (long-poll and
+//! server-sent events), scoped tokens and maintenance — behind bearer-token authentication.
+//! Every error is one [`error::ErrorCode`] mapped to its HTTP status in one place and
+//! answered as `{code, message}`; a full disk is 507, never silent loss.
+//!
+//! What it deliberately does not: hold domain logic. Storage, validation rules and durability
+//! live in `kinsight-store`; queries, metrics and alarms in their crates. Handlers parse,
+//! call one domain function and shape the answer. The router is assembled from one module per
+//! API area ([`api`]) and an [`AppState`] that grows a field per engine, so the query, metrics,
+//! alarms, CloudWatch and UI modules plug in without touching the existing ones.
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod feed;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use api::router;
+pub use auth::{Action, Auth, Caller, Scope};
+pub use error::{ApiError, ErrorCode};
+pub use state::AppState;
+
+use kinsight_store::{IngestObserver, Store, StoreConfig, StoreError};
+
+/// What `kinsight server` is started with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub store: StoreConfig,
+    /// The admin bearer token (`KINSIGHT_TOKEN`); `None` = no authentication, which is only
+    /// allowed on a loopback address.
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "refusing to listen on {0} without a token: set KINSIGHT_TOKEN, or listen on a loopback address (127.0.0.1 / ::1)"
+    )]
+    NoTokenOffLoopback(SocketAddr),
+    #[error("KINSIGHT_TOKEN must be at least 16 characters long")]
+    WeakToken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error("listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serve: {0}")]
+    Serve(std::io::Error),
+}
+
+impl ServerConfig {
+    /// Checks the authentication rule of issue #4: no token → loopback only.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        match &self.admin_token {
+            None if !self.listen.ip().is_loopback() => {
+                Err(ServerError::NoTokenOffLoopback(self.listen))
+            }
+            Some(t) if t.len() < 16 => Err(ServerError::WeakToken),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A running server: its bound address and state.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    /// Validates the config, opens the store (replaying the WAL; `observers` see every
+    /// durable batch — the metric store registers here) and binds the listener.
+    pub async fn bind(
+        config: ServerConfig,
+        observers: Vec<Arc<dyn IngestObserver>>,
+    ) -> Result<Server, ServerError> {
+        config.validate()?;
+        let auth = match &config.admin_token {
+            Some(t) => Auth::open(t, &config.store.data_dir)?,
+            None => {
+                tracing::warn!(listen = %config.listen, "no KINSIGHT_TOKEN: authentication is off (loopback only)");
+                Auth::disabled()
+            }
+        };
+        let store = Store::open(config.store.clone(), observers).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        Ok(Server {
+            addr,
+            state: AppState::new(store, auth),
+            listener,
+        })
+    }
+
+    /// Serves until `shutdown` completes, then stops the store cleanly.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let store = self.state.store.clone();
+        let app = router(self.state);
+        tracing::info!(addr = %self.addr, "kinsight server listening");
+        let res = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Serve);
+        store.shutdown().await;
+        res
+    }
+}

@@ -33,7 +33,8 @@ use crate::store::Store;
 use crate::wal;
 
 /// What a flush did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FlushReport {
     pub rows: u64,
     pub segments: usize,

@@ -1,13 +1,73 @@
-//! `kinsight server` (not implemented yet; see the open issues).
+//! `kinsight server --data-dir DIR --listen ADDR [--object-store s3://bucket/prefix]`: wiring
+//! only; everything else is in `kinsight-server` and `kinsight-store`.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use kinsight_server::{Server, ServerConfig};
+use kinsight_store::{ObjectStoreLocation, StoreConfig};
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Local directory for the write-ahead log, tokens and (by default) segments.
+    #[arg(long, value_name = "DIR", default_value = "kinsight-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on. Without KINSIGHT_TOKEN only a loopback address is allowed.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where segments and checkpoints go: `s3://bucket/prefix` (endpoint and keys from
+    /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), `file:///dir`,
+    /// or a directory. Default: DATA_DIR/objects.
+    #[arg(long, value_name = "URL")]
+    pub object_store: Option<String>,
+    /// Flush unflushed events to segments at least this often (seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true)]
+    pub flush_interval_secs: u64,
 }
 
-pub fn run(_args: ServerArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`kinsight server` is not implemented yet")
+pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let mut store = StoreConfig::new(&args.data_dir);
+    if let Some(url) = &args.object_store {
+        store.object_store = ObjectStoreLocation::parse(url)?;
+    }
+    store.flush_interval_ms = (args.flush_interval_secs.max(1) * 1000) as i64;
+    let admin_token = std::env::var("KINSIGHT_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let config = ServerConfig {
+        listen: args.listen,
+        store,
+        admin_token,
+    };
+    config.validate()?;
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let server = Server::bind(config, Vec::new())
+            .await
+            .with_context(|| format!("starting the server in {}", args.data_dir.display()))?;
+        // One line on stdout: scripts and tests read the bound address (`--listen :0`).
+        println!("kinsight server listening on http://{}", server.addr);
+        server.serve(shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -1,0 +1,122 @@
+//! Metrics API (issue #6, docs/api.md "Metrics"): ListMetrics-style listing and statistic
+//! queries over the metric store, plus the wiring of the store into the server — the ingest
+//! observer that feeds it every durable batch, and its maintenance loop.
+//!
+//! Routes: `POST /v1/metrics/list`, `POST /v1/metrics/query`, `GET /v1/metrics/cardinality`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kinsight_metrics::wire::{ListMetricsRequest, ListMetricsResponse, MetricQueryRequest, MetricQueryResponse};
+use kinsight_metrics::{CardinalityStats, MetricStore, MetricStoreConfig, MetricsError};
+use kinsight_store::{DurableBatch, IngestObserver};
+
+use crate::auth::{CanRead, Require};
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/metrics/list", post(list_metrics))
+        .route("/v1/metrics/query", post(query_metrics))
+        .route("/v1/metrics/cardinality", get(cardinality))
+}
+
+/// Opens the metric store under `<data_dir>/metrics` and returns it with the observer to
+/// register with the log store, so every durable batch (live and replayed) reaches it.
+pub fn open(data_dir: &Path, config: MetricStoreConfig) -> Result<(Arc<MetricStore>, Arc<dyn IngestObserver>), MetricsError> {
+    let store = Arc::new(MetricStore::open(data_dir.join("metrics"), config)?);
+    let observer: Arc<dyn IngestObserver> = Arc::new(MetricsObserver(store.clone()));
+    Ok((store, observer))
+}
+
+/// Feeds the metric store from the WAL: EMF datapoints of every event of every durable batch.
+pub struct MetricsObserver(pub Arc<MetricStore>);
+
+impl IngestObserver for MetricsObserver {
+    fn name(&self) -> &str {
+        "metrics"
+    }
+
+    fn persisted_seq(&self) -> u64 {
+        self.0.persisted_seq().unwrap_or(0)
+    }
+
+    fn on_batch(&self, batch: &DurableBatch) {
+        let out = self.0.ingest_events(batch.seq, &batch.record.events);
+        if out.rejected > 0 {
+            tracing::debug!(seq = batch.seq, rejected = out.rejected, "datapoints refused by the cardinality guard");
+        }
+    }
+}
+
+/// Flushes, compacts and applies retention every `interval` (the WAL keeps batches until the
+/// store has flushed them, so this also bounds the WAL).
+pub fn spawn_maintenance(store: Arc<MetricStore>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let s = store.clone();
+            let now = chrono::Utc::now().timestamp_millis();
+            match tokio::task::spawn_blocking(move || s.maintain(now)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("metric store maintenance: {e}"),
+                Err(e) => tracing::error!("metric store maintenance task: {e}"),
+            }
+        }
+    })
+}
+
+pub(crate) fn metrics_of(state: &AppState) -> ApiResult<Arc<MetricStore>> {
+    state
+        .metrics
+        .clone()
+        .ok_or_else(|| ApiError::new(ErrorCode::ServiceUnavailable, "the metric store is not enabled on this server"))
+}
+
+fn metrics_error(e: MetricsError) -> ApiError {
+    match e {
+        MetricsError::InvalidQuery(m) => ApiError::bad_param(m),
+        other => ApiError::new(ErrorCode::InternalError, other.to_string()),
+    }
+}
+
+async fn list_metrics(
+    _: Require<CanRead>,
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<ListMetricsRequest>,
+) -> ApiResult<Json<ListMetricsResponse>> {
+    let store = metrics_of(&state)?;
+    let limit = req.limit().map_err(ApiError::bad_param)?;
+    let mut found = store.list_metrics(&req.selector(), limit + 1);
+    let truncated = found.len() > limit;
+    found.truncate(limit);
+    Ok(Json(ListMetricsResponse {
+        metrics: found.into_iter().map(Into::into).collect(),
+        truncated,
+    }))
+}
+
+async fn query_metrics(
+    _: Require<CanRead>,
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<MetricQueryRequest>,
+) -> ApiResult<Json<MetricQueryResponse>> {
+    let store = metrics_of(&state)?;
+    let q = req.to_query().map_err(ApiError::bad_param)?;
+    // Reads segment files: off the async workers.
+    let res = tokio::task::spawn_blocking(move || store.query(&q))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?
+        .map_err(metrics_error)?;
+    Ok(Json(res.into()))
+}
+
+async fn cardinality(_: Require<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Vec<CardinalityStats>>> {
+    Ok(Json(metrics_of(&state)?.cardinality()))
+}

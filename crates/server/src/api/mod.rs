@@ -1,0 +1,67 @@
+//! The HTTP surface, one module per API area. Each module exposes `routes()`; [`router`]
+//! assembles them. The native API (`/v1/...`) sits behind bearer authentication; `/healthz`
+//! does not. Later modules plug in here:
+//! `query` (issue #5) and `metrics`/`alarms` (#6) join the native router; `cwlogs` (#8, AWS
+//! JSON 1.1 on `POST /` with its own SigV4 auth) and `ui` (#7, static assets) are merged
+//! beside it with their own authentication.
+
+pub mod admin;
+pub mod ingest;
+pub mod logs;
+
+use axum::Router;
+use axum::http::Method;
+use axum::middleware;
+use axum::routing::get;
+use axum::{Json, extract::Request};
+use serde::Serialize;
+
+use crate::auth;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let native = Router::new()
+        .merge(ingest::routes())
+        .merge(logs::routes())
+        .merge(admin::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(native)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+}
+
+/// Liveness: no authentication, no details beyond the version.
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no endpoint {} {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not take {method}", req.uri().path()),
+    )
+}

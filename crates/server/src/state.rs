@@ -1,0 +1,49 @@
+//! What every handler can reach. Later API modules add their engines here (the query runtime,
+//! the metric store, the alarm service) as new fields; handlers take `State<AppState>`.
+
+use std::sync::Arc;
+
+use kinsight_store::Store;
+
+use crate::auth::Auth;
+use crate::feed::FollowHub;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub auth: Arc<Auth>,
+    /// Recent durable batches for follow/tail.
+    pub feed: Arc<FollowHub>,
+    pub limits: Limits,
+}
+
+/// Request size limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body on the wire (compressed or not).
+    pub max_body_bytes: usize,
+    /// Largest body after decompression. A full batch (1 MiB of messages, 10,000 events)
+    /// needs room for JSON escaping and the per-event group and stream names.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_decoded_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, auth: Auth) -> Self {
+        let feed = FollowHub::start(&store);
+        AppState {
+            store,
+            auth: Arc::new(auth),
+            feed,
+            limits: Limits::default(),
+        }
+    }
+}
