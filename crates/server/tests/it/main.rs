@@ -1,0 +1,7 @@
+//! Integration tests of the HTTP layer: the router through `oneshot` (no socket) and one
+//! real-socket module for long-poll and server-sent events. Process-level tests (SIGKILL under
+//! load, S3, full disk) run the real binary: `crates/cli/tests/cli/server.rs`.
+
+mod router;
+mod socket;
+mod support;
