@@ -25,6 +25,7 @@ pub mod pack;
 mod service;
 pub mod source;
 pub mod state;
+pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::{Alarm, AlarmConfig, ComparisonOperator, Dimension, StateValue, TreatMissingData};

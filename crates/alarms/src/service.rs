@@ -278,6 +278,22 @@ impl AlarmService {
         ))
     }
 
+    /// Installs (or re-installs, replacing) the Kubernetes alarm pack for one cluster.
+    pub fn install_pack(
+        &self,
+        opts: &crate::pack::PackOptions,
+    ) -> Result<Vec<MetricAlarm>, AlarmError> {
+        if opts.cluster.is_empty() {
+            return Err(AlarmError::invalid("ClusterName", "must not be empty"));
+        }
+        // Validate all before storing any, so a bad action URL installs nothing.
+        let configs = crate::pack::kubernetes_pack(opts);
+        for c in &configs {
+            Alarm::try_from(c.clone())?;
+        }
+        configs.into_iter().map(|c| self.put(c)).collect()
+    }
+
     /// DeleteAlarms (one name).
     pub fn delete(&self, name: &str) -> Result<(), AlarmError> {
         let now = self.clock.now_ms();

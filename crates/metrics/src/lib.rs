@@ -29,6 +29,7 @@ pub mod series;
 pub mod statistic;
 mod store;
 pub mod tier;
+pub mod wire;
 
 pub use query::{MetricQuery, QueryResult, SeriesValues};
 pub use series::{CardinalityStats, DimensionMatcher, SeriesInfo, SeriesKey, SeriesSelector};
