@@ -34,8 +34,11 @@ pub struct StoreConfig {
     pub dedup_max_entries: usize,
     /// Segments smaller than this are merged with their window's other segments ...
     pub compaction_small_bytes: u64,
-    /// ... as long as the merge reads at most this many message bytes into memory.
+    /// ... as long as the merge reads at most this many message bytes into memory ...
     pub compaction_max_raw_bytes: u64,
+    /// ... and, in a window still receiving events, once at least this many small segments
+    /// piled up (a closed window merges any two).
+    pub compaction_min_open_segments: usize,
     /// zstd level of flushed segments (fast) and of compacted ones (smaller).
     pub flush_zstd_level: i32,
     pub compaction_zstd_level: i32,
@@ -69,6 +72,7 @@ impl StoreConfig {
             dedup_max_entries: 1_000_000,
             compaction_small_bytes: 16 * 1024 * 1024,
             compaction_max_raw_bytes: 512 * 1024 * 1024,
+            compaction_min_open_segments: 4,
             flush_zstd_level: 3,
             compaction_zstd_level: 9,
             gc_grace_ms: 15 * 60_000,

@@ -43,6 +43,9 @@ pub struct FlushReport {
     pub checkpoint_seq: u64,
 }
 
+/// A window counts as closed (no more events expected) this long after its end.
+const CLOSED_AFTER_MS: i64 = 10 * 60_000;
+
 fn join_err(e: tokio::task::JoinError) -> StoreError {
     StoreError::io("background task", std::io::Error::other(e))
 }
@@ -370,6 +373,7 @@ impl Store {
     pub async fn compact(&self) -> Result<usize> {
         let _m = self.inner.maintenance.lock().await;
         let cfg = &self.inner.config;
+        let now = self.now_ms();
         let plans: Vec<(u64, i64, Vec<SegmentMeta>)> = {
             let st = self.inner.shared.lock();
             let mut plans = Vec::new();
@@ -393,7 +397,16 @@ impl Store {
                         raw += s.raw_bytes;
                         pick.push(s.clone());
                     }
-                    if pick.len() >= 2 {
+                    // A window that still receives events is merged only once several small
+                    // segments piled up, so that each row is rewritten a few times at most;
+                    // a closed window merges whatever is left.
+                    let closed = w + cfg.window_ms + CLOSED_AFTER_MS < now;
+                    let needed = if closed {
+                        2
+                    } else {
+                        cfg.compaction_min_open_segments.max(2)
+                    };
+                    if pick.len() >= needed {
                         plans.push((gid, w, pick));
                     }
                 }

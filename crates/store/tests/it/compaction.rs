@@ -96,3 +96,26 @@ async fn orphans_of_an_interrupted_flush_are_swept_at_start() {
     assert!(!orphan.exists());
     assert_eq!(all_events(&store, "/g", None).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_window_waits_for_several_small_segments_a_closed_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = now_ms();
+    let clock = kinsight_store::ManualClock::new(start);
+    let mut cfg = config(dir.path());
+    cfg.clock = clock.clone();
+    let store = Store::open(cfg, vec![]).await.unwrap();
+    for i in 0..2 {
+        ingest(&store, None, vec![ev("/g", "s", start - i, "x")]).await;
+        store.flush().await.unwrap();
+    }
+    // Two small segments of the current hour: not worth rewriting yet.
+    assert_eq!(store.compact().await.unwrap(), 0);
+    // Once the window is over (and late events are unlikely), they merge.
+    clock.advance_ms(2 * HOUR_MS);
+    assert_eq!(store.compact().await.unwrap(), 2);
+    assert_eq!(
+        store.scan("/g", None, None).await.unwrap().segments.len(),
+        1
+    );
+}

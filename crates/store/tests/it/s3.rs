@@ -14,6 +14,7 @@ fn s3_config(dir: &std::path::Path, s3: &Seaweed, prefix: &str) -> StoreConfig {
     };
     c.s3_options = s3.s3_options();
     c.gc_grace_ms = 0;
+    c.compaction_min_open_segments = 2;
     c
 }
 
