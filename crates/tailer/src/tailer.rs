@@ -167,6 +167,11 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
         .unwrap_or(0)
 }
 
+fn has_gzip_magic(file: &File) -> bool {
+    let mut m = [0u8; 2];
+    matches!(read_at_full(file, &mut m, 0), Ok(2)) && m == [0x1f, 0x8b]
+}
+
 fn is_gzip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
 }
@@ -456,7 +461,9 @@ impl Tailer {
         // The open file may not be the inode we stat'ed (replaced in between): go by the fd.
         let Ok(meta) = file.metadata() else { return };
         let inode = Inode::of(&meta);
-        let gz = is_gzip(&f.path);
+        // Rotated files are recognised as gzip by name or by content (a compressor's temp
+        // file may carry another suffix until it is renamed).
+        let gz = is_gzip(&f.path) || (!live && has_gzip_magic(&file));
         let prefix = if gz {
             gzip_prefix(&file, HEAD_BYTES)
         } else {

@@ -150,6 +150,11 @@ impl NodeLayout {
 impl Layout for NodeLayout {
     fn classify(&self, path: &Path) -> Option<FileRole> {
         let name = path.file_name()?.to_str()?;
+        // The kubelet compresses a rotation into `<name>.gz.tmp` and then renames it; the
+        // finished `.gz` is what counts.
+        if name.ends_with(".tmp") {
+            return None;
+        }
         if path.starts_with(&self.pods_dir) {
             if name.ends_with(".log") {
                 return Some(FileRole::Live);
@@ -213,6 +218,12 @@ mod tests {
             Some(FileRole::Live)
         );
         assert_eq!(l.classify(Path::new("/rootfs/var/log/dpkg.log")), None);
+        assert_eq!(
+            l.classify(Path::new(
+                "/rootfs/var/log/pods/prod_api-7d9f8b6c5d-x2k4q_0b4f/api/0.log.20240501-101500.gz.tmp"
+            )),
+            None
+        );
         assert_eq!(
             l.classify(Path::new("/rootfs/var/log/apt/history.log")),
             None

@@ -1,1 +1,130 @@
-//! journal
+//! Dataplane logs from a real journal file, written by `systemd-journal-remote` from journal
+//! export format (Debian package `systemd-journal-remote`), read through `journalctl`.
+
+use super::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+
+/// Tools missing: fail in CI (which installs them), skip loudly elsewhere.
+pub fn require(tool: &str) -> bool {
+    if Path::new(tool).exists() || Command::new(tool).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{tool} is not installed (scripts/ci-install.sh installs it)"
+    );
+    eprintln!("SKIPPED: {tool} is not installed");
+    false
+}
+
+fn write_journal(file: &Path, entries: &[(&str, &str, u64)]) {
+    let mut export = String::new();
+    for (unit, msg, ts_us) in entries {
+        // Same boot: the monotonic clock must move with the wall clock, or journalctl's
+        // merge order across files (by boot and monotonic time) disagrees with the cursors.
+        export.push_str(&format!(
+            "__REALTIME_TIMESTAMP={ts_us}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=node-a\n_SYSTEMD_UNIT={unit}\nMESSAGE={msg}\nPRIORITY=6\n\n",
+            ts_us - 1_714_557_000_000_000
+        ));
+    }
+    let mut child = Command::new(JOURNAL_REMOTE)
+        .arg("-o")
+        .arg(file)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(export.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn journald_units_go_to_dataplane_and_the_cursor_survives_restarts() {
+    if !require(JOURNAL_REMOTE) || !require("journalctl") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let jdir = root.path().join("var/log/journal");
+    std::fs::create_dir_all(&jdir).unwrap();
+    let t0 = 1_714_557_600_000_000u64;
+    write_journal(
+        &jdir.join("one.journal"),
+        &[
+            ("kubelet.service", "I0501 kubelet started", t0),
+            ("sshd.service", "not a dataplane unit", t0 + 1),
+            ("containerd.service", "containerd ready", t0 + 2),
+            ("kubelet.service", "I0501 node registered", t0 + 3),
+        ],
+    );
+    let mut cfg = config(root.path(), state.path(), "");
+    cfg.kinsight.logs.journald = true;
+    let out = state.path().join("out.jsonl");
+    let events = collect_until(
+        &cfg,
+        &out,
+        None,
+        fast_options(),
+        Duration::from_secs(20),
+        |e| e.len() >= 3,
+    );
+    assert_eq!(events.len(), 3, "{events:#?}");
+    assert_eq!(events[0].log_group_name, "/kinsight/test-cluster/dataplane");
+    assert_eq!(
+        events[0].log_stream_name,
+        format!("{NODE}-dataplane.systemd.kubelet.service")
+    );
+    assert_eq!(events[0].timestamp, 1_714_557_600_000);
+    let m = message(&events[0]);
+    assert_eq!(m["message"], "I0501 kubelet started");
+    assert_eq!(m["hostname"], "node-a");
+    assert_eq!(m["systemd_unit"], "kubelet.service");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.log_stream_name.ends_with("containerd.service"))
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.message.contains("not a dataplane unit"))
+    );
+
+    let cursor = std::fs::read_to_string(state.path().join("logs/journald-cursor.json")).unwrap();
+    assert!(cursor.contains("\"cursor\""), "{cursor}");
+    // More entries while the agent is down; after a restart only they come out.
+    write_journal(
+        &jdir.join("two.journal"),
+        &[("kubelet.service", "I0501 after restart", t0 + 10_000_000)],
+    );
+    let events = collect_until(
+        &cfg,
+        &out,
+        None,
+        fast_options(),
+        Duration::from_secs(20),
+        |e| e.len() >= 4,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let events2 = read_events(&out);
+    let msgs: Vec<String> = events2
+        .iter()
+        .map(|e| message(e)["message"].to_string())
+        .collect();
+    assert_eq!(events.len(), 4, "{msgs:?} {cursor}");
+    assert_eq!(events2.len(), 4, "nothing twice after a clean restart");
+    assert_eq!(
+        message(&events[3])["message"],
+        "I0501 after restart",
+        "{msgs:?} {cursor}"
+    );
+}

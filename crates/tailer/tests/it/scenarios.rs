@@ -200,3 +200,17 @@ fn checkpoints_are_written_atomically_in_the_documented_format() {
     }
     assert!(v["last_scan_ms"].as_i64().unwrap() > 0);
 }
+
+#[test]
+fn a_rotation_compressed_under_another_name_is_read_as_gzip() {
+    let mut h = Harness::new(true);
+    let live = h.path("0.log");
+    append(&live, "a1\n");
+    h.read(true);
+    h.restart();
+    append(&live, "a2\n");
+    std::fs::rename(&live, h.path("0.log.1")).unwrap();
+    // A compressor's temp name: not `.gz`, but gzip inside.
+    gzip(&h.path("0.log.1"), &h.path("0.log.1.gz.tmp"));
+    assert_eq!(texts(&h.read(true)), ["a2"]);
+}
