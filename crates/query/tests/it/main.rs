@@ -1,0 +1,6 @@
+//! Integration tests of the query engine over a real store (one test binary: DataFusion links
+//! slowly).
+
+mod data;
+mod differential;
+mod support;
