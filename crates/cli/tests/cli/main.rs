@@ -1,3 +1,5 @@
 //! End-to-end tests of the `kinsight` binary: real processes, real files, this machine's /proc.
 
 mod agent;
+mod seaweed;
+mod server;
