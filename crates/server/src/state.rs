@@ -15,6 +15,10 @@ pub struct AppState {
     /// Recent durable batches for follow/tail.
     pub feed: Arc<FollowHub>,
     pub limits: Limits,
+    /// The metric store (issue #6, `api::metrics::MetricsEngine`); `None` = not enabled.
+    pub metrics: Option<Arc<kinsight_metrics::MetricStore>>,
+    /// The alarm service (issue #6); `None` = not enabled.
+    pub alarms: Option<Arc<kinsight_alarms::AlarmService>>,
 }
 
 /// Request size limits.
@@ -44,6 +48,8 @@ impl AppState {
             auth: Arc::new(auth),
             feed,
             limits: Limits::default(),
+            metrics: None,
+            alarms: None,
         }
     }
 }

@@ -4,8 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
+use kinsight_alarms::{AlarmServiceConfig, SystemClock};
+use kinsight_metrics::MetricStoreConfig;
+use kinsight_server::api::metrics::MetricsEngine;
 use kinsight_server::{Server, ServerConfig};
 use kinsight_store::{ObjectStoreLocation, StoreConfig};
 
@@ -44,9 +48,19 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.validate()?;
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let server = Server::bind(config, Vec::new())
+        // Metrics and alarms (issue #6): the metric store sees every durable batch.
+        let engine = MetricsEngine::open(&args.data_dir, MetricStoreConfig::default())
+            .context("opening the metric store")?;
+        let mut server = Server::bind(config, vec![engine.observer()])
             .await
             .with_context(|| format!("starting the server in {}", args.data_dir.display()))?;
+        let _engine_tasks = engine
+            .attach(
+                &mut server.state,
+                AlarmServiceConfig::default(),
+                Arc::new(SystemClock),
+            )
+            .context("opening the alarm service")?;
         // One line on stdout: scripts and tests read the bound address (`--listen :0`).
         println!("kinsight server listening on http://{}", server.addr);
         server.serve(shutdown_signal()).await?;

@@ -5,7 +5,6 @@
 //! Routes: `PUT /v1/alarms`, `GET /v1/alarms`, `GET|DELETE /v1/alarm?name=`,
 //! `GET /v1/alarm/history?name=`, `POST /v1/alarm/state`, `POST /v1/alarms/packs/kubernetes`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -13,13 +12,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use kinsight_alarms::wire::{
-    DescribeAlarmHistoryResponse, DescribeAlarmsResponse, InstallPackRequest, InstallPackResponse, SetAlarmStateRequest,
+    DescribeAlarmHistoryResponse, DescribeAlarmsResponse, InstallPackRequest, InstallPackResponse,
+    SetAlarmStateRequest,
 };
 use kinsight_alarms::{
-    AlarmConfig, AlarmError, AlarmService, AlarmServiceConfig, BackgroundTasks, DescribeFilter, HistoryItemType,
-    MetricAlarm, MetricSource, StateValue, SystemClock,
+    AlarmConfig, AlarmError, AlarmService, DescribeFilter, HistoryItemType, MetricAlarm, StateValue,
 };
-use kinsight_metrics::MetricStore;
 use serde::Deserialize;
 
 use crate::auth::{CanManage, CanRead, Require};
@@ -36,24 +34,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/alarms/packs/kubernetes", post(install_pack))
 }
 
-/// Opens the alarm service under `<data_dir>/alarms` and starts its evaluator (reading the
-/// metric store) and notifier on the current runtime.
-pub fn start(
-    data_dir: &Path,
-    metrics: Arc<MetricStore>,
-    config: AlarmServiceConfig,
-) -> Result<(Arc<AlarmService>, BackgroundTasks), AlarmError> {
-    let service = AlarmService::open(data_dir.join("alarms"), config, Arc::new(SystemClock))?;
-    let source: Arc<dyn MetricSource> = metrics;
-    let tasks = service.spawn(source);
-    Ok((service, tasks))
-}
-
 fn alarms_of(state: &AppState) -> ApiResult<Arc<AlarmService>> {
-    state
-        .alarms
-        .clone()
-        .ok_or_else(|| ApiError::new(ErrorCode::ServiceUnavailable, "alarms are not enabled on this server"))
+    state.alarms.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "alarms are not enabled on this server",
+        )
+    })
 }
 
 fn alarm_error(e: AlarmError) -> ApiError {
@@ -65,7 +52,9 @@ fn alarm_error(e: AlarmError) -> ApiError {
 }
 
 /// Runs a service call that may write the state file off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, AlarmError> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AlarmError> + Send + 'static,
+) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?
@@ -103,7 +92,12 @@ async fn describe_alarms(
     let filter = DescribeFilter {
         alarm_names: p
             .names
-            .map(|n| n.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .map(|n| {
+                n.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
             .unwrap_or_default(),
         alarm_name_prefix: p.prefix,
         state_value,

@@ -4,14 +4,19 @@
 //!
 //! Routes: `POST /v1/metrics/list`, `POST /v1/metrics/query`, `GET /v1/metrics/cardinality`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kinsight_metrics::wire::{ListMetricsRequest, ListMetricsResponse, MetricQueryRequest, MetricQueryResponse};
+use kinsight_alarms::{
+    AlarmError, AlarmService, AlarmServiceConfig, BackgroundTasks, Clock, MetricSource,
+};
+use kinsight_metrics::wire::{
+    ListMetricsRequest, ListMetricsResponse, MetricQueryRequest, MetricQueryResponse,
+};
 use kinsight_metrics::{CardinalityStats, MetricStore, MetricStoreConfig, MetricsError};
 use kinsight_store::{DurableBatch, IngestObserver};
 
@@ -27,12 +32,68 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/metrics/cardinality", get(cardinality))
 }
 
-/// Opens the metric store under `<data_dir>/metrics` and returns it with the observer to
-/// register with the log store, so every durable batch (live and replayed) reaches it.
-pub fn open(data_dir: &Path, config: MetricStoreConfig) -> Result<(Arc<MetricStore>, Arc<dyn IngestObserver>), MetricsError> {
-    let store = Arc::new(MetricStore::open(data_dir.join("metrics"), config)?);
-    let observer: Arc<dyn IngestObserver> = Arc::new(MetricsObserver(store.clone()));
-    Ok((store, observer))
+/// The metric store and the alarm service of a server. Open before `Server::bind` — its
+/// observer must see the WAL replay — then attach to the server's state:
+///
+/// ```ignore
+/// let engine = MetricsEngine::open(&data_dir, MetricStoreConfig::default())?;
+/// let mut server = Server::bind(config, vec![engine.observer()]).await?;
+/// let _tasks = engine.attach(&mut server.state, AlarmServiceConfig::default(), Arc::new(SystemClock))?;
+/// ```
+pub struct MetricsEngine {
+    pub metrics: Arc<MetricStore>,
+    data_dir: PathBuf,
+}
+
+/// The engine's background tasks: alarm evaluator, notifier, metric store maintenance.
+pub struct EngineTasks {
+    pub alarms: BackgroundTasks,
+    pub maintenance: tokio::task::JoinHandle<()>,
+}
+
+impl EngineTasks {
+    pub fn abort(&self) {
+        self.alarms.abort();
+        self.maintenance.abort();
+    }
+}
+
+/// How often the metric store flushes, compacts and applies retention.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+
+impl MetricsEngine {
+    /// Opens the metric store under `<data_dir>/metrics`.
+    pub fn open(data_dir: &Path, config: MetricStoreConfig) -> Result<Self, MetricsError> {
+        Ok(MetricsEngine {
+            metrics: Arc::new(MetricStore::open(data_dir.join("metrics"), config)?),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The observer to register with the log store: every durable batch, live or replayed,
+    /// reaches the metric store.
+    pub fn observer(&self) -> Arc<dyn IngestObserver> {
+        Arc::new(MetricsObserver(self.metrics.clone()))
+    }
+
+    /// Opens the alarm service under `<data_dir>/alarms`, puts both engines in the server's
+    /// state and starts the background tasks on the current runtime.
+    pub fn attach(
+        self,
+        state: &mut AppState,
+        alarms: AlarmServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<EngineTasks, AlarmError> {
+        let service = AlarmService::open(self.data_dir.join("alarms"), alarms, clock)?;
+        let source: Arc<dyn MetricSource> = self.metrics.clone();
+        let tasks = EngineTasks {
+            alarms: service.spawn(source),
+            maintenance: spawn_maintenance(self.metrics.clone(), MAINTENANCE_INTERVAL),
+        };
+        state.metrics = Some(self.metrics);
+        state.alarms = Some(service);
+        Ok(tasks)
+    }
 }
 
 /// Feeds the metric store from the WAL: EMF datapoints of every event of every durable batch.
@@ -50,14 +111,21 @@ impl IngestObserver for MetricsObserver {
     fn on_batch(&self, batch: &DurableBatch) {
         let out = self.0.ingest_events(batch.seq, &batch.record.events);
         if out.rejected > 0 {
-            tracing::debug!(seq = batch.seq, rejected = out.rejected, "datapoints refused by the cardinality guard");
+            tracing::debug!(
+                seq = batch.seq,
+                rejected = out.rejected,
+                "datapoints refused by the cardinality guard"
+            );
         }
     }
 }
 
 /// Flushes, compacts and applies retention every `interval` (the WAL keeps batches until the
 /// store has flushed them, so this also bounds the WAL).
-pub fn spawn_maintenance(store: Arc<MetricStore>, interval: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_maintenance(
+    store: Arc<MetricStore>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
@@ -73,10 +141,12 @@ pub fn spawn_maintenance(store: Arc<MetricStore>, interval: Duration) -> tokio::
 }
 
 pub(crate) fn metrics_of(state: &AppState) -> ApiResult<Arc<MetricStore>> {
-    state
-        .metrics
-        .clone()
-        .ok_or_else(|| ApiError::new(ErrorCode::ServiceUnavailable, "the metric store is not enabled on this server"))
+    state.metrics.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "the metric store is not enabled on this server",
+        )
+    })
 }
 
 fn metrics_error(e: MetricsError) -> ApiError {
@@ -117,6 +187,9 @@ async fn query_metrics(
     Ok(Json(res.into()))
 }
 
-async fn cardinality(_: Require<CanRead>, State(state): State<AppState>) -> ApiResult<Json<Vec<CardinalityStats>>> {
+async fn cardinality(
+    _: Require<CanRead>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<CardinalityStats>>> {
     Ok(Json(metrics_of(&state)?.cardinality()))
 }

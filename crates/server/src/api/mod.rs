@@ -6,8 +6,10 @@
 //! beside it with their own authentication.
 
 pub mod admin;
+pub mod alarms;
 pub mod ingest;
 pub mod logs;
+pub mod metrics;
 
 use axum::Router;
 use axum::http::Method;
@@ -26,6 +28,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::routes())
         .merge(logs::routes())
         .merge(admin::routes())
+        .merge(metrics::routes())
+        .merge(alarms::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -1,0 +1,351 @@
+//! Metrics and alarms through the real server (issue #6), on a real socket: EMF performance
+//! events written through `POST /v1/ingest` become metrics (`/v1/metrics/query`), cross an
+//! alarm's threshold → ALARM → a real local HTTP receiver gets the webhook; the server is
+//! stopped and started again on the same data directory (the WAL replays into the metric
+//! store) and nothing changes — same numbers, same state, no second page; the metric comes
+//! back → OK, delivered to a Slack-style receiver.
+//!
+//! Alarm time is a manual clock set near the wall clock (ingest checks event ages); the
+//! evaluator and notifier tasks and every HTTP exchange are real.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::routing::post;
+use kinsight_alarms::{AlarmServiceConfig, ManualClock};
+use kinsight_metrics::MetricStoreConfig;
+use kinsight_model::catalogue::directives_for;
+use kinsight_server::api::metrics::{EngineTasks, MetricsEngine};
+use kinsight_server::{Server, ServerConfig};
+use kinsight_store::StoreConfig;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "metrics-alarms-token-0123";
+const MIN: i64 = 60_000;
+
+type Inbox = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A webhook receiver on 127.0.0.1 that records every request.
+async fn receiver() -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    async fn hook(State(inbox): State<Inbox>, Path(p): Path<String>, body: Bytes) -> &'static str {
+        inbox
+            .lock()
+            .unwrap()
+            .push((p, serde_json::from_slice(&body).unwrap_or(Value::Null)));
+        "ok"
+    }
+    let app = Router::new()
+        .route("/{p}", post(hook))
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), inbox)
+}
+
+fn received(inbox: &Inbox, path: &str) -> Vec<Value> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == path)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+struct Running {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+    tasks: EngineTasks,
+}
+
+async fn start(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Running {
+    let engine = MetricsEngine::open(dir, MetricStoreConfig::default()).unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: StoreConfig::new(dir),
+        admin_token: Some(TOKEN.into()),
+    };
+    let mut server = Server::bind(config, vec![engine.observer()]).await.unwrap();
+    let tasks = engine
+        .attach(
+            &mut server.state,
+            AlarmServiceConfig {
+                poll_ms: 20,
+                ..Default::default()
+            },
+            clock.clone(),
+        )
+        .unwrap();
+    let addr = server.addr;
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        server
+            .serve(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    Running {
+        addr,
+        stop,
+        served,
+        tasks,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.tasks.abort();
+        let _ = self.stop.send(());
+        self.served.await.unwrap();
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("http://{}{path}", self.addr))
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn state(&self) -> String {
+        let (s, v) = self
+            .call(reqwest::Method::GET, "/v1/alarm?name=node-cpu", None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v["StateValue"].as_str().unwrap().to_string()
+    }
+
+    async fn wait_state(&self, want: &str) {
+        for _ in 0..400 {
+            if self.state().await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("alarm never reached {want}");
+    }
+
+    /// One minute of Node events (every 10 s) with CPU `cpu`, through the ingest API.
+    async fn ingest_minute(&self, t: i64, cpu: f64) {
+        let events: Vec<Value> = (0..6)
+            .map(|s| {
+                let ts = t + s * 10_000;
+                let mut ev = json!({
+                    "Type": "Node", "Version": "0", "Timestamp": ts.to_string(),
+                    "ClusterName": "prod", "NodeName": "ip-10-0-1-5", "InstanceId": "i-0abc",
+                    "node_cpu_utilization": cpu, "node_memory_utilization": 40.0,
+                });
+                ev["CloudWatchMetrics"] =
+                    serde_json::to_value(directives_for(ev.as_object().unwrap(), false)).unwrap();
+                json!({"logGroupName": "/kinsight/prod/performance", "logStreamName": "ip-10-0-1-5",
+                       "timestamp": ts, "message": ev.to_string()})
+            })
+            .collect();
+        let (s, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/ingest",
+                Some(Value::Array(events)),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+
+    async fn averages(&self, from: i64, to: i64) -> Vec<Value> {
+        let (s, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/metrics/query",
+                Some(json!({"Namespace": "ContainerInsights", "MetricName": "node_cpu_utilization",
+                    "Dimensions": [{"Name": "ClusterName", "Value": "prod"}], "Statistic": "Average",
+                    "Period": 60, "StartTime": from, "EndTime": to})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v["Series"][0]["Values"].as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emf_through_the_api_to_alarm_webhook_restart_and_back_to_ok() {
+    let (hooks, inbox) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Twenty minutes ago, on a minute boundary: events stay well within the accepted ages.
+    let t0 = (chrono::Utc::now().timestamp_millis() / MIN) * MIN - 20 * MIN;
+    let clock = Arc::new(ManualClock::new(t0));
+    let srv = start(dir.path(), &clock).await;
+
+    let (s, v) = srv
+        .call(
+            reqwest::Method::PUT,
+            "/v1/alarms",
+            Some(json!({
+                "AlarmName": "node-cpu", "Namespace": "ContainerInsights", "MetricName": "node_cpu_utilization",
+                "Dimensions": [{"Name": "ClusterName", "Value": "prod"}, {"Name": "InstanceId", "Value": "i-0abc"},
+                               {"Name": "NodeName", "Value": "ip-10-0-1-5"}],
+                "Statistic": "Average", "Period": 60, "EvaluationPeriods": 3, "DatapointsToAlarm": 2,
+                "Threshold": 80, "ComparisonOperator": "GreaterThanThreshold",
+                "AlarmActions": [format!("{hooks}/pager")], "OKActions": [format!("slack+{hooks}/chat")]
+            })),
+        )
+        .await;
+    assert_eq!(
+        (s, v["StateValue"].as_str()),
+        (200, Some("INSUFFICIENT_DATA")),
+        "{v}"
+    );
+    // Bad input names the member at fault.
+    let (s, v) = srv
+        .call(
+            reqwest::Method::PUT,
+            "/v1/alarms",
+            Some(
+                json!({"AlarmName": "x", "Namespace": "n", "MetricName": "m",
+            "Statistic": "Average", "Period": 45, "EvaluationPeriods": 1, "Threshold": 1,
+            "ComparisonOperator": "GreaterThanThreshold"}),
+            ),
+        )
+        .await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("InvalidParameter")));
+    assert!(v["message"].as_str().unwrap().contains("Period"), "{v}");
+
+    for m in 0..3 {
+        srv.ingest_minute(t0 + m * MIN, 35.0).await;
+    }
+    clock.set(t0 + 3 * MIN + 10_000);
+    srv.wait_state("OK").await;
+    for m in 3..5 {
+        srv.ingest_minute(t0 + m * MIN, 95.0).await;
+    }
+    clock.set(t0 + 5 * MIN + 10_000);
+    srv.wait_state("ALARM").await;
+    for _ in 0..200 {
+        if !received(&inbox, "pager").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let pager = received(&inbox, "pager");
+    assert_eq!(pager.len(), 1);
+    assert_eq!(pager[0]["NewStateValue"], "ALARM");
+    assert_eq!(pager[0]["OldStateValue"], "OK");
+    let before = srv.averages(t0, t0 + 5 * MIN).await;
+    assert_eq!(
+        before,
+        vec![
+            json!(35.0),
+            json!(35.0),
+            json!(35.0),
+            json!(95.0),
+            json!(95.0)
+        ]
+    );
+
+    // Restart on the same data directory.
+    srv.stop().await;
+    let srv = start(dir.path(), &clock).await;
+    assert_eq!(
+        srv.averages(t0, t0 + 5 * MIN).await,
+        before,
+        "replay must not double count"
+    );
+    assert_eq!(srv.state().await, "ALARM");
+    srv.ingest_minute(t0 + 5 * MIN, 97.0).await;
+    clock.set(t0 + 6 * MIN + 10_000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(srv.state().await, "ALARM");
+    assert_eq!(
+        received(&inbox, "pager").len(),
+        1,
+        "no second page after the restart"
+    );
+
+    for m in 6..8 {
+        srv.ingest_minute(t0 + m * MIN, 30.0).await;
+    }
+    clock.set(t0 + 8 * MIN + 10_000);
+    srv.wait_state("OK").await;
+    for _ in 0..200 {
+        if received(&inbox, "chat").len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let chat = received(&inbox, "chat");
+    assert_eq!(
+        chat.len(),
+        2,
+        "OK on creation's first evaluation, OK after the ALARM"
+    );
+    assert!(
+        chat[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("*node-cpu* is now *OK* (was ALARM)")
+    );
+
+    let (s, v) = srv
+        .call(
+            reqwest::Method::GET,
+            "/v1/alarm/history?name=node-cpu&type=StateUpdate",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let summaries: Vec<&str> = v["AlarmHistoryItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["HistorySummary"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "Alarm updated from ALARM to OK",
+            "Alarm updated from OK to ALARM",
+            "Alarm updated from INSUFFICIENT_DATA to OK"
+        ]
+    );
+    let (s, v) = srv
+        .call(reqwest::Method::GET, "/v1/alarms?state=OK", None)
+        .await;
+    assert_eq!(
+        (s, v["MetricAlarms"].as_array().map(Vec::len)),
+        (200, Some(1))
+    );
+    let (s, v) = srv
+        .call(
+            reqwest::Method::POST,
+            "/v1/metrics/list",
+            Some(json!({"MetricName": "node_cpu_utilization"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v["Metrics"].as_array().unwrap().len(),
+        2,
+        "{{ClusterName}} and {{ClusterName, InstanceId, NodeName}}"
+    );
+    let (s, _) = srv
+        .call(reqwest::Method::DELETE, "/v1/alarm?name=node-cpu", None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, v) = srv
+        .call(reqwest::Method::GET, "/v1/alarm?name=node-cpu", None)
+        .await;
+    assert_eq!((s, v["code"].as_str()), (404, Some("ResourceNotFound")));
+    srv.stop().await;
+}
