@@ -7,131 +7,11 @@
 use serde_json::{Value, json};
 
 use crate::data::*;
+use crate::examples::{Case, REFERENCE_EXAMPLES, case};
 use crate::support::*;
 
-struct Case {
-    group: &'static str,
-    insights: &'static str,
-    sql: &'static str,
-    /// Rows are compared as multisets; for a sorting query, also the sequence of this
-    /// column (the sort key; ties may come in any order).
-    order_key: Option<usize>,
-}
-
-const fn case(
-    group: &'static str,
-    insights: &'static str,
-    sql: &'static str,
-    order_key: Option<usize>,
-) -> Case {
-    Case {
-        group,
-        insights,
-        sql,
-        order_key,
-    }
-}
-
-/// DuckDB views: `perf`, `app`, `dp`. Timestamps are formatted like kinsight's.
-const CASES: &[Case] = &[
-    // §5.6 example 1
-    case(
-        PERFORMANCE,
-        "stats avg(node_cpu_utilization) as avg_node_cpu_utilization by NodeName | sort avg_node_cpu_utilization desc",
-        r#"SELECT NodeName, avg(node_cpu_utilization) AS a FROM perf GROUP BY NodeName ORDER BY a DESC NULLS LAST"#,
-        Some(1),
-    ),
-    // §5.6 example 2
-    case(
-        PERFORMANCE,
-        "stats avg(number_of_container_restarts) as avg_number_of_container_restarts by PodName | sort avg_number_of_container_restarts desc",
-        r#"SELECT PodName, avg(number_of_container_restarts) AS a FROM perf GROUP BY PodName"#,
-        None,
-    ),
-    // §5.6 example 3
-    case(
-        PERFORMANCE,
-        r#"fields @timestamp, @message | sort @timestamp desc | filter Type="Pod" | stats min(pod_number_of_containers) as requested, min(pod_number_of_running_containers) as running, ceil(avg(pod_number_of_containers-pod_number_of_running_containers)) as pods_missing by kubernetes.pod_name | sort pods_missing desc"#,
-        r#"SELECT "kubernetes.pod_name", min(pod_number_of_containers), min(pod_number_of_running_containers),
-                  ceil(avg(pod_number_of_containers - pod_number_of_running_containers)) AS m
-           FROM perf WHERE Type = 'Pod' GROUP BY 1"#,
-        None,
-    ),
-    // §5.6 example 4
-    case(
-        PERFORMANCE,
-        r#"stats avg(cluster_failed_node_count) as CountOfNodeFailures | filter Type="Cluster" | sort @timestamp desc"#,
-        r#"SELECT avg(cluster_failed_node_count) FROM perf WHERE Type = 'Cluster'"#,
-        Some(0),
-    ),
-    // §5.6 example 5 (application group)
-    case(
-        APPLICATION,
-        r#"stats count() as countoferrors by kubernetes.container_name | filter stream="stderr" | sort countoferrors desc"#,
-        r#"SELECT "kubernetes.container_name", count(*) AS n FROM app WHERE stream = 'stderr' GROUP BY 1 ORDER BY n DESC"#,
-        Some(1),
-    ),
-    // §5.6 example 6
-    case(
-        PERFORMANCE,
-        r#"stats floor(avg(container_filesystem_usage/1024)) as container_filesystem_usage_avg_kb by InstanceId, kubernetes.container_name, device | filter Type="ContainerFS" | sort container_filesystem_usage_avg_kb desc"#,
-        r#"SELECT InstanceId, "kubernetes.container_name", device, floor(avg(container_filesystem_usage / 1024)) AS kb
-           FROM perf WHERE Type = 'ContainerFS' GROUP BY 1, 2, 3"#,
-        None,
-    ),
-    // §5.6 example 7: pct is the nearest-rank percentile.
-    case(
-        PERFORMANCE,
-        r#"stats pct(container_cpu_usage_total, 50) as CPUPercMedian by kubernetes.container_name | filter Type="Container""#,
-        r#"SELECT "kubernetes.container_name",
-                  list_sort(list(container_cpu_usage_total) FILTER (WHERE container_cpu_usage_total IS NOT NULL))
-                    [greatest(1, ceil(0.5 * count(container_cpu_usage_total)))::INTEGER]
-           FROM perf WHERE Type = 'Container' GROUP BY 1"#,
-        None,
-    ),
-    // §5.6 example 8
-    case(
-        PERFORMANCE,
-        r#"filter Type="Node" | stats max(node_memory_utilization) as mem by bin(5m), NodeName"#,
-        r#"SELECT strftime(make_timestamp((epoch_ms("@timestamp") // 300000) * 300000 * 1000), '%Y-%m-%d %H:%M:%S.%g'),
-                  NodeName, max(node_memory_utilization)
-           FROM perf WHERE Type = 'Node' GROUP BY 1, 2"#,
-        None,
-    ),
-    // §5.6 example 9
-    case(
-        PERFORMANCE,
-        r#"filter Type="Pod" and ispresent(pod_cpu_utilization_over_pod_limit) | stats max(pod_cpu_utilization_over_pod_limit) as peak by Namespace, PodName | sort peak desc | limit 20"#,
-        r#"SELECT Namespace, PodName, max(pod_cpu_utilization_over_pod_limit) AS peak FROM perf
-           WHERE Type = 'Pod' AND pod_cpu_utilization_over_pod_limit IS NOT NULL
-           GROUP BY 1, 2 ORDER BY peak DESC LIMIT 20"#,
-        Some(2),
-    ),
-    // §5.6 example 10
-    case(
-        PERFORMANCE,
-        r#"filter Type="Pod" and pod_container_status_waiting_reason_crash_loop_back_off > 0 | stats latest(pod_container_status_waiting_reason_crash_loop_back_off) as crashing by Namespace, PodName"#,
-        r#"SELECT Namespace, PodName, arg_max(pod_container_status_waiting_reason_crash_loop_back_off, "@timestamp") FROM perf
-           WHERE Type = 'Pod' AND pod_container_status_waiting_reason_crash_loop_back_off > 0 GROUP BY 1, 2"#,
-        None,
-    ),
-    // §5.6 example 11 (application group)
-    case(
-        APPLICATION,
-        r#"fields @timestamp, kubernetes.pod_name, log | filter kubernetes.namespace_name = "prod" and log like /(?i)error/ | sort @timestamp desc | limit 50"#,
-        r#"SELECT "@timestamp", "kubernetes.pod_name", log FROM app
-           WHERE "kubernetes.namespace_name" = 'prod' AND regexp_matches(log, '(?i)error')
-           ORDER BY "@timestamp" DESC LIMIT 50"#,
-        Some(0),
-    ),
-    // §5.6 example 12 (dataplane group)
-    case(
-        DATAPLANE,
-        r#"filter systemd_unit = "kubelet.service" and message like /^E\d{4}/ | stats count() as errors by hostname, bin(10m)"#,
-        r#"SELECT hostname, strftime(make_timestamp((epoch_ms("@timestamp") // 600000) * 600000 * 1000), '%Y-%m-%d %H:%M:%S.%g'), count(*)
-           FROM dp WHERE systemd_unit = 'kubelet.service' AND regexp_matches(message, '^E\d{4}') GROUP BY 1, 2"#,
-        None,
-    ),
+/// Further filter, stats, sort and parse queries (DuckDB views `perf`, `app`, `dp`).
+const MORE: &[Case] = &[
     // Filters: comparison of numbers, `in`, `not`, substring `like`, `and`/`or`.
     case(
         APPLICATION,
@@ -204,6 +84,10 @@ const CASES: &[Case] = &[
     ),
 ];
 
+fn cases() -> impl Iterator<Item = &'static Case> {
+    REFERENCE_EXAMPLES.iter().chain(MORE)
+}
+
 fn canonical(v: &Value) -> Value {
     match v {
         // Compare numbers at 9 significant digits (float sums differ in the last bits
@@ -238,11 +122,11 @@ async fn insights_queries_agree_with_duckdb_sql() {
             "app": segment_files(&d, APPLICATION).await,
             "dp": segment_files(&d, DATAPLANE).await,
         },
-        "queries": CASES.iter().map(|c| c.sql).collect::<Vec<_>>(),
+        "queries": cases().map(|c| c.sql).collect::<Vec<_>>(),
     });
     let expected = duckdb(&request);
-    assert_eq!(expected.len(), CASES.len());
-    for (c, want) in CASES.iter().zip(&expected) {
+    assert_eq!(expected.len(), cases().count());
+    for (c, want) in cases().zip(&expected) {
         let got = run(&d.svc, &[c.group], c.insights).await;
         let got_rows = without_ptr(&got);
         let want_rows: Vec<Vec<Value>> =

@@ -3,4 +3,5 @@
 
 mod data;
 mod differential;
+mod examples;
 mod support;
