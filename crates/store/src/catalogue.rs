@@ -110,27 +110,41 @@ impl Catalogue {
         ingestion_ms: i64,
     ) -> Vec<(u64, usize)> {
         let mut out = Vec::with_capacity(events.len());
-        for (i, e) in events.iter().enumerate() {
-            let g = self.create_group(&e.log_group_name, ingestion_ms);
-            widen(&mut g.first_event_ms, e.timestamp, i64::min);
-            widen(&mut g.last_event_ms, e.timestamp, i64::max);
-            g.last_ingestion_ms = Some(ingestion_ms);
-            let s = match g.streams.get_mut(e.log_stream_name.as_str()) {
-                Some(s) => s,
-                None => g
-                    .streams
-                    .entry(e.log_stream_name.clone())
-                    .or_insert(StreamEntry {
-                        created_ms: ingestion_ms,
-                        first_event_ms: None,
-                        last_event_ms: None,
-                        last_ingestion_ms: None,
-                    }),
+        let mut i = 0;
+        // Events of one group usually come in runs: look the group up once per run (this
+        // runs on the WAL thread, for every event).
+        while i < events.len() {
+            let name = &events[i].log_group_name;
+            let run = events[i..]
+                .iter()
+                .take_while(|e| &e.log_group_name == name)
+                .count();
+            let g = match self.groups.get_mut(name.as_str()) {
+                Some(g) => g,
+                None => self.create_group(name, ingestion_ms),
             };
-            widen(&mut s.first_event_ms, e.timestamp, i64::min);
-            widen(&mut s.last_event_ms, e.timestamp, i64::max);
-            s.last_ingestion_ms = Some(ingestion_ms);
-            out.push((g.id, i));
+            for (j, e) in events[i..i + run].iter().enumerate() {
+                widen(&mut g.first_event_ms, e.timestamp, i64::min);
+                widen(&mut g.last_event_ms, e.timestamp, i64::max);
+                let s = match g.streams.get_mut(e.log_stream_name.as_str()) {
+                    Some(s) => s,
+                    None => g
+                        .streams
+                        .entry(e.log_stream_name.clone())
+                        .or_insert(StreamEntry {
+                            created_ms: ingestion_ms,
+                            first_event_ms: None,
+                            last_event_ms: None,
+                            last_ingestion_ms: None,
+                        }),
+                };
+                widen(&mut s.first_event_ms, e.timestamp, i64::min);
+                widen(&mut s.last_event_ms, e.timestamp, i64::max);
+                s.last_ingestion_ms = Some(ingestion_ms);
+                out.push((g.id, i + j));
+            }
+            g.last_ingestion_ms = Some(ingestion_ms);
+            i += run;
         }
         out
     }
