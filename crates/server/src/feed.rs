@@ -16,6 +16,9 @@ pub const RING_BATCHES: usize = 8192;
 pub struct FollowHub {
     ring: Mutex<Ring>,
     pub notify: Notify,
+    /// Set when the server shuts down: open long-polls answer and tails end, so that the
+    /// graceful shutdown does not wait for clients that never hang up.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 struct Ring {
@@ -48,6 +51,7 @@ impl FollowHub {
                 last_seq: start,
             }),
             notify: Notify::new(),
+            closing: tokio::sync::watch::channel(false).0,
         });
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {
@@ -77,6 +81,22 @@ impl FollowHub {
             }
         });
         hub
+    }
+
+    /// Ends open follows (server shutdown).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once [`FollowHub::close`] was called.
+    pub async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closing.borrow()
     }
 
     /// The newest sequence number seen.

@@ -123,8 +123,15 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let store = self.state.store.clone();
+        let feed = self.state.feed.clone();
         let app = router(self.state);
         tracing::info!(addr = %self.addr, "kinsight server listening");
+        let shutdown = async move {
+            shutdown.await;
+            // Long-polls and event streams end now, or the graceful shutdown would wait for
+            // clients that never hang up.
+            feed.close();
+        };
         let res = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await

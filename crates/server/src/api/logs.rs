@@ -457,8 +457,14 @@ async fn tail(
                 }
             }
             after = page.seq;
+            if feed.is_closed() {
+                return;
+            }
             if page.events.is_empty() {
-                notified.await;
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tx.closed() => return,
+                }
             }
         }
     });

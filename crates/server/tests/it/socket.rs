@@ -10,7 +10,14 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-async fn start() -> (String, tokio::sync::oneshot::Sender<()>, tempfile::TempDir) {
+type Running = (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tempfile::TempDir,
+    tokio::task::JoinHandle<Result<(), ServerError>>,
+);
+
+async fn start() -> Running {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -20,10 +27,10 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>, tempfile::TempDir
     let server = Server::bind(config, vec![]).await.unwrap();
     let url = format!("http://{}", server.addr);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(async move {
+    let handle = tokio::spawn(server.serve(async move {
         let _ = rx.await;
     }));
-    (url, tx, dir)
+    (url, tx, dir, handle)
 }
 
 fn client() -> reqwest::Client {
@@ -45,7 +52,7 @@ async fn post_events(url: &str, events: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_follow_returns_new_events_in_arrival_order() {
-    let (url, _stop, _dir) = start().await;
+    let (url, _stop, _dir, _h) = start().await;
     let now = now_ms();
     post_events(&url, json!([event("/app", "a", now, "before")])).await;
     // Start following: `after` from the events API.
@@ -114,7 +121,7 @@ async fn long_poll_follow_returns_new_events_in_arrival_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_tail_streams_backlog_then_live_events() {
-    let (url, stop, _dir) = start().await;
+    let (url, stop, _dir, handle) = start().await;
     let now = now_ms();
     post_events(
         &url,
@@ -166,7 +173,14 @@ async fn sse_tail_streams_backlog_then_live_events() {
         .collect();
     assert_eq!(msgs, ["old-2", "live"], "{text}");
     assert!(text.contains("event: log"));
+    // A graceful shutdown does not wait for the open event stream: it ends it.
     let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), handle)
+        .await
+        .expect("shutdown completes with a tail open")
+        .unwrap()
+        .unwrap();
+    drop(body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
