@@ -19,6 +19,7 @@
 
 pub mod clock;
 pub mod evaluate;
+mod journal;
 pub mod model;
 pub mod notify;
 pub mod pack;

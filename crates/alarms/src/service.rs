@@ -5,6 +5,7 @@
 use crate::AlarmError;
 use crate::clock::Clock;
 use crate::evaluate::{EvalParams, Point, evaluate, num};
+use crate::journal::{self, Journal, Op};
 use crate::model::{Alarm, AlarmConfig, LowSampleCountPercentile, StateValue, TreatMissingData};
 use crate::notify::{Delivery, Notification, NotifierConfig, Target, deliver};
 use crate::source::MetricSource;
@@ -86,6 +87,56 @@ struct Inner {
     outbox: Vec<Notification>,
     in_flight: HashSet<u64>,
     next_id: u64,
+    journal: Journal,
+    /// Size of the last snapshot: the journal is folded into a new one once it is larger.
+    snapshot_bytes: u64,
+}
+
+/// The journal is folded into a snapshot once it exceeds both this and the last snapshot.
+const MIN_JOURNAL_BYTES_BEFORE_SNAPSHOT: u64 = 4 << 20;
+
+fn stored(e: &Entry) -> StoredAlarm {
+    StoredAlarm {
+        config: e.alarm.config.clone(),
+        state: e.state.clone(),
+        config_updated_ms: e.config_updated_ms,
+        series_states: e.series.clone(),
+    }
+}
+
+fn entry_of(s: StoredAlarm, path: &Path) -> Result<Entry, AlarmError> {
+    let name = s.config.alarm_name.clone();
+    let alarm = Alarm::try_from(s.config).map_err(|e| AlarmError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("alarm {name:?}: {e}"),
+    })?;
+    Ok(Entry {
+        alarm: Arc::new(alarm),
+        state: s.state,
+        config_updated_ms: s.config_updated_ms,
+        series: s.series_states,
+        last_tick_ms: i64::MIN,
+    })
+}
+
+fn apply(inner: &mut Inner, op: Op, path: &Path) -> Result<(), AlarmError> {
+    match op {
+        Op::Put(s) => {
+            let e = entry_of(*s, path)?;
+            inner.alarms.insert(e.alarm.name().to_string(), e);
+        }
+        Op::Delete(name) => {
+            inner.alarms.remove(&name);
+        }
+        Op::History(h) => inner.history.push(h),
+        Op::OutboxPut(n) => match inner.outbox.iter_mut().find(|x| x.id == n.id) {
+            Some(x) => *x = *n,
+            None => inner.outbox.push(*n),
+        },
+        Op::OutboxRemove(id) => inner.outbox.retain(|x| x.id != id),
+        Op::NextNotificationId(n) => inner.next_id = inner.next_id.max(n),
+    }
+    Ok(())
 }
 
 pub struct AlarmService {
@@ -142,34 +193,33 @@ impl AlarmService {
         std::fs::create_dir_all(dir).map_err(|e| AlarmError::io(dir, e))?;
         let path = dir.join("alarms.json");
         let doc = state::load(&path)?;
+        let snapshot_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let generation = doc.as_ref().map_or(0, |d| d.journal_generation);
+        journal::remove_stale(dir, generation)?;
+        let (journal, batches) = Journal::open(dir, generation)?;
         let mut inner = Inner {
             alarms: BTreeMap::new(),
             history: Vec::new(),
             outbox: Vec::new(),
             in_flight: HashSet::new(),
             next_id: 1,
+            journal,
+            snapshot_bytes,
         };
         if let Some(doc) = doc {
             for s in doc.alarms {
-                let name = s.config.alarm_name.clone();
-                let alarm = Alarm::try_from(s.config).map_err(|e| AlarmError::Corrupt {
-                    path: path.clone(),
-                    reason: format!("alarm {name:?}: {e}"),
-                })?;
-                inner.alarms.insert(
-                    name,
-                    Entry {
-                        alarm: Arc::new(alarm),
-                        state: s.state,
-                        config_updated_ms: s.config_updated_ms,
-                        series: s.series_states,
-                        last_tick_ms: i64::MIN,
-                    },
-                );
+                let e = entry_of(s, &path)?;
+                inner.alarms.insert(e.alarm.name().to_string(), e);
             }
             inner.history = doc.history;
             inner.outbox = doc.outbox;
             inner.next_id = doc.next_notification_id.max(1);
+        }
+        let jpath = journal::journal_path(dir, generation);
+        for ops in batches {
+            for op in ops {
+                apply(&mut inner, op, &jpath)?;
+            }
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.notifier.timeout_ms))
@@ -189,27 +239,43 @@ impl AlarmService {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(&self, inner: &mut Inner) -> Result<(), AlarmError> {
+    /// Makes a change set durable (one fsynced journal line); folds the journal into a new
+    /// snapshot when it has grown large.
+    fn commit(&self, inner: &mut Inner, ops: Vec<Op>) -> Result<(), AlarmError> {
+        inner.journal.append(&ops)?;
+        if inner.journal.bytes() > MIN_JOURNAL_BYTES_BEFORE_SNAPSHOT.max(inner.snapshot_bytes) {
+            // The change is already durable in the journal: a failed snapshot is retried at
+            // the next change, not reported as a failed change.
+            if let Err(e) = self.snapshot(inner) {
+                tracing::error!(
+                    "alarm state snapshot failed (the journal keeps every change): {e}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, inner: &mut Inner) -> Result<(), AlarmError> {
         let now = self.clock.now_ms();
         prune_history(&mut inner.history, now, self.config.max_history_per_alarm);
         let doc = Document {
             format: state::FORMAT.into(),
             version: state::VERSION,
-            alarms: inner
-                .alarms
-                .values()
-                .map(|e| StoredAlarm {
-                    config: e.alarm.config.clone(),
-                    state: e.state.clone(),
-                    config_updated_ms: e.config_updated_ms,
-                    series_states: e.series.clone(),
-                })
-                .collect(),
+            journal_generation: inner.journal.generation() + 1,
+            alarms: inner.alarms.values().map(stored).collect(),
             history: inner.history.clone(),
             outbox: inner.outbox.clone(),
             next_notification_id: inner.next_id,
         };
-        state::save(&self.path, &doc)
+        state::save(&self.path, &doc)?;
+        inner.snapshot_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        inner.journal.rotate()
+    }
+
+    /// Writes a snapshot now (starting a new journal), dropping history older than 14 days.
+    pub fn compact_state(&self) -> Result<(), AlarmError> {
+        let mut g = self.lock();
+        self.snapshot(&mut g)
     }
 
     /// PutMetricAlarm: creates the alarm, or replaces its configuration keeping its state.
@@ -240,9 +306,7 @@ impl AlarmService {
                 last_tick_ms: i64::MIN,
             },
         };
-        g.alarms.insert(name.clone(), entry);
-        let history_len = g.history.len();
-        g.history.push(StoredHistoryItem {
+        let item = StoredHistoryItem {
             alarm_name: name.clone(),
             timestamp_ms: now,
             item_type: HistoryItemType::ConfigurationUpdate,
@@ -255,20 +319,17 @@ impl AlarmService {
                 "type": if created { "Create" } else { "Update" },
                 if created { "createdAlarm" } else { "updatedAlarm" }: alarm.config,
             }),
-        });
-        if let Err(e) = self.persist(&mut g) {
+        };
+        let ops = vec![Op::Put(Box::new(stored(&entry))), Op::History(item.clone())];
+        if let Err(e) = self.commit(&mut g, ops) {
             // Nothing half-done stays in memory.
-            g.history.truncate(history_len);
-            match previous {
-                Some(p) => {
-                    g.alarms.insert(name, p);
-                }
-                None => {
-                    g.alarms.remove(&name);
-                }
+            if let Some(p) = previous {
+                g.alarms.insert(name, p);
             }
             return Err(e);
         }
+        g.alarms.insert(name.clone(), entry);
+        g.history.push(item);
         let e = &g.alarms[&name];
         Ok(state::describe(
             &e.alarm,
@@ -301,18 +362,19 @@ impl AlarmService {
         let Some(removed) = g.alarms.remove(name) else {
             return Err(AlarmError::NotFound(name.to_string()));
         };
-        g.history.push(StoredHistoryItem {
+        let item = StoredHistoryItem {
             alarm_name: name.to_string(),
             timestamp_ms: now,
             item_type: HistoryItemType::ConfigurationUpdate,
             summary: format!("Alarm \"{name}\" deleted"),
             data: json!({"version": "1.0", "type": "Delete", "deletedAlarm": removed.alarm.config}),
-        });
-        if let Err(e) = self.persist(&mut g) {
-            g.history.pop();
+        };
+        let ops = vec![Op::Delete(name.to_string()), Op::History(item.clone())];
+        if let Err(e) = self.commit(&mut g, ops) {
             g.alarms.insert(name.to_string(), removed);
             return Err(e);
         }
+        g.history.push(item);
         Ok(())
     }
 
@@ -358,10 +420,13 @@ impl AlarmService {
         item_type: Option<HistoryItemType>,
         limit: usize,
     ) -> Vec<AlarmHistoryItem> {
+        // Expired items vanish at once; the next snapshot drops them from disk.
+        let horizon = self.clock.now_ms() - HISTORY_RETENTION_MS;
         let g = self.lock();
         g.history
             .iter()
             .rev()
+            .take_while(|h| h.timestamp_ms >= horizon)
             .filter(|h| name.is_none_or(|n| n == h.alarm_name))
             .filter(|h| item_type.is_none_or(|t| t == h.item_type))
             .take(limit)
@@ -395,14 +460,16 @@ impl AlarmService {
                 now
             },
         };
-        if value == old.value {
+        let mut ops = if value == old.value {
             if let Some(e) = g.alarms.get_mut(name) {
                 e.state = new;
             }
+            Vec::new()
         } else {
-            self.transition(&mut g, &alarm, new, &[], &[]);
-        }
-        self.persist(&mut g)?;
+            self.transition(&mut g, &alarm, new, &[], &[])
+        };
+        ops.push(Op::Put(Box::new(stored(&g.alarms[name]))));
+        self.commit(&mut g, ops)?;
         drop(g);
         self.wake.notify_one();
         Ok(())
@@ -416,14 +483,15 @@ impl AlarmService {
         new: AlarmState,
         values: &[Point],
         series: &[Value],
-    ) {
+    ) -> Vec<Op> {
         let now = self.clock.now_ms();
         let name = alarm.name().to_string();
         let Some(entry) = g.alarms.get_mut(&name) else {
-            return;
+            return Vec::new();
         };
         let old = std::mem::replace(&mut entry.state, new.clone());
-        g.history.push(StoredHistoryItem {
+        let mut ops = Vec::new();
+        let item = StoredHistoryItem {
             alarm_name: name.clone(),
             timestamp_ms: now,
             item_type: HistoryItemType::StateUpdate,
@@ -433,15 +501,17 @@ impl AlarmService {
                 "oldState": {"stateValue": old.value, "stateReason": old.reason},
                 "newState": {"stateValue": new.value, "stateReason": new.reason, "stateReasonData": new.reason_data},
             }),
-        });
+        };
+        ops.push(Op::History(item.clone()));
+        g.history.push(item);
         if !alarm.actions_enabled {
-            return;
+            return ops;
         }
         let message = transition_message(alarm, &old, &new, now, values, series);
         for action in alarm.actions_for(new.value) {
             let id = g.next_id;
             g.next_id += 1;
-            g.outbox.push(Notification {
+            let n = Notification {
                 id,
                 alarm_name: name.clone(),
                 action: action.clone(),
@@ -450,8 +520,12 @@ impl AlarmService {
                 next_attempt_ms: now,
                 created_ms: now,
                 last_error: None,
-            });
+            };
+            ops.push(Op::OutboxPut(Box::new(n.clone())));
+            g.outbox.push(n);
         }
+        ops.push(Op::NextNotificationId(g.next_id));
+        ops
     }
 
     /// Evaluates every alarm due at `now_ms`: an alarm is due once per cadence tick (10 s
@@ -494,8 +568,9 @@ impl AlarmService {
             }
         }
         let mut g = self.lock();
-        let mut changed = false;
+        let mut ops = Vec::new();
         for o in outcomes {
+            let mut changed = false;
             let Some(entry) = g.alarms.get_mut(&o.name) else {
                 continue;
             };
@@ -520,18 +595,22 @@ impl AlarmService {
                     updated_ms: now_ms,
                     transitioned_ms: now_ms,
                 };
-                self.transition(&mut g, &o.alarm, new, &o.values, &o.breaching_series);
+                ops.extend(self.transition(&mut g, &o.alarm, new, &o.values, &o.breaching_series));
                 report.transitions.push(Transition {
-                    alarm_name: o.name,
+                    alarm_name: o.name.clone(),
                     from: old,
                     to: o.state,
                     reason,
                 });
                 changed = true;
             }
+            if changed && let Some(e) = g.alarms.get(&o.name) {
+                ops.push(Op::Put(Box::new(stored(e))));
+            }
         }
-        if changed {
-            self.persist(&mut g)?;
+        if !ops.is_empty() {
+            // One fsynced journal line for the whole round.
+            self.commit(&mut g, ops)?;
             drop(g);
             self.wake.notify_one();
         }
@@ -575,6 +654,7 @@ impl AlarmService {
         }
         let done_at = self.clock.now_ms();
         let mut g = self.lock();
+        let mut ops = Vec::new();
         for n in &batch {
             g.in_flight.remove(&n.id);
             let Some(result) = results.remove(&n.id) else {
@@ -608,6 +688,7 @@ impl AlarmService {
                         item.attempts = attempts;
                         item.last_error = Some(e.clone());
                         item.next_attempt_ms = done_at + self.config.notifier.backoff_ms(attempts);
+                        ops.push(Op::OutboxPut(Box::new(item.clone())));
                         tracing::warn!(alarm = %n.alarm_name, action = %url, attempts, "alarm notification failed, will retry: {e}");
                         (None, false)
                     }
@@ -615,22 +696,25 @@ impl AlarmService {
             };
             if give_up {
                 let item = g.outbox.remove(pos);
+                ops.push(Op::OutboxRemove(item.id));
                 if let Some(summary) = summary {
                     if !matches!(result, Delivery::Delivered(_)) {
                         tracing::warn!(alarm = %item.alarm_name, "{summary}");
                     }
-                    g.history.push(StoredHistoryItem {
+                    let h = StoredHistoryItem {
                         alarm_name: item.alarm_name.clone(),
                         timestamp_ms: done_at,
                         item_type: HistoryItemType::Action,
                         summary,
                         data: json!({"version": "1.0", "actionArn": item.action, "attempts": item.attempts + 1,
                                       "newState": item.message.get("NewStateValue")}),
-                    });
+                    };
+                    ops.push(Op::History(h.clone()));
+                    g.history.push(h);
                 }
             }
         }
-        self.persist(&mut g)?;
+        self.commit(&mut g, ops)?;
         Ok(batch.len())
     }
 

@@ -210,6 +210,9 @@ impl StoredHistoryItem {
 pub(crate) struct Document {
     pub format: String,
     pub version: u64,
+    /// The journal generation that continues this snapshot (docs/formats/alarms.md).
+    #[serde(default)]
+    pub journal_generation: u64,
     pub alarms: Vec<StoredAlarm>,
     pub history: Vec<StoredHistoryItem>,
     pub outbox: Vec<Notification>,

@@ -44,6 +44,7 @@ fn build(dir: &Path, duration_ms: i64, interval_ms: i64, flush_every_ms: i64) ->
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next_flush = START + flush_every_ms;
     let mut ts = START;
+    let (mut t_ingest, mut t_flush, mut t_compact) = (0.0, 0.0, 0.0);
     while ts < START + duration_ms {
         seq += 1;
         let batch: Vec<Datapoint> = (0..PODS)
@@ -55,17 +56,26 @@ fn build(dir: &Path, duration_ms: i64, interval_ms: i64, flush_every_ms: i64) ->
             })
             .collect();
         samples += batch.len() as u64;
+        let t1 = Instant::now();
         store.ingest(seq, &batch);
+        t_ingest += t1.elapsed().as_secs_f64();
         ts += interval_ms;
         if ts >= next_flush {
+            let t2 = Instant::now();
             store.flush().unwrap();
+            t_flush += t2.elapsed().as_secs_f64();
+            let t3 = Instant::now();
             store.compact(ts).unwrap();
+            t_compact += t3.elapsed().as_secs_f64();
             next_flush += flush_every_ms;
         }
     }
     store.flush().unwrap();
     store.compact(ts).unwrap();
     let secs = t.elapsed().as_secs_f64();
+    println!(
+        "  time: ingest {t_ingest:.1} s, flush {t_flush:.1} s, compaction {t_compact:.1} s, generating datapoints the rest"
+    );
     let stats = store.stats();
     println!(
         "  built: {samples} samples in {secs:.1} s ({:.2} M samples/s incl. flush+compaction), {} segments, {:.1} MB on disk ({:.2} bytes/sample, all tiers)",
@@ -137,6 +147,26 @@ fn main() {
         return;
     }
     let base = tempfile::tempdir().unwrap();
+    // KINSIGHT_BENCH_QUICK=1: the 24-h query on data sampled every 60 s (same rollups, a
+    // sixth of the raw samples), for quick iterations.
+    if std::env::var("KINSIGHT_BENCH_QUICK").is_ok() {
+        let day = base.path().join("quick");
+        build(&day, DAY_MS, 60_000, 300_000);
+        let end = START + DAY_MS;
+        measure(
+            &day,
+            "Average, 60 s, 24 h",
+            &query(Statistic::Average, 60, START, end),
+            9,
+        );
+        measure(
+            &day,
+            "p99, 60 s, 24 h (raw samples)",
+            &query(Statistic::Percentile(99.0), 60, START, end),
+            5,
+        );
+        return;
+    }
 
     println!("scenario 1: {PODS} pods, 24 h sampled every 10 s");
     let day = base.path().join("day");

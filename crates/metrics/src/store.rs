@@ -578,14 +578,39 @@ impl MetricStore {
         }
         let needs_samples = q.statistic.is_extended();
         let tier = tier_for(period_ms, start, needs_samples);
-        let mut series = Vec::with_capacity(selected.len());
-        for info in selected {
+        // Series are independent: decode and aggregate them on every core. A first query
+        // after a restart decodes every block it touches, so this is most of its time.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+            .min(selected.len().div_ceil(64))
+            .max(1);
+        let chunk = selected.len().div_ceil(threads).max(1);
+        let one = |info: &SeriesInfo| -> Result<SeriesValues, MetricsError> {
             let slots = self.aggregate_id(info.id, start, period_ms, n, needs_samples)?;
-            series.push(SeriesValues {
+            Ok(SeriesValues {
                 values: slots.iter().map(|s| q.statistic.compute(s)).collect(),
-                key: info.key,
-                unit: info.unit,
-            });
+                key: info.key.clone(),
+                unit: info.unit.clone(),
+            })
+        };
+        let parts: Vec<Result<Vec<SeriesValues>, MetricsError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = selected
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(one).collect()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(MetricsError::InvalidQuery("a query worker panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut series = Vec::with_capacity(selected.len());
+        for p in parts {
+            series.extend(p?);
         }
         let mut messages = Vec::new();
         let raw_horizon = now_ms() - self.config.retention.raw_ms;

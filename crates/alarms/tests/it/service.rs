@@ -217,8 +217,18 @@ fn lifecycle_with_cadence_history_and_restart() {
     );
     assert_eq!(svc.history(Some("node-a-cpu"), None, 100).len(), 4);
     clock.set(T0 + 15 * 86_400_000);
-    svc.put(cpu_alarm("other", "b")).unwrap(); // any write prunes
     assert!(svc.history(Some("node-a-cpu"), None, 100).is_empty());
+    // A snapshot drops expired history from disk too.
+    svc.put(cpu_alarm("other", "b")).unwrap();
+    svc.compact_state().unwrap();
+    drop((store, svc));
+    let (_store, svc) = open(dir.path(), &clock);
+    clock.set(T0 + 16 * 86_400_000 - 1);
+    assert_eq!(
+        svc.history(None, None, 100).len(),
+        1,
+        "only the creation of `other` is left"
+    );
 }
 
 #[test]
@@ -496,4 +506,62 @@ async fn a_pending_notification_survives_a_restart() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["NewStateReason"], "before the crash");
     assert!(svc.outbox().is_empty());
+}
+
+#[test]
+fn journal_survives_torn_writes_and_snapshots_do_not_replay_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let adir = dir.path().join("alarms");
+    {
+        let svc = AlarmService::open(&adir, config(), clock.clone()).unwrap();
+        svc.put(cpu_alarm("a", "a")).unwrap();
+        svc.put(cpu_alarm("b", "b")).unwrap();
+    }
+    // A crash in the middle of an append leaves a torn last line: it was never acknowledged.
+    let journal = adir.join("alarms.journal.0");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes.extend_from_slice(br#"{"ops":[{"delete":"a"}"#);
+    std::fs::write(&journal, &bytes).unwrap();
+    {
+        let svc = AlarmService::open(&adir, config(), clock.clone()).unwrap();
+        assert_eq!(svc.len(), 2);
+        // Appends continue on a clean line boundary.
+        svc.put(cpu_alarm("c", "c")).unwrap();
+        // Snapshot: alarms.json takes everything, journal generation 1 starts.
+        svc.compact_state().unwrap();
+        svc.delete("b").unwrap();
+    }
+    assert!(adir.join("alarms.json").exists());
+    assert!(!journal.exists());
+    // A crash between writing the snapshot and removing the old journal leaves generation 0
+    // behind: it must not be replayed on top of the snapshot (that would duplicate history).
+    std::fs::write(&journal, &bytes).unwrap();
+    let svc = AlarmService::open(&adir, config(), clock.clone()).unwrap();
+    let names: Vec<String> = svc
+        .describe(&DescribeFilter::default())
+        .into_iter()
+        .map(|a| a.alarm_name)
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+    assert_eq!(
+        svc.history(None, None, 100).len(),
+        4,
+        "3 creations and 1 deletion, once each"
+    );
+    assert!(!journal.exists());
+    drop(svc);
+    // Damage before the last line is an error naming the file, not silent loss.
+    let j1 = adir.join("alarms.journal.1");
+    let mut text = std::fs::read_to_string(&j1).unwrap();
+    text.insert_str(0, "garbage\n");
+    std::fs::write(&j1, text).unwrap();
+    let err = AlarmService::open(&adir, config(), clock.clone())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("alarms.journal.1") && err.contains("line 1"),
+        "{err}"
+    );
 }
