@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     /// The body is not valid JSON (or not the expected shape); the message names where.
     MalformedJson,
+    /// A Logs Insights or SQL query that does not parse; the message gives line, column and
+    /// what was expected (issue #5).
+    MalformedQuery,
     /// A parameter is missing or has a wrong value.
     InvalidParameter,
     InvalidLogGroupName,
@@ -51,8 +54,8 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         use ErrorCode::*;
         match self {
-            MalformedJson | InvalidParameter | InvalidLogGroupName | InvalidLogStreamName
-            | InvalidRetention | BadEncoding => StatusCode::BAD_REQUEST,
+            MalformedJson | MalformedQuery | InvalidParameter | InvalidLogGroupName
+            | InvalidLogStreamName | InvalidRetention | BadEncoding => StatusCode::BAD_REQUEST,
             BatchTooLarge | PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -71,6 +74,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             MalformedJson => "MalformedJson",
+            MalformedQuery => "MalformedQuery",
             InvalidParameter => "InvalidParameter",
             InvalidLogGroupName => "InvalidLogGroupName",
             InvalidLogStreamName => "InvalidLogStreamName",

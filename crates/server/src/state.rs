@@ -19,6 +19,8 @@ pub struct AppState {
     pub metrics: Option<Arc<kinsight_metrics::MetricStore>>,
     /// The alarm service (issue #6); `None` = not enabled.
     pub alarms: Option<Arc<kinsight_alarms::AlarmService>>,
+    /// The query service (issue #5) on its own runtime; `None` if it could not start.
+    pub query: Option<kinsight_query::QueryService>,
 }
 
 /// Request size limits.
@@ -43,6 +45,12 @@ impl Default for Limits {
 impl AppState {
     pub fn new(store: Store, auth: Auth) -> Self {
         let feed = FollowHub::start(&store);
+        let query = kinsight_query::QueryService::new(
+            store.clone(),
+            kinsight_query::QueryConfig::default(),
+        )
+        .map_err(|e| tracing::error!("query engine not started: {e}"))
+        .ok();
         AppState {
             store,
             auth: Arc::new(auth),
@@ -50,6 +58,7 @@ impl AppState {
             limits: Limits::default(),
             metrics: None,
             alarms: None,
+            query,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod alarms;
 pub mod ingest;
 pub mod logs;
 pub mod metrics;
+pub mod query;
 
 use axum::Router;
 use axum::http::Method;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(metrics::routes())
         .merge(alarms::routes())
+        .merge(query::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

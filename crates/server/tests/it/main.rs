@@ -3,6 +3,7 @@
 //! load, S3, full disk) run the real binary: `crates/cli/tests/cli/server.rs`.
 
 mod metrics_alarms;
+mod query;
 mod router;
 mod socket;
 mod support;
