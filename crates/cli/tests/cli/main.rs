@@ -1,5 +1,6 @@
 //! End-to-end tests of the `kinsight` binary: real processes, real files, this machine's /proc.
 
 mod agent;
+mod alarms;
 mod seaweed;
 mod server;
