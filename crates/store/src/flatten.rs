@@ -358,7 +358,35 @@ fn build_column(acc: &ColumnAcc, n: usize) -> ArrayRef {
             Scalar::Float(f) => Some(*f),
             _ => None,
         }),
-        FieldType::Utf8 => fill!(StringBuilder::new(), |v: &Scalar| Some(v.to_text())),
+        FieldType::Utf8 => {
+            // Strings are appended without a copy; other values as their JSON text.
+            let bytes: usize = acc
+                .values
+                .iter()
+                .map(|(_, v)| match v {
+                    Scalar::Str(s) => s.len(),
+                    _ => 8,
+                })
+                .sum();
+            let mut b = StringBuilder::with_capacity(n, bytes);
+            let mut next = 0u32;
+            for (row, v) in &acc.values {
+                while next < *row {
+                    b.append_null();
+                    next += 1;
+                }
+                match v {
+                    Scalar::Str(s) => b.append_value(s),
+                    other => b.append_value(other.to_text()),
+                }
+                next = row + 1;
+            }
+            while (next as usize) < n {
+                b.append_null();
+                next += 1;
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }
     }
 }
 
