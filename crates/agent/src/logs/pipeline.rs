@@ -340,6 +340,40 @@ impl Pipeline {
             }
             return;
         }
+        // Fast path, by far the most common case: a whole line with nothing held for its file
+        // is turned into an event straight from the tailer's buffer.
+        let nothing_held = st.partial.is_none() && st.joiner.is_none();
+        if line.first
+            && line.last
+            && nothing_held
+            && matches!(route.kind, RouteKind::Container { .. })
+        {
+            let p = parse_container_line(line.bytes);
+            if !p.partial {
+                if p.format == LineFormat::Raw {
+                    stats.add_unparsed(1);
+                }
+                let time = if p.format == LineFormat::Raw {
+                    ""
+                } else {
+                    &p.time
+                };
+                let text = match std::str::from_utf8(&p.text) {
+                    Ok(t) => std::borrow::Cow::Borrowed(t),
+                    Err(_) => {
+                        stats.add_invalid_utf8(1);
+                        String::from_utf8_lossy(&p.text)
+                    }
+                };
+                self.emit_fields(&route, time, p.time_ms, p.stream, &text, false, ship);
+                if let Some(st) = self.files.get_mut(&id) {
+                    st.committed = line.end;
+                }
+                self.dirty.insert(id, line.end);
+                self.maybe_ship_full(ship);
+                return;
+            }
+        }
         // Parse. A piece that does not start a line continues the partial's metadata.
         let (meta, text, more) = if line.first {
             match &route.kind {
@@ -475,6 +509,28 @@ impl Pipeline {
             return;
         };
         let route = st.route.clone();
+        self.emit_fields(
+            &route,
+            &meta.time,
+            meta.time_ms,
+            meta.stream,
+            text,
+            piece,
+            ship,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit_fields(
+        &mut self,
+        route: &Route,
+        time: &str,
+        time_ms: Option<i64>,
+        stream: Stream,
+        text: &str,
+        piece: bool,
+        ship: &mut dyn FnMut(Batch),
+    ) {
         if self.limiter.enabled() && !self.limiter.allow(&route.key, Instant::now()) {
             self.stats.add_rate_limited(1);
             return;
@@ -484,8 +540,8 @@ impl Pipeline {
             RouteKind::Container { kubernetes } => application_record(
                 &mut rec,
                 &AppLine {
-                    time: &meta.time,
-                    stream: meta.stream.as_str(),
+                    time,
+                    stream: stream.as_str(),
                     partial: piece,
                     log: text,
                 },
@@ -501,7 +557,7 @@ impl Pipeline {
                 fields_record(&mut rec, &[("host", &self.s.node_name)], "message", text)
             }
         }
-        let ts = meta.time_ms.unwrap_or_else(crate::run::now_ms);
+        let ts = time_ms.unwrap_or_else(crate::run::now_ms);
         let size = rec.len() + EVENT_OVERHEAD_BYTES;
         if !self.batch.events.is_empty()
             && (self.batch.bytes + size > self.s.batch_max_bytes
