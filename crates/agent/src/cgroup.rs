@@ -42,11 +42,6 @@ pub struct CpuStats {
     pub usage_total_ns: u64,
     pub usage_user_ns: Option<u64>,
     pub usage_system_ns: Option<u64>,
-    pub nr_periods: Option<u64>,
-    pub nr_throttled: Option<u64>,
-    pub throttled_ns: Option<u64>,
-    /// CFS quota in cores (`None` = unlimited).
-    pub quota_cores: Option<f64>,
 }
 
 /// Memory of one cgroup with cAdvisor's meaning (reference §2.2).
@@ -63,8 +58,6 @@ pub struct MemoryStats {
     pub working_set_bytes: u64,
     pub pgfault: Option<u64>,
     pub pgmajfault: Option<u64>,
-    /// `None` = unlimited.
-    pub limit_bytes: Option<u64>,
 }
 
 /// What could be read of one cgroup; unreadable parts are `None` and listed in `errors`.
@@ -173,14 +166,19 @@ impl Cgroups {
         Some(root.join(rel.trim_start_matches('/')))
     }
 
-    /// Reads CPU and memory statistics of one cgroup.
-    pub fn read(&self, rel: &str) -> CgroupStats {
-        let mut stats = CgroupStats::default();
-        let cpu = if self.v1.contains_key("cpuacct") || self.v1.contains_key("cpu") {
+    /// CPU accounting of one cgroup.
+    pub fn read_cpu(&self, rel: &str) -> Result<CpuStats, CgroupError> {
+        if self.v1.contains_key("cpuacct") || self.v1.contains_key("cpu") {
             self.read_cpu_v1(rel)
         } else {
             self.read_cpu_v2(rel)
-        };
+        }
+    }
+
+    /// Reads CPU and memory statistics of one cgroup.
+    pub fn read(&self, rel: &str) -> CgroupStats {
+        let mut stats = CgroupStats::default();
+        let cpu = self.read_cpu(rel);
         match cpu {
             Ok(c) => stats.cpu = Some(c),
             Err(e) => stats.errors.push(e),
@@ -197,6 +195,9 @@ impl Cgroups {
         stats
     }
 
+    // Only the files the events use are read: one collection reads them for every pod and
+    // container of the node (hundreds of cgroups), so each file costs (issue [1/8] benchmark).
+
     fn read_cpu_v1(&self, rel: &str) -> Result<CpuStats, CgroupError> {
         let acct = self
             .dir("cpuacct", rel)
@@ -208,26 +209,10 @@ impl Cgroups {
             ..Default::default()
         };
         // cpuacct.stat is in USER_HZ ticks (100 per second on every Linux ABI kubelets run on).
-        if let Ok(kv) = read_flat_keyed(&acct.join("cpuacct.stat")) {
-            c.usage_user_ns = kv.get("user").map(|t| t * 10_000_000);
-            c.usage_system_ns = kv.get("system").map(|t| t * 10_000_000);
-        }
-        if let Some(cpu) = self.dir("cpu", rel) {
-            if let Ok(kv) = read_flat_keyed(&cpu.join("cpu.stat")) {
-                c.nr_periods = kv.get("nr_periods").copied();
-                c.nr_throttled = kv.get("nr_throttled").copied();
-                c.throttled_ns = kv.get("throttled_time").copied();
-            }
-            if let (Ok(q), Ok(p)) = (
-                read_trimmed(&cpu.join("cpu.cfs_quota_us")),
-                read_trimmed(&cpu.join("cpu.cfs_period_us")),
-            ) {
-                if let (Ok(q), Ok(p)) = (q.parse::<i64>(), p.parse::<i64>()) {
-                    if q > 0 && p > 0 {
-                        c.quota_cores = Some(q as f64 / p as f64);
-                    }
-                }
-            }
+        if let Ok(text) = read_small(&acct.join("cpuacct.stat")) {
+            let v = pick_keys(&text, &["user", "system"]);
+            c.usage_user_ns = v[0].map(|t| t * 10_000_000);
+            c.usage_system_ns = v[1].map(|t| t * 10_000_000);
         }
         Ok(c)
     }
@@ -237,31 +222,19 @@ impl Cgroups {
             .dir("cpu", rel)
             .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
         let path = dir.join("cpu.stat");
-        let kv = read_flat_keyed(&path)?;
-        let usage = kv.get("usage_usec").ok_or_else(|| CgroupError::Parse {
+        let v = pick_keys(
+            &read_small(&path)?,
+            &["usage_usec", "user_usec", "system_usec"],
+        );
+        let usage = v[0].ok_or_else(|| CgroupError::Parse {
             path: path.clone(),
             message: "no usage_usec".into(),
         })?;
-        let mut c = CpuStats {
+        Ok(CpuStats {
             usage_total_ns: usage.saturating_mul(1000),
-            usage_user_ns: kv.get("user_usec").map(|u| u.saturating_mul(1000)),
-            usage_system_ns: kv.get("system_usec").map(|u| u.saturating_mul(1000)),
-            nr_periods: kv.get("nr_periods").copied(),
-            nr_throttled: kv.get("nr_throttled").copied(),
-            throttled_ns: kv.get("throttled_usec").map(|u| u.saturating_mul(1000)),
-            quota_cores: None,
-        };
-        if let Ok(max) = read_trimmed(&dir.join("cpu.max")) {
-            let mut parts = max.split_whitespace();
-            if let (Some(q), Some(p)) = (parts.next(), parts.next()) {
-                if let (Ok(q), Ok(p)) = (q.parse::<f64>(), p.parse::<f64>()) {
-                    if p > 0.0 {
-                        c.quota_cores = Some(q / p);
-                    }
-                }
-            }
-        }
-        Ok(c)
+            usage_user_ns: v[1].map(|u| u.saturating_mul(1000)),
+            usage_system_ns: v[2].map(|u| u.saturating_mul(1000)),
+        })
     }
 
     fn read_memory_v1(&self, rel: &str) -> Result<MemoryStats, CgroupError> {
@@ -269,30 +242,39 @@ impl Cgroups {
             .dir("memory", rel)
             .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
         let usage = parse_u64_file(&dir.join("memory.usage_in_bytes"))?;
-        let stat = read_flat_keyed(&dir.join("memory.stat"))?;
+        let stat = read_small(&dir.join("memory.stat"))?;
         // With use_hierarchy (always on since 5.x) the `total_` keys include child cgroups, which
         // is what a pod cgroup must report; cAdvisor prefers them too.
-        let pick = |k: &str| {
-            stat.get(&format!("total_{k}"))
-                .or_else(|| stat.get(k))
-                .copied()
-        };
-        let inactive_file = pick("inactive_file").unwrap_or(0);
-        let limit = parse_u64_file(&dir.join("memory.limit_in_bytes"))
-            .ok()
-            .filter(|l| *l < (1 << 62));
+        const KEYS: [&str; 14] = [
+            "total_cache",
+            "total_rss",
+            "total_swap",
+            "total_mapped_file",
+            "total_inactive_file",
+            "total_pgfault",
+            "total_pgmajfault",
+            "cache",
+            "rss",
+            "swap",
+            "mapped_file",
+            "inactive_file",
+            "pgfault",
+            "pgmajfault",
+        ];
+        let v = pick_keys(&stat, &KEYS);
+        let pick = |i: usize| v[i].or(v[i + 7]);
+        let inactive_file = pick(4).unwrap_or(0);
         Ok(MemoryStats {
             usage_bytes: usage,
             max_usage_bytes: parse_u64_file(&dir.join("memory.max_usage_in_bytes")).ok(),
             failcnt: parse_u64_file(&dir.join("memory.failcnt")).ok(),
-            cache_bytes: pick("cache"),
-            rss_bytes: pick("rss"),
-            swap_bytes: pick("swap"),
-            mapped_file_bytes: pick("mapped_file"),
+            cache_bytes: pick(0),
+            rss_bytes: pick(1),
+            swap_bytes: pick(2),
+            mapped_file_bytes: pick(3),
             working_set_bytes: usage.saturating_sub(inactive_file),
-            pgfault: pick("pgfault"),
-            pgmajfault: pick("pgmajfault"),
-            limit_bytes: limit,
+            pgfault: pick(5),
+            pgmajfault: pick(6),
         })
     }
 
@@ -301,25 +283,34 @@ impl Cgroups {
             .dir("memory", rel)
             .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
         let usage = parse_u64_file(&dir.join("memory.current"))?;
-        let stat = read_flat_keyed(&dir.join("memory.stat"))?;
-        let inactive_file = stat.get("inactive_file").copied().unwrap_or(0);
-        let limit = read_trimmed(&dir.join("memory.max"))
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok());
+        let stat = read_small(&dir.join("memory.stat"))?;
+        let [file, anon, file_mapped, inactive_file, pgfault, pgmajfault] = pick_keys(
+            &stat,
+            &[
+                "file",
+                "anon",
+                "file_mapped",
+                "inactive_file",
+                "pgfault",
+                "pgmajfault",
+            ],
+        )[..] else {
+            unreachable!("six keys asked, six answers")
+        };
+        let inactive_file = inactive_file.unwrap_or(0);
         // v2 has no failcnt; the number of times the limit was hit is memory.events `max`.
-        let events = read_flat_keyed(&dir.join("memory.events")).ok();
+        let events = read_small(&dir.join("memory.events")).ok();
         Ok(MemoryStats {
             usage_bytes: usage,
             max_usage_bytes: parse_u64_file(&dir.join("memory.peak")).ok(),
-            failcnt: events.as_ref().and_then(|e| e.get("max").copied()),
-            cache_bytes: stat.get("file").copied(),
-            rss_bytes: stat.get("anon").copied(),
+            failcnt: events.as_deref().and_then(|e| pick_keys(e, &["max"])[0]),
+            cache_bytes: file,
+            rss_bytes: anon,
             swap_bytes: parse_u64_file(&dir.join("memory.swap.current")).ok(),
-            mapped_file_bytes: stat.get("file_mapped").copied(),
+            mapped_file_bytes: file_mapped,
             working_set_bytes: usage.saturating_sub(inactive_file),
-            pgfault: stat.get("pgfault").copied(),
-            pgmajfault: stat.get("pgmajfault").copied(),
-            limit_bytes: limit,
+            pgfault,
+            pgmajfault,
         })
     }
 
@@ -490,20 +481,44 @@ pub fn container_id_from_dir(name: &str) -> Option<String> {
 }
 
 fn read_trimmed(path: &Path) -> Result<String, CgroupError> {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_string())
-        .map_err(|source| CgroupError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
+    read_small(path).map(|s| s.trim().to_string())
+}
+
+/// Reads a small pseudo-file with one `read` into a buffer sized for cgroup files.
+pub fn read_small(path: &Path) -> Result<String, CgroupError> {
+    use std::io::Read;
+    let err = |source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = fs::File::open(path).map_err(err)?;
+    let mut buf = String::with_capacity(2048);
+    f.read_to_string(&mut buf).map_err(err)?;
+    Ok(buf)
 }
 
 fn parse_u64_file(path: &Path) -> Result<u64, CgroupError> {
-    let s = read_trimmed(path)?;
-    s.parse::<u64>().map_err(|_| CgroupError::Parse {
+    let s = read_small(path)?;
+    let t = s.trim();
+    t.parse::<u64>().map_err(|_| CgroupError::Parse {
         path: path.to_path_buf(),
-        message: format!("expected a whole number, found {:?}", truncate(&s)),
+        message: format!("expected a whole number, found {:?}", truncate(t)),
     })
+}
+
+/// Values of the asked keys in a `key value` per line file, without building a map.
+pub fn pick_keys(text: &str, keys: &[&str]) -> Vec<Option<u64>> {
+    let mut out = vec![None; keys.len()];
+    for line in text.lines() {
+        let mut it = line.split_ascii_whitespace();
+        let (Some(k), Some(v)) = (it.next(), it.next()) else {
+            continue;
+        };
+        if let Some(i) = keys.iter().position(|x| *x == k) {
+            out[i] = v.parse().ok();
+        }
+    }
+    out
 }
 
 /// Reads a `key value` per line file (cpu.stat, memory.stat, memory.events, cpuacct.stat).

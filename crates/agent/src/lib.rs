@@ -18,4 +18,5 @@ pub mod perf;
 pub mod prometheus;
 pub mod run;
 pub mod runtime;
+pub mod shipper;
 pub mod sink;

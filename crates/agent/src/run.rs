@@ -273,9 +273,44 @@ pub async fn run_metrics(
     cfg: &AgentConfig,
     sink: Arc<dyn Sink>,
     opts: RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), crate::sink::SinkError> {
+    run_loop(MetricsLoop::new(cfg), cfg, sink, opts, shutdown).await
+}
+
+/// The whole agent: metrics and (unless `once` or disabled) logs, until `shutdown`.
+pub async fn run_agent(
+    cfg: &AgentConfig,
+    sink: Arc<dyn Sink>,
+    opts: RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), crate::sink::SinkError> {
+    let ml = MetricsLoop::new(cfg);
+    let logs = if cfg.kinsight.logs.enabled && !opts.once {
+        let collector = crate::logs::LogCollector::new(cfg, sink.clone(), Some(ml.pod_feed()));
+        let rx = shutdown.clone();
+        Some(tokio::spawn(async move {
+            if let Err(e) = collector.run(rx).await {
+                tracing::error!("log collection stopped: {e}");
+            }
+        }))
+    } else {
+        None
+    };
+    let result = run_loop(ml, cfg, sink, opts, shutdown).await;
+    if let Some(l) = logs {
+        let _ = l.await;
+    }
+    result
+}
+
+async fn run_loop(
+    mut ml: MetricsLoop,
+    cfg: &AgentConfig,
+    sink: Arc<dyn Sink>,
+    opts: RunOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), crate::sink::SinkError> {
-    let mut ml = MetricsLoop::new(cfg);
     ml.spawn_leader_election(shutdown.clone());
     if opts.once {
         ml.tick().await;
@@ -297,7 +332,7 @@ pub async fn run_metrics(
         }
         let (events, raw) = ml.tick().await;
         publish(&opts, &raw);
-        if let Err(e) = sink.send(&events).await {
+        if let Err(e) = sink.offer(&events).await {
             // Metric samples cannot be re-read later; the server sink buffers on disk, other
             // sinks failing is worth one line per interval.
             tracing::error!("performance events of this interval were not delivered: {e}");

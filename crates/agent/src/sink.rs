@@ -26,6 +26,13 @@ pub enum SinkError {
 pub trait Sink: Send + Sync {
     /// Delivers `events`; resolves once they are durable at the destination.
     fn send<'a>(&'a self, events: &'a [LogEvent]) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// Hands over events that cannot be produced again (metric samples). A sink with a local
+    /// buffer may resolve once they are durable there and drop the oldest such batches when
+    /// the buffer is full; by default this is [`Sink::send`].
+    fn offer<'a>(&'a self, events: &'a [LogEvent]) -> BoxFuture<'a, Result<(), SinkError>> {
+        self.send(events)
+    }
 }
 
 /// Parses an `--output` value: `-` for stdout, `file:PATH` for an fsynced file.

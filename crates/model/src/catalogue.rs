@@ -392,52 +392,88 @@ pub fn declarations(enhanced: bool) -> &'static [Declaration] {
 /// de-duplicated; metrics sharing the same sets share one directive element. Returns an
 /// empty list if no field matches (reference §1.2).
 pub fn directives_for(event: &Map<String, Value>, enhanced: bool) -> Vec<MetricDirective> {
-    // (metric name, dimension sets) in field order.
-    let mut per_metric: Vec<(&str, Vec<Vec<String>>)> = Vec::new();
-    for (field, value) in event {
-        if !value.is_number() {
-            continue;
+    DirectiveBuilder::new(enhanced).build(event)
+}
+
+/// [`directives_for`] with a memo of which declarations match which field name: an agent
+/// builds directives for a thousand events per collection with the same few hundred names.
+#[derive(Debug, Clone)]
+pub struct DirectiveBuilder {
+    enhanced: bool,
+    matches: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl DirectiveBuilder {
+    pub fn new(enhanced: bool) -> DirectiveBuilder {
+        DirectiveBuilder {
+            enhanced,
+            matches: std::collections::HashMap::new(),
         }
-        let mut sets: Vec<Vec<String>> = Vec::new();
-        for decl in declarations(enhanced) {
-            if !decl.metrics.iter().any(|m| field.contains(m)) {
+    }
+
+    fn declarations_of(&mut self, field: &str) -> &[usize] {
+        if !self.matches.contains_key(field) {
+            let found = declarations(self.enhanced)
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.metrics.iter().any(|m| field.contains(m)))
+                .map(|(i, _)| i)
+                .collect();
+            self.matches.insert(field.to_string(), found);
+        }
+        &self.matches[field]
+    }
+
+    pub fn build(&mut self, event: &Map<String, Value>) -> Vec<MetricDirective> {
+        let decls = declarations(self.enhanced);
+        // (metric name, dimension sets) in field order.
+        let mut per_metric: Vec<(&str, Vec<Vec<String>>)> = Vec::new();
+        for (field, value) in event {
+            if !value.is_number() {
                 continue;
             }
-            for set in decl.dimensions {
-                if !set
-                    .iter()
-                    .all(|k| event.get(*k).is_some_and(Value::is_string))
-                {
-                    continue;
-                }
-                let mut keys: Vec<String> = set.iter().map(|k| k.to_string()).collect();
-                keys.sort();
-                if !sets.contains(&keys) {
-                    sets.push(keys);
+            let idx = self.declarations_of(field);
+            if idx.is_empty() {
+                continue;
+            }
+            let mut sets: Vec<Vec<String>> = Vec::new();
+            for &d in idx {
+                for set in decls[d].dimensions {
+                    if !set
+                        .iter()
+                        .all(|k| event.get(*k).is_some_and(Value::is_string))
+                    {
+                        continue;
+                    }
+                    let mut keys: Vec<String> = set.iter().map(|k| k.to_string()).collect();
+                    keys.sort();
+                    if !sets.contains(&keys) {
+                        sets.push(keys);
+                    }
                 }
             }
+            if !sets.is_empty() {
+                per_metric.push((field.as_str(), sets));
+            }
         }
-        if !sets.is_empty() {
-            per_metric.push((field.as_str(), sets));
+        let mut directives: Vec<MetricDirective> = Vec::new();
+        for (name, sets) in per_metric {
+            let def = MetricDefinition {
+                name: name.to_string(),
+                unit: unit_of(name).as_cloudwatch().map(str::to_string),
+                storage_resolution: None,
+            };
+            match directives.iter_mut().find(|d| d.dimensions == sets) {
+                Some(d) => d.metrics.push(def),
+                None => directives.push(MetricDirective {
+                    namespace: NAMESPACE.to_string(),
+                    dimensions: sets,
+                    metrics: vec![def],
+                }),
+            }
         }
+        directives
     }
-    let mut directives: Vec<MetricDirective> = Vec::new();
-    for (name, sets) in per_metric {
-        let def = MetricDefinition {
-            name: name.to_string(),
-            unit: unit_of(name).as_cloudwatch().map(str::to_string),
-            storage_resolution: None,
-        };
-        match directives.iter_mut().find(|d| d.dimensions == sets) {
-            Some(d) => d.metrics.push(def),
-            None => directives.push(MetricDirective {
-                namespace: NAMESPACE.to_string(),
-                dimensions: sets,
-                metrics: vec![def],
-            }),
-        }
-    }
-    directives
 }
 
 #[cfg(test)]

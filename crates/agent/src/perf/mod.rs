@@ -168,10 +168,12 @@ pub struct Collector {
     cores: Option<u32>,
     /// MemTotal of the last collection: the denominator of pod/container memory utilization.
     mem_total: Option<f64>,
+    directives: catalogue::DirectiveBuilder,
 }
 
 impl Collector {
     pub fn new(settings: CollectorSettings, host_root: &Path) -> Collector {
+        let enhanced = settings.enhanced;
         let mut problems = Problems::default();
         let cgroups = match Cgroups::detect(host_root) {
             Ok(c) => Some(c),
@@ -193,6 +195,7 @@ impl Collector {
             problems,
             cores: None,
             mem_total: None,
+            directives: catalogue::DirectiveBuilder::new(enhanced),
         }
     }
 
@@ -232,8 +235,10 @@ impl Collector {
         self.rates.sweep(t_ns);
         let id = NodeIdentity::from_node(inputs.node, &self.settings.node_name);
         let mut out = Vec::new();
-        self.node_events(t_ns, wall_ms, inputs, &id, &mut out);
-        self.workload_events(t_ns, wall_ms, inputs, &id, &mut out);
+        // Parsed once per collection: node requests and every pod event need them.
+        let pods = self.pod_infos(inputs);
+        self.node_events(t_ns, wall_ms, inputs, pods.as_deref(), &id, &mut out);
+        self.workload_events(t_ns, wall_ms, inputs, pods.as_deref(), &id, &mut out);
         if let Some(cluster) = inputs.cluster {
             self.cluster_events(wall_ms, cluster, &mut out);
         }
@@ -242,11 +247,11 @@ impl Collector {
 
     /// Adds the EMF directive. Standard mode keeps events without declared metrics as plain
     /// log content; enhanced mode drops them (reference §1.2, §9 item 11).
-    fn finish(&self, mut ev: Map<String, Value>) -> Option<Map<String, Value>> {
+    fn finish(&mut self, mut ev: Map<String, Value>) -> Option<Map<String, Value>> {
         if self.settings.disable_metric_extraction {
             return Some(ev);
         }
-        let directives = catalogue::directives_for(&ev, self.settings.enhanced);
+        let directives = self.directives.build(&ev);
         if directives.is_empty() {
             return (!self.settings.enhanced).then_some(ev);
         }

@@ -1,6 +1,7 @@
 //! Node, NodeNet, NodeDiskIO and NodeFS events (reference §1.3, §2.3).
 
 use super::event::{Ev, percent};
+use super::pods::PodInfo;
 use super::{Collector, Inputs, NodeIdentity};
 use kinsight_model::catalogue::{keys, types};
 use serde_json::{Map, Value, json};
@@ -11,6 +12,7 @@ impl Collector {
         t_ns: u64,
         ts: i64,
         inputs: &Inputs<'_>,
+        pods: Option<&[PodInfo]>,
         id: &NodeIdentity,
         out: &mut Vec<Map<String, Value>>,
     ) {
@@ -21,7 +23,7 @@ impl Collector {
 
         let cores = self.cores();
         let cpu_limit = cores.map(|c| c as f64 * 1000.0);
-        match self.host.cpu_times() {
+        match self.node_cpu() {
             Ok(cpu) => {
                 self.problems.clear("node-cpu");
                 let total = self.rates.millicores("node/cpu/total", cpu.total_ns, t_ns);
@@ -44,8 +46,7 @@ impl Collector {
         ev.opt("node_cpu_limit", cpu_limit);
 
         // Requests of non-terminated pods, each pod capped at node capacity (reference §2.3).
-        let pods = self.pod_infos(inputs);
-        if let Some(pods) = pods.as_ref() {
+        if let Some(pods) = pods {
             if let Some(limit) = cpu_limit {
                 let req: f64 = pods
                     .iter()
@@ -85,7 +86,7 @@ impl Collector {
             }
             Err(e) => self.problems.report("node-memory", &e.to_string()),
         }
-        if let (Some(pods), Some(limit)) = (pods.as_ref(), mem_limit) {
+        if let (Some(pods), Some(limit)) = (pods, mem_limit) {
             let req: f64 = pods
                 .iter()
                 .filter(|p| !p.is_terminated())
@@ -110,7 +111,7 @@ impl Collector {
             Err(e) => self.problems.report("node-net", &e.to_string()),
         }
 
-        if let Some(pods) = pods.as_ref() {
+        if let Some(pods) = pods {
             ev.u(
                 "node_number_of_running_pods",
                 pods.iter().filter(|p| p.phase == "Running").count() as u64,
@@ -129,6 +130,24 @@ impl Collector {
 
         self.disk_events(t_ns, ts, id, out);
         self.fs_events(ts, id, out);
+    }
+
+    /// Node CPU: the root cgroup's accounting where it is kept (cAdvisor's source, nanosecond
+    /// precision), else /proc/stat (10 ms ticks).
+    fn node_cpu(&self) -> Result<crate::host::CpuTimes, crate::host::HostError> {
+        if let Some(cpu) = self
+            .cgroups
+            .as_ref()
+            .and_then(|c| c.read_cpu("/").ok())
+            .filter(|c| c.usage_total_ns > 0)
+        {
+            return Ok(crate::host::CpuTimes {
+                total_ns: cpu.usage_total_ns,
+                user_ns: cpu.usage_user_ns.unwrap_or(0),
+                system_ns: cpu.usage_system_ns.unwrap_or(0),
+            });
+        }
+        self.host.cpu_times()
     }
 
     fn disk_events(

@@ -16,10 +16,11 @@ impl Collector {
         t_ns: u64,
         ts: i64,
         inputs: &Inputs<'_>,
+        pods: Option<&[PodInfo]>,
         id: &NodeIdentity,
         out: &mut Vec<Map<String, Value>>,
     ) {
-        let Some(pods) = self.pod_infos(inputs) else {
+        let Some(pods) = pods else {
             return;
         };
         let Some(cgroups) = self.cgroups.clone() else {
@@ -31,7 +32,7 @@ impl Collector {
         let node_mem_limit = self.mem_total;
         let mut seen_pods = HashSet::new();
         let mut seen_containers = HashSet::new();
-        for pod in &pods {
+        for pod in pods {
             if let Some(node) = &pod.node_name {
                 if node != &self.settings.node_name && !by_uid.contains_key(pod.uid.as_str()) {
                     continue;

@@ -318,3 +318,43 @@ pub fn num(e: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-6 * b.abs().max(1.0)
 }
+
+/// Reads of a cgroup's cumulative CPU counter taken right before and right after a
+/// collection, so a test can bound what the agent measured between two collections from the
+/// kernel's own counter rather than from a fixed expectation that a busy machine may not meet.
+pub struct Bracket {
+    before: (std::time::Instant, u64),
+    after: (std::time::Instant, u64),
+}
+
+pub fn cpu_usage_ns(cpuacct_usage: &Path) -> u64 {
+    fs::read_to_string(cpuacct_usage)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+impl Bracket {
+    pub async fn around<F: std::future::Future<Output = T>, T>(
+        counter: &Path,
+        f: F,
+    ) -> (T, Bracket) {
+        let before = (std::time::Instant::now(), cpu_usage_ns(counter));
+        let out = f.await;
+        let after = (std::time::Instant::now(), cpu_usage_ns(counter));
+        (out, Bracket { before, after })
+    }
+
+    /// The range of millicores any measurement between a read inside `first` and a read inside
+    /// `second` can give.
+    pub fn millicores_range(first: &Bracket, second: &Bracket) -> (f64, f64) {
+        let ns =
+            |a: std::time::Instant, b: std::time::Instant| b.duration_since(a).as_nanos() as f64;
+        let lo =
+            (second.before.1 - first.after.1) as f64 / ns(first.before.0, second.after.0) * 1000.0;
+        let hi =
+            (second.after.1 - first.before.1) as f64 / ns(first.after.0, second.before.0) * 1000.0;
+        (lo, hi)
+    }
+}

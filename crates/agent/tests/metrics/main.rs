@@ -10,3 +10,4 @@ mod kubelet;
 mod leader;
 mod podman;
 mod real_cgroups;
+mod shipper;

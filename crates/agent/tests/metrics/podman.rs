@@ -2,7 +2,7 @@
 //! logger, from scripts/podman-setup.sh's local busybox image) is discovered from podman's
 //! state files and cgroups and reported with the same events as a kubelet's pod.
 
-use super::fixtures::{find, num};
+use super::fixtures::{Bracket, find, num};
 use kinsight_agent::run::MetricsLoop;
 use kinsight_model::config::AgentConfig;
 use std::process::Command;
@@ -76,9 +76,22 @@ spec:
 
     let cfg = AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "local", "metrics_collection_interval": 1}}}}"#, &|k| (k == "HOST_NAME").then(|| "host-1".to_string())).unwrap();
     let mut ml = MetricsLoop::new(&cfg);
-    ml.tick().await;
+    let out = Command::new("podman")
+        .args([
+            "inspect",
+            "-f",
+            "{{.State.CgroupPath}}",
+            &format!("{name}-burner"),
+        ])
+        .output()
+        .unwrap();
+    let cgroup = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let counter = std::path::Path::new("/sys/fs/cgroup/cpuacct")
+        .join(cgroup.trim_start_matches('/'))
+        .join("cpuacct.usage");
+    let (_, b0) = Bracket::around(&counter, ml.tick()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, evs) = ml.tick().await;
+    let ((_, evs), b1) = Bracket::around(&counter, ml.tick()).await;
 
     let burner = find(&evs, "Container", |e| {
         e["PodName"] == name.as_str() && e["kubernetes"]["container_name"] == "burner"
@@ -86,10 +99,12 @@ spec:
     assert_eq!(burner["Namespace"], "podman");
     assert_eq!(burner["kubernetes"]["pod_name"], name.as_str());
     let cpu = num(burner, "container_cpu_usage_total");
+    let (lo, hi) = Bracket::millicores_range(&b0, &b1);
     assert!(
-        (300.0..=560.0).contains(&cpu),
-        "burner at {cpu} millicores, limited to 500"
+        cpu >= lo * 0.98 && cpu <= hi * 1.02,
+        "burner {cpu} m, the kernel's counter says {lo:.0}..{hi:.0} m"
     );
+    assert!(cpu <= 520.0, "limited to 500 m, measured {cpu}");
     assert_eq!(num(burner, "container_cpu_limit"), 500.0);
     assert_eq!(
         num(burner, "container_memory_limit"),

@@ -4,7 +4,7 @@
 //! test server (no kubelet runs here) with the real pod UID and container ids filled in.
 
 use super::fake_kube::{FakeKube, Mode};
-use super::fixtures::{find, kube, num};
+use super::fixtures::{Bracket, find, kube, num};
 use kinsight_agent::run::MetricsLoop;
 use kinsight_model::config::AgentConfig;
 use std::path::{Path, PathBuf};
@@ -127,18 +127,37 @@ async fn throttled_burner_and_memory_holder_measured_from_real_cgroups() {
     let mut ml = MetricsLoop::new(&cfg);
     // Let the holder fault its pages in and the burner hit its quota.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    ml.tick().await;
+    let counter = cg("cpuacct", &burner).join("cpuacct.usage");
+    let throttled_before = std::fs::read_to_string(cg("cpu", &burner).join("cpu.stat")).unwrap();
+    let (_, b0) = Bracket::around(&counter, ml.tick()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (log_events, evs) = ml.tick().await;
+    let ((log_events, evs), b1) = Bracket::around(&counter, ml.tick()).await;
 
     let burner_ev = find(&evs, "Container", |e| {
         e["kubernetes"]["container_name"] == "app"
     });
     let cpu = num(burner_ev, "container_cpu_usage_total");
-    // The quota caps the burner at 500 m; a busy 2-core CI machine can give it less, never more.
+    // What the kernel counted around the two collections bounds what the agent may report;
+    // the CFS quota caps it at 500 m (a busy CI machine may give the burner less).
+    let (lo, hi) = Bracket::millicores_range(&b0, &b1);
     assert!(
-        (300.0..=560.0).contains(&cpu),
-        "burner used {cpu} millicores, expected about 500"
+        cpu >= lo * 0.98 && cpu <= hi * 1.02,
+        "burner {cpu} m, the kernel's counter says {lo:.0}..{hi:.0} m"
+    );
+    assert!(
+        cpu <= 520.0,
+        "the quota caps the burner at 500 m, measured {cpu}"
+    );
+    let nr_throttled = |s: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("nr_throttled "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let throttled_after = std::fs::read_to_string(cg("cpu", &burner).join("cpu.stat")).unwrap();
+    assert!(
+        nr_throttled(&throttled_after) > nr_throttled(&throttled_before),
+        "the burner is CFS-throttled"
     );
     let holder_ev = find(&evs, "Container", |e| {
         e["kubernetes"]["container_name"] == "envoy"

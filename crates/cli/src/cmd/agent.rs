@@ -1,7 +1,8 @@
 //! `kinsight agent`: the node agent (issue [1/8]).
 
 use anyhow::Context;
-use kinsight_agent::run::{RunOptions, run_metrics};
+use kinsight_agent::run::{RunOptions, run_agent};
+use kinsight_agent::shipper::{ServerSink, ShipperConfig};
 use kinsight_agent::sink::sink_from_spec;
 use kinsight_model::config::AgentConfig;
 use std::net::SocketAddr;
@@ -15,9 +16,10 @@ pub struct AgentArgs {
     /// Agent config (JSON): the CloudWatch agent's ConfigMap document plus a "kinsight" object.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Where events go: `-` (stdout, JSON lines) or `file:PATH` (appended, fsynced).
-    #[arg(long, value_name = "SPEC", default_value = "-")]
-    pub output: String,
+    /// Where events go: `server` (the config's `kinsight.server_url`; the default when it is
+    /// set), `-` (stdout, JSON lines) or `file:PATH` (appended, fsynced).
+    #[arg(long, value_name = "SPEC")]
+    pub output: Option<String>,
     /// Take two samples `--sample-interval` apart, print one collection and exit.
     #[arg(long)]
     pub once: bool,
@@ -55,6 +57,36 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// The server sink of the config: `kinsight.server_url`, token from `KINSIGHT_TOKEN` or
+/// `kinsight.server_token_file`, spool under `state_dir/spool`.
+pub fn server_sink(cfg: &AgentConfig) -> anyhow::Result<Arc<ServerSink>> {
+    let k = &cfg.kinsight;
+    let url = k
+        .server_url
+        .as_deref()
+        .context("--output server needs kinsight.server_url in the config")?;
+    let token = match std::env::var("KINSIGHT_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(t) => Some(t.trim().to_string()),
+        None => match &k.server_token_file {
+            Some(f) => Some(
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read token file {}", f.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        },
+    };
+    let mut sc = ShipperConfig::new(url, token, k.state_dir.join("spool"));
+    sc.max_bytes = k.buffer_max_bytes;
+    sc.batch_max_events = k.batch_max_events;
+    sc.batch_max_bytes = k.batch_max_bytes;
+    Ok(ServerSink::open(sc)?)
+}
+
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<AgentConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config {}", path.display()))?;
@@ -81,10 +113,23 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let sink = sink_from_spec(&args.output).map_err(anyhow::Error::msg)?;
+    let output = args.output.clone().unwrap_or_else(|| {
+        if cfg.kinsight.server_url.is_some() {
+            "server".into()
+        } else {
+            "-".into()
+        }
+    });
     let rt = super::runtime()?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let sink: Arc<dyn kinsight_agent::sink::Sink> = if output == "server" {
+            let shipper = server_sink(&cfg)?;
+            shipper.spawn(rx.clone());
+            shipper
+        } else {
+            sink_from_spec(&output).map_err(anyhow::Error::msg)?
+        };
         let prometheus = Arc::new(RwLock::new(String::new()));
         if let Some(addr) = args.metrics_listen {
             super::serve_metrics(addr, prometheus.clone(), rx.clone()).await?;
@@ -95,7 +140,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             sample_interval: args.sample_interval,
             prometheus: Some(prometheus),
         };
-        run_metrics(&cfg, sink, opts, rx)
+        run_agent(&cfg, sink, opts, rx)
             .await
             .context("delivering events")?;
         Ok(ExitCode::SUCCESS)

@@ -67,7 +67,8 @@ fn once_prints_node_events_of_this_machine() {
             "Node" => {
                 assert_eq!(m["node_cpu_limit"].as_f64().unwrap(), cores * 1000.0);
                 let u = m["node_cpu_utilization"].as_f64().unwrap();
-                assert!((0.0..=100.5).contains(&u), "{u}");
+                // Rates over a short sample jitter by a few percent around a fully busy machine.
+                assert!((0.0..=105.0).contains(&u), "{u}");
                 let mem = m["node_memory_limit"].as_f64().unwrap();
                 let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
                 let total_kb: f64 = meminfo
@@ -201,7 +202,10 @@ fn runs_at_one_second_and_serves_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "local", "metrics_collection_interval": 1}}}}"#,
+        &format!(
+            r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "local", "metrics_collection_interval": 1}}}}}}, "kinsight": {{"state_dir": "{}"}}}}"#,
+            dir.path().join("state").display()
+        ),
     );
     let path = dir.path().join("events.jsonl");
     let port = {
