@@ -19,6 +19,13 @@ const ENTRY_LEN: usize = 44;
 /// zstd level 3: decompression speed is what queries pay, and it barely depends on level.
 const ZSTD_LEVEL: i32 = 3;
 
+thread_local! {
+    /// One decompression context per thread, reused for every block: a query decodes
+    /// thousands of small blocks.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+}
+
 /// Where one series' block lives in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IndexEntry {
@@ -66,6 +73,9 @@ impl IndexEntry {
 
 /// Streams blocks (in increasing series id order) into a new segment.
 pub(crate) struct SegmentWriter {
+    /// One compression context for the whole file: creating one per block costs more than
+    /// compressing a small block.
+    zstd: zstd::bulk::Compressor<'static>,
     tmp: PathBuf,
     path: PathBuf,
     out: BufWriter<File>,
@@ -87,6 +97,7 @@ impl SegmentWriter {
         out.write_all(&header)
             .map_err(|e| MetricsError::io(&tmp, e))?;
         Ok(SegmentWriter {
+            zstd: zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| MetricsError::io(&tmp, e))?,
             tmp,
             path: path.to_path_buf(),
             out,
@@ -103,8 +114,10 @@ impl SegmentWriter {
         };
         debug_assert!(self.index.last().is_none_or(|e| e.series < series));
         let raw = block.encode();
-        let compressed =
-            zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(|e| MetricsError::io(&self.tmp, e))?;
+        let compressed = self
+            .zstd
+            .compress(&raw)
+            .map_err(|e| MetricsError::io(&self.tmp, e))?;
         self.out
             .write_all(&compressed)
             .map_err(|e| MetricsError::io(&self.tmp, e))?;
@@ -289,7 +302,11 @@ impl Segment {
                 e.series
             )));
         }
-        let raw = zstd::bulk::decompress(&buf, e.raw_len as usize)
+        let raw = DECOMPRESSOR
+            .with(|d| match &mut *d.borrow_mut() {
+                Some(d) => d.decompress(&buf, e.raw_len as usize),
+                None => zstd::bulk::decompress(&buf, e.raw_len as usize),
+            })
             .map_err(|err| corrupt(format!("block of series {}: {err}", e.series)))?;
         BlockData::decode(self.tier, &raw)
             .map_err(|reason| corrupt(format!("block of series {}: {reason}", e.series)))

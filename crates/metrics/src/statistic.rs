@@ -57,14 +57,21 @@ pub fn nearest_rank(values: &[f64], p: f64) -> Option<f64> {
     if values.is_empty() || !(p > 0.0 && p <= 100.0) {
         return None;
     }
+    nearest_rank_in_place(&mut values.to_vec(), p)
+}
+
+/// [`nearest_rank`] on a scratch slice it may reorder.
+pub fn nearest_rank_in_place(values: &mut [f64], p: f64) -> Option<f64> {
+    if values.is_empty() || !(p > 0.0 && p <= 100.0) {
+        return None;
+    }
     let n = values.len();
     // Rank computed in integer hundredths of a percent to avoid 0.1-style float surprises:
     // p has at most two decimals.
     let p_hundredths = (p * 100.0).round() as u128;
     let rank = (p_hundredths * n as u128).div_ceil(10_000) as usize;
     let idx = rank.clamp(1, n) - 1;
-    let mut v = values.to_vec();
-    let (_, nth, _) = v.select_nth_unstable_by(idx, f64::total_cmp);
+    let (_, nth, _) = values.select_nth_unstable_by(idx, f64::total_cmp);
     Some(*nth)
 }
 

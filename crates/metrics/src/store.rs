@@ -14,7 +14,7 @@ use crate::manifest::{self, Manifest, SegmentMeta, SeriesFileMeta};
 use crate::query::{MetricQuery, QueryResult, SeriesValues};
 use crate::segment::{Segment, SegmentWriter};
 use crate::series::{CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, SeriesSelector};
-use crate::statistic::SlotSummary;
+use crate::statistic::{SlotSummary, Statistic};
 use crate::tier::{Retention, Tier, tier_for};
 use kinsight_model::LogEvent;
 use kinsight_model::emf::{self, Datapoint};
@@ -587,9 +587,16 @@ impl MetricStore {
             .max(1);
         let chunk = selected.len().div_ceil(threads).max(1);
         let one = |info: &SeriesInfo| -> Result<SeriesValues, MetricsError> {
-            let slots = self.aggregate_id(info.id, start, period_ms, n, needs_samples)?;
+            let values = match q.statistic {
+                Statistic::Percentile(p) => self.percentile_id(info.id, start, period_ms, n, p)?,
+                stat => self
+                    .aggregate_id(info.id, start, period_ms, n, false)?
+                    .iter()
+                    .map(|s| stat.compute(s))
+                    .collect(),
+            };
             Ok(SeriesValues {
-                values: slots.iter().map(|s| q.statistic.compute(s)).collect(),
+                values,
                 key: info.key.clone(),
                 unit: info.unit.clone(),
             })
@@ -653,25 +660,24 @@ impl MetricStore {
         }
     }
 
-    fn aggregate_id(
+    /// The blocks holding rows of series `id` in `tier` within `[start, end)`: segment blocks
+    /// (decoded through the cache, sorted) and the frozen and live heads (unsorted). Taken as
+    /// one consistent snapshot — under one read lock — so a concurrent flush can neither hide
+    /// nor double rows.
+    fn blocks(
         &self,
         id: u32,
+        tier: Tier,
         start: i64,
-        period_ms: i64,
-        n: usize,
-        keep: bool,
-    ) -> Result<Vec<SlotSummary>, MetricsError> {
-        if period_ms <= 0 {
-            return Err(MetricsError::InvalidQuery("period must be positive".into()));
-        }
-        let tier = tier_for(period_ms, start, keep);
-        let end = start.saturating_add(period_ms.saturating_mul(n as i64));
-        let mut slots = vec![SlotSummary::default(); n];
-        // One consistent snapshot: head rows copied, frozen head and segment list by Arc, all
-        // under the same read lock so a concurrent flush can neither hide nor double rows.
-        let (head_block, frozen, segments) = {
+        end: i64,
+    ) -> Result<Vec<(Arc<BlockData>, bool)>, MetricsError> {
+        let (head_block, frozen_block, segments) = {
             let st = self.read();
             let head_block = st.head.tier(tier).get(&id).cloned();
+            let frozen_block = st
+                .frozen
+                .as_ref()
+                .and_then(|f| f.tier(tier).get(&id).cloned());
             let segments: Vec<Arc<Segment>> = st
                 .segments
                 .iter()
@@ -686,15 +692,47 @@ impl MetricStore {
                 })
                 .cloned()
                 .collect();
-            (head_block, st.frozen.clone(), segments)
+            (head_block, frozen_block, segments)
         };
-        let mut add_block = |b: &BlockData, sorted: bool| {
+        let mut out = Vec::with_capacity(segments.len() + 2);
+        for seg in &segments {
+            let Some(e) = seg.entry(id) else { continue };
+            let block = match self.cache.get((seg.generation, id)) {
+                Some(b) => b,
+                None => {
+                    let b = Arc::new(seg.read_block(e)?);
+                    self.cache.insert((seg.generation, id), b.clone());
+                    b
+                }
+            };
+            out.push((block, true));
+        }
+        out.extend(frozen_block.into_iter().map(|b| (Arc::new(b), false)));
+        out.extend(head_block.into_iter().map(|b| (Arc::new(b), false)));
+        Ok(out)
+    }
+
+    fn aggregate_id(
+        &self,
+        id: u32,
+        start: i64,
+        period_ms: i64,
+        n: usize,
+        keep: bool,
+    ) -> Result<Vec<SlotSummary>, MetricsError> {
+        if period_ms <= 0 {
+            return Err(MetricsError::InvalidQuery("period must be positive".into()));
+        }
+        let tier = tier_for(period_ms, start, keep);
+        let end = start.saturating_add(period_ms.saturating_mul(n as i64));
+        let mut slots = vec![SlotSummary::default(); n];
+        for (b, sorted) in self.blocks(id, tier, start, end)? {
             let rows = if sorted {
                 b.range(start, end)
             } else {
                 0..b.rows()
             };
-            match b {
+            match &*b {
                 BlockData::Raw { ts, vals } => {
                     for i in rows {
                         if ts[i] >= start && ts[i] < end {
@@ -712,28 +750,60 @@ impl MetricStore {
                     }
                 }
             }
-        };
-        for seg in &segments {
-            let Some(e) = seg.entry(id) else { continue };
-            let block = match self.cache.get((seg.generation, id)) {
-                Some(b) => b,
-                None => {
-                    let b = Arc::new(seg.read_block(e)?);
-                    self.cache.insert((seg.generation, id), b.clone());
-                    b
-                }
-            };
-            add_block(&block, true);
-        }
-        if let Some(f) = &frozen
-            && let Some(b) = f.tier(tier).get(&id)
-        {
-            add_block(b, false);
-        }
-        if let Some(b) = &head_block {
-            add_block(b, false);
         }
         Ok(slots)
+    }
+
+    /// Percentile `p` per period from raw samples, without a vector per period: count the
+    /// samples of each period, scatter them into one flat array (a counting sort by period),
+    /// then select the nearest-rank sample in place per period.
+    fn percentile_id(
+        &self,
+        id: u32,
+        start: i64,
+        period_ms: i64,
+        n: usize,
+        p: f64,
+    ) -> Result<Vec<Option<f64>>, MetricsError> {
+        let end = start.saturating_add(period_ms.saturating_mul(n as i64));
+        let blocks = self.blocks(id, Tier::Raw, start, end)?;
+        let rows_of = |b: &BlockData, sorted: bool| {
+            if sorted {
+                b.range(start, end)
+            } else {
+                0..b.rows()
+            }
+        };
+        let mut offsets = vec![0usize; n + 1];
+        for (b, sorted) in &blocks {
+            let ts = b.ts();
+            for i in rows_of(b, *sorted) {
+                if ts[i] >= start && ts[i] < end {
+                    offsets[((ts[i] - start) / period_ms) as usize + 1] += 1;
+                }
+            }
+        }
+        for k in 1..=n {
+            offsets[k] += offsets[k - 1];
+        }
+        let mut flat = vec![0.0f64; offsets[n]];
+        let mut fill = offsets.clone();
+        for (b, sorted) in &blocks {
+            if let BlockData::Raw { ts, vals } = &**b {
+                for i in rows_of(b, *sorted) {
+                    if ts[i] >= start && ts[i] < end {
+                        let slot = ((ts[i] - start) / period_ms) as usize;
+                        flat[fill[slot]] = vals[i];
+                        fill[slot] += 1;
+                    }
+                }
+            }
+        }
+        Ok((0..n)
+            .map(|k| {
+                crate::statistic::nearest_rank_in_place(&mut flat[offsets[k]..offsets[k + 1]], p)
+            })
+            .collect())
     }
 
     pub fn stats(&self) -> StoreStats {
