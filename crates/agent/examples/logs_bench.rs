@@ -62,7 +62,7 @@ fn log_file(root: &Path) -> PathBuf {
 /// ~130 bytes a line, like the benchmark file.
 fn line(n: u64) -> String {
     format!(
-        "2024-05-01T10:{:02}:{:02}.{:09}Z stdout F level=info req={n:010} path=/api/v1/cart status=200 dur_ms={}\n",
+        "2024-05-01T10:{:02}:{:02}.{:09}Z stdout F level=info req={n:010} path=/api/v1/cart status=200 ua=kube-probe/1.30 dur_ms={}\n",
         (n / 60_000_000) % 60,
         (n / 1_000_000) % 60,
         n % 1_000_000_000,
@@ -97,6 +97,7 @@ fn config(root: &Path) -> AgentConfig {
 fn run_collector(
     root: &Path,
     sink: Arc<dyn Sink>,
+    sample_every: Duration,
     until: impl Fn(&kinsight_agent::logs::stats::LogStatsSnapshot) -> bool + Send + 'static,
     on_sample: impl FnMut() + Send + 'static,
 ) {
@@ -118,7 +119,7 @@ fn run_collector(
         let task = tokio::spawn(c.run(rx));
         let mut on_sample = on_sample;
         loop {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(sample_every).await;
             on_sample();
             if until(&stats.snapshot()) {
                 break;
@@ -148,7 +149,13 @@ fn throughput(dir: &Path, sink_kind: &str) {
     };
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    run_collector(dir, sink, |s| s.events_acked >= LINES, || {});
+    run_collector(
+        dir,
+        sink,
+        Duration::from_millis(20),
+        |s| s.events_acked >= LINES,
+        || {},
+    );
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     println!(
@@ -213,9 +220,11 @@ fn steady(dir: &Path, seconds: u64, rate: u64) {
     let mut rss = Vec::new();
     let result = Arc::new(std::sync::Mutex::new(None));
     let r2 = result.clone();
+    // Sampled twice a second: the sampling itself runs in the measured process.
     run_collector(
         &root,
         sink,
+        Duration::from_millis(500),
         move |s| s.events_acked >= total,
         move || {
             if t0.elapsed() >= Duration::from_secs(5) {
