@@ -214,3 +214,86 @@ fn a_rotation_compressed_under_another_name_is_read_as_gzip() {
     gzip(&h.path("0.log.1"), &h.path("0.log.1.gz.tmp"));
     assert_eq!(texts(&h.read(true)), ["a2"]);
 }
+
+/// Run as the child of `an_unreadable_directory_is_skipped_and_the_rest_followed`, after it has
+/// dropped to an unprivileged user (root reads every directory).
+#[test]
+#[ignore = "entry point of a child process of an_unreadable_directory_is_skipped_and_the_rest_followed"]
+fn unprivileged_child_entry() {
+    let root = PathBuf::from(std::env::var("TAILER_ROOT").unwrap());
+    let state = PathBuf::from(std::env::var("TAILER_STATE").unwrap());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    // SAFETY: plain syscalls; this process is single-threaded at this point of the test.
+    unsafe {
+        assert_eq!(libc::setgid(65534), 0);
+        assert_eq!(libc::setuid(65534), 0);
+    }
+    let opts = TailerOptions {
+        roots: vec![Root {
+            dir: root,
+            max_depth: 3,
+        }],
+        read_from_head: true,
+        ..TailerOptions::default()
+    };
+    let cp = Arc::new(Checkpointer::open(&state).unwrap());
+    let mut t = Tailer::new(opts, Arc::new(KubeletLayout), cp);
+    t.scan();
+    let mut got = Vec::new();
+    t.poll(1 << 20, |_, l| {
+        got.push(String::from_utf8_lossy(l.bytes).into_owned())
+    });
+    assert_eq!(got, ["readable"]);
+}
+
+#[test]
+fn an_unreadable_directory_is_skipped_and_the_rest_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    if unsafe { libc::geteuid() } != 0 {
+        // Not root: the directory below is simply unreadable to us, same situation.
+        eprintln!("note: running as non-root");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let root = dir.path().join("logs");
+    std::fs::create_dir_all(root.join("ok")).unwrap();
+    std::fs::create_dir_all(root.join("locked")).unwrap();
+    append(&root.join("ok/0.log"), "readable\n");
+    append(&root.join("locked/0.log"), "secret\n");
+    let perm =
+        |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    perm(dir.path(), 0o755);
+    perm(&root, 0o755);
+    perm(&root.join("ok"), 0o755);
+    perm(&root.join("ok/0.log"), 0o644);
+    perm(&root.join("locked"), 0o000);
+    perm(state.path(), 0o777);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "scenarios::unprivileged_child_entry",
+            "--nocapture",
+        ])
+        .env("TAILER_ROOT", &root)
+        .env("TAILER_STATE", state.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    perm(&root.join("locked"), 0o755);
+    assert!(
+        out.status.success(),
+        "child failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("cannot read directory") && log.contains("locked"),
+        "one clear log line naming the directory: {log}"
+    );
+}
