@@ -110,10 +110,17 @@ fn run_collector(
         .unwrap();
     rt.block_on(async move {
         let (_ptx, prx) = watch::channel(Arc::new(pods()));
-        let c = LogCollector::new(&cfg, sink, Some(prx)).with_options(CollectorOptions {
+        let mut opts = CollectorOptions {
             host_files: false,
             ..CollectorOptions::default()
-        });
+        };
+        if let Some(ms) = std::env::var("LOGS_BENCH_LINGER_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            opts.linger = Duration::from_millis(ms);
+        }
+        let c = LogCollector::new(&cfg, sink, Some(prx)).with_options(opts);
         let stats = c.stats();
         let (tx, rx) = watch::channel(false);
         let task = tokio::spawn(c.run(rx));

@@ -338,7 +338,7 @@ fn metadata_arriving_late_and_deleted_pods_still_enrich() {
         wait_for(1).await;
         // The kubelet answers: the pod is known from now on.
         tx.send(Arc::new(fixture_pods())).unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         write(
             &api.join("1.log"),
             b"2024-05-01T10:00:01Z stdout F second\n",
@@ -346,7 +346,7 @@ fn metadata_arriving_late_and_deleted_pods_still_enrich() {
         wait_for(2).await;
         // The pod is deleted; its last line arrives afterwards.
         tx.send(Arc::new(Vec::new())).unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         write(
             &api.join("1.log"),
             b"2024-05-01T10:00:02Z stdout F last words\n",
