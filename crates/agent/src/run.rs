@@ -76,7 +76,7 @@ impl MetricsLoop {
         let kubelet = match &k.kubelet_url {
             None => {
                 tracing::warn!(
-                    "no kubelet to ask (HOST_IP is not set and kinsight.kubelet_url is not configured): pod and container metrics are off, node metrics continue"
+                    "no kubelet to ask (HOST_IP is not set and kinsight.kubelet_url is not configured): pods and containers come from a local podman or docker when there is one; node metrics continue"
                 );
                 None
             }

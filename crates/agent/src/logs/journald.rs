@@ -78,6 +78,25 @@ pub fn store_cursor(state_dir: &Path, cursor: &str) -> Result<(), kinsight_taile
     kinsight_tailer::write_atomic(&state_dir.join(CURSOR_FILE), &body)
 }
 
+/// Whether `dir` (or a machine-id directory in it) holds `*.journal` files.
+pub fn has_journal_files(dir: &Path) -> bool {
+    let is_journal = |p: &Path| {
+        p.extension()
+            .is_some_and(|e| e == "journal" || e == "journal~")
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        is_journal(&p)
+            || (p.is_dir()
+                && std::fs::read_dir(&p)
+                    .map(|sub| sub.flatten().any(|f| is_journal(&f.path())))
+                    .unwrap_or(false))
+    })
+}
+
 /// Finds the journal directory under `host_root`: the configured one, else `/var/log/journal`
 /// (persistent), else `/run/log/journal` (volatile).
 pub fn find_journal_dir(host_root: &Path, configured: Option<&Path>) -> Option<PathBuf> {
@@ -184,7 +203,23 @@ fn run(
 ) {
     let mut cursor = load_cursor(&s.state_dir);
     let mut scratch = String::new();
+    let mut told_empty = false;
     while !stop.load(Ordering::Relaxed) {
+        // An empty journal directory (journald not running, or not persisting here) makes
+        // journalctl exit at once: wait quietly for files instead of restarting it in a loop.
+        if !has_journal_files(&s.dir) {
+            if !told_empty {
+                tracing::info!(dir = %s.dir.display(), "no journal files yet; dataplane journal logs start when journald writes some");
+                told_empty = true;
+            }
+            for _ in 0..100 {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            continue;
+        }
         let mut child = match spawn_journalctl(&s, cursor.as_deref()) {
             Ok(c) => c,
             Err(e) => {

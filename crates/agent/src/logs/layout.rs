@@ -6,6 +6,11 @@
 //! * host: `/var/log/{dmesg,messages,secure}` and the Debian/Ubuntu names `syslog`, `auth.log`,
 //!   `kern.log`, rotated by logrotate to `<name>.1`, `<name>.2.gz` or `<name>-<date>`.
 //!
+//! * container hosts without Kubernetes (issue [8/8]): podman's k8s-file logs
+//!   `/var/lib/containers/storage/overlay-containers/<id>/userdata/ctr.log` (CRI format) and
+//!   docker's json-file logs `/var/lib/docker/containers/<id>/<id>-json.log` (rotated to
+//!   `…-json.log.1`); the container id names the container, the pod feed says which pod.
+//!
 //! All under the config's `host_root`.
 
 use std::collections::HashMap;
@@ -28,6 +33,10 @@ pub const HOST_FILES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogSource {
     Container(ContainerRef),
+    /// A podman or docker container's log, by container id.
+    Runtime {
+        id: String,
+    },
     /// A host file; `stream` is one of dmesg, messages, secure.
     Host {
         file: String,
@@ -52,6 +61,10 @@ pub struct NodeLayout {
     pub pods_dir: PathBuf,
     pub containers_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// podman's per-container storage (`<id>/userdata/ctr.log`).
+    pub podman_dir: PathBuf,
+    /// docker's per-container directories (`<id>/<id>-json.log`).
+    pub docker_dir: PathBuf,
 }
 
 impl NodeLayout {
@@ -61,6 +74,8 @@ impl NodeLayout {
             pods_dir: log_dir.join("pods"),
             containers_dir: log_dir.join("containers"),
             log_dir,
+            podman_dir: host_root.join("var/lib/containers/storage/overlay-containers"),
+            docker_dir: host_root.join("var/lib/docker/containers"),
         }
     }
 
@@ -76,7 +91,37 @@ impl NodeLayout {
                 max_depth: 1,
             });
         }
+        // Container runtimes without a kubelet: only where they are installed.
+        if self.podman_dir.is_dir() {
+            r.push(Root {
+                dir: self.podman_dir.clone(),
+                max_depth: 3,
+            });
+        }
+        if self.docker_dir.is_dir() {
+            r.push(Root {
+                dir: self.docker_dir.clone(),
+                max_depth: 2,
+            });
+        }
         r
+    }
+
+    /// The container id of a podman or docker log path (a live name).
+    fn runtime_id(&self, path: &Path) -> Option<String> {
+        let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if let Ok(rel) = path.strip_prefix(&self.podman_dir) {
+            let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+            if let [id, "userdata", "ctr.log"] = parts[..] {
+                return hex64(id).then(|| id.to_string());
+            }
+        } else if let Ok(rel) = path.strip_prefix(&self.docker_dir) {
+            let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+            if let [id, file] = parts[..] {
+                return (hex64(id) && file == format!("{id}-json.log")).then(|| id.to_string());
+            }
+        }
+        None
     }
 
     /// Parses a family (live) path.
@@ -102,6 +147,9 @@ impl NodeLayout {
                 container: container.to_string(),
                 restart,
             }));
+        }
+        if let Some(id) = self.runtime_id(path) {
+            return Some(LogSource::Runtime { id });
         }
         if path.parent() == Some(self.log_dir.as_path()) {
             let name = path.file_name()?.to_str()?;
@@ -164,6 +212,17 @@ impl Layout for NodeLayout {
                 family: path.with_file_name(&name[..i + 4]),
             });
         }
+        if path.starts_with(&self.podman_dir) || path.starts_with(&self.docker_dir) {
+            if self.runtime_id(path).is_some() {
+                return Some(FileRole::Live);
+            }
+            // docker's json-file rotation: `<id>-json.log.1`, `.2`, ...
+            let i = name.find("-json.log.")?;
+            let family = path.with_file_name(&name[..i + 9]);
+            return self
+                .runtime_id(&family)
+                .map(|_| FileRole::Rotated { family });
+        }
         if path.parent() != Some(self.log_dir.as_path()) {
             return None;
         }
@@ -187,6 +246,36 @@ impl Layout for NodeLayout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classifies_podman_and_docker_logs() {
+        let l = NodeLayout::new(Path::new("/rootfs"));
+        let id = "a".repeat(64);
+        let podman = PathBuf::from(format!(
+            "/rootfs/var/lib/containers/storage/overlay-containers/{id}/userdata/ctr.log"
+        ));
+        assert_eq!(l.classify(&podman), Some(FileRole::Live));
+        assert_eq!(
+            l.source(&podman),
+            Some(LogSource::Runtime { id: id.clone() })
+        );
+        assert_eq!(l.classify(&podman.with_file_name("config.json")), None);
+        let docker = PathBuf::from(format!(
+            "/rootfs/var/lib/docker/containers/{id}/{id}-json.log"
+        ));
+        assert_eq!(l.classify(&docker), Some(FileRole::Live));
+        assert_eq!(
+            l.classify(&docker.with_file_name(format!("{id}-json.log.1"))),
+            Some(FileRole::Rotated {
+                family: docker.clone()
+            })
+        );
+        assert_eq!(l.source(&docker), Some(LogSource::Runtime { id }));
+        assert_eq!(
+            l.classify(Path::new("/rootfs/var/lib/docker/containers/x/hostname")),
+            None
+        );
+    }
 
     #[test]
     fn classifies_kubelet_and_logrotate_names() {

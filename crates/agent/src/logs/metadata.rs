@@ -185,6 +185,21 @@ impl PodCache {
         self.by_uid.get(uid).map(|c| &c.meta)
     }
 
+    /// The pod and container name of a container id (container hosts without a kubelet,
+    /// whose log paths name only the id).
+    pub fn find_container(&self, id: &str) -> Option<(&Arc<PodMeta>, &str)> {
+        self.by_uid.values().find_map(|c| {
+            c.meta
+                .containers
+                .iter()
+                .find(|(_, m)| {
+                    m.container_id.as_deref() == Some(id)
+                        || m.last_container_id.as_deref() == Some(id)
+                })
+                .map(|(name, _)| (&c.meta, name.as_str()))
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.by_uid.len()
     }

@@ -202,6 +202,27 @@ impl Pipeline {
         let node = &self.s.node_name;
         match self.layout.source(&info.family) {
             Some(LogSource::Container(c)) => self.container_route(info, &c),
+            Some(LogSource::Runtime { id }) => {
+                // The pod feed (runtime containers presented as pods) names the container;
+                // until it does, the id stands in and the route is redone when it arrives.
+                let c = match self.pods.find_container(&id) {
+                    Some((pod, name)) => ContainerRef {
+                        namespace: pod.namespace.clone(),
+                        pod: pod.name.clone(),
+                        pod_uid: pod.uid.clone(),
+                        container: name.to_string(),
+                        restart: 0,
+                    },
+                    None => ContainerRef {
+                        namespace: "unknown".into(),
+                        pod: id[..12].to_string(),
+                        pod_uid: id.clone(),
+                        container: id[..12].to_string(),
+                        restart: 0,
+                    },
+                };
+                self.container_route(info, &c)
+            }
             Some(LogSource::Host { file, stream }) => Route {
                 group: self.s.host_group.clone(),
                 stream: format!("{node}.host.{stream}"),

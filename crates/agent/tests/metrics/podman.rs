@@ -74,7 +74,15 @@ spec:
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let cfg = AgentConfig::from_json_with_env(r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "local", "metrics_collection_interval": 1}}}}"#, &|k| (k == "HOST_NAME").then(|| "host-1".to_string())).unwrap();
+    let cfg = AgentConfig::from_json_with_env(
+        &format!(
+            r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "local", "metrics_collection_interval": 1}}}}}},
+                "kinsight": {{"state_dir": "{}", "logs": {{"read_from_head": true, "journald": false}}}}}}"#,
+            dir.path().join("state").display()
+        ),
+        &|k| (k == "HOST_NAME").then(|| "host-1".to_string()),
+    )
+    .unwrap();
     let mut ml = MetricsLoop::new(&cfg);
     let out = Command::new("podman")
         .args([
@@ -131,5 +139,50 @@ spec:
     assert!(
         b.log_path.as_ref().is_some_and(|p| p.exists()),
         "k8s-file log path known for the log pipeline"
+    );
+
+    // The logger's k8s-file log goes to the application group with the pod's and the
+    // container's names, fed by the same pod list.
+    let out = dir.path().join("logs.jsonl");
+    let sink: std::sync::Arc<dyn kinsight_agent::sink::Sink> =
+        std::sync::Arc::new(kinsight_agent::sink::FileSink::open(&out).unwrap());
+    let opts = kinsight_agent::logs::CollectorOptions {
+        host_files: false,
+        ..Default::default()
+    };
+    let collector =
+        kinsight_agent::logs::LogCollector::new(&cfg, sink, Some(ml.pod_feed())).with_options(opts);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(collector.run(rx));
+    ml.tick().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let mut numbers = Vec::new();
+    for line in std::fs::read_to_string(&out).unwrap().lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let m: serde_json::Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
+        if m["kubernetes"]["pod_name"] != name.as_str() {
+            continue;
+        }
+        assert_eq!(e["logGroupName"], "/kinsight/local/application");
+        assert_eq!(m["kubernetes"]["container_name"], "logger");
+        assert_eq!(m["kubernetes"]["namespace_name"], "podman");
+        assert_eq!(m["stream"], "stdout");
+        let n: u64 = m["log"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .strip_prefix("log line ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        numbers.push(n);
+    }
+    assert!(numbers.len() >= 5, "logger lines read: {numbers:?}");
+    assert_eq!(
+        numbers,
+        (1..=numbers.len() as u64).collect::<Vec<_>>(),
+        "every line from the first, in order, once"
     );
 }

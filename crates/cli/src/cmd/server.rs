@@ -32,45 +32,74 @@ pub struct ServerArgs {
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let admin_token = std::env::var("KINSIGHT_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let server = start(&args, admin_token).await?;
+        // One line on stdout: scripts and tests read the bound address (`--listen :0`).
+        println!("kinsight server listening on http://{}", server.addr);
+        server.serve(shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A server that is bound but not yet serving (shared by `kinsight server` and `kinsight up`).
+pub struct Started {
+    pub addr: SocketAddr,
+    server: Server,
+    _engine_tasks: kinsight_server::api::metrics::EngineTasks,
+}
+
+impl Started {
+    /// Serves until `shutdown`, then stops the store cleanly.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let tasks = self._engine_tasks;
+        self.server.serve(shutdown).await?;
+        drop(tasks);
+        Ok(())
+    }
+}
+
+/// Opens the store (replaying its WAL), the metric store and the alarm service, and binds.
+pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Result<Started> {
     let mut store = StoreConfig::new(&args.data_dir);
     if let Some(url) = &args.object_store {
         store.object_store = ObjectStoreLocation::parse(url)?;
     }
     store.flush_interval_ms = (args.flush_interval_secs.max(1) * 1000) as i64;
-    let admin_token = std::env::var("KINSIGHT_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
     let config = ServerConfig {
         listen: args.listen,
         store,
         admin_token,
     };
     config.validate()?;
-    let rt = super::runtime()?;
-    rt.block_on(async move {
-        // Metrics and alarms (issue #6): the metric store sees every durable batch.
-        let engine = MetricsEngine::open(&args.data_dir, MetricStoreConfig::default())
-            .context("opening the metric store")?;
-        let mut server = Server::bind(config, vec![engine.observer()])
-            .await
-            .with_context(|| format!("starting the server in {}", args.data_dir.display()))?;
-        let _engine_tasks = engine
-            .attach(
-                &mut server.state,
-                AlarmServiceConfig::default(),
-                Arc::new(SystemClock),
-            )
-            .context("opening the alarm service")?;
-        // One line on stdout: scripts and tests read the bound address (`--listen :0`).
-        println!("kinsight server listening on http://{}", server.addr);
-        server.serve(shutdown_signal()).await?;
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    // Metrics and alarms (issue #6): the metric store sees every durable batch.
+    let engine = MetricsEngine::open(&args.data_dir, MetricStoreConfig::default())
+        .context("opening the metric store")?;
+    let mut server = Server::bind(config, vec![engine.observer()])
+        .await
+        .with_context(|| format!("starting the server in {}", args.data_dir.display()))?;
+    let engine_tasks = engine
+        .attach(
+            &mut server.state,
+            AlarmServiceConfig::default(),
+            Arc::new(SystemClock),
+        )
+        .context("opening the alarm service")?;
+    Ok(Started {
+        addr: server.addr,
+        server,
+        _engine_tasks: engine_tasks,
+    })
 }
 
 /// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
