@@ -65,6 +65,7 @@ pub struct NodeLayout {
     pub podman_dir: PathBuf,
     /// docker's per-container directories (`<id>/<id>-json.log`).
     pub docker_dir: PathBuf,
+    pub host_root: PathBuf,
 }
 
 impl NodeLayout {
@@ -76,6 +77,7 @@ impl NodeLayout {
             log_dir,
             podman_dir: host_root.join("var/lib/containers/storage/overlay-containers"),
             docker_dir: host_root.join("var/lib/docker/containers"),
+            host_root: host_root.to_path_buf(),
         }
     }
 

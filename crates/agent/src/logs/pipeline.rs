@@ -162,6 +162,8 @@ pub struct Pipeline {
     dirty: HashMap<FileId, u64>,
     scratch: String,
     stats: Arc<LogStats>,
+    /// When podman's state was last read for an unknown container.
+    runtime_looked: Option<Instant>,
 }
 
 impl Pipeline {
@@ -178,6 +180,7 @@ impl Pipeline {
             dirty: HashMap::new(),
             scratch: String::with_capacity(1024),
             stats,
+            runtime_looked: None,
         }
     }
 
@@ -311,6 +314,28 @@ impl Pipeline {
         }
     }
 
+    /// A podman container's log can appear before the next pod list names its container: read
+    /// podman's state files right away so its first lines are enriched like the rest (at most
+    /// once a second).
+    fn learn_runtime_container(&mut self, info: &FileInfo) {
+        let Some(LogSource::Runtime { id }) = self.layout.source(&info.family) else { return };
+        if self.pods.find_container(&id).is_some() || !info.family.starts_with(&self.layout.podman_dir) {
+            return;
+        }
+        if self.runtime_looked.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.runtime_looked = Some(Instant::now());
+        match crate::runtime::podman_containers(&self.layout.host_root) {
+            Ok(containers) if containers.iter().any(|c| c.id == id) => {
+                let pods = crate::runtime::to_pods(&containers, &self.s.node_name);
+                self.pods.update(&pods, Instant::now());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot read podman's state for container {id}: {e}"),
+        }
+    }
+
     fn state(&mut self, info: &FileInfo, start: u64) -> &mut FileState {
         let stale = match self.files.get(&info.id) {
             None => true,
@@ -323,6 +348,7 @@ impl Pipeline {
             }
         };
         if stale {
+            self.learn_runtime_container(info);
             let route = Arc::new(self.resolve(info));
             let multiline = route.multiline;
             let st = self.files.entry(info.id).or_insert_with(|| FileState {

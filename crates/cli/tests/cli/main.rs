@@ -1,6 +1,7 @@
 //! End-to-end tests of the `kinsight` binary: real processes, real files, this machine's /proc.
 
 mod agent;
+mod e2e;
 mod alarms;
 mod seaweed;
 mod server;
