@@ -95,6 +95,19 @@ impl ApiServer {
             .map_err(Self::err("get node"))
     }
 
+    /// This node's pods, for kubelets that refuse `/pods` to the agent (before Kubernetes
+    /// 1.33 `/pods` needs `nodes/proxy`, which kinsight's RBAC deliberately does not grant).
+    pub async fn node_pods(&self, node: &str) -> Result<Vec<Pod>, ApiServerError> {
+        let lp = ListParams::default()
+            .fields(&format!("spec.nodeName={node}"))
+            .match_any();
+        Ok(Api::<Pod>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .map_err(Self::err("list this node's pods"))?
+            .items)
+    }
+
     pub async fn endpoints(&self) -> Result<Vec<Endpoints>, ApiServerError> {
         // resourceVersion=0: served from the API server's watch cache, cheap for big clusters.
         let lp = ListParams::default().match_any();

@@ -211,6 +211,22 @@ impl Host {
     }
 }
 
+/// Checks that `host_root` looks like a host's root filesystem (a DaemonSet that forgot the
+/// host mounts would otherwise report the container's own numbers, or none).
+pub fn check_host_root(root: &Path) -> Result<(), String> {
+    for rel in ["proc/stat", "proc/meminfo", "sys/fs/cgroup"] {
+        if !root.join(rel).exists() {
+            return Err(format!(
+                "host_root {} does not look like the host's root filesystem: {} is missing. Mount the host's / at {} (read-only hostPath, as deploy/kubernetes/40-agent-daemonset.yaml does) or set kinsight.host_root",
+                root.display(),
+                root.join(rel).display(),
+                root.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn is_ignored_interface(name: &str) -> bool {
     ["lo", "veth", "docker", "nerdctl"]
         .iter()
@@ -444,6 +460,14 @@ mod tests {
     fn mounts_unescape() {
         let m = parse_mounts("/dev/sda1 /mnt/my\\040disk ext4 rw 0 0\n");
         assert_eq!(m[0].mount_point, "/mnt/my disk");
+    }
+
+    #[test]
+    fn host_root_without_mounts_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = check_host_root(dir.path()).unwrap_err();
+        assert!(e.contains("proc/stat is missing"), "{e}");
+        assert!(check_host_root(Path::new("/")).is_ok());
     }
 
     #[test]

@@ -176,6 +176,25 @@ impl MetricsLoop {
                         self.pods = Some(p);
                         self.pods_at = Some(Instant::now());
                     }
+                    Err(crate::kubelet::KubeletError::Status {
+                        status: 401 | 403, ..
+                    }) if self.api.is_some() => {
+                        // Older kubelets authorize /pods only with nodes/proxy: ask the API
+                        // server for this node's pods instead.
+                        let api = self.api.clone().expect("checked");
+                        match api.node_pods(&self.cfg.host_name).await {
+                            Ok(p) => {
+                                self.problems.report("kubelet-fallback", "the kubelet refused /pods (it predates the nodes/pods permission); reading this node's pods from the API server instead");
+                                self.pod_tx.send_replace(Arc::new(p.clone()));
+                                self.pods = Some(p);
+                                self.pods_at = Some(Instant::now());
+                            }
+                            Err(e) => {
+                                self.problems.report("kubelet", &format!("the kubelet refused /pods and the API server failed too ({e}); pod and container metrics"));
+                                self.pods = None;
+                            }
+                        }
+                    }
                     Err(e) => {
                         self.problems
                             .report("kubelet", &format!("{e}; pod and container metrics"));

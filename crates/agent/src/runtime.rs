@@ -425,6 +425,138 @@ mod tests {
         assert!(podman_pods(&dir.path().join("absent")).is_empty());
     }
 
+    /// Serves canned HTTP answers on a unix socket: a Docker engine cannot run on the test
+    /// machines, so its API is played back from recorded Engine API documents.
+    async fn fake_docker(dir: &Path, answers: Vec<(String, String)>) -> PathBuf {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sock = dir.join("docker.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let body = answers
+                    .iter()
+                    .find(|(p, _)| req.contains(p.as_str()))
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default();
+                let _ = s.write_all(body.as_bytes()).await;
+            }
+        });
+        sock
+    }
+
+    #[tokio::test]
+    async fn docker_engine_api_containers_become_pods_of_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "4f2b8c1d9e0a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c";
+        let list = format!(
+            r#"[{{"Id":"{id}","Names":["/web"],"Image":"nginx:1.27","ImageID":"sha256:abc","State":"running","Status":"Up 2 hours","Labels":{{"com.docker.compose.project":"shop"}}}},
+            {{"Id":"{k}","Names":["/k8s_app_pod"],"Image":"x","State":"running","Labels":{{"io.kubernetes.pod.name":"pod"}}}}]"#,
+            k = "b".repeat(64)
+        );
+        let inspect = format!(
+            r#"{{"Id":"{id}","State":{{"Status":"running","Running":true,"Pid":4321}},"LogPath":"/var/lib/docker/containers/{id}/{id}-json.log","RestartCount":2,"HostConfig":{{"NanoCpus":500000000,"Memory":134217728,"MemoryReservation":0}}}}"#
+        );
+        let sock = fake_docker(
+            dir.path(),
+            vec![
+                (
+                    "/containers/json".to_string(),
+                    format!("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{list}"),
+                ),
+                (
+                    format!("/containers/{id}/json"),
+                    format!("HTTP/1.0 200 OK\r\n\r\n{inspect}"),
+                ),
+            ],
+        )
+        .await;
+        let cs = docker_containers(&sock).await.unwrap();
+        assert_eq!(
+            cs.len(),
+            1,
+            "containers of a kubelet (dockershim) are left to the kubelet"
+        );
+        let c = &cs[0];
+        assert_eq!(
+            (c.name.as_str(), c.pod_name.as_str(), c.pod_id.as_str()),
+            ("web", "web", id)
+        );
+        assert_eq!(c.cpu_limit_m, Some(500.0));
+        assert_eq!(c.mem_limit, Some(134217728.0));
+        assert_eq!(c.restart_count, 2);
+        assert_eq!(c.pid, Some(4321));
+        assert_eq!(c.log_format, LogFormat::DockerJson);
+        let pods = to_pods(&cs, "host");
+        assert_eq!(pods[0].metadata.namespace.as_deref(), Some("docker"));
+        assert_eq!(
+            pods[0]
+                .status
+                .as_ref()
+                .unwrap()
+                .container_statuses
+                .as_ref()
+                .unwrap()[0]
+                .container_id
+                .as_deref(),
+            Some(format!("docker://{id}").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn docker_socket_answering_garbage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = fake_docker(
+            dir.path(),
+            vec![(
+                "/containers/json".to_string(),
+                "HTTP/1.0 200 OK\r\n\r\n<html>nope</html>".to_string(),
+            )],
+        )
+        .await;
+        let e = docker_containers(&sock).await.unwrap_err().to_string();
+        assert!(
+            e.contains("docker") && e.contains("docker.sock") && e.contains("/containers/json"),
+            "{e}"
+        );
+        let sock = fake_docker(
+            &dir.path().join("x").tap_mkdir(),
+            vec![(
+                "/containers/json".to_string(),
+                "garbage without header".to_string(),
+            )],
+        )
+        .await;
+        assert!(
+            docker_containers(&sock)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("no HTTP header")
+        );
+        // A socket path nobody listens on.
+        let e = docker_containers(&dir.path().join("absent.sock"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("absent.sock"), "{e}");
+    }
+
+    trait TapMkdir {
+        fn tap_mkdir(self) -> PathBuf;
+    }
+    impl TapMkdir for PathBuf {
+        fn tap_mkdir(self) -> PathBuf {
+            std::fs::create_dir_all(&self).unwrap();
+            self
+        }
+    }
+
     #[test]
     fn absent_podman_is_empty_not_an_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -12,13 +12,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // `Hang` is used by the kubelet module only.
 pub enum Mode {
     Ok,
     /// Answers 200 with a body that is not a PodList.
     Garbage,
     /// Never answers within the client's timeout.
     Hang,
+    /// 403, as a kubelet older than 1.33 answers without `nodes/proxy`.
+    Forbidden,
 }
 
 pub struct KubeState {
@@ -58,12 +59,7 @@ impl FakeKube {
                 }),
             )
             .route("/api/v1/nodes/{name}", get(node))
-            .route(
-                "/api/v1/pods",
-                get(|State(s): State<Arc<Mutex<KubeState>>>| async move {
-                    json_body(s.lock().unwrap().cluster_pods.clone())
-                }),
-            )
+            .route("/api/v1/pods", get(cluster_or_node_pods))
             .route(
                 "/apis/apps/v1/deployments",
                 get(|| async { json_body(super::fixtures::kube("deployments.json", &[])) }),
@@ -143,10 +139,25 @@ async fn serve_kubelet_pods(State(s): State<Arc<Mutex<KubeState>>>) -> Response 
     match mode {
         Mode::Ok => json_body(body),
         Mode::Garbage => json_body("<html><body>502 Bad Gateway</body></html>".into()),
+        Mode::Forbidden => (StatusCode::FORBIDDEN, "Forbidden (user=system:serviceaccount:kinsight:kinsight-agent, verb=get, resource=nodes, subresource=proxy)").into_response(),
         Mode::Hang => {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             json_body(body)
         }
+    }
+}
+
+async fn cluster_or_node_pods(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Response {
+    let s = s.lock().unwrap();
+    if q.unwrap_or_default()
+        .contains("fieldSelector=spec.nodeName")
+    {
+        json_body(s.kubelet_pods.clone())
+    } else {
+        json_body(s.cluster_pods.clone())
     }
 }
 

@@ -48,3 +48,26 @@ async fn garbage_from_the_kubelet_is_reported_not_fatal() {
             .any(|e| e.message.contains("\"Type\":\"Node\""))
     );
 }
+
+#[tokio::test]
+async fn kubelet_refusing_pods_falls_back_to_the_api_server() {
+    let fake = FakeKube::start(super::fixtures::kube(
+        "pods.json",
+        &[("NODE", "node-x"), ("API_APP_RESTARTS", "0")],
+    ))
+    .await;
+    fake.set_mode(Mode::Forbidden);
+    let mut ml = MetricsLoop::new(&config(&fake.url, &fake.url));
+    let feed = ml.pod_feed();
+    let (_, evs) = ml.tick().await;
+    let node = evs.iter().find(|e| e["Type"] == "Node").unwrap();
+    assert_eq!(
+        node["node_number_of_running_pods"], 3,
+        "pods came from the API server"
+    );
+    assert_eq!(
+        feed.borrow().len(),
+        4,
+        "the log pipeline gets the same pods"
+    );
+}

@@ -113,6 +113,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    kinsight_agent::host::check_host_root(&cfg.kinsight.host_root).map_err(anyhow::Error::msg)?;
     let output = args.output.clone().unwrap_or_else(|| {
         if cfg.kinsight.server_url.is_some() {
             "server".into()
