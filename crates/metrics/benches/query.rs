@@ -150,15 +150,22 @@ fn main() {
     // KINSIGHT_BENCH_QUICK=1: the 24-h query on data sampled every 60 s (same rollups, a
     // sixth of the raw samples), for quick iterations.
     if std::env::var("KINSIGHT_BENCH_QUICK").is_ok() {
-        let day = base.path().join("quick");
-        build(&day, DAY_MS, 60_000, 300_000);
+        // KINSIGHT_BENCH_QUICK_DIR keeps (or reuses) the data, e.g. to profile queries only.
+        let day = std::env::var("KINSIGHT_BENCH_QUICK_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| base.path().join("quick"));
+        if !day.join("MANIFEST").exists() {
+            build(&day, DAY_MS, 60_000, 300_000);
+        }
         let end = START + DAY_MS;
+        let avg = query(Statistic::Average, 60, START, end);
         measure(
             &day,
-            "Average, 60 s, 24 h",
-            &query(Statistic::Average, 60, START, end),
+            "Average, 60 s, 24 h (first query of the process)",
+            &avg,
             9,
         );
+        measure(&day, "Average, 60 s, 24 h", &avg, 9);
         measure(
             &day,
             "p99, 60 s, 24 h (raw samples)",
@@ -172,12 +179,16 @@ fn main() {
     let day = base.path().join("day");
     build(&day, DAY_MS, 10_000, 300_000);
     let end = START + DAY_MS;
+    let avg = query(Statistic::Average, 60, START, end);
+    // "cold" = a freshly opened store (empty block cache). The very first query of a process
+    // also pays for growing the heap; it is reported on its own.
     measure(
         &day,
-        "Average, 60 s, 24 h",
-        &query(Statistic::Average, 60, START, end),
+        "Average, 60 s, 24 h (first query of the process)",
+        &avg,
         9,
     );
+    measure(&day, "Average, 60 s, 24 h", &avg, 9);
     measure(
         &day,
         "Maximum, 300 s, 24 h",

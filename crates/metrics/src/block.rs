@@ -204,21 +204,22 @@ impl BlockData {
                 vals: r.f64_planes(rows)?,
             },
             Tier::Minute | Tier::Hour => {
-                let mut counts = Vec::with_capacity(rows);
-                for _ in 0..rows {
-                    counts.push(r.varint()?);
+                // Decode straight into the rows: no per-column temporaries.
+                let mut aggs = vec![
+                    Agg {
+                        count: 0,
+                        sum: 0.0,
+                        min: 0.0,
+                        max: 0.0,
+                    };
+                    rows
+                ];
+                for a in aggs.iter_mut() {
+                    a.count = r.varint()?;
                 }
-                let sums = r.f64_planes(rows)?;
-                let mins = r.f64_planes(rows)?;
-                let maxs = r.f64_planes(rows)?;
-                let aggs = (0..rows)
-                    .map(|i| Agg {
-                        count: counts[i],
-                        sum: sums[i],
-                        min: mins[i],
-                        max: maxs[i],
-                    })
-                    .collect();
+                r.f64_planes_into(rows, &mut aggs, |a, v| a.sum = v)?;
+                r.f64_planes_into(rows, &mut aggs, |a, v| a.min = v)?;
+                r.f64_planes_into(rows, &mut aggs, |a, v| a.max = v)?;
                 BlockData::Agg { ts, aggs }
             }
         };
@@ -255,6 +256,11 @@ fn put_f64_planes(out: &mut Vec<u8>, vals: impl Iterator<Item = f64>) {
     }
 }
 
+thread_local! {
+    /// Reused per thread by the plane decoder: a query decodes thousands of blocks.
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
@@ -282,6 +288,34 @@ impl Reader<'_> {
             }
         }
         Err(format!("varint too long at byte {}", self.pos))
+    }
+
+    /// Like [`Reader::f64_planes`], writing each value through `set` (scratch reused).
+    fn f64_planes_into<T>(
+        &mut self,
+        rows: usize,
+        out: &mut [T],
+        set: impl Fn(&mut T, f64),
+    ) -> Result<(), String> {
+        let len = rows.checked_mul(8).ok_or("row count overflows")?;
+        let planes = self.take(len)?;
+        SCRATCH.with(|cell| {
+            let mut bits = cell.borrow_mut();
+            bits.clear();
+            bits.resize(rows, 0);
+            if rows > 0 {
+                for (p, plane) in planes.chunks_exact(rows).enumerate() {
+                    let shift = 8 * p as u32;
+                    for (b, byte) in bits.iter_mut().zip(plane) {
+                        *b |= u64::from(*byte) << shift;
+                    }
+                }
+            }
+            for (o, b) in out.iter_mut().zip(bits.iter()) {
+                set(o, f64::from_bits(*b));
+            }
+        });
+        Ok(())
     }
 
     fn f64_planes(&mut self, rows: usize) -> Result<Vec<f64>, String> {

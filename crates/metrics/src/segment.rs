@@ -19,11 +19,20 @@ const ENTRY_LEN: usize = 44;
 /// zstd level 3: decompression speed is what queries pay, and it barely depends on level.
 const ZSTD_LEVEL: i32 = 3;
 
+/// Per-thread state of the block reader, reused for every block: a query decodes thousands
+/// of small blocks, and a fresh zstd context or buffer per block costs more than the block.
+struct ReadScratch {
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
+    compressed: Vec<u8>,
+    raw: Vec<u8>,
+}
+
 thread_local! {
-    /// One decompression context per thread, reused for every block: a query decodes
-    /// thousands of small blocks.
-    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+    static SCRATCH: std::cell::RefCell<ReadScratch> = std::cell::RefCell::new(ReadScratch {
+        zstd: zstd::bulk::Decompressor::new().ok(),
+        compressed: Vec::new(),
+        raw: Vec::new(),
+    });
 }
 
 /// Where one series' block lives in a segment.
@@ -292,24 +301,42 @@ impl Segment {
             path: self.path.clone(),
             reason,
         };
-        let mut buf = vec![0u8; e.len as usize];
-        self.file
-            .read_exact_at(&mut buf, e.offset)
-            .map_err(|err| MetricsError::io(&self.path, err))?;
-        if crc32fast::hash(&buf) != e.crc {
-            return Err(corrupt(format!(
-                "checksum mismatch in the block of series {}",
-                e.series
-            )));
-        }
-        let raw = DECOMPRESSOR
-            .with(|d| match &mut *d.borrow_mut() {
-                Some(d) => d.decompress(&buf, e.raw_len as usize),
-                None => zstd::bulk::decompress(&buf, e.raw_len as usize),
-            })
-            .map_err(|err| corrupt(format!("block of series {}: {err}", e.series)))?;
-        BlockData::decode(self.tier, &raw)
-            .map_err(|reason| corrupt(format!("block of series {}: {reason}", e.series)))
+        SCRATCH.with(|cell| {
+            let scratch = &mut *cell.borrow_mut();
+            let ReadScratch {
+                zstd,
+                compressed,
+                raw,
+            } = scratch;
+            compressed.clear();
+            compressed.resize(e.len as usize, 0);
+            self.file
+                .read_exact_at(compressed, e.offset)
+                .map_err(|err| MetricsError::io(&self.path, err))?;
+            if crc32fast::hash(compressed) != e.crc {
+                return Err(corrupt(format!(
+                    "checksum mismatch in the block of series {}",
+                    e.series
+                )));
+            }
+            raw.clear();
+            raw.reserve(e.raw_len as usize);
+            let res = match zstd {
+                Some(d) => d.decompress_to_buffer(compressed.as_slice(), raw),
+                None => zstd::bulk::decompress_to_buffer(compressed.as_slice(), raw),
+            };
+            res.map_err(|err| corrupt(format!("block of series {}: {err}", e.series)))?;
+            if raw.len() != e.raw_len as usize {
+                return Err(corrupt(format!(
+                    "block of series {} decompressed to {} bytes, the index says {}",
+                    e.series,
+                    raw.len(),
+                    e.raw_len
+                )));
+            }
+            BlockData::decode(self.tier, raw)
+                .map_err(|reason| corrupt(format!("block of series {}: {reason}", e.series)))
+        })
     }
 }
 

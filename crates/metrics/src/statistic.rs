@@ -68,8 +68,8 @@ pub fn nearest_rank_in_place(values: &mut [f64], p: f64) -> Option<f64> {
     let n = values.len();
     // Rank computed in integer hundredths of a percent to avoid 0.1-style float surprises:
     // p has at most two decimals.
-    let p_hundredths = (p * 100.0).round() as u128;
-    let rank = (p_hundredths * n as u128).div_ceil(10_000) as usize;
+    let p_hundredths = (p * 100.0).round() as u64; // ≤ 10,000
+    let rank = (p_hundredths * n as u64).div_ceil(10_000) as usize;
     let idx = rank.clamp(1, n) - 1;
     let (_, nth, _) = values.select_nth_unstable_by(idx, f64::total_cmp);
     Some(*nth)
