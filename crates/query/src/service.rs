@@ -16,7 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ use crate::planner::{self, PlanOptions};
 use crate::results::{self, Row};
 use crate::sql;
 use crate::stats::{QueryStatistics, plan_statistics};
-use crate::table::{self, GroupData, LogTable, TimeRange};
+use crate::table::{self, GroupData, LogTable, ScanCounters, TimeRange};
 
 /// Most log groups in one query (CloudWatch allows 50, reference §5.5 service limits).
 pub const MAX_GROUPS_PER_QUERY: usize = 50;
@@ -221,9 +220,8 @@ struct Entry {
     created_ms: i64,
     state: Mutex<EntryState>,
     abort: Mutex<Option<tokio::task::AbortHandle>>,
-    /// Unflushed rows and their message bytes, counted when the scan is set up.
-    memory_rows: AtomicU64,
-    memory_bytes: AtomicU64,
+    /// Unflushed rows and bytes the query's scans read.
+    counters: Arc<ScanCounters>,
     done: watch::Sender<bool>,
 }
 
@@ -256,8 +254,8 @@ impl Entry {
         }
         plan_statistics(
             st.plan.as_deref(),
-            self.memory_rows.load(Ordering::Relaxed),
-            self.memory_bytes.load(Ordering::Relaxed),
+            self.counters.rows(),
+            self.counters.bytes(),
         )
     }
 
@@ -442,8 +440,7 @@ impl QueryService {
                 final_stats: None,
             }),
             abort: Mutex::new(None),
-            memory_rows: AtomicU64::new(0),
-            memory_bytes: AtomicU64::new(0),
+            counters: Arc::default(),
             done,
         });
         {
@@ -616,8 +613,8 @@ impl QueryService {
         self.inner
             .handle
             .spawn(async move {
-                let entry_memory = (AtomicU64::new(0), AtomicU64::new(0));
-                let (ctx, plan) = prepare(&inner, &req, &compiled, &entry_memory).await?;
+                let counters = Arc::default();
+                let (ctx, plan) = prepare(&inner, &req, &compiled, &counters).await?;
                 let state = ctx.state();
                 let optimized = state
                     .optimize(&plan)
@@ -681,7 +678,7 @@ async fn prepare(
     inner: &Inner,
     req: &QueryRequest,
     compiled: &Compiled,
-    memory: &(AtomicU64, AtomicU64),
+    counters: &Arc<ScanCounters>,
 ) -> Result<(SessionContext, LogicalPlan)> {
     let mut groups = Vec::with_capacity(req.groups.len());
     for name in &req.groups {
@@ -698,19 +695,11 @@ async fn prepare(
             scan,
         }));
     }
-    memory.0.store(
-        groups.iter().map(|g| g.memory_rows() as u64).sum(),
-        Ordering::Relaxed,
-    );
-    memory.1.store(
-        groups.iter().map(|g| g.memory_bytes()).sum(),
-        Ordering::Relaxed,
-    );
     let range = TimeRange {
         start_ms: req.start_ms,
         end_ms: req.end_ms,
     };
-    let all = Arc::new(LogTable::new(groups.clone(), range)?);
+    let all = Arc::new(LogTable::new(groups.clone(), range)?.with_counters(counters.clone()));
     let ctx = QueryService::session(inner)?;
     let plan = match compiled {
         Compiled::Insights(pipeline) => {
@@ -808,14 +797,7 @@ async fn run(inner: Arc<Inner>, entry: Arc<Entry>, compiled: Compiled) {
 }
 
 async fn execute(inner: &Inner, entry: &Entry, compiled: &Compiled) -> Result<()> {
-    let memory = (AtomicU64::new(0), AtomicU64::new(0));
-    let (ctx, plan) = prepare(inner, &entry.request, compiled, &memory).await?;
-    entry
-        .memory_rows
-        .store(memory.0.load(Ordering::Relaxed), Ordering::Relaxed);
-    entry
-        .memory_bytes
-        .store(memory.1.load(Ordering::Relaxed), Ordering::Relaxed);
+    let (ctx, plan) = prepare(inner, &entry.request, compiled, &entry.counters).await?;
     let columns: Vec<String> = plan
         .schema()
         .fields()

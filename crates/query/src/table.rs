@@ -23,6 +23,7 @@
 
 use std::ops::Not;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
@@ -98,6 +99,23 @@ pub struct TimeRange {
     pub end_ms: i64,
 }
 
+/// Unflushed rows (and their message bytes) handed to scans, for the query statistics: the
+/// Parquet reader counts its own rows, memory batches have no reader.
+#[derive(Debug, Default)]
+pub struct ScanCounters {
+    pub memory_rows: AtomicU64,
+    pub memory_bytes: AtomicU64,
+}
+
+impl ScanCounters {
+    pub fn rows(&self) -> u64 {
+        self.memory_rows.load(Ordering::Relaxed)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.memory_bytes.load(Ordering::Relaxed)
+    }
+}
+
 /// A table over one or several groups. See the module documentation.
 #[derive(Debug)]
 pub struct LogTable {
@@ -109,6 +127,7 @@ pub struct LogTable {
     schema: SchemaRef,
     /// Unflushed rows of every group, conformed to `schema` (with `@log`).
     memory: Vec<(usize, RecordBatch)>,
+    counters: Arc<ScanCounters>,
 }
 
 fn ts_literal(ms: i64) -> Expr {
@@ -152,7 +171,14 @@ impl LogTable {
             file_schema,
             schema,
             memory,
+            counters: Arc::default(),
         })
+    }
+
+    /// Counts the unflushed rows its scans read into `counters` (shared by a query's tables).
+    pub fn with_counters(mut self, counters: Arc<ScanCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     pub fn groups(&self) -> &[Arc<GroupData>] {
@@ -367,6 +393,14 @@ impl TableProvider for LogTable {
             .filter(|(gi, _)| keep[*gi])
             .map(|(_, b)| b.clone())
             .collect();
+        for (_, g) in self.groups.iter().enumerate().filter(|(i, _)| keep[*i]) {
+            self.counters
+                .memory_rows
+                .fetch_add(g.memory_rows() as u64, Ordering::Relaxed);
+            self.counters
+                .memory_bytes
+                .fetch_add(g.memory_bytes(), Ordering::Relaxed);
+        }
         if !memory.is_empty() {
             let n = state.config().target_partitions().max(1).min(memory.len());
             let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];

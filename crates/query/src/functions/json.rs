@@ -13,10 +13,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder,
+    Array, ArrayBuilder, ArrayRef, Int64Array, Int64Builder, ListArray, StringArray, StringBuilder,
+    StructArray,
 };
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -203,7 +205,8 @@ impl ScalarUDFImpl for JsonGet {
 }
 
 /// The elements of a LIST for `unnest` (reference §5.3: "non-lists act as a 1-element
-/// list"); a missing value has no elements, so its row disappears.
+/// list"); a missing value has no elements, so its row disappears. Each element comes with
+/// its position (`{i, v}`), so that unnested rows can keep the list's order.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct JsonList {
     signature: Signature,
@@ -226,32 +229,60 @@ impl ScalarUDFImpl for JsonList {
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::List(Arc::new(Field::new_list_field(
-            DataType::Utf8,
+            DataType::Struct(element_fields()),
             true,
         ))))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = rows_for(&args.args, args.number_rows);
         let input = text_arg(&args.args[0], rows)?;
-        let mut out = ListBuilder::new(StringBuilder::new());
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0i32);
+        let mut positions = Int64Builder::new();
+        let mut values = StringBuilder::new();
         for s in input.iter() {
-            match s {
-                None => out.append(true),
-                Some(s) => {
-                    match parse_json(s) {
-                        Some(Value::Array(items)) => {
-                            for item in &items {
-                                out.values().append_option(value_text(item));
-                            }
-                        }
-                        _ => out.values().append_value(s),
+            let mut push = |i: usize, v: Option<String>| {
+                positions.append_value(i as i64);
+                values.append_option(v);
+            };
+            match s.map(|s| (s, parse_json(s))) {
+                None => {}
+                Some((_, Some(Value::Array(items)))) => {
+                    for (i, item) in items.iter().enumerate() {
+                        push(i, value_text(item));
                     }
-                    out.append(true);
                 }
+                Some((s, _)) => push(0, Some(s.to_string())),
             }
+            offsets.push(positions.len() as i32);
         }
-        shape(Arc::new(out.finish()), all_scalar(&args.args))
+        let elements = StructArray::try_new(
+            element_fields(),
+            vec![
+                Arc::new(positions.finish()) as ArrayRef,
+                Arc::new(values.finish()) as ArrayRef,
+            ],
+            None,
+        )?;
+        let list = ListArray::try_new(
+            Arc::new(Field::new_list_field(
+                DataType::Struct(element_fields()),
+                true,
+            )),
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(elements),
+            None,
+        )?;
+        shape(Arc::new(list), all_scalar(&args.args))
     }
+}
+
+/// The fields of one unnested element: its position and its text.
+fn element_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("i", DataType::Int64, false),
+        Field::new("v", DataType::Utf8, true),
+    ])
 }
 
 /// `jsonStringify(x)`: JSON text of a value. Objects and arrays (from `jsonParse`) are already

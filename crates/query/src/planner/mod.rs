@@ -62,6 +62,9 @@ struct Planner<'a> {
     order: Vec<SortExpr>,
     now_ms: i64,
     temp: usize,
+    /// Position columns of `unnest`ed lists, oldest first: the default order keeps
+    /// unnested rows in list order.
+    positions: Vec<String>,
 }
 
 /// Plans `pipeline` over the table's groups.
@@ -79,6 +82,7 @@ pub fn plan_pipeline(
         order: Vec::new(),
         now_ms: options.now_ms,
         temp: 0,
+        positions: Vec::new(),
     };
     p.project_inputs(pipeline)?;
     for stage in &pipeline.input {
@@ -221,10 +225,19 @@ impl Planner<'_> {
                 let scope = self.scope();
                 let list = functions::json_list().call(vec![scope.text(scope.expr(&u.expr)?)]);
                 let tmp = self.temp_name("unnest");
+                let position = self.temp_name("position");
                 self.set_columns(vec![(tmp.clone(), list)], &[])?;
                 let col = tmp.clone();
                 self.apply(|b| b.unnest_column(col.as_str()))?;
-                self.set_columns(vec![(u.into.clone(), ident(tmp.clone()))], &[tmp])
+                self.set_columns(
+                    vec![
+                        (u.into.clone(), get_field(ident(tmp.clone()), "v")),
+                        (position.clone(), get_field(ident(tmp.clone()), "i")),
+                    ],
+                    &[tmp],
+                )?;
+                self.positions.push(position);
+                Ok(())
             }
             Stage::Sort { keys, implicit } => {
                 let scope = self.scope();
@@ -237,6 +250,11 @@ impl Planner<'_> {
                 // Deterministic raw results: ties on @timestamp broken by the event id.
                 if *implicit && scope.has(EVENT_ID) {
                     sort.push(SortExpr::new(ident(EVENT_ID), false, false));
+                }
+                if *implicit {
+                    for p in self.positions.iter().filter(|p| scope.has(p)) {
+                        sort.push(SortExpr::new(ident(p.clone()), true, false));
+                    }
                 }
                 self.order = sort.clone();
                 self.apply(|b| b.sort(sort))

@@ -4,4 +4,7 @@
 mod data;
 mod differential;
 mod examples;
+mod functions;
+mod semantics;
+mod service;
 mod support;

@@ -53,15 +53,19 @@ async fn ingest(store: &Store, events: Vec<LogEvent>) {
     );
 }
 
+/// A query service for tests. Its threads keep normal priority: tests run while other
+/// builds load the machine, where nice +10 threads crawl (the priority itself is tested in
+/// `service::query_threads_run_at_a_lower_priority`).
 pub fn service(store: &Store) -> QueryService {
-    QueryService::new(
-        store.clone(),
-        QueryConfig {
-            threads: 2,
-            ..QueryConfig::default()
-        },
-    )
-    .expect("query service")
+    QueryService::new(store.clone(), test_config()).expect("query service")
+}
+
+pub fn test_config() -> QueryConfig {
+    QueryConfig {
+        threads: 2,
+        nice: 0,
+        ..QueryConfig::default()
+    }
 }
 
 /// A request over the last 24 hours of the test clock.
