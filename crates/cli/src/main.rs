@@ -33,6 +33,8 @@ enum Command {
     Metrics(cmd::metrics::MetricsArgs),
     /// Manage alarms.
     Alarms(cmd::alarms::AlarmsArgs),
+    /// Ship a simulated cluster's performance events and application logs to a server.
+    Simulate(cmd::simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Logs(a) => cmd::logs::run(a),
         Command::Metrics(a) => cmd::metrics::run(a),
         Command::Alarms(a) => cmd::alarms::run(a),
+        Command::Simulate(a) => cmd::simulate::run(a),
     };
     match result {
         Ok(code) => code,

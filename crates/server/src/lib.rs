@@ -19,6 +19,7 @@ pub mod body;
 pub mod error;
 pub mod feed;
 pub mod state;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

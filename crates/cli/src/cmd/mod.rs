@@ -6,6 +6,7 @@ pub mod logs;
 pub mod metrics;
 pub mod query;
 pub mod server;
+pub mod simulate;
 pub mod up;
 
 /// Logs go to stderr so that `--output -` keeps stdout for data. `RUST_LOG` overrides the

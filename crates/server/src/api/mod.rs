@@ -39,7 +39,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(native)
-        .fallback(not_found)
+        .merge(crate::ui::routes())
+        .fallback(crate::ui::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
@@ -58,7 +59,7 @@ async fn healthz() -> Json<Health> {
     })
 }
 
-async fn not_found(req: Request) -> ApiError {
+pub(crate) async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         ErrorCode::NotFound,
         format!("no endpoint {} {}", req.method(), req.uri().path()),
