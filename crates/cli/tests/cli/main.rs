@@ -3,5 +3,6 @@
 mod agent;
 mod e2e;
 mod alarms;
+mod query;
 mod seaweed;
 mod server;
