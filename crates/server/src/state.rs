@@ -21,6 +21,8 @@ pub struct AppState {
     pub alarms: Option<Arc<kinsight_alarms::AlarmService>>,
     /// The query service (issue #5) on its own runtime; `None` if it could not start.
     pub query: Option<kinsight_query::QueryService>,
+    /// Access keys of the CloudWatch-compatible API (issue #8); none by default.
+    pub aws_keys: Arc<crate::cwlogs::AccessKeys>,
 }
 
 /// Request size limits.
@@ -59,6 +61,7 @@ impl AppState {
             metrics: None,
             alarms: None,
             query,
+            aws_keys: Arc::new(crate::cwlogs::AccessKeys::none()),
         }
     }
 }

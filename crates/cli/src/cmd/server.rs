@@ -10,6 +10,7 @@ use anyhow::Context;
 use kinsight_alarms::{AlarmServiceConfig, SystemClock};
 use kinsight_metrics::MetricStoreConfig;
 use kinsight_server::api::metrics::MetricsEngine;
+use kinsight_server::cwlogs::AccessKeys;
 use kinsight_server::{Server, ServerConfig};
 use kinsight_store::{ObjectStoreLocation, StoreConfig};
 
@@ -81,9 +82,12 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
     // Metrics and alarms (issue #6): the metric store sees every durable batch.
     let engine = MetricsEngine::open(&args.data_dir, MetricStoreConfig::default())
         .context("opening the metric store")?;
+    // CloudWatch-compatible API (issue #8): access keys from the environment.
+    let aws_keys = aws_keys_from_env()?;
     let mut server = Server::bind(config, vec![engine.observer()])
         .await
         .with_context(|| format!("starting the server in {}", args.data_dir.display()))?;
+    server.state.aws_keys = Arc::new(aws_keys);
     let engine_tasks = engine
         .attach(
             &mut server.state,
@@ -96,6 +100,20 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         server,
         _engine_tasks: engine_tasks,
     })
+}
+
+/// The CloudWatch API's access keys: `KINSIGHT_AWS_ACCESS_KEY_ID` /
+/// `KINSIGHT_AWS_SECRET_ACCESS_KEY` (admin scope) and the key file named by
+/// `KINSIGHT_AWS_KEYS_FILE` (docs/cloudwatch-compat.md).
+fn aws_keys_from_env() -> anyhow::Result<AccessKeys> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let file = var("KINSIGHT_AWS_KEYS_FILE").map(PathBuf::from);
+    AccessKeys::load(
+        var("KINSIGHT_AWS_ACCESS_KEY_ID").as_deref(),
+        var("KINSIGHT_AWS_SECRET_ACCESS_KEY").as_deref(),
+        file.as_deref(),
+    )
+    .context("CloudWatch API access keys")
 }
 
 /// SIGINT or SIGTERM.

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(native)
+        .merge(crate::cwlogs::routes())
         .merge(crate::ui::routes())
         .fallback(crate::ui::fallback)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,0 +1,135 @@
+"""A real `kinsight server` process for the CloudWatch-compatible API tests, and clients.
+
+The server gets an admin token (authentication on), one admin access key pair from
+KINSIGHT_AWS_ACCESS_KEY_ID / KINSIGHT_AWS_SECRET_ACCESS_KEY and an ingest and a read key pair
+from a key file (KINSIGHT_AWS_KEYS_FILE) -- the configuration docs/cloudwatch-compat.md shows.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+
+import boto3
+import botocore.config
+import pytest
+
+TOKEN = "cwlogs-test-admin-token-0123456789"
+REGION = "eu-west-1"
+KEYS = {
+    "admin": ("AKIAKINSIGHTADMIN001", "admin/secret+Key0123456789abcdefghijklmn"),
+    "ingest": ("AKIAKINSIGHTINGEST01", "ingest-secret-0123456789abcdefghijklmnop"),
+    "read": ("AKIAKINSIGHTREAD0001", "read-secret-0123456789abcdefghijklmnopqr"),
+}
+
+
+class Server:
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="kinsight-cwlogs-")
+        keys_file = os.path.join(self.dir.name, "aws-keys.json")
+        with open(keys_file, "w") as f:
+            json.dump(
+                {
+                    "keys": [
+                        {"accessKeyId": KEYS[s][0], "secretAccessKey": KEYS[s][1], "scope": s}
+                        for s in ("ingest", "read")
+                    ]
+                },
+                f,
+            )
+        env = dict(os.environ)
+        env.update(
+            KINSIGHT_TOKEN=TOKEN,
+            KINSIGHT_AWS_ACCESS_KEY_ID=KEYS["admin"][0],
+            KINSIGHT_AWS_SECRET_ACCESS_KEY=KEYS["admin"][1],
+            KINSIGHT_AWS_KEYS_FILE=keys_file,
+            RUST_LOG="warn",
+        )
+        self.proc = subprocess.Popen(
+            [
+                os.environ["KINSIGHT_BIN"],
+                "server",
+                "--data-dir",
+                os.path.join(self.dir.name, "data"),
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        assert "listening on" in line, f"server did not start: {line!r}"
+        self.url = line.strip().rsplit(" ", 1)[-1]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.dir.cleanup()
+
+    def native(self, method, path, body=None):
+        """A call to the native API with the admin token."""
+        req = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            data = r.read()
+            return json.loads(data) if data else None
+
+
+@pytest.fixture(scope="session")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+def make_client(server, key_id, secret):
+    return boto3.client(
+        "logs",
+        endpoint_url=server.url,
+        region_name=REGION,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture(scope="session")
+def logs(server):
+    """boto3 with the admin key pair."""
+    return make_client(server, *KEYS["admin"])
+
+
+@pytest.fixture(scope="session")
+def ingest_logs(server):
+    return make_client(server, *KEYS["ingest"])
+
+
+@pytest.fixture(scope="session")
+def read_logs(server):
+    return make_client(server, *KEYS["read"])
+
+
+@pytest.fixture
+def group(logs):
+    """A fresh log group with one stream `s1`."""
+    name = f"/test/{uuid.uuid4().hex[:12]}"
+    logs.create_log_group(logGroupName=name)
+    logs.create_log_stream(logGroupName=name, logStreamName="s1")
+    return name
+
+
+def now_ms():
+    return int(time.time() * 1000)
