@@ -589,11 +589,7 @@ impl MetricStore {
         let one = |info: &SeriesInfo| -> Result<SeriesValues, MetricsError> {
             let values = match q.statistic {
                 Statistic::Percentile(p) => self.percentile_id(info.id, start, period_ms, n, p)?,
-                stat => self
-                    .aggregate_id(info.id, start, period_ms, n, false)?
-                    .iter()
-                    .map(|s| stat.compute(s))
-                    .collect(),
+                stat => self.statistic_id(info.id, start, period_ms, n, stat)?,
             };
             Ok(SeriesValues {
                 values,
@@ -752,6 +748,63 @@ impl MetricStore {
             }
         }
         Ok(slots)
+    }
+
+    /// A non-percentile statistic per period, accumulated in compact (count, sum, min, max)
+    /// cells: the query path of dashboards, kept lean.
+    fn statistic_id(
+        &self,
+        id: u32,
+        start: i64,
+        period_ms: i64,
+        n: usize,
+        stat: Statistic,
+    ) -> Result<Vec<Option<f64>>, MetricsError> {
+        let tier = tier_for(period_ms, start, false);
+        let end = start.saturating_add(period_ms.saturating_mul(n as i64));
+        let empty = crate::statistic::Agg {
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        };
+        let mut cells = vec![empty; n];
+        for (b, sorted) in self.blocks(id, tier, start, end)? {
+            let rows = if sorted {
+                b.range(start, end)
+            } else {
+                0..b.rows()
+            };
+            match &*b {
+                BlockData::Raw { ts, vals } => {
+                    for i in rows {
+                        if ts[i] >= start && ts[i] < end {
+                            cells[((ts[i] - start) / period_ms) as usize].add(vals[i]);
+                        }
+                    }
+                }
+                BlockData::Agg { ts, aggs } => {
+                    for i in rows {
+                        if ts[i] >= start && ts[i] < end {
+                            cells[((ts[i] - start) / period_ms) as usize].merge(&aggs[i]);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(cells
+            .iter()
+            .map(|c| {
+                (c.count > 0).then(|| match stat {
+                    Statistic::SampleCount => c.count as f64,
+                    Statistic::Average => c.sum / c.count as f64,
+                    Statistic::Sum => c.sum,
+                    Statistic::Minimum => c.min,
+                    Statistic::Maximum => c.max,
+                    Statistic::Percentile(_) => f64::NAN, // answered by percentile_id
+                })
+            })
+            .collect())
     }
 
     /// Percentile `p` per period from raw samples, without a vector per period: count the
