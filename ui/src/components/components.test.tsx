@@ -1,0 +1,88 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { cleanup, fireEvent, render, screen } from '@testing-library/react';
+import { QueryEditor } from './QueryEditor';
+import { JsonView } from './JsonView';
+import { Sparkline } from './Sparkline';
+import { toPutBody } from '../pages/Alarms';
+
+afterEach(cleanup);
+
+describe('QueryEditor', () => {
+  it('marks the error at the server’s line and column and says what is wrong', () => {
+    const q = 'filter x = 1\n| stats avg(y) by';
+    render(<QueryEditor value={q} onChange={() => undefined} error={{ line: 2, column: 9, message: "expected '('" }} />);
+    const mark = screen.getByTestId('error-mark');
+    expect(mark.textContent).toBe('a');
+    expect(screen.getByTestId('editor-error').textContent).toBe("Line 2, column 9: expected '('");
+    expect(screen.getByLabelText('Query').getAttribute('aria-invalid')).toBe('true');
+  });
+
+  it('highlights what is typed and runs on Ctrl+Enter', () => {
+    const run = vi.fn();
+    const change = vi.fn();
+    render(<QueryEditor value="stats count()" onChange={change} onRun={run} />);
+    const hl = screen.getByTestId('editor-highlight');
+    expect(hl.querySelector('.tok-command')?.textContent).toBe('stats');
+    expect(hl.querySelector('.tok-function')?.textContent).toBe('count');
+    const ta = screen.getByTestId('query-editor');
+    fireEvent.change(ta, { target: { value: 'stats count() by x' } });
+    expect(change).toHaveBeenCalledWith('stats count() by x');
+    fireEvent.keyDown(ta, { key: 'Enter', ctrlKey: true });
+    expect(run).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('JsonView', () => {
+  it('folds and unfolds nested objects', () => {
+    render(<JsonView value={{ a: { b: { c: { d: 1 } } } }} />);
+    // Two levels open at first; `b` is folded, so `c` is not shown.
+    expect(screen.getByText('b:')).toBeTruthy();
+    expect(screen.queryByText('c:')).toBeNull();
+    const toggles = screen.getAllByRole('button');
+    expect(toggles[toggles.length - 1].getAttribute('aria-expanded')).toBe('false');
+    fireEvent.click(toggles[toggles.length - 1]);
+    expect(screen.getByText('c:')).toBeTruthy();
+  });
+});
+
+describe('Sparkline', () => {
+  it('draws a path through the values and breaks it at gaps', () => {
+    const { container } = render(<Sparkline values={[0, 10, null, 5, 10]} width={40} height={10} />);
+    const d = container.querySelector('path')!.getAttribute('d')!;
+    expect(d.match(/M/g)).toHaveLength(2);
+    expect(d.startsWith('M0.0,9.0L10.0,1.0')).toBe(true);
+  });
+});
+
+describe('alarm form', () => {
+  const base = {
+    AlarmName: ' cpu ',
+    AlarmDescription: '',
+    Namespace: 'ContainerInsights',
+    MetricName: 'node_cpu_utilization',
+    Dimensions: [{ Name: 'ClusterName', Value: 'prod' }, { Name: '', Value: '' }],
+    Statistic: 'Average',
+    EvaluateLowSampleCountPercentile: 'evaluate',
+    Period: 60,
+    EvaluationPeriods: 5,
+    DatapointsToAlarm: 3,
+    ComparisonOperator: 'GreaterThanThreshold',
+    Threshold: '80',
+    TreatMissingData: 'notBreaching',
+    AlarmActions: 'https://a.example/hook\n slack+https://b.example/x ',
+    OKActions: '',
+    InsufficientDataActions: '',
+    ActionsEnabled: true,
+  };
+  it('builds PutMetricAlarm with Statistic, or ExtendedStatistic for percentiles', () => {
+    const b = toPutBody(base);
+    expect(b).toMatchObject({ AlarmName: 'cpu', Statistic: 'Average', Threshold: 80, DatapointsToAlarm: 3, TreatMissingData: 'notBreaching' });
+    expect(b.Dimensions).toEqual([{ Name: 'ClusterName', Value: 'prod' }]);
+    expect(b.AlarmActions).toEqual(['https://a.example/hook', 'slack+https://b.example/x']);
+    expect(b.ExtendedStatistic).toBeUndefined();
+    const p = toPutBody({ ...base, Statistic: 'p99' });
+    expect(p.ExtendedStatistic).toBe('p99');
+    expect(p.Statistic).toBeUndefined();
+    expect(p.EvaluateLowSampleCountPercentile).toBe('evaluate');
+  });
+});
