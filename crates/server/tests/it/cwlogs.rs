@@ -1,0 +1,281 @@
+//! The CloudWatch-compatible API through the router (`oneshot`): dispatch on X-Amz-Target,
+//! SigV4 with scoped keys, AWS-shaped errors, and PutLogEvents' rejections against an
+//! injected clock. The same API is tested with real boto3 and aws CLI clients against the
+//! real binary in `scripts/tests/cwlogs/`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use kinsight_server::cwlogs::sigv4::{SignedRequest, canonical_request, signature};
+use kinsight_server::cwlogs::{AccessKeys, CONTENT_TYPE};
+use kinsight_server::{AppState, Auth, Scope, router};
+use kinsight_store::{ManualClock, Store, StoreConfig};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::support::ADMIN;
+
+const NOW: i64 = 1_800_000_000_000;
+const INGEST: (&str, &str) = ("AKIAINGESTKEY00001", "ingest-secret-0123456789");
+const READ: (&str, &str) = ("AKIAREADKEY0000001", "read-secret-0123456789ab");
+
+struct Cw {
+    app: Router,
+    _dir: tempfile::TempDir,
+}
+
+/// `keys: false` = authentication off (no admin token, no keys): unsigned calls are admin.
+async fn cw(keys: bool) -> Cw {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.background = false;
+    cfg.clock = ManualClock::new(NOW);
+    let store = Store::open(cfg, vec![]).await.unwrap();
+    let auth = if keys {
+        Auth::open(ADMIN, dir.path()).unwrap()
+    } else {
+        Auth::disabled()
+    };
+    let mut state = AppState::new(store, auth);
+    if keys {
+        let mut k = AccessKeys::none();
+        k.add(INGEST.0, INGEST.1, Scope::Ingest).unwrap();
+        k.add(READ.0, READ.1, Scope::Read).unwrap();
+        state.aws_keys = Arc::new(k);
+    }
+    Cw {
+        app: router(state),
+        _dir: dir,
+    }
+}
+
+/// Sends `Logs_20140328.<action>`, signed with `key` when given (as botocore signs).
+async fn send(
+    app: &Router,
+    action: &str,
+    body: &Value,
+    key: Option<(&str, &str)>,
+) -> (StatusCode, HeaderMap, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
+    h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
+    h.insert(
+        "x-amz-target",
+        HeaderValue::from_str(&format!("Logs_20140328.{action}")).unwrap(),
+    );
+    if let Some((id, secret)) = key {
+        let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        h.insert("x-amz-date", HeaderValue::from_str(&amz_date).unwrap());
+        let signed: Vec<String> = ["content-type", "host", "x-amz-date", "x-amz-target"]
+            .map(String::from)
+            .to_vec();
+        let creq = canonical_request(
+            &SignedRequest {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &h,
+                body: &bytes,
+            },
+            &signed,
+        );
+        let sig = signature(
+            secret,
+            &amz_date,
+            &amz_date[..8],
+            "ap-south-1",
+            "logs",
+            &creq,
+        );
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={id}/{}/ap-south-1/logs/aws4_request, SignedHeaders={}, Signature={sig}",
+            &amz_date[..8],
+            signed.join(";")
+        );
+        h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
+    }
+    let mut req = Request::builder().method("POST").uri("/");
+    *req.headers_mut().unwrap() = h;
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(bytes)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let v = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap()
+    };
+    (status, headers, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_log_events_reports_rejections_by_index_against_the_clock() {
+    let t = cw(false).await;
+    let (s, h, v) = send(
+        &t.app,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/g"}),
+        None,
+    )
+    .await;
+    assert_eq!((s, &v), (StatusCode::OK, &Value::Null));
+    assert_eq!(h["content-type"], CONTENT_TYPE);
+    assert!(h.contains_key("x-amzn-requestid"));
+    send(
+        &t.app,
+        "CreateLogStream",
+        &json!({"logGroupName": "/g", "logStreamName": "s"}),
+        None,
+    )
+    .await;
+    let day = 86_400_000;
+    let events = json!([
+        {"timestamp": NOW - 15 * day, "message": "old"},
+        {"timestamp": NOW - 1, "message": "ok"},
+        {"timestamp": NOW + 2 * 3_600_000 + 1, "message": "new 1"},
+        {"timestamp": NOW + 3 * 3_600_000, "message": "new 2"},
+    ]);
+    let (s, _, v) = send(
+        &t.app,
+        "PutLogEvents",
+        &json!({"logGroupName": "/g", "logStreamName": "s", "logEvents": events}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["rejectedLogEventsInfo"],
+        json!({"tooOldLogEventEndIndex": 1, "tooNewLogEventStartIndex": 2})
+    );
+    let (_, _, v) = send(
+        &t.app,
+        "GetLogEvents",
+        &json!({"logGroupName": "/g", "logStreamName": "s", "startFromHead": true}),
+        None,
+    )
+    .await;
+    let msgs: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(msgs, ["ok"]);
+    // The region of an unsigned request's ARNs is the default one.
+    let (_, _, v) = send(&t.app, "DescribeLogGroups", &json!({}), None).await;
+    assert_eq!(
+        v["logGroups"][0]["logGroupArn"],
+        "arn:aws:logs:us-east-1:000000000000:log-group:/g"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_requests_scopes_and_aws_shaped_errors() {
+    let t = cw(true).await;
+    let (s, h, v) = send(
+        &t.app,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/g"}),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["__type"], "MissingAuthenticationTokenException");
+    assert_eq!(h["x-amzn-errortype"], "MissingAuthenticationTokenException");
+
+    let (s, _, v) = send(
+        &t.app,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/g"}),
+        Some(INGEST),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, _, v) = send(&t.app, "DescribeLogGroups", &json!({}), Some(INGEST)).await;
+    assert_eq!(
+        v["logGroups"][0]["arn"], "arn:aws:logs:ap-south-1:000000000000:log-group:/g:*",
+        "ARNs carry the region the request was signed for"
+    );
+    let (_, _, v) = send(
+        &t.app,
+        "DeleteLogGroup",
+        &json!({"logGroupName": "/g"}),
+        Some(INGEST),
+    )
+    .await;
+    assert_eq!(v["__type"], "AccessDeniedException");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("logs:DeleteLogGroup")
+    );
+    let (_, _, v) = send(
+        &t.app,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/h"}),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(v["__type"], "AccessDeniedException");
+    let (_, _, v) = send(
+        &t.app,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/h"}),
+        Some((INGEST.0, READ.1)),
+    )
+    .await;
+    assert_eq!(v["__type"], "InvalidSignatureException");
+    let (_, _, v) = send(
+        &t.app,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/h"}),
+        Some(("AKIANOSUCHKEY00001", INGEST.1)),
+    )
+    .await;
+    assert_eq!(v["__type"], "UnrecognizedClientException");
+
+    let (_, _, v) = send(
+        &t.app,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/g"}),
+        Some(INGEST),
+    )
+    .await;
+    assert_eq!(v["__type"], "ResourceAlreadyExistsException");
+    let (_, _, v) = send(&t.app, "CreateLogGroup", &json!({"nope": 1}), Some(INGEST)).await;
+    assert_eq!(v["__type"], "InvalidParameterException");
+    assert!(v["message"].as_str().unwrap().contains("logGroupName"));
+    let (_, _, v) = send(
+        &t.app,
+        "DescribeLogStreams",
+        &json!({"logGroupName": "/g", "limit": 51}),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(v["__type"], "InvalidParameterException");
+    let (_, _, v) = send(&t.app, "PutSubscriptionFilter", &json!({}), Some(INGEST)).await;
+    assert_eq!(v["__type"], "UnknownOperationException");
+    let (_, _, v) = send(
+        &t.app,
+        "StartQuery",
+        &json!({"logGroupName": "/g", "startTime": 0, "endTime": 10, "queryString": "stats count( by"}),
+        Some(READ),
+    )
+    .await;
+    assert_eq!(v["__type"], "MalformedQueryException");
+    assert!(
+        v["queryCompileError"]["location"]["startCharOffset"]
+            .as_u64()
+            .is_some()
+    );
+}
