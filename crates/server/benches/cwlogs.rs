@@ -336,8 +336,11 @@ async fn ingest_all(srv: &Server, client: &reqwest::Client, events: Vec<LogEvent
     for g in groups {
         call(client, srv, "CreateLogGroup", json!({"logGroupName": g})).await;
     }
-    let mut bodies = Vec::new();
-    for ((g, s), evs) in &by_stream {
+    // Stream by stream, at most 4 requests in flight, so only a stream's bodies are held.
+    let sem = Arc::new(tokio::sync::Semaphore::new(4));
+    let mut tasks = Vec::new();
+    let mut n = 0;
+    for ((g, s), evs) in by_stream.drain() {
         call(
             client,
             srv,
@@ -345,19 +348,16 @@ async fn ingest_all(srv: &Server, client: &reqwest::Client, events: Vec<LogEvent
             json!({"logGroupName": g, "logStreamName": s}),
         )
         .await;
-        bodies.extend(batches(g, s, evs));
-    }
-    let n = bodies.len();
-    let sem = Arc::new(tokio::sync::Semaphore::new(4));
-    let mut tasks = Vec::new();
-    for (body, _, _) in bodies {
-        let permit = sem.clone().acquire_owned().await.unwrap();
-        let (client, url, host) = (client.clone(), srv.url.clone(), srv.host.clone());
-        tasks.push(tokio::spawn(async move {
-            let r = send(&client, &url, &sign(&host, "PutLogEvents", body)).await;
-            assert!(r.get("rejectedLogEventsInfo").is_none(), "{r}");
-            drop(permit);
-        }));
+        for (body, _, _) in batches(&g, &s, &evs) {
+            n += 1;
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            let (client, url, host) = (client.clone(), srv.url.clone(), srv.host.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = send(&client, &url, &sign(&host, "PutLogEvents", body)).await;
+                assert!(r.get("rejectedLogEventsInfo").is_none(), "{r}");
+                drop(permit);
+            }));
+        }
     }
     for t in tasks {
         t.await.unwrap();
