@@ -87,6 +87,16 @@ fn build(dir: &Path, duration_ms: i64, interval_ms: i64, flush_every_ms: i64) ->
     (samples, secs)
 }
 
+/// Process CPU time (user + system, all threads), seconds: steadier than wall time on a
+/// machine shared with other work.
+fn cpu_seconds() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn query(stat: Statistic, period_s: u32, start: i64, end: i64) -> MetricQuery {
     MetricQuery {
         selector: SeriesSelector {
@@ -111,14 +121,16 @@ fn measure(dir: &Path, label: &str, q: &MetricQuery, runs: usize) {
     // Cold: a freshly opened store (empty block cache; the OS page cache is warm, as on a
     // server that has been running).
     let store = MetricStore::open(dir, MetricStoreConfig::default()).unwrap();
-    let t = Instant::now();
+    let (c0, t) = (cpu_seconds(), Instant::now());
     let r = store.query(q).unwrap();
     let cold = t.elapsed().as_secs_f64() * 1000.0;
+    let cold_cpu = (cpu_seconds() - c0) * 1000.0;
     let points: usize = r
         .series
         .iter()
         .map(|s| s.values.iter().flatten().count())
         .sum();
+    let c1 = cpu_seconds();
     let mut warm: Vec<f64> = (0..runs)
         .map(|_| {
             let t = Instant::now();
@@ -127,9 +139,10 @@ fn measure(dir: &Path, label: &str, q: &MetricQuery, runs: usize) {
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
+    let warm_cpu = (cpu_seconds() - c1) * 1000.0 / runs as f64;
     warm.sort_by(f64::total_cmp);
     println!(
-        "  {label}: {} series × {} periods ({points} values, tier {:?}): cold {cold:.1} ms, warm median {:.1} ms (min {:.1}, max {:.1})",
+        "  {label}: {} series × {} periods ({points} values, tier {:?}): cold {cold:.1} ms ({cold_cpu:.0} ms CPU), warm median {:.1} ms (min {:.1}, max {:.1}; {warm_cpu:.0} ms CPU each)",
         r.series.len(),
         r.timestamps.len(),
         r.tier,
