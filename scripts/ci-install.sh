@@ -10,3 +10,7 @@ if ! command -v podman >/dev/null 2>&1 || [ ! -x /lib/systemd/systemd-journal-re
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static systemd-journal-remote >/dev/null
 fi
 python3 -c 'import duckdb' >/dev/null 2>&1 || pip install --quiet duckdb  # DuckDB: the query engine's differential test and benchmark
+# Web console (scripts/tests/ui.sh): Debian's Chromium, driven by playwright-core (a test tool's
+# own browser download fails here), and the UI's npm packages from package-lock.json.
+command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+(cd ui && npm ci --no-audit --no-fund --loglevel=error)

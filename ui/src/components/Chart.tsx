@@ -73,7 +73,8 @@ export function Chart(p: ChartProps) {
           stroke: PALETTE[i % PALETTE.length],
           width: 1.5,
           spanGaps: true,
-          points: { show: false },
+          // Dots only where a line would not show: a series of a few samples.
+          points: { show: s.values.filter((v) => v !== null).length <= 3, size: 5 },
           fill: p.bars ? PALETTE[i % PALETTE.length] + '99' : undefined,
           paths: p.bars ? uPlot.paths.bars!({ size: [0.8, 40] }) : undefined,
           value: (_u: uPlot, v: number | null) => formatValue(v, p.unit),
@@ -113,7 +114,12 @@ export function Chart(p: ChartProps) {
   }, [p.timestamps, p.series]);
 
   return (
-    <figure className="chart" data-testid={p.testId} data-series={p.series.length} data-points={p.timestamps.length}>
+    <figure
+      className="chart"
+      data-testid={p.testId}
+      data-series={p.series.length}
+      data-values={p.series.reduce((n, s) => n + s.values.filter((v) => v !== null).length, 0)}
+    >
       <figcaption>{p.title}</figcaption>
       {p.error ? (
         <div className="chart-empty error" style={{ height }}>

@@ -149,6 +149,8 @@ export function Dashboards() {
       </div>
       {table && (
         <ResourceTable
+          // A new resource is a new table: no rows of the previous one while this one loads.
+          key={JSON.stringify([cluster, level, sel.node, sel.ns, sel.svc, sel.pod, sel.fullpod, sel.container, table.title])}
           spec={table}
           sel={sel}
           prefix={prefix}

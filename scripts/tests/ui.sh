@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The web console (issue #7): vitest component tests, the production build (and its size
+# budget), then end-to-end tests in real headless Chromium (Debian's `chromium`, driven by
+# playwright-core) against a real `kinsight up` — this host's agent — also fed a simulated
+# cluster by `kinsight simulate`. Screenshots go to test-artifacts/ui/.
+#
+# Order: the UI is built here, after `cargo test`. Nothing in `cargo test` needs ui/dist: a
+# debug `kinsight` reads ui/dist from disk at run time (crates/server/src/ui.rs), so the
+# binary built by cargo serves the console built just below.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+missing() {
+  if [ "${CI:-}" = "true" ]; then echo "ui: $1 is missing (scripts/ci-install.sh installs it)" >&2; exit 1; fi
+  echo "ui: skipped: $1 is missing (scripts/ci-install.sh installs it)"; exit 0
+}
+command -v npm >/dev/null 2>&1 || missing npm
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+[ -x "$CHROMIUM" ] || missing "$CHROMIUM (apt-get install chromium)"
+
+cd ui
+# scripts/ci-install.sh installed the packages; again only when package-lock.json changed since.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run build
+# The bundle budget of issue #7: under 500 KB gzipped (JS + CSS).
+node -e '
+const fs = require("fs"), zlib = require("zlib");
+let total = 0;
+for (const f of fs.readdirSync("dist/assets")) if (/\.(js|css)$/.test(f)) total += zlib.gzipSync(fs.readFileSync("dist/assets/" + f), { level: 9 }).length;
+console.log(`ui: production bundle ${(total / 1024).toFixed(1)} KiB gzipped`);
+if (total > 500 * 1024) { console.error("ui: bundle over the 500 KB budget"); process.exit(1); }'
+npx vitest run
+cd "$ROOT"
+
+cargo build -p kinsight-cli --quiet
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/kinsight
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+export KINSIGHT_TOKEN="ui-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+"$BIN" up --data-dir "$WORK/data" --listen 127.0.0.1:0 --interval 5s >"$WORK/up.log" 2>"$WORK/up.err" &
+PIDS+=($!)
+URL=
+for _ in $(seq 1 200); do
+  URL=$(sed -n 's|.*open \(http://[0-9.:]*\)/?token=.*|\1|p' "$WORK/up.log" | head -1)
+  [ -n "$URL" ] && break
+  sleep 0.1
+done
+[ -n "$URL" ] || { echo "ui: kinsight up did not start" >&2; cat "$WORK/up.err" >&2; exit 1; }
+echo "ui: kinsight up at $URL"
+
+# Half an hour of a small simulated cluster, then live ticks every 5 s while the browser runs.
+SIM_NODES=6
+"$BIN" simulate --server "$URL" --cluster sim --nodes $SIM_NODES --pods 90 --interval 60s --backfill 30m --duration 0 --seed 7
+"$BIN" simulate --server "$URL" --cluster sim --nodes $SIM_NODES --pods 90 --interval 5s --duration 15m --seed 7 --log-lines 40 \
+  >"$WORK/sim.log" 2>&1 &
+PIDS+=($!)
+
+mkdir -p test-artifacts/ui
+KINSIGHT_URL=$URL SIM_NODES=$SIM_NODES ARTIFACTS="$ROOT/test-artifacts/ui" CHROMIUM=$CHROMIUM \
+  node --test --test-concurrency=1 ui/e2e/

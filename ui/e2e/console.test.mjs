@@ -1,0 +1,298 @@
+// End-to-end: the console in real headless Chromium against a real `kinsight up` (this host's
+// agent: cluster "local") also fed by `kinsight simulate` (cluster "sim"), started by
+// scripts/tests/ui.sh. Sign in through /?token=, charts of this host, drill-down cluster →
+// node → pod → container → logs, a query with its histogram, an expanded record and a syntax
+// error marked in place, live tail, an alarm created through the form and the Kubernetes
+// pack installed from the page, dark theme, keyboard. Screenshots go to $ARTIFACTS; any
+// console error or uncaught exception fails the run.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { launch, watchErrors } from './browser.mjs';
+
+const BASE = process.env.KINSIGHT_URL;
+const TOKEN = process.env.KINSIGHT_TOKEN;
+const SIM = process.env.SIM_CLUSTER ?? 'sim';
+const LOCAL = process.env.LOCAL_CLUSTER ?? 'local';
+const ARTIFACTS = process.env.ARTIFACTS ?? 'test-artifacts/ui';
+if (!BASE || !TOKEN) throw new Error('KINSIGHT_URL and KINSIGHT_TOKEN must be set (scripts/tests/ui.sh starts the server)');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+let context;
+let page;
+const errors = [];
+
+before(async () => {
+  context = await launch();
+  page = await context.newPage();
+  watchErrors(page, errors);
+});
+
+after(async () => {
+  await context?.close();
+});
+
+const shot = (name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+/** Waits for a selector, reloading the page while the data is not there yet. */
+async function waitWithReload(selector, { timeoutMs = 90_000, everyMs = 5_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await page.waitForSelector(selector, { timeout: everyMs });
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await page.reload();
+    }
+  }
+}
+
+/** Waits until a chart draws at least `n` values, reloading while it has fewer. */
+async function waitForValues(testId, n, timeoutMs = 90_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await page.waitForSelector(`[data-testid="${testId}"] canvas`, { timeout: 10_000 }).catch(() => undefined);
+    const v = Number(await page.getByTestId(testId).getAttribute('data-values'));
+    if (v >= n) return;
+    if (Date.now() > deadline) throw new Error(`${testId} draws ${v} values, expected at least ${n}`);
+    await page.waitForTimeout(3000);
+    await page.reload();
+  }
+}
+
+async function rowCount(testId) {
+  return page.locator(`[data-testid="${testId}"] tbody tr`).count();
+}
+
+test('the server serves the console on GET, JSON errors under /v1 and POST / elsewhere', async () => {
+  const index = await fetch(`${BASE}/`);
+  assert.equal(index.status, 200);
+  assert.match(index.headers.get('content-type'), /text\/html/);
+  const html = await index.text();
+  assert.match(html, /<div id="root">/);
+  assert.match(index.headers.get('content-security-policy'), /default-src 'self'/);
+  const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)[1];
+  const js = await fetch(`${BASE}${script}`);
+  assert.equal(js.status, 200);
+  assert.match(js.headers.get('content-type'), /javascript/);
+  assert.match(js.headers.get('cache-control'), /immutable/);
+  // A client-side route reloads into the app.
+  const route = await fetch(`${BASE}/alarms?name=x`);
+  assert.equal(route.status, 200);
+  assert.equal(await route.text(), html);
+  const api = await fetch(`${BASE}/v1/nothing-here`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(api.status, 404);
+  assert.equal((await api.json()).code, 'NotFound');
+  const missing = await fetch(`${BASE}/assets/missing-file.js`);
+  assert.equal(missing.status, 404);
+  const post = await fetch(`${BASE}/`, { method: 'POST', body: '{}' });
+  assert.notEqual(post.status, 200, 'POST / is not the console');
+  assert.doesNotMatch(await post.text(), /<div id="root">/);
+});
+
+test('/?token= signs in and leaves the address bar', async () => {
+  await page.goto(`${BASE}/?token=${TOKEN}`);
+  await page.waitForSelector('header.top nav');
+  assert.ok(!page.url().includes(TOKEN), `token still in ${page.url()}`);
+  assert.ok(!page.url().includes('token='), page.url());
+  assert.equal(await page.evaluate(() => localStorage.getItem('kinsight.token')), TOKEN);
+  // Signed in: the API answers with the stored token after a reload.
+  await page.goto(`${BASE}/dashboards`);
+  await page.waitForSelector('[data-testid="charts"]');
+  await shot('01-signed-in');
+});
+
+test('charts of this host (cluster local)', async () => {
+  await page.goto(`${BASE}/dashboards?cluster=${LOCAL}&range=15m`);
+  await waitWithReload('[data-testid="chart-cpu"] canvas');
+  // At least two samples of this host's CPU (the agent collects every 5 s here).
+  await waitForValues('chart-cpu', 2);
+  await page.waitForSelector('[data-testid="chart-memory"] canvas');
+  await page.waitForSelector('[data-testid="top-table"] tbody tr th a');
+  const nodes = await page.locator('[data-testid="top-table"] tbody tr th a').allTextContents();
+  assert.ok(nodes.length >= 1, 'this host is listed as a node');
+  await shot('02-local-cluster');
+  // This host's node page.
+  await page.locator('[data-testid="top-table"] tbody tr th a').first().click();
+  await page.waitForURL(/level=node/);
+  await waitWithReload('[data-testid="chart-cpu"] canvas');
+  await shot('03-local-node');
+});
+
+test('drill-down: cluster → node → pod → container → logs', async () => {
+  await page.goto(`${BASE}/dashboards?cluster=${SIM}&range=1h`);
+  await page.waitForSelector('[data-testid="chart-cpu"] canvas');
+  await page.waitForSelector('[data-testid="chart-running"] canvas');
+  await waitForValues('chart-cpu', 20);
+  await page.waitForSelector('[data-testid="top-table"] tbody tr th a');
+  assert.equal(await rowCount('top-table'), Number(process.env.SIM_NODES ?? 6), 'one row per simulated node');
+  await shot('04-sim-cluster');
+
+  await page.locator('[data-testid="top-table"] tbody tr th a').first().click();
+  await page.waitForURL(/level=node&node=/);
+  await page.waitForSelector('[data-testid="chart-cpu"] canvas');
+  assert.match(await page.locator('[data-testid="breadcrumb"]').innerText(), /node ip-10-0-/);
+  await page.waitForSelector('#top-title:has-text("Pods on this node")');
+  await page.waitForSelector('[data-testid="top-table"] tbody tr th a');
+  await shot('05-sim-node');
+
+  await page.locator('[data-testid="top-table"] tbody tr th a').first().click();
+  await page.waitForURL(/level=pod&/);
+  await page.waitForSelector('[data-testid="chart-cpu"] canvas');
+  await page.waitForSelector('#top-title:has-text("Containers")');
+  await page.waitForSelector('[data-testid="top-table"] tbody tr th a');
+  assert.match(await page.locator('[data-testid="breadcrumb"]').innerText(), /pod /);
+  await shot('06-sim-pod');
+
+  const container = (await page.locator('[data-testid="top-table"] tbody tr th a').first().innerText()).trim();
+  await page.locator('[data-testid="top-table"] tbody tr th a').first().click();
+  await page.waitForURL(/level=container&/);
+  await page.waitForSelector('[data-testid="chart-cpu"] canvas');
+  await page.waitForSelector('[data-testid="chart-ws"] canvas');
+  assert.match(await page.locator('[data-testid="breadcrumb"]').innerText(), new RegExp(`container ${container}`));
+  await shot('07-sim-container');
+
+  await page.getByRole('link', { name: 'View logs' }).click();
+  await page.waitForURL(/\/insights\?/);
+  await page.waitForSelector('[data-testid="results"] tbody tr');
+  const linked = new URL(page.url()).searchParams;
+  assert.equal(linked.get('groups'), `/kinsight/${SIM}/application`);
+  assert.ok(linked.get('query').includes(`kubernetes.container_name = "${container}"`), linked.get('query'));
+  const cells = await page.locator('[data-testid="results"] tbody tr td').allTextContents();
+  assert.ok(cells.some((c) => c.trim() === container), 'the rows are this container’s lines');
+  await shot('08-container-logs');
+});
+
+test('Logs Insights: results, histogram, whole record, errors at their position', async () => {
+  await page.goto(`${BASE}/insights?groups=${encodeURIComponent(`/kinsight/${SIM}/performance`)}&range=1h`);
+  const editor = page.getByTestId('query-editor');
+  await editor.fill('filter Type = "Node"\n| stats avg(node_cpu_utilization) as cpu by NodeName\n| sort cpu desc');
+  await page.getByTestId('run-query').click();
+  await page.waitForSelector('[data-testid="query-status"]:has-text("Complete")');
+  assert.equal(await rowCount('results'), Number(process.env.SIM_NODES ?? 6));
+  const first = await page.locator('[data-testid="results"] tbody tr td').nth(1).innerText();
+  assert.match(first, /^ip-10-0-/);
+
+  await editor.fill('fields @timestamp, NodeName, Type\n| filter Type = "Node"\n| sort @timestamp desc\n| limit 5');
+  await editor.press('Control+Enter');
+  await page.waitForSelector('[data-testid="query-status"]:has-text("Complete")');
+  await page.waitForSelector('[data-testid="histogram"] canvas');
+  assert.equal(await rowCount('results'), 5);
+  await page.locator('[data-testid="results"] button.expand').first().click();
+  await page.waitForSelector('[data-testid="record"]');
+  const record = await page.getByTestId('record').innerText();
+  assert.match(record, /@message/);
+  assert.match(record, /node_cpu_utilization/);
+  await shot('09-insights');
+
+  await editor.fill('filter Type = "Node"\n| stats avg(node_cpu_utilization) by');
+  await page.waitForSelector('[data-testid="error-mark"]');
+  const msg = await page.getByTestId('editor-error').innerText();
+  assert.match(msg, /^Line 2, column \d+:/);
+  await shot('10-insights-error');
+});
+
+test('log groups and live tail', async () => {
+  await page.goto(`${BASE}/logs?group=${encodeURIComponent(`/kinsight/${SIM}/application`)}`);
+  await page.waitForSelector('[data-testid="events-table"] tbody tr');
+  await page.waitForSelector('[data-testid="stream-list"] li button');
+  const before = await page.locator('[data-testid="events-table"] tbody tr').first().innerText();
+  await page.getByTestId('live-tail').check();
+  // `kinsight simulate` keeps shipping application logs every few seconds.
+  await page.waitForFunction(
+    (b) => document.querySelector('[data-testid="events-table"] tbody tr')?.textContent !== b,
+    before.replace(/\t/g, ''),
+    { timeout: 60_000 },
+  );
+  await shot('11-live-tail');
+  await page.getByTestId('live-tail').uncheck();
+});
+
+test('alarms: create through the form, history, Kubernetes pack', async () => {
+  await page.goto(`${BASE}/alarms`);
+  await page.getByTestId('create-alarm').click();
+  await page.waitForURL(/\/alarms\/new/);
+  const form = page.getByTestId('alarm-form');
+  await form.locator('input[name="AlarmName"]').fill('e2e-node-cpu');
+  await form.locator('input[name="AlarmDescription"]').fill('created by the browser test');
+  await form.locator('input[name="MetricName"]').fill('node_cpu_utilization');
+  await form.getByLabel('Dimension 1 value').fill(SIM);
+  await form.getByRole('button', { name: 'Add dimension' }).click();
+  await form.getByLabel('Dimension 2 name').fill('NodeName');
+  await form.getByLabel('Dimension 2 value').fill('*');
+  await form.getByRole('button', { name: 'Add dimension' }).click();
+  await form.getByLabel('Dimension 3 name').fill('InstanceId');
+  await form.getByLabel('Dimension 3 value').fill('*');
+  await form.locator('select[name="Statistic"]').selectOption('p90');
+  await form.locator('input[name="Threshold"]').fill('1');
+  await form.locator('input[name="EvaluationPeriods"]').fill('3');
+  await form.locator('input[name="DatapointsToAlarm"]').fill('2');
+  await form.locator('select[name="TreatMissingData"]').selectOption('notBreaching');
+  await form.locator('textarea[name="AlarmActions"]').fill('http://127.0.0.1:9/hook');
+  await shot('12-alarm-form');
+  await page.getByTestId('save-alarm').click();
+  await page.waitForURL(/\/alarms\?name=e2e-node-cpu/);
+  await page.waitForSelector('[data-testid="alarm-detail"]');
+  await page.waitForSelector('[data-testid="alarm-chart"] canvas');
+  await page.waitForSelector('[data-testid="alarm-history"] tbody tr');
+  const hist = await page.getByTestId('alarm-history').innerText();
+  assert.match(hist, /ConfigurationUpdate/);
+  const detail = await page.getByTestId('alarm-detail').innerText();
+  assert.match(detail, /p90 > 1 for 2 of 3/);
+  await shot('13-alarm-detail');
+
+  // The server has it, as entered.
+  const api = await fetch(`${BASE}/v1/alarm?name=e2e-node-cpu`, { headers: { Authorization: `Bearer ${TOKEN}` } }).then((r) => r.json());
+  assert.equal(api.ExtendedStatistic, 'p90');
+  assert.equal(api.TreatMissingData, 'notBreaching');
+  assert.deepEqual(api.AlarmActions, ['http://127.0.0.1:9/hook']);
+
+  // Edit: the threshold changes, the name stays.
+  await page.getByRole('link', { name: 'Edit' }).click();
+  await page.waitForURL(/\/alarms\/edit/);
+  await page.getByTestId('alarm-form').locator('input[name="Threshold"]').fill('95');
+  await page.getByTestId('save-alarm').click();
+  await page.waitForURL(/\/alarms\?name=e2e-node-cpu/);
+  await page.waitForSelector('[data-testid="alarm-detail"]:has-text("p90 > 95")');
+
+  await page.goto(`${BASE}/alarms`);
+  await page.getByTestId('open-pack').click();
+  await page.getByTestId('pack-form').locator('select').selectOption(SIM);
+  await page.getByTestId('install-pack').click();
+  await page.waitForSelector('[data-testid="pack-form"] [role="status"]');
+  assert.match(await page.getByTestId('pack-form').innerText(), /Installed 6 alarms/);
+  await page.getByRole('button', { name: 'Close' }).click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="alarm-list"] tbody tr').length === 7);
+  await shot('14-alarm-list');
+});
+
+test('dark theme, 1280 px, keyboard', async () => {
+  await page.goto(`${BASE}/dashboards?cluster=${SIM}&level=pod&range=1h`);
+  await page.waitForSelector('[data-testid="chart-cpu"] canvas');
+  await page.getByRole('button', { name: /Switch to dark theme/ }).click();
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+  await page.waitForSelector('[data-testid="chart-cpu"] canvas');
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 1280, `no horizontal scrolling at 1280 px (page is ${width} px wide)`);
+  await shot('15-dark-pods');
+  // From the top of a fresh page, Tab reaches the skip link, then the navigation; Enter
+  // follows a link.
+  await page.reload();
+  await page.waitForSelector('[data-testid="chart-cpu"] canvas');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Dashboards');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/logs$/);
+  await page.getByRole('button', { name: /Switch to light theme/ }).click();
+});
+
+test('no console errors or uncaught exceptions', () => {
+  assert.deepEqual(errors, []);
+});
