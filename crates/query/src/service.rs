@@ -669,7 +669,13 @@ impl QueryService {
             .with_runtime_env(env)
             .with_default_features()
             .build();
-        Ok(SessionContext::new_with_state(state))
+        let ctx = SessionContext::new_with_state(state);
+        // This rule also drops sort keys it believes functionally determined by earlier
+        // ones; after `parse` it wrongly took one capture as determined by another (both
+        // computed from the same column) and dropped `workload` from `sort level, workload`.
+        // Duplicate keys cost little; a wrong order does not.
+        ctx.remove_optimizer_rule("eliminate_duplicated_expr");
+        Ok(ctx)
     }
 }
 

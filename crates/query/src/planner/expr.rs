@@ -17,6 +17,8 @@
 //!
 //! A field that is neither a column of the current plan nor a member of one is missing: null.
 
+use std::collections::HashSet;
+
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::functions::expr_fn as f;
@@ -41,6 +43,9 @@ pub(crate) struct Scope<'a> {
     pub schema: &'a DFSchema,
     /// Query start, for `now()`.
     pub now_ms: i64,
+    /// Columns holding text extracted from text (`parse` captures, JSON members, unnested
+    /// items): `min`, `max` and `sort` treat such values as numbers when they are numbers.
+    pub untyped: &'a HashSet<String>,
 }
 
 pub(crate) fn null_text() -> Expr {
@@ -99,6 +104,33 @@ impl Scope<'_> {
             }
         }
         null_text()
+    }
+
+    /// Whether a field is text extracted from text (see [`Scope::untyped`]): a column marked
+    /// so, or a member of a JSON value.
+    pub fn is_untyped(&self, e: &kinsight_ql::Expr) -> bool {
+        let kinsight_ql::Expr::Field(fr) = e else {
+            return matches!(e, kinsight_ql::Expr::Index { .. });
+        };
+        let name = fr.name();
+        if self.has(&name) {
+            return self.untyped.contains(&name);
+        }
+        (1..fr.path.len()).any(|split| self.has(&fr.path[..split].join(".")))
+    }
+
+    /// Sort keys for one `sort` key: extracted text that holds numbers sorts numerically
+    /// (then as text, so other text still has an order); anything else as it is.
+    pub fn sort_keys(&self, e: &kinsight_ql::Expr, asc: bool) -> Result<Vec<SortExpr>> {
+        let x = self.expr(e)?;
+        Ok(if self.is_untyped(e) && is_text(&self.ty(&x)) {
+            vec![
+                SortExpr::new(try_cast(x.clone(), DataType::Float64), asc, false),
+                SortExpr::new(x, asc, false),
+            ]
+        } else {
+            vec![SortExpr::new(x, asc, false)]
+        })
     }
 
     /// Any value as a number (text that is not a number becomes null).
@@ -449,8 +481,21 @@ impl Scope<'_> {
             F::Avg => agg::avg(self.num(arg(0)?)),
             F::Sum => agg::sum(self.num(arg(0)?)),
             F::Stddev => agg::stddev(self.float(arg(0)?)),
-            F::Min => agg::min(self.orderable(arg(0)?)),
-            F::Max => agg::max(self.orderable(arg(0)?)),
+            // Extracted text compares as numbers (`max(latency)` after `parse`); stored text
+            // and other values as they are (sortsFirst/sortsLast compare as text).
+            F::Min | F::Max => {
+                let x = arg(0)?;
+                let x = if self.is_untyped(&call.args[0]) {
+                    self.num(x)
+                } else {
+                    self.orderable(x)
+                };
+                if call.function == F::Min {
+                    agg::min(x)
+                } else {
+                    agg::max(x)
+                }
+            }
             F::Count if call.args.is_empty() => datafusion::functions_aggregate::count::count_all(),
             F::Count => agg::count(arg(0)?),
             F::CountDistinct => agg::count_distinct(arg(0)?),

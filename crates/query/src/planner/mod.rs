@@ -22,6 +22,7 @@
 
 pub(crate) mod expr;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::common::DFSchema;
@@ -65,6 +66,8 @@ struct Planner<'a> {
     /// Position columns of `unnest`ed lists, oldest first: the default order keeps
     /// unnested rows in list order.
     positions: Vec<String>,
+    /// See [`Scope::untyped`].
+    untyped: HashSet<String>,
 }
 
 /// Plans `pipeline` over the table's groups.
@@ -83,6 +86,7 @@ pub fn plan_pipeline(
         now_ms: options.now_ms,
         temp: 0,
         positions: Vec::new(),
+        untyped: HashSet::new(),
     };
     p.project_inputs(pipeline)?;
     for stage in &pipeline.input {
@@ -111,6 +115,7 @@ impl Planner<'_> {
         Scope {
             schema: self.plan.schema(),
             now_ms: self.now_ms,
+            untyped: &self.untyped,
         }
     }
 
@@ -197,6 +202,7 @@ impl Planner<'_> {
             } else if self.table.any_group_at_field_cap()
                 && let Some(m) = stored(MESSAGE)
             {
+                self.untyped.insert(name.clone());
                 message_member(m, &name)
             } else {
                 null_text()
@@ -210,8 +216,15 @@ impl Planner<'_> {
         match &stage.node {
             Stage::Fields(items) => {
                 for NamedExpr { name, expr } in items {
-                    let e = self.scope().expr(expr)?;
+                    let scope = self.scope();
+                    let e = scope.expr(expr)?;
+                    let untyped = scope.is_untyped(expr);
                     self.set_columns(vec![(name.clone(), e)], &[])?;
+                    if untyped {
+                        self.untyped.insert(name.clone());
+                    } else {
+                        self.untyped.remove(name);
+                    }
                 }
                 Ok(())
             }
@@ -237,15 +250,15 @@ impl Planner<'_> {
                     &[tmp],
                 )?;
                 self.positions.push(position);
+                self.untyped.insert(u.into.clone());
                 Ok(())
             }
             Stage::Sort { keys, implicit } => {
                 let scope = self.scope();
                 let mut sort = Vec::with_capacity(keys.len() + 1);
                 for k in keys {
-                    let e = scope.expr(&k.expr)?;
                     // Missing values go last in either direction.
-                    sort.push(SortExpr::new(e, k.order == SortOrder::Asc, false));
+                    sort.extend(scope.sort_keys(&k.expr, k.order == SortOrder::Asc)?);
                 }
                 // Deterministic raw results: ties on @timestamp broken by the event id.
                 if *implicit && scope.has(EVENT_ID) {
@@ -286,7 +299,9 @@ impl Planner<'_> {
             .iter()
             .map(|n| (n.clone(), get_field(ident(tmp.clone()), n.as_str())))
             .collect();
-        self.set_columns(captures, &[tmp])
+        self.set_columns(captures, &[tmp])?;
+        self.untyped.extend(pattern.names().iter().cloned());
+        Ok(())
     }
 
     /// `dedup`: the first row per key in the current order; rows with a null key all stay
@@ -324,6 +339,13 @@ impl Planner<'_> {
 
     fn aggregate(&mut self, agg: &kinsight_ql::Aggregation) -> Result<()> {
         let scope = self.scope();
+        // Group keys that were extracted text stay so; aggregates are typed.
+        let untyped_keys: HashSet<String> = agg
+            .group_by
+            .iter()
+            .filter(|g| scope.is_untyped(&g.expr))
+            .map(|g| g.name.clone())
+            .collect();
         let mut groups = Vec::with_capacity(agg.group_by.len());
         for g in &agg.group_by {
             groups.push(scope.expr(&g.expr)?.alias(g.name.clone()));
@@ -340,6 +362,7 @@ impl Planner<'_> {
         }
         self.project(outputs)?;
         self.order.clear();
+        self.untyped = untyped_keys;
         Ok(())
     }
 

@@ -72,14 +72,15 @@ const MORE: &[Case] = &[
            SELECT level, workload, count(*) FROM p WHERE workload IS NOT NULL GROUP BY 1, 2"#,
         None,
     ),
-    // parse with a regex and named groups, then numeric use of a capture.
+    // parse with a regex and named groups, then numeric use of a capture (min/max of
+    // extracted text compare as numbers).
     case(
         APPLICATION,
         r#"parse log /latency=(?<lat>\d+)ms/ | filter ispresent(lat) | stats count() as n, avg(lat) as avg_lat, max(lat) as max_lat by kubernetes.container_name"#,
         r#"WITH p AS (SELECT "kubernetes.container_name" AS c,
                             CASE WHEN regexp_matches(log, 'latency=(\d+)ms') THEN regexp_extract(log, 'latency=(\d+)ms', 1) END AS lat
                      FROM app)
-           SELECT c, count(*), avg(lat::DOUBLE), max(lat) FROM p WHERE lat IS NOT NULL GROUP BY 1"#,
+           SELECT c, count(*), avg(lat::DOUBLE), max(lat::DOUBLE) FROM p WHERE lat IS NOT NULL GROUP BY 1"#,
         None,
     ),
 ];

@@ -5,6 +5,7 @@ mod data;
 mod differential;
 mod examples;
 mod functions;
+mod golden;
 mod segments;
 mod semantics;
 mod service;
