@@ -95,6 +95,8 @@ export function Chart(p: ChartProps) {
     };
     const u = new uPlot(opts, toData(p.timestamps, p.series), el);
     plot.current = u;
+    // For the dashboard benchmark (ui/e2e/bench.mjs): when each chart was first drawn.
+    performance.mark(`kinsight:chart:${p.testId ?? p.title}`);
     const ro = new ResizeObserver(() => {
       const w = Math.max(200, el.clientWidth);
       if (Math.abs(w - u.width) > 2) u.setSize({ width: w, height });
