@@ -199,14 +199,13 @@ test('log groups and live tail', async () => {
   await page.goto(`${BASE}/logs?group=${encodeURIComponent(`/kinsight/${SIM}/application`)}`);
   await page.waitForSelector('[data-testid="events-table"] tbody tr');
   await page.waitForSelector('[data-testid="stream-list"] li button');
-  const before = await page.locator('[data-testid="events-table"] tbody tr').first().innerText();
+  const firstRow = () => document.querySelector('[data-testid="events-table"] tbody tr')?.textContent;
+  const before = await page.evaluate(firstRow);
+  const rowsBefore = await rowCount('events-table');
   await page.getByTestId('live-tail').check();
   // `kinsight simulate` keeps shipping application logs every few seconds.
-  await page.waitForFunction(
-    (b) => document.querySelector('[data-testid="events-table"] tbody tr')?.textContent !== b,
-    before.replace(/\t/g, ''),
-    { timeout: 60_000 },
-  );
+  await page.waitForFunction((b) => document.querySelector('[data-testid="events-table"] tbody tr')?.textContent !== b, before, { timeout: 60_000 });
+  assert.ok((await rowCount('events-table')) > rowsBefore, 'new events were added on top');
   await shot('11-live-tail');
   await page.getByTestId('live-tail').uncheck();
 });
@@ -296,3 +295,18 @@ test('dark theme, 1280 px, keyboard', async () => {
 test('no console errors or uncaught exceptions', () => {
   assert.deepEqual(errors, []);
 });
+
+test('a wrong token gets the sign-in form, which takes the right one', async () => {
+  // Its own page, not watched: the refused token is a 401 the browser logs on purpose.
+  const p = await context.newPage();
+  await p.goto(`${BASE}/?token=not-the-token`);
+  await p.waitForSelector('form:has-text("Sign in to kinsight")');
+  assert.match(await p.locator('form').innerText(), /not accepted/);
+  assert.ok(!p.url().includes('not-the-token'));
+  await p.getByLabel('Token').fill(TOKEN);
+  await p.getByRole('button', { name: 'Sign in' }).click();
+  await p.waitForSelector('header.top nav');
+  assert.equal(await p.evaluate(() => localStorage.getItem('kinsight.token')), TOKEN);
+  await p.close();
+});
+
