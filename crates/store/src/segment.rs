@@ -178,9 +178,31 @@ pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
                 reason: format!("missing column {name}"),
             })
     };
+    // Sorting by the stream's rank among the (few) distinct streams compares integers
+    // instead of long, prefix-sharing stream names for every pair of rows.
+    let streams = col(LOG_STREAM)?;
+    let streams = streams
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| StoreError::Format {
+            path: "record batch".into(),
+            reason: format!("{LOG_STREAM} is not a string column"),
+        })?;
+    let mut distinct: Vec<&str> = streams.iter().flatten().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let rank: std::collections::HashMap<&str, u32> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i as u32))
+        .collect();
+    let ranks: UInt32Array = streams
+        .iter()
+        .map(|s| s.and_then(|s| rank.get(s).copied()))
+        .collect();
     let keys = vec![
         SortColumn {
-            values: col(LOG_STREAM)?,
+            values: Arc::new(ranks),
             options: None,
         },
         SortColumn {
