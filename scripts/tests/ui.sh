@@ -19,6 +19,36 @@ command -v npm >/dev/null 2>&1 || missing npm
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$CHROMIUM" ] || missing "$CHROMIUM (apt-get install chromium)"
 
+cargo build -p kinsight-cli --quiet
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/kinsight
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Without ui/dist the binary still serves its API, and `/` says how to build the console.
+rm -rf ui/dist
+env -u KINSIGHT_TOKEN "$BIN" server --data-dir "$WORK/bare" --listen 127.0.0.1:0 >"$WORK/bare.log" 2>"$WORK/bare.err" &
+BARE=$!
+PIDS+=($BARE)
+BARE_URL=
+for _ in $(seq 1 200); do
+  BARE_URL=$(sed -n 's|^kinsight server listening on \(http://[0-9.:]*\)$|\1|p' "$WORK/bare.log" | head -1)
+  [ -n "$BARE_URL" ] && break
+  sleep 0.1
+done
+[ -n "$BARE_URL" ] || { echo "ui: kinsight server did not start" >&2; cat "$WORK/bare.err" >&2; exit 1; }
+curl -fsS -D "$WORK/bare.headers" "$BARE_URL/" -o "$WORK/bare.html"
+grep -qi '^x-kinsight-ui: not-built' "$WORK/bare.headers" || { echo "ui: / without ui/dist is not the how-to page" >&2; exit 1; }
+grep -q 'npm run build' "$WORK/bare.html" || { echo "ui: the how-to page does not say how to build" >&2; exit 1; }
+curl -fsS "$BARE_URL/v1/groups" | grep -q '"groups"' || { echo "ui: the API does not answer without ui/dist" >&2; exit 1; }
+kill $BARE; wait $BARE 2>/dev/null || true
+echo "ui: without ui/dist the server answers / with the how-to page and serves its API"
+
 cd ui
 # scripts/ci-install.sh installed the packages; again only when package-lock.json changed since.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -34,17 +64,6 @@ console.log(`ui: production bundle ${(total / 1024).toFixed(1)} KiB gzipped`);
 if (total > 500 * 1024) { console.error("ui: bundle over the 500 KB budget"); process.exit(1); }'
 npx vitest run
 cd "$ROOT"
-
-cargo build -p kinsight-cli --quiet
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/kinsight
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 export KINSIGHT_TOKEN="ui-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 "$BIN" up --data-dir "$WORK/data" --listen 127.0.0.1:0 --interval 5s >"$WORK/up.log" 2>"$WORK/up.err" &
