@@ -8,3 +8,4 @@ mod query;
 mod router;
 mod socket;
 mod support;
+mod ui;
