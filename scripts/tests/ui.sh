@@ -42,10 +42,16 @@ for _ in $(seq 1 200); do
   sleep 0.1
 done
 [ -n "$BARE_URL" ] || { echo "ui: kinsight server did not start" >&2; cat "$WORK/bare.err" >&2; exit 1; }
-curl -fsS -D "$WORK/bare.headers" "$BARE_URL/" -o "$WORK/bare.html"
-grep -qi '^x-kinsight-ui: not-built' "$WORK/bare.headers" || { echo "ui: / without ui/dist is not the how-to page" >&2; exit 1; }
-grep -q 'npm run build' "$WORK/bare.html" || { echo "ui: the how-to page does not say how to build" >&2; exit 1; }
-curl -fsS "$BARE_URL/v1/groups" | grep -q '"groups"' || { echo "ui: the API does not answer without ui/dist" >&2; exit 1; }
+node -e '
+(async () => {
+  const base = process.argv[1];
+  const page = await fetch(base + "/");
+  const html = await page.text();
+  if (page.status !== 200 || page.headers.get("x-kinsight-ui") !== "not-built" || !html.includes("npm run build"))
+    throw new Error(`/ without ui/dist: ${page.status} ${page.headers.get("x-kinsight-ui")}: not the how-to page`);
+  const api = await fetch(base + "/v1/groups");
+  if (api.status !== 200 || !Array.isArray((await api.json()).groups)) throw new Error(`/v1/groups without ui/dist: ${api.status}`);
+})().catch((e) => { console.error("ui: " + e.message); process.exit(1); });' "$BARE_URL"
 kill $BARE; wait $BARE 2>/dev/null || true
 echo "ui: without ui/dist the server answers / with the how-to page and serves its API"
 
