@@ -305,14 +305,18 @@ fn alarms_and_metrics_cli_against_a_real_server_with_a_sigkill_restart() {
             .collect::<Vec<_>>(),
         42.0,
     );
-    let before = metric_values(&url);
-    let total: f64 = before
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_f64)
-        .sum();
-    assert_eq!(total, 12.0, "{before}");
+    // The ingest answer means durable; the metric store applies the batch right after, on
+    // the store's observer thread.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let v = metric_values(&url);
+        let total: f64 = v.as_array().unwrap().iter().filter_map(Value::as_f64).sum();
+        if total >= 12.0 || Instant::now() > deadline {
+            assert_eq!(total, 12.0, "{v}");
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     srv.kill9();
     let srv = ServerProc::start(&data);
     let url = srv.url.clone();

@@ -164,6 +164,32 @@ impl Running {
         assert_eq!(s, 200, "{v}");
     }
 
+    /// The ingest answer comes once events are durable; the metric store's observer applies
+    /// them right after, on its own thread. Wait for that before moving alarm time, as the
+    /// evaluator's 10-s lag does in production.
+    async fn wait_samples(&self, from: i64, to: i64, want: f64) {
+        for _ in 0..400 {
+            let (_, v) = self
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/metrics/query",
+                    Some(json!({"Namespace": "ContainerInsights", "MetricName": "node_cpu_utilization",
+                        "Dimensions": [{"Name": "ClusterName", "Value": "prod"}], "Statistic": "SampleCount",
+                        "Period": 3600, "StartTime": from, "EndTime": to})),
+                )
+                .await;
+            let got: f64 = v["Series"][0]["Values"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_f64).sum())
+                .unwrap_or(0.0);
+            if got >= want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the metric store never saw {want} samples");
+    }
+
     async fn averages(&self, from: i64, to: i64) -> Vec<Value> {
         let (s, v) = self
             .call(
@@ -225,11 +251,13 @@ async fn emf_through_the_api_to_alarm_webhook_restart_and_back_to_ok() {
     for m in 0..3 {
         srv.ingest_minute(t0 + m * MIN, 35.0).await;
     }
+    srv.wait_samples(t0, t0 + 3 * MIN, 18.0).await;
     clock.set(t0 + 3 * MIN + 10_000);
     srv.wait_state("OK").await;
     for m in 3..5 {
         srv.ingest_minute(t0 + m * MIN, 95.0).await;
     }
+    srv.wait_samples(t0, t0 + 5 * MIN, 30.0).await;
     clock.set(t0 + 5 * MIN + 10_000);
     srv.wait_state("ALARM").await;
     for _ in 0..200 {
@@ -264,6 +292,7 @@ async fn emf_through_the_api_to_alarm_webhook_restart_and_back_to_ok() {
     );
     assert_eq!(srv.state().await, "ALARM");
     srv.ingest_minute(t0 + 5 * MIN, 97.0).await;
+    srv.wait_samples(t0, t0 + 6 * MIN, 36.0).await;
     clock.set(t0 + 6 * MIN + 10_000);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(srv.state().await, "ALARM");
@@ -276,6 +305,7 @@ async fn emf_through_the_api_to_alarm_webhook_restart_and_back_to_ok() {
     for m in 6..8 {
         srv.ingest_minute(t0 + m * MIN, 30.0).await;
     }
+    srv.wait_samples(t0, t0 + 8 * MIN, 48.0).await;
     clock.set(t0 + 8 * MIN + 10_000);
     srv.wait_state("OK").await;
     for _ in 0..200 {
