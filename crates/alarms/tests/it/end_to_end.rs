@@ -97,7 +97,7 @@ fn start(dir: &Path, clock: &Arc<ManualClock>) -> Process {
 }
 
 async fn wait_state(alarms: &AlarmService, want: StateValue) {
-    for _ in 0..200 {
+    for _ in 0..800 {
         if alarms.get("prod-node-cpu").unwrap().state_value == want {
             return;
         }

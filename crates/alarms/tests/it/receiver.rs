@@ -87,7 +87,7 @@ impl Receiver {
 
     /// Waits (real time, bounded) until `path` has received `n` requests.
     pub async fn wait_for(&self, path: &str, n: usize) -> Vec<Value> {
-        for _ in 0..200 {
+        for _ in 0..600 {
             let got = self.on(path);
             if got.len() >= n {
                 return got;
@@ -95,7 +95,7 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!(
-            "{path}: expected {n} requests within 10 s, got {:?}",
+            "{path}: expected {n} requests within 30 s, got {:?}",
             self.on(path)
         );
     }
