@@ -195,79 +195,64 @@ impl Cgroups {
         stats
     }
 
-    // Only the files the events use are read: one collection reads them for every pod and
-    // container of the node (hundreds of cgroups), so each file costs (issue [1/8] benchmark).
+    // Only the files the events use are read, each through the cgroup directory's handle
+    // (`openat`) into one reused buffer: a collection reads them for every pod and container of
+    // the node (hundreds of cgroups), so path walks and allocations add up (issue [1/8] bench).
+
+    fn open(&self, controller: &str, rel: &str) -> Result<CgroupDir, CgroupError> {
+        let path = self.dir(controller, rel).ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
+        CgroupDir::open(path)
+    }
 
     fn read_cpu_v1(&self, rel: &str) -> Result<CpuStats, CgroupError> {
-        let acct = self
-            .dir("cpuacct", rel)
-            .or_else(|| self.dir("cpu", rel))
-            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
-        let usage_total_ns = parse_u64_file(&acct.join("cpuacct.usage"))?;
-        let mut c = CpuStats {
-            usage_total_ns,
-            ..Default::default()
-        };
+        let d = self.open(if self.v1.contains_key("cpuacct") { "cpuacct" } else { "cpu" }, rel)?;
+        let mut buf = String::with_capacity(4096);
+        let usage_total_ns = d.u64("cpuacct.usage", &mut buf)?;
+        let mut c = CpuStats { usage_total_ns, ..Default::default() };
         // cpuacct.stat is in USER_HZ ticks (100 per second on every Linux ABI kubelets run on).
-        if let Ok(text) = read_small(&acct.join("cpuacct.stat")) {
-            let v = pick_keys(&text, &["user", "system"]);
-            c.usage_user_ns = v[0].map(|t| t * 10_000_000);
-            c.usage_system_ns = v[1].map(|t| t * 10_000_000);
+        if d.read("cpuacct.stat", &mut buf).is_ok() {
+            let [user, system] = pick_keys(&buf, ["user", "system"]);
+            c.usage_user_ns = user.map(|t| t * 10_000_000);
+            c.usage_system_ns = system.map(|t| t * 10_000_000);
         }
         Ok(c)
     }
 
     fn read_cpu_v2(&self, rel: &str) -> Result<CpuStats, CgroupError> {
-        let dir = self
-            .dir("cpu", rel)
-            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
-        let path = dir.join("cpu.stat");
-        let v = pick_keys(
-            &read_small(&path)?,
-            &["usage_usec", "user_usec", "system_usec"],
-        );
-        let usage = v[0].ok_or_else(|| CgroupError::Parse {
-            path: path.clone(),
-            message: "no usage_usec".into(),
-        })?;
+        let d = self.open("cpu", rel)?;
+        let mut buf = String::with_capacity(1024);
+        d.read("cpu.stat", &mut buf)?;
+        let [usage, user, system] = pick_keys(&buf, ["usage_usec", "user_usec", "system_usec"]);
+        let usage = usage.ok_or_else(|| CgroupError::Parse { path: d.path.join("cpu.stat"), message: "no usage_usec".into() })?;
         Ok(CpuStats {
             usage_total_ns: usage.saturating_mul(1000),
-            usage_user_ns: v[1].map(|u| u.saturating_mul(1000)),
-            usage_system_ns: v[2].map(|u| u.saturating_mul(1000)),
+            usage_user_ns: user.map(|u| u.saturating_mul(1000)),
+            usage_system_ns: system.map(|u| u.saturating_mul(1000)),
         })
     }
 
     fn read_memory_v1(&self, rel: &str) -> Result<MemoryStats, CgroupError> {
-        let dir = self
-            .dir("memory", rel)
-            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
-        let usage = parse_u64_file(&dir.join("memory.usage_in_bytes"))?;
-        let stat = read_small(&dir.join("memory.stat"))?;
+        let d = self.open("memory", rel)?;
+        let mut buf = String::with_capacity(4096);
+        let usage = d.u64("memory.usage_in_bytes", &mut buf)?;
+        let max_usage_bytes = d.u64("memory.max_usage_in_bytes", &mut buf).ok();
+        let failcnt = d.u64("memory.failcnt", &mut buf).ok();
+        d.read("memory.stat", &mut buf)?;
         // With use_hierarchy (always on since 5.x) the `total_` keys include child cgroups, which
         // is what a pod cgroup must report; cAdvisor prefers them too.
-        const KEYS: [&str; 14] = [
-            "total_cache",
-            "total_rss",
-            "total_swap",
-            "total_mapped_file",
-            "total_inactive_file",
-            "total_pgfault",
-            "total_pgmajfault",
-            "cache",
-            "rss",
-            "swap",
-            "mapped_file",
-            "inactive_file",
-            "pgfault",
-            "pgmajfault",
-        ];
-        let v = pick_keys(&stat, &KEYS);
+        let v = pick_keys(
+            &buf,
+            [
+                "total_cache", "total_rss", "total_swap", "total_mapped_file", "total_inactive_file", "total_pgfault", "total_pgmajfault",
+                "cache", "rss", "swap", "mapped_file", "inactive_file", "pgfault", "pgmajfault",
+            ],
+        );
         let pick = |i: usize| v[i].or(v[i + 7]);
         let inactive_file = pick(4).unwrap_or(0);
         Ok(MemoryStats {
             usage_bytes: usage,
-            max_usage_bytes: parse_u64_file(&dir.join("memory.max_usage_in_bytes")).ok(),
-            failcnt: parse_u64_file(&dir.join("memory.failcnt")).ok(),
+            max_usage_bytes,
+            failcnt,
             cache_bytes: pick(0),
             rss_bytes: pick(1),
             swap_bytes: pick(2),
@@ -279,36 +264,25 @@ impl Cgroups {
     }
 
     fn read_memory_v2(&self, rel: &str) -> Result<MemoryStats, CgroupError> {
-        let dir = self
-            .dir("memory", rel)
-            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
-        let usage = parse_u64_file(&dir.join("memory.current"))?;
-        let stat = read_small(&dir.join("memory.stat"))?;
-        let [file, anon, file_mapped, inactive_file, pgfault, pgmajfault] = pick_keys(
-            &stat,
-            &[
-                "file",
-                "anon",
-                "file_mapped",
-                "inactive_file",
-                "pgfault",
-                "pgmajfault",
-            ],
-        )[..] else {
-            unreachable!("six keys asked, six answers")
-        };
-        let inactive_file = inactive_file.unwrap_or(0);
+        let d = self.open("memory", rel)?;
+        let mut buf = String::with_capacity(4096);
+        let usage = d.u64("memory.current", &mut buf)?;
+        let max_usage_bytes = d.u64("memory.peak", &mut buf).ok();
+        let swap_bytes = d.u64("memory.swap.current", &mut buf).ok();
         // v2 has no failcnt; the number of times the limit was hit is memory.events `max`.
-        let events = read_small(&dir.join("memory.events")).ok();
+        let failcnt = d.read("memory.events", &mut buf).ok().and_then(|_| pick_keys(&buf, ["max"])[0]);
+        d.read("memory.stat", &mut buf)?;
+        let [file, anon, file_mapped, inactive_file, pgfault, pgmajfault] =
+            pick_keys(&buf, ["file", "anon", "file_mapped", "inactive_file", "pgfault", "pgmajfault"]);
         Ok(MemoryStats {
             usage_bytes: usage,
-            max_usage_bytes: parse_u64_file(&dir.join("memory.peak")).ok(),
-            failcnt: events.as_deref().and_then(|e| pick_keys(e, &["max"])[0]),
+            max_usage_bytes,
+            failcnt,
             cache_bytes: file,
             rss_bytes: anon,
-            swap_bytes: parse_u64_file(&dir.join("memory.swap.current")).ok(),
+            swap_bytes,
             mapped_file_bytes: file_mapped,
-            working_set_bytes: usage.saturating_sub(inactive_file),
+            working_set_bytes: usage.saturating_sub(inactive_file.unwrap_or(0)),
             pgfault,
             pgmajfault,
         })
@@ -497,28 +471,59 @@ pub fn read_small(path: &Path) -> Result<String, CgroupError> {
     Ok(buf)
 }
 
-fn parse_u64_file(path: &Path) -> Result<u64, CgroupError> {
-    let s = read_small(path)?;
-    let t = s.trim();
-    t.parse::<u64>().map_err(|_| CgroupError::Parse {
-        path: path.to_path_buf(),
-        message: format!("expected a whole number, found {:?}", truncate(t)),
-    })
-}
 
 /// Values of the asked keys in a `key value` per line file, without building a map.
-pub fn pick_keys(text: &str, keys: &[&str]) -> Vec<Option<u64>> {
-    let mut out = vec![None; keys.len()];
+pub fn pick_keys<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
+    let mut out = [None; N];
     for line in text.lines() {
         let mut it = line.split_ascii_whitespace();
-        let (Some(k), Some(v)) = (it.next(), it.next()) else {
-            continue;
-        };
+        let (Some(k), Some(v)) = (it.next(), it.next()) else { continue };
         if let Some(i) = keys.iter().position(|x| *x == k) {
             out[i] = v.parse().ok();
         }
     }
     out
+}
+
+/// An open cgroup directory: its files are opened relative to it (`openat`), which spares the
+/// kernel a walk of the whole path for every file.
+struct CgroupDir {
+    fd: fs::File,
+    path: PathBuf,
+}
+
+impl CgroupDir {
+    fn open(path: PathBuf) -> Result<CgroupDir, CgroupError> {
+        match fs::File::open(&path) {
+            Ok(fd) => Ok(CgroupDir { fd, path }),
+            Err(source) => Err(CgroupError::Read { path, source }),
+        }
+    }
+
+    /// Reads one file of the directory into `buf` (replacing its contents).
+    fn read(&self, name: &str, buf: &mut String) -> Result<(), CgroupError> {
+        use std::io::Read;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let err = |source: std::io::Error| CgroupError::Read { path: self.path.join(name), source };
+        let cname = std::ffi::CString::new(name).map_err(|e| err(std::io::Error::other(e)))?;
+        // SAFETY: a valid directory fd and a NUL-terminated relative name; the returned fd is
+        // owned by the File below and closed when it drops.
+        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), cname.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(err(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        let mut f = unsafe { fs::File::from_raw_fd(fd) };
+        buf.clear();
+        f.read_to_string(buf).map_err(err)?;
+        Ok(())
+    }
+
+    fn u64(&self, name: &str, buf: &mut String) -> Result<u64, CgroupError> {
+        self.read(name, buf)?;
+        let t = buf.trim();
+        t.parse::<u64>().map_err(|_| CgroupError::Parse { path: self.path.join(name), message: format!("expected a whole number, found {:?}", truncate(t)) })
+    }
 }
 
 /// Reads a `key value` per line file (cpu.stat, memory.stat, memory.events, cpuacct.stat).

@@ -255,21 +255,10 @@ impl Collector {
         if directives.is_empty() {
             return (!self.settings.enhanced).then_some(ev);
         }
-        let value = serde_json::to_value(directives).unwrap_or(Value::Null);
-        // The directive goes right after the envelope keys, before the metric fields.
-        let mut ordered = Map::new();
-        let mut placed = false;
-        for (k, v) in std::mem::take(&mut ev) {
-            if !placed && v.is_number() {
-                ordered.insert(keys::CLOUDWATCH_METRICS.to_string(), value.clone());
-                placed = true;
-            }
-            ordered.insert(k, v);
-        }
-        if !placed {
-            ordered.insert(keys::CLOUDWATCH_METRICS.to_string(), value);
-        }
-        Some(ordered)
+        // Appended last: key order carries no meaning (reference §1.1), and rebuilding the map
+        // to put it first would hash every key of every event again.
+        ev.insert(keys::CLOUDWATCH_METRICS.to_string(), serde_json::to_value(directives).unwrap_or(Value::Null));
+        Some(ev)
     }
 
     /// `<prefix>_memory_pgfault` etc.: rates of page faults; hierarchical values are the same

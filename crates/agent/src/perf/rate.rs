@@ -8,27 +8,52 @@ use std::collections::HashMap;
 /// Entries not refreshed for this long are forgotten (vanished containers and interfaces).
 const TTL_NS: u64 = 10 * 60 * 1_000_000_000;
 
+/// Keys are hashed once with 64-bit FNV-1a: thousands of lookups per collection, and a
+/// collision between two live keys of one node is vanishingly unlikely.
 #[derive(Debug, Default)]
 pub struct RateCache {
-    prev: HashMap<String, (u64, u64)>,
+    prev: HashMap<u64, (u64, u64), std::hash::BuildHasherDefault<IdHasher>>,
     last_sweep_ns: u64,
+}
+
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The keys are already hashes.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ *b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 impl RateCache {
     /// Per-second rate of `value` under `key` at monotonic time `t_ns`.
     pub fn per_second(&mut self, key: &str, value: u64, t_ns: u64) -> Option<f64> {
-        let out = match self.prev.get(key) {
+        let key = fnv1a(key);
+        let out = match self.prev.get(&key) {
             Some(&(v0, t0)) if t_ns > t0 && t_ns - t0 > 50_000 && value >= v0 => {
                 Some((value - v0) as f64 * 1e9 / (t_ns - t0) as f64)
             }
             _ => None,
         };
-        match self.prev.get_mut(key) {
-            Some(slot) => *slot = (value, t_ns),
-            None => {
-                self.prev.insert(key.to_string(), (value, t_ns));
-            }
-        }
+        self.prev.insert(key, (value, t_ns));
         out
     }
 
