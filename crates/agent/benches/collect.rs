@@ -166,7 +166,10 @@ fn main() {
     };
     c.collect(0, 0, &inputs);
     let rss_before = status_kb("VmRSS:");
-    let n: u64 = std::env::var("KINSIGHT_BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let n: u64 = std::env::var("KINSIGHT_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let cpu0 = cpu_time_s();
     let wall0 = Instant::now();
     let mut events = 0;

@@ -200,15 +200,27 @@ impl Cgroups {
     // the node (hundreds of cgroups), so path walks and allocations add up (issue [1/8] bench).
 
     fn open(&self, controller: &str, rel: &str) -> Result<CgroupDir, CgroupError> {
-        let path = self.dir(controller, rel).ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
+        let path = self
+            .dir(controller, rel)
+            .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
         CgroupDir::open(path)
     }
 
     fn read_cpu_v1(&self, rel: &str) -> Result<CpuStats, CgroupError> {
-        let d = self.open(if self.v1.contains_key("cpuacct") { "cpuacct" } else { "cpu" }, rel)?;
+        let d = self.open(
+            if self.v1.contains_key("cpuacct") {
+                "cpuacct"
+            } else {
+                "cpu"
+            },
+            rel,
+        )?;
         let mut buf = String::with_capacity(4096);
         let usage_total_ns = d.u64("cpuacct.usage", &mut buf)?;
-        let mut c = CpuStats { usage_total_ns, ..Default::default() };
+        let mut c = CpuStats {
+            usage_total_ns,
+            ..Default::default()
+        };
         // cpuacct.stat is in USER_HZ ticks (100 per second on every Linux ABI kubelets run on).
         if d.read("cpuacct.stat", &mut buf).is_ok() {
             let [user, system] = pick_keys(&buf, ["user", "system"]);
@@ -223,7 +235,10 @@ impl Cgroups {
         let mut buf = String::with_capacity(1024);
         d.read("cpu.stat", &mut buf)?;
         let [usage, user, system] = pick_keys(&buf, ["usage_usec", "user_usec", "system_usec"]);
-        let usage = usage.ok_or_else(|| CgroupError::Parse { path: d.path.join("cpu.stat"), message: "no usage_usec".into() })?;
+        let usage = usage.ok_or_else(|| CgroupError::Parse {
+            path: d.path.join("cpu.stat"),
+            message: "no usage_usec".into(),
+        })?;
         Ok(CpuStats {
             usage_total_ns: usage.saturating_mul(1000),
             usage_user_ns: user.map(|u| u.saturating_mul(1000)),
@@ -243,8 +258,20 @@ impl Cgroups {
         let v = pick_keys(
             &buf,
             [
-                "total_cache", "total_rss", "total_swap", "total_mapped_file", "total_inactive_file", "total_pgfault", "total_pgmajfault",
-                "cache", "rss", "swap", "mapped_file", "inactive_file", "pgfault", "pgmajfault",
+                "total_cache",
+                "total_rss",
+                "total_swap",
+                "total_mapped_file",
+                "total_inactive_file",
+                "total_pgfault",
+                "total_pgmajfault",
+                "cache",
+                "rss",
+                "swap",
+                "mapped_file",
+                "inactive_file",
+                "pgfault",
+                "pgmajfault",
             ],
         );
         let pick = |i: usize| v[i].or(v[i + 7]);
@@ -270,10 +297,22 @@ impl Cgroups {
         let max_usage_bytes = d.u64("memory.peak", &mut buf).ok();
         let swap_bytes = d.u64("memory.swap.current", &mut buf).ok();
         // v2 has no failcnt; the number of times the limit was hit is memory.events `max`.
-        let failcnt = d.read("memory.events", &mut buf).ok().and_then(|_| pick_keys(&buf, ["max"])[0]);
+        let failcnt = d
+            .read("memory.events", &mut buf)
+            .ok()
+            .and_then(|_| pick_keys(&buf, ["max"])[0]);
         d.read("memory.stat", &mut buf)?;
-        let [file, anon, file_mapped, inactive_file, pgfault, pgmajfault] =
-            pick_keys(&buf, ["file", "anon", "file_mapped", "inactive_file", "pgfault", "pgmajfault"]);
+        let [file, anon, file_mapped, inactive_file, pgfault, pgmajfault] = pick_keys(
+            &buf,
+            [
+                "file",
+                "anon",
+                "file_mapped",
+                "inactive_file",
+                "pgfault",
+                "pgmajfault",
+            ],
+        );
         Ok(MemoryStats {
             usage_bytes: usage,
             max_usage_bytes,
@@ -471,13 +510,14 @@ pub fn read_small(path: &Path) -> Result<String, CgroupError> {
     Ok(buf)
 }
 
-
 /// Values of the asked keys in a `key value` per line file, without building a map.
 pub fn pick_keys<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
     let mut out = [None; N];
     for line in text.lines() {
         let mut it = line.split_ascii_whitespace();
-        let (Some(k), Some(v)) = (it.next(), it.next()) else { continue };
+        let (Some(k), Some(v)) = (it.next(), it.next()) else {
+            continue;
+        };
         if let Some(i) = keys.iter().position(|x| *x == k) {
             out[i] = v.parse().ok();
         }
@@ -504,11 +544,20 @@ impl CgroupDir {
     fn read(&self, name: &str, buf: &mut String) -> Result<(), CgroupError> {
         use std::io::Read;
         use std::os::fd::{AsRawFd, FromRawFd};
-        let err = |source: std::io::Error| CgroupError::Read { path: self.path.join(name), source };
+        let err = |source: std::io::Error| CgroupError::Read {
+            path: self.path.join(name),
+            source,
+        };
         let cname = std::ffi::CString::new(name).map_err(|e| err(std::io::Error::other(e)))?;
         // SAFETY: a valid directory fd and a NUL-terminated relative name; the returned fd is
         // owned by the File below and closed when it drops.
-        let fd = unsafe { libc::openat(self.fd.as_raw_fd(), cname.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                cname.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             return Err(err(std::io::Error::last_os_error()));
         }
@@ -522,7 +571,10 @@ impl CgroupDir {
     fn u64(&self, name: &str, buf: &mut String) -> Result<u64, CgroupError> {
         self.read(name, buf)?;
         let t = buf.trim();
-        t.parse::<u64>().map_err(|_| CgroupError::Parse { path: self.path.join(name), message: format!("expected a whole number, found {:?}", truncate(t)) })
+        t.parse::<u64>().map_err(|_| CgroupError::Parse {
+            path: self.path.join(name),
+            message: format!("expected a whole number, found {:?}", truncate(t)),
+        })
     }
 }
 

@@ -318,11 +318,18 @@ impl Pipeline {
     /// podman's state files right away so its first lines are enriched like the rest (at most
     /// once a second).
     fn learn_runtime_container(&mut self, info: &FileInfo) {
-        let Some(LogSource::Runtime { id }) = self.layout.source(&info.family) else { return };
-        if self.pods.find_container(&id).is_some() || !info.family.starts_with(&self.layout.podman_dir) {
+        let Some(LogSource::Runtime { id }) = self.layout.source(&info.family) else {
+            return;
+        };
+        if self.pods.find_container(&id).is_some()
+            || !info.family.starts_with(&self.layout.podman_dir)
+        {
             return;
         }
-        if self.runtime_looked.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+        if self
+            .runtime_looked
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
             return;
         }
         self.runtime_looked = Some(Instant::now());

@@ -257,7 +257,10 @@ impl Collector {
         }
         // Appended last: key order carries no meaning (reference §1.1), and rebuilding the map
         // to put it first would hash every key of every event again.
-        ev.insert(keys::CLOUDWATCH_METRICS.to_string(), serde_json::to_value(directives).unwrap_or(Value::Null));
+        ev.insert(
+            keys::CLOUDWATCH_METRICS.to_string(),
+            serde_json::to_value(directives).unwrap_or(Value::Null),
+        );
         Some(ev)
     }
 
