@@ -586,6 +586,11 @@ impl QueryService {
                     message: "query failed".into(),
                 });
                 Err(match f.code.as_str() {
+                    "malformed_query" => QueryError::MalformedSql {
+                        message: f.message,
+                        line: None,
+                        column: None,
+                    },
                     "memory_exceeded" => QueryError::MemoryExceeded {
                         limit_bytes: self.inner.config.memory_per_query_bytes,
                         message: f.message,

@@ -46,6 +46,18 @@ impl IpCheck {
         }
     }
 
+    /// The name as DataFusion's SQL looks it up (lower case).
+    pub(crate) fn lower_name(self) -> &'static str {
+        match self {
+            IpCheck::Valid => "isvalidip",
+            IpCheck::ValidV4 => "isvalidipv4",
+            IpCheck::ValidV6 => "isvalidipv6",
+            IpCheck::InSubnet => "isipinsubnet",
+            IpCheck::V4InSubnet => "isipv4insubnet",
+            IpCheck::V6InSubnet => "isipv6insubnet",
+        }
+    }
+
     fn arity(self) -> usize {
         match self {
             IpCheck::Valid | IpCheck::ValidV4 | IpCheck::ValidV6 => 1,

@@ -85,16 +85,18 @@ pub(crate) fn pct() -> Arc<AggregateUDF> {
     Arc::new(AggregateUDF::new_from_impl(pct::Pct::new()))
 }
 
-/// The functions also offered to SQL queries, under SQL-style names, so that SQL users have
-/// the same JSON, IP and percentile semantics as Logs Insights.
+/// The functions also offered to SQL queries, so that SQL users have the same JSON and IP
+/// semantics as Logs Insights. DataFusion's SQL folds function names to lower case, hence
+/// the lower-case aliases (`isIpInSubnet` is found as `isipinsubnet`).
 pub(crate) fn sql_scalar_functions() -> Vec<ScalarUDF> {
     let mut out = vec![
-        ScalarUDF::new_from_impl(json::JsonParse::new()).with_aliases(["json_parse"]),
-        ScalarUDF::new_from_impl(json::JsonGet::new()).with_aliases(["json_get"]),
-        ScalarUDF::new_from_impl(json::JsonStringify::new()).with_aliases(["json_stringify"]),
+        ScalarUDF::new_from_impl(json::JsonParse::new()).with_aliases(["json_parse", "jsonparse"]),
+        ScalarUDF::new_from_impl(json::JsonGet::new()),
+        ScalarUDF::new_from_impl(json::JsonStringify::new())
+            .with_aliases(["json_stringify", "jsonstringify"]),
     ];
     for kind in ip::IpCheck::ALL {
-        out.push(ScalarUDF::new_from_impl(ip::IpFn::new(kind)));
+        out.push(ScalarUDF::new_from_impl(ip::IpFn::new(kind)).with_aliases([kind.lower_name()]));
     }
     out
 }

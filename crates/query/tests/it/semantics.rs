@@ -303,6 +303,18 @@ async fn sql_sees_each_group_and_all_of_them() {
         .await
         .unwrap();
     assert_eq!(out.rows, vec![vec![json!(101)]]);
+    let out = d
+        .svc
+        .run(sql_request(
+            &[B],
+            r#"SELECT isIpInSubnet('10.1.2.3', '10.0.0.0/8') AS a, json_get('{"a":{"b":7}}', 'a', 'b') AS b, jsonParse('[1, 2]') AS c, json_parse('{}') AS d"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.rows,
+        vec![vec![json!(true), json!("7"), json!("[1,2]"), json!("{}")]]
+    );
     // Unknown tables and columns are the query's fault, with the name.
     for bad in [r#"SELECT * FROM "/t/c""#, "SELECT nosuch FROM logs"] {
         let e = d.svc.run(sql_request(&[A], bad)).await.unwrap_err();
