@@ -1,5 +1,9 @@
 //! Dataplane logs from journald (reference §3.1): the kubelet, container runtime and
 //! kube-proxy units, read with `journalctl -o json --follow` from the host's journal directory.
+//! On hosts that keep no syslog files (systemd-only distributions such as Amazon Linux 2023 or
+//! Bottlerocket), the host group comes from the journal too, routed as Fluent Bit's host inputs
+//! do: kernel messages (`_TRANSPORT=kernel`) → `dmesg`, `SYSLOG_FACILITY=10` → `secure`, other
+//! entries of priority 0–6 outside facilities 2, 9 and 10 → `messages`.
 //! The cursor of the last acknowledged entry is checkpointed (atomically, under `state_dir`),
 //! so a restart continues after it with nothing lost.
 //!
@@ -48,6 +52,9 @@ pub struct JournalSettings {
     pub linger: Duration,
     /// `journalctl` to run (tests may point elsewhere).
     pub journalctl: PathBuf,
+    /// Also route host entries (kernel, syslog, auth) to this group: set when the host keeps
+    /// no syslog files of its own.
+    pub host_group: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -110,6 +117,85 @@ pub fn find_journal_dir(host_root: &Path, configured: Option<&Path>) -> Option<P
         .find(|p| p.is_dir())
 }
 
+/// Routes one entry: a dataplane unit's to the dataplane group, a host entry to the host group
+/// when host logs come from the journal, anything else nowhere.
+pub fn route_entry(v: &Value, s: &JournalSettings, scratch: &mut String) -> Option<LogEvent> {
+    let unit = v.get("_SYSTEMD_UNIT").and_then(Value::as_str);
+    if unit.is_some_and(|u| s.units.iter().any(|x| x == u)) {
+        return entry_to_event(v, &s.node_name, &s.group, scratch).map(|(e, _)| e);
+    }
+    host_entry_to_event(v, &s.node_name, s.host_group.as_deref()?, scratch)
+}
+
+/// A host entry as Fluent Bit's host pipeline shapes it: `host`, `ident`, `pid`, `message`
+/// (reference §3.2), stream `<node>.host.<dmesg|messages|secure>`.
+pub fn host_entry_to_event(
+    v: &Value,
+    node: &str,
+    group: &str,
+    scratch: &mut String,
+) -> Option<LogEvent> {
+    let num = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u8>().ok())
+    };
+    let facility = num("SYSLOG_FACILITY");
+    let priority = num("PRIORITY").unwrap_or(6);
+    let stream = if v.get("_TRANSPORT").and_then(Value::as_str) == Some("kernel") {
+        "dmesg"
+    } else if facility == Some(10) {
+        "secure"
+    } else if priority <= 6 && !matches!(facility, Some(2 | 9 | 10)) {
+        "messages"
+    } else {
+        return None;
+    };
+    let message = message_text(v.get("MESSAGE")?)?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let host = v.get("_HOSTNAME").and_then(Value::as_str).unwrap_or(node);
+    fields_record(
+        scratch,
+        &[
+            ("host", host),
+            ("ident", text("SYSLOG_IDENTIFIER")),
+            ("pid", text("SYSLOG_PID")),
+        ],
+        "message",
+        &message,
+    );
+    Some(LogEvent::new(
+        group,
+        format!("{node}.host.{stream}"),
+        timestamp_ms(v),
+        scratch.as_str(),
+    ))
+}
+
+fn message_text(m: &Value) -> Option<String> {
+    match m {
+        Value::String(s) => Some(s.clone()),
+        // Binary messages come as arrays of bytes: replaced, never dropped.
+        Value::Array(a) => {
+            let bytes: Vec<u8> = a
+                .iter()
+                .filter_map(|b| b.as_u64())
+                .map(|b| b as u8)
+                .collect();
+            Some(String::from_utf8_lossy(&bytes).into_owned())
+        }
+        _ => None,
+    }
+}
+
+fn timestamp_ms(v: &Value) -> i64 {
+    v.get("__REALTIME_TIMESTAMP")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(|us| us / 1000)
+        .unwrap_or_else(crate::run::now_ms)
+}
+
 /// One journal entry turned into an event; `None` for entries without a message.
 pub fn entry_to_event(
     v: &Value,
@@ -121,31 +207,14 @@ pub fn entry_to_event(
         .get("__CURSOR")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let message = match v.get("MESSAGE")? {
-        Value::String(s) => s.clone(),
-        // Binary messages come as arrays of bytes: replaced, never dropped.
-        Value::Array(a) => {
-            let bytes: Vec<u8> = a
-                .iter()
-                .filter_map(|b| b.as_u64())
-                .map(|b| b as u8)
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        _ => return None,
-    };
+    let message = message_text(v.get("MESSAGE")?)?;
     let unit = v
         .get("_SYSTEMD_UNIT")
         .and_then(Value::as_str)
         .or_else(|| v.get("SYSLOG_IDENTIFIER").and_then(Value::as_str))
         .unwrap_or("unknown");
     let hostname = v.get("_HOSTNAME").and_then(Value::as_str).unwrap_or(node);
-    let ts = v
-        .get("__REALTIME_TIMESTAMP")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse::<i64>().ok())
-        .map(|us| us / 1000)
-        .unwrap_or_else(crate::run::now_ms);
+    let ts = timestamp_ms(v);
     // Fluent Bit's dataplane `modify`: hostname, systemd_unit, message (reference §3.2).
     fields_record(
         scratch,
@@ -173,8 +242,11 @@ fn spawn_journalctl(s: &JournalSettings, cursor: Option<&str>) -> std::io::Resul
             cmd.arg("--lines=0");
         }
     }
-    for u in &s.units {
-        cmd.arg(format!("_SYSTEMD_UNIT={u}"));
+    // With host logs from the journal every entry is read and routed here.
+    if s.host_group.is_none() {
+        for u in &s.units {
+            cmd.arg(format!("_SYSTEMD_UNIT={u}"));
+        }
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -257,9 +329,7 @@ fn run(
                 Ok(line) => match serde_json::from_slice::<Value>(&line) {
                     Ok(v) => {
                         stats.add_journal_entries(1);
-                        if let Some((ev, _)) =
-                            entry_to_event(&v, &s.node_name, &s.group, &mut scratch)
-                        {
+                        if let Some(ev) = route_entry(&v, &s, &mut scratch) {
                             batch.bytes += ev.message.len() + EVENT_OVERHEAD_BYTES;
                             batch.lines += 1;
                             batch.events.push(ev);

@@ -176,6 +176,12 @@ impl LogCollector {
                         batch_max_bytes: settings.batch_max_bytes,
                         linger: self.opts.linger,
                         journalctl: self.opts.journalctl.clone(),
+                        // Hosts without syslog files keep their host logs in the journal only.
+                        host_group: (self.opts.host_files
+                            && !layout::HOST_FILES.iter().any(|(f, _)| {
+                                self.cfg.kinsight.host_root.join("var/log").join(f).exists()
+                            }))
+                        .then(|| settings.host_group.clone()),
                     },
                     tx.clone(),
                     stop.clone(),

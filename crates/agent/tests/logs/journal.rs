@@ -56,6 +56,8 @@ fn journald_units_go_to_dataplane_and_the_cursor_survives_restarts() {
     let state = tempfile::tempdir().unwrap();
     let jdir = root.path().join("var/log/journal");
     std::fs::create_dir_all(&jdir).unwrap();
+    // This host keeps a syslog file, so the journal gives only the dataplane units.
+    std::fs::write(root.path().join("var/log/syslog"), "").unwrap();
     let t0 = 1_714_557_600_000_000u64;
     write_journal(
         &jdir.join("one.journal"),
@@ -126,5 +128,125 @@ fn journald_units_go_to_dataplane_and_the_cursor_survives_restarts() {
         message(&events[3])["message"],
         "I0501 after restart",
         "{msgs:?} {cursor}"
+    );
+}
+
+fn write_raw_journal(file: &Path, entries: &[Vec<(&str, String)>]) {
+    let mut export = String::new();
+    for (i, fields) in entries.iter().enumerate() {
+        let ts_us = 1_714_557_600_000_000u64 + i as u64;
+        export.push_str(&format!(
+            "__REALTIME_TIMESTAMP={ts_us}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=node-a\n",
+            ts_us - 1_714_557_000_000_000
+        ));
+        for (k, v) in fields {
+            export.push_str(&format!("{k}={v}\n"));
+        }
+        export.push('\n');
+    }
+    let mut child = Command::new(JOURNAL_REMOTE)
+        .arg("-o")
+        .arg(file)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(export.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn host_logs_come_from_the_journal_when_the_host_keeps_no_syslog_files() {
+    if !require(JOURNAL_REMOTE) || !require("journalctl") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let jdir = root.path().join("var/log/journal");
+    std::fs::create_dir_all(&jdir).unwrap();
+    let s = |v: &str| v.to_string();
+    write_raw_journal(
+        &jdir.join("host.journal"),
+        &[
+            vec![
+                ("_TRANSPORT", s("kernel")),
+                ("MESSAGE", s("EXT4-fs (nvme0n1p1): mounted")),
+                ("PRIORITY", s("6")),
+            ],
+            vec![
+                ("_TRANSPORT", s("syslog")),
+                ("SYSLOG_FACILITY", s("10")),
+                ("SYSLOG_IDENTIFIER", s("sshd")),
+                ("SYSLOG_PID", s("812")),
+                ("MESSAGE", s("Accepted publickey for ec2-user")),
+                ("PRIORITY", s("6")),
+            ],
+            vec![
+                ("_TRANSPORT", s("syslog")),
+                ("SYSLOG_FACILITY", s("3")),
+                ("SYSLOG_IDENTIFIER", s("chronyd")),
+                ("MESSAGE", s("Selected source 169.254.169.123")),
+                ("PRIORITY", s("6")),
+            ],
+            vec![
+                ("_TRANSPORT", s("syslog")),
+                ("SYSLOG_FACILITY", s("9")),
+                ("SYSLOG_IDENTIFIER", s("CRON")),
+                ("MESSAGE", s("cron is not a host message")),
+                ("PRIORITY", s("6")),
+            ],
+            vec![
+                ("_TRANSPORT", s("journal")),
+                ("MESSAGE", s("debug chatter")),
+                ("PRIORITY", s("7")),
+            ],
+            vec![
+                ("_SYSTEMD_UNIT", s("kubelet.service")),
+                ("MESSAGE", s("I0501 kubelet")),
+                ("PRIORITY", s("6")),
+            ],
+        ],
+    );
+    let mut cfg = config(root.path(), state.path(), "");
+    cfg.kinsight.logs.journald = true;
+    let out = state.path().join("out.jsonl");
+    let mut opts = fast_options();
+    opts.host_files = true;
+    collect_until(&cfg, &out, None, opts, Duration::from_secs(20), |e| {
+        e.len() >= 4
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let events = read_events(&out);
+    let by_stream = |suffix: &str| {
+        events
+            .iter()
+            .filter(|e| e.log_stream_name.ends_with(suffix))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(events.len(), 4, "{events:#?}");
+    let dmesg = by_stream(".host.dmesg");
+    assert_eq!(dmesg.len(), 1);
+    assert_eq!(dmesg[0].log_group_name, "/kinsight/test-cluster/host");
+    assert_eq!(message(dmesg[0])["message"], "EXT4-fs (nvme0n1p1): mounted");
+    let secure = by_stream(".host.secure");
+    assert_eq!(message(secure[0])["ident"], "sshd");
+    assert_eq!(message(secure[0])["pid"], "812");
+    assert_eq!(message(secure[0])["host"], "node-a");
+    assert_eq!(message(by_stream(".host.messages")[0])["ident"], "chronyd");
+    assert_eq!(
+        by_stream("kubelet.service").len(),
+        1,
+        "dataplane units still go to dataplane"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.message.contains("cron is not") || e.message.contains("debug chatter"))
     );
 }
