@@ -121,6 +121,7 @@ impl Drop for Server {
 /// for 15 minutes, so a benchmark client may sign a body once and send it many times.
 #[derive(Clone)]
 struct Signed {
+    path: &'static str,
     headers: Vec<(String, String)>,
     body: bytes::Bytes,
 }
@@ -164,13 +165,14 @@ fn sign(host: &str, action: &str, body: Vec<u8>) -> Signed {
         .collect();
     headers.push(("authorization".into(), auth));
     Signed {
+        path: "/",
         headers,
         body: body.into(),
     }
 }
 
 async fn send(client: &reqwest::Client, url: &str, s: &Signed) -> Value {
-    let mut req = client.post(format!("{url}/"));
+    let mut req = client.post(format!("{url}{}", s.path));
     for (k, v) in &s.headers {
         req = req.header(k, v);
     }
@@ -216,6 +218,26 @@ fn batches(group: &str, stream: &str, events: &[LogEvent]) -> Vec<(Vec<u8>, usiz
     out
 }
 
+/// The same batch as a native `/v1/ingest` request (bearer token, agent event shape).
+fn native_ingest(put_body: &[u8]) -> Signed {
+    let v: Value = serde_json::from_slice(put_body).unwrap();
+    let (g, st) = (&v["logGroupName"], &v["logStreamName"]);
+    let events: Vec<Value> = v["logEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| json!({"logGroupName": g, "logStreamName": st, "timestamp": e["timestamp"], "message": e["message"]}))
+        .collect();
+    Signed {
+        path: "/v1/ingest",
+        headers: vec![
+            ("authorization".into(), format!("Bearer {TOKEN}")),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body: serde_json::to_vec(&events).unwrap().into(),
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -241,6 +263,8 @@ async fn throughput(srv: &Server, client: &reqwest::Client) {
         pods_per_node: 10,
         seed: 7,
     };
+    // `BENCH_API=native`: the same batches through `POST /v1/ingest`, for comparison.
+    let native = std::env::var("BENCH_API").is_ok_and(|v| v == "native");
     // Four distinct ~1 MiB bodies per client, signed once, cycled.
     let mut work = Vec::new();
     for c in 0..clients {
@@ -258,7 +282,14 @@ async fn throughput(srv: &Server, client: &reqwest::Client) {
             .into_iter()
             .filter(|b| b.2 > MAX_BATCH_BYTES * 9 / 10)
             .take(4)
-            .map(|(body, n, bytes)| (sign(&srv.host, "PutLogEvents", body), n, bytes))
+            .map(|(body, n, bytes)| {
+                let req = if native {
+                    native_ingest(&body)
+                } else {
+                    sign(&srv.host, "PutLogEvents", body)
+                };
+                (req, n, bytes)
+            })
             .collect();
         assert!(!bodies.is_empty(), "no full batch generated");
         bodies.truncate(4);
@@ -267,7 +298,12 @@ async fn throughput(srv: &Server, client: &reqwest::Client) {
     let avg_events: f64 = work.iter().flatten().map(|b| b.1 as f64).sum::<f64>()
         / work.iter().flatten().count() as f64;
     println!(
-        "PutLogEvents: {clients} clients, batches of {:.0} events / {:.2} MiB billed, {seconds} s",
+        "{}: {clients} clients, batches of {:.0} events / {:.2} MiB billed, {seconds} s",
+        if native {
+            "POST /v1/ingest"
+        } else {
+            "PutLogEvents"
+        },
         avg_events,
         work.iter().flatten().map(|b| b.2 as f64).sum::<f64>()
             / work.iter().flatten().count() as f64
@@ -291,6 +327,7 @@ async fn throughput(srv: &Server, client: &reqwest::Client) {
                 let r = send(&client, &url, s).await;
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 assert!(r.get("rejectedLogEventsInfo").is_none(), "{r}");
+                assert!(r["rejectedCount"].as_u64().unwrap_or(0) == 0, "{r}");
                 events.fetch_add(*n as u64, Ordering::Relaxed);
                 bytes.fetch_add(*b as u64, Ordering::Relaxed);
                 i += 1;
