@@ -14,3 +14,5 @@ python3 -c 'import duckdb' >/dev/null 2>&1 || pip install --quiet duckdb  # Duck
 # own browser download fails here), and the UI's npm packages from package-lock.json.
 command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+# Container hosts without Kubernetes: a real containerd (started by the agent's tests) besides podman.
+command -v containerd >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containerd >/dev/null; }

@@ -351,6 +351,7 @@ impl Cgroups {
             }
         }
         collect_runtime_pods(root, &mut pods);
+        collect_containerd_pods(root, &mut pods);
         pods.sort_by(|a, b| a.uid.cmp(&b.uid));
         pods
     }
@@ -377,6 +378,45 @@ fn collect_pods(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PodCgroup>)
             });
         } else if depth == 0 && is_qos_dir(&name) {
             collect_pods(root, &path, depth + 1, out);
+        }
+    }
+}
+
+/// containerd without a kubelet puts a task's cgroup at `/<namespace>/<id>` (`/default/<id>`,
+/// `/k8s.io/<id>`): any other top-level directory whose children are container ids is such a
+/// namespace, and each container a pod of one.
+fn collect_containerd_pods(root: &Path, out: &mut Vec<PodCgroup>) {
+    const KNOWN: &[&str] = &[
+        "kubepods",
+        "kubepods.slice",
+        "libpod_parent",
+        "machine.slice",
+        "docker",
+        "system.slice",
+        "user.slice",
+        "init.scope",
+    ];
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for ns in entries.flatten() {
+        let name = ns.file_name().to_string_lossy().to_string();
+        if KNOWN.contains(&name.as_str()) || !ns.path().is_dir() {
+            continue;
+        }
+        let Ok(children) = fs::read_dir(ns.path()) else {
+            continue;
+        };
+        for c in children.flatten() {
+            let id = c.file_name().to_string_lossy().to_string();
+            if is_hex64(&id) && c.path().is_dir() {
+                let rel = rel_path(root, &c.path());
+                out.push(PodCgroup {
+                    uid: id.clone(),
+                    path: rel.clone(),
+                    containers: vec![ContainerCgroup { id, path: rel }],
+                });
+            }
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuntimeContainer {
     pub runtime: &'static str,
+    /// Namespace reported as the Kubernetes namespace: `podman`, `docker`, `containerd`, or the
+    /// pod's namespace for a CRI container whose kubelet is not reachable.
+    pub namespace: String,
     pub id: String,
     /// Name inside its pod.
     pub name: String,
@@ -57,17 +60,16 @@ pub struct RuntimeContainer {
     pub restart_count: u64,
 }
 
-/// Namespace reported for runtime containers: the runtime's name (`podman`, `docker`).
-pub fn namespace_of(runtime: &str) -> String {
-    runtime.to_string()
-}
-
 /// Every container of the runtimes found under `host_root`. A runtime that is not installed is
 /// not an error; one whose state cannot be read is reported and the others still count.
 pub async fn discover(host_root: &Path) -> (Vec<RuntimeContainer>, Vec<RuntimeError>) {
     let mut out = Vec::new();
     let mut errors = Vec::new();
     match podman_containers(host_root) {
+        Ok(c) => out.extend(c),
+        Err(e) => errors.push(e),
+    }
+    match containerd_containers(host_root) {
         Ok(c) => out.extend(c),
         Err(e) => errors.push(e),
     }
@@ -173,6 +175,7 @@ pub fn podman_containers(host_root: &Path) -> Result<Vec<RuntimeContainer>, Runt
         let log = userdata.join("ctr.log");
         out.push(RuntimeContainer {
             runtime: "podman",
+            namespace: "podman".into(),
             id: id.to_string(),
             name,
             pod_id,
@@ -237,6 +240,105 @@ fn is_hex_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+// ---------------------------------------------------------------------------------------- containerd
+
+/// Where containerd (and k3s' embedded one) keep the state of running tasks.
+const CONTAINERD_TASKS: &[&str] = &[
+    "run/containerd/io.containerd.runtime.v2.task",
+    "run/k3s/containerd/io.containerd.runtime.v2.task",
+];
+
+/// Running containerd tasks, from each task's state directory
+/// (`<state>/io.containerd.runtime.v2.task/<namespace>/<id>/{config.json,init.pid}`): the OCI
+/// spec gives the cgroup, the limits and the annotations that name it — CRI's
+/// `io.kubernetes.cri.*` (pod, namespace, container; sandboxes are infra and skipped), nerdctl's
+/// `nerdctl/name`, or a `name` label passed to `ctr run --label`; otherwise the short id.
+pub fn containerd_containers(host_root: &Path) -> Result<Vec<RuntimeContainer>, RuntimeError> {
+    let mut out = Vec::new();
+    for rel in CONTAINERD_TASKS {
+        let tasks = host_root.join(rel);
+        let Ok(namespaces) = std::fs::read_dir(&tasks) else {
+            continue;
+        };
+        for ns in namespaces.flatten() {
+            let Ok(ids) = std::fs::read_dir(ns.path()) else {
+                continue;
+            };
+            for task in ids.flatten() {
+                let id = task.file_name().to_string_lossy().to_string();
+                let config_path = task.path().join("config.json");
+                let Ok(text) = std::fs::read_to_string(&config_path) else {
+                    continue;
+                };
+                let config: Value =
+                    serde_json::from_str(&text).map_err(|e| RuntimeError::Garbage {
+                        runtime: "containerd",
+                        path: config_path.clone(),
+                        message: e.to_string(),
+                    })?;
+                let a = &config["annotations"];
+                let ann = |k: &str| a[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+                if ann("io.kubernetes.cri.container-type").as_deref() == Some("sandbox") {
+                    continue;
+                }
+                let short = id.chars().take(12).collect::<String>();
+                let name = ann("io.kubernetes.cri.container-name")
+                    .or_else(|| ann("nerdctl/name"))
+                    .or_else(|| ann("name"))
+                    .unwrap_or_else(|| short.clone());
+                let (pod_id, pod_name, namespace) = match (
+                    ann("io.kubernetes.cri.sandbox-uid"),
+                    ann("io.kubernetes.cri.sandbox-name"),
+                ) {
+                    (Some(uid), Some(pod)) => (
+                        uid,
+                        pod,
+                        ann("io.kubernetes.cri.sandbox-namespace")
+                            .unwrap_or_else(|| "default".into()),
+                    ),
+                    _ => (id.clone(), name.clone(), "containerd".to_string()),
+                };
+                let pid = std::fs::read_to_string(task.path().join("init.pid"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok());
+                let running = pid.is_some_and(|p| host_root.join(format!("proc/{p}")).exists());
+                let res = &config["linux"]["resources"];
+                let cpu_limit_m =
+                    match (res["cpu"]["quota"].as_i64(), res["cpu"]["period"].as_i64()) {
+                        (Some(q), Some(p)) if q > 0 && p > 0 => Some(q as f64 / p as f64 * 1000.0),
+                        _ => None,
+                    };
+                let mut labels = BTreeMap::new();
+                labels.insert(
+                    "containerd.namespace".to_string(),
+                    ns.file_name().to_string_lossy().to_string(),
+                );
+                out.push(RuntimeContainer {
+                    runtime: "containerd",
+                    namespace,
+                    id: id.clone(),
+                    name,
+                    pod_id,
+                    pod_name,
+                    labels,
+                    image: ann("io.kubernetes.cri.image-name")
+                        .or_else(|| ann("org.opencontainers.image.ref.name"))
+                        .unwrap_or_default(),
+                    running,
+                    pid: pid.filter(|_| running),
+                    log_path: None,
+                    log_format: LogFormat::Cri,
+                    cpu_limit_m,
+                    mem_limit: res["memory"]["limit"].as_f64().filter(|l| *l > 0.0),
+                    mem_request: res["memory"]["reservation"].as_f64().filter(|l| *l > 0.0),
+                    restart_count: 0,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 // ---------------------------------------------------------------------------------------- docker
 
 /// Asks the Docker Engine API on a unix socket for every container.
@@ -285,6 +387,7 @@ pub async fn docker_containers(sock: &Path) -> Result<Vec<RuntimeContainer>, Run
         let running = inspect["State"]["Running"].as_bool().unwrap_or(false);
         out.push(RuntimeContainer {
             runtime: "docker",
+            namespace: "docker".into(),
             id: id.to_string(),
             name: inner,
             pod_id,
@@ -357,12 +460,12 @@ pub fn to_pods(containers: &[RuntimeContainer], node: &str) -> Vec<Pod> {
     let mut by_pod: BTreeMap<(String, String), Vec<&RuntimeContainer>> = BTreeMap::new();
     for c in containers {
         by_pod
-            .entry((c.runtime.to_string(), c.pod_id.clone()))
+            .entry((c.namespace.clone(), c.pod_id.clone()))
             .or_default()
             .push(c);
     }
     let mut pods = Vec::new();
-    for ((runtime, pod_id), cs) in by_pod {
+    for ((namespace, pod_id), cs) in by_pod {
         let first = cs[0];
         let spec_containers: Vec<Value> = cs
             .iter()
@@ -395,7 +498,7 @@ pub fn to_pods(containers: &[RuntimeContainer], node: &str) -> Vec<Pod> {
             "Succeeded"
         };
         let pod = json!({
-            "metadata": {"name": first.pod_name, "namespace": namespace_of(&runtime), "uid": pod_id, "labels": first.labels},
+            "metadata": {"name": first.pod_name, "namespace": namespace, "uid": pod_id, "labels": first.labels},
             "spec": {"nodeName": node, "containers": spec_containers},
             "status": {"phase": phase, "containerStatuses": statuses},
         });

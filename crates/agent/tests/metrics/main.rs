@@ -3,6 +3,7 @@
 //! cgroups with real processes, the kubelet and API server served as recorded JSON by a test
 //! server (they cannot run here), leader election, and bad input.
 
+mod containerd;
 mod fake_kube;
 mod fixtures;
 mod formulas;
