@@ -539,3 +539,26 @@ def test_key_scopes(logs, ingest_logs, read_logs, group):
     got = read_logs.get_log_events(logGroupName=group, logStreamName="agent")
     assert [e["message"] for e in got["events"]] == ["from the agent"]
     assert read_logs.filter_log_events(logGroupName=group, filterPattern="agent")["events"]
+
+
+def test_requests_signed_with_a_skewed_clock_are_refused(server, monkeypatch):
+    """botocore signs with its own clock; 20 minutes off is refused, 10 minutes off is not
+    (AWS allows 15)."""
+    import datetime
+
+    import botocore.auth
+
+    real = botocore.auth.get_current_datetime
+    client = make_client(server, *KEYS["read"])
+    for minutes, ok in [(-20, False), (20, False), (-10, True), (10, True)]:
+        monkeypatch.setattr(
+            botocore.auth, "get_current_datetime",
+            lambda *a, m=minutes, **k: real(*a, **k) + datetime.timedelta(minutes=m),
+        )
+        if ok:
+            client.describe_log_groups(limit=1)
+        else:
+            with pytest.raises(ClientError) as e:
+                client.describe_log_groups(limit=1)
+            assert error_code(e) == "InvalidSignatureException"
+            assert "Signature expired" in str(e.value) or "not yet current" in str(e.value)
