@@ -562,3 +562,26 @@ def test_requests_signed_with_a_skewed_clock_are_refused(server, monkeypatch):
                 client.describe_log_groups(limit=1)
             assert error_code(e) == "InvalidSignatureException"
             assert "Signature expired" in str(e.value) or "not yet current" in str(e.value)
+
+
+def test_log_group_fields_and_groups_by_identifier(logs, group):
+    now = now_ms()
+    put(logs, group, "s1", [
+        (now - 4, json.dumps({"level": "info", "user": {"id": 1}})),
+        (now - 3, json.dumps({"level": "info"})),
+        (now - 2, json.dumps({"level": "error", "user": {"id": 2}, "tags": ["a"]})),
+        (now - 1, "plain text"),
+    ])
+    fields = {f["name"]: f["percent"] for f in logs.get_log_group_fields(logGroupName=group)["logGroupFields"]}
+    assert fields == {"@timestamp": 100, "@message": 100, "@logStream": 100, "@log": 100,
+                      "@ingestionTime": 100, "level": 75, "user.id": 50, "tags.0": 25}
+    # Before the events: only the system fields, at 0 %.
+    early = logs.get_log_group_fields(logGroupName=group, time=now // 1000 - 3600)["logGroupFields"]
+    assert {f["percent"] for f in early} == {0}
+
+    arn = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["logGroupArn"]
+    got = logs.describe_log_groups(logGroupIdentifiers=[arn, "/no/such/group"])["logGroups"]
+    assert [g["logGroupName"] for g in got] == [group]
+    with pytest.raises(ClientError) as e:
+        logs.get_log_group_fields(logGroupName="/no/such/group")
+    assert error_code(e) == "ResourceNotFoundException"

@@ -230,6 +230,8 @@ pub async fn delete_log_group(ctx: &Ctx<'_>, i: GroupOnly) -> CwResult<Value> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DescribeLogGroups {
+    /// Names or ARNs of the groups wanted (not with a prefix or pattern).
+    log_group_identifiers: Option<Vec<String>>,
     log_group_name_prefix: Option<String>,
     log_group_name_pattern: Option<String>,
     next_token: Option<String>,
@@ -242,6 +244,25 @@ pub fn describe_log_groups(ctx: &Ctx<'_>, i: DescribeLogGroups) -> CwResult<Valu
         return Err(CwError::invalid(
             "LogGroupNamePrefix and LogGroupNamePattern are mutually exclusive parameters.",
         ));
+    }
+    if let Some(ids) = &i.log_group_identifiers {
+        if i.log_group_name_prefix.is_some() || i.log_group_name_pattern.is_some() {
+            return Err(CwError::invalid(
+                "logGroupIdentifiers cannot be combined with logGroupNamePrefix or logGroupNamePattern.",
+            ));
+        }
+        let mut names = Vec::with_capacity(ids.len());
+        for id in ids {
+            names.push(resolve_group(None, Some(id.clone()))?);
+        }
+        names.sort();
+        names.dedup();
+        let found: Vec<Value> = names
+            .iter()
+            .filter_map(|n| ctx.state.store.group(n))
+            .map(|g| group_json(ctx, &g))
+            .collect();
+        return Ok(json!({"logGroups": found}));
     }
     let pattern = i.log_group_name_pattern.map(|p| p.to_lowercase());
     let mut after = i.next_token.clone();

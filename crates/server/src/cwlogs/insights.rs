@@ -4,11 +4,13 @@
 //! missing values left out, raw-event rows ending with `@ptr`.
 
 use kinsight_query::{Language, QueryError, QueryRequest, QueryService, QueryStatus, value_text};
+use kinsight_store::flatten::flatten_message;
+use kinsight_store::{Direction, EventQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::malformed_query;
-use super::groups::{check_group_name, group_of_arn};
+use super::groups::{check_group_name, group_of_arn, resolve_group};
 use super::{Ctx, CwError, CwResult, limit};
 
 fn service<'a>(ctx: &'a Ctx<'_>) -> CwResult<&'a QueryService> {
@@ -239,4 +241,68 @@ pub async fn get_log_record(ctx: &Ctx<'_>, i: GetLogRecord) -> CwResult<Value> {
         .filter_map(|(k, v)| value_text(v).map(|t| (k.clone(), Value::String(t))))
         .collect();
     Ok(json!({"logRecord": record}))
+}
+
+/// Events GetLogGroupFields samples (the newest of the group, or of the 15 minutes before
+/// `time`).
+pub const FIELD_SAMPLE_EVENTS: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetLogGroupFields {
+    log_group_name: Option<String>,
+    log_group_identifier: Option<String>,
+    /// Epoch seconds: fields of the 15 minutes before it (CloudWatch's rule); without it,
+    /// of the group's newest events.
+    time: Option<i64>,
+}
+
+/// The fields Logs Insights discovers in a group (what editors complete), with the percentage
+/// of sampled events that have each: the system fields, then the flattened JSON fields.
+pub async fn get_log_group_fields(ctx: &Ctx<'_>, i: GetLogGroupFields) -> CwResult<Value> {
+    let group = resolve_group(i.log_group_name, i.log_group_identifier)?;
+    let end_ms = i.time.map(|t| t.saturating_add(1).saturating_mul(1000));
+    let page = ctx
+        .state
+        .store
+        .read_events(&EventQuery {
+            group,
+            stream: None,
+            start_ms: end_ms.map(|e| e - 15 * 60_000),
+            end_ms,
+            direction: Direction::Backward,
+            cursor: None,
+            limit: FIELD_SAMPLE_EVENTS,
+        })
+        .await?;
+    let n = page.events.len();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut fields = Vec::new();
+    for e in &page.events {
+        if flatten_message(&e.message, &mut fields) {
+            let mut names: Vec<&String> = fields.iter().map(|(k, _)| k).collect();
+            names.sort();
+            names.dedup();
+            for k in names {
+                *counts.entry(k.clone()).or_default() += 1;
+            }
+        }
+    }
+    let system = [
+        "@timestamp",
+        "@message",
+        "@logStream",
+        "@log",
+        "@ingestionTime",
+    ];
+    let mut out: Vec<Value> = system
+        .iter()
+        .map(|f| json!({"name": f, "percent": if n == 0 { 0 } else { 100 }}))
+        .collect();
+    out.extend(
+        counts.into_iter().map(
+            |(k, c)| json!({"name": k, "percent": ((c * 100) as f64 / n as f64).round() as i64}),
+        ),
+    );
+    Ok(json!({"logGroupFields": out}))
 }

@@ -91,6 +91,7 @@ const ACTIONS: &[(&str, Need)] = &[
     ("StopQuery", Need::Read),
     ("DescribeQueries", Need::Read),
     ("GetLogRecord", Need::Read),
+    ("GetLogGroupFields", Need::Read),
     ("ListTagsForResource", Need::Read),
     ("ListTagsLogGroup", Need::Read),
     ("DeleteLogGroup", Need::Manage),
@@ -277,6 +278,7 @@ async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> CwResult<Value> {
         "StopQuery" => insights::stop_query(ctx, input(body)?),
         "DescribeQueries" => insights::describe_queries(ctx, input(body)?),
         "GetLogRecord" => insights::get_log_record(ctx, input(body)?).await,
+        "GetLogGroupFields" => insights::get_log_group_fields(ctx, input(body)?).await,
         other => Err(CwError::new(
             CwError::UNKNOWN_OPERATION,
             format!("kinsight does not implement the CloudWatch Logs action {other:?}"),
