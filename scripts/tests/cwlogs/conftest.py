@@ -28,8 +28,9 @@ KEYS = {
 
 
 class Server:
-    def __init__(self):
+    def __init__(self, data_dir=None):
         self.dir = tempfile.TemporaryDirectory(prefix="kinsight-cwlogs-")
+        data_dir = data_dir or os.path.join(self.dir.name, "data")
         keys_file = os.path.join(self.dir.name, "aws-keys.json")
         with open(keys_file, "w") as f:
             json.dump(
@@ -54,7 +55,7 @@ class Server:
                 os.environ["KINSIGHT_BIN"],
                 "server",
                 "--data-dir",
-                os.path.join(self.dir.name, "data"),
+                str(data_dir),
                 "--listen",
                 "127.0.0.1:0",
             ],
@@ -65,6 +66,11 @@ class Server:
         line = self.proc.stdout.readline()
         assert "listening on" in line, f"server did not start: {line!r}"
         self.url = line.strip().rsplit(" ", 1)[-1]
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.dir.cleanup()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

@@ -585,3 +585,32 @@ def test_log_group_fields_and_groups_by_identifier(logs, group):
     with pytest.raises(ClientError) as e:
         logs.get_log_group_fields(logGroupName="/no/such/group")
     assert error_code(e) == "ResourceNotFoundException"
+
+
+def test_acknowledged_events_survive_kill_9(tmp_path):
+    """PutLogEvents answers after the write-ahead log's fsync: a SIGKILL right after loses
+    nothing acknowledged, nor the catalogue (groups, streams, retention, tags)."""
+    from conftest import Server
+
+    data = tmp_path / "data"
+    first = Server(data_dir=data)
+    c = make_client(first, *KEYS["admin"])
+    c.create_log_group(logGroupName="/durable", tags={"k": "v"})
+    c.put_retention_policy(logGroupName="/durable", retentionInDays=7)
+    c.create_log_stream(logGroupName="/durable", logStreamName="s")
+    now = now_ms()
+    for b in range(20):
+        put(c, "/durable", "s", [(now - 1000 + b, f"batch {b} event {i}") for i in range(500)])
+    first.kill9()
+
+    second = Server(data_dir=data)
+    try:
+        c = make_client(second, *KEYS["admin"])
+        n = sum(len(p["events"]) for p in
+                c.get_paginator("filter_log_events").paginate(logGroupName="/durable"))
+        assert n == 20 * 500
+        g = c.describe_log_groups(logGroupNamePrefix="/durable")["logGroups"][0]
+        assert g["retentionInDays"] == 7
+        assert c.list_tags_log_group(logGroupName="/durable")["tags"] == {"k": "v"}
+    finally:
+        second.stop()
