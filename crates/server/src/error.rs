@@ -172,7 +172,9 @@ impl From<StoreError> for ApiError {
                 ErrorCode::ResourceAlreadyExists
             }
             StoreError::DiskFull { .. } => ErrorCode::InsufficientStorage,
-            StoreError::ShuttingDown => ErrorCode::ServiceUnavailable,
+            StoreError::ShuttingDown | StoreError::Backpressure { .. } => {
+                ErrorCode::ServiceUnavailable
+            }
             StoreError::WalIo { .. }
             | StoreError::WalCorrupt { .. }
             | StoreError::Io { .. }

@@ -22,8 +22,10 @@ pub struct StoreConfig {
     pub flush_bytes: usize,
     /// ... or when the oldest unflushed event arrived this long ago.
     pub flush_interval_ms: i64,
-    /// Ingest waits (backpressure) while this many message bytes are not in segments yet.
+    /// Ingest waits (backpressure) while this many message bytes are not in segments yet ...
     pub max_unflushed_bytes: usize,
+    /// ... for at most this long, then fails with `StoreError::Backpressure` (HTTP 503).
+    pub backpressure_timeout_ms: u64,
     /// A WAL file is closed and a new one started beyond this size.
     pub wal_file_bytes: u64,
     /// Queue of batches waiting for the WAL thread.
@@ -66,6 +68,7 @@ impl StoreConfig {
             flush_bytes: 64 * 1024 * 1024,
             flush_interval_ms: 60_000,
             max_unflushed_bytes: 512 * 1024 * 1024,
+            backpressure_timeout_ms: 20_000,
             wal_file_bytes: 64 * 1024 * 1024,
             wal_queue: 1024,
             dedup_window_ms: 6 * 3_600_000,

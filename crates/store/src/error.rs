@@ -97,6 +97,10 @@ pub enum StoreError {
     Format { path: String, reason: String },
     #[error("data directory {path} is in use by another kinsight server")]
     Locked { path: PathBuf },
+    /// Too much is waiting to be flushed to segments (flushes are failing or too slow); nothing
+    /// of the batch was stored and the caller should retry later.
+    #[error("{unflushed_bytes} bytes are waiting to be flushed to the object store; retry later")]
+    Backpressure { unflushed_bytes: usize },
     /// The store is shutting down (or its writer thread died); the caller may retry later.
     #[error("the store is shutting down")]
     ShuttingDown,

@@ -430,17 +430,26 @@ impl Store {
                 None => break,
             }
         }
-        let result = self.ingest_once(req).await;
-        let notify = self
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-        if let Some(n) = notify {
-            n.notify_waiters();
-        }
-        result
+        // The write runs in its own task holding the claim: if the caller goes away (an HTTP
+        // client timing out), the batch still either becomes durable — and its id enters the
+        // dedup index — or fails, and only then is the claim released. A retry can therefore
+        // never slip in between and store the batch twice.
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            let result = store.ingest_once(req).await;
+            let notify = store
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if let Some(n) = notify {
+                n.notify_waiters();
+            }
+            result
+        });
+        task.await
+            .map_err(|e| StoreError::io("ingest task", std::io::Error::other(e)))?
     }
 
     async fn ingest_once(&self, req: IngestRequest) -> Result<IngestOutcome> {
@@ -491,7 +500,7 @@ impl Store {
             rejected: rejected.len() as u32,
             events,
         };
-        self.wait_for_memory().await;
+        self.wait_for_memory().await?;
         let seq = self.append(WalEntry::Batch(Arc::new(record))).await?;
         Ok(IngestOutcome {
             seq: Some(seq),
@@ -503,11 +512,21 @@ impl Store {
     }
 
     /// Backpressure: while too much is unflushed, ask for a flush and wait.
-    async fn wait_for_memory(&self) {
+    async fn wait_for_memory(&self) -> Result<()> {
         let max = self.inner.config.max_unflushed_bytes;
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(self.inner.config.backpressure_timeout_ms);
         loop {
-            if self.inner.shared.lock().unflushed_bytes() < max {
-                return;
+            let unflushed = self.inner.shared.lock().unflushed_bytes();
+            if unflushed < max {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Flushes are not keeping up (e.g. the object store is unreachable): say so
+                // rather than hold the request until the client gives up.
+                return Err(StoreError::Backpressure {
+                    unflushed_bytes: unflushed,
+                });
             }
             self.inner.shared.flush_wanted.notify_one();
             let _ = tokio::time::timeout(

@@ -121,3 +121,65 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         Err(StoreError::Locked { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_flushes_fail_ingest_pushes_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.max_unflushed_bytes = 10_000;
+    cfg.backpressure_timeout_ms = 300;
+    let store = Store::open(cfg.clone(), vec![]).await.unwrap();
+    let t = now_ms();
+    let big = "x".repeat(6_000);
+    ingest(&store, None, vec![ev("/g", "s", t, &big)]).await;
+    ingest(&store, None, vec![ev("/g", "s", t + 1, &big)]).await;
+    // The object store breaks: its directory becomes a file.
+    let objects = dir.path().join("objects");
+    std::fs::remove_dir_all(&objects).unwrap();
+    std::fs::write(&objects, b"not a directory").unwrap();
+    assert!(store.flush().await.is_err());
+    // Over the memory limit and unable to flush: the next batch is refused, not hung.
+    let err = store
+        .ingest(kinsight_store::IngestRequest {
+            batch_id: Some("b3".into()),
+            events: vec![ev("/g", "s", t + 2, "third")],
+            auto_create_groups: true,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Backpressure { .. }), "{err}");
+    // Everything acknowledged is still readable, and after a restart with the store repaired
+    // it is flushed.
+    assert_eq!(all_events(&store, "/g", None).await.len(), 2);
+    drop(store);
+    std::fs::remove_file(&objects).unwrap();
+    let store = Store::open(cfg, vec![]).await.unwrap();
+    assert_eq!(all_events(&store, "/g", None).await.len(), 2);
+    assert_eq!(store.flush().await.unwrap().rows, 2);
+    assert!(
+        !ingest(&store, Some("b3"), vec![ev("/g", "s", t + 2, "third")])
+            .await
+            .duplicate
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_gives_up_does_not_break_the_retry_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    let t = now_ms();
+    let req = || kinsight_store::IngestRequest {
+        batch_id: Some("given-up".into()),
+        events: vec![ev("/g", "s", t, "once")],
+        auto_create_groups: true,
+    };
+    // The first attempt is abandoned mid-way (like an HTTP client timing out) ...
+    let _ = tokio::time::timeout(std::time::Duration::ZERO, store.ingest(req())).await;
+    // ... its retry neither hangs nor stores the batch a second time.
+    let again = tokio::time::timeout(std::time::Duration::from_secs(10), store.ingest(req()))
+        .await
+        .expect("the retry does not hang")
+        .unwrap();
+    assert_eq!(again.accepted, 1);
+    assert_eq!(all_events(&store, "/g", None).await.len(), 1);
+}
