@@ -651,7 +651,12 @@ impl QueryService {
             let o = config.options_mut();
             o.execution.parquet.pruning = true;
             o.execution.parquet.enable_page_index = true;
-            o.execution.parquet.schema_force_view_types = false;
+            o.execution.parquet.schema_force_view_types = true;
+            // Late materialization: filters are evaluated while decoding, and the other
+            // columns are decoded only for the rows that pass (`filter Type = "Pod"` reads
+            // pod columns of pod events only).
+            o.execution.parquet.pushdown_filters = true;
+            o.execution.parquet.reorder_filters = true;
             // Names are case-sensitive (`NodeName`, `PodName`, reference §1.1).
             o.sql_parser.enable_ident_normalization = false;
         }

@@ -6,9 +6,9 @@
 //!   by statistics are not read and not counted) plus the unflushed rows of the range;
 //! - `bytesScanned`: bytes fetched from segment objects (compressed, as stored) plus the
 //!   message bytes of the unflushed rows;
-//! - `recordsMatched`: rows that passed the query's event filters — the output of the
-//!   topmost filter below the aggregation (or of the whole plan without one), which includes
-//!   the time-range filter; without any filter, every scanned row.
+//! - `recordsMatched`: rows that passed the query's event filters (the time range
+//!   included) — per branch of the plan below the aggregation, the output of the topmost
+//!   filter, or of the scan where the filters were pushed into the Parquet reader.
 
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
@@ -28,18 +28,42 @@ fn output_rows(plan: &dyn ExecutionPlan) -> u64 {
     plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0) as u64
 }
 
+fn metric(plan: &dyn ExecutionPlan, name: &str) -> u64 {
+    plan.metrics()
+        .and_then(|m| m.sum_by_name(name))
+        .map_or(0, |v| v.as_usize() as u64)
+}
+
+/// Rows read by the Parquet scans: the rows they output plus those their pushed-down
+/// filters dropped while decoding (row groups and pages skipped by statistics are not read).
 fn scans(plan: &dyn ExecutionPlan, rows: &mut u64, bytes: &mut u64) {
     if plan.is::<DataSourceExec>() {
-        if let Some(m) = plan.metrics() {
-            *rows += m.output_rows().unwrap_or(0) as u64;
-            *bytes += m
-                .sum_by_name("bytes_scanned")
-                .map_or(0, |v| v.as_usize() as u64);
-        }
+        *rows += output_rows(plan) + metric(plan, "pushdown_rows_pruned");
+        *bytes += metric(plan, "bytes_scanned");
     }
     for c in plan.children() {
         scans(c.as_ref(), rows, bytes);
     }
+}
+
+/// Rows that passed the query's event filters under `node`: the output of the topmost
+/// filter of each branch; on a branch without one, the scan's output (filters pushed into
+/// the Parquet reader have already been applied there); an in-memory scan has no metrics
+/// and counts `memory_rows` (once).
+fn matched_rows(node: &dyn ExecutionPlan, memory_rows: &mut Option<u64>) -> u64 {
+    if node.is::<FilterExec>() {
+        return output_rows(node);
+    }
+    if node.is::<DataSourceExec>() {
+        return match node.metrics().and_then(|m| m.output_rows()) {
+            Some(n) => n as u64,
+            None => memory_rows.take().unwrap_or(0),
+        };
+    }
+    node.children()
+        .into_iter()
+        .map(|c| matched_rows(c.as_ref(), memory_rows))
+        .sum()
 }
 
 /// The node under which event filters live: below the lowest aggregation, else the root.
@@ -55,18 +79,6 @@ fn events_root(plan: &dyn ExecutionPlan) -> &dyn ExecutionPlan {
     found
 }
 
-/// Rows out of the topmost filters under `root` (a filter pushed below a union appears once
-/// per branch), or `None` without any filter.
-fn topmost_filter_rows(root: &dyn ExecutionPlan) -> Option<u64> {
-    if root.is::<FilterExec>() {
-        return Some(output_rows(root));
-    }
-    root.children()
-        .into_iter()
-        .filter_map(|c| topmost_filter_rows(c.as_ref()))
-        .reduce(|a, b| a + b)
-}
-
 /// Statistics of a (running or finished) plan, plus the unflushed rows the scan holds.
 pub(crate) fn plan_statistics(
     plan: Option<&dyn ExecutionPlan>,
@@ -74,13 +86,13 @@ pub(crate) fn plan_statistics(
     memory_bytes: u64,
 ) -> QueryStatistics {
     let (mut rows, mut bytes) = (memory_rows, memory_bytes);
-    let mut matched = None;
+    let mut matched = 0;
     if let Some(plan) = plan {
         scans(plan, &mut rows, &mut bytes);
-        matched = topmost_filter_rows(events_root(plan));
+        matched = matched_rows(events_root(plan), &mut Some(memory_rows));
     }
     QueryStatistics {
-        records_matched: matched.unwrap_or(rows),
+        records_matched: matched,
         records_scanned: rows,
         bytes_scanned: bytes,
     }

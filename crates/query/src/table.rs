@@ -143,7 +143,19 @@ impl LogTable {
         for g in &groups {
             store_schema::merge_fields(&mut fields, &store_schema::fields_of(&g.scan.schema));
         }
-        let file_schema = store_schema::arrow_schema(&fields);
+        // Text columns are read as string views: decoding dictionary pages then makes views
+        // into the dictionary instead of copying every value, and comparisons and grouping
+        // on short strings (pod names, types, namespaces) work on inline bytes.
+        let file_schema = Arc::new(Schema::new(
+            store_schema::arrow_schema(&fields)
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+                    _ => f.as_ref().clone(),
+                })
+                .collect::<Vec<_>>(),
+        ));
         let mut all: Vec<Field> = file_schema
             .fields()
             .iter()

@@ -155,7 +155,7 @@ impl Scope<'_> {
     /// Any value as text.
     pub fn text(&self, e: Expr) -> Expr {
         match self.ty(&e) {
-            DataType::Utf8 => e,
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => e,
             _ => cast(e, DataType::Utf8),
         }
     }

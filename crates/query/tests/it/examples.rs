@@ -31,6 +31,8 @@ pub const fn case(
 
 /// Reference §5.6, the Logs Insights text verbatim. Timestamps in the SQL are formatted
 /// like kinsight's results; bins are computed on integers and formatted after grouping.
+/// Queries without a `limit` return at most 1,000 rows (reference §5.3), so their SQL has
+/// `LIMIT 1000` where they can return more.
 pub const REFERENCE_EXAMPLES: [Case; 12] = [
     // §5.6 example 1
     case(
@@ -52,7 +54,7 @@ pub const REFERENCE_EXAMPLES: [Case; 12] = [
         r#"fields @timestamp, @message | sort @timestamp desc | filter Type="Pod" | stats min(pod_number_of_containers) as requested, min(pod_number_of_running_containers) as running, ceil(avg(pod_number_of_containers-pod_number_of_running_containers)) as pods_missing by kubernetes.pod_name | sort pods_missing desc"#,
         r#"SELECT "kubernetes.pod_name", min(pod_number_of_containers), min(pod_number_of_running_containers),
                   ceil(avg(pod_number_of_containers - pod_number_of_running_containers)) AS m
-           FROM perf WHERE Type = 'Pod' GROUP BY 1"#,
+           FROM perf WHERE Type = 'Pod' GROUP BY 1 ORDER BY m DESC LIMIT 1000"#,
         None,
     ),
     // §5.6 example 4
@@ -92,7 +94,7 @@ pub const REFERENCE_EXAMPLES: [Case; 12] = [
         r#"filter Type="Node" | stats max(node_memory_utilization) as mem by bin(5m), NodeName"#,
         r#"SELECT strftime(make_timestamp(b * 1000), '%Y-%m-%d %H:%M:%S.%g'), NodeName, m FROM
              (SELECT (epoch_ms("@timestamp") // 300000) * 300000 AS b, NodeName, max(node_memory_utilization) AS m
-              FROM perf WHERE Type = 'Node' GROUP BY 1, 2)"#,
+              FROM perf WHERE Type = 'Node' GROUP BY 1, 2 LIMIT 1000)"#,
         None,
     ),
     // §5.6 example 9
@@ -127,7 +129,7 @@ pub const REFERENCE_EXAMPLES: [Case; 12] = [
         r#"filter systemd_unit = "kubelet.service" and message like /^E\d{4}/ | stats count() as errors by hostname, bin(10m)"#,
         r#"SELECT hostname, strftime(make_timestamp(b * 1000), '%Y-%m-%d %H:%M:%S.%g'), n FROM
              (SELECT hostname, (epoch_ms("@timestamp") // 600000) * 600000 AS b, count(*) AS n
-              FROM dp WHERE systemd_unit = 'kubelet.service' AND regexp_matches(message, '^E\d{4}') GROUP BY 1, 2)"#,
+              FROM dp WHERE systemd_unit = 'kubelet.service' AND regexp_matches(message, '^E\d{4}') GROUP BY 1, 2 LIMIT 1000)"#,
         None,
     ),
 ];
