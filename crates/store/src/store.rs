@@ -264,7 +264,18 @@ impl Store {
                 .spawn(move || {
                     while let Ok(b) = rx.recv() {
                         for o in &obs {
-                            o.on_batch(&b);
+                            // A panicking observer must not take the others (or the WAL
+                            // thread, blocked on this queue) down with it.
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                o.on_batch(&b)
+                            }));
+                            if r.is_err() {
+                                tracing::error!(
+                                    observer = o.name(),
+                                    seq = b.seq,
+                                    "ingest observer panicked on a batch; it will see it again after a restart if it did not persist it"
+                                );
+                            }
                         }
                     }
                 })
