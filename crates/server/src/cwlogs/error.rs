@@ -39,7 +39,6 @@ impl CwError {
     pub const INCOMPLETE_SIGNATURE: &'static str = "IncompleteSignatureException";
     pub const MISSING_AUTHENTICATION_TOKEN: &'static str = "MissingAuthenticationTokenException";
     pub const ACCESS_DENIED: &'static str = "AccessDeniedException";
-    pub const OPERATION_ABORTED: &'static str = "OperationAbortedException";
     pub const SERVICE_UNAVAILABLE: &'static str = "ServiceUnavailableException";
     pub const INTERNAL_FAILURE: &'static str = "InternalFailure";
 

@@ -19,7 +19,7 @@ use kinsight_store::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::filter_pattern::{self, FilterPattern};
+use super::filter_pattern;
 use super::groups::{check_group_name, check_stream_name, resolve_group, sequence_token};
 use super::{Ctx, CwError, CwResult, limit};
 
@@ -40,10 +40,8 @@ pub struct PutLogEvents {
     log_group_name: String,
     log_stream_name: String,
     log_events: Vec<InputLogEvent>,
-    /// Ignored since 2023 (reference §6.2).
-    #[serde(default)]
-    #[allow(dead_code)]
-    sequence_token: Option<String>,
+    // `sequenceToken` is ignored (CloudWatch ignores it since 2023, reference §6.2); unknown
+    // members are skipped by serde.
 }
 
 /// Whether `stream` exists in `group` (`GroupNotFound` if the group does not).
@@ -370,7 +368,7 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
         for e in page.events {
             scanned += 1;
             let c = e.cursor();
-            if keep_stream(&e.log_stream_name) && matches(&pattern, &e.message) {
+            if keep_stream(&e.log_stream_name) && pattern.matches(&e.message) {
                 bytes += event_bytes(&e);
                 out.push(e);
                 if out.len() >= limit || bytes >= MAX_RESPONSE_BYTES {
@@ -404,8 +402,4 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
         v["nextToken"] = json!(c.to_token());
     }
     Ok(v)
-}
-
-fn matches(p: &FilterPattern, message: &str) -> bool {
-    p.matches(message)
 }
