@@ -178,6 +178,24 @@ impl ServerSink {
         tokio::spawn(async move { me.send_loop(shutdown).await })
     }
 
+    /// Waits until the spool is empty or `timeout` passes; returns whether it emptied. The
+    /// sending task must be running.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.progress.subscribe();
+        loop {
+            if self.lock().entries.is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
     /// Bytes and batches waiting in the spool.
     pub fn pending(&self) -> (usize, u64) {
         let s = self.lock();

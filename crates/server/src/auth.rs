@@ -106,6 +106,9 @@ pub struct Auth {
     path: Option<PathBuf>,
     /// By hex hash.
     tokens: RwLock<BTreeMap<String, TokenInfo>>,
+    /// Tokens given by the environment (`KINSIGHT_INGEST_TOKEN`, `KINSIGHT_READ_TOKEN`): checked
+    /// like stored ones, never written to the token file.
+    fixed: RwLock<BTreeMap<String, TokenInfo>>,
 }
 
 fn sha256(s: &str) -> [u8; 32] {
@@ -150,6 +153,7 @@ impl Auth {
             admin_sha256: Some(sha256(admin_token)),
             path: Some(path),
             tokens: RwLock::new(tokens),
+            fixed: RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -159,6 +163,7 @@ impl Auth {
             admin_sha256: None,
             path: None,
             tokens: RwLock::new(BTreeMap::new()),
+            fixed: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -177,11 +182,49 @@ impl Auth {
                 token_id: "admin".into(),
             });
         }
+        let key = hex::encode(h);
+        let fixed = self.fixed.read().unwrap_or_else(|p| p.into_inner());
         let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-        tokens.get(&hex::encode(h)).map(|t| Caller {
-            scope: t.scope,
-            token_id: t.id.clone(),
-        })
+        fixed
+            .get(&key)
+            .or_else(|| tokens.get(&key))
+            .map(|t| Caller {
+                scope: t.scope,
+                token_id: t.id.clone(),
+            })
+    }
+
+    /// Accepts `secret` with `scope` (ingest or read) for this run only: the deployment's
+    /// Secret hands agents an ingest token without a call to the admin API (deploy/kubernetes).
+    pub fn add_fixed(&self, name: &str, scope: Scope, secret: &str) -> Result<(), ApiError> {
+        if !self.enabled() {
+            return Err(ApiError::bad_param(format!(
+                "{name}: authentication is off (no KINSIGHT_TOKEN), so scoped tokens mean nothing"
+            )));
+        }
+        if scope == Scope::Admin {
+            return Err(ApiError::bad_param(format!(
+                "{name}: only ingest or read tokens can be fixed"
+            )));
+        }
+        if secret.len() < 16 {
+            return Err(ApiError::bad_param(format!(
+                "{name} must be at least 16 characters long"
+            )));
+        }
+        let hash = hex::encode(sha256(secret));
+        let info = TokenInfo {
+            id: format!("env_{}", name.to_ascii_lowercase()),
+            name: name.to_string(),
+            scope,
+            created_ms: 0,
+            sha256: hash.clone(),
+        };
+        self.fixed
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash, info);
+        Ok(())
     }
 
     /// Creates a scoped token; returns its info and the secret (shown only now).

@@ -124,10 +124,15 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let rt = super::runtime()?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut shipper = None;
+        // The sender runs until the end of `run`, past the agent's own shutdown, so that what
+        // was collected last can still be delivered.
+        let (_sender_stop, sender_rx) = tokio::sync::watch::channel(false);
         let sink: Arc<dyn kinsight_agent::sink::Sink> = if output == "server" {
-            let shipper = server_sink(&cfg)?;
-            shipper.spawn(rx.clone());
-            shipper
+            let s = server_sink(&cfg)?;
+            s.spawn(sender_rx);
+            shipper = Some(s.clone());
+            s
         } else {
             sink_from_spec(&output).map_err(anyhow::Error::msg)?
         };
@@ -144,6 +149,15 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         run_agent(&cfg, sink, opts, rx)
             .await
             .context("delivering events")?;
+        if let Some(s) = shipper {
+            // Deliver what is spooled before exiting; what is left stays in the spool and is
+            // sent at the next start.
+            let wait = if args.once { Duration::from_secs(30) } else { Duration::from_secs(10) };
+            if !s.drain(wait).await {
+                let (n, bytes) = s.pending();
+                tracing::warn!("{n} batches ({bytes} bytes) are still in the spool; they will be sent at the next start");
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

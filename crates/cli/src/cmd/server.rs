@@ -88,6 +88,22 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         .await
         .with_context(|| format!("starting the server in {}", args.data_dir.display()))?;
     server.state.aws_keys = Arc::new(aws_keys);
+    // Scoped tokens handed in by the deployment's Secret (deploy/kubernetes/50-server.yaml).
+    for (var, scope) in [
+        (
+            "KINSIGHT_INGEST_TOKEN",
+            kinsight_server::auth::Scope::Ingest,
+        ),
+        ("KINSIGHT_READ_TOKEN", kinsight_server::auth::Scope::Read),
+    ] {
+        if let Some(t) = std::env::var(var).ok().filter(|t| !t.trim().is_empty()) {
+            server
+                .state
+                .auth
+                .add_fixed(var, scope, t.trim())
+                .map_err(|e| anyhow::anyhow!("{var}: {}", e.message))?;
+        }
+    }
     let engine_tasks = engine
         .attach(
             &mut server.state,

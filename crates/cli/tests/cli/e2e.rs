@@ -20,7 +20,9 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = Command::new("podman").args(["pod", "rm", "-f", "-t", "0", &self.pod]).output();
+        let _ = Command::new("podman")
+            .args(["pod", "rm", "-f", "-t", "0", &self.pod])
+            .output();
         if let Some(mut up) = self.up.take() {
             let _ = Command::new("kill").arg(up.id().to_string()).status();
             let _ = up.wait();
@@ -30,33 +32,63 @@ impl Drop for Cleanup {
 
 fn query(server: &str, token: &str, group: &str, q: &str) -> Vec<Value> {
     let out = kinsight()
-        .args(["query", "--server", server, "--group", group, "--since", "30m", "--output", "json", q])
+        .args([
+            "query", "--server", server, "--group", group, "--since", "30m", "--output", "json", q,
+        ])
         .env("KINSIGHT_TOKEN", token)
         .output()
         .unwrap();
-    assert!(out.status.success(), "query {q}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "query {q}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn cpuacct_ns(cgroup: &str) -> u64 {
-    std::fs::read_to_string(format!("/sys/fs/cgroup/cpuacct{cgroup}/cpuacct.usage")).unwrap().trim().parse().unwrap()
+    std::fs::read_to_string(format!("/sys/fs/cgroup/cpuacct{cgroup}/cpuacct.usage"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]
 fn kinsight_up_sees_a_podman_pod_cpu_and_every_log_line() {
-    let setup = Command::new("bash").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/podman-setup.sh")).status();
+    let setup = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/podman-setup.sh"
+        ))
+        .status();
     if !setup.is_ok_and(|s| s.success()) {
         eprintln!("SKIP: podman could not be set up here (scripts/podman-setup.sh failed)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let pod = format!("e2e{}", std::process::id());
-    let mut guard = Cleanup { up: None, pod: pod.clone() };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut guard = Cleanup {
+        up: None,
+        pod: pod.clone(),
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut up = kinsight()
         .args(["up", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--interval", "2s", "--cluster", "local"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--interval",
+            "2s",
+            "--cluster",
+            "local",
+        ])
         .env_remove("KINSIGHT_TOKEN")
         .env_remove("HOST_IP")
         .stdout(Stdio::piped())
@@ -64,7 +96,9 @@ fn kinsight_up_sees_a_podman_pod_cpu_and_every_log_line() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(up.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(up.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     guard.up = Some(up);
     // "kinsight is up: open http://127.0.0.1:PORT/?token=T"
     let url = first.trim().rsplit(' ').next().unwrap().to_string();
@@ -73,7 +107,10 @@ fn kinsight_up_sees_a_podman_pod_cpu_and_every_log_line() {
     assert!(url.starts_with(&server), "{first}");
 
     let yaml = dir.path().join("pod.yaml");
-    std::fs::write(&yaml, format!(r#"apiVersion: v1
+    std::fs::write(
+        &yaml,
+        format!(
+            r#"apiVersion: v1
 kind: Pod
 metadata:
   name: {pod}
@@ -89,10 +126,35 @@ spec:
   - name: logger
     image: localhost/busybox:test
     command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo \"log line $i\"; sleep 0.2; done"]
-"#)).unwrap();
-    let out = Command::new("podman").args(["kube", "play", "--replace"]).arg(&yaml).output().unwrap();
-    assert!(out.status.success(), "podman kube play: {}", String::from_utf8_lossy(&out.stderr));
-    let cg = String::from_utf8(Command::new("podman").args(["inspect", "-f", "{{.State.CgroupPath}}", &format!("{pod}-burner")]).output().unwrap().stdout).unwrap().trim().to_string();
+"#
+        ),
+    )
+    .unwrap();
+    let out = Command::new("podman")
+        .args(["kube", "play", "--replace"])
+        .arg(&yaml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "podman kube play: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cg = String::from_utf8(
+        Command::new("podman")
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.CgroupPath}}",
+                &format!("{pod}-burner"),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
     let (t0, u0) = (Instant::now(), cpuacct_ns(&cg));
 
     // Collections every 2 s; give the agent time for a dozen of them.
@@ -101,26 +163,53 @@ spec:
     let kernel_avg_m = (u1 - u0) as f64 / t1.duration_since(t0).as_nanos() as f64 * 1000.0;
 
     let perf = "/kinsight/local/performance";
-    let rows = query(&server, &token, perf, &format!(
-        r#"filter Type="Container" and PodName="{pod}" and kubernetes.container_name="burner" | stats avg(container_cpu_usage_total) as cpu, count(*) as samples, max(container_cpu_limit) as lim"#));
+    let rows = query(
+        &server,
+        &token,
+        perf,
+        &format!(
+            r#"filter Type="Container" and PodName="{pod}" and kubernetes.container_name="burner" | stats avg(container_cpu_usage_total) as cpu, count(*) as samples, max(container_cpu_limit) as lim"#
+        ),
+    );
     assert_eq!(rows.len(), 1, "{rows:?}");
-    let num = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap();
+    let num = |v: &Value| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap()
+    };
     let cpu = num(&rows[0]["cpu"]);
     assert!(num(&rows[0]["samples"]) >= 5.0, "{rows:?}");
     assert_eq!(num(&rows[0]["lim"]), 500.0);
     assert!(cpu <= 520.0, "the 500m limit caps the burner: {cpu}");
     // The agent's samples cover most of the same window as the kernel's counter.
-    assert!((cpu - kernel_avg_m).abs() <= 0.25 * kernel_avg_m.max(100.0), "agent says {cpu:.0} m, the kernel {kernel_avg_m:.0} m");
+    assert!(
+        (cpu - kernel_avg_m).abs() <= 0.25 * kernel_avg_m.max(100.0),
+        "agent says {cpu:.0} m, the kernel {kernel_avg_m:.0} m"
+    );
     eprintln!("burner: {cpu:.0} millicores by kinsight, {kernel_avg_m:.0} by the kernel's counter");
 
     // Every logger line, from the first, with its pod and container names.
     let app = "/kinsight/local/application";
-    let lines = query(&server, &token, app, &format!(
-        r#"filter kubernetes.pod_name="{pod}" and kubernetes.container_name="logger" | parse log "log line *" as n | fields n, kubernetes.namespace_name as ns, stream | sort @timestamp asc | limit 10000"#));
+    let lines = query(
+        &server,
+        &token,
+        app,
+        &format!(
+            r#"filter kubernetes.pod_name="{pod}" and kubernetes.container_name="logger" | parse log "log line *" as n | fields n, kubernetes.namespace_name as ns, stream | sort @timestamp asc | limit 10000"#
+        ),
+    );
     let mut numbers: Vec<u64> = lines.iter().map(|r| num(&r["n"]) as u64).collect();
     assert!(numbers.len() >= 50, "only {} logger lines", numbers.len());
-    assert!(lines.iter().all(|r| r["ns"] == "podman" && r["stream"] == "stdout"));
+    assert!(
+        lines
+            .iter()
+            .all(|r| r["ns"] == "podman" && r["stream"] == "stdout")
+    );
     numbers.sort();
     let max = *numbers.last().unwrap();
-    assert_eq!(numbers, (1..=max).collect::<Vec<_>>(), "no line lost or stored twice");
+    assert_eq!(
+        numbers,
+        (1..=max).collect::<Vec<_>>(),
+        "no line lost or stored twice"
+    );
 }

@@ -6,3 +6,4 @@ mod e2e;
 mod query;
 mod seaweed;
 mod server;
+mod shipping;

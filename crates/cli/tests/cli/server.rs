@@ -14,16 +14,16 @@ use serde_json::{Value, json};
 
 use crate::seaweed::Seaweed;
 
-const TOKEN: &str = "crash-test-token-0123456789";
+pub(crate) const TOKEN: &str = "crash-test-token-0123456789";
 
 /// A running `kinsight server`, killed (SIGKILL) when dropped.
-struct ServerProc {
+pub(crate) struct ServerProc {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl ServerProc {
-    fn start(data_dir: &Path, extra: &[&str], env: &[(&str, String)]) -> ServerProc {
+    pub(crate) fn start(data_dir: &Path, extra: &[&str], env: &[(&str, String)]) -> ServerProc {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -33,7 +33,11 @@ impl ServerProc {
         cmd.arg("server")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env("KINSIGHT_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
@@ -63,7 +67,7 @@ impl ServerProc {
         ServerProc { child, url }
     }
 
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         // Child::kill sends SIGKILL on Unix: no shutdown path runs.
         self.child.kill().unwrap();
         self.child.wait().unwrap();
