@@ -148,9 +148,15 @@ fn main() {
         );
         return;
     }
-    if args.iter().any(|a| a == "--test" || a == "--list") {
-        return; // `cargo test --benches` runs benches as tests: nothing to check here.
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench binaries without --bench.
+        println!("benchmark skipped: run it with `cargo bench -p kinsight-agent --bench collect`");
+        return;
     }
+    // `--real-cgroups`: the same pods as real (empty) cgroups under this machine's cgroup v1
+    // hierarchy, so the kernel's own cgroupfs serves the reads (root only).
+    let real = args.iter().any(|a| a == "--real-cgroups");
+    let _real_tree = real.then(RealTree::create);
     let pods: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json).unwrap();
     let settings = CollectorSettings {
         cluster_name: "bench".into(),
@@ -159,7 +165,12 @@ fn main() {
         prefer_full_pod_name: false,
         disable_metric_extraction: false,
     };
-    let mut c = Collector::new(settings, t.root());
+    let root = if real {
+        std::path::Path::new("/")
+    } else {
+        t.root()
+    };
+    let mut c = Collector::new(settings, root);
     let inputs = Inputs {
         pods: Some(&pods.items),
         ..Default::default()
@@ -183,8 +194,13 @@ fn main() {
     let cpu = (cpu_time_s() - cpu0) / n as f64;
     let wall = wall0.elapsed().as_secs_f64() / n as f64;
     println!(
-        "collection over {PODS} pods / {} containers: {events} events, {bytes} bytes of messages",
-        PODS * CONTAINERS
+        "collection over {PODS} pods / {} containers ({}): {events} events, {bytes} bytes of messages",
+        PODS * CONTAINERS,
+        if real {
+            "real cgroupfs, this host's /proc"
+        } else {
+            "fixture files on disk"
+        }
     );
     println!(
         "cpu per collection: {:.2} ms (wall {:.2} ms), {n} collections",
@@ -198,4 +214,40 @@ fn main() {
         status_kb("VmRSS:"),
         status_kb("VmHWM:")
     );
+}
+
+/// 110 pod and 330 container cgroups created in the real cgroup v1 hierarchy, removed on drop.
+struct RealTree {
+    dirs: Vec<std::path::PathBuf>,
+}
+
+impl RealTree {
+    fn create() -> RealTree {
+        let mut dirs = Vec::new();
+        for ctl in ["cpu", "cpuacct", "memory"] {
+            let base = std::path::Path::new("/sys/fs/cgroup")
+                .join(ctl)
+                .join("kubepods/burstable");
+            for i in 0..PODS {
+                let pod = base.join(format!("pod{}", uid(i)));
+                std::fs::create_dir_all(&pod)
+                    .expect("root and cgroup v1 controllers are needed for --real-cgroups");
+                for c in 0..CONTAINERS {
+                    let d = pod.join(cid(i, c));
+                    std::fs::create_dir_all(&d).unwrap();
+                    dirs.push(d);
+                }
+                dirs.push(pod);
+            }
+        }
+        RealTree { dirs }
+    }
+}
+
+impl Drop for RealTree {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }

@@ -363,10 +363,11 @@ fn collect_pods(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PodCgroup>)
         return;
     };
     for entry in entries.flatten() {
-        let path = entry.path();
-        if !path.is_dir() {
+        // d_type from the directory listing: no stat per entry.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
+        let path = entry.path();
         let name = entry.file_name().to_string_lossy().to_string();
         if let Some(uid) = pod_uid_from_dir(&name) {
             let rel = rel_path(root, &path);
@@ -409,7 +410,7 @@ fn collect_containerd_pods(root: &Path, out: &mut Vec<PodCgroup>) {
         };
         for c in children.flatten() {
             let id = c.file_name().to_string_lossy().to_string();
-            if is_hex64(&id) && c.path().is_dir() {
+            if is_hex64(&id) && c.file_type().is_ok_and(|t| t.is_dir()) {
                 let rel = rel_path(root, &c.path());
                 out.push(PodCgroup {
                     uid: id.clone(),
@@ -433,7 +434,7 @@ fn collect_runtime_pods(root: &Path, out: &mut Vec<PodCgroup>) {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if !path.is_dir() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().to_string();
@@ -492,7 +493,7 @@ fn list_containers(root: &Path, pod_dir: &Path) -> Vec<ContainerCgroup> {
     };
     let mut out: Vec<ContainerCgroup> = entries
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             container_id_from_dir(&name).map(|id| ContainerCgroup {
@@ -603,8 +604,21 @@ impl CgroupDir {
         }
         // SAFETY: `fd` was just opened and is owned by nothing else.
         let mut f = unsafe { fs::File::from_raw_fd(fd) };
-        buf.clear();
-        f.read_to_string(buf).map_err(err)?;
+        // Plain reads until EOF: `read_to_string` would stat and seek the file first to size
+        // its buffer, two more system calls per file for pseudo-files that report size 0.
+        let mut bytes = std::mem::take(buf).into_bytes();
+        bytes.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match f.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        *buf = String::from_utf8(bytes)
+            .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         Ok(())
     }
 

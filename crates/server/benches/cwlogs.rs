@@ -531,6 +531,54 @@ async fn queries(srv: &Server, client: &reqwest::Client) {
             median(b)
         );
     }
+    if std::env::var("BENCH_SKIP_FILTER").is_err() {
+        println!(
+            "| FilterLogEvents on {} | seconds | events | calls | events scanned/s |",
+            data::APPLICATION
+        );
+        println!("|---|---|---|---|---|");
+        for pattern in [
+            "",
+            "\"slow request\"",
+            "?WARN ?error",
+            "{ $.log_processed.status >= 500 }",
+        ] {
+            let (secs, found, calls) =
+                filter_all(srv, client, data::APPLICATION, pattern, start, now).await;
+            println!(
+                "| `{pattern}` | {secs:.1} | {found} | {calls} | {:.0} |",
+                n as f64 / secs
+            );
+        }
+    }
+}
+
+/// FilterLogEvents over a whole group, every page, as boto3's paginator would fetch it.
+async fn filter_all(
+    srv: &Server,
+    client: &reqwest::Client,
+    group: &str,
+    pattern: &str,
+    start: i64,
+    end: i64,
+) -> (f64, usize, usize) {
+    let t = Instant::now();
+    let (mut events, mut calls) = (0, 0);
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({"logGroupName": group, "filterPattern": pattern, "startTime": start, "endTime": end});
+        if let Some(t) = &token {
+            body["nextToken"] = json!(t);
+        }
+        let r = call(client, srv, "FilterLogEvents", body).await;
+        calls += 1;
+        events += r["events"].as_array().map_or(0, |a| a.len());
+        match r["nextToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    (t.elapsed().as_secs_f64(), events, calls)
 }
 
 fn main() {

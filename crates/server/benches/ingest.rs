@@ -443,6 +443,12 @@ async fn write_to_read(c: &reqwest::Client, url: &str, i: usize) -> (f64, f64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs bench binaries without
+    // it, and must not spend minutes on a debug-build benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benchmark skipped: run it with `cargo bench -p kinsight-server --bench ingest`");
+        return;
+    }
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
