@@ -4,7 +4,7 @@ CARGO ?= cargo
 .PHONY: test lint check fmt build release ui bench
 
 test:
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 	./scripts/test-extra.sh
 
 lint:

@@ -21,10 +21,9 @@ mod data;
 #[path = "../../query/tests/it/examples.rs"]
 mod examples;
 
+mod common;
+use common::{Server, TOKEN};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -34,7 +33,6 @@ use kinsight_server::cwlogs::sigv4::{SignedRequest, canonical_request, signature
 use kinsight_store::LogEvent;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "bench-token-0123456789abcdef";
 const KEY_ID: &str = "AKIAKINSIGHTBENCH001";
 const SECRET: &str = "bench-secret-0123456789abcdefghijklmnop";
 const REGION: &str = "us-east-1";
@@ -45,76 +43,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(default)
-}
-
-fn kinsight_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("KINSIGHT_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("kinsight"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build --release --bin kinsight` first (or set KINSIGHT_BIN)",
-        bin.display()
-    );
-    bin
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    host: String,
-}
-
-impl Server {
-    fn start(data: &std::path::Path) -> Server {
-        let mut child = Command::new(kinsight_bin())
-            .arg("server")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("KINSIGHT_TOKEN", TOKEN)
-            .env("KINSIGHT_AWS_ACCESS_KEY_ID", KEY_ID)
-            .env("KINSIGHT_AWS_SECRET_ACCESS_KEY", SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start kinsight server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        let host = url.trim_start_matches("http://").to_string();
-        Server { child, url, host }
-    }
-
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-        let hz: f64 = Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0);
-        ticks / hz
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A signed CloudWatch Logs request (SigV4 as botocore builds it). A signature stays valid
@@ -589,7 +517,13 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let srv = Server::start(dir.path());
+    let srv = Server::start(
+        dir.path(),
+        &[
+            ("KINSIGHT_AWS_ACCESS_KEY_ID", KEY_ID),
+            ("KINSIGHT_AWS_SECRET_ACCESS_KEY", SECRET),
+        ],
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

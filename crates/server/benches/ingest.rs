@@ -11,9 +11,8 @@
 //! Run: `cargo build --release --bin kinsight && cargo bench -p kinsight-server --bench ingest`
 //! (`KINSIGHT_BIN` overrides the binary; `BENCH_SECONDS`, `BENCH_CLIENTS` the load).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::{Server, TOKEN};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,81 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "bench-token-0123456789abcdef";
 const GROUP: &str = "/kinsight/bench/application";
-
-fn kinsight_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("KINSIGHT_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/release/deps/ingest-… → target/release/kinsight
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("kinsight"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build --release --bin kinsight` first (or set KINSIGHT_BIN)",
-        bin.display()
-    );
-    bin
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data: &std::path::Path) -> Server {
-        let mut child = Command::new(kinsight_bin())
-            .arg("server")
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("KINSIGHT_TOKEN", TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start kinsight server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_string();
-        Server { child, url }
-    }
-
-    /// User + system CPU seconds of the server process so far.
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-        ticks / clock_ticks_per_second()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// USER_HZ (clock ticks of /proc/<pid>/stat), from `getconf CLK_TCK`; 100 on Linux.
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
 
 /// Generates realistic application log events of a cluster: Fluent Bit records (reference §3.3)
 /// with the Kubernetes block, `log` as written by the container and `log_processed` when the
@@ -472,7 +397,7 @@ async fn main() {
         batches.iter().map(|b| b.body.len()).sum::<usize>() as f64 / batches.len() as f64 / 1e3,
     );
 
-    let server = Server::start(&dir.path().join("data"));
+    let server = Server::start(&dir.path().join("data"), &[]);
     let c = client();
 
     // Idle write → read latency first.

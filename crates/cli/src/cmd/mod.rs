@@ -22,6 +22,16 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Writes a long-running command's start-up lines to stdout in one write and flushes them.
+/// Errors are ignored: a caller that reads the first line and closes the pipe must not make
+/// the server fail (`println!` panics on EPIPE).
+pub fn announce(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// Builds a multi-threaded tokio runtime for a subcommand.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

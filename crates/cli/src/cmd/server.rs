@@ -40,7 +40,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let server = start(&args, admin_token).await?;
         // One line on stdout: scripts and tests read the bound address (`--listen :0`).
-        println!("kinsight server listening on http://{}", server.addr);
+        super::announce(&format!(
+            "kinsight server listening on http://{}\n",
+            server.addr
+        ));
         server.serve(shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)

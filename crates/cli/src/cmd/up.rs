@@ -104,9 +104,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             let _ = stop.wait_for(|v| *v).await;
         }));
         let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-        println!("kinsight is up: open http://{host}:{}/?token={token}", addr.port());
-        println!("  data in {}, cluster {:?}; the CLI needs KINSIGHT_TOKEN={token}", args.data_dir.display(), args.cluster);
-        println!("  try: kinsight logs groups   |   kinsight query --group /kinsight/{}/performance --since 15m 'stats avg(node_cpu_utilization) by bin(1m)'", args.cluster);
+        // One write, errors ignored: whoever started us may read the first line and close the
+        // pipe, which must not take the server down (a println! would panic on EPIPE).
+        let banner = format!(
+            "kinsight is up: open http://{host}:{}/?token={token}\n  data in {}, cluster {:?}; the CLI needs KINSIGHT_TOKEN={token}\n  try: kinsight logs groups   |   kinsight query --group /kinsight/{}/performance --since 15m 'stats avg(node_cpu_utilization) by bin(1m)'\n",
+            addr.port(),
+            args.data_dir.display(),
+            args.cluster,
+            args.cluster
+        );
+        super::announce(&banner);
         if !args.no_agent {
             let cfg = agent_config(&args, addr)?;
             let mut sc = ShipperConfig::new(&format!("http://{addr}"), Some(token.clone()), cfg.kinsight.state_dir.join("spool"));

