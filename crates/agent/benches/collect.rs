@@ -124,8 +124,11 @@ fn status_kb(key: &str) -> u64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let real = args.iter().any(|a| a == "--real-cgroups");
     let t = HostTree::new(Layout::V1Cgroupfs);
-    write_counters(&t, 0);
+    if !real {
+        write_counters(&t, 0);
+    }
     let pods_json = pod_list();
     if let Some(i) = args.iter().position(|a| a == "--write-fixture") {
         let dest = std::path::PathBuf::from(&args[i + 1]);
@@ -155,7 +158,6 @@ fn main() {
     }
     // `--real-cgroups`: the same pods as real (empty) cgroups under this machine's cgroup v1
     // hierarchy, so the kernel's own cgroupfs serves the reads (root only).
-    let real = args.iter().any(|a| a == "--real-cgroups");
     let _real_tree = real.then(RealTree::create);
     let pods: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json).unwrap();
     let settings = CollectorSettings {

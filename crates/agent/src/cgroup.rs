@@ -15,6 +15,9 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::pseudofs::OpenFiles;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -94,6 +97,8 @@ pub struct Cgroups {
     v1: HashMap<String, PathBuf>,
     /// cgroup2 mount directory.
     unified: Option<PathBuf>,
+    /// The files read at every collection, held open (shared by clones).
+    files: Arc<OpenFiles>,
 }
 
 impl Cgroups {
@@ -106,6 +111,7 @@ impl Cgroups {
                 version: CgroupVersion::V2,
                 v1: HashMap::new(),
                 unified: Some(base),
+                files: Arc::new(OpenFiles::new()),
             });
         }
         let mut v1 = HashMap::new();
@@ -133,22 +139,30 @@ impl Cgroups {
                 version: CgroupVersion::V2,
                 v1,
                 unified,
+                files: Arc::new(OpenFiles::new()),
             }),
             (false, true) => Ok(Cgroups {
                 version: CgroupVersion::Hybrid,
                 v1,
                 unified,
+                files: Arc::new(OpenFiles::new()),
             }),
             (false, false) => Ok(Cgroups {
                 version: CgroupVersion::V1,
                 v1,
                 unified,
+                files: Arc::new(OpenFiles::new()),
             }),
         }
     }
 
     pub fn version(&self) -> CgroupVersion {
         self.version
+    }
+
+    /// Starts a collection: files of cgroups not read during the previous one are closed.
+    pub fn sweep(&self) {
+        self.files.sweep();
     }
 
     /// The directory that holds `rel` for CPU accounting (where pods are discovered).
@@ -195,15 +209,19 @@ impl Cgroups {
         stats
     }
 
-    // Only the files the events use are read, each through the cgroup directory's handle
-    // (`openat`) into one reused buffer: a collection reads them for every pod and container of
-    // the node (hundreds of cgroups), so path walks and allocations add up (issue [1/8] bench).
+    // Only the files the events use are read, each kept open between collections
+    // ([`OpenFiles`]) and read into one reused buffer: a collection reads them for every pod and
+    // container of the node (hundreds of cgroups), so opens and allocations add up (issue
+    // [1/8] bench).
 
-    fn open(&self, controller: &str, rel: &str) -> Result<CgroupDir, CgroupError> {
+    fn open(&self, controller: &str, rel: &str) -> Result<CgroupDir<'_>, CgroupError> {
         let path = self
             .dir(controller, rel)
             .ok_or_else(|| CgroupError::NoHierarchy(rel.into()))?;
-        CgroupDir::open(path)
+        Ok(CgroupDir {
+            path,
+            files: &self.files,
+        })
     }
 
     fn read_cpu_v1(&self, rel: &str) -> Result<CpuStats, CgroupError> {
@@ -333,9 +351,11 @@ impl Cgroups {
             Some(d) => d,
             None => return Vec::new(),
         };
-        read_trimmed(&dir.join("cgroup.procs"))
-            .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
-            .unwrap_or_default()
+        let mut buf = String::new();
+        match self.files.read(&dir.join("cgroup.procs"), &mut buf) {
+            Ok(()) => buf.lines().filter_map(|l| l.trim().parse().ok()).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Finds kubelet pod cgroups and their containers.
@@ -534,10 +554,6 @@ pub fn container_id_from_dir(name: &str) -> Option<String> {
     (id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
 }
 
-fn read_trimmed(path: &Path) -> Result<String, CgroupError> {
-    read_small(path).map(|s| s.trim().to_string())
-}
-
 /// Reads a small pseudo-file with one `read` into a buffer sized for cgroup files.
 pub fn read_small(path: &Path) -> Result<String, CgroupError> {
     use std::io::Read;
@@ -566,60 +582,19 @@ pub fn pick_keys<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N
     out
 }
 
-/// An open cgroup directory: its files are opened relative to it (`openat`), which spares the
-/// kernel a walk of the whole path for every file.
-struct CgroupDir {
-    fd: fs::File,
+/// A cgroup directory whose files are read through the shared [`OpenFiles`].
+struct CgroupDir<'a> {
     path: PathBuf,
+    files: &'a OpenFiles,
 }
 
-impl CgroupDir {
-    fn open(path: PathBuf) -> Result<CgroupDir, CgroupError> {
-        match fs::File::open(&path) {
-            Ok(fd) => Ok(CgroupDir { fd, path }),
-            Err(source) => Err(CgroupError::Read { path, source }),
-        }
-    }
-
+impl CgroupDir<'_> {
     /// Reads one file of the directory into `buf` (replacing its contents).
     fn read(&self, name: &str, buf: &mut String) -> Result<(), CgroupError> {
-        use std::io::Read;
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let err = |source: std::io::Error| CgroupError::Read {
-            path: self.path.join(name),
-            source,
-        };
-        let cname = std::ffi::CString::new(name).map_err(|e| err(std::io::Error::other(e)))?;
-        // SAFETY: a valid directory fd and a NUL-terminated relative name; the returned fd is
-        // owned by the File below and closed when it drops.
-        let fd = unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                cname.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(err(std::io::Error::last_os_error()));
-        }
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        let mut f = unsafe { fs::File::from_raw_fd(fd) };
-        // Plain reads until EOF: `read_to_string` would stat and seek the file first to size
-        // its buffer, two more system calls per file for pseudo-files that report size 0.
-        let mut bytes = std::mem::take(buf).into_bytes();
-        bytes.clear();
-        let mut chunk = [0u8; 4096];
-        loop {
-            match f.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(err(e)),
-            }
-        }
-        *buf = String::from_utf8(bytes)
-            .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-        Ok(())
+        let path = self.path.join(name);
+        self.files
+            .read(&path, buf)
+            .map_err(|source| CgroupError::Read { path, source })
     }
 
     fn u64(&self, name: &str, buf: &mut String) -> Result<u64, CgroupError> {

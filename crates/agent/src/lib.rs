@@ -11,11 +11,13 @@
 
 pub mod apiserver;
 pub mod cgroup;
+mod fnv;
 pub mod host;
 pub mod kubelet;
 pub mod logs;
 pub mod perf;
 pub mod prometheus;
+pub mod pseudofs;
 pub mod run;
 pub mod runtime;
 pub mod shipper;

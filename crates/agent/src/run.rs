@@ -294,6 +294,7 @@ pub async fn run_metrics(
     opts: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), crate::sink::SinkError> {
+    crate::pseudofs::raise_open_file_limit();
     run_loop(MetricsLoop::new(cfg), cfg, sink, opts, shutdown).await
 }
 
@@ -304,6 +305,8 @@ pub async fn run_agent(
     opts: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), crate::sink::SinkError> {
+    // Cgroup files stay open between collections, and the tailer holds the files it follows.
+    crate::pseudofs::raise_open_file_limit();
     let ml = MetricsLoop::new(cfg);
     let logs = if cfg.kinsight.logs.enabled && !opts.once {
         let collector = crate::logs::LogCollector::new(cfg, sink.clone(), Some(ml.pod_feed()));

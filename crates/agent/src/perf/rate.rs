@@ -16,15 +16,6 @@ pub struct RateCache {
     last_sweep_ns: u64,
 }
 
-fn fnv1a(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 /// The keys are already hashes.
 #[derive(Debug, Default)]
 struct IdHasher(u64);
@@ -46,7 +37,7 @@ impl std::hash::Hasher for IdHasher {
 impl RateCache {
     /// Per-second rate of `value` under `key` at monotonic time `t_ns`.
     pub fn per_second(&mut self, key: &str, value: u64, t_ns: u64) -> Option<f64> {
-        let key = fnv1a(key);
+        let key = crate::fnv::fnv1a(key.as_bytes());
         let out = match self.prev.get(&key) {
             Some(&(v0, t0)) if t_ns > t0 && t_ns - t0 > 50_000 && value >= v0 => {
                 Some((value - v0) as f64 * 1e9 / (t_ns - t0) as f64)

@@ -1,0 +1,222 @@
+//! Pseudo-files (cgroupfs, procfs) kept open between collections and re-read from offset 0.
+//!
+//! A collection on a node of a few hundred containers reads thousands of small cgroup files.
+//! Opening and closing each one every interval costs more than reading it (a path walk,
+//! kernfs revalidation and permission checks per file), so the files stay open: the kernel
+//! regenerates a seq_file's contents on every read at offset 0, which is what `pread` does.
+//! A file not read during the last collection is closed by [`OpenFiles::sweep`]; one that
+//! fails (its cgroup was removed: `ENODEV`) is dropped and opened again once, so a cgroup that
+//! is re-created at the same path is picked up in the same read. At most half of the process's
+//! open-file limit is held.
+
+use crate::fnv::FnvBuildHasher;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct OpenFiles {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Keyed by the path's bytes (hashing a `Path` walks its components).
+    files: HashMap<OsString, Held, FnvBuildHasher>,
+    /// Collections so far ([`OpenFiles::sweep`] calls).
+    generation: u64,
+    /// How many files may be held; refreshed from RLIMIT_NOFILE at every sweep.
+    cap: usize,
+}
+
+#[derive(Debug)]
+struct Held {
+    file: File,
+    used: u64,
+}
+
+impl OpenFiles {
+    pub fn new() -> OpenFiles {
+        let o = OpenFiles::default();
+        o.sweep();
+        o
+    }
+
+    /// Reads the whole of `path` into `buf` (replacing its contents).
+    pub fn read(&self, path: &Path, buf: &mut String) -> io::Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = inner.generation;
+        if let Some(held) = inner.files.get_mut(path.as_os_str()) {
+            held.used = generation;
+            if read_at_start(&held.file, buf).is_ok() {
+                return Ok(());
+            }
+            inner.files.remove(path.as_os_str());
+        }
+        let file = File::open(path)?;
+        read_at_start(&file, buf)?;
+        if inner.files.len() < inner.cap {
+            inner.files.insert(
+                path.as_os_str().to_owned(),
+                Held {
+                    file,
+                    used: generation,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts a collection: closes the files that were not read during the previous one.
+    pub fn sweep(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = inner.generation;
+        inner.files.retain(|_, h| h.used >= previous);
+        inner.generation += 1;
+        inner.cap = open_file_limit() / 2;
+    }
+
+    /// Files held open now.
+    pub fn held(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .files
+            .len()
+    }
+}
+
+/// `pread`s from offset 0 to the end. Plain reads: `read_to_string` would `statx` and `lseek`
+/// first to size its buffer, two more system calls for files that report size 0.
+fn read_at_start(file: &File, buf: &mut String) -> io::Result<()> {
+    let mut bytes = std::mem::take(buf).into_bytes();
+    bytes.clear();
+    let mut chunk = [0u8; 4096];
+    let mut offset = 0u64;
+    loop {
+        match file.read_at(&mut chunk, offset) {
+            Ok(0) => break,
+            Ok(n) => {
+                bytes.extend_from_slice(&chunk[..n]);
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    *buf = String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(())
+}
+
+/// The soft RLIMIT_NOFILE (1024 when it cannot be read).
+fn open_file_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    usize::try_from(lim.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .min(1 << 20)
+}
+
+/// Raises the soft open-file limit to the hard one (as the Go runtime does for the CloudWatch
+/// agent), so that the files of a large node can be held open. Returns the new soft limit.
+pub fn raise_open_file_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+        }
+    }
+    open_file_limit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rereads_new_contents_drops_vanished_files_and_sweeps_unused_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::write(&a, "1\n").unwrap();
+        std::fs::write(&b, "x").unwrap();
+        let files = OpenFiles::new();
+        let mut buf = String::new();
+        files.read(&a, &mut buf).unwrap();
+        assert_eq!(buf, "1\n");
+        files.read(&b, &mut buf).unwrap();
+        assert_eq!(files.held(), 2);
+        // Rewritten in place (as the kernel regenerates a seq_file): the held file sees it.
+        std::fs::write(&a, "22222\n").unwrap();
+        files.read(&a, &mut buf).unwrap();
+        assert_eq!(buf, "22222\n");
+        // A removed and re-created file is read anew (the held descriptor still reads the old
+        // inode, which is what a removed cgroup would fail on; a regular file keeps its data).
+        std::fs::remove_file(&b).unwrap();
+        assert!(File::open(&b).is_err());
+        // Two sweeps without reading `b`: it is closed, and reading it now fails.
+        files.sweep();
+        files.read(&a, &mut buf).unwrap();
+        files.sweep();
+        assert_eq!(files.held(), 1);
+        assert_eq!(
+            files.read(&b, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        // Large files are read to the end.
+        let big = "k 1\n".repeat(5000);
+        std::fs::write(&a, &big).unwrap();
+        files.read(&a, &mut buf).unwrap();
+        assert_eq!(buf.len(), big.len());
+    }
+
+    #[test]
+    fn real_cgroup_files_are_regenerated_on_every_read() {
+        // cpuacct.usage of the root cgroup grows while this process burns CPU.
+        let path = Path::new("/sys/fs/cgroup/cpuacct/cpuacct.usage");
+        let path = if path.exists() {
+            path
+        } else {
+            Path::new("/sys/fs/cgroup/cpu.stat")
+        };
+        if !path.exists() {
+            eprintln!("no cgroup CPU accounting file here; skipped");
+            return;
+        }
+        let files = OpenFiles::new();
+        let mut first = String::new();
+        files.read(path, &mut first).unwrap();
+        let mut x = 0u64;
+        let mut next = String::new();
+        for i in 0..200 {
+            for j in 0..200_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(j ^ i);
+            }
+            std::hint::black_box(x);
+            files.read(path, &mut next).unwrap();
+            if next != first {
+                break;
+            }
+        }
+        assert_eq!(files.held(), 1);
+        assert_ne!(first, next, "a held cgroup file must show new counters");
+    }
+}
