@@ -4,9 +4,10 @@
 # playwright-core) against a real `kinsight up` — this host's agent — also fed a simulated
 # cluster by `kinsight simulate`. Screenshots go to test-artifacts/ui/.
 #
-# Order: the UI is built here, after `cargo test`. Nothing in `cargo test` needs ui/dist: a
-# debug `kinsight` reads ui/dist from disk at run time (crates/server/src/ui.rs), so the
-# binary built by cargo serves the console built just below.
+# Order: the UI is built here, after `cargo test`; nothing in `cargo test` needs ui/dist. A
+# debug `kinsight` reads ui/dist from disk at run time (crates/server/src/ui.rs), but only if
+# ui/dist existed when it was compiled (rust-embed's allow_missing compiles an empty set
+# otherwise), so kinsight is built again once the console is: build.rs notices ui/dist appear.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -70,6 +71,7 @@ console.log(`ui: production bundle ${(total / 1024).toFixed(1)} KiB gzipped`);
 if (total > 500 * 1024) { console.error("ui: bundle over the 500 KB budget"); process.exit(1); }'
 npx vitest run
 cd "$ROOT"
+cargo build -p kinsight-cli --quiet
 
 export KINSIGHT_TOKEN="ui-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 "$BIN" up --data-dir "$WORK/data" --listen 127.0.0.1:0 --interval 5s >"$WORK/up.log" 2>"$WORK/up.err" &

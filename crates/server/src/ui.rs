@@ -4,7 +4,9 @@
 //!
 //! How the assets get in (after Quickwit's `ui_handler.rs`): `rust-embed` on `ui/dist`. A
 //! release build embeds the files at compile time; a debug build reads them from `ui/dist` at
-//! run time, so `npm run build` is enough while developing. `ui/dist` is not in git: when it
+//! run time, so `npm run build` is enough while developing — once the binary has been built
+//! with `ui/dist` present (without it, `allow_missing` compiles an empty set; `build.rs`
+//! rebuilds the crate when the folder appears). `ui/dist` is not in git: when it
 //! is missing at compile time the binary still builds (`allow_missing`) and `/` answers a page
 //! that says how to build the console (`build.rs` makes a release build notice when it
 //! appears).
@@ -43,7 +45,7 @@ code,pre{background:#f2f2f2;padding:.1rem .3rem;border-radius:4px}pre{padding:.8
 <body><h1>The kinsight console is not built into this binary</h1>
 <p>The server and its API (<code>/v1/…</code>) work; only the web console's files are missing.
 Build them, then rebuild kinsight (a release build embeds <code>ui/dist</code>; a debug build
-reads it from disk and needs no rebuild):</p>
+reads it from disk, so later console builds need no rebuild):</p>
 <pre>cd ui
 npm ci
 npm run build
