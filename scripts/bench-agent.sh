@@ -25,9 +25,14 @@ sleep 5   # warm up: first sample, first kubelet answer
 ticks() { awk '{print $14+$15}' "/proc/$PID/stat"; }
 HZ=$(getconf CLK_TCK)
 T0=$(ticks); N0=$(grep -c '"Type\\":\\"Node\\"' "$WORK/out.jsonl" || true)
-sleep "$DURATION"
+if [ -n "${PERF_OUT:-}" ]; then   # diagnostics: profile the agent during the window
+  perf record -F 999 --call-graph dwarf,16384 -p "$PID" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null
+else
+  sleep "$DURATION"
+fi
 T1=$(ticks); N1=$(grep -c '"Type\\":\\"Node\\"' "$WORK/out.jsonl" || true)
 RSS=$(awk '/VmRSS/{print $2}' /proc/$PID/status); HWM=$(awk '/VmHWM/{print $2}' /proc/$PID/status)
+grep -E 'RssAnon|RssFile' /proc/$PID/status | tr -s ' \t' ' ' | paste -sd ' ' </dev/stdin
 kill $PID; wait $PID 2>/dev/null || true
 N=$((N1 - N0))
 python3 - "$T0" "$T1" "$HZ" "$N" "$RSS" "$HWM" "$DURATION" <<'PY'

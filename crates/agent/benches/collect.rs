@@ -189,7 +189,7 @@ fn main() {
     let mut bytes = 0;
     for k in 1..=n {
         let evs = c.collect(k * 1_000_000_000, k as i64 * 1000, &inputs);
-        let log = to_log_events(evs, "/kinsight/bench/performance", 0);
+        let log = to_log_events(&evs, "/kinsight/bench/performance", 0);
         events = log.len();
         bytes = log.iter().map(|e| e.message.len()).sum::<usize>();
     }

@@ -283,7 +283,7 @@ impl MetricsLoop {
         let wall = now_ms();
         let events = self.collector.collect(t_ns, wall, &inputs);
         let group = self.cfg.log_groups().performance();
-        (to_log_events(events.clone(), &group, wall), events)
+        (to_log_events(&events, &group, wall), events)
     }
 }
 

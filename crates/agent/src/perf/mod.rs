@@ -361,9 +361,9 @@ impl Collector {
 
 /// Wraps finished events into log events of the performance group. Events without a
 /// `NodeName` (pending pods) go to the stream `pending` (reference §1.3).
-pub fn to_log_events(events: Vec<Map<String, Value>>, group: &str, wall_ms: i64) -> Vec<LogEvent> {
+pub fn to_log_events(events: &[Map<String, Value>], group: &str, wall_ms: i64) -> Vec<LogEvent> {
     events
-        .into_iter()
+        .iter()
         .map(|ev| {
             let stream = ev
                 .get(keys::NODE_NAME)
@@ -375,7 +375,9 @@ pub fn to_log_events(events: Vec<Map<String, Value>>, group: &str, wall_ms: i64)
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(wall_ms);
-            LogEvent::new(group, stream, ts, Value::Object(ev).to_string())
+            // Serialised from the map by reference: the caller keeps the events (Prometheus).
+            let message = serde_json::to_string(ev).unwrap_or_default();
+            LogEvent::new(group, stream, ts, message)
         })
         .collect()
 }

@@ -153,7 +153,7 @@ async fn leader_emits_cluster_events_from_the_api_server() {
         3.0,
         "currentNumberScheduled, as upstream"
     );
-    let log_events = kinsight_agent::perf::to_log_events(evs, "/kinsight/prod-eks/performance", 0);
+    let log_events = kinsight_agent::perf::to_log_events(&evs, "/kinsight/prod-eks/performance", 0);
     assert!(log_events.iter().any(|e| e.log_stream_name == "pending"));
     assert!(
         log_events

@@ -144,7 +144,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         let opts = RunOptions {
             once: args.once,
             sample_interval: args.sample_interval,
-            prometheus: Some(prometheus),
+            // Rendered only when something serves it: it costs as much as a collection.
+            prometheus: args.metrics_listen.map(|_| prometheus),
         };
         run_agent(&cfg, sink, opts, rx)
             .await
