@@ -71,6 +71,23 @@ pub struct CgroupStats {
     pub errors: Vec<CgroupError>,
 }
 
+impl CgroupStats {
+    /// Nothing could be read because the cgroup no longer exists (`ENOENT`, or `ENODEV` from
+    /// a file held open after its cgroup was removed).
+    pub fn vanished(&self) -> bool {
+        self.cpu.is_none()
+            && self.memory.is_none()
+            && !self.errors.is_empty()
+            && self.errors.iter().all(|e| match e {
+                CgroupError::Read { source, .. } => {
+                    source.kind() == io::ErrorKind::NotFound
+                        || source.raw_os_error() == Some(libc::ENODEV)
+                }
+                _ => false,
+            })
+    }
+}
+
 /// A container cgroup found under a pod cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerCgroup {

@@ -7,14 +7,16 @@
 //! A file not read during the last collection is closed by [`OpenFiles::sweep`]; one that
 //! fails (its cgroup was removed: `ENODEV`) is dropped and opened again once, so a cgroup that
 //! is re-created at the same path is picked up in the same read. At most half of the process's
-//! open-file limit is held.
+//! open-file limit is held. Files on an ordinary filesystem (test fixtures, a `host_root`
+//! copy) keep a regular file's semantics — a removed file stays readable through an open
+//! descriptor — so for them every read also checks that the file still has a name.
 
 use crate::fnv::FnvBuildHasher;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -37,6 +39,8 @@ struct Inner {
 struct Held {
     file: File,
     used: u64,
+    /// Not on cgroupfs/procfs/sysfs: check the link count before trusting a read.
+    ordinary: bool,
 }
 
 impl OpenFiles {
@@ -52,7 +56,8 @@ impl OpenFiles {
         let generation = inner.generation;
         if let Some(held) = inner.files.get_mut(path.as_os_str()) {
             held.used = generation;
-            if read_at_start(&held.file, buf).is_ok() {
+            let removed = held.ordinary && held.file.metadata().is_ok_and(|m| m.nlink() == 0);
+            if !removed && read_at_start(&held.file, buf).is_ok() {
                 return Ok(());
             }
             inner.files.remove(path.as_os_str());
@@ -63,6 +68,7 @@ impl OpenFiles {
             inner.files.insert(
                 path.as_os_str().to_owned(),
                 Held {
+                    ordinary: !on_pseudo_filesystem(&file),
                     file,
                     used: generation,
                 },
@@ -110,6 +116,30 @@ fn read_at_start(file: &File, buf: &mut String) -> io::Result<()> {
     }
     *buf = String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     Ok(())
+}
+
+/// Whether the file is on cgroupfs (v1 or v2), procfs or sysfs, whose files report their
+/// removal on read (`ENODEV`) instead of serving what they held.
+fn on_pseudo_filesystem(file: &File) -> bool {
+    const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    use std::os::fd::AsRawFd;
+    // SAFETY: fstatfs fills the struct we own, for a descriptor we hold.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's type differs between libc targets
+    let t = st.f_type as i64;
+    [
+        CGROUP_SUPER_MAGIC,
+        CGROUP2_SUPER_MAGIC,
+        PROC_SUPER_MAGIC,
+        SYSFS_MAGIC,
+    ]
+    .contains(&t)
 }
 
 /// The soft RLIMIT_NOFILE (1024 when it cannot be read).
@@ -168,24 +198,50 @@ mod tests {
         std::fs::write(&a, "22222\n").unwrap();
         files.read(&a, &mut buf).unwrap();
         assert_eq!(buf, "22222\n");
-        // A removed and re-created file is read anew (the held descriptor still reads the old
-        // inode, which is what a removed cgroup would fail on; a regular file keeps its data).
+        // A removed file is gone, even on a filesystem where the held descriptor could still
+        // read it (as a removed cgroup's file fails with ENODEV); re-created, it is read anew.
         std::fs::remove_file(&b).unwrap();
-        assert!(File::open(&b).is_err());
-        // Two sweeps without reading `b`: it is closed, and reading it now fails.
-        files.sweep();
-        files.read(&a, &mut buf).unwrap();
-        files.sweep();
-        assert_eq!(files.held(), 1);
         assert_eq!(
             files.read(&b, &mut buf).unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+        assert_eq!(files.held(), 1);
+        std::fs::write(&b, "y").unwrap();
+        files.read(&b, &mut buf).unwrap();
+        assert_eq!(buf, "y");
+        // Two sweeps without reading `b`: it is closed.
+        files.sweep();
+        files.read(&a, &mut buf).unwrap();
+        files.sweep();
+        assert_eq!(files.held(), 1);
         // Large files are read to the end.
         let big = "k 1\n".repeat(5000);
         std::fs::write(&a, &big).unwrap();
         files.read(&a, &mut buf).unwrap();
         assert_eq!(buf.len(), big.len());
+    }
+
+    #[test]
+    fn a_removed_real_cgroup_is_not_read_through_its_held_file() {
+        let base = Path::new("/sys/fs/cgroup/memory");
+        if !base.join("memory.stat").exists() {
+            eprintln!("no cgroup v1 memory hierarchy here; skipped");
+            return;
+        }
+        let dir = base.join(format!("kinsight-pseudofs-{}", std::process::id()));
+        if std::fs::create_dir(&dir).is_err() {
+            eprintln!("cannot create a cgroup here (not root?); skipped");
+            return;
+        }
+        let files = OpenFiles::new();
+        let mut buf = String::new();
+        let file = dir.join("memory.usage_in_bytes");
+        files.read(&file, &mut buf).unwrap();
+        assert_eq!(files.held(), 1);
+        std::fs::remove_dir(&dir).unwrap();
+        let err = files.read(&file, &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        assert_eq!(files.held(), 0);
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub struct MetricsLoop {
     kubelet: Option<KubeletClient>,
     api: Option<ApiServer>,
     is_leader: watch::Receiver<bool>,
-    pods: Option<Vec<Pod>>,
+    /// The pod list, shared with the log enrichment ([`Self::pod_feed`]): parsed once.
+    pods: Option<Arc<Vec<Pod>>>,
     pods_at: Option<Instant>,
     node: Option<Node>,
     node_at: Option<Instant>,
@@ -172,7 +173,8 @@ impl MetricsLoop {
                 match k.pods().await {
                     Ok(p) => {
                         self.problems.clear("kubelet");
-                        self.pod_tx.send_replace(Arc::new(p.clone()));
+                        let p = Arc::new(p);
+                        self.pod_tx.send_replace(p.clone());
                         self.pods = Some(p);
                         self.pods_at = Some(Instant::now());
                     }
@@ -185,7 +187,8 @@ impl MetricsLoop {
                         match api.node_pods(&self.cfg.host_name).await {
                             Ok(p) => {
                                 self.problems.report("kubelet-fallback", "the kubelet refused /pods (it predates the nodes/pods permission); reading this node's pods from the API server instead");
-                                self.pod_tx.send_replace(Arc::new(p.clone()));
+                                let p = Arc::new(p);
+                                self.pod_tx.send_replace(p.clone());
                                 self.pods = Some(p);
                                 self.pods_at = Some(Instant::now());
                             }
@@ -211,7 +214,8 @@ impl MetricsLoop {
             let pods = crate::runtime::to_pods(&containers, &self.cfg.host_name);
             self.pods_at = Some(Instant::now());
             if !pods.is_empty() || self.pods.is_some() {
-                self.pod_tx.send_replace(Arc::new(pods.clone()));
+                let pods = Arc::new(pods);
+                self.pod_tx.send_replace(pods.clone());
                 self.pods = Some(pods);
             }
             self.runtime_containers = containers;
@@ -273,7 +277,7 @@ impl MetricsLoop {
             replica_set_to_deployment: crate::perf::replica_set_owners(c),
         });
         let inputs = Inputs {
-            pods: self.pods.as_deref(),
+            pods: self.pods.as_ref().map(|p| p.as_slice()),
             node: self.node.as_ref(),
             services: self.services.as_ref(),
             cluster: cluster.as_ref(),

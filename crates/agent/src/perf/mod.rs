@@ -169,6 +169,11 @@ pub struct Collector {
     /// MemTotal of the last collection: the denominator of pod/container memory utilization.
     mem_total: Option<f64>,
     directives: catalogue::DirectiveBuilder,
+    /// The last listing of pod cgroups and when it was taken (see `pod_cgroups`).
+    discovered: Vec<crate::cgroup::PodCgroup>,
+    discovered_at: Option<u64>,
+    /// A listed cgroup was gone when read: list again at the next collection.
+    rediscover: bool,
 }
 
 impl Collector {
@@ -196,6 +201,9 @@ impl Collector {
             cores: None,
             mem_total: None,
             directives: catalogue::DirectiveBuilder::new(enhanced),
+            discovered: Vec::new(),
+            discovered_at: None,
+            rediscover: false,
         }
     }
 

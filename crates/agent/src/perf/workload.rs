@@ -10,6 +10,21 @@ use kinsight_model::catalogue::{keys, types};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
+/// Whether the cgroup listing has `pod` (when it runs) and every running container of it.
+fn running_containers_listed(pod: &PodInfo, list: &[PodCgroup]) -> bool {
+    let mut running = pod
+        .containers
+        .iter()
+        .filter(|c| c.state == ContainerState::Running)
+        .filter_map(|c| c.id.as_deref())
+        .peekable();
+    match list.iter().find(|p| p.uid == pod.uid) {
+        Some(pcg) => running.all(|id| pcg.containers.iter().any(|c| c.id == id)),
+        // Not listed: fine only for a pod that has nothing running yet.
+        None => running.peek().is_none() && pod.phase != "Running",
+    }
+}
+
 impl Collector {
     pub(super) fn workload_events(
         &mut self,
@@ -27,7 +42,7 @@ impl Collector {
             return;
         };
         cgroups.sweep();
-        let found = cgroups.discover_pods();
+        let found = self.pod_cgroups(&cgroups, t_ns, pods);
         let by_uid: HashMap<&str, &PodCgroup> = found.iter().map(|p| (p.uid.as_str(), p)).collect();
         let node_cpu_limit = self.cores().map(|c| c as f64 * 1000.0);
         let node_mem_limit = self.mem_total;
@@ -56,6 +71,11 @@ impl Collector {
                 .map(|prev| total.saturating_sub(prev));
 
             let stats = cgroups.read(&pcg.path);
+            if stats.vanished() {
+                // Removed since the listing (pod deleted): skipped like a pod never listed.
+                self.rediscover = true;
+                continue;
+            }
             self.report_cgroup_errors(&pod.uid, &stats);
             let mut ev = Ev::new(types::POD, ts, &self.settings.cluster_name);
             id.apply(&mut ev, &self.settings.node_name);
@@ -133,6 +153,10 @@ impl Collector {
                     .insert(ckey.clone(), c.restarts)
                     .map(|prev| c.restarts.saturating_sub(prev));
                 let stats = cgroups.read(&ccg.path);
+                if stats.vanished() {
+                    self.rediscover = true;
+                    continue;
+                }
                 self.report_cgroup_errors(cid, &stats);
                 let mut ev = Ev::new(types::CONTAINER, ts, &self.settings.cluster_name);
                 id.apply(&mut ev, &self.settings.node_name);
@@ -175,8 +199,37 @@ impl Collector {
             }
         }
         self.pod_restarts.retain(|uid, _| seen_pods.contains(uid));
+        drop(by_uid);
+        self.discovered = found;
         self.container_restarts
             .retain(|k, _| seen_containers.contains(k));
+    }
+
+    /// Pod cgroups of the node. Listing the cgroup tree costs a directory read per pod, so
+    /// the listing is kept and taken again only every 10 s, when a running container of the
+    /// kubelet's list is not in it (a new pod or a restarted container), or when a listed
+    /// cgroup was gone at the last collection.
+    fn pod_cgroups(
+        &mut self,
+        cgroups: &crate::cgroup::Cgroups,
+        t_ns: u64,
+        pods: &[PodInfo],
+    ) -> Vec<PodCgroup> {
+        const RELIST_NS: u64 = 10_000_000_000;
+        if let Some(at) = self.discovered_at {
+            let fresh = !self.rediscover && t_ns >= at && t_ns - at < RELIST_NS;
+            if fresh
+                && pods
+                    .iter()
+                    .all(|p| running_containers_listed(p, &self.discovered))
+            {
+                // Handed back by `workload_events` when it is done with it.
+                return std::mem::take(&mut self.discovered);
+            }
+        }
+        self.rediscover = false;
+        self.discovered_at = Some(t_ns);
+        cgroups.discover_pods()
     }
 
     fn report_cgroup_errors(&mut self, what: &str, stats: &CgroupStats) {
