@@ -11,7 +11,6 @@
 
 pub mod apiserver;
 pub mod cgroup;
-mod fnv;
 pub mod host;
 pub mod kubelet;
 pub mod logs;

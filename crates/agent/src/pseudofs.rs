@@ -11,7 +11,7 @@
 //! copy) keep a regular file's semantics — a removed file stays readable through an open
 //! descriptor — so for them every read also checks that the file still has a name.
 
-use crate::fnv::FnvBuildHasher;
+use kinsight_model::fnv::FnvBuildHasher;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;

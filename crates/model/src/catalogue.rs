@@ -401,6 +401,8 @@ pub fn directives_for(event: &Map<String, Value>, enhanced: bool) -> Vec<MetricD
 pub struct DirectiveBuilder {
     enhanced: bool,
     matches: std::collections::HashMap<String, Vec<usize>>,
+    /// Finished directives (as JSON) by the shape of the event they were built for.
+    built: std::collections::HashMap<u64, Value, crate::fnv::FnvBuildHasher>,
 }
 
 impl DirectiveBuilder {
@@ -408,7 +410,40 @@ impl DirectiveBuilder {
         DirectiveBuilder {
             enhanced,
             matches: std::collections::HashMap::new(),
+            built: Default::default(),
         }
+    }
+
+    /// [`Self::build`] as the JSON of the `CloudWatchMetrics` array, or `None` when the event
+    /// declares no metric. The directive depends only on the event's shape — its field names
+    /// in order, which hold numbers and which hold strings — so it is built once per shape
+    /// (a node's events come in a few dozen shapes) and cloned after that.
+    pub fn build_value(&mut self, event: &Map<String, Value>) -> Option<Value> {
+        use std::hash::Hasher;
+        let mut h = crate::fnv::FnvHasher::default();
+        for (k, v) in event {
+            h.write(k.as_bytes());
+            h.write_u8(match v {
+                Value::Number(_) => 1,
+                Value::String(_) => 2,
+                _ => 3,
+            });
+        }
+        let shape = h.finish();
+        if let Some(v) = self.built.get(&shape) {
+            return (!v.is_null()).then(|| v.clone());
+        }
+        let directives = self.build(event);
+        let value = if directives.is_empty() {
+            Value::Null
+        } else {
+            serde_json::to_value(directives).unwrap_or(Value::Null)
+        };
+        if self.built.len() >= 4096 {
+            self.built.clear(); // a bound, never reached by one node's shapes
+        }
+        self.built.insert(shape, value.clone());
+        (!value.is_null()).then_some(value)
     }
 
     fn declarations_of(&mut self, field: &str) -> &[usize] {
@@ -582,5 +617,41 @@ mod tests {
             "node_interface_network_rx_dropped": 0.0}),
         );
         assert_eq!(directives_for(&ev, true).len(), 1);
+    }
+
+    #[test]
+    fn memoised_directives_follow_the_shape_of_each_event() {
+        let mut b = DirectiveBuilder::new(false);
+        let with_service = obj(json!({
+            "Type": "Pod", "ClusterName": "c1", "Namespace": "ns", "PodName": "p",
+            "Service": "web", "pod_cpu_utilization": 1.0
+        }));
+        let without = obj(json!({
+            "Type": "Pod", "ClusterName": "c1", "Namespace": "ns", "PodName": "p",
+            "pod_cpu_utilization": 1.0
+        }));
+        // Same keys, but the metric is not a number: no directive.
+        let not_a_number = obj(json!({
+            "Type": "Pod", "ClusterName": "c1", "Namespace": "ns", "PodName": "p",
+            "pod_cpu_utilization": "1.0"
+        }));
+        for _ in 0..2 {
+            for ev in [&with_service, &without, &not_a_number] {
+                let expected = directives_for(ev, false);
+                let got = b.build_value(ev);
+                if expected.is_empty() {
+                    assert_eq!(got, None);
+                } else {
+                    assert_eq!(got, Some(serde_json::to_value(&expected).unwrap()));
+                }
+            }
+        }
+        // Other values of the same shape share the directive.
+        let other = obj(json!({
+            "Type": "Pod", "ClusterName": "c2", "Namespace": "kube-system", "PodName": "q",
+            "pod_cpu_utilization": 99.0
+        }));
+        assert_eq!(b.build_value(&other), b.build_value(&without));
+        assert_eq!(b.built.len(), 3);
     }
 }

@@ -14,6 +14,7 @@ pub mod catalogue;
 pub mod config;
 pub mod emf;
 pub mod event;
+pub mod fnv;
 pub mod limits;
 pub mod names;
 

@@ -259,16 +259,12 @@ impl Collector {
         if self.settings.disable_metric_extraction {
             return Some(ev);
         }
-        let directives = self.directives.build(&ev);
-        if directives.is_empty() {
+        let Some(directives) = self.directives.build_value(&ev) else {
             return (!self.settings.enhanced).then_some(ev);
-        }
+        };
         // Appended last: key order carries no meaning (reference §1.1), and rebuilding the map
         // to put it first would hash every key of every event again.
-        ev.insert(
-            keys::CLOUDWATCH_METRICS.to_string(),
-            serde_json::to_value(directives).unwrap_or(Value::Null),
-        );
+        ev.insert(keys::CLOUDWATCH_METRICS.to_string(), directives);
         Some(ev)
     }
 

@@ -1,4 +1,4 @@
-//! 64-bit FNV-1a: the agent's hash for short keys (paths, metric keys) looked up thousands of
+//! 64-bit FNV-1a: the hash for short keys (paths, metric keys) looked up thousands of
 //! times per collection, where SipHash's per-call cost shows in the benchmark.
 
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
