@@ -271,7 +271,9 @@ impl Entry {
         st.error = error;
         st.finished_ms = Some(now_ms());
         drop(st);
-        let _ = self.done.send(true);
+        // send_replace: `send` stores nothing when no receiver exists yet, and `wait`
+        // subscribes later — a query finished before anyone waited would never be seen.
+        self.done.send_replace(true);
         true
     }
 }

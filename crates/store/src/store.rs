@@ -352,7 +352,7 @@ impl Store {
     /// Stops background tasks and the WAL thread after queued records are written. Durable
     /// state needs no flush: the next open replays the WAL.
     pub async fn shutdown(&self) {
-        let _ = self.inner.shutdown.send(true);
+        self.inner.shutdown.send_replace(true);
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || {
             inner.wal.shutdown();

@@ -40,6 +40,24 @@ async fn until(svc: &QueryService, id: &str, status: QueryStatus) {
     panic!("query {id} never reached {status:?}");
 }
 
+/// Regression: a query that finished before anyone waited for it left `wait` hanging (the
+/// "done" signal was sent while the channel had no receiver, which stores nothing). Seen as a
+/// hung CI run on a loaded machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_query_that_already_finished_returns() {
+    let (_dir, store) = small().await;
+    let svc = QueryService::new(store, test_config()).unwrap();
+    let id = svc
+        .start(request(&["/t/svc"], "stats count() as n"))
+        .unwrap();
+    until(&svc, &id, QueryStatus::Complete).await;
+    let done = tokio::time::timeout(Duration::from_secs(10), svc.wait(&id))
+        .await
+        .expect("wait returns for a finished query")
+        .unwrap();
+    assert_eq!(done.rows, vec![vec![serde_json::json!(50)]]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_query_is_cancelled_and_frees_its_slot() {
     let (_dir, store) = small().await;
