@@ -431,7 +431,11 @@ impl Store {
             if !deleted.is_empty() {
                 batches = batches
                     .iter()
-                    .map(|b| drop_deleted_rows(b, &deleted))
+                    .map(|b| {
+                        crate::read::drop_deleted_rows(b, |stream, seq| {
+                            deleted.get(stream).is_some_and(|&below| seq < below)
+                        })
+                    })
                     .collect::<Result<_>>()?;
             }
             let level = inputs.iter().map(|s| s.level).max().unwrap_or(0) + 1;
@@ -598,34 +602,6 @@ fn drop_null_columns(b: &RecordBatch) -> Result<RecordBatch> {
     }
     b.project(&keep).map_err(|e| StoreError::Arrow {
         context: "drop empty columns".into(),
-        source: e,
-    })
-}
-
-fn drop_deleted_rows(
-    b: &RecordBatch,
-    deleted: &std::collections::BTreeMap<String, u64>,
-) -> Result<RecordBatch> {
-    use datafusion::arrow::array::{Int64Array, StringArray};
-    let streams = b
-        .column_by_name(schema::LOG_STREAM)
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-    let ids = b
-        .column_by_name(schema::EVENT_ID)
-        .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-    let (Some(streams), Some(ids)) = (streams, ids) else {
-        return Ok(b.clone());
-    };
-    let mask: datafusion::arrow::array::BooleanArray = (0..b.num_rows())
-        .map(|i| {
-            let dead = deleted
-                .get(streams.value(i))
-                .is_some_and(|&below| crate::record::seq_of_event_id(ids.value(i)) < below);
-            Some(!dead)
-        })
-        .collect();
-    datafusion::arrow::compute::filter_record_batch(b, &mask).map_err(|e| StoreError::Arrow {
-        context: "drop deleted streams".into(),
         source: e,
     })
 }

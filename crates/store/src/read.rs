@@ -288,7 +288,7 @@ impl Store {
             let b = if entry.deleted_streams.is_empty() {
                 b
             } else {
-                drop_deleted(&b, &entry)?
+                drop_deleted_rows(&b, |stream, seq| entry.is_deleted(stream, seq))?
             };
             if b.num_rows() > 0 {
                 memory.push(conform(&b, &schema)?);
@@ -419,8 +419,12 @@ impl Store {
     }
 }
 
-/// Removes rows of deleted streams from a batch.
-fn drop_deleted(b: &RecordBatch, g: &GroupEntry) -> Result<RecordBatch> {
+/// Removes rows of deleted streams from a batch: `is_deleted(stream, seq)` says which
+/// (reads ask the group's catalogue entry; compaction a snapshot of its deleted streams).
+pub(crate) fn drop_deleted_rows(
+    b: &RecordBatch,
+    is_deleted: impl Fn(&str, u64) -> bool,
+) -> Result<RecordBatch> {
     let streams = b
         .column_by_name(schema::LOG_STREAM)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>());
@@ -431,7 +435,7 @@ fn drop_deleted(b: &RecordBatch, g: &GroupEntry) -> Result<RecordBatch> {
         return Ok(b.clone());
     };
     let mask: datafusion::arrow::array::BooleanArray = (0..b.num_rows())
-        .map(|i| Some(!g.is_deleted(streams.value(i), seq_of_event_id(ids.value(i)))))
+        .map(|i| Some(!is_deleted(streams.value(i), seq_of_event_id(ids.value(i)))))
         .collect();
     datafusion::arrow::compute::filter_record_batch(b, &mask).map_err(|e| StoreError::Arrow {
         context: "drop deleted streams".into(),
