@@ -218,9 +218,13 @@ impl Collector {
         const RELIST_NS: u64 = 10_000_000_000;
         if let Some(at) = self.discovered_at {
             let fresh = !self.rediscover && t_ns >= at && t_ns - at < RELIST_NS;
+            let node = &self.settings.node_name;
+            // Pods of other nodes (an API server pod list) have no cgroups here.
+            let ours = |p: &&PodInfo| p.node_name.as_ref().is_none_or(|n| n == node);
             if fresh
                 && pods
                     .iter()
+                    .filter(ours)
                     .all(|p| running_containers_listed(p, &self.discovered))
             {
                 // Handed back by `workload_events` when it is done with it.

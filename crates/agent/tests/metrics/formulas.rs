@@ -18,6 +18,10 @@ fn cid(n: u8) -> String {
 }
 
 fn pods_json(app_restarts: u32) -> String {
+    pods_json_with(app_restarts, &cid(0xa1))
+}
+
+fn pods_json_with(app_restarts: u32, app_cid: &str) -> String {
     kube(
         "pods.json",
         &[
@@ -25,7 +29,7 @@ fn pods_json(app_restarts: u32) -> String {
             ("WEB_UID", WEB_UID),
             ("FB_UID", FB_UID),
             ("NODE", NODE),
-            ("API_APP_CID", &cid(0xa1)),
+            ("API_APP_CID", app_cid),
             ("API_ENVOY_CID", &cid(0xa2)),
             ("WEB_NGINX_CID", &cid(0xb1)),
             ("FB_CID", &cid(0xc1)),
@@ -589,4 +593,48 @@ fn unreadable_host_files_skip_only_their_items() {
     assert!(node.get("node_memory_working_set").is_none());
     assert!(close(num(node, "node_cpu_usage_total"), 1500.0));
     assert!(evs.iter().any(|e| e["Type"] == "NodeNet"));
+}
+
+/// The pod cgroup listing is reused between collections (it costs a directory read per pod),
+/// but a container the kubelet reports running under a new id — a restart — is collected at
+/// the next collection, not when the listing would be taken again.
+#[test]
+fn a_restarted_container_is_collected_at_once_despite_the_cached_listing() {
+    let t = HostTree::new(Layout::V1Cgroupfs);
+    let mut c = Collector::new(settings(false), t.root());
+    let app_memory = |evs: &Events| -> Option<f64> {
+        evs.iter()
+            .find(|e| e["Type"] == "Container" && e["kubernetes"]["container_name"] == "app")
+            .map(|e| num(e, "container_memory_usage"))
+    };
+    sample(&t, 0, true);
+    let before: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json(3)).unwrap();
+    let first = c.collect(
+        0,
+        1_764_300_000_000,
+        &Inputs {
+            pods: Some(&before.items),
+            ..Default::default()
+        },
+    );
+    assert_eq!(app_memory(&first), Some((150 * MIB) as f64));
+
+    // One second later the app container has restarted: new id, new cgroup, 60 MiB.
+    sample(&t, 1, true);
+    let restarted = cid(0xa9);
+    t.set_cgroup(
+        &t.container_path(API_UID, &restarted),
+        &counters(1_000_000, 60 * MIB, 0, 10, Some(256 * MIB), vec![]),
+    );
+    let after: k8s_openapi::List<Pod> =
+        serde_json::from_str(&pods_json_with(4, &restarted)).unwrap();
+    let second = c.collect(
+        1_000_000_000,
+        1_764_300_001_000,
+        &Inputs {
+            pods: Some(&after.items),
+            ..Default::default()
+        },
+    );
+    assert_eq!(app_memory(&second), Some((60 * MIB) as f64));
 }
