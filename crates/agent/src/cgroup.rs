@@ -394,6 +394,16 @@ impl Cgroups {
     }
 }
 
+/// A directory entry that is a directory: from the listing's `d_type` (no `stat` per entry),
+/// following a symbolic link (a `host_root` assembled from links) only when there is one.
+fn is_dir_entry(entry: &fs::DirEntry) -> bool {
+    match entry.file_type() {
+        Ok(t) if t.is_symlink() => entry.path().is_dir(),
+        Ok(t) => t.is_dir(),
+        Err(_) => false,
+    }
+}
+
 /// Walks `kubepods` (depth 0), its QoS classes (depth 1) and finds pod directories.
 fn collect_pods(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PodCgroup>) {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -401,7 +411,7 @@ fn collect_pods(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PodCgroup>)
     };
     for entry in entries.flatten() {
         // d_type from the directory listing: no stat per entry.
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if !is_dir_entry(&entry) {
             continue;
         }
         let path = entry.path();
@@ -447,7 +457,7 @@ fn collect_containerd_pods(root: &Path, out: &mut Vec<PodCgroup>) {
         };
         for c in children.flatten() {
             let id = c.file_name().to_string_lossy().to_string();
-            if is_hex64(&id) && c.file_type().is_ok_and(|t| t.is_dir()) {
+            if is_hex64(&id) && is_dir_entry(&c) {
                 let rel = rel_path(root, &c.path());
                 out.push(PodCgroup {
                     uid: id.clone(),
@@ -471,7 +481,7 @@ fn collect_runtime_pods(root: &Path, out: &mut Vec<PodCgroup>) {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if !is_dir_entry(&entry) {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().to_string();
@@ -530,7 +540,7 @@ fn list_containers(root: &Path, pod_dir: &Path) -> Vec<ContainerCgroup> {
     };
     let mut out: Vec<ContainerCgroup> = entries
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(is_dir_entry)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
             container_id_from_dir(&name).map(|id| ContainerCgroup {

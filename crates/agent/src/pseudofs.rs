@@ -1,4 +1,6 @@
-//! Pseudo-files (cgroupfs, procfs) kept open between collections and re-read from offset 0.
+//! Pseudo-files kept open between collections and re-read from offset 0 — used for cgroup
+//! files. (Not for `/proc/<pid>/net/dev`: an open file there would pin the network namespace
+//! of a process that may be gone.)
 //!
 //! A collection on a node of a few hundred containers reads thousands of small cgroup files.
 //! Opening and closing each one every interval costs more than reading it (a path walk,
@@ -7,7 +9,9 @@
 //! A file not read during the last collection is closed by [`OpenFiles::sweep`]; one that
 //! fails (its cgroup was removed: `ENODEV`) is dropped and opened again once, so a cgroup that
 //! is re-created at the same path is picked up in the same read. At most half of the process's
-//! open-file limit is held. Files on an ordinary filesystem (test fixtures, a `host_root`
+//! open-file limit is held. The price is kernel memory: each open kernfs file keeps its
+//! seq_file buffer (a page or more) until it is closed, charged to the agent's memory cgroup
+//! (measured in docs/benchmarks.md). Files on an ordinary filesystem (test fixtures, a `host_root`
 //! copy) keep a regular file's semantics — a removed file stays readable through an open
 //! descriptor — so for them every read also checks that the file still has a name.
 

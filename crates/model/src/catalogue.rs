@@ -402,7 +402,9 @@ pub struct DirectiveBuilder {
     enhanced: bool,
     matches: std::collections::HashMap<String, Vec<usize>>,
     /// Finished directives (as JSON) by the shape of the event they were built for.
-    built: std::collections::HashMap<u64, Value, crate::fnv::FnvBuildHasher>,
+    built: std::collections::HashMap<Vec<u8>, Value, crate::fnv::FnvBuildHasher>,
+    /// The shape of the event being looked up (reused buffer).
+    shape: Vec<u8>,
 }
 
 impl DirectiveBuilder {
@@ -411,6 +413,7 @@ impl DirectiveBuilder {
             enhanced,
             matches: std::collections::HashMap::new(),
             built: Default::default(),
+            shape: Vec::new(),
         }
     }
 
@@ -419,19 +422,23 @@ impl DirectiveBuilder {
     /// in order, which hold numbers and which hold strings — so it is built once per shape
     /// (a node's events come in a few dozen shapes) and cloned after that.
     pub fn build_value(&mut self, event: &Map<String, Value>) -> Option<Value> {
-        use std::hash::Hasher;
-        let mut h = crate::fnv::FnvHasher::default();
+        // The shape, compared whole (not just hashed): each key length-prefixed, then the
+        // kind of its value.
+        let mut shape = std::mem::take(&mut self.shape);
+        shape.clear();
         for (k, v) in event {
-            h.write(k.as_bytes());
-            h.write_u8(match v {
+            shape.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            shape.extend_from_slice(k.as_bytes());
+            shape.push(match v {
                 Value::Number(_) => 1,
                 Value::String(_) => 2,
                 _ => 3,
             });
         }
-        let shape = h.finish();
         if let Some(v) = self.built.get(&shape) {
-            return (!v.is_null()).then(|| v.clone());
+            let found = (!v.is_null()).then(|| v.clone());
+            self.shape = shape;
+            return found;
         }
         let directives = self.build(event);
         let value = if directives.is_empty() {

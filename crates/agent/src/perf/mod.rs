@@ -241,6 +241,11 @@ impl Collector {
         inputs: &Inputs<'_>,
     ) -> Vec<Map<String, Value>> {
         self.rates.sweep(t_ns);
+        if let Some(c) = &self.cgroups {
+            // Closes the files of cgroups not read during the last collection — also while
+            // the kubelet is unreachable and no pod cgroup is read at all.
+            c.sweep();
+        }
         let id = NodeIdentity::from_node(inputs.node, &self.settings.node_name);
         let mut out = Vec::new();
         // Parsed once per collection: node requests and every pod event need them.

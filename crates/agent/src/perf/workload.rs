@@ -41,7 +41,6 @@ impl Collector {
         let Some(cgroups) = self.cgroups.clone() else {
             return;
         };
-        cgroups.sweep();
         let found = self.pod_cgroups(&cgroups, t_ns, pods);
         let by_uid: HashMap<&str, &PodCgroup> = found.iter().map(|p| (p.uid.as_str(), p)).collect();
         let node_cpu_limit = self.cores().map(|c| c as f64 * 1000.0);
