@@ -449,3 +449,51 @@ fn without_a_token_it_refuses_to_listen_beyond_loopback() {
     let started = Instant::now();
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Whoever started `kinsight up` may stop reading its stdout (a script that read the URL, a
+/// closed terminal): writing the start-up lines then fails with EPIPE, which must not take the
+/// server down. Here the pipe is closed before the server writes anything.
+#[test]
+fn up_keeps_serving_when_its_stdout_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kinsight"))
+        .args(["up", "--no-agent", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("KINSIGHT_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the read end is gone before the banner is written
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let healthy = rt.block_on(async {
+        loop {
+            let ok = http()
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok || Instant::now() > deadline {
+                return ok;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert!(healthy, "kinsight up never answered /healthz");
+    // Still alive a moment later (the banner has been written, and failed, by now).
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "kinsight up exited after its stdout was closed"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
