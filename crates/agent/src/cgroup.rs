@@ -720,6 +720,30 @@ mod tests {
         assert_eq!(container_id_from_dir("conmon"), None);
     }
 
+    #[test]
+    fn pods_and_containers_are_found_through_symlinked_directories() {
+        // A host_root assembled from links (pod directories pointing elsewhere): listing uses
+        // the entries' d_type, and a link is followed rather than skipped.
+        let dir = tempfile::tempdir().unwrap();
+        let uid = "3f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
+        let cid = "a".repeat(64);
+        let real = dir.path().join("elsewhere/pod");
+        fs::create_dir_all(real.join(&cid)).unwrap();
+        fs::create_dir_all(real.join("b".repeat(64))).unwrap();
+        let qos = dir.path().join("sys/fs/cgroup/cpuacct/kubepods/burstable");
+        fs::create_dir_all(&qos).unwrap();
+        std::os::unix::fs::symlink(&real, qos.join(format!("pod{uid}"))).unwrap();
+        // A regular file named like a pod is not a pod.
+        fs::write(qos.join("pod00000000-0000-4000-8000-000000000000"), "").unwrap();
+        let cg = Cgroups::detect(dir.path()).unwrap();
+        let pods = cg.discover_pods();
+        assert_eq!(pods.len(), 1, "{pods:?}");
+        assert_eq!(pods[0].uid, uid);
+        let mut ids: Vec<&str> = pods[0].containers.iter().map(|c| c.id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, [cid.as_str(), &"b".repeat(64)]);
+    }
+
     proptest! {
         #[test]
         fn flat_keyed_never_panics(s in "\\PC*") {
