@@ -21,14 +21,34 @@ pub fn require(tool: &str) -> bool {
 }
 
 fn write_journal(file: &Path, entries: &[(&str, &str, u64)]) {
+    let entries: Vec<(u64, Vec<(&str, String)>)> = entries
+        .iter()
+        .map(|(unit, msg, ts_us)| {
+            let fields = vec![
+                ("_SYSTEMD_UNIT", unit.to_string()),
+                ("MESSAGE", msg.to_string()),
+                ("PRIORITY", "6".to_string()),
+            ];
+            (*ts_us, fields)
+        })
+        .collect();
+    write_export(file, &entries);
+}
+
+/// Writes entries (realtime µs, fields) as a real journal file through systemd-journal-remote.
+fn write_export(file: &Path, entries: &[(u64, Vec<(&str, String)>)]) {
     let mut export = String::new();
-    for (unit, msg, ts_us) in entries {
+    for (ts_us, fields) in entries {
         // Same boot: the monotonic clock must move with the wall clock, or journalctl's
         // merge order across files (by boot and monotonic time) disagrees with the cursors.
         export.push_str(&format!(
-            "__REALTIME_TIMESTAMP={ts_us}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=node-a\n_SYSTEMD_UNIT={unit}\nMESSAGE={msg}\nPRIORITY=6\n\n",
+            "__REALTIME_TIMESTAMP={ts_us}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=node-a\n",
             ts_us - 1_714_557_000_000_000
         ));
+        for (k, v) in fields {
+            export.push_str(&format!("{k}={v}\n"));
+        }
+        export.push('\n');
     }
     let mut child = Command::new(JOURNAL_REMOTE)
         .arg("-o")
@@ -132,33 +152,12 @@ fn journald_units_go_to_dataplane_and_the_cursor_survives_restarts() {
 }
 
 fn write_raw_journal(file: &Path, entries: &[Vec<(&str, String)>]) {
-    let mut export = String::new();
-    for (i, fields) in entries.iter().enumerate() {
-        let ts_us = 1_714_557_600_000_000u64 + i as u64;
-        export.push_str(&format!(
-            "__REALTIME_TIMESTAMP={ts_us}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=node-a\n",
-            ts_us - 1_714_557_000_000_000
-        ));
-        for (k, v) in fields {
-            export.push_str(&format!("{k}={v}\n"));
-        }
-        export.push('\n');
-    }
-    let mut child = Command::new(JOURNAL_REMOTE)
-        .arg("-o")
-        .arg(file)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(export.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let entries: Vec<(u64, Vec<(&str, String)>)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, fields)| (1_714_557_600_000_000u64 + i as u64, fields.clone()))
+        .collect();
+    write_export(file, &entries);
 }
 
 #[test]
