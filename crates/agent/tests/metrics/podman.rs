@@ -41,25 +41,9 @@ async fn podman_pod_is_reported_like_a_kubernetes_pod() {
     let yaml = dir.path().join("pod.yaml");
     std::fs::write(
         &yaml,
-        format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  labels: {{app: {name}}}
-spec:
-  containers:
-  - name: burner
-    image: localhost/busybox:test
-    command: ["sh", "-c", "while :; do :; done"]
-    resources:
-      requests: {{cpu: 250m, memory: 32Mi}}
-      limits: {{cpu: 500m, memory: 64Mi}}
-  - name: logger
-    image: localhost/busybox:test
-    command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo \"log line $i\"; sleep 1; done"]
-"#
-        ),
+        include_str!("../fixtures/podman-pod.yaml")
+            .replace("NAME", &name)
+            .replace("LOG_SLEEP", "1"),
     )
     .unwrap();
     let _guard = PodGuard(name.clone());

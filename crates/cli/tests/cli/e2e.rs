@@ -109,25 +109,9 @@ fn kinsight_up_sees_a_podman_pod_cpu_and_every_log_line() {
     let yaml = dir.path().join("pod.yaml");
     std::fs::write(
         &yaml,
-        format!(
-            r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {pod}
-  labels: {{app: {pod}}}
-spec:
-  containers:
-  - name: burner
-    image: localhost/busybox:test
-    command: ["sh", "-c", "while :; do :; done"]
-    resources:
-      requests: {{cpu: 250m, memory: 32Mi}}
-      limits: {{cpu: 500m, memory: 64Mi}}
-  - name: logger
-    image: localhost/busybox:test
-    command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo \"log line $i\"; sleep 0.2; done"]
-"#
-        ),
+        include_str!("../../../agent/tests/fixtures/podman-pod.yaml")
+            .replace("NAME", &pod)
+            .replace("LOG_SLEEP", "0.2"),
     )
     .unwrap();
     let out = Command::new("podman")
