@@ -283,16 +283,7 @@ impl<'a> Generator<'a> {
                 percent(mem_req.min(node.mem_bytes), node.mem_bytes),
             );
         // The node's traffic is its one interface's: the same eight counters for both events.
-        let counters = [
-            ("rx_bytes", rx),
-            ("rx_packets", rx / 900.0),
-            ("rx_dropped", 0.0),
-            ("rx_errors", 0.0),
-            ("tx_bytes", tx),
-            ("tx_packets", tx / 700.0),
-            ("tx_dropped", 0.0),
-            ("tx_errors", 0.0),
-        ];
+        let counters = net_counters(rx, tx, 900.0, 700.0);
         for (m, v) in counters {
             ev.f(&format!("node_network_{m}"), v);
         }
@@ -460,16 +451,9 @@ impl<'a> Generator<'a> {
             ev.f("pod_memory_limit", l)
                 .opt("pod_memory_utilization_over_pod_limit", percent(ws, l));
         }
-        for (m, v) in [
-            ("rx_bytes", s.rx),
-            ("rx_packets", s.rx / 800.0),
-            ("rx_dropped", 0.0),
-            ("rx_errors", 0.0),
-            ("tx_bytes", s.tx),
-            ("tx_packets", s.tx / 600.0),
-            ("tx_dropped", 0.0),
-            ("tx_errors", 0.0),
-        ] {
+        // The pod's traffic is its one interface's: the same counters for both events.
+        let counters = net_counters(s.rx, s.tx, 800.0, 600.0);
+        for (m, v) in counters {
             ev.f(&format!("pod_network_{m}"), v);
         }
         ev.f("pod_network_total_bytes", s.rx + s.tx);
@@ -521,16 +505,7 @@ impl<'a> Generator<'a> {
         let mut net = Ev::new(types::POD_NET, t, &self.cluster);
         self.pod_identity(&mut net, pod, node, None);
         net.s(keys::INTERFACE, "eth0");
-        for (m, v) in [
-            ("rx_bytes", s.rx),
-            ("rx_packets", s.rx / 800.0),
-            ("rx_dropped", 0.0),
-            ("rx_errors", 0.0),
-            ("tx_bytes", s.tx),
-            ("tx_packets", s.tx / 600.0),
-            ("tx_dropped", 0.0),
-            ("tx_errors", 0.0),
-        ] {
+        for (m, v) in counters {
             net.f(&format!("pod_interface_network_{m}"), v);
         }
         net.f("pod_interface_network_total_bytes", s.rx + s.tx);
@@ -758,4 +733,24 @@ impl<'a> Generator<'a> {
             }
         }
     }
+}
+
+/// The eight `*_network_*` counters of an interface moving `rx`/`tx` bytes per second, with
+/// packets of the given average sizes and no drops or errors.
+pub(super) fn net_counters(
+    rx: f64,
+    tx: f64,
+    rx_packet_bytes: f64,
+    tx_packet_bytes: f64,
+) -> [(&'static str, f64); 8] {
+    [
+        ("rx_bytes", rx),
+        ("rx_packets", rx / rx_packet_bytes),
+        ("rx_dropped", 0.0),
+        ("rx_errors", 0.0),
+        ("tx_bytes", tx),
+        ("tx_packets", tx / tx_packet_bytes),
+        ("tx_dropped", 0.0),
+        ("tx_errors", 0.0),
+    ]
 }
