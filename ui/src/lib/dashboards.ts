@@ -100,7 +100,7 @@ function each(metric: string, dims: Dimension[], by: string, stat?: string): Met
 export function chartsFor(s: Selection): ChartSpec[] {
   const c = d('ClusterName', s.cluster);
   const nodes = [c, d('InstanceId', '*'), d('NodeName', '*')];
-  const m = (id: string, title: string, unit: UnitKind, lines: MetricLine[]): MetricChart => ({ kind: 'metric', id, title, unit, lines });
+  const m: ChartMaker = (id, title, unit, lines) => ({ kind: 'metric', id, title, unit, lines });
   const dims = resourceDims(s);
   switch (s.level) {
     case 'cluster':
@@ -152,9 +152,7 @@ export function chartsFor(s: Selection): ChartSpec[] {
       const all = [c, d('Namespace', '*')];
       if (!dims) {
         return [
-          m('cpu', 'CPU utilization by namespace', 'percent', [each('pod_cpu_utilization', all, 'Namespace')]),
-          m('memory', 'Memory utilization by namespace', 'percent', [each('pod_memory_utilization', all, 'Namespace')]),
-          m('network', 'Network received by namespace', 'bytesPerSec', [each('pod_network_rx_bytes', all, 'Namespace')]),
+          ...usageBy(m, 'namespace', all, 'Namespace'),
           m('running', 'Running pods by namespace', 'count', [each('namespace_number_of_running_pods', all, 'Namespace')]),
         ];
       }
@@ -164,9 +162,7 @@ export function chartsFor(s: Selection): ChartSpec[] {
       const all = [c, d('Namespace', s.ns ?? '*'), d('Service', '*')];
       if (!dims) {
         return [
-          m('cpu', 'CPU utilization by service', 'percent', [each('pod_cpu_utilization', all, 'Service')]),
-          m('memory', 'Memory utilization by service', 'percent', [each('pod_memory_utilization', all, 'Service')]),
-          m('network', 'Network received by service', 'bytesPerSec', [each('pod_network_rx_bytes', all, 'Service')]),
+          ...usageBy(m, 'service', all, 'Service'),
           m('running', 'Running pods by service', 'count', [each('service_number_of_running_pods', all, 'Service')]),
         ];
       }
@@ -176,9 +172,7 @@ export function chartsFor(s: Selection): ChartSpec[] {
       const all = [c, d('Namespace', s.ns ?? '*'), d('PodName', '*')];
       if (!dims) {
         return [
-          m('cpu', 'CPU utilization by pod', 'percent', [each('pod_cpu_utilization', all, 'PodName')]),
-          m('memory', 'Memory utilization by pod', 'percent', [each('pod_memory_utilization', all, 'PodName')]),
-          m('network', 'Network received by pod', 'bytesPerSec', [each('pod_network_rx_bytes', all, 'PodName')]),
+          ...usageBy(m, 'pod', all, 'PodName'),
           m('restarts', 'Container restarts by pod', 'count', [each('pod_number_of_container_restarts', all, 'PodName', 'Sum')]),
         ];
       }
@@ -207,8 +201,19 @@ export function chartsFor(s: Selection): ChartSpec[] {
   }
 }
 
+type ChartMaker = (id: string, title: string, unit: UnitKind, lines: MetricLine[]) => MetricChart;
+
+/** CPU, memory and network of the pods, one line per value of `key` (a list level's charts). */
+function usageBy(m: ChartMaker, label: string, all: Dimension[], key: string): MetricChart[] {
+  return [
+    m('cpu', `CPU utilization by ${label}`, 'percent', [each('pod_cpu_utilization', all, key)]),
+    m('memory', `Memory utilization by ${label}`, 'percent', [each('pod_memory_utilization', all, key)]),
+    m('network', `Network received by ${label}`, 'bytesPerSec', [each('pod_network_rx_bytes', all, key)]),
+  ];
+}
+
 function podLike(
-  m: (id: string, title: string, unit: UnitKind, lines: MetricLine[]) => MetricChart,
+  m: ChartMaker,
   dims: Dimension[],
   running: MetricLine[],
 ): MetricChart[] {
