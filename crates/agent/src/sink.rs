@@ -131,8 +131,7 @@ impl Sink for FileSink {
 pub fn encode_lines(events: &[LogEvent]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(events.iter().map(|e| e.message.len() + 96).sum());
     for e in events {
-        // Serialising a LogEvent into memory cannot fail.
-        serde_json::to_writer(&mut buf, e).expect("LogEvent serialises");
+        e.write_json(&mut buf);
         buf.push(b'\n');
     }
     buf

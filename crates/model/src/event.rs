@@ -41,8 +41,24 @@ impl LogEvent {
 
     /// One JSON line (no trailing newline).
     pub fn to_json_line(&self) -> String {
-        // Serialising a struct of strings and an integer cannot fail.
-        serde_json::to_string(self).expect("LogEvent serialises")
+        let mut out = Vec::with_capacity(self.message.len() + 96);
+        self.write_json(&mut out);
+        // SAFETY: write_json writes only JSON punctuation and escaped UTF-8 strings.
+        unsafe { String::from_utf8_unchecked(out) }
+    }
+
+    /// Appends the event as one JSON object (no newline), byte-for-byte what serde writes,
+    /// without serde: this runs for every event an agent ships.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"logGroupName\":");
+        crate::json::push_str(out, &self.log_group_name);
+        out.extend_from_slice(b",\"logStreamName\":");
+        crate::json::push_str(out, &self.log_stream_name);
+        out.extend_from_slice(b",\"timestamp\":");
+        crate::json::push_i64(out, self.timestamp);
+        out.extend_from_slice(b",\"message\":");
+        crate::json::push_str(out, &self.message);
+        out.push(b'}');
     }
 }
 
@@ -66,5 +82,16 @@ mod tests {
         let back: LogEvent = serde_json::from_str(&line).unwrap();
         assert_eq!(back, e);
         assert_eq!(e.billed_size_bytes(), 15 + 26);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hand_written_json_is_what_serde_writes(
+            group in ".{0,20}", stream in ".{0,20}", ts in proptest::prelude::any::<i64>(),
+            message in proptest::prelude::any::<String>(),
+        ) {
+            let e = LogEvent::new(group, stream, ts, message);
+            proptest::prop_assert_eq!(e.to_json_line(), serde_json::to_string(&e).unwrap());
+        }
     }
 }

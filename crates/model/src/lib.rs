@@ -15,6 +15,7 @@ pub mod config;
 pub mod emf;
 pub mod event;
 pub mod fnv;
+pub mod json;
 pub mod limits;
 pub mod names;
 

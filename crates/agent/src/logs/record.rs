@@ -5,29 +5,7 @@ use kinsight_model::limits::{MAX_MESSAGE_BYTES, TRUNCATED_MARKER};
 
 /// Appends `s` as a JSON string literal (with quotes).
 pub fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            out.push_str(&format!("\\u{b:04x}"));
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
+    kinsight_model::json::push_str_to_string(out, s);
 }
 
 /// Appends raw bytes as a JSON string, replacing invalid UTF-8 with U+FFFD (never dropped).
