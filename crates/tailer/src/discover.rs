@@ -39,8 +39,15 @@ impl Reported {
     }
 }
 
+/// What a walk found: regular files, and the directories it listed (to watch them).
+#[derive(Debug, Default)]
+pub struct Walked {
+    pub files: Vec<Found>,
+    pub dirs: Vec<PathBuf>,
+}
+
 /// Lists the regular files under `root` up to its depth.
-pub fn walk(root: &Root, out: &mut Vec<Found>, reported: &mut Reported) {
+pub fn walk(root: &Root, out: &mut Walked, reported: &mut Reported) {
     let mut ancestors = Vec::new();
     walk_dir(
         &root.dir,
@@ -56,7 +63,7 @@ fn walk_dir(
     dir: &Path,
     depth_left: usize,
     ancestors: &mut Vec<Inode>,
-    out: &mut Vec<Found>,
+    out: &mut Walked,
     reported: &mut Reported,
     is_root: bool,
 ) {
@@ -90,13 +97,14 @@ fn walk_dir(
         }
     };
     ancestors.push(inode);
+    out.dirs.push(dir.to_path_buf());
     for entry in entries {
         let Ok(entry) = entry else { continue };
         let path = entry.path();
         // Follows symlinks: /var/log/containers links and dockershim's links to
         // /var/lib/docker are followed to the file they name.
         match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => out.push(Found { path, meta: m }),
+            Ok(m) if m.is_file() => out.files.push(Found { path, meta: m }),
             Ok(m) if m.is_dir() => walk_dir(&path, depth_left - 1, ancestors, out, reported, false),
             Ok(_) => {}
             Err(e) => {
@@ -126,7 +134,7 @@ mod tests {
         std::os::unix::fs::symlink(base.join("self1"), base.join("self2")).unwrap();
         std::os::unix::fs::symlink(base.join("self2"), base.join("self1")).unwrap();
         std::os::unix::fs::symlink(base.join("a/top.log"), base.join("link.log")).unwrap();
-        let mut out = Vec::new();
+        let mut out = Walked::default();
         let mut rep = Reported::default();
         walk(
             &Root {
@@ -137,6 +145,7 @@ mod tests {
             &mut rep,
         );
         let mut names: Vec<String> = out
+            .files
             .iter()
             .map(|f| {
                 f.path
@@ -148,6 +157,14 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, vec!["a/b/c/deep.log", "a/top.log", "link.log"]);
+        let mut dirs: Vec<String> = out
+            .dirs
+            .iter()
+            .map(|d| d.strip_prefix(base).unwrap().to_string_lossy().into_owned())
+            .collect();
+        dirs.sort();
+        // The looping link is not listed again.
+        assert_eq!(dirs, vec!["", "a", "a/b", "a/b/c"]);
         assert!(rep.seen.iter().any(|(_, w)| *w == "loop"));
         assert!(
             rep.seen
@@ -155,7 +172,7 @@ mod tests {
                 .any(|(p, w)| *w == "stat" && p.ends_with("self1"))
         );
 
-        let mut shallow = Vec::new();
+        let mut shallow = Walked::default();
         walk(
             &Root {
                 dir: base.join("a"),
@@ -164,7 +181,8 @@ mod tests {
             &mut shallow,
             &mut rep,
         );
-        assert_eq!(shallow.len(), 1);
+        assert_eq!(shallow.files.len(), 1);
+        assert_eq!(shallow.dirs, vec![base.join("a")]);
         // A missing root is not an error: /var/log/pods does not exist on a non-node host.
         walk(
             &Root {
@@ -174,6 +192,6 @@ mod tests {
             &mut shallow,
             &mut rep,
         );
-        assert_eq!(shallow.len(), 1);
+        assert_eq!(shallow.files.len(), 1);
     }
 }

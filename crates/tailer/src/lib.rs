@@ -2,8 +2,8 @@
 //! and without reading one twice except after a crash (issue [2/8]).
 //!
 //! What it does:
-//! * discovers files under configured roots by inotify (the `notify` crate) plus a periodic
-//!   rescan; a caller-supplied [`Layout`] says which paths are live files and which are rotated
+//! * discovers files under configured roots by inotify (read on the tailer's own thread, so a
+//!   busy file's repeated events merge in the kernel's queue) plus a periodic rescan; a caller-supplied [`Layout`] says which paths are live files and which are rotated
 //!   copies of which live file;
 //! * identifies files by a [`fingerprint`]: device, inode and a checksum of the first bytes, so
 //!   renames (kubelet and logrotate rotation), copytruncate, inode reuse and compressed copies
@@ -27,6 +27,7 @@ pub mod discover;
 pub mod fingerprint;
 mod tailer;
 mod wake;
+mod watch;
 
 pub use checkpoint::{Checkpointer, Entry, FileId, Position, write_atomic};
 pub use discover::Root;

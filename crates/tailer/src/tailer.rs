@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::checkpoint::{Checkpointer, Entry, FileId, now_ms};
-use crate::discover::{Found, Reported, Root, walk};
+use crate::discover::{Found, Reported, Root, Walked, walk};
 use crate::fingerprint::{HEAD_BYTES, Head, Inode, gzip_prefix, read_at_full};
 use crate::wake::Waker;
 
@@ -153,8 +153,9 @@ pub struct Tailer {
     reported: Reported,
     buf: Vec<u8>,
     waker: Waker,
-    watcher: Option<notify::RecommendedWatcher>,
-    watched_roots: HashSet<PathBuf>,
+    watcher: Option<crate::watch::DirWatch>,
+    /// `watch` was called: watch the directories every scan walks.
+    watching: bool,
     last_scan: Option<Instant>,
     pub stats: TailerStats,
 }
@@ -205,7 +206,7 @@ impl Tailer {
             reported: Reported::default(),
             waker: Waker::default(),
             watcher: None,
-            watched_roots: HashSet::new(),
+            watching: false,
             last_scan: None,
             stats: TailerStats::default(),
         }
@@ -230,28 +231,13 @@ impl Tailer {
         std::mem::take(&mut self.closed)
     }
 
-    /// Starts inotify watches on the roots that exist (retried at every scan for the others).
-    /// Discovery still works without them, through the periodic rescan.
+    /// Starts inotify watches on every directory of the roots that exist (a scan watches new
+    /// ones and retries the others). Discovery still works without them, through the
+    /// periodic rescan.
     pub fn watch(&mut self) {
-        use notify::Watcher;
+        self.watching = true;
         if self.watcher.is_none() {
-            let waker = self.waker.clone();
-            let w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                use notify::EventKind;
-                match res {
-                    Ok(ev) => match ev.kind {
-                        EventKind::Create(_) | EventKind::Remove(_) => waker.wake_rescan(),
-                        EventKind::Modify(notify::event::ModifyKind::Name(_)) => {
-                            waker.wake_rescan()
-                        }
-                        EventKind::Modify(_) => waker.wake_data(),
-                        _ => {}
-                    },
-                    // Overflowed queue: events were lost, so look at everything.
-                    Err(_) => waker.wake_rescan(),
-                }
-            });
-            match w {
+            match crate::watch::DirWatch::new() {
                 Ok(w) => self.watcher = Some(w),
                 Err(e) => {
                     tracing::warn!(error = %e, "inotify unavailable; discovery relies on periodic rescans");
@@ -259,36 +245,40 @@ impl Tailer {
                 }
             }
         }
-        let Some(w) = self.watcher.as_mut() else {
-            return;
-        };
+        let mut walked = Walked::default();
         for root in &self.opts.roots {
-            if self.watched_roots.contains(&root.dir) || !root.dir.is_dir() {
-                continue;
-            }
-            let mode = if root.max_depth > 1 {
-                notify::RecursiveMode::Recursive
-            } else {
-                notify::RecursiveMode::NonRecursive
-            };
-            match w.watch(&root.dir, mode) {
-                Ok(()) => {
-                    self.watched_roots.insert(root.dir.clone());
-                }
-                Err(e) => {
-                    tracing::warn!(path = %root.dir.display(), error = %e, "cannot watch directory; relying on rescans")
-                }
+            walk(root, &mut walked, &mut self.reported);
+        }
+        self.watch_dirs(&walked.dirs);
+    }
+
+    fn watch_dirs(&mut self, dirs: &[PathBuf]) {
+        if let Some(w) = self.watcher.as_mut() {
+            for d in dirs {
+                w.add(d);
             }
         }
     }
 
+    /// Takes the events inotify has queued (without waiting) into the wake flags.
+    fn drain_events(&mut self) {
+        if let Some(w) = self.watcher.as_mut() {
+            w.drain(&self.waker);
+        }
+    }
+
     /// Sleeps until data or a directory change is signalled, or `timeout` passes.
-    pub fn wait(&self, timeout: Duration) {
-        self.waker.wait(timeout);
+    pub fn wait(&mut self, timeout: Duration) {
+        let fd = self.watcher.as_ref().map(|w| w.fd());
+        if self.waker.wait(timeout, fd) {
+            self.drain_events();
+        }
     }
 
     /// Scans when the watcher reported a directory change or `interval` has passed.
     pub fn scan_if_due(&mut self, interval: Duration) -> bool {
+        // Events queued while the thread was busy: a directory change means a scan now.
+        self.drain_events();
         let due =
             self.waker.take_rescan() || self.last_scan.is_none_or(|t| t.elapsed() >= interval);
         if due {
@@ -303,9 +293,6 @@ impl Tailer {
         self.scans += 1;
         let scan_no = self.scans;
         let initial = scan_no == 1;
-        if self.watcher.is_some() {
-            self.watch();
-        }
         // Every open file's content is checked first (a copytruncate refilled past our offset
         // is caught here: the head changed), so copies made of it are matched to the right id.
         for idx in 0..self.tracked.len() {
@@ -322,10 +309,14 @@ impl Tailer {
                 }
             }
         }
-        let mut found = Vec::new();
+        let mut walked = Walked::default();
         for root in &self.opts.roots {
-            walk(root, &mut found, &mut self.reported);
+            walk(root, &mut walked, &mut self.reported);
         }
+        if self.watching {
+            self.watch_dirs(&walked.dirs);
+        }
+        let found = walked.files;
         // One inode may be reachable by several paths (symlinks): prefer a live name.
         let mut by_inode: HashMap<Inode, (Found, FileRole)> = HashMap::new();
         for f in found {

@@ -297,3 +297,57 @@ fn an_unreadable_directory_is_skipped_and_the_rest_followed() {
         "one clear log line naming the directory: {log}"
     );
 }
+
+#[test]
+fn inotify_ends_the_wait_for_new_directories_new_files_and_new_data() {
+    use std::time::Instant;
+    let mut h = Harness::new(true);
+    h.tailer.watch();
+    h.tailer.scan();
+    let hour = Duration::from_secs(3600);
+    let woken = |h: &mut Harness| {
+        let t0 = Instant::now();
+        h.tailer.wait(Duration::from_secs(60));
+        t0.elapsed() < Duration::from_secs(30)
+    };
+    assert!(!h.tailer.scan_if_due(hour), "nothing changed yet");
+
+    // A pod directory appears: the wait ends at once and a scan is due (no periodic rescan
+    // would come for an hour).
+    std::fs::create_dir_all(h.path("ns_pod_uid/c")).unwrap();
+    assert!(woken(&mut h), "a new directory did not end the wait");
+    assert!(h.tailer.scan_if_due(hour));
+
+    // The scan watched the new nested directories: a file created two levels down is seen.
+    let live = h.path("ns_pod_uid/c/0.log");
+    append(&live, "x1\n");
+    assert!(
+        woken(&mut h),
+        "a new file in a new directory did not end the wait"
+    );
+    assert!(h.tailer.scan_if_due(hour));
+    assert_eq!(texts(&h.read(true)), ["x1"]);
+
+    // New data in a followed file ends the wait without asking for a scan.
+    append(&live, "x2\n");
+    assert!(woken(&mut h), "appended data did not end the wait");
+    assert!(!h.tailer.scan_if_due(hour));
+    let mut got = Vec::new();
+    h.tailer
+        .poll(1 << 20, |_, line| got.push(line.bytes.to_vec()));
+    assert_eq!(got, [b"x2".to_vec()]);
+
+    // Removing the directory (and re-creating it) is seen too; the new one is watched again.
+    std::fs::remove_dir_all(h.path("ns_pod_uid")).unwrap();
+    assert!(woken(&mut h), "a removed directory did not end the wait");
+    assert!(h.tailer.scan_if_due(hour));
+    std::fs::create_dir_all(h.path("ns_pod_uid/c")).unwrap();
+    assert!(woken(&mut h));
+    assert!(h.tailer.scan_if_due(hour));
+    append(&live, "y1\n");
+    assert!(
+        woken(&mut h),
+        "a file in a re-created directory did not end the wait"
+    );
+    assert!(h.tailer.scan_if_due(hour));
+}
