@@ -19,7 +19,7 @@ const LABELS: &[(&str, &str)] = &[
 ];
 
 /// Renders events; metric families are grouped and sorted so the output is stable.
-pub fn render(events: &[Map<String, Value>]) -> String {
+pub fn render<'a>(events: impl IntoIterator<Item = &'a Map<String, Value>>) -> String {
     let mut families: BTreeMap<&str, Vec<(String, f64)>> = BTreeMap::new();
     for ev in events {
         let mut labels: Vec<(String, String)> = LABELS

@@ -15,7 +15,7 @@
 //! copy) keep a regular file's semantics — a removed file stays readable through an open
 //! descriptor — so for them every read also checks that the file still has a name.
 
-use kinsight_model::fnv::FnvBuildHasher;
+use kinsight_model::hash::FastBuildHasher;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
@@ -32,7 +32,7 @@ pub struct OpenFiles {
 #[derive(Debug, Default)]
 struct Inner {
     /// Keyed by the path's bytes (hashing a `Path` walks its components).
-    files: HashMap<OsString, Held, FnvBuildHasher>,
+    files: HashMap<OsString, Held, FastBuildHasher>,
     /// Collections so far ([`OpenFiles::sweep`] calls).
     generation: u64,
     /// How many files may be held; refreshed from RLIMIT_NOFILE at every sweep.

@@ -266,12 +266,7 @@ impl MetricsLoop {
     }
 
     /// One collection: returns the performance group's log events.
-    pub async fn tick(
-        &mut self,
-    ) -> (
-        Vec<kinsight_model::LogEvent>,
-        Vec<serde_json::Map<String, serde_json::Value>>,
-    ) {
+    pub async fn tick(&mut self) -> (Vec<kinsight_model::LogEvent>, Vec<crate::perf::PerfEvent>) {
         let cluster = self.refresh().await;
         let owners = cluster.as_ref().map(|c| Owners {
             replica_set_to_deployment: crate::perf::replica_set_owners(c),
@@ -366,9 +361,9 @@ async fn run_loop(
     }
 }
 
-fn publish(opts: &RunOptions, raw: &[serde_json::Map<String, serde_json::Value>]) {
+fn publish(opts: &RunOptions, raw: &[crate::perf::PerfEvent]) {
     if let Some(p) = &opts.prometheus {
-        let text = crate::prometheus::render(raw);
+        let text = crate::prometheus::render(raw.iter().map(|e| &e.fields));
         if let Ok(mut g) = p.write() {
             *g = text;
         }

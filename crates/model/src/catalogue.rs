@@ -401,10 +401,18 @@ pub fn directives_for(event: &Map<String, Value>, enhanced: bool) -> Vec<MetricD
 pub struct DirectiveBuilder {
     enhanced: bool,
     matches: std::collections::HashMap<String, Vec<usize>>,
-    /// Finished directives (as JSON) by the shape of the event they were built for.
-    built: std::collections::HashMap<Vec<u8>, Value, crate::fnv::FnvBuildHasher>,
+    /// Finished directives by the shape of the event they were built for (`None`: the shape
+    /// declares no metric).
+    built: std::collections::HashMap<Vec<u8>, Option<Built>, crate::hash::FastBuildHasher>,
     /// The shape of the event being looked up (reused buffer).
     shape: Vec<u8>,
+}
+
+/// One finished directive, as a value and as its JSON text.
+#[derive(Debug, Clone)]
+struct Built {
+    value: Value,
+    json: std::sync::Arc<str>,
 }
 
 impl DirectiveBuilder {
@@ -422,6 +430,16 @@ impl DirectiveBuilder {
     /// in order, which hold numbers and which hold strings — so it is built once per shape
     /// (a node's events come in a few dozen shapes) and cloned after that.
     pub fn build_value(&mut self, event: &Map<String, Value>) -> Option<Value> {
+        self.memo(event).map(|b| b.value.clone())
+    }
+
+    /// [`Self::build_value`] already serialised (shared, not copied): what an agent splices
+    /// into every event it writes.
+    pub fn build_json(&mut self, event: &Map<String, Value>) -> Option<std::sync::Arc<str>> {
+        self.memo(event).map(|b| b.json.clone())
+    }
+
+    fn memo(&mut self, event: &Map<String, Value>) -> Option<&Built> {
         // The shape, compared whole (not just hashed): each key length-prefixed, then the
         // kind of its value.
         let mut shape = std::mem::take(&mut self.shape);
@@ -435,22 +453,20 @@ impl DirectiveBuilder {
                 _ => 3,
             });
         }
-        if let Some(v) = self.built.get(&shape) {
-            let found = (!v.is_null()).then(|| v.clone());
-            self.shape = shape;
-            return found;
+        if !self.built.contains_key(&shape) {
+            let directives = self.build(event);
+            let built = (!directives.is_empty()).then(|| {
+                let value = serde_json::to_value(&directives).unwrap_or(Value::Null);
+                let json = serde_json::to_string(&value).unwrap_or_default().into();
+                Built { value, json }
+            });
+            if self.built.len() >= 4096 {
+                self.built.clear(); // a bound, never reached by one node's shapes
+            }
+            self.built.insert(shape.clone(), built);
         }
-        let directives = self.build(event);
-        let value = if directives.is_empty() {
-            Value::Null
-        } else {
-            serde_json::to_value(directives).unwrap_or(Value::Null)
-        };
-        if self.built.len() >= 4096 {
-            self.built.clear(); // a bound, never reached by one node's shapes
-        }
-        self.built.insert(shape, value.clone());
-        (!value.is_null()).then_some(value)
+        self.shape = shape;
+        self.built.get(&self.shape).and_then(Option::as_ref)
     }
 
     fn declarations_of(&mut self, field: &str) -> &[usize] {

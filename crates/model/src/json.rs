@@ -16,6 +16,41 @@ pub fn push_str_to_string(out: &mut String, s: &str) {
     push_str(unsafe { out.as_mut_vec() }, s);
 }
 
+/// Appends `v` as serde_json writes it compactly (same bytes; strings escaped by [`push_str`]).
+pub fn push_value(out: &mut Vec<u8>, v: &serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => push_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => push_object(out, map),
+        // Numbers, booleans and null: serde_json's own formatting (itoa / ryu), into memory.
+        other => serde_json::to_writer(&mut *out, other).expect("writing to memory"),
+    }
+}
+
+/// Appends a JSON object, keys in the map's order.
+pub fn push_object(out: &mut Vec<u8>, map: &serde_json::Map<String, serde_json::Value>) {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_str(out, k);
+        out.push(b':');
+        push_value(out, v);
+    }
+    out.push(b'}');
+}
+
 /// Appends an integer in decimal.
 pub fn push_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
@@ -26,7 +61,33 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
+        #[test]
+        fn values_are_written_exactly_like_serde_json(v in value()) {
+            let mut out = Vec::new();
+            push_value(&mut out, &v);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
+        }
+
         #[test]
         fn escapes_exactly_like_serde_json(s in any::<String>()) {
             let mut out = Vec::new();

@@ -14,7 +14,7 @@ pub mod catalogue;
 pub mod config;
 pub mod emf;
 pub mod event;
-pub mod fnv;
+pub mod hash;
 pub mod json;
 pub mod limits;
 pub mod names;

@@ -234,12 +234,7 @@ impl Collector {
     /// One collection at monotonic time `t_ns` and wall-clock `wall_ms`. Returns finished
     /// events (with their EMF directive) in the order: node-level, pods and containers,
     /// cluster-level.
-    pub fn collect(
-        &mut self,
-        t_ns: u64,
-        wall_ms: i64,
-        inputs: &Inputs<'_>,
-    ) -> Vec<Map<String, Value>> {
+    pub fn collect(&mut self, t_ns: u64, wall_ms: i64, inputs: &Inputs<'_>) -> Vec<PerfEvent> {
         self.rates.sweep(t_ns);
         if let Some(c) = &self.cgroups {
             // Closes the files of cgroups not read during the last collection — also while
@@ -260,17 +255,18 @@ impl Collector {
 
     /// Adds the EMF directive. Standard mode keeps events without declared metrics as plain
     /// log content; enhanced mode drops them (reference §1.2, §9 item 11).
-    fn finish(&mut self, mut ev: Map<String, Value>) -> Option<Map<String, Value>> {
+    fn finish(&mut self, fields: Map<String, Value>) -> Option<PerfEvent> {
         if self.settings.disable_metric_extraction {
-            return Some(ev);
+            return Some(PerfEvent {
+                fields,
+                directive: None,
+            });
         }
-        let Some(directives) = self.directives.build_value(&ev) else {
-            return (!self.settings.enhanced).then_some(ev);
-        };
-        // Appended last: key order carries no meaning (reference §1.1), and rebuilding the map
-        // to put it first would hash every key of every event again.
-        ev.insert(keys::CLOUDWATCH_METRICS.to_string(), directives);
-        Some(ev)
+        let directive = self.directives.build_json(&fields);
+        if directive.is_none() && self.settings.enhanced {
+            return None;
+        }
+        Some(PerfEvent { fields, directive })
     }
 
     /// `<prefix>_memory_pgfault` etc.: rates of page faults; hierarchical values are the same
@@ -368,25 +364,67 @@ impl Collector {
     }
 }
 
+/// A finished performance event: its fields, and the EMF directive (`CloudWatchMetrics`) as
+/// JSON text — built once per event shape and shared, not copied into every event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfEvent {
+    pub fields: Map<String, Value>,
+    pub directive: Option<std::sync::Arc<str>>,
+}
+
+impl PerfEvent {
+    /// The event as CloudWatch receives it: the fields, then `CloudWatchMetrics` (key order
+    /// carries no meaning, reference §1.1).
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(2048);
+        kinsight_model::json::push_object(&mut out, &self.fields);
+        if let Some(d) = &self.directive {
+            out.pop(); // the object's closing brace
+            if !self.fields.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"");
+            out.extend_from_slice(keys::CLOUDWATCH_METRICS.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(d.as_bytes());
+            out.push(b'}');
+        }
+        // SAFETY: JSON written from UTF-8 strings and a directive serialised by serde_json.
+        unsafe { String::from_utf8_unchecked(out) }
+    }
+
+    /// The whole document as one map, directive included (for tests and inspection).
+    pub fn document(&self) -> Map<String, Value> {
+        let mut m = self.fields.clone();
+        if let Some(d) = &self.directive {
+            m.insert(
+                keys::CLOUDWATCH_METRICS.to_string(),
+                serde_json::from_str(d).unwrap_or(Value::Null),
+            );
+        }
+        m
+    }
+}
+
 /// Wraps finished events into log events of the performance group. Events without a
 /// `NodeName` (pending pods) go to the stream `pending` (reference §1.3).
-pub fn to_log_events(events: &[Map<String, Value>], group: &str, wall_ms: i64) -> Vec<LogEvent> {
+pub fn to_log_events(events: &[PerfEvent], group: &str, wall_ms: i64) -> Vec<LogEvent> {
     events
         .iter()
         .map(|ev| {
             let stream = ev
+                .fields
                 .get(keys::NODE_NAME)
                 .and_then(Value::as_str)
                 .unwrap_or("pending")
                 .to_string();
             let ts = ev
+                .fields
                 .get(keys::TIMESTAMP)
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(wall_ms);
-            // Serialised from the map by reference: the caller keeps the events (Prometheus).
-            let message = serde_json::to_string(ev).unwrap_or_default();
-            LogEvent::new(group, stream, ts, message)
+            LogEvent::new(group, stream, ts, ev.to_json())
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 /// Entries not refreshed for this long are forgotten (vanished containers and interfaces).
 const TTL_NS: u64 = 10 * 60 * 1_000_000_000;
 
-/// Keys are hashed once with 64-bit FNV-1a: thousands of lookups per collection, and a
+/// Keys are hashed once to 64 bits (foldhash): thousands of lookups per collection, and a
 /// collision between two live keys of one node is vanishingly unlikely.
 #[derive(Debug, Default)]
 pub struct RateCache {
@@ -37,7 +37,7 @@ impl std::hash::Hasher for IdHasher {
 impl RateCache {
     /// Per-second rate of `value` under `key` at monotonic time `t_ns`.
     pub fn per_second(&mut self, key: &str, value: u64, t_ns: u64) -> Option<f64> {
-        let key = kinsight_model::fnv::fnv1a(key.as_bytes());
+        let key = kinsight_model::hash::hash_bytes(key.as_bytes());
         let out = match self.prev.get(&key) {
             Some(&(v0, t0)) if t_ns > t0 && t_ns - t0 > 50_000 && value >= v0 => {
                 Some((value - v0) as f64 * 1e9 / (t_ns - t0) as f64)

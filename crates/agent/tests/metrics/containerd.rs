@@ -2,7 +2,7 @@
 //! with its state in the standard /run/containerd) runs a CPU burner limited to 500m with
 //! `ctr run`; the agent finds it from containerd's task state and its `/default/<id>` cgroup.
 
-use super::fixtures::{Bracket, find, num};
+use super::fixtures::{Bracket, docs, find, num};
 use kinsight_agent::run::MetricsLoop;
 use kinsight_model::config::AgentConfig;
 use std::path::Path;
@@ -152,6 +152,7 @@ async fn containerd_task_is_reported_as_a_pod_of_one() {
     let (_, b0) = Bracket::around(&counter, ml.tick()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ((_, evs), b1) = Bracket::around(&counter, ml.tick()).await;
+    let evs = docs(evs);
 
     let c = find(&evs, "Container", |e| e["PodName"] == "burner");
     assert_eq!(c["Namespace"], "containerd");

@@ -2,7 +2,7 @@
 //! counters the test sets: two collections one second apart, for cgroup v2 with the systemd
 //! driver and cgroup v1 with cgroupfs.
 
-use super::fixtures::{CgroupCounters, HostTree, Layout, close, find, kube, num};
+use super::fixtures::{CgroupCounters, HostTree, Layout, close, docs, find, kube, num};
 use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use kinsight_agent::perf::{Collector, CollectorSettings, Inputs, pod_services};
 use serde_json::{Map, Value};
@@ -192,7 +192,7 @@ fn run_two(layout: Layout, enhanced: bool) -> (Events, Events) {
 
     sample(&t, 0, true);
     let pods0: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json(3)).unwrap();
-    let first = c.collect(
+    let first = docs(c.collect(
         0,
         1_764_300_000_000,
         &Inputs {
@@ -200,11 +200,11 @@ fn run_two(layout: Layout, enhanced: bool) -> (Events, Events) {
             services: Some(&services),
             ..Default::default()
         },
-    );
+    ));
 
     sample(&t, 1, false);
     let pods1: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json(5)).unwrap();
-    let second = c.collect(
+    let second = docs(c.collect(
         1_000_000_000,
         1_764_300_001_000,
         &Inputs {
@@ -212,7 +212,7 @@ fn run_two(layout: Layout, enhanced: bool) -> (Events, Events) {
             services: Some(&services),
             ..Default::default()
         },
-    );
+    ));
     (first, second)
 }
 
@@ -569,7 +569,7 @@ fn disable_metric_extraction_writes_no_directive() {
     sample(&t, 0, true);
     c.collect(0, 1, &Inputs::default());
     sample(&t, 1, true);
-    let evs = c.collect(1_000_000_000, 2, &Inputs::default());
+    let evs = docs(c.collect(1_000_000_000, 2, &Inputs::default()));
     let node = find(&evs, "Node", |_| true);
     assert!(node.get("CloudWatchMetrics").is_none());
     assert!(node.get("node_cpu_utilization").is_some());
@@ -587,7 +587,7 @@ fn unreadable_host_files_skip_only_their_items() {
     sample(&t, 1, true);
     std::fs::remove_file(t.root().join("proc/diskstats")).unwrap();
     std::fs::write(t.root().join("proc/meminfo"), "\u{0}\u{1} garbage").unwrap();
-    let evs = c.collect(1_000_000_000, 2, &Inputs::default());
+    let evs = docs(c.collect(1_000_000_000, 2, &Inputs::default()));
     assert!(!evs.iter().any(|e| e["Type"] == "NodeDiskIO"));
     let node = find(&evs, "Node", |_| true);
     assert!(node.get("node_memory_working_set").is_none());
@@ -609,14 +609,14 @@ fn a_restarted_container_is_collected_at_once_despite_the_cached_listing() {
     };
     sample(&t, 0, true);
     let before: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json(3)).unwrap();
-    let first = c.collect(
+    let first = docs(c.collect(
         0,
         1_764_300_000_000,
         &Inputs {
             pods: Some(&before.items),
             ..Default::default()
         },
-    );
+    ));
     assert_eq!(app_memory(&first), Some((150 * MIB) as f64));
 
     // One second later the app container has restarted: new id, new cgroup, 60 MiB.
@@ -628,13 +628,13 @@ fn a_restarted_container_is_collected_at_once_despite_the_cached_listing() {
     );
     let after: k8s_openapi::List<Pod> =
         serde_json::from_str(&pods_json_with(4, &restarted)).unwrap();
-    let second = c.collect(
+    let second = docs(c.collect(
         1_000_000_000,
         1_764_300_001_000,
         &Inputs {
             pods: Some(&after.items),
             ..Default::default()
         },
-    );
+    ));
     assert_eq!(app_memory(&second), Some((60 * MIB) as f64));
 }

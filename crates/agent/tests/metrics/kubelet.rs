@@ -2,6 +2,7 @@
 //! still completes with node metrics, and the failing item is only skipped.
 
 use super::fake_kube::{FakeKube, Mode};
+use super::fixtures::docs;
 use kinsight_agent::run::MetricsLoop;
 use kinsight_model::config::AgentConfig;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ async fn hanging_kubelet_times_out_and_node_metrics_continue() {
     let mut ml = MetricsLoop::new(&config(&fake.url, "http://127.0.0.1:9"));
     let start = Instant::now();
     let (_, evs) = ml.tick().await;
+    let evs = docs(evs);
     assert!(
         start.elapsed() < Duration::from_secs(12),
         "bounded by the client timeouts, took {:?}",
@@ -60,6 +62,7 @@ async fn kubelet_refusing_pods_falls_back_to_the_api_server() {
     let mut ml = MetricsLoop::new(&config(&fake.url, &fake.url));
     let feed = ml.pod_feed();
     let (_, evs) = ml.tick().await;
+    let evs = docs(evs);
     let node = evs.iter().find(|e| e["Type"] == "Node").unwrap();
     assert_eq!(
         node["node_number_of_running_pods"], 3,

@@ -3,7 +3,7 @@
 //! over. (A real API server cannot run here.)
 
 use super::fake_kube::FakeKube;
-use super::fixtures::{find, num};
+use super::fixtures::{docs, find, num};
 use kinsight_agent::apiserver::{ApiServer, LEADER_LEASE_NAME};
 use kinsight_agent::perf::{Collector, CollectorSettings, Inputs};
 use kinsight_agent::run::now_ms;
@@ -84,7 +84,7 @@ async fn leader_emits_cluster_events_from_the_api_server() {
         disable_metric_extraction: false,
     };
     let mut c = Collector::new(settings, dir.path());
-    let evs = c.collect(
+    let finished = c.collect(
         0,
         1_764_300_000_000,
         &Inputs {
@@ -93,6 +93,7 @@ async fn leader_emits_cluster_events_from_the_api_server() {
             ..Default::default()
         },
     );
+    let evs = docs(finished.clone());
 
     let cluster = find(&evs, "Cluster", |_| true);
     assert_eq!(num(cluster, "cluster_node_count"), 3.0);
@@ -153,7 +154,8 @@ async fn leader_emits_cluster_events_from_the_api_server() {
         3.0,
         "currentNumberScheduled, as upstream"
     );
-    let log_events = kinsight_agent::perf::to_log_events(&evs, "/kinsight/prod-eks/performance", 0);
+    let log_events =
+        kinsight_agent::perf::to_log_events(&finished, "/kinsight/prod-eks/performance", 0);
     assert!(log_events.iter().any(|e| e.log_stream_name == "pending"));
     assert!(
         log_events

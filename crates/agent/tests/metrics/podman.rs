@@ -2,7 +2,7 @@
 //! logger, from scripts/podman-setup.sh's local busybox image) is discovered from podman's
 //! state files and cgroups and reported with the same events as a kubelet's pod.
 
-use super::fixtures::{Bracket, find, num};
+use super::fixtures::{Bracket, docs, find, num};
 use kinsight_agent::run::MetricsLoop;
 use kinsight_model::config::AgentConfig;
 use std::process::Command;
@@ -84,6 +84,7 @@ async fn podman_pod_is_reported_like_a_kubernetes_pod() {
     let (_, b0) = Bracket::around(&counter, ml.tick()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ((_, evs), b1) = Bracket::around(&counter, ml.tick()).await;
+    let evs = docs(evs);
 
     let burner = find(&evs, "Container", |e| {
         e["PodName"] == name.as_str() && e["kubernetes"]["container_name"] == "burner"

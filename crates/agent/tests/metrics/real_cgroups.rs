@@ -4,7 +4,7 @@
 //! test server (no kubelet runs here) with the real pod UID and container ids filled in.
 
 use super::fake_kube::{FakeKube, Mode};
-use super::fixtures::{Bracket, find, kube, num};
+use super::fixtures::{Bracket, docs, find, kube, num};
 use kinsight_agent::run::MetricsLoop;
 use kinsight_model::config::AgentConfig;
 use std::path::{Path, PathBuf};
@@ -132,6 +132,7 @@ async fn throttled_burner_and_memory_holder_measured_from_real_cgroups() {
     let (_, b0) = Bracket::around(&counter, ml.tick()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ((log_events, evs), b1) = Bracket::around(&counter, ml.tick()).await;
+    let evs = docs(evs);
 
     let burner_ev = find(&evs, "Container", |e| {
         e["kubernetes"]["container_name"] == "app"
@@ -192,6 +193,7 @@ async fn throttled_burner_and_memory_holder_measured_from_real_cgroups() {
     fake.set_mode(Mode::Garbage);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, evs) = ml.tick().await;
+    let evs = docs(evs);
     assert!(evs.iter().any(|e| e["Type"] == "Node"));
     drop(tree);
 }
