@@ -96,8 +96,13 @@ pub struct ServerSink {
     spool: Mutex<Spool>,
     /// Wakes the sender when a batch arrives.
     work: Notify,
-    /// Bumped whenever a batch leaves the spool (acknowledged, rejected or dropped).
+    /// Bumped whenever a batch leaves the spool (acknowledged, rejected or dropped), and once
+    /// when the sending task stops.
     progress: watch::Sender<u64>,
+    /// The sending task has stopped (shutdown): nothing will be acknowledged any more, so
+    /// waiting callers are answered `Closed` instead of waiting forever. Their batches stay
+    /// in the spool and are sent at the next start.
+    stopped: std::sync::atomic::AtomicBool,
     pub stats: Arc<ShipperStats>,
     http: reqwest::Client,
 }
@@ -167,6 +172,7 @@ impl ServerSink {
             }),
             work: Notify::new(),
             progress: watch::channel(0).0,
+            stopped: std::sync::atomic::AtomicBool::new(false),
             stats: Arc::default(),
             http,
         }))
@@ -175,7 +181,11 @@ impl ServerSink {
     /// Starts the sending task; it runs until `shutdown`.
     pub fn spawn(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        tokio::spawn(async move { me.send_loop(shutdown).await })
+        tokio::spawn(async move {
+            me.clone().send_loop(shutdown).await;
+            me.stopped.store(true, Ordering::SeqCst);
+            me.progress.send_modify(|v| *v += 1);
+        })
     }
 
     /// Waits until the spool is empty or `timeout` passes; returns whether it emptied. The
@@ -262,7 +272,10 @@ impl ServerSink {
                     break;
                 }
             }
-            // Backpressure: wait until the sender frees space.
+            // Backpressure: wait until the sender frees space (it never will once stopped).
+            if self.stopped.load(Ordering::SeqCst) {
+                return Err(SinkError::Closed);
+            }
             let _ = rx.changed().await;
         }
         let seq = {
@@ -318,6 +331,9 @@ impl ServerSink {
                 if !s.entries.contains_key(&seq) {
                     return Ok(());
                 }
+            }
+            if self.stopped.load(Ordering::SeqCst) {
+                return Err(SinkError::Closed);
             }
             if rx.changed().await.is_err() {
                 return Err(SinkError::Closed);

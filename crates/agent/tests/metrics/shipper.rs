@@ -278,3 +278,36 @@ async fn large_collections_are_split_into_batches_within_limits() {
         vec![100, 100, 50]
     );
 }
+
+/// A log batch handed over while the server is down, then shutdown: the caller is answered
+/// (not left waiting for an acknowledgement that can no longer come — `kinsight up` once hung
+/// on SIGTERM this way) and the batch stays spooled for the next start.
+#[tokio::test]
+async fn shutdown_answers_a_caller_waiting_for_an_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port(); // nothing listens: every POST fails and is retried
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let sink = ServerSink::open(config(port, dir.path())).unwrap();
+    let sender = sink.spawn(rx);
+    let s2 = sink.clone();
+    let waiting = tokio::spawn(async move { s2.send(&events("last", 3)).await });
+    // The batch reaches the spool, then its POST fails and the sender backs off.
+    let t0 = std::time::Instant::now();
+    while sink.pending().0 == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never spooled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tx.send(true).unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("send() still waiting after shutdown")
+        .unwrap();
+    assert!(answer.is_err(), "not acknowledged, so not Ok: {answer:?}");
+    sender.await.unwrap();
+    assert_eq!(sink.pending().0, 1, "the batch stays spooled");
+    // A send after shutdown is answered too.
+    let later = tokio::time::timeout(Duration::from_secs(30), sink.send(&events("after", 1)))
+        .await
+        .expect("send() after shutdown waits forever");
+    assert!(later.is_err());
+}
