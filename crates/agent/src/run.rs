@@ -363,7 +363,8 @@ async fn run_loop(
 
 fn publish(opts: &RunOptions, raw: &[crate::perf::PerfEvent]) {
     if let Some(p) = &opts.prometheus {
-        let text = crate::prometheus::render(raw.iter().map(|e| &e.fields));
+        let maps: Vec<_> = raw.iter().map(|e| e.fields.to_map()).collect();
+        let text = crate::prometheus::render(&maps);
         if let Ok(mut g) = p.write() {
             *g = text;
         }

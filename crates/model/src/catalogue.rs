@@ -395,6 +395,30 @@ pub fn directives_for(event: &Map<String, Value>, enhanced: bool) -> Vec<MetricD
     DirectiveBuilder::new(enhanced).build(event)
 }
 
+/// Read access to an event's fields, in order: a JSON map, or the agent's list of pairs.
+pub trait EventFields {
+    fn each(&self) -> impl Iterator<Item = (&str, &Value)>;
+    fn field(&self, key: &str) -> Option<&Value>;
+}
+
+impl EventFields for Map<String, Value> {
+    fn each(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+impl EventFields for [(String, Value)] {
+    fn each(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+}
+
 /// [`directives_for`] with a memo of which declarations match which field name: an agent
 /// builds directives for a thousand events per collection with the same few hundred names.
 #[derive(Debug, Clone)]
@@ -429,22 +453,25 @@ impl DirectiveBuilder {
     /// declares no metric. The directive depends only on the event's shape — its field names
     /// in order, which hold numbers and which hold strings — so it is built once per shape
     /// (a node's events come in a few dozen shapes) and cloned after that.
-    pub fn build_value(&mut self, event: &Map<String, Value>) -> Option<Value> {
+    pub fn build_value<E: EventFields + ?Sized>(&mut self, event: &E) -> Option<Value> {
         self.memo(event).map(|b| b.value.clone())
     }
 
     /// [`Self::build_value`] already serialised (shared, not copied): what an agent splices
     /// into every event it writes.
-    pub fn build_json(&mut self, event: &Map<String, Value>) -> Option<std::sync::Arc<str>> {
+    pub fn build_json<E: EventFields + ?Sized>(
+        &mut self,
+        event: &E,
+    ) -> Option<std::sync::Arc<str>> {
         self.memo(event).map(|b| b.json.clone())
     }
 
-    fn memo(&mut self, event: &Map<String, Value>) -> Option<&Built> {
+    fn memo<E: EventFields + ?Sized>(&mut self, event: &E) -> Option<&Built> {
         // The shape, compared whole (not just hashed): each key length-prefixed, then the
         // kind of its value.
         let mut shape = std::mem::take(&mut self.shape);
         shape.clear();
-        for (k, v) in event {
+        for (k, v) in event.each() {
             shape.extend_from_slice(&(k.len() as u32).to_le_bytes());
             shape.extend_from_slice(k.as_bytes());
             shape.push(match v {
@@ -482,11 +509,11 @@ impl DirectiveBuilder {
         &self.matches[field]
     }
 
-    pub fn build(&mut self, event: &Map<String, Value>) -> Vec<MetricDirective> {
+    pub fn build<E: EventFields + ?Sized>(&mut self, event: &E) -> Vec<MetricDirective> {
         let decls = declarations(self.enhanced);
         // (metric name, dimension sets) in field order.
         let mut per_metric: Vec<(&str, Vec<Vec<String>>)> = Vec::new();
-        for (field, value) in event {
+        for (field, value) in event.each() {
             if !value.is_number() {
                 continue;
             }
@@ -499,7 +526,7 @@ impl DirectiveBuilder {
                 for set in decls[d].dimensions {
                     if !set
                         .iter()
-                        .all(|k| event.get(*k).is_some_and(Value::is_string))
+                        .all(|k| event.field(k).is_some_and(Value::is_string))
                     {
                         continue;
                     }
@@ -511,7 +538,7 @@ impl DirectiveBuilder {
                 }
             }
             if !sets.is_empty() {
-                per_metric.push((field.as_str(), sets));
+                per_metric.push((field, sets));
             }
         }
         let mut directives: Vec<MetricDirective> = Vec::new();

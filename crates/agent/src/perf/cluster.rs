@@ -3,11 +3,11 @@
 //! status of Pending pods (reference §1.3, §2.3, §4.4).
 
 use super::Collector;
-use super::event::Ev;
+use super::event::{Ev, Fields};
 use super::pods::{self, Owners};
 use crate::apiserver::ClusterState;
 use kinsight_model::catalogue::{keys, types};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 
 /// Node conditions that make a node count as failed; `Ready` is deliberately not one of them
@@ -20,12 +20,7 @@ const FAILURE_CONDITIONS: [&str; 4] = [
 ];
 
 impl Collector {
-    pub(super) fn cluster_events(
-        &mut self,
-        ts: i64,
-        state: &ClusterState,
-        out: &mut Vec<Map<String, Value>>,
-    ) {
+    pub(super) fn cluster_events(&mut self, ts: i64, state: &ClusterState, out: &mut Vec<Fields>) {
         let cluster = self.settings.cluster_name.clone();
         let leader = self.settings.node_name.clone();
         let enhanced = self.settings.enhanced;
@@ -63,7 +58,7 @@ impl Collector {
                 running_by_ns.values().sum(),
             );
         }
-        out.push(ev.into_map());
+        out.push(ev.into_fields());
 
         // Namespaces with no running pod emit nothing (reference §2.3).
         for (ns, n) in &running_by_ns {
@@ -72,7 +67,7 @@ impl Collector {
                 .s(keys::NAMESPACE, ns.clone());
             ev.v(keys::KUBERNETES, json!({"namespace_name": ns}));
             ev.u("namespace_number_of_running_pods", *n);
-            out.push(ev.into_map());
+            out.push(ev.into_fields());
         }
 
         // Ready Endpoints addresses that point at Pods; Services with none emit nothing.
@@ -100,7 +95,7 @@ impl Collector {
                 json!({"namespace_name": ns, "service_name": svc}),
             );
             ev.u("service_number_of_running_pods", ready as u64);
-            out.push(ev.into_map());
+            out.push(ev.into_fields());
         }
 
         if enhanced {
@@ -109,12 +104,7 @@ impl Collector {
         }
     }
 
-    fn workload_type_events(
-        &self,
-        ts: i64,
-        state: &ClusterState,
-        out: &mut Vec<Map<String, Value>>,
-    ) {
+    fn workload_type_events(&self, ts: i64, state: &ClusterState, out: &mut Vec<Fields>) {
         let cluster = &self.settings.cluster_name;
         let leader = &self.settings.node_name;
         let mut push = |ty: &str,
@@ -131,7 +121,7 @@ impl Collector {
             for (k, v) in fields {
                 ev.u(k, v.unwrap_or(0).max(0) as u64);
             }
-            out.push(ev.into_map());
+            out.push(ev.into_fields());
         };
         for d in &state.deployments {
             let s = d.status.as_ref();
@@ -212,7 +202,7 @@ impl Collector {
 
     /// Pending pods have no node to report them: the leader emits their status fields, with no
     /// NodeName, into the stream `pending` (reference §1.3).
-    fn pending_pod_events(&self, ts: i64, state: &ClusterState, out: &mut Vec<Map<String, Value>>) {
+    fn pending_pod_events(&self, ts: i64, state: &ClusterState, out: &mut Vec<Fields>) {
         let owners = Owners {
             replica_set_to_deployment: replica_set_owners(state),
         };
@@ -230,7 +220,7 @@ impl Collector {
             ev.s(keys::POD_STATUS, info.phase.clone());
             ev.v(keys::KUBERNETES, json!({"namespace_name": info.namespace, "pod_id": info.uid, "pod_name": info.full_name}));
             super::workload::pod_status_fields(&mut ev, &info);
-            out.push(ev.into_map());
+            out.push(ev.into_fields());
         }
     }
 }

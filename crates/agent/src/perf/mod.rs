@@ -20,6 +20,7 @@ use crate::apiserver::ClusterState;
 use crate::cgroup::Cgroups;
 use crate::host::{Host, NetCounters};
 use event::Ev;
+pub use event::Fields;
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
 use kinsight_model::LogEvent;
 use kinsight_model::catalogue::{self, keys};
@@ -255,14 +256,14 @@ impl Collector {
 
     /// Adds the EMF directive. Standard mode keeps events without declared metrics as plain
     /// log content; enhanced mode drops them (reference §1.2, §9 item 11).
-    fn finish(&mut self, fields: Map<String, Value>) -> Option<PerfEvent> {
+    fn finish(&mut self, fields: Fields) -> Option<PerfEvent> {
         if self.settings.disable_metric_extraction {
             return Some(PerfEvent {
                 fields,
                 directive: None,
             });
         }
-        let directive = self.directives.build_json(&fields);
+        let directive = self.directives.build_json(fields.0.as_slice());
         if directive.is_none() && self.settings.enhanced {
             return None;
         }
@@ -315,9 +316,9 @@ impl Collector {
         t_ns: u64,
         key: &str,
         level: &str,
-        base: &Map<String, Value>,
+        base: &Fields,
         ifaces: &BTreeMap<String, NetCounters>,
-        out: &mut Vec<Map<String, Value>>,
+        out: &mut Vec<Fields>,
     ) -> BTreeMap<&'static str, f64> {
         let mut sums: BTreeMap<&'static str, f64> = BTreeMap::new();
         for (name, c) in ifaces {
@@ -353,7 +354,7 @@ impl Collector {
                 ev.f(&format!("{level}_interface_network_total_bytes"), rx + tx);
             }
             if any {
-                out.push(ev.into_map());
+                out.push(ev.into_fields());
             }
         }
         if let (Some(rx), Some(tx)) = (sums.get("rx_bytes").copied(), sums.get("tx_bytes").copied())
@@ -368,7 +369,7 @@ impl Collector {
 /// JSON text — built once per event shape and shared, not copied into every event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerfEvent {
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
     pub directive: Option<std::sync::Arc<str>>,
 }
 
@@ -377,7 +378,7 @@ impl PerfEvent {
     /// carries no meaning, reference §1.1).
     pub fn to_json(&self) -> String {
         let mut out = Vec::with_capacity(2048);
-        kinsight_model::json::push_object(&mut out, &self.fields);
+        self.fields.write_json(&mut out);
         if let Some(d) = &self.directive {
             out.pop(); // the object's closing brace
             if !self.fields.is_empty() {
@@ -395,7 +396,7 @@ impl PerfEvent {
 
     /// The whole document as one map, directive included (for tests and inspection).
     pub fn document(&self) -> Map<String, Value> {
-        let mut m = self.fields.clone();
+        let mut m = self.fields.to_map();
         if let Some(d) = &self.directive {
             m.insert(
                 keys::CLOUDWATCH_METRICS.to_string(),

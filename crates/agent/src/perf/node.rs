@@ -1,10 +1,10 @@
 //! Node, NodeNet, NodeDiskIO and NodeFS events (reference §1.3, §2.3).
 
-use super::event::{Ev, percent};
+use super::event::{Ev, Fields, percent};
 use super::pods::PodInfo;
 use super::{Collector, Inputs, NodeIdentity};
 use kinsight_model::catalogue::{keys, types};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 impl Collector {
     pub(super) fn node_events(
@@ -14,7 +14,7 @@ impl Collector {
         inputs: &Inputs<'_>,
         pods: Option<&[PodInfo]>,
         id: &NodeIdentity,
-        out: &mut Vec<Map<String, Value>>,
+        out: &mut Vec<Fields>,
     ) {
         let cluster = self.settings.cluster_name.clone();
         let mut ev = Ev::new(types::NODE, ts, &cluster);
@@ -126,7 +126,7 @@ impl Collector {
                 node_status_fields(&mut ev, node);
             }
         }
-        out.push(ev.into_map());
+        out.push(ev.into_fields());
 
         self.disk_events(t_ns, ts, id, out);
         self.fs_events(ts, id, out);
@@ -150,13 +150,7 @@ impl Collector {
         self.host.cpu_times()
     }
 
-    fn disk_events(
-        &mut self,
-        t_ns: u64,
-        ts: i64,
-        id: &NodeIdentity,
-        out: &mut Vec<Map<String, Value>>,
-    ) {
+    fn disk_events(&mut self, t_ns: u64, ts: i64, id: &NodeIdentity, out: &mut Vec<Fields>) {
         let disks = match self.host.disk_io() {
             Ok(d) => {
                 self.problems.clear("node-diskio");
@@ -187,11 +181,11 @@ impl Collector {
             ev.opt("node_diskio_io_serviced_read", ro)
                 .opt("node_diskio_io_serviced_write", wo)
                 .opt("node_diskio_io_serviced_total", to);
-            out.push(ev.into_map());
+            out.push(ev.into_fields());
         }
     }
 
-    fn fs_events(&mut self, ts: i64, id: &NodeIdentity, out: &mut Vec<Map<String, Value>>) {
+    fn fs_events(&mut self, ts: i64, id: &NodeIdentity, out: &mut Vec<Fields>) {
         let fss = match self.host.filesystems() {
             Ok(f) => {
                 self.problems.clear("node-fs");
@@ -215,7 +209,7 @@ impl Collector {
                 ev.u("node_filesystem_inodes", fs.inodes)
                     .u("node_filesystem_inodes_free", fs.inodes_free);
             }
-            out.push(ev.into_map());
+            out.push(ev.into_fields());
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the pod cgroup is the parent of its container cgroups, so pod numbers include the pause
 //! container; pod network is the pod's network namespace, read through any of its processes).
 
-use super::event::{Ev, percent};
+use super::event::{Ev, Fields, percent};
 use super::pods::{ContainerInfo, ContainerState, PodInfo};
 use super::{Collector, Inputs, NodeIdentity};
 use crate::cgroup::{CgroupStats, PodCgroup};
@@ -33,7 +33,7 @@ impl Collector {
         inputs: &Inputs<'_>,
         pods: Option<&[PodInfo]>,
         id: &NodeIdentity,
-        out: &mut Vec<Map<String, Value>>,
+        out: &mut Vec<Fields>,
     ) {
         let Some(pods) = pods else {
             return;
@@ -138,7 +138,7 @@ impl Collector {
             if self.settings.enhanced {
                 pod_status_fields(&mut ev, pod);
             }
-            out.push(ev.into_map());
+            out.push(ev.into_fields());
 
             for c in &pod.containers {
                 let Some(cid) = c.id.as_deref() else { continue };
@@ -194,7 +194,7 @@ impl Collector {
                 }
                 // No `container_` prefix on this one (reference §1.3).
                 ev.opt_u("number_of_container_restarts", restart_delta);
-                out.push(ev.into_map());
+                out.push(ev.into_fields());
             }
         }
         self.pod_restarts.retain(|uid, _| seen_pods.contains(uid));

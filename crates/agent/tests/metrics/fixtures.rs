@@ -288,14 +288,20 @@ fn w(dir: &Path, name: &str, text: &str) {
 }
 
 /// Finds the single event of a type matching a predicate.
-/// The finished events as whole documents (directive included), after checking that each
-/// one's JSON text — what the agent ships — is exactly what serde writes for that document.
+/// The finished events as whole documents (directive included), after checking that no event
+/// sets a key twice and that each one's JSON text — what the agent ships — is exactly what
+/// serde writes for that document.
 pub fn docs(
     evs: Vec<kinsight_agent::perf::PerfEvent>,
 ) -> Vec<serde_json::Map<String, serde_json::Value>> {
     evs.iter()
         .map(|e| {
             let doc = e.document();
+            assert_eq!(
+                doc.len(),
+                e.fields.len() + usize::from(e.directive.is_some()),
+                "a key is set twice in {doc:?}"
+            );
             assert_eq!(e.to_json(), serde_json::to_string(&doc).unwrap());
             doc
         })
