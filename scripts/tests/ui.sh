@@ -33,6 +33,9 @@ trap cleanup EXIT
 
 # Without ui/dist the binary still serves its API, and `/` says how to build the console.
 rm -rf ui/dist
+# The logs exist before the background process opens them: the polling `sed` below must not
+# race the redirection (a missing file would end the script under `set -e`).
+: >"$WORK/bare.log"
 env -u KINSIGHT_TOKEN "$BIN" server --data-dir "$WORK/bare" --listen 127.0.0.1:0 >"$WORK/bare.log" 2>"$WORK/bare.err" &
 BARE=$!
 PIDS+=($BARE)
@@ -74,6 +77,7 @@ cd "$ROOT"
 cargo build -p kinsight-cli --quiet
 
 export KINSIGHT_TOKEN="ui-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+: >"$WORK/up.log"
 "$BIN" up --data-dir "$WORK/data" --listen 127.0.0.1:0 --interval 5s >"$WORK/up.log" 2>"$WORK/up.err" &
 PIDS+=($!)
 URL=
