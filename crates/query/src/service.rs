@@ -661,6 +661,10 @@ impl QueryService {
             o.execution.parquet.reorder_filters = true;
             // Names are case-sensitive (`NodeName`, `PodName`, reference §1.1).
             o.sql_parser.enable_ident_normalization = false;
+            if let Ok(v) = std::env::var("KQ_BATCH") { o.execution.batch_size = v.parse().unwrap(); }
+            if std::env::var("KQ_NOREPART").is_ok() { o.optimizer.repartition_aggregations = false; }
+            if std::env::var("KQ_NOPUSH").is_ok() { o.execution.parquet.pushdown_filters = false; }
+            if std::env::var("KQ_NOPAGEIDX").is_ok() { o.execution.parquet.enable_page_index = false; }
         }
         let pool = TrackConsumersPool::new(
             FairSpillPool::new(c.memory_per_query_bytes),
