@@ -16,6 +16,8 @@ pub(crate) struct DirWatch {
     watched: HashSet<PathBuf>,
     /// Directories whose watch failed, reported once each.
     failed: HashSet<PathBuf>,
+    /// The watch limit was reached and reported.
+    limit_reported: bool,
     buf: Vec<u8>,
 }
 
@@ -36,6 +38,7 @@ impl DirWatch {
             dirs: HashMap::new(),
             watched: HashSet::new(),
             failed: HashSet::new(),
+            limit_reported: false,
             buf: vec![0; 16 * 1024],
         })
     }
@@ -53,6 +56,13 @@ impl DirWatch {
             Ok(wd) => {
                 self.dirs.insert(wd, dir.to_path_buf());
                 self.watched.insert(dir.to_path_buf());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                // The per-user watch limit: one line for the lot, not one per pod directory.
+                if !self.limit_reported {
+                    self.limit_reported = true;
+                    tracing::warn!(path = %dir.display(), "inotify watch limit reached (fs.inotify.max_user_watches); directories beyond it are followed through the periodic rescan");
+                }
             }
             Err(e) => {
                 if self.failed.insert(dir.to_path_buf()) {
