@@ -39,11 +39,12 @@ impl Reported {
     }
 }
 
-/// What a walk found: regular files, and the directories it listed (to watch them).
+/// What a walk found: regular files, and the directories it listed (to watch them), each
+/// with the inode its path named.
 #[derive(Debug, Default)]
 pub struct Walked {
     pub files: Vec<Found>,
-    pub dirs: Vec<PathBuf>,
+    pub dirs: Vec<(PathBuf, Inode)>,
 }
 
 /// Lists the regular files under `root` up to its depth.
@@ -97,7 +98,7 @@ fn walk_dir(
         }
     };
     ancestors.push(inode);
-    out.dirs.push(dir.to_path_buf());
+    out.dirs.push((dir.to_path_buf(), inode));
     for entry in entries {
         let Ok(entry) = entry else { continue };
         let path = entry.path();
@@ -160,7 +161,7 @@ mod tests {
         let mut dirs: Vec<String> = out
             .dirs
             .iter()
-            .map(|d| d.strip_prefix(base).unwrap().to_string_lossy().into_owned())
+            .map(|(d, _)| d.strip_prefix(base).unwrap().to_string_lossy().into_owned())
             .collect();
         dirs.sort();
         // The looping link is not listed again.
@@ -182,7 +183,8 @@ mod tests {
             &mut rep,
         );
         assert_eq!(shallow.files.len(), 1);
-        assert_eq!(shallow.dirs, vec![base.join("a")]);
+        assert_eq!(shallow.dirs.len(), 1);
+        assert_eq!(shallow.dirs[0].0, base.join("a"));
         // A missing root is not an error: /var/log/pods does not exist on a non-node host.
         walk(
             &Root {

@@ -231,9 +231,9 @@ impl Tailer {
         std::mem::take(&mut self.closed)
     }
 
-    /// Starts inotify watches on every directory of the roots that exist (a scan watches new
-    /// ones and retries the others). Discovery still works without them, through the
-    /// periodic rescan.
+    /// Starts inotify watches on every directory of the roots that exist (each scan then
+    /// watches what it walked: new directories, and roots that appeared). Discovery still
+    /// works without them, through the periodic rescan.
     pub fn watch(&mut self) {
         self.watching = true;
         if self.watcher.is_none() {
@@ -252,12 +252,19 @@ impl Tailer {
         self.watch_dirs(&walked.dirs);
     }
 
-    fn watch_dirs(&mut self, dirs: &[PathBuf]) {
-        if let Some(w) = self.watcher.as_mut() {
-            for d in dirs {
-                w.add(d);
-            }
+    fn watch_dirs(&mut self, dirs: &[(PathBuf, crate::fingerprint::Inode)]) {
+        if let Some(w) = self.watcher.as_mut()
+            && w.sync(dirs)
+        {
+            // What appeared in a new directory before its watch started raised no event:
+            // one more scan finds it.
+            self.waker.note_rescan();
         }
+    }
+
+    /// Directories under inotify watch now.
+    pub fn watched_dirs(&self) -> usize {
+        self.watcher.as_ref().map_or(0, |w| w.watched())
     }
 
     /// Takes the events inotify has queued (without waiting) into the wake flags.

@@ -74,6 +74,24 @@ impl Waker {
         }
     }
 
+    /// [`Self::wake_data`] from the waiting thread itself (no wake-up needed).
+    pub(crate) fn note_data(&self) {
+        self.flags().data = true;
+    }
+
+    /// [`Self::wake_rescan`] from the waiting thread itself.
+    pub(crate) fn note_rescan(&self) {
+        self.flags().rescan = true;
+    }
+
+    fn reset_event(&self) {
+        if let Some(fd) = &self.inner.event {
+            let mut count: u64 = 0;
+            // SAFETY: reads the 8-byte counter into a local, resetting it; EAGAIN when 0.
+            unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+        }
+    }
+
     /// Takes the "rescan wanted" flag.
     pub fn take_rescan(&self) -> bool {
         std::mem::take(&mut self.flags().rescan)
@@ -86,6 +104,10 @@ impl Waker {
             let mut f = self.flags();
             if f.data || f.rescan {
                 f.data = false;
+                drop(f);
+                // A wake that set the flag also counted on the eventfd: consumed here, so the
+                // next wait does not return for it a second time.
+                self.reset_event();
                 return false;
             }
         }
@@ -105,11 +127,7 @@ impl Waker {
         // SAFETY: polls two pollfd structs we own (negative fds are ignored by the kernel).
         let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
         if n > 0 && fds[0].revents != 0 {
-            let mut count: u64 = 0;
-            if let Some(fd) = &self.inner.event {
-                // SAFETY: reads the 8-byte counter into a local, resetting it.
-                unsafe { libc::read(fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
-            }
+            self.reset_event();
         }
         self.flags().data = false;
         n > 0 && fds[1].revents != 0

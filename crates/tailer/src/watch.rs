@@ -1,20 +1,28 @@
 //! inotify watches on the directories a scan walked, read on the tailer's own thread (see
 //! [`crate::Waker`] for why). Every directory under a root, to the root's depth, is watched —
 //! what the `notify` crate's recursive mode did, without its reader thread.
+//!
+//! Events only say "look again": data for a modified file, a rescan for anything else. Which
+//! directories are watched is decided by each scan ([`DirWatch::sync`]): what the walk listed,
+//! identified by path *and* inode, so a directory deleted and re-created at the same path, one
+//! moved away, or one reached by two paths never leaves a stale watch behind — also when the
+//! kernel's event queue overflowed and events were lost.
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
 use crate::Waker;
+use crate::fingerprint::Inode;
 
 pub(crate) struct DirWatch {
     inotify: Inotify,
-    dirs: HashMap<WatchDescriptor, PathBuf>,
-    watched: HashSet<PathBuf>,
-    /// Directories whose watch failed, reported once each.
+    /// Watched directories: path → (watch, the inode the path named when it was added).
+    /// Two paths to one directory share one watch descriptor.
+    paths: HashMap<PathBuf, (WatchDescriptor, Inode)>,
+    /// Directories whose watch failed, reported once each (forgotten once not listed).
     failed: HashSet<PathBuf>,
     /// The watch limit was reached and reported.
     limit_reported: bool,
@@ -35,8 +43,7 @@ impl DirWatch {
     pub(crate) fn new() -> std::io::Result<DirWatch> {
         Ok(DirWatch {
             inotify: Inotify::init()?,
-            dirs: HashMap::new(),
-            watched: HashSet::new(),
+            paths: HashMap::new(),
             failed: HashSet::new(),
             limit_reported: false,
             buf: vec![0; 16 * 1024],
@@ -47,51 +54,64 @@ impl DirWatch {
         self.inotify.as_raw_fd()
     }
 
-    /// Watches `dir` unless it already is.
-    pub(crate) fn add(&mut self, dir: &Path) {
-        if self.watched.contains(dir) {
-            return;
-        }
-        match self.inotify.watches().add(dir, mask()) {
-            Ok(wd) => {
-                self.dirs.insert(wd, dir.to_path_buf());
-                self.watched.insert(dir.to_path_buf());
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-                // The per-user watch limit: one line for the lot, not one per pod directory.
-                if !self.limit_reported {
-                    self.limit_reported = true;
-                    tracing::warn!(path = %dir.display(), "inotify watch limit reached (fs.inotify.max_user_watches); directories beyond it are followed through the periodic rescan");
-                }
-            }
-            Err(e) => {
-                if self.failed.insert(dir.to_path_buf()) {
-                    tracing::warn!(path = %dir.display(), error = %e, "cannot watch directory; relying on rescans");
-                }
+    /// Makes the watched set what a walk just listed: drops watches of paths no longer
+    /// listed (or now naming another directory), adds the new ones. Returns whether a watch
+    /// was added — then the caller scans once more, because whatever appeared in a new
+    /// directory between the walk listing it and its watch starting raised no event.
+    pub(crate) fn sync(&mut self, listed: &[(PathBuf, Inode)]) -> bool {
+        let now: HashMap<&PathBuf, Inode> = listed.iter().map(|(p, i)| (p, *i)).collect();
+        let stale: Vec<PathBuf> = self
+            .paths
+            .iter()
+            .filter(|(p, (_, ino))| now.get(p) != Some(ino))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in stale {
+            if let Some((wd, _)) = self.paths.remove(&p)
+                && !self.paths.values().any(|(w, _)| *w == wd)
+            {
+                // Fails harmlessly if the kernel already dropped it (directory removed).
+                let _ = self.inotify.watches().remove(wd);
             }
         }
+        self.failed.retain(|p| now.contains_key(p));
+        let mut added = false;
+        for (dir, ino) in listed {
+            if self.paths.contains_key(dir) {
+                continue;
+            }
+            match self.inotify.watches().add(dir, mask()) {
+                Ok(wd) => {
+                    self.paths.insert(dir.clone(), (wd, *ino));
+                    added = true;
+                }
+                // Gone since the walk listed it: the next scan will not list it either.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    // The per-user watch limit: one line for the lot, not one per directory.
+                    if !self.limit_reported {
+                        self.limit_reported = true;
+                        tracing::warn!(path = %dir.display(), "inotify watch limit reached (fs.inotify.max_user_watches); directories beyond it are followed through the periodic rescan");
+                    }
+                }
+                Err(e) => {
+                    if self.failed.insert(dir.clone()) {
+                        tracing::warn!(path = %dir.display(), error = %e, "cannot watch directory; relying on rescans");
+                    }
+                }
+            }
+        }
+        added
     }
 
-    /// Removes the watches of `dir` and of every directory under it.
-    fn forget_under(&mut self, dir: &Path) {
-        let wds: Vec<WatchDescriptor> = self
-            .dirs
-            .iter()
-            .filter(|(_, d)| d.starts_with(dir))
-            .map(|(wd, _)| wd.clone())
-            .collect();
-        for wd in wds {
-            if let Some(d) = self.dirs.remove(&wd) {
-                self.watched.remove(&d);
-            }
-            // Fails harmlessly if the kernel already dropped it.
-            let _ = self.inotify.watches().remove(wd);
-        }
+    /// Directories watched now (for tests and stats).
+    pub(crate) fn watched(&self) -> usize {
+        self.paths.len()
     }
 
     /// Reads every queued event without blocking and turns them into wake flags: data for a
-    /// modified file, rescan for anything that changes which files exist (and for a queue
-    /// overflow, when events were lost).
+    /// modified file, rescan for anything that changes which files or directories exist (and
+    /// for a queue overflow, when events were lost).
     pub(crate) fn drain(&mut self, waker: &Waker) {
         loop {
             let events = match self.inotify.read_events(&mut self.buf) {
@@ -100,49 +120,29 @@ impl DirWatch {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading inotify events failed; rescanning");
-                    waker.wake_rescan();
+                    waker.note_rescan();
                     return;
                 }
             };
             let mut any = false;
-            let mut gone: Vec<PathBuf> = Vec::new();
+            let (mut data, mut rescan) = (false, false);
             for ev in events {
                 any = true;
-                if ev.mask.contains(EventMask::MOVE_SELF) {
-                    // Moved away: the watch would follow it to its new name. Drop it; the
-                    // next scan watches whatever is at the old path then.
-                    if let Some(dir) = self.dirs.remove(&ev.wd) {
-                        self.watched.remove(&dir);
-                    }
-                    let _ = self.inotify.watches().remove(ev.wd.clone());
-                    waker.wake_rescan();
+                if ev.mask.contains(EventMask::MODIFY) {
+                    data = true;
                 } else if ev.mask.contains(EventMask::IGNORED) {
-                    // The directory is gone (or moved): forget it, so that a directory of the
-                    // same name created later is watched again by the next scan.
-                    if let Some(dir) = self.dirs.remove(&ev.wd) {
-                        self.watched.remove(&dir);
-                    }
-                    waker.wake_rescan();
-                } else if ev.mask.contains(EventMask::ISDIR)
-                    && ev
-                        .mask
-                        .intersects(EventMask::DELETE | EventMask::MOVED_FROM)
-                {
-                    // A subdirectory went away. Its own DELETE_SELF may come much later (an
-                    // open file inside pins it), so forget it and everything under it now: a
-                    // directory re-created at the same path must be watched again.
-                    if let (Some(parent), Some(name)) = (self.dirs.get(&ev.wd), ev.name) {
-                        gone.push(parent.join(name));
-                    }
-                    waker.wake_rescan();
-                } else if ev.mask.contains(EventMask::MODIFY) {
-                    waker.wake_data();
+                    // Only news if we still count on that watch (its directory went away);
+                    // watches we removed ourselves end with an IGNORED too.
+                    rescan |= self.paths.values().any(|(w, _)| *w == ev.wd);
                 } else {
-                    waker.wake_rescan();
+                    rescan = true;
                 }
             }
-            for dir in gone {
-                self.forget_under(&dir);
+            if data {
+                waker.note_data();
+            }
+            if rescan {
+                waker.note_rescan();
             }
             if !any {
                 return;
