@@ -90,6 +90,16 @@ struct Spool {
     done: BTreeMap<u64, Result<(), String>>,
 }
 
+/// Marks the sink stopped and wakes its waiters when the sending task ends, however it ends.
+struct StoppedOnDrop(Arc<ServerSink>);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.progress.send_modify(|v| *v += 1);
+    }
+}
+
 /// The server sink.
 pub struct ServerSink {
     cfg: ShipperConfig,
@@ -182,9 +192,9 @@ impl ServerSink {
     pub fn spawn(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            me.clone().send_loop(shutdown).await;
-            me.stopped.store(true, Ordering::SeqCst);
-            me.progress.send_modify(|v| *v += 1);
+            // Also when the loop panics: waiters must not wait for a task that is gone.
+            let _stopped = StoppedOnDrop(me.clone());
+            me.send_loop(shutdown).await;
         })
     }
 
