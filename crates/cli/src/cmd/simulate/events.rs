@@ -65,6 +65,26 @@ impl Ev {
         self.0.insert(k.to_string(), Value::Number(v.into()));
         self
     }
+    /// `<prefix>_memory_*` of a pod or container as the agent reports them, modelled on a
+    /// working set of `ws` bytes on a node of `node_mem` bytes.
+    pub(super) fn memory(&mut self, prefix: &str, ws: f64, node_mem: f64) -> &mut Self {
+        for (m, v) in [
+            ("usage", ws * 1.2),
+            ("cache", ws * 0.2),
+            ("rss", ws * 0.9),
+            ("max_usage", ws * 1.3),
+            ("swap", 0.0),
+            ("failcnt", 0.0),
+            ("mapped_file", ws * 0.05),
+            ("working_set", ws),
+        ] {
+            self.u(&format!("{prefix}_memory_{m}"), v as u64);
+        }
+        self.opt(
+            &format!("{prefix}_memory_utilization"),
+            percent(ws, node_mem),
+        )
+    }
 }
 
 pub(super) struct Generator<'a> {
@@ -433,15 +453,7 @@ impl<'a> Generator<'a> {
             ev.f("pod_cpu_limit", l)
                 .opt("pod_cpu_utilization_over_pod_limit", percent(cpu, l));
         }
-        ev.u("pod_memory_usage", (ws * 1.2) as u64)
-            .u("pod_memory_cache", (ws * 0.2) as u64)
-            .u("pod_memory_rss", (ws * 0.9) as u64)
-            .u("pod_memory_max_usage", (ws * 1.3) as u64)
-            .u("pod_memory_swap", 0)
-            .u("pod_memory_failcnt", 0)
-            .u("pod_memory_mapped_file", (ws * 0.05) as u64)
-            .u("pod_memory_working_set", ws as u64)
-            .opt("pod_memory_utilization", percent(ws, node.mem_bytes))
+        ev.memory("pod", ws, node.mem_bytes)
             .f("pod_memory_request", mem_req)
             .opt(
                 "pod_memory_reserved_capacity",
@@ -536,15 +548,7 @@ impl<'a> Generator<'a> {
                     c.cpu_limit_m.and_then(|l| percent(cpu, l)),
                 );
             }
-            ev.u("container_memory_usage", (ws * 1.2) as u64)
-                .u("container_memory_cache", (ws * 0.2) as u64)
-                .u("container_memory_rss", (ws * 0.9) as u64)
-                .u("container_memory_max_usage", (ws * 1.3) as u64)
-                .u("container_memory_swap", 0)
-                .u("container_memory_failcnt", 0)
-                .u("container_memory_mapped_file", (ws * 0.05) as u64)
-                .u("container_memory_working_set", ws as u64)
-                .opt("container_memory_utilization", percent(ws, node.mem_bytes))
+            ev.memory("container", ws, node.mem_bytes)
                 .opt("container_memory_limit", c.mem_limit)
                 .opt("container_memory_request", c.mem_request);
             if self.enhanced {
