@@ -54,6 +54,6 @@ pub use maintenance::FlushReport;
 pub use observer::{DurableBatch, IngestObserver};
 pub use read::{Cursor, Direction, EventPage, EventQuery, GroupScan, StoredEvent};
 pub use record::{BatchRecord, event_id, seq_of_event_id};
-pub use segment::SegmentMeta;
+pub use segment::{CLUSTER_COLUMNS, SegmentMeta};
 pub use storage::{ObjectStoreLocation, Storage};
 pub use store::{GroupInfo, Page, Store, StoreStats, StreamInfo, StreamOrder};

@@ -1,14 +1,18 @@
 //! Parquet segments: the rows of one log group within one time window, sorted by
-//! (`@logStream`, `@timestamp`, `@id`), zstd-compressed, with min/max statistics per row group
-//! and page. Sorting by stream first keeps one container's lines together: they compress far
-//! better and a stream's rows fall in few row groups. Layout: `docs/formats/segments.md`.
+//! (cluster column, `@logStream`, `@timestamp`, `@id`), zstd-compressed, with min/max
+//! statistics per row group and page. The cluster column is the event's kind where the group
+//! has one ([`CLUSTER_COLUMNS`]: a performance event's `Type`, a container line's `stream`, a
+//! journal record's `systemd_unit`): each kind's rows sit in row groups of their own, so a
+//! query that filters on it (`filter Type = "Node"`) skips the others by their statistics.
+//! Sorting by stream next keeps one container's lines together: they compress far better and
+//! a stream's rows fall in few row groups. Layout: `docs/formats/segments.md`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, UInt32Array};
 use datafusion::arrow::compute::{
-    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+    SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -67,10 +71,33 @@ impl SegmentMeta {
     }
 }
 
+/// The columns a segment's rows are clustered by: the first of these that the rows have as a
+/// text column with at least two distinct values. They are the discriminators of the
+/// reference's log groups (§3, §5.6): `Type` of a performance event (every Container Insights
+/// query filters on it), `stream` (stdout/stderr) of a container's log line, `systemd_unit`
+/// of a dataplane journal record.
+pub const CLUSTER_COLUMNS: [&str; 3] = ["Type", "stream", "systemd_unit"];
+
+/// Where the cluster column's value changes, a row group ends if it holds at least this many
+/// rows or the next value has at least this many: each kind of event gets row groups of its
+/// own, and neighbouring small kinds (the cluster-level events) share one rather than making
+/// tiny row groups.
+pub(crate) const MIN_CLUSTER_ROW_GROUP_ROWS: usize = 1024;
+
 /// Writer settings: zstd, statistics down to the page, delta encoding for the sorted integer
-/// columns, no dictionary for the (mostly unique) raw message.
-pub(crate) fn writer_properties(zstd_level: i32) -> WriterProperties {
+/// columns, no dictionary for the (mostly unique) raw message. `cluster` is the index of the
+/// column the rows were clustered by, if any (recorded as the first sorting column).
+pub(crate) fn writer_properties(zstd_level: i32, cluster: Option<usize>) -> WriterProperties {
     let level = ZstdLevel::try_new(zstd_level).unwrap_or_default();
+    let mut sorting: Vec<SortingColumn> = cluster
+        .map(|c| SortingColumn {
+            column_idx: c as i32,
+            descending: false,
+            nulls_first: false,
+        })
+        .into_iter()
+        .collect();
+    sorting.extend([sorted_by(2), sorted_by(0), sorted_by(4)]);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -82,7 +109,7 @@ pub(crate) fn writer_properties(zstd_level: i32) -> WriterProperties {
         .set_column_encoding(EVENT_ID.into(), Encoding::DELTA_BINARY_PACKED)
         .set_column_dictionary_enabled(schema::INGESTION_TIME.into(), false)
         .set_column_encoding(schema::INGESTION_TIME.into(), Encoding::DELTA_BINARY_PACKED)
-        .set_sorting_columns(Some(vec![sorted_by(2), sorted_by(0), sorted_by(4)]))
+        .set_sorting_columns(Some(sorting))
         .set_created_by(format!("kinsight {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
@@ -151,7 +178,7 @@ impl AsyncFileReader for SegmentReader {
     }
 }
 
-/// Concatenates batches (conforming them to `schema`) and sorts by stream, time, id.
+/// Concatenates batches (conforming them to `schema`) and sorts them (see [`sort_batch`]).
 pub(crate) fn concat_sorted(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
     let conformed = batches
         .iter()
@@ -164,6 +191,37 @@ pub(crate) fn concat_sorted(schema: &SchemaRef, batches: &[RecordBatch]) -> Resu
     sort_batch(&all)
 }
 
+/// The column of `batch` its rows are clustered by (see [`CLUSTER_COLUMNS`]): its index and
+/// values.
+pub(crate) fn cluster_column(batch: &RecordBatch) -> Option<(usize, &StringArray)> {
+    CLUSTER_COLUMNS.iter().find_map(|name| {
+        let idx = batch.schema().index_of(name).ok()?;
+        let values = batch.column(idx).as_any().downcast_ref::<StringArray>()?;
+        let mut present = values.iter().flatten();
+        let first = present.next()?;
+        present.any(|v| v != first).then_some((idx, values))
+    })
+}
+
+/// Each row's rank among the distinct values of a text column (in byte order, as Parquet
+/// compares them), null for a null: sorting by rank compares integers instead of long,
+/// prefix-sharing strings for every pair of rows.
+fn ranks(values: &StringArray) -> UInt32Array {
+    let mut distinct: Vec<&str> = values.iter().flatten().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let rank: std::collections::HashMap<&str, u32> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (*s, i as u32))
+        .collect();
+    values
+        .iter()
+        .map(|s| s.and_then(|s| rank.get(s).copied()))
+        .collect()
+}
+
+/// Sorts rows by (cluster column, stream, time, id); rows without a cluster value come last.
 pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
     let arrow = |context: &str| {
         let context = context.to_string();
@@ -178,8 +236,6 @@ pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
                 reason: format!("missing column {name}"),
             })
     };
-    // Sorting by the stream's rank among the (few) distinct streams compares integers
-    // instead of long, prefix-sharing stream names for every pair of rows.
     let streams = col(LOG_STREAM)?;
     let streams = streams
         .as_any()
@@ -188,21 +244,19 @@ pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
             path: "record batch".into(),
             reason: format!("{LOG_STREAM} is not a string column"),
         })?;
-    let mut distinct: Vec<&str> = streams.iter().flatten().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let rank: std::collections::HashMap<&str, u32> = distinct
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (*s, i as u32))
-        .collect();
-    let ranks: UInt32Array = streams
-        .iter()
-        .map(|s| s.and_then(|s| rank.get(s).copied()))
-        .collect();
-    let keys = vec![
+    let mut keys = Vec::with_capacity(4);
+    if let Some((_, values)) = cluster_column(batch) {
+        keys.push(SortColumn {
+            values: Arc::new(ranks(values)),
+            options: Some(SortOptions {
+                descending: false,
+                nulls_first: false,
+            }),
+        });
+    }
+    keys.extend([
         SortColumn {
-            values: Arc::new(ranks),
+            values: Arc::new(ranks(streams)),
             options: None,
         },
         SortColumn {
@@ -213,7 +267,7 @@ pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
             values: col(EVENT_ID)?,
             options: None,
         },
-    ];
+    ]);
     let idx: UInt32Array = lexsort_to_indices(&keys, None).map_err(arrow("sort rows"))?;
     take_record_batch(batch, &idx).map_err(arrow("reorder rows"))
 }
@@ -291,22 +345,51 @@ pub(crate) fn batch_stats(batch: &RecordBatch) -> Result<BatchStats> {
     })
 }
 
-/// Encodes a sorted batch as a Parquet file in memory.
+/// Encodes a sorted batch as a Parquet file in memory. When the rows are clustered, row
+/// groups end where the cluster value changes (see [`MIN_CLUSTER_ROW_GROUP_ROWS`]).
 pub(crate) fn encode(batch: &RecordBatch, zstd_level: i32, path: &str) -> Result<Bytes> {
     let perr = |e| StoreError::Parquet {
         path: path.to_string(),
         source: e,
     };
+    let cluster = cluster_column(batch);
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
     let mut w = ArrowWriter::try_new(
         &mut buf,
         batch.schema(),
-        Some(writer_properties(zstd_level)),
+        Some(writer_properties(zstd_level, cluster.map(|c| c.0))),
     )
     .map_err(perr)?;
-    w.write(batch).map_err(perr)?;
+    match cluster {
+        None => w.write(batch).map_err(perr)?,
+        Some((_, values)) => {
+            for (start, len) in runs(values) {
+                let open = w.in_progress_rows();
+                if open > 0
+                    && (open >= MIN_CLUSTER_ROW_GROUP_ROWS || len >= MIN_CLUSTER_ROW_GROUP_ROWS)
+                {
+                    w.flush().map_err(perr)?;
+                }
+                w.write(&batch.slice(start, len)).map_err(perr)?;
+            }
+        }
+    }
     w.close().map_err(perr)?;
     Ok(Bytes::from(buf))
+}
+
+/// The runs of equal values of a column: `(start, length)` in row order.
+fn runs(values: &StringArray) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut prev: Option<Option<&str>> = None;
+    for (i, v) in values.iter().enumerate() {
+        match out.last_mut() {
+            Some(run) if prev == Some(v) => run.1 += 1,
+            _ => out.push((i, 1)),
+        }
+        prev = Some(v);
+    }
+    out
 }
 
 /// Opens a segment for reading (fetches its footer).

@@ -2,7 +2,8 @@
 benchmark (crates/query/tests/it/differential.rs, crates/query/benches/queries.rs).
 
 stdin: {"views": {"name": [parquet files...]},       # one view per name (union_by_name)
-        "copy": {"file": "out.parquet", "from": "name"},  # optional: write one file first
+        "copy": {"file": "out.parquet", "from": "name",   # optional: write one file first,
+                 "order_by": ["col", ...]},               #   its rows in this order if given
         "tables": {"name": "file.parquet"},             # optional: views over single files
         "queries": ["SQL", ...], "repeat": 1, "threads": 2}
 stdout: [{"columns": [...], "rows": [[...]], "times_ms": [...]}, ...]
@@ -39,8 +40,10 @@ def main():
         )
     copy = req.get("copy")
     if copy:
+        order = ", ".join('"' + c + '"' for c in copy.get("order_by", []))
+        order = f" ORDER BY {order}" if order else ""
         con.execute(
-            f"""COPY (SELECT * FROM "{copy['from']}") TO '{copy['file']}'
+            f"""COPY (SELECT * FROM "{copy['from']}"{order}) TO '{copy['file']}'
                 (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 131072)"""
         )
     for name, file in req.get("tables", {}).items():

@@ -174,3 +174,141 @@ async fn conflicting_types_widen_across_segments_and_memory() {
         .unwrap();
     assert_eq!(code.value(0), "200");
 }
+
+/// The rows of one segment of `group`, read back in file order, and its Parquet metadata.
+fn segment_file(
+    dir: &std::path::Path,
+    path: &str,
+) -> (
+    Vec<datafusion::arrow::array::RecordBatch>,
+    std::sync::Arc<datafusion::parquet::file::metadata::ParquetMetaData>,
+) {
+    let file = std::fs::File::open(dir.join("objects").join(path)).unwrap();
+    let b =
+        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap();
+    let md = b.metadata().clone();
+    let batches = b.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    (batches, md)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_clustered_by_event_type_with_a_row_group_per_large_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    let hour = now_ms().div_euclid(HOUR_MS) * HOUR_MS;
+    // Performance-like events of three nodes, types interleaved as an agent sends them:
+    // two large kinds, one middling, two tiny cluster-level ones.
+    let kinds = [
+        ("Container", 3000),
+        ("Pod", 2000),
+        ("Node", 1500),
+        ("ClusterService", 20),
+        ("Cluster", 10),
+    ];
+    let mut events = Vec::new();
+    for (kind, n) in kinds {
+        for i in 0..n {
+            let ts = (hour + (i as i64 * 997) % HOUR_MS).min(now_ms());
+            let msg = format!(r#"{{"Type":"{kind}","NodeName":"node-{}","v":{i}}}"#, i % 3);
+            events.push(ev("/perf", &format!("node-{}", i % 3), ts, &msg));
+        }
+    }
+    // Shuffle deterministically so the input order says nothing.
+    let len = events.len();
+    for i in 0..len {
+        events.swap(i, (i * 7919 + 13) % len);
+    }
+    ingest(&store, None, events).await;
+    store.flush().await.unwrap();
+
+    let scan = store.scan("/perf", None, None).await.unwrap();
+    assert_eq!(scan.segments.len(), 1);
+    let (batches, md) = segment_file(dir.path(), &scan.segments[0].path);
+    // Sorted by (Type, stream, time).
+    let mut prev: Option<(String, String, i64)> = None;
+    let mut rows = 0;
+    for b in &batches {
+        let col = |n: &str| {
+            b.column_by_name(n)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone()
+        };
+        let (types, streams) = (col("Type"), col(schema::LOG_STREAM));
+        let ts = schema::timestamps(b).unwrap();
+        for i in 0..b.num_rows() {
+            let key = (
+                types.value(i).to_string(),
+                streams.value(i).to_string(),
+                ts.value(i),
+            );
+            if let Some(p) = &prev {
+                assert!(
+                    p <= &key,
+                    "rows sorted by Type, stream, time: {p:?} > {key:?}"
+                );
+            }
+            prev = Some(key);
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, 6530);
+    // Row groups: the two tiny kinds together, then one per large kind; each recorded with
+    // its Type range, so a filter on Type skips the others by statistics alone.
+    let schema_descr = md.file_metadata().schema_descr();
+    let type_col = (0..schema_descr.num_columns())
+        .find(|&i| schema_descr.column(i).name() == "Type")
+        .unwrap();
+    let ranges: Vec<(String, String, i64)> = md
+        .row_groups()
+        .iter()
+        .map(|rg| {
+            let st = rg.column(type_col).statistics().unwrap();
+            let s = |b: Option<&[u8]>| String::from_utf8(b.unwrap().to_vec()).unwrap();
+            (s(st.min_bytes_opt()), s(st.max_bytes_opt()), rg.num_rows())
+        })
+        .collect();
+    let owned = |a: &str, b: &str, n: i64| (a.to_string(), b.to_string(), n);
+    assert_eq!(
+        ranges,
+        vec![
+            owned("Cluster", "ClusterService", 30),
+            owned("Container", "Container", 3000),
+            owned("Node", "Node", 1500),
+            owned("Pod", "Pod", 2000),
+        ]
+    );
+    let sorting = md.row_group(0).sorting_columns().unwrap();
+    assert_eq!(
+        sorting[0].column_idx as usize, type_col,
+        "Type is the first sort key"
+    );
+
+    // A group whose Type has one value is not clustered by it: sorted by stream first.
+    let mut events = Vec::new();
+    for i in 0..50usize {
+        let msg = r#"{"Type":"Node","v":1}"#;
+        events.push(ev(
+            "/one",
+            &format!("s{}", i % 2),
+            hour + (49 - i as i64),
+            msg,
+        ));
+    }
+    ingest(&store, None, events).await;
+    store.flush().await.unwrap();
+    let scan = store.scan("/one", None, None).await.unwrap();
+    let (batches, md) = segment_file(dir.path(), &scan.segments[0].path);
+    let streams = batches[0]
+        .column_by_name(schema::LOG_STREAM)
+        .unwrap()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    assert_eq!(streams.value(0), "s0");
+    assert_eq!(streams.value(49), "s1");
+    assert_eq!(md.row_group(0).sorting_columns().unwrap()[0].column_idx, 2);
+}
