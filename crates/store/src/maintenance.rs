@@ -259,9 +259,12 @@ impl Store {
         }
         let window_ms = self.inner.config.window_ms;
         let schema = arrow_schema(&fields);
-        let parts = tokio::task::spawn_blocking(move || {
+        let (parts, cluster) = tokio::task::spawn_blocking(move || {
             let sorted = segment::concat_sorted(&schema, &batches)?;
-            segment::split_by_window(&sorted, window_ms)
+            Ok::<_, StoreError>((
+                segment::split_by_window(&sorted.batch, window_ms)?,
+                sorted.cluster,
+            ))
         })
         .await
         .map_err(join_err)??;
@@ -278,7 +281,7 @@ impl Store {
                 // A window's rows may carry columns only other windows use: drop all-null ones.
                 let part = drop_null_columns(&part)?;
                 let stats = segment::batch_stats(&part)?;
-                Ok::<_, StoreError>((segment::encode(&part, zstd_level, &p)?, stats))
+                Ok::<_, StoreError>((segment::encode(&part, cluster, zstd_level, &p)?, stats))
             })
             .await
             .map_err(join_err)??;

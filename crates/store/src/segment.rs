@@ -179,7 +179,7 @@ impl AsyncFileReader for SegmentReader {
 }
 
 /// Concatenates batches (conforming them to `schema`) and sorts them (see [`sort_batch`]).
-pub(crate) fn concat_sorted(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+pub(crate) fn concat_sorted(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Sorted> {
     let conformed = batches
         .iter()
         .map(|b| conform(b, schema))
@@ -191,16 +191,29 @@ pub(crate) fn concat_sorted(schema: &SchemaRef, batches: &[RecordBatch]) -> Resu
     sort_batch(&all)
 }
 
-/// The column of `batch` its rows are clustered by (see [`CLUSTER_COLUMNS`]): its index and
-/// values.
-pub(crate) fn cluster_column(batch: &RecordBatch) -> Option<(usize, &StringArray)> {
-    CLUSTER_COLUMNS.iter().find_map(|name| {
-        let idx = batch.schema().index_of(name).ok()?;
-        let values = batch.column(idx).as_any().downcast_ref::<StringArray>()?;
-        let mut present = values.iter().flatten();
-        let first = present.next()?;
-        present.any(|v| v != first).then_some((idx, values))
+/// Rows sorted by [`sort_batch`], and the column they were clustered by (if any).
+pub(crate) struct Sorted {
+    pub batch: RecordBatch,
+    pub cluster: Option<&'static str>,
+}
+
+/// The column a batch's rows are to be clustered by (see [`CLUSTER_COLUMNS`]).
+fn choose_cluster_column(batch: &RecordBatch) -> Option<&'static str> {
+    CLUSTER_COLUMNS.into_iter().find(|name| {
+        text_column(batch, name).is_some_and(|values| {
+            let mut present = values.iter().flatten();
+            present
+                .next()
+                .is_some_and(|first| present.any(|v| v != first))
+        })
     })
+}
+
+fn text_column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StringArray> {
+    batch
+        .column_by_name(name)?
+        .as_any()
+        .downcast_ref::<StringArray>()
 }
 
 /// Each row's rank among the distinct values of a text column (in byte order, as Parquet
@@ -222,7 +235,7 @@ fn ranks(values: &StringArray) -> UInt32Array {
 }
 
 /// Sorts rows by (cluster column, stream, time, id); rows without a cluster value come last.
-pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
+pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<Sorted> {
     let arrow = |context: &str| {
         let context = context.to_string();
         move |e| StoreError::Arrow { context, source: e }
@@ -245,7 +258,8 @@ pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
             reason: format!("{LOG_STREAM} is not a string column"),
         })?;
     let mut keys = Vec::with_capacity(4);
-    if let Some((_, values)) = cluster_column(batch) {
+    let cluster = choose_cluster_column(batch);
+    if let Some(values) = cluster.and_then(|c| text_column(batch, c)) {
         keys.push(SortColumn {
             values: Arc::new(ranks(values)),
             options: Some(SortOptions {
@@ -269,7 +283,8 @@ pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch> {
         },
     ]);
     let idx: UInt32Array = lexsort_to_indices(&keys, None).map_err(arrow("sort rows"))?;
-    take_record_batch(batch, &idx).map_err(arrow("reorder rows"))
+    let batch = take_record_batch(batch, &idx).map_err(arrow("reorder rows"))?;
+    Ok(Sorted { batch, cluster })
 }
 
 /// Splits a batch by time window; returns `(window start, rows)` in window order.
@@ -345,14 +360,24 @@ pub(crate) fn batch_stats(batch: &RecordBatch) -> Result<BatchStats> {
     })
 }
 
-/// Encodes a sorted batch as a Parquet file in memory. When the rows are clustered, row
-/// groups end where the cluster value changes (see [`MIN_CLUSTER_ROW_GROUP_ROWS`]).
-pub(crate) fn encode(batch: &RecordBatch, zstd_level: i32, path: &str) -> Result<Bytes> {
+/// Encodes rows sorted by [`sort_batch`] (or a part of them) as a Parquet file in memory.
+/// When they were clustered by a column, row groups end where its value changes (see
+/// [`MIN_CLUSTER_ROW_GROUP_ROWS`]).
+pub(crate) fn encode(
+    batch: &RecordBatch,
+    cluster: Option<&str>,
+    zstd_level: i32,
+    path: &str,
+) -> Result<Bytes> {
     let perr = |e| StoreError::Parquet {
         path: path.to_string(),
         source: e,
     };
-    let cluster = cluster_column(batch);
+    // The part may have lost the column (all null in its window, dropped).
+    let cluster = cluster.and_then(|c| {
+        let values = text_column(batch, c)?;
+        Some((batch.schema().index_of(c).ok()?, values))
+    });
     let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
     let mut w = ArrowWriter::try_new(
         &mut buf,

@@ -312,3 +312,53 @@ async fn rows_are_clustered_by_event_type_with_a_row_group_per_large_type() {
     assert_eq!(streams.value(49), "s1");
     assert_eq!(md.row_group(0).sorting_columns().unwrap()[0].column_idx, 2);
 }
+
+/// A flush spanning two windows decides the cluster column once, over all its rows: each
+/// window's segment records the order its rows really have, even when the column has one value
+/// there and another candidate column (`stream`) has two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_window_records_the_order_the_flush_sorted_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    let hour = now_ms().div_euclid(HOUR_MS) * HOUR_MS;
+    let mut events = Vec::new();
+    for i in 0..40i64 {
+        let (ts, kind) = if i % 2 == 0 {
+            (hour - HOUR_MS + i, "A")
+        } else {
+            (hour + i.min(now_ms() - hour), "B")
+        };
+        let out = if i % 4 < 2 { "stdout" } else { "stderr" };
+        let msg = format!(r#"{{"Type":"{kind}","stream":"{out}"}}"#);
+        events.push(ev("/mixed", &format!("s{}", i % 3), ts, &msg));
+    }
+    ingest(&store, None, events).await;
+    store.flush().await.unwrap();
+    let scan = store.scan("/mixed", None, None).await.unwrap();
+    assert_eq!(scan.segments.len(), 2);
+    for s in &scan.segments {
+        let (batches, md) = segment_file(dir.path(), &s.path);
+        let schema_descr = md.file_metadata().schema_descr();
+        let type_col = (0..schema_descr.num_columns())
+            .find(|&i| schema_descr.column(i).name() == "Type")
+            .unwrap();
+        let sorting = md.row_group(0).sorting_columns().unwrap();
+        let cols: Vec<usize> = sorting.iter().map(|c| c.column_idx as usize).collect();
+        assert_eq!(cols, vec![type_col, 2, 0, 4], "Type, stream, time, id");
+        let mut prev: Option<(String, i64)> = None;
+        for b in &batches {
+            let streams = b
+                .column_by_name(schema::LOG_STREAM)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            let ts = schema::timestamps(b).unwrap();
+            for i in 0..b.num_rows() {
+                let key = (streams.value(i).to_string(), ts.value(i));
+                assert!(prev.as_ref().is_none_or(|p| p <= &key), "in recorded order");
+                prev = Some(key);
+            }
+        }
+    }
+}
