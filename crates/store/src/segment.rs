@@ -78,6 +78,11 @@ impl SegmentMeta {
 /// of a dataplane journal record.
 pub const CLUSTER_COLUMNS: [&str; 3] = ["Type", "stream", "systemd_unit"];
 
+/// A candidate with more distinct values than this in a batch is no event kind (a journal's
+/// transient `session-N.scope` units, free text): clustering by it would cut row groups of a
+/// thousand rows and scatter each stream's lines, so the next candidate is tried.
+pub(crate) const MAX_CLUSTER_VALUES: usize = 64;
+
 /// Where the cluster column's value changes, a row group ends if it holds at least this many
 /// rows or the next value has at least this many: each kind of event gets row groups of its
 /// own, and neighbouring small kinds (the cluster-level events) share one rather than making
@@ -197,14 +202,18 @@ pub(crate) struct Sorted {
     pub cluster: Option<&'static str>,
 }
 
-/// The column a batch's rows are to be clustered by (see [`CLUSTER_COLUMNS`]).
+/// The column a batch's rows are to be clustered by (see [`CLUSTER_COLUMNS`]): one with 2 to
+/// [`MAX_CLUSTER_VALUES`] distinct values.
 fn choose_cluster_column(batch: &RecordBatch) -> Option<&'static str> {
     CLUSTER_COLUMNS.into_iter().find(|name| {
         text_column(batch, name).is_some_and(|values| {
-            let mut present = values.iter().flatten();
-            present
-                .next()
-                .is_some_and(|first| present.any(|v| v != first))
+            let mut distinct = std::collections::HashSet::new();
+            for v in values.iter().flatten() {
+                if distinct.insert(v) && distinct.len() > MAX_CLUSTER_VALUES {
+                    return false;
+                }
+            }
+            distinct.len() >= 2
         })
     })
 }
@@ -396,6 +405,11 @@ pub(crate) fn encode(
                     w.flush().map_err(perr)?;
                 }
                 w.write(&batch.slice(start, len)).map_err(perr)?;
+                // The tail of a large kind (past the last full row group) is not shared
+                // with the small kind after it.
+                if len >= MIN_CLUSTER_ROW_GROUP_ROWS && w.in_progress_rows() > 0 {
+                    w.flush().map_err(perr)?;
+                }
             }
         }
     }
@@ -521,4 +535,98 @@ pub(crate) async fn read_system_columns(
         .try_collect()
         .await
         .map_err(perr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{FieldType, GroupFields, arrow_schema};
+    use datafusion::arrow::array::{ArrayRef, TimestampMillisecondArray};
+
+    /// A batch of the system columns plus text columns `Type` and `stream`.
+    fn batch(types: &[&str], streams: &[&str]) -> RecordBatch {
+        let n = types.len();
+        let mut fields = GroupFields::new();
+        fields.insert("Type".into(), FieldType::Utf8);
+        fields.insert("stream".into(), FieldType::Utf8);
+        let schema = arrow_schema(&fields);
+        let ts = || {
+            Arc::new(TimestampMillisecondArray::from_iter_values(0..n as i64).with_timezone("UTC"))
+                as ArrayRef
+        };
+        let text = |v: Vec<String>| Arc::new(StringArray::from(v)) as ArrayRef;
+        let cols: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                TIMESTAMP | schema::INGESTION_TIME => ts(),
+                LOG_STREAM => text((0..n).map(|i| format!("s{}", i % 3)).collect()),
+                MESSAGE => text(vec!["{}".to_string(); n]),
+                EVENT_ID => Arc::new(Int64Array::from_iter_values(0..n as i64)) as ArrayRef,
+                "Type" => text(types.iter().map(|t| t.to_string()).collect()),
+                _ => text(streams.iter().map(|t| t.to_string()).collect()),
+            })
+            .collect();
+        RecordBatch::try_new(schema, cols).unwrap()
+    }
+
+    fn row_group_types(bytes: Bytes) -> Vec<(String, String, i64)> {
+        let md = ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .unwrap();
+        let descr = md.file_metadata().schema_descr();
+        let col = (0..descr.num_columns())
+            .find(|&i| descr.column(i).name() == "Type")
+            .unwrap();
+        md.row_groups()
+            .iter()
+            .map(|rg| {
+                let st = rg.column(col).statistics().unwrap();
+                let s = |b: Option<&[u8]>| String::from_utf8(b.unwrap().to_vec()).unwrap();
+                (s(st.min_bytes_opt()), s(st.max_bytes_opt()), rg.num_rows())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_large_kinds_tail_does_not_share_a_row_group_with_the_next_kind() {
+        let big = 128 * 1024 + 100;
+        let mut types = vec!["A"; big];
+        types.extend(["B"; 10]);
+        types.extend(["C"; 2000]);
+        let streams = vec!["stdout"; types.len()];
+        let sorted = sort_batch(&batch(&types, &streams)).unwrap();
+        assert_eq!(sorted.cluster, Some("Type"));
+        let bytes = encode(&sorted.batch, sorted.cluster, 1, "test").unwrap();
+        let owned = |a: &str, b: &str, n: i64| (a.to_string(), b.to_string(), n);
+        assert_eq!(
+            row_group_types(bytes),
+            vec![
+                owned("A", "A", 128 * 1024),
+                owned("A", "A", 100),
+                owned("B", "B", 10),
+                owned("C", "C", 2000),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_column_with_too_many_values_is_no_cluster_column() {
+        // 65 kinds of `Type`: not an event kind; `stream` (2 values) is used instead.
+        let types: Vec<String> = (0..650).map(|i| format!("t{}", i % 65)).collect();
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        let streams: Vec<&str> = (0..650)
+            .map(|i| if i % 2 == 0 { "stdout" } else { "stderr" })
+            .collect();
+        let sorted = sort_batch(&batch(&types, &streams)).unwrap();
+        assert_eq!(sorted.cluster, Some("stream"));
+        // 64 kinds still cluster.
+        let types: Vec<String> = (0..640).map(|i| format!("t{}", i % 64)).collect();
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        let sorted = sort_batch(&batch(&types, &streams[..640])).unwrap();
+        assert_eq!(sorted.cluster, Some("Type"));
+        // One value: no clustering by it.
+        let sorted = sort_batch(&batch(&["x"; 10], &["stdout"; 10])).unwrap();
+        assert_eq!(sorted.cluster, None);
+    }
 }

@@ -66,7 +66,7 @@ impl AggregateUDFImpl for Pct {
         Ok(Box::new(PctGroups {
             p_hundredths: p_hundredths(&args)?,
             groups: Vec::new(),
-            values: 0,
+            allocated: 0,
         }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -124,8 +124,8 @@ fn values_list(groups: Vec<Vec<f64>>) -> ListArray {
 struct PctGroups {
     p_hundredths: u64,
     groups: Vec<Vec<f64>>,
-    /// Values held over all groups (for `size`).
-    values: usize,
+    /// Σ capacity of the groups' vectors, in values (for `size`).
+    allocated: usize,
 }
 
 impl PctGroups {
@@ -134,7 +134,7 @@ impl PctGroups {
         group_indices: &[usize],
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
-        mut each: impl FnMut(usize, &mut Vec<f64>) -> usize,
+        mut each: impl FnMut(usize, &mut Vec<f64>),
     ) {
         if self.groups.len() < total_num_groups {
             self.groups.resize_with(total_num_groups, Vec::new);
@@ -143,8 +143,18 @@ impl PctGroups {
             if opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
                 continue;
             }
-            self.values += each(row, &mut self.groups[g]);
+            let g = &mut self.groups[g];
+            let before = g.capacity();
+            each(row, g);
+            self.allocated += g.capacity() - before;
         }
+    }
+
+    /// Takes the groups to emit; their memory leaves the count.
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<f64>> {
+        let taken = emit_to.take_needed(&mut self.groups);
+        self.allocated -= taken.iter().map(Vec::capacity).sum::<usize>();
+        taken
     }
 }
 
@@ -160,11 +170,9 @@ impl GroupsAccumulator for PctGroups {
         let (nulls, vals) = (a.nulls().cloned(), a.values().clone());
         self.add(group_indices, opt_filter, total_num_groups, |row, g| {
             let v = vals[row];
-            if nulls.as_ref().is_some_and(|n| n.is_null(row)) || v.is_nan() {
-                return 0;
+            if nulls.as_ref().is_none_or(|n| n.is_valid(row)) && !v.is_nan() {
+                g.push(v);
             }
-            g.push(v);
-            1
         });
         Ok(())
     }
@@ -179,37 +187,29 @@ impl GroupsAccumulator for PctGroups {
         let inner = lists.values().as_primitive::<Float64Type>();
         let offsets = lists.value_offsets();
         self.add(group_indices, None, total_num_groups, |row, g| {
-            if lists.is_null(row) {
-                return 0;
+            if lists.is_valid(row) {
+                let (lo, hi) = (offsets[row] as usize, offsets[row + 1] as usize);
+                g.extend(
+                    (lo..hi)
+                        .filter(|&i| inner.is_valid(i))
+                        .map(|i| inner.value(i)),
+                );
             }
-            let (lo, hi) = (offsets[row] as usize, offsets[row + 1] as usize);
-            let before = g.len();
-            g.extend(
-                (lo..hi)
-                    .filter(|&i| inner.is_valid(i))
-                    .map(|i| inner.value(i)),
-            );
-            g.len() - before
         });
         Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        let out: Float64Array = groups
+        let out: Float64Array = self
+            .take(emit_to)
             .into_iter()
-            .map(|mut g| {
-                self.values -= g.len();
-                nearest_rank(self.p_hundredths, &mut g)
-            })
+            .map(|mut g| nearest_rank(self.p_hundredths, &mut g))
             .collect();
         Ok(Arc::new(out))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        self.values -= groups.iter().map(Vec::len).sum::<usize>();
-        Ok(vec![Arc::new(values_list(groups))])
+        Ok(vec![Arc::new(values_list(self.take(emit_to)))])
     }
 
     /// Each row as its own group: a list of its one value (empty when null, NaN or filtered).
@@ -243,7 +243,7 @@ impl GroupsAccumulator for PctGroups {
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
             + self.groups.capacity() * std::mem::size_of::<Vec<f64>>()
-            + self.values * std::mem::size_of::<f64>()
+            + self.allocated * std::mem::size_of::<f64>()
     }
 }
 
@@ -316,7 +316,7 @@ mod tests {
         PctGroups {
             p_hundredths: (p * 100.0).round() as u64,
             groups: Vec::new(),
-            values: 0,
+            allocated: 0,
         }
     }
 
@@ -357,6 +357,12 @@ mod tests {
         // Two partial accumulators (one sees groups 0-2, the other 0-3), merged.
         let mut p1 = groups(90.0);
         p1.update_batch(&a1, &g1, Some(&f1), 3).unwrap();
+        assert!(
+            p1.allocated >= 90,
+            "at least the values kept: {}",
+            p1.allocated
+        );
+        assert!(p1.size() >= std::mem::size_of::<PctGroups>() + 90 * 8);
         let mut p2 = groups(90.0);
         p2.update_batch(&a2, &g2, Some(&f2), 4).unwrap();
         let mut fin = groups(90.0);
@@ -364,7 +370,11 @@ mod tests {
             .unwrap();
         fin.merge_batch(&p2.state(EmitTo::All).unwrap(), &[0, 1, 2, 3], 4)
             .unwrap();
-        assert_eq!(p1.values + p2.values, 0, "state hands the values over");
+        assert_eq!(
+            p1.allocated + p2.allocated,
+            0,
+            "state hands the values over"
+        );
         let out = fin.evaluate(EmitTo::All).unwrap();
         let got: Vec<Option<f64>> = out.as_primitive::<Float64Type>().iter().collect();
         assert_eq!(got, want);
@@ -384,6 +394,6 @@ mod tests {
             .chain(rest.as_primitive::<Float64Type>().iter())
             .collect();
         assert_eq!(got, want);
-        assert_eq!(fin.values, 0);
+        assert_eq!(fin.allocated, 0);
     }
 }
