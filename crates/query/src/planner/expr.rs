@@ -36,7 +36,7 @@ use std::ops::Not;
 
 use crate::error::{QueryError, Result};
 use crate::functions::{self, ip::IpCheck};
-use crate::table::{TIMESTAMP, timestamp_type};
+use crate::table::{EVENT_ID, TIMESTAMP, timestamp_type};
 
 /// Resolves names and types against one plan's schema.
 pub(crate) struct Scope<'a> {
@@ -476,7 +476,15 @@ impl Scope<'_> {
                 .map(|a| self.expr(a))
                 .unwrap_or_else(|| Err(internal(format!("{} lacks argument {i}", call.name))))
         };
-        let by_time = || vec![SortExpr::new(ident(TIMESTAMP), true, false)];
+        // Events of the same millisecond: the one ingested first (lower `@id`) is the earlier,
+        // whatever order the segments keep their rows in.
+        let by_time = || {
+            let mut keys = vec![SortExpr::new(ident(TIMESTAMP), true, false)];
+            if self.has(EVENT_ID) {
+                keys.push(SortExpr::new(ident(EVENT_ID), true, false));
+            }
+            keys
+        };
         let e = match call.function {
             F::Avg => agg::avg(self.num(arg(0)?)),
             F::Sum => agg::sum(self.num(arg(0)?)),

@@ -31,7 +31,9 @@ use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{
     Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, ScalarUDF, SortExpr, ident, lit,
 };
-use kinsight_ql::{FieldRef, Located, NamedExpr, ParsePattern, Pipeline, SortOrder, Stage};
+use kinsight_ql::{
+    FieldRef, Function, Located, NamedExpr, ParsePattern, Pipeline, SortOrder, Stage,
+};
 
 use crate::error::{QueryError, Result};
 use crate::functions;
@@ -183,6 +185,15 @@ impl Planner<'_> {
                     names.push(hidden.to_string());
                 }
             }
+        } else if pipeline.aggregation.as_ref().is_some_and(|a| {
+            a.node
+                .aggregates
+                .iter()
+                .any(|c| matches!(c.function, Function::Earliest | Function::Latest))
+        }) && !names.iter().any(|n| n == EVENT_ID)
+        {
+            // `earliest` / `latest` break ties of the same millisecond by `@id`.
+            names.push(EVENT_ID.to_string());
         }
         let stored = |name: &str| -> Option<Expr> {
             scan_schema

@@ -370,3 +370,42 @@ async fn a_filter_on_type_reads_only_that_types_row_groups() {
         vec![json!(1500), json!(1500), json!(1500)]
     );
 }
+
+/// `earliest` / `latest` of events in the same millisecond: the one ingested first is the
+/// earlier, whatever order the segment keeps its rows in (here clustered by `Type`, which
+/// puts the later event first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earliest_and_latest_break_ties_of_a_millisecond_by_ingestion_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path()).await;
+    const G: &str = "/t/ties";
+    let t = NOW_MS - 600_000;
+    let ev = |ts: i64, kind: &str, v: &str| {
+        kinsight_store::LogEvent::new(G, "s", ts, json!({"Type": kind, "v": v}).to_string())
+    };
+    load(&store, [ev(t, "B", "first"), ev(t, "A", "second")]).await;
+    load(&store, [ev(t - 1, "B", "older"), ev(t - 1, "C", "older-2")]).await;
+    for flushed in [false, true] {
+        if flushed {
+            store.flush().await.unwrap();
+        }
+        let svc = service(&store);
+        let out = run(
+            &svc,
+            &[G],
+            "filter v != \"older\" and v != \"older-2\" | stats earliest(v) as e, latest(v) as l",
+        )
+        .await;
+        assert_eq!(
+            out.rows,
+            vec![vec![json!("first"), json!("second")]],
+            "flushed: {flushed}"
+        );
+        let out = run(&svc, &[G], "stats earliest(v) as e, latest(v) as l").await;
+        assert_eq!(
+            out.rows,
+            vec![vec![json!("older"), json!("second")]],
+            "flushed: {flushed}"
+        );
+    }
+}
