@@ -82,22 +82,11 @@ async fn flush_writes_sorted_zstd_parquet_with_typed_columns_per_window() {
         .unwrap();
         b.collect::<Result<Vec<_>, _>>().unwrap()
     };
-    let mut prev: Option<(String, i64)> = None;
+    assert!(
+        row_keys(&batches, &[schema::LOG_STREAM]).is_sorted(),
+        "rows sorted by stream, then time"
+    );
     for b in &batches {
-        let streams = b
-            .column_by_name(schema::LOG_STREAM)
-            .unwrap()
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        let ts = schema::timestamps(b).unwrap();
-        for i in 0..b.num_rows() {
-            let key = (streams.value(i).to_string(), ts.value(i));
-            if let Some(p) = &prev {
-                assert!(p <= &key, "rows sorted by stream, then time");
-            }
-            prev = Some(key);
-        }
         let msgs = b.column_by_name(schema::MESSAGE).unwrap();
         assert_eq!(msgs.null_count(), 0, "raw message kept");
     }
@@ -175,7 +164,41 @@ async fn conflicting_types_widen_across_segments_and_memory() {
     assert_eq!(code.value(0), "200");
 }
 
-/// The rows of one segment of `group`, read back in file order, and its Parquet metadata.
+/// Each row's values of the text columns `cols`, then its timestamp, in file order.
+fn row_keys(
+    batches: &[datafusion::arrow::array::RecordBatch],
+    cols: &[&str],
+) -> Vec<(Vec<String>, i64)> {
+    let mut keys = Vec::new();
+    for b in batches {
+        let text: Vec<&StringArray> = cols
+            .iter()
+            .map(|c| {
+                b.column_by_name(c)
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .unwrap()
+            })
+            .collect();
+        let ts = schema::timestamps(b).unwrap();
+        for i in 0..b.num_rows() {
+            let values = text.iter().map(|a| a.value(i).to_string()).collect();
+            keys.push((values, ts.value(i)));
+        }
+    }
+    keys
+}
+
+/// The index of a column in a Parquet file's schema.
+fn column_index(md: &datafusion::parquet::file::metadata::ParquetMetaData, name: &str) -> usize {
+    let descr = md.file_metadata().schema_descr();
+    (0..descr.num_columns())
+        .find(|&i| descr.column(i).name() == name)
+        .unwrap()
+}
+
+/// The rows of one segment, read back in file order, and its Parquet metadata.
 fn segment_file(
     dir: &std::path::Path,
     path: &str,
@@ -226,42 +249,13 @@ async fn rows_are_clustered_by_event_type_with_a_row_group_per_large_type() {
     assert_eq!(scan.segments.len(), 1);
     let (batches, md) = segment_file(dir.path(), &scan.segments[0].path);
     // Sorted by (Type, stream, time).
-    let mut prev: Option<(String, String, i64)> = None;
-    let mut rows = 0;
-    for b in &batches {
-        let col = |n: &str| {
-            b.column_by_name(n)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .unwrap()
-                .clone()
-        };
-        let (types, streams) = (col("Type"), col(schema::LOG_STREAM));
-        let ts = schema::timestamps(b).unwrap();
-        for i in 0..b.num_rows() {
-            let key = (
-                types.value(i).to_string(),
-                streams.value(i).to_string(),
-                ts.value(i),
-            );
-            if let Some(p) = &prev {
-                assert!(
-                    p <= &key,
-                    "rows sorted by Type, stream, time: {p:?} > {key:?}"
-                );
-            }
-            prev = Some(key);
-            rows += 1;
-        }
-    }
+    let keys = row_keys(&batches, &["Type", schema::LOG_STREAM]);
+    assert!(keys.is_sorted(), "rows sorted by Type, stream, time");
+    let rows = keys.len();
     assert_eq!(rows, 6530);
     // Row groups: the two tiny kinds together, then one per large kind; each recorded with
     // its Type range, so a filter on Type skips the others by statistics alone.
-    let schema_descr = md.file_metadata().schema_descr();
-    let type_col = (0..schema_descr.num_columns())
-        .find(|&i| schema_descr.column(i).name() == "Type")
-        .unwrap();
+    let type_col = column_index(&md, "Type");
     let ranges: Vec<(String, String, i64)> = md
         .row_groups()
         .iter()
@@ -338,27 +332,13 @@ async fn each_window_records_the_order_the_flush_sorted_by() {
     assert_eq!(scan.segments.len(), 2);
     for s in &scan.segments {
         let (batches, md) = segment_file(dir.path(), &s.path);
-        let schema_descr = md.file_metadata().schema_descr();
-        let type_col = (0..schema_descr.num_columns())
-            .find(|&i| schema_descr.column(i).name() == "Type")
-            .unwrap();
+        let type_col = column_index(&md, "Type");
         let sorting = md.row_group(0).sorting_columns().unwrap();
         let cols: Vec<usize> = sorting.iter().map(|c| c.column_idx as usize).collect();
         assert_eq!(cols, vec![type_col, 2, 0, 4], "Type, stream, time, id");
-        let mut prev: Option<(String, i64)> = None;
-        for b in &batches {
-            let streams = b
-                .column_by_name(schema::LOG_STREAM)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .unwrap();
-            let ts = schema::timestamps(b).unwrap();
-            for i in 0..b.num_rows() {
-                let key = (streams.value(i).to_string(), ts.value(i));
-                assert!(prev.as_ref().is_none_or(|p| p <= &key), "in recorded order");
-                prev = Some(key);
-            }
-        }
+        assert!(
+            row_keys(&batches, &[schema::LOG_STREAM]).is_sorted(),
+            "in recorded order"
+        );
     }
 }
