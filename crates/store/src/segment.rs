@@ -7,6 +7,7 @@
 //! Sorting by stream next keeps one container's lines together: they compress far better and
 //! a stream's rows fall in few row groups. Layout: `docs/formats/segments.md`.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -33,6 +34,8 @@ use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
+
+use kinsight_model::hash::FastBuildHasher;
 
 use crate::error::{Result, StoreError};
 use crate::schema::{self, EVENT_ID, LOG_STREAM, MESSAGE, TIMESTAMP, conform};
@@ -207,7 +210,7 @@ pub(crate) struct Sorted {
 fn choose_cluster_column(batch: &RecordBatch) -> Option<&'static str> {
     CLUSTER_COLUMNS.into_iter().find(|name| {
         text_column(batch, name).is_some_and(|values| {
-            let mut distinct = std::collections::HashSet::new();
+            let mut distinct: HashSet<&str, FastBuildHasher> = HashSet::default();
             for v in values.iter().flatten() {
                 if distinct.insert(v) && distinct.len() > MAX_CLUSTER_VALUES {
                     return false;
@@ -227,16 +230,18 @@ fn text_column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StringArray
 
 /// Each row's rank among the distinct values of a text column (in byte order, as Parquet
 /// compares them), null for a null: sorting by rank compares integers instead of long,
-/// prefix-sharing strings for every pair of rows.
+/// prefix-sharing strings for every pair of rows, and only the distinct values are sorted.
 fn ranks(values: &StringArray) -> UInt32Array {
-    let mut distinct: Vec<&str> = values.iter().flatten().collect();
+    let mut rank: HashMap<&str, u32, FastBuildHasher> = HashMap::default();
+    for v in values.iter().flatten() {
+        let next = rank.len() as u32;
+        rank.entry(v).or_insert(next);
+    }
+    let mut distinct: Vec<&str> = rank.keys().copied().collect();
     distinct.sort_unstable();
-    distinct.dedup();
-    let rank: std::collections::HashMap<&str, u32> = distinct
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (*s, i as u32))
-        .collect();
+    for (i, v) in distinct.iter().enumerate() {
+        rank.insert(v, i as u32);
+    }
     values
         .iter()
         .map(|s| s.and_then(|s| rank.get(s).copied()))
