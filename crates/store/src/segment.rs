@@ -75,7 +75,7 @@ impl SegmentMeta {
 }
 
 /// The columns a segment's rows are clustered by: the first of these that the rows have as a
-/// text column with at least two distinct values. They are the discriminators of the
+/// text column with 2 to [`MAX_CLUSTER_VALUES`] distinct values. They are the discriminators of the
 /// reference's log groups (§3, §5.6): `Type` of a performance event (every Container Insights
 /// query filters on it), `stream` (stdout/stderr) of a container's log line, `systemd_unit`
 /// of a dataplane journal record.
