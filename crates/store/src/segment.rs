@@ -11,20 +11,25 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::compute::kernels::cmp::eq;
 use datafusion::arrow::compute::{
     SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
 };
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::TimestampMillisecondType;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::arrow_reader::{ArrowPredicate, ArrowPredicateFn, RowFilter};
 use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::SortingColumn;
-use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use datafusion::parquet::file::metadata::{
+    PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader,
+};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::statistics::Statistics;
 use futures::FutureExt;
@@ -474,8 +479,11 @@ pub(crate) async fn read_all(
         .map_err(perr)
 }
 
-/// Reads the system columns of the rows of a segment that may match `stream` and the time
-/// range, skipping row groups whose statistics rule them out.
+/// Reads the system columns of the rows of a segment that match `stream` and the time range:
+/// row groups whose statistics rule them out are skipped, and within the others the stream and
+/// time are checked first, so only the pages of the other columns (the messages) that hold
+/// matching rows are fetched and decoded (the page index says where they are). A stream's
+/// rows lie in a few runs of each kind's row groups (rows are clustered by kind first).
 pub(crate) async fn read_system_columns(
     store: &Arc<dyn ObjectStore>,
     meta: &SegmentMeta,
@@ -483,11 +491,21 @@ pub(crate) async fn read_system_columns(
     start_ms: Option<i64>,
     end_ms: Option<i64>,
 ) -> Result<Vec<RecordBatch>> {
-    let (reader, md) = open(store, meta).await?;
+    let mut reader = SegmentReader {
+        store: store.clone(),
+        path: meta.object_path(),
+        size: meta.size_bytes,
+    };
     let perr = |e| StoreError::Parquet {
         path: meta.path.clone(),
         source: e,
     };
+    let md = ArrowReaderMetadata::load_async(
+        &mut reader,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )
+    .await
+    .map_err(perr)?;
     let pq = md.metadata().clone();
     let schema_descr = pq.file_metadata().schema_descr();
     let col_idx = |name: &str| {
@@ -531,10 +549,36 @@ pub(crate) async fn read_system_columns(
         .filter_map(|n| col_idx(n))
         .collect();
     let mask = ProjectionMask::roots(schema_descr, roots);
-    ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
         .with_row_groups(row_groups)
         .with_projection(mask)
-        .with_batch_size(8 * 1024)
+        .with_batch_size(8 * 1024);
+    let mut predicates: Vec<Box<dyn ArrowPredicate>> = Vec::new();
+    if let (Some(s), Some(c)) = (stream, stream_col) {
+        let wanted = StringArray::new_scalar(s);
+        predicates.push(Box::new(ArrowPredicateFn::new(
+            ProjectionMask::roots(schema_descr, [c]),
+            move |b: RecordBatch| eq(b.column(0), &wanted),
+        )));
+    }
+    if let (true, Some(c)) = (start_ms.is_some() || end_ms.is_some(), ts_col) {
+        predicates.push(Box::new(ArrowPredicateFn::new(
+            ProjectionMask::roots(schema_descr, [c]),
+            move |b: RecordBatch| {
+                let ts = b.column(0).as_primitive::<TimestampMillisecondType>();
+                Ok(ts
+                    .iter()
+                    .map(|t| {
+                        t.map(|t| start_ms.is_none_or(|s| t >= s) && end_ms.is_none_or(|e| t < e))
+                    })
+                    .collect())
+            },
+        )));
+    }
+    if !predicates.is_empty() {
+        builder = builder.with_row_filter(RowFilter::new(predicates));
+    }
+    builder
         .build()
         .map_err(perr)?
         .try_collect()
