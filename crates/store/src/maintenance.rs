@@ -58,7 +58,7 @@ impl Store {
             let store = self.clone();
             let mut stop = self.inner.shutdown.subscribe();
             let period = Duration::from_millis(cfg.index_interval_ms.max(10));
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(period);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -78,6 +78,7 @@ impl Store {
                     }
                 }
             });
+            self.keep_background(task);
         }
         // Compaction + retention + object GC.
         {
@@ -85,7 +86,7 @@ impl Store {
             let mut stop = self.inner.shutdown.subscribe();
             let compaction = Duration::from_millis(cfg.compaction_interval_ms.max(100));
             let retention_every = cfg.retention_interval_ms.max(100);
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(compaction);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut last_retention: Option<tokio::time::Instant> = None;
@@ -110,7 +111,16 @@ impl Store {
                     }
                 }
             });
+            self.keep_background(task);
         }
+    }
+
+    fn keep_background(&self, task: tokio::task::JoinHandle<()>) {
+        self.inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
     }
 
     fn flush_due(&self) -> bool {

@@ -60,6 +60,9 @@ pub(crate) struct Inner {
     /// Serialises manifest changes and checkpoint writes.
     pub maintenance: tokio::sync::Mutex<()>,
     pub shutdown: watch::Sender<bool>,
+    /// The indexer/flusher and compaction tasks; [`Store::shutdown`] waits for them, so the
+    /// data directory is free again when it returns.
+    pub(crate) background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// First sequence number assigned by this process.
     first_seq: u64,
     _lock: File,
@@ -334,6 +337,7 @@ impl Store {
                 wal: writer,
                 observers,
                 observer_thread: Mutex::new(observer_thread),
+                background: Mutex::new(Vec::new()),
                 observer_tx: Mutex::new(observer_tx),
                 inflight: Mutex::new(HashMap::new()),
                 maintenance: tokio::sync::Mutex::new(()),
@@ -353,6 +357,22 @@ impl Store {
     /// state needs no flush: the next open replays the WAL.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        // A flush or compaction in progress finishes first (for at most `SHUTDOWN_WAIT`: a long
+        // compaction is safe to cut off — its output is not in the manifest yet); then the
+        // tasks drop their handles on the store, and with the last one the directory's lock.
+        let tasks = std::mem::take(
+            &mut *self
+                .inner
+                .background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let all = futures::future::join_all(tasks);
+        if tokio::time::timeout(SHUTDOWN_WAIT, all).await.is_err() {
+            tracing::warn!(
+                "background maintenance still running after {SHUTDOWN_WAIT:?}; stopping without it"
+            );
+        }
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || {
             inner.wal.shutdown();
@@ -831,6 +851,9 @@ impl Store {
         }
     }
 }
+
+/// How long [`Store::shutdown`] waits for a flush or compaction in progress.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Takes an exclusive advisory lock on `<data_dir>/LOCK` so two servers never share a WAL.
 fn lock_data_dir(dir: &std::path::Path) -> Result<File> {

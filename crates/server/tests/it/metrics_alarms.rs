@@ -106,6 +106,15 @@ impl Running {
         self.tasks.abort();
         let _ = self.stop.send(());
         self.served.await.unwrap();
+        // Aborted tasks are dropped when the runtime gets to them: wait, so that nothing
+        // still holds the store when the test restarts on the same directory.
+        let EngineTasks {
+            alarms,
+            maintenance,
+        } = self.tasks;
+        let _ = alarms.evaluator.await;
+        let _ = alarms.notifier.await;
+        let _ = maintenance.await;
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use kinsight_store::{Store, StoreError, wal};
+use kinsight_store::{Store, StoreConfig, StoreError, wal};
 
 use crate::support::*;
 
@@ -182,4 +182,40 @@ async fn a_caller_that_gives_up_does_not_break_the_retry_of_its_batch() {
         .unwrap();
     assert_eq!(again.accepted, 1);
     assert_eq!(all_events(&store, "/g", None).await.len(), 1);
+}
+
+/// `shutdown` returns only when the background flusher and compactor have stopped (a flush in
+/// progress finishes first), so the same data directory opens again at once — an in-process
+/// restart, as the server's tests and `kinsight up` do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_shutdown_the_data_dir_reopens_at_once_even_mid_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let mut cfg = StoreConfig::new(dir.path());
+        // Flush as soon as anything is indexed: a flush is running when shutdown comes.
+        cfg.flush_bytes = 1;
+        cfg.index_interval_ms = 10;
+        let store = Store::open(cfg, vec![]).await.unwrap();
+        let events: Vec<_> = (0..3000)
+            .map(|i: usize| {
+                let ts = now_ms() - 1000 + (i % 900) as i64;
+                ev("/g", &format!("s{}", i % 7), ts, &k8s_line(i))
+            })
+            .collect();
+        for chunk in events.chunks(1000) {
+            ingest(&store, None, chunk.to_vec()).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        store.shutdown().await;
+        drop(store);
+        let again = Store::open(config(dir.path()), vec![]).await;
+        assert!(again.is_ok(), "round {round}: {:?}", again.err());
+        let again = again.unwrap();
+        assert_eq!(
+            all_events(&again, "/g", None).await.len(),
+            3000 * (round + 1),
+            "nothing lost"
+        );
+        again.shutdown().await;
+    }
 }
