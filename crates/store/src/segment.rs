@@ -7,7 +7,7 @@
 //! Sorting by stream next keeps one container's lines together: they compress far better and
 //! a stream's rows fall in few row groups. Layout: `docs/formats/segments.md`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -211,18 +211,11 @@ pub(crate) struct Sorted {
 }
 
 /// The column a batch's rows are to be clustered by (see [`CLUSTER_COLUMNS`]): one with 2 to
-/// [`MAX_CLUSTER_VALUES`] distinct values.
-fn choose_cluster_column(batch: &RecordBatch) -> Option<&'static str> {
-    CLUSTER_COLUMNS.into_iter().find(|name| {
-        text_column(batch, name).is_some_and(|values| {
-            let mut distinct: HashSet<&str, FastBuildHasher> = HashSet::default();
-            for v in values.iter().flatten() {
-                if distinct.insert(v) && distinct.len() > MAX_CLUSTER_VALUES {
-                    return false;
-                }
-            }
-            distinct.len() >= 2
-        })
+/// [`MAX_CLUSTER_VALUES`] distinct values, with each row's rank in it.
+fn cluster_column(batch: &RecordBatch) -> Option<(&'static str, UInt32Array)> {
+    CLUSTER_COLUMNS.into_iter().find_map(|name| {
+        let (ranks, distinct) = ranks_upto(text_column(batch, name)?, MAX_CLUSTER_VALUES)?;
+        (distinct >= 2).then_some((name, ranks))
     })
 }
 
@@ -236,21 +229,26 @@ fn text_column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StringArray
 /// Each row's rank among the distinct values of a text column (in byte order, as Parquet
 /// compares them), null for a null: sorting by rank compares integers instead of long,
 /// prefix-sharing strings for every pair of rows, and only the distinct values are sorted.
-fn ranks(values: &StringArray) -> UInt32Array {
+/// Also the number of distinct values; `None` as soon as there are more than `max`.
+fn ranks_upto(values: &StringArray, max: usize) -> Option<(UInt32Array, usize)> {
     let mut rank: HashMap<&str, u32, FastBuildHasher> = HashMap::default();
     for v in values.iter().flatten() {
         let next = rank.len() as u32;
         rank.entry(v).or_insert(next);
+        if rank.len() > max {
+            return None;
+        }
     }
     let mut distinct: Vec<&str> = rank.keys().copied().collect();
     distinct.sort_unstable();
     for (i, v) in distinct.iter().enumerate() {
         rank.insert(v, i as u32);
     }
-    values
+    let ranks = values
         .iter()
         .map(|s| s.and_then(|s| rank.get(s).copied()))
-        .collect()
+        .collect();
+    Some((ranks, distinct.len()))
 }
 
 /// Sorts rows by (cluster column, stream, time, id); rows without a cluster value come last.
@@ -277,19 +275,22 @@ pub(crate) fn sort_batch(batch: &RecordBatch) -> Result<Sorted> {
             reason: format!("{LOG_STREAM} is not a string column"),
         })?;
     let mut keys = Vec::with_capacity(4);
-    let cluster = choose_cluster_column(batch);
-    if let Some(values) = cluster.and_then(|c| text_column(batch, c)) {
+    let cluster = cluster_column(batch).map(|(name, ranks)| {
         keys.push(SortColumn {
-            values: Arc::new(ranks(values)),
+            values: Arc::new(ranks),
             options: Some(SortOptions {
                 descending: false,
                 nulls_first: false,
             }),
         });
-    }
+        name
+    });
+    // No cap on streams: `ranks_upto` always answers (the fallback is never taken).
+    let stream_ranks = ranks_upto(streams, usize::MAX)
+        .map_or_else(|| UInt32Array::new_null(batch.num_rows()), |r| r.0);
     keys.extend([
         SortColumn {
-            values: Arc::new(ranks(streams)),
+            values: Arc::new(stream_ranks),
             options: None,
         },
         SortColumn {
@@ -441,17 +442,18 @@ fn runs(values: &StringArray) -> Vec<(usize, usize)> {
     out
 }
 
-/// Opens a segment for reading (fetches its footer).
+/// Opens a segment for reading (fetches its footer, and the page index if `options` ask).
 pub(crate) async fn open(
     store: &Arc<dyn ObjectStore>,
     meta: &SegmentMeta,
+    options: ArrowReaderOptions,
 ) -> Result<(SegmentReader, ArrowReaderMetadata)> {
     let mut reader = SegmentReader {
         store: store.clone(),
         path: meta.object_path(),
         size: meta.size_bytes,
     };
-    let md = ArrowReaderMetadata::load_async(&mut reader, Default::default())
+    let md = ArrowReaderMetadata::load_async(&mut reader, options)
         .await
         .map_err(|e| StoreError::Parquet {
             path: meta.path.clone(),
@@ -465,7 +467,7 @@ pub(crate) async fn read_all(
     store: &Arc<dyn ObjectStore>,
     meta: &SegmentMeta,
 ) -> Result<Vec<RecordBatch>> {
-    let (reader, md) = open(store, meta).await?;
+    let (reader, md) = open(store, meta, ArrowReaderOptions::new()).await?;
     let perr = |e| StoreError::Parquet {
         path: meta.path.clone(),
         source: e,
@@ -491,21 +493,12 @@ pub(crate) async fn read_system_columns(
     start_ms: Option<i64>,
     end_ms: Option<i64>,
 ) -> Result<Vec<RecordBatch>> {
-    let mut reader = SegmentReader {
-        store: store.clone(),
-        path: meta.object_path(),
-        size: meta.size_bytes,
-    };
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let (reader, md) = open(store, meta, options).await?;
     let perr = |e| StoreError::Parquet {
         path: meta.path.clone(),
         source: e,
     };
-    let md = ArrowReaderMetadata::load_async(
-        &mut reader,
-        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-    )
-    .await
-    .map_err(perr)?;
     let pq = md.metadata().clone();
     let schema_descr = pq.file_metadata().schema_descr();
     let col_idx = |name: &str| {
