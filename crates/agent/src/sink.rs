@@ -78,32 +78,67 @@ impl Sink for StdoutSink {
 
 /// Appends one JSON line per event to a file and fsyncs before acknowledging, so it can stand
 /// in for the server's acknowledgement.
+///
+/// A batch that was not acknowledged may have left part of a line behind: a kill -9 in the
+/// middle of the write, or a write that failed (disk full). Such a tail is cut off — when the
+/// file is opened, and after a failed write — so the next batch starts on a line of its own;
+/// its events are sent again, since their checkpoint never advanced.
 pub struct FileSink {
     path: PathBuf,
-    file: Arc<Mutex<std::fs::File>>,
+    file: Arc<Mutex<Appender>>,
+}
+
+/// The file and the length of its complete, acknowledged lines.
+struct Appender {
+    file: std::fs::File,
+    len: u64,
 }
 
 impl FileSink {
     pub fn open(path: &Path) -> Result<FileSink, SinkError> {
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| SinkError::Io { path: p, source }
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| SinkError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
         let file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
-            .map_err(|source| SinkError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(io(path))?;
+        let size = file.metadata().map_err(io(path))?.len();
+        let len = complete_lines_len(&file, size).map_err(io(path))?;
+        if len < size {
+            tracing::warn!(path = %path.display(), bytes = size - len,
+                "cutting off an unfinished line an interrupted run left at the end of the output file");
+            file.set_len(len).map_err(io(path))?;
+            file.sync_data().map_err(io(path))?;
+        }
         Ok(FileSink {
             path: path.to_path_buf(),
-            file: Arc::new(Mutex::new(file)),
+            file: Arc::new(Mutex::new(Appender { file, len })),
         })
     }
+}
+
+/// The length of `file` up to and including its last newline (0 when it has none).
+fn complete_lines_len(file: &std::fs::File, size: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = size;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 impl Sink for FileSink {
@@ -116,10 +151,19 @@ impl Sink for FileSink {
             let file = self.file.clone();
             let path = self.path.clone();
             tokio::task::spawn_blocking(move || {
-                let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-                f.write_all(&buf)
-                    .and_then(|_| f.sync_data())
-                    .map_err(|source| SinkError::Io { path, source })
+                let mut a = file.lock().unwrap_or_else(|p| p.into_inner());
+                match a.file.write_all(&buf).and_then(|_| a.file.sync_data()) {
+                    Ok(()) => {
+                        a.len += buf.len() as u64;
+                        Ok(())
+                    }
+                    Err(source) => {
+                        // Whatever part of the batch got in goes: it is not acknowledged.
+                        let len = a.len;
+                        let _ = a.file.set_len(len);
+                        Err(SinkError::Io { path, source })
+                    }
+                }
             })
             .await
             .map_err(|_| SinkError::Closed)?
@@ -156,6 +200,37 @@ mod tests {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines, vec![a, b]);
+    }
+
+    /// A kill -9 in the middle of a write leaves part of a line: the next run cuts it off and
+    /// starts on a line of its own, so every line of the file parses.
+    #[tokio::test]
+    async fn an_unfinished_line_left_by_a_killed_run_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let a = LogEvent::new("g", "s", 1, "one");
+        let b = LogEvent::new("g", "s", 2, "two");
+        let mut torn = encode_lines(std::slice::from_ref(&a));
+        torn.extend_from_slice(br#"{"logGroupName":"g","logStre"#);
+        std::fs::write(&path, &torn).unwrap();
+        let sink = FileSink::open(&path).unwrap();
+        sink.send(std::slice::from_ref(&b)).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<LogEvent> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines, vec![a, b.clone()]);
+
+        // A file holding only part of a first line.
+        std::fs::write(&path, br#"{"logGroupN"#).unwrap();
+        let sink = FileSink::open(&path).unwrap();
+        sink.send(std::slice::from_ref(&b)).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            serde_json::from_str::<LogEvent>(text.trim_end()).unwrap(),
+            b
+        );
     }
 
     #[test]

@@ -103,7 +103,10 @@ fn cri_lines_written_by_podman_are_joined_and_timed() {
     }
     let m: Vec<serde_json::Value> = events.iter().map(message).collect();
     assert_eq!(m[0]["log"], "plain line");
-    let err = m.iter().find(|m| m["stream"] == "stderr").unwrap();
+    let err = m
+        .iter()
+        .find(|m| m["stream"] == "stderr")
+        .unwrap_or_else(|| panic!("no stderr line in {m:#?}\nraw podman log:\n{raw}"));
     assert_eq!(err["log"], "to stderr");
     let long = m
         .iter()
