@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -17,6 +18,14 @@ pub enum HostError {
     },
     #[error("cannot parse {path}: {message}")]
     Parse { path: PathBuf, message: String },
+}
+
+/// The interfaces of a `net/dev` text, without those cAdvisor ignores.
+fn network_interfaces(text: &str) -> BTreeMap<String, NetCounters> {
+    parse_net_dev(text)
+        .into_iter()
+        .filter(|(name, _)| !is_ignored_interface(name))
+        .collect()
 }
 
 /// Nanoseconds per USER_HZ tick (100 Hz on every Linux ABI kubelets run on).
@@ -75,6 +84,40 @@ pub struct Filesystem {
     pub available_bytes: u64,
     pub inodes: u64,
     pub inodes_free: u64,
+}
+
+/// A process's `/proc/<pid>` directory, held open ([`Host::process`]).
+#[derive(Debug)]
+pub struct ProcessDir {
+    pid: u32,
+    dir: std::os::fd::OwnedFd,
+}
+
+impl ProcessDir {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Opens `rel` below the process's directory (fails once the process has exited).
+    fn open(&self, rel: &str) -> std::io::Result<fs::File> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let name = CString::new(rel)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: openat on a directory descriptor we hold, with a NUL-terminated name; a
+        // returned descriptor is owned by the File from here on.
+        let fd = unsafe {
+            libc::openat(
+                self.dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        Ok(unsafe { fs::File::from_raw_fd(fd) })
+    }
 }
 
 /// Reads /proc and statfs below a host root (`/` on the host, `/rootfs` in a DaemonSet).
@@ -150,10 +193,41 @@ impl Host {
     /// without those cAdvisor ignores (names starting with lo, veth, docker, nerdctl).
     pub fn network(&self, pid: u32) -> Result<BTreeMap<String, NetCounters>, HostError> {
         let (_, text) = self.read(&format!("proc/{pid}/net/dev"))?;
-        Ok(parse_net_dev(&text)
-            .into_iter()
-            .filter(|(name, _)| !is_ignored_interface(name))
-            .collect())
+        Ok(network_interfaces(&text))
+    }
+
+    /// Holds `/proc/<pid>` open, so that files read through it later belong to that very
+    /// process: once it has exited they fail to open, even if its pid was taken by another
+    /// process since.
+    pub fn process(&self, pid: u32) -> Result<ProcessDir, HostError> {
+        let path = self.root.join(format!("proc/{pid}"));
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&path)
+            .map_err(|source| HostError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(ProcessDir {
+            pid,
+            dir: fd.into(),
+        })
+    }
+
+    /// [`Host::network`] through a held process directory.
+    pub fn process_network(
+        &self,
+        p: &ProcessDir,
+    ) -> Result<BTreeMap<String, NetCounters>, HostError> {
+        let err = |source| HostError::Read {
+            path: self.root.join(format!("proc/{}/net/dev", p.pid)),
+            source,
+        };
+        let file = p.open("net/dev").map_err(err)?;
+        let mut text = String::new();
+        crate::pseudofs::read_at_start(&file, &mut text).map_err(err)?;
+        Ok(network_interfaces(&text))
     }
 
     /// Block devices with I/O, keyed `/dev/<name>`. Partitions, loop and RAM devices are left

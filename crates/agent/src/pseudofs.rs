@@ -13,7 +13,9 @@
 //! seq_file buffer (a page or more) until it is closed, charged to the agent's memory cgroup
 //! (measured in docs/benchmarks.md). Files on an ordinary filesystem (test fixtures, a `host_root`
 //! copy) keep a regular file's semantics — a removed file stays readable through an open
-//! descriptor — so for them every read also checks that the file still has a name.
+//! descriptor — so for them the first read in a directory during a collection checks that its
+//! file still has a name, and a failed check makes every held file of that directory open
+//! again (a fixture removes a container's cgroup as a whole directory, as the kernel does).
 
 use kinsight_model::hash::FastBuildHasher;
 use std::collections::HashMap;
@@ -33,6 +35,8 @@ pub struct OpenFiles {
 struct Inner {
     /// Keyed by the path's bytes (hashing a `Path` walks its components).
     files: HashMap<OsString, Held, FastBuildHasher>,
+    /// Directories of ordinary files checked during this collection: still there or not.
+    checked_dirs: HashMap<OsString, bool, FastBuildHasher>,
     /// Collections so far ([`OpenFiles::sweep`] calls).
     generation: u64,
     /// How many files may be held; refreshed from RLIMIT_NOFILE at every sweep.
@@ -58,13 +62,28 @@ impl OpenFiles {
     pub fn read(&self, path: &Path, buf: &mut String) -> io::Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let generation = inner.generation;
-        if let Some(held) = inner.files.get_mut(path.as_os_str()) {
+        let Inner {
+            files,
+            checked_dirs,
+            ..
+        } = &mut *inner;
+        if let Some(held) = files.get_mut(path.as_os_str()) {
             held.used = generation;
-            let removed = held.ordinary && held.file.metadata().is_ok_and(|m| m.nlink() == 0);
+            let removed = held.ordinary && {
+                let dir = path.parent().unwrap_or(path).as_os_str();
+                match checked_dirs.get(dir) {
+                    Some(there) => !there,
+                    None => {
+                        let gone = held.file.metadata().is_ok_and(|m| m.nlink() == 0);
+                        checked_dirs.insert(dir.to_owned(), !gone);
+                        gone
+                    }
+                }
+            };
             if !removed && read_at_start(&held.file, buf).is_ok() {
                 return Ok(());
             }
-            inner.files.remove(path.as_os_str());
+            files.remove(path.as_os_str());
         }
         let file = File::open(path)?;
         read_at_start(&file, buf)?;
@@ -86,6 +105,7 @@ impl OpenFiles {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let previous = inner.generation;
         inner.files.retain(|_, h| h.used >= previous);
+        inner.checked_dirs.clear();
         inner.generation += 1;
         inner.cap = open_file_limit() / 2;
     }
@@ -102,7 +122,7 @@ impl OpenFiles {
 
 /// `pread`s from offset 0 to the end. Plain reads: `read_to_string` would `statx` and `lseek`
 /// first to size its buffer, two more system calls for files that report size 0.
-fn read_at_start(file: &File, buf: &mut String) -> io::Result<()> {
+pub(crate) fn read_at_start(file: &File, buf: &mut String) -> io::Result<()> {
     let mut bytes = std::mem::take(buf).into_bytes();
     bytes.clear();
     let mut chunk = [0u8; 4096];
@@ -189,30 +209,46 @@ mod tests {
     fn rereads_new_contents_drops_vanished_files_and_sweeps_unused_ones() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
-        let b = dir.path().join("b");
+        let cg = dir.path().join("cg");
+        std::fs::create_dir(&cg).unwrap();
+        let b = cg.join("b");
+        let b2 = cg.join("b2");
         std::fs::write(&a, "1\n").unwrap();
         std::fs::write(&b, "x").unwrap();
+        std::fs::write(&b2, "z").unwrap();
         let files = OpenFiles::new();
         let mut buf = String::new();
         files.read(&a, &mut buf).unwrap();
         assert_eq!(buf, "1\n");
         files.read(&b, &mut buf).unwrap();
-        assert_eq!(files.held(), 2);
+        files.read(&b2, &mut buf).unwrap();
+        assert_eq!(files.held(), 3);
         // Rewritten in place (as the kernel regenerates a seq_file): the held file sees it.
         std::fs::write(&a, "22222\n").unwrap();
         files.read(&a, &mut buf).unwrap();
         assert_eq!(buf, "22222\n");
-        // A removed file is gone, even on a filesystem where the held descriptor could still
-        // read it (as a removed cgroup's file fails with ENODEV); re-created, it is read anew.
-        std::fs::remove_file(&b).unwrap();
-        assert_eq!(
-            files.read(&b, &mut buf).unwrap_err().kind(),
-            io::ErrorKind::NotFound
-        );
+        // A removed directory is gone at the next collection, even on a filesystem where the
+        // held descriptors could still read its files (as a removed cgroup's files fail with
+        // ENODEV): the first read in it finds its file unlinked, the others open again too.
+        std::fs::remove_dir_all(&cg).unwrap();
+        files.sweep();
+        files.read(&a, &mut buf).unwrap();
+        for f in [&b2, &b] {
+            assert_eq!(
+                files.read(f, &mut buf).unwrap_err().kind(),
+                io::ErrorKind::NotFound
+            );
+        }
         assert_eq!(files.held(), 1);
+        // Re-created, it is read anew.
+        std::fs::create_dir(&cg).unwrap();
         std::fs::write(&b, "y").unwrap();
         files.read(&b, &mut buf).unwrap();
         assert_eq!(buf, "y");
+        files.sweep();
+        files.read(&b, &mut buf).unwrap();
+        assert_eq!(buf, "y");
+        assert_eq!(files.held(), 2);
         // Two sweeps without reading `b`: it is closed.
         files.sweep();
         files.read(&a, &mut buf).unwrap();

@@ -272,7 +272,7 @@ impl MetricsLoop {
             replica_set_to_deployment: crate::perf::replica_set_owners(c),
         });
         let inputs = Inputs {
-            pods: self.pods.as_ref().map(|p| p.as_slice()),
+            pods: self.pods.as_ref(),
             node: self.node.as_ref(),
             services: self.services.as_ref(),
             cluster: cluster.as_ref(),

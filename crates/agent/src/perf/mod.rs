@@ -29,6 +29,7 @@ use rate::RateCache;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the collector needs from the agent's configuration.
@@ -75,14 +76,21 @@ pub fn pod_services(endpoints: &[Endpoints]) -> PodServices {
 /// What the rest of the agent provides for one collection.
 #[derive(Default)]
 pub struct Inputs<'a> {
-    /// The kubelet's pods; `None` when the kubelet could not be reached.
-    pub pods: Option<&'a [Pod]>,
+    /// The kubelet's pods; `None` when the kubelet could not be reached. Shared, so that the
+    /// collector can tell the same list from a new one and keep what it derived from it.
+    pub pods: Option<&'a Arc<Vec<Pod>>>,
     /// This node's Node object, when the API server answered.
     pub node: Option<&'a Node>,
     pub services: Option<&'a PodServices>,
     /// Cluster-wide state: only on the elected leader.
     pub cluster: Option<&'a ClusterState>,
     pub owners: Option<&'a Owners>,
+}
+
+struct PodInfoCache {
+    pods: Arc<Vec<Pod>>,
+    owners: Option<Owners>,
+    infos: Arc<Vec<PodInfo>>,
 }
 
 /// Identity fields of node-local events.
@@ -175,6 +183,10 @@ pub struct Collector {
     discovered_at: Option<u64>,
     /// A listed cgroup was gone when read: list again at the next collection.
     rediscover: bool,
+    /// Per pod uid: the process whose network namespace the pod's network is read through.
+    net_processes: HashMap<String, workload::NetProcess>,
+    /// The pod list of the last collection, its owners and what was derived from them.
+    pod_info_cache: Option<PodInfoCache>,
 }
 
 impl Collector {
@@ -205,6 +217,8 @@ impl Collector {
             discovered: Vec::new(),
             discovered_at: None,
             rediscover: false,
+            net_processes: HashMap::new(),
+            pod_info_cache: None,
         }
     }
 
@@ -222,14 +236,28 @@ impl Collector {
         self.cores
     }
 
-    fn pod_infos(&self, inputs: &Inputs<'_>) -> Option<Vec<PodInfo>> {
+    /// The pods as [`PodInfo`]s. Derived again only for a new pod list or new owners: the
+    /// agent asks the kubelet every 10 s at most, while it may collect every second.
+    fn pod_infos(&mut self, inputs: &Inputs<'_>) -> Option<Arc<Vec<PodInfo>>> {
+        let list = inputs.pods?;
+        if let Some(c) = &self.pod_info_cache {
+            if Arc::ptr_eq(&c.pods, list) && c.owners.as_ref() == inputs.owners {
+                return Some(c.infos.clone());
+            }
+        }
         let default_owners = Owners::default();
         let owners = inputs.owners.unwrap_or(&default_owners);
-        inputs.pods.map(|pods| {
-            pods.iter()
+        let infos: Arc<Vec<PodInfo>> = Arc::new(
+            list.iter()
                 .filter_map(|p| pods::pod_info(p, self.settings.prefer_full_pod_name, owners))
-                .collect()
-        })
+                .collect(),
+        );
+        self.pod_info_cache = Some(PodInfoCache {
+            pods: list.clone(),
+            owners: inputs.owners.cloned(),
+            infos: infos.clone(),
+        });
+        Some(infos)
     }
 
     /// One collection at monotonic time `t_ns` and wall-clock `wall_ms`. Returns finished
@@ -246,8 +274,22 @@ impl Collector {
         let mut out = Vec::new();
         // Parsed once per collection: node requests and every pod event need them.
         let pods = self.pod_infos(inputs);
-        self.node_events(t_ns, wall_ms, inputs, pods.as_deref(), &id, &mut out);
-        self.workload_events(t_ns, wall_ms, inputs, pods.as_deref(), &id, &mut out);
+        self.node_events(
+            t_ns,
+            wall_ms,
+            inputs,
+            pods.as_deref().map(Vec::as_slice),
+            &id,
+            &mut out,
+        );
+        self.workload_events(
+            t_ns,
+            wall_ms,
+            inputs,
+            pods.as_deref().map(Vec::as_slice),
+            &id,
+            &mut out,
+        );
         if let Some(cluster) = inputs.cluster {
             self.cluster_events(wall_ms, cluster, &mut out);
         }

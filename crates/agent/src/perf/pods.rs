@@ -117,7 +117,7 @@ fn all_sum(it: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 }
 
 /// Normalization context: ReplicaSet → Deployment names when the API server provided them.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Owners {
     pub replica_set_to_deployment: HashMap<(String, String), String>,
 }

@@ -10,6 +10,16 @@ use kinsight_model::catalogue::{keys, types};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
+/// How a pod's network is read ([`Collector::pod_network`]).
+#[derive(Debug)]
+pub(super) enum NetProcess {
+    Found(crate::host::ProcessDir),
+    /// No process of the pod could be read through, at `since` (monotonic ns).
+    None {
+        since: u64,
+    },
+}
+
 /// Whether the cgroup listing has `pod` (when it runs) and every running container of it.
 fn running_containers_listed(pod: &PodInfo, list: &[PodCgroup]) -> bool {
     let mut running = pod
@@ -119,10 +129,7 @@ impl Collector {
             let mut base = Ev::new(types::POD_NET, ts, &self.settings.cluster_name);
             id.apply(&mut base, &self.settings.node_name);
             self.pod_identity(&mut base, pod, service.as_deref(), None);
-            let pids = std::iter::once(pcg.path.as_str())
-                .chain(pcg.containers.iter().map(|c| c.path.as_str()))
-                .flat_map(|p| cgroups.pids(p));
-            if let Some(ifaces) = pids.take(4).find_map(|pid| self.host.network(pid).ok()) {
+            if let Some(ifaces) = self.pod_network(&cgroups, pcg, t_ns) {
                 let sums = self.interface_events(t_ns, &key, "pod", &base.0, &ifaces, out);
                 for (m, v) in sums {
                     ev.f(&format!("pod_network_{m}"), v);
@@ -198,10 +205,53 @@ impl Collector {
             }
         }
         self.pod_restarts.retain(|uid, _| seen_pods.contains(uid));
+        self.net_processes.retain(|uid, _| seen_pods.contains(uid));
         drop(by_uid);
         self.discovered = found;
         self.container_restarts
             .retain(|k, _| seen_containers.contains(k));
+    }
+
+    /// The interfaces of the pod's network namespace, read through one of its processes. The
+    /// process found is kept (its `/proc` directory held open) and asked again at the next
+    /// collections, without listing the pod's cgroups for pids (v1 `cgroup.procs` builds and
+    /// sorts a pid list on every read); once it has exited, the pod's processes are listed
+    /// again. A pod with no process to read through is looked at again after 10 s.
+    fn pod_network(
+        &mut self,
+        cgroups: &crate::cgroup::Cgroups,
+        pcg: &PodCgroup,
+        t_ns: u64,
+    ) -> Option<std::collections::BTreeMap<String, crate::host::NetCounters>> {
+        const RETRY_NS: u64 = 10_000_000_000;
+        match self.net_processes.get(&pcg.uid) {
+            Some(NetProcess::Found(p)) => {
+                if let Ok(ifaces) = self.host.process_network(p) {
+                    return Some(ifaces);
+                }
+            }
+            Some(NetProcess::None { since }) if t_ns >= *since && t_ns - since < RETRY_NS => {
+                return None;
+            }
+            _ => {}
+        }
+        let pids = std::iter::once(pcg.path.as_str())
+            .chain(pcg.containers.iter().map(|c| c.path.as_str()))
+            .flat_map(|p| cgroups.pids(p))
+            .take(4);
+        for pid in pids {
+            let Ok(p) = self.host.process(pid) else {
+                continue;
+            };
+            if let Ok(ifaces) = self.host.process_network(&p) {
+                self.net_processes
+                    .insert(pcg.uid.clone(), NetProcess::Found(p));
+                return Some(ifaces);
+            }
+        }
+        self.net_processes
+            .insert(pcg.uid.clone(), NetProcess::None { since: t_ns });
+        None
     }
 
     /// Pod cgroups of the node. Listing the cgroup tree costs a directory read per pod, so
@@ -232,6 +282,9 @@ impl Collector {
         }
         self.rediscover = false;
         self.discovered_at = Some(t_ns);
+        // A new listing may show processes in pods that had none.
+        self.net_processes
+            .retain(|_, p| matches!(p, NetProcess::Found(_)));
         cgroups.discover_pods()
     }
 

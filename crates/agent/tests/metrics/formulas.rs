@@ -6,12 +6,19 @@ use super::fixtures::{CgroupCounters, HostTree, Layout, close, docs, find, kube,
 use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use kinsight_agent::perf::{Collector, CollectorSettings, Inputs, pod_services};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 const NODE: &str = "ip-10-0-1-23.ec2.internal";
 const API_UID: &str = "1b4e28ba-2fa1-41d2-883f-0016d3cca427";
 const WEB_UID: &str = "6fa459ea-ee8a-4ca4-894e-db77e160355e";
 const FB_UID: &str = "0e4f3b2a-1c5d-4e6f-9a7b-8c9d0e1f2a3b";
 const MIB: u64 = 1 << 20;
+
+/// A kubelet PodList's items, shared as the agent's loop hands them to the collector.
+fn pod_list(json: &str) -> Arc<Vec<Pod>> {
+    let list: k8s_openapi::List<Pod> = serde_json::from_str(json).unwrap();
+    Arc::new(list.items)
+}
 
 fn cid(n: u8) -> String {
     format!("{:02x}", n).repeat(32)
@@ -191,24 +198,24 @@ fn run_two(layout: Layout, enhanced: bool) -> (Events, Events) {
     let services = pod_services(&eps.items);
 
     sample(&t, 0, true);
-    let pods0: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json(3)).unwrap();
+    let pods0 = pod_list(&pods_json(3));
     let first = docs(c.collect(
         0,
         1_764_300_000_000,
         &Inputs {
-            pods: Some(&pods0.items),
+            pods: Some(&pods0),
             services: Some(&services),
             ..Default::default()
         },
     ));
 
     sample(&t, 1, false);
-    let pods1: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json(5)).unwrap();
+    let pods1 = pod_list(&pods_json(5));
     let second = docs(c.collect(
         1_000_000_000,
         1_764_300_001_000,
         &Inputs {
-            pods: Some(&pods1.items),
+            pods: Some(&pods1),
             services: Some(&services),
             ..Default::default()
         },
@@ -608,12 +615,12 @@ fn a_restarted_container_is_collected_at_once_despite_the_cached_listing() {
             .map(|e| num(e, "container_memory_usage"))
     };
     sample(&t, 0, true);
-    let before: k8s_openapi::List<Pod> = serde_json::from_str(&pods_json(3)).unwrap();
+    let before = pod_list(&pods_json(3));
     let first = docs(c.collect(
         0,
         1_764_300_000_000,
         &Inputs {
-            pods: Some(&before.items),
+            pods: Some(&before),
             ..Default::default()
         },
     ));
@@ -626,15 +633,147 @@ fn a_restarted_container_is_collected_at_once_despite_the_cached_listing() {
         &t.container_path(API_UID, &restarted),
         &counters(1_000_000, 60 * MIB, 0, 10, Some(256 * MIB), vec![]),
     );
-    let after: k8s_openapi::List<Pod> =
-        serde_json::from_str(&pods_json_with(4, &restarted)).unwrap();
+    let after = pod_list(&pods_json_with(4, &restarted));
     let second = docs(c.collect(
         1_000_000_000,
         1_764_300_001_000,
         &Inputs {
-            pods: Some(&after.items),
+            pods: Some(&after),
             ..Default::default()
         },
     ));
     assert_eq!(app_memory(&second), Some((60 * MIB) as f64));
+}
+
+/// A pod's network is read through one of its processes, which is kept between collections:
+/// the pod's cgroups are not listed for pids again while it lives, and once it has exited its
+/// pid number — even reused by a process outside the pod — is not read through any more.
+#[test]
+fn pod_network_follows_the_pods_process_not_its_pid_number() {
+    let t = HostTree::new(Layout::V1Cgroupfs);
+    let mut c = Collector::new(settings(false), t.root());
+    let pods = pod_list(&pods_json(3));
+    let inputs = Inputs {
+        pods: Some(&pods),
+        ..Default::default()
+    };
+    let rx = |evs: &Events| -> Option<f64> {
+        evs.iter()
+            .find(|e| e["Type"] == "Pod" && e["PodName"] == "api")
+            .and_then(|e| e.get("pod_network_rx_bytes"))
+            .and_then(Value::as_f64)
+    };
+    let app = t.container_path(API_UID, &cid(0xa1));
+    let app_counters = |k: u64, pids: Vec<u32>| {
+        counters(
+            7_000_000_000 + 300_000_000 * k,
+            150 * MIB,
+            10 * MIB,
+            800,
+            Some(256 * MIB),
+            pids,
+        )
+    };
+    let api_netns = |pid: u32, k: u64| {
+        t.net_dev(
+            pid,
+            &[("lo", 10, 10), ("eth0", 5000 + 2000 * k, 3000 + 1000 * k)],
+        )
+    };
+    let mut collect = |k: u64| {
+        docs(c.collect(
+            k * 1_000_000_000,
+            1_764_300_000_000 + k as i64 * 1000,
+            &inputs,
+        ))
+    };
+    sample(&t, 0, true);
+    collect(0);
+    sample(&t, 1, true);
+    assert_eq!(rx(&collect(1)), Some(2000.0), "through pid 4242");
+
+    // The cgroup no longer lists the process (as if it could not be read): the process found
+    // before is still read through.
+    sample(&t, 2, true);
+    t.set_cgroup(&app, &app_counters(2, vec![]));
+    assert_eq!(rx(&collect(2)), Some(2000.0), "the kept process");
+
+    // Pid 4242 exits and its number goes to a process outside the pod (another network
+    // namespace); the pod's process is now 4244.
+    sample(&t, 3, true);
+    std::fs::remove_dir_all(t.root().join("proc/4242")).unwrap();
+    t.net_dev(4242, &[("eth0", 9_000_000_000, 9_000_000_000)]);
+    api_netns(4244, 3);
+    t.set_cgroup(&app, &app_counters(3, vec![4244]));
+    assert_eq!(rx(&collect(3)), Some(2000.0), "through pid 4244");
+}
+
+/// What the collector derives from a pod list is kept while the agent hands it the same list
+/// (it asks the kubelet every 10 s at most), and derived again for a new list or new owners.
+#[test]
+fn pod_details_follow_a_new_pod_list_and_new_owners() {
+    use kinsight_agent::perf::pods::Owners;
+    let t = HostTree::new(Layout::V1Cgroupfs);
+    let mut c = Collector::new(settings(false), t.root());
+    let api = |evs: &Events| -> (String, f64) {
+        let e = find(evs, "Pod", |e| {
+            e["kubernetes"]["pod_name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("api-"))
+        });
+        (
+            e["PodName"].as_str().unwrap().to_string(),
+            num(e, "pod_number_of_containers"),
+        )
+    };
+    let pods = pod_list(&pods_json(3));
+    let renamed = Owners {
+        replica_set_to_deployment: [(
+            ("prod".to_string(), "api-7d9f8c6b5d".to_string()),
+            "api-v2".to_string(),
+        )]
+        .into(),
+    };
+    let mut k = 0;
+    let mut collect = |pods: &Arc<Vec<Pod>>, owners: Option<&Owners>| {
+        sample(&t, k, true);
+        k += 1;
+        docs(c.collect(
+            k * 1_000_000_000,
+            1_764_300_000_000 + k as i64 * 1000,
+            &Inputs {
+                pods: Some(pods),
+                owners,
+                ..Default::default()
+            },
+        ))
+    };
+    assert_eq!(api(&collect(&pods, None)), ("api".into(), 2.0));
+    assert_eq!(api(&collect(&pods, None)), ("api".into(), 2.0));
+    assert_eq!(
+        api(&collect(&pods, Some(&renamed))),
+        ("api-v2".into(), 2.0),
+        "new owners"
+    );
+    assert_eq!(api(&collect(&pods, Some(&renamed))), ("api-v2".into(), 2.0));
+    // A new list in which the api pod has one container less.
+    let mut fewer: Vec<Pod> = (*pods).clone();
+    let p = fewer
+        .iter_mut()
+        .find(|p| p.metadata.uid.as_deref() == Some(API_UID))
+        .unwrap();
+    p.status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()
+        .pop();
+    let fewer = Arc::new(fewer);
+    assert_eq!(
+        api(&collect(&fewer, Some(&renamed))),
+        ("api-v2".into(), 1.0),
+        "new list"
+    );
+    assert_eq!(api(&collect(&pods, None)), ("api".into(), 2.0));
 }
