@@ -107,10 +107,10 @@ impl Collector {
     fn workload_type_events(&self, ts: i64, state: &ClusterState, out: &mut Vec<Fields>) {
         let cluster = &self.settings.cluster_name;
         let leader = &self.settings.node_name;
-        let mut push = |ty: &str,
+        let mut push = |ty: &'static str,
                         ns: Option<&String>,
                         name: Option<&String>,
-                        fields: [(&str, Option<i32>); 4]| {
+                        fields: [(&'static str, Option<i32>); 4]| {
             let (Some(ns), Some(name)) = (ns, name) else {
                 return;
             };

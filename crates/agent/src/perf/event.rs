@@ -6,20 +6,41 @@
 //! a JSON map does on insert) bought nothing. Every key is set once per event; the metrics
 //! tests check that no event repeats a key.
 
-use kinsight_model::catalogue::{keys, sources_of};
+use kinsight_model::catalogue::{EventFields, keys, sources_of};
 use serde_json::{Map, Number, Value};
+use std::sync::Arc;
 
-/// An event's fields in the order they were set.
+/// A field's value: its own, or one shared by many events (a pod's `kubernetes` block, an
+/// event type's `Sources`), which costs a reference count instead of a deep copy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Own(Value),
+    Shared(Arc<Value>),
+}
+
+impl std::ops::Deref for FieldValue {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        match self {
+            FieldValue::Own(v) => v,
+            FieldValue::Shared(v) => v,
+        }
+    }
+}
+
+/// An event's fields in the order they were set. Keys are names from the agent's code — the
+/// reference's field names, some built from a level and a metric by [`field_name`] — so they are
+/// `&'static str`, not a string allocated per field of every event.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Fields(pub Vec<(String, Value)>);
+pub struct Fields(pub Vec<(&'static str, FieldValue)>);
 
 impl Fields {
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| &**v)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.0.iter().map(|(k, v)| (*k, &**v))
     }
 
     pub fn len(&self) -> usize {
@@ -32,13 +53,15 @@ impl Fields {
 
     /// As a JSON map (a repeated key keeps its last value).
     pub fn to_map(&self) -> Map<String, Value> {
-        self.0.iter().cloned().collect()
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     /// Appends the fields as one JSON object.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
-        for (i, (k, v)) in self.0.iter().enumerate() {
+        for (i, (k, v)) in self.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -50,6 +73,15 @@ impl Fields {
     }
 }
 
+impl EventFields for Fields {
+    fn each(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (*k, &**v))
+    }
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
 impl std::ops::Index<&str> for Fields {
     type Output = Value;
     fn index(&self, key: &str) -> &Value {
@@ -58,47 +90,91 @@ impl std::ops::Index<&str> for Fields {
     }
 }
 
+/// The key made of `parts`, as a `&'static str`: each distinct key is allocated once for the
+/// life of the process. For keys built from a level and a metric name (`pod` +
+/// `_memory_usage`), a vocabulary the agent's code fixes.
+pub fn field_name(parts: &[&str]) -> &'static str {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    thread_local! {
+        static KEYS: RefCell<(HashSet<&'static str, kinsight_model::hash::FastBuildHasher>, String)> =
+            RefCell::default();
+    }
+    KEYS.with_borrow_mut(|(known, scratch)| {
+        scratch.clear();
+        for p in parts {
+            scratch.push_str(p);
+        }
+        if let Some(k) = known.get(scratch.as_str()) {
+            return *k;
+        }
+        let k: &'static str = Box::leak(scratch.clone().into_boxed_str());
+        known.insert(k);
+        k
+    })
+}
+
+/// `Sources` of an event type, built once per type.
+fn sources(event_type: &'static str) -> FieldValue {
+    use std::cell::RefCell;
+    thread_local! {
+        static BUILT: RefCell<Vec<(&'static str, Arc<Value>)>> = const { RefCell::new(Vec::new()) };
+    }
+    BUILT.with_borrow_mut(|built| {
+        if let Some((_, v)) = built.iter().find(|(t, _)| *t == event_type) {
+            return FieldValue::Shared(v.clone());
+        }
+        let v: Vec<Value> = sources_of(event_type)
+            .iter()
+            .map(|s| Value::from(*s))
+            .collect();
+        let v = Arc::new(Value::Array(v));
+        built.push((event_type, v.clone()));
+        FieldValue::Shared(v)
+    })
+}
+
 pub struct Ev(pub Fields);
 
 impl Ev {
     /// `Type`, `Version`, `Timestamp` (string ms), `Sources`, `ClusterName`.
-    pub fn new(event_type: &str, timestamp_ms: i64, cluster: &str) -> Ev {
+    pub fn new(event_type: &'static str, timestamp_ms: i64, cluster: &str) -> Ev {
         let mut m = Vec::with_capacity(48);
-        m.push((keys::TYPE.into(), event_type.into()));
-        m.push((keys::VERSION.into(), "0".into()));
-        m.push((keys::TIMESTAMP.into(), timestamp_ms.to_string().into()));
+        m.push((keys::TYPE, FieldValue::Own(event_type.into())));
+        m.push((keys::VERSION, FieldValue::Own("0".into())));
         m.push((
-            keys::SOURCES.into(),
-            Value::Array(
-                sources_of(event_type)
-                    .iter()
-                    .map(|s| Value::from(*s))
-                    .collect(),
-            ),
+            keys::TIMESTAMP,
+            FieldValue::Own(timestamp_ms.to_string().into()),
         ));
-        m.push((keys::CLUSTER_NAME.into(), cluster.into()));
+        m.push((keys::SOURCES, sources(event_type)));
+        m.push((keys::CLUSTER_NAME, FieldValue::Own(cluster.into())));
         Ev(Fields(m))
     }
 
-    pub fn s(&mut self, k: &str, v: impl Into<String>) -> &mut Self {
-        self.0.0.push((k.to_string(), Value::String(v.into())));
+    pub fn s(&mut self, k: &'static str, v: impl Into<String>) -> &mut Self {
+        self.v(k, Value::String(v.into()))
+    }
+
+    pub fn v(&mut self, k: &'static str, v: Value) -> &mut Self {
+        self.0.0.push((k, FieldValue::Own(v)));
         self
     }
 
-    pub fn v(&mut self, k: &str, v: Value) -> &mut Self {
-        self.0.0.push((k.to_string(), v));
+    /// A value shared with other events.
+    pub fn shared(&mut self, k: &'static str, v: &Arc<Value>) -> &mut Self {
+        self.0.0.push((k, FieldValue::Shared(v.clone())));
         self
     }
 
     /// A float metric; non-finite values are left out.
-    pub fn f(&mut self, k: &str, v: f64) -> &mut Self {
+    pub fn f(&mut self, k: &'static str, v: f64) -> &mut Self {
         if let Some(n) = Number::from_f64(v) {
-            self.0.0.push((k.to_string(), Value::Number(n)));
+            self.v(k, Value::Number(n));
         }
         self
     }
 
-    pub fn opt(&mut self, k: &str, v: Option<f64>) -> &mut Self {
+    pub fn opt(&mut self, k: &'static str, v: Option<f64>) -> &mut Self {
         if let Some(v) = v {
             self.f(k, v);
         }
@@ -106,12 +182,11 @@ impl Ev {
     }
 
     /// An integer metric (counts, bytes).
-    pub fn u(&mut self, k: &str, v: u64) -> &mut Self {
-        self.0.0.push((k.to_string(), Value::Number(v.into())));
-        self
+    pub fn u(&mut self, k: &'static str, v: u64) -> &mut Self {
+        self.v(k, Value::Number(v.into()))
     }
 
-    pub fn opt_u(&mut self, k: &str, v: Option<u64>) -> &mut Self {
+    pub fn opt_u(&mut self, k: &'static str, v: Option<u64>) -> &mut Self {
         if let Some(v) = v {
             self.u(k, v);
         }

@@ -19,8 +19,8 @@ mod workload;
 use crate::apiserver::ClusterState;
 use crate::cgroup::Cgroups;
 use crate::host::{Host, NetCounters};
-use event::Ev;
 pub use event::Fields;
+use event::{Ev, field_name};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
 use kinsight_model::LogEvent;
 use kinsight_model::catalogue::{self, keys};
@@ -187,6 +187,8 @@ pub struct Collector {
     net_processes: HashMap<String, workload::NetProcess>,
     /// The pod list of the last collection, its owners and what was derived from them.
     pod_info_cache: Option<PodInfoCache>,
+    /// `kubernetes` blocks per pod uid, for the pod details in `pod_info_cache`.
+    kube_blocks: HashMap<String, Vec<workload::KubeBlock>>,
 }
 
 impl Collector {
@@ -219,6 +221,7 @@ impl Collector {
             rediscover: false,
             net_processes: HashMap::new(),
             pod_info_cache: None,
+            kube_blocks: HashMap::new(),
         }
     }
 
@@ -252,6 +255,7 @@ impl Collector {
                 .filter_map(|p| pods::pod_info(p, self.settings.prefer_full_pod_name, owners))
                 .collect(),
         );
+        self.kube_blocks.clear();
         self.pod_info_cache = Some(PodInfoCache {
             pods: list.clone(),
             owners: inputs.owners.cloned(),
@@ -305,7 +309,7 @@ impl Collector {
                 directive: None,
             });
         }
-        let directive = self.directives.build_json(fields.0.as_slice());
+        let directive = self.directives.build_json(&fields);
         if directive.is_none() && self.settings.enhanced {
             return None;
         }
@@ -334,20 +338,18 @@ impl Collector {
             None => None,
         };
         let Some((minor, major)) = faults else { return };
-        let pf = self
-            .rates
-            .per_second(&format!("{key}/pgfault"), minor, t_ns);
-        let pmf = self
-            .rates
-            .per_second(&format!("{key}/pgmajfault"), major, t_ns);
-        ev.opt(&format!("{prefix}_memory_pgfault"), pf)
-            .opt(&format!("{prefix}_memory_pgmajfault"), pmf);
-        ev.opt(&format!("{prefix}_memory_hierarchical_pgfault"), pf)
-            .opt(&format!("{prefix}_memory_hierarchical_pgmajfault"), pmf);
+        let pf = self.rates.per_second((key, "pgfault"), minor, t_ns);
+        let pmf = self.rates.per_second((key, "pgmajfault"), major, t_ns);
+        ev.opt(field_name(&[prefix, "_memory_pgfault"]), pf)
+            .opt(field_name(&[prefix, "_memory_pgmajfault"]), pmf);
+        ev.opt(field_name(&[prefix, "_memory_hierarchical_pgfault"]), pf)
+            .opt(
+                field_name(&[prefix, "_memory_hierarchical_pgmajfault"]),
+                pmf,
+            );
         ev.opt(
-            &format!("{prefix}_memory_failures_total"),
-            self.rates
-                .per_second(&format!("{key}/faults"), minor + major, t_ns),
+            field_name(&[prefix, "_memory_failures_total"]),
+            self.rates.per_second((key, "faults"), minor + major, t_ns),
         );
     }
 
@@ -378,11 +380,8 @@ impl Collector {
                 ("tx_dropped", c.tx_dropped),
                 ("tx_errors", c.tx_errors),
             ] {
-                if let Some(r) = self
-                    .rates
-                    .per_second(&format!("{key}/net/{name}/{m}"), v, t_ns)
-                {
-                    ev.f(&format!("{level}_interface_network_{m}"), r);
+                if let Some(r) = self.rates.per_second((key, "net", name, m), v, t_ns) {
+                    ev.f(field_name(&[level, "_interface_network_", m]), r);
                     *sums.entry(m).or_default() += r;
                     any = true;
                     match m {
@@ -393,7 +392,10 @@ impl Collector {
                 }
             }
             if let (Some(rx), Some(tx)) = rx_tx {
-                ev.f(&format!("{level}_interface_network_total_bytes"), rx + tx);
+                ev.f(
+                    field_name(&[level, "_interface_network_total_bytes"]),
+                    rx + tx,
+                );
             }
             if any {
                 out.push(ev.into_fields());

@@ -1,6 +1,6 @@
 //! Node, NodeNet, NodeDiskIO and NodeFS events (reference §1.3, §2.3).
 
-use super::event::{Ev, Fields, percent};
+use super::event::{Ev, Fields, field_name, percent};
 use super::pods::PodInfo;
 use super::{Collector, Inputs, NodeIdentity};
 use kinsight_model::catalogue::{keys, types};
@@ -105,7 +105,7 @@ impl Collector {
                 id.apply(&mut base, &self.settings.node_name);
                 let sums = self.interface_events(t_ns, "node", "node", &base.0, &ifaces, out);
                 for (k, v) in sums {
-                    ev.f(&format!("node_network_{k}"), v);
+                    ev.f(field_name(&["node_network_", k]), v);
                 }
             }
             Err(e) => self.problems.report("node-net", &e.to_string()),
@@ -163,15 +163,15 @@ impl Collector {
             id.apply(&mut ev, &self.settings.node_name);
             ev.s(keys::DEVICE, device.clone());
             // The key includes the device: the upstream cache did not, mixing devices (§2.1 quirk).
-            let key = |m: &str| format!("diskio/{device}/{m}");
-            let rb = self.rates.per_second(&key("rb"), c.read_bytes, t_ns);
-            let wb = self.rates.per_second(&key("wb"), c.write_bytes, t_ns);
+            let key = |m: &'static str| ("diskio", device.as_str(), m);
+            let rb = self.rates.per_second(key("rb"), c.read_bytes, t_ns);
+            let wb = self.rates.per_second(key("wb"), c.write_bytes, t_ns);
             let tb = self
                 .rates
-                .per_second(&key("tb"), c.read_bytes + c.write_bytes, t_ns);
-            let ro = self.rates.per_second(&key("ro"), c.reads, t_ns);
-            let wo = self.rates.per_second(&key("wo"), c.writes, t_ns);
-            let to = self.rates.per_second(&key("to"), c.reads + c.writes, t_ns);
+                .per_second(key("tb"), c.read_bytes + c.write_bytes, t_ns);
+            let ro = self.rates.per_second(key("ro"), c.reads, t_ns);
+            let wo = self.rates.per_second(key("wo"), c.writes, t_ns);
+            let to = self.rates.per_second(key("to"), c.reads + c.writes, t_ns);
             if tb.is_none() {
                 continue; // first sample of this device
             }

@@ -36,8 +36,10 @@ impl std::hash::Hasher for IdHasher {
 
 impl RateCache {
     /// Per-second rate of `value` under `key` at monotonic time `t_ns`.
-    pub fn per_second(&mut self, key: &str, value: u64, t_ns: u64) -> Option<f64> {
-        let key = kinsight_model::hash::hash_bytes(key.as_bytes());
+    /// `key` names the counter: a string, or a tuple of parts (`(pod_key, "pgfault")`) so that
+    /// callers need not format one string per counter.
+    pub fn per_second<K: std::hash::Hash>(&mut self, key: K, value: u64, t_ns: u64) -> Option<f64> {
+        let key = kinsight_model::hash::hash_value(key);
         let out = match self.prev.get(&key) {
             Some(&(v0, t0)) if t_ns > t0 && t_ns - t0 > 50_000 && value >= v0 => {
                 Some((value - v0) as f64 * 1e9 / (t_ns - t0) as f64)
@@ -49,7 +51,12 @@ impl RateCache {
     }
 
     /// CPU rate in millicores from cumulative nanoseconds: ns of CPU per ns of wall × 1000.
-    pub fn millicores(&mut self, key: &str, cpu_ns: u64, t_ns: u64) -> Option<f64> {
+    pub fn millicores<K: std::hash::Hash>(
+        &mut self,
+        key: K,
+        cpu_ns: u64,
+        t_ns: u64,
+    ) -> Option<f64> {
         self.per_second(key, cpu_ns, t_ns)
             .map(|ns_per_s| ns_per_s / 1e9 * 1000.0)
     }

@@ -2,13 +2,22 @@
 //! the pod cgroup is the parent of its container cgroups, so pod numbers include the pause
 //! container; pod network is the pod's network namespace, read through any of its processes).
 
-use super::event::{Ev, Fields, percent};
+use super::event::{Ev, Fields, field_name, percent};
 use super::pods::{ContainerInfo, ContainerState, PodInfo};
 use super::{Collector, Inputs, NodeIdentity};
 use crate::cgroup::{CgroupStats, PodCgroup};
 use kinsight_model::catalogue::{keys, types};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// A built `kubernetes` block ([`Collector::kubernetes_block`]).
+#[derive(Debug)]
+pub(super) struct KubeBlock {
+    container: Option<String>,
+    service: Option<String>,
+    block: Arc<Value>,
+}
 
 /// How a pod's network is read ([`Collector::pod_network`]).
 #[derive(Debug)]
@@ -132,7 +141,7 @@ impl Collector {
             if let Some(ifaces) = self.pod_network(&cgroups, pcg, t_ns) {
                 let sums = self.interface_events(t_ns, &key, "pod", &base.0, &ifaces, out);
                 for (m, v) in sums {
-                    ev.f(&format!("pod_network_{m}"), v);
+                    ev.f(field_name(&["pod_network_", m]), v);
                 }
             }
 
@@ -297,7 +306,7 @@ impl Collector {
 
     /// Namespace, PodName (FullPodName), Service and the `kubernetes` block (reference §1.4).
     fn pod_identity(
-        &self,
+        &mut self,
         ev: &mut Ev,
         pod: &PodInfo,
         service: Option<&str>,
@@ -313,6 +322,28 @@ impl Collector {
         }
         if let Some(s) = service {
             ev.s(keys::SERVICE, s);
+        }
+        let block = self.kubernetes_block(pod, service, container);
+        ev.shared(keys::KUBERNETES, &block);
+    }
+
+    /// The `kubernetes` block of a pod's (or one of its containers') events, built once per
+    /// pod list and Service and shared by every event that carries it.
+    fn kubernetes_block(
+        &mut self,
+        pod: &PodInfo,
+        service: Option<&str>,
+        container: Option<&ContainerInfo>,
+    ) -> Arc<Value> {
+        let name = container.map(|c| c.name.as_str());
+        let same =
+            |b: &KubeBlock| b.container.as_deref() == name && b.service.as_deref() == service;
+        if let Some(b) = self
+            .kube_blocks
+            .get(pod.uid.as_str())
+            .and_then(|list| list.iter().find(|b| same(b)))
+        {
+            return b.block.clone();
         }
         let mut k = Map::new();
         if let Some(c) = container {
@@ -342,7 +373,16 @@ impl Collector {
         if let Some(s) = service {
             k.insert("service_name".into(), s.into());
         }
-        ev.v(keys::KUBERNETES, Value::Object(k));
+        let block = Arc::new(Value::Object(k));
+        let list = self.kube_blocks.entry(pod.uid.clone()).or_default();
+        // The one built for another Service, if any, is not asked for any more.
+        list.retain(|b| b.container.as_deref() != name);
+        list.push(KubeBlock {
+            container: name.map(str::to_string),
+            service: service.map(str::to_string),
+            block: block.clone(),
+        });
+        block
     }
 
     /// `<p>_cpu_usage_{total,user,system}` and `<p>_cpu_utilization`; returns usage (millicores).
@@ -358,22 +398,22 @@ impl Collector {
         let cpu = stats.cpu?;
         let total = self
             .rates
-            .millicores(&format!("{key}/cpu/total"), cpu.usage_total_ns, t_ns);
-        ev.opt(&format!("{p}_cpu_usage_total"), total);
+            .millicores((key, "cpu/total"), cpu.usage_total_ns, t_ns);
+        ev.opt(field_name(&[p, "_cpu_usage_total"]), total);
         if let Some(u) = cpu.usage_user_ns {
             ev.opt(
-                &format!("{p}_cpu_usage_user"),
-                self.rates.millicores(&format!("{key}/cpu/user"), u, t_ns),
+                field_name(&[p, "_cpu_usage_user"]),
+                self.rates.millicores((key, "cpu/user"), u, t_ns),
             );
         }
         if let Some(s) = cpu.usage_system_ns {
             ev.opt(
-                &format!("{p}_cpu_usage_system"),
-                self.rates.millicores(&format!("{key}/cpu/system"), s, t_ns),
+                field_name(&[p, "_cpu_usage_system"]),
+                self.rates.millicores((key, "cpu/system"), s, t_ns),
             );
         }
         if let (Some(u), Some(l)) = (total, node_limit) {
-            ev.opt(&format!("{p}_cpu_utilization"), percent(u, l));
+            ev.opt(field_name(&[p, "_cpu_utilization"]), percent(u, l));
         }
         total
     }
@@ -389,19 +429,19 @@ impl Collector {
         node_limit: Option<f64>,
     ) -> Option<f64> {
         let m = stats.memory?;
-        ev.u(&format!("{p}_memory_usage"), m.usage_bytes);
-        ev.opt_u(&format!("{p}_memory_cache"), m.cache_bytes)
-            .opt_u(&format!("{p}_memory_rss"), m.rss_bytes);
-        ev.opt_u(&format!("{p}_memory_max_usage"), m.max_usage_bytes)
-            .opt_u(&format!("{p}_memory_swap"), m.swap_bytes);
-        ev.opt_u(&format!("{p}_memory_failcnt"), m.failcnt)
-            .opt_u(&format!("{p}_memory_mapped_file"), m.mapped_file_bytes);
-        ev.u(&format!("{p}_memory_working_set"), m.working_set_bytes);
+        ev.u(field_name(&[p, "_memory_usage"]), m.usage_bytes);
+        ev.opt_u(field_name(&[p, "_memory_cache"]), m.cache_bytes)
+            .opt_u(field_name(&[p, "_memory_rss"]), m.rss_bytes);
+        ev.opt_u(field_name(&[p, "_memory_max_usage"]), m.max_usage_bytes)
+            .opt_u(field_name(&[p, "_memory_swap"]), m.swap_bytes);
+        ev.opt_u(field_name(&[p, "_memory_failcnt"]), m.failcnt)
+            .opt_u(field_name(&[p, "_memory_mapped_file"]), m.mapped_file_bytes);
+        ev.u(field_name(&[p, "_memory_working_set"]), m.working_set_bytes);
         let faults = m.pgfault.zip(m.pgmajfault);
         self.fault_rates(ev, p, key, t_ns, faults);
         if let Some(l) = node_limit {
             ev.opt(
-                &format!("{p}_memory_utilization"),
+                field_name(&[p, "_memory_utilization"]),
                 percent(m.working_set_bytes as f64, l),
             );
         }
