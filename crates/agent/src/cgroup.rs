@@ -369,7 +369,7 @@ impl Cgroups {
             None => return Vec::new(),
         };
         let mut buf = String::new();
-        match self.files.read(&dir.join("cgroup.procs"), &mut buf) {
+        match self.files.read_in(&dir, "cgroup.procs", &mut buf) {
             Ok(()) => buf.lines().filter_map(|l| l.trim().parse().ok()).collect(),
             Err(_) => Vec::new(),
         }
@@ -618,10 +618,12 @@ struct CgroupDir<'a> {
 impl CgroupDir<'_> {
     /// Reads one file of the directory into `buf` (replacing its contents).
     fn read(&self, name: &str, buf: &mut String) -> Result<(), CgroupError> {
-        let path = self.path.join(name);
         self.files
-            .read(&path, buf)
-            .map_err(|source| CgroupError::Read { path, source })
+            .read_in(&self.path, name, buf)
+            .map_err(|source| CgroupError::Read {
+                path: self.path.join(name),
+                source,
+            })
     }
 
     fn u64(&self, name: &str, buf: &mut String) -> Result<u64, CgroupError> {

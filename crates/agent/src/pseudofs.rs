@@ -33,18 +33,29 @@ pub struct OpenFiles {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Keyed by the path's bytes (hashing a `Path` walks its components).
-    files: HashMap<OsString, Held, FastBuildHasher>,
-    /// Directories of ordinary files checked during this collection: still there or not.
-    checked_dirs: HashMap<OsString, bool, FastBuildHasher>,
+    /// Keyed by the directory path's bytes (hashing a `Path` walks its components): a cgroup's
+    /// files are looked up by name within their directory.
+    dirs: HashMap<OsString, HeldDir, FastBuildHasher>,
+    /// Files held in all directories.
+    held: usize,
     /// Collections so far ([`OpenFiles::sweep`] calls).
     generation: u64,
     /// How many files may be held; refreshed from RLIMIT_NOFILE at every sweep.
     cap: usize,
 }
 
+#[derive(Debug, Default)]
+struct HeldDir {
+    files: Vec<Held>,
+    /// For ordinary files: the collection during which the directory was last checked for
+    /// removal, and whether it was gone then.
+    checked: u64,
+    gone: bool,
+}
+
 #[derive(Debug)]
 struct Held {
+    name: OsString,
     file: File,
     used: u64,
     /// Not on cgroupfs/procfs/sysfs: check the link count before trusting a read.
@@ -60,42 +71,51 @@ impl OpenFiles {
 
     /// Reads the whole of `path` into `buf` (replacing its contents).
     pub fn read(&self, path: &Path, buf: &mut String) -> io::Result<()> {
+        match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => self.read_in(dir, name, buf),
+            _ => read_at_start(&File::open(path)?, buf),
+        }
+    }
+
+    /// Reads the whole of file `name` of directory `dir` into `buf` (replacing its contents).
+    pub fn read_in(
+        &self,
+        dir: &Path,
+        name: impl AsRef<std::ffi::OsStr>,
+        buf: &mut String,
+    ) -> io::Result<()> {
+        let name = name.as_ref();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let generation = inner.generation;
-        let Inner {
-            files,
-            checked_dirs,
-            ..
-        } = &mut *inner;
-        if let Some(held) = files.get_mut(path.as_os_str()) {
-            held.used = generation;
-            let removed = held.ordinary && {
-                let dir = path.parent().unwrap_or(path).as_os_str();
-                match checked_dirs.get(dir) {
-                    Some(there) => !there,
-                    None => {
-                        let gone = held.file.metadata().is_ok_and(|m| m.nlink() == 0);
-                        checked_dirs.insert(dir.to_owned(), !gone);
-                        gone
+        if let Some(d) = inner.dirs.get_mut(dir.as_os_str()) {
+            if let Some(i) = d.files.iter().position(|h| h.name == name) {
+                let held = &mut d.files[i];
+                held.used = generation;
+                let removed = held.ordinary && {
+                    if d.checked != generation {
+                        d.checked = generation;
+                        d.gone = held.file.metadata().is_ok_and(|m| m.nlink() == 0);
                     }
+                    d.gone
+                };
+                if !removed && read_at_start(&d.files[i].file, buf).is_ok() {
+                    return Ok(());
                 }
-            };
-            if !removed && read_at_start(&held.file, buf).is_ok() {
-                return Ok(());
+                d.files.swap_remove(i);
+                inner.held -= 1;
             }
-            files.remove(path.as_os_str());
         }
-        let file = File::open(path)?;
+        let file = File::open(dir.join(name))?;
         read_at_start(&file, buf)?;
-        if inner.files.len() < inner.cap {
-            inner.files.insert(
-                path.as_os_str().to_owned(),
-                Held {
-                    ordinary: !on_pseudo_filesystem(&file),
-                    file,
-                    used: generation,
-                },
-            );
+        if inner.held < inner.cap {
+            inner.held += 1;
+            let d = inner.dirs.entry(dir.as_os_str().to_owned()).or_default();
+            d.files.push(Held {
+                name: name.to_owned(),
+                ordinary: !on_pseudo_filesystem(&file),
+                file,
+                used: generation,
+            });
         }
         Ok(())
     }
@@ -104,19 +124,18 @@ impl OpenFiles {
     pub fn sweep(&self) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let previous = inner.generation;
-        inner.files.retain(|_, h| h.used >= previous);
-        inner.checked_dirs.clear();
+        inner.dirs.retain(|_, d| {
+            d.files.retain(|h| h.used >= previous);
+            !d.files.is_empty()
+        });
+        inner.held = inner.dirs.values().map(|d| d.files.len()).sum();
         inner.generation += 1;
         inner.cap = open_file_limit() / 2;
     }
 
     /// Files held open now.
     pub fn held(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .files
-            .len()
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).held
     }
 }
 

@@ -11,11 +11,32 @@ use serde_json::{Map, Number, Value};
 use std::sync::Arc;
 
 /// A field's value: its own, or one shared by many events (a pod's `kubernetes` block, an
-/// event type's `Sources`), which costs a reference count instead of a deep copy.
+/// event type's `Sources`), which costs a reference count instead of a deep copy and is
+/// serialised once.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
     Own(Value),
-    Shared(Arc<Value>),
+    Shared(Arc<SharedValue>),
+}
+
+/// A value with its JSON text.
+#[derive(Debug, PartialEq)]
+pub struct SharedValue {
+    value: Value,
+    json: Box<str>,
+}
+
+impl SharedValue {
+    pub fn new(value: Value) -> Arc<SharedValue> {
+        let mut json = Vec::new();
+        kinsight_model::json::push_value(&mut json, &value);
+        Arc::new(SharedValue {
+            value,
+            json: String::from_utf8(json)
+                .expect("JSON text is UTF-8")
+                .into_boxed_str(),
+        })
+    }
 }
 
 impl std::ops::Deref for FieldValue {
@@ -23,7 +44,7 @@ impl std::ops::Deref for FieldValue {
     fn deref(&self) -> &Value {
         match self {
             FieldValue::Own(v) => v,
-            FieldValue::Shared(v) => v,
+            FieldValue::Shared(v) => &v.value,
         }
     }
 }
@@ -61,13 +82,16 @@ impl Fields {
     /// Appends the fields as one JSON object.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.push(b'{');
-        for (i, (k, v)) in self.iter().enumerate() {
+        for (i, (k, v)) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             kinsight_model::json::push_str(out, k);
             out.push(b':');
-            kinsight_model::json::push_value(out, v);
+            match v {
+                FieldValue::Own(v) => kinsight_model::json::push_value(out, v),
+                FieldValue::Shared(v) => out.extend_from_slice(v.json.as_bytes()),
+            }
         }
         out.push(b'}');
     }
@@ -118,7 +142,7 @@ pub fn field_name(parts: &[&str]) -> &'static str {
 fn sources(event_type: &'static str) -> FieldValue {
     use std::cell::RefCell;
     thread_local! {
-        static BUILT: RefCell<Vec<(&'static str, Arc<Value>)>> = const { RefCell::new(Vec::new()) };
+        static BUILT: RefCell<Vec<(&'static str, Arc<SharedValue>)>> = const { RefCell::new(Vec::new()) };
     }
     BUILT.with_borrow_mut(|built| {
         if let Some((_, v)) = built.iter().find(|(t, _)| *t == event_type) {
@@ -128,7 +152,7 @@ fn sources(event_type: &'static str) -> FieldValue {
             .iter()
             .map(|s| Value::from(*s))
             .collect();
-        let v = Arc::new(Value::Array(v));
+        let v = SharedValue::new(Value::Array(v));
         built.push((event_type, v.clone()));
         FieldValue::Shared(v)
     })
@@ -161,7 +185,7 @@ impl Ev {
     }
 
     /// A value shared with other events.
-    pub fn shared(&mut self, k: &'static str, v: &Arc<Value>) -> &mut Self {
+    pub fn shared(&mut self, k: &'static str, v: &Arc<SharedValue>) -> &mut Self {
         self.0.0.push((k, FieldValue::Shared(v.clone())));
         self
     }

@@ -2,7 +2,7 @@
 //! the pod cgroup is the parent of its container cgroups, so pod numbers include the pause
 //! container; pod network is the pod's network namespace, read through any of its processes).
 
-use super::event::{Ev, Fields, field_name, percent};
+use super::event::{Ev, Fields, SharedValue, field_name, percent};
 use super::pods::{ContainerInfo, ContainerState, PodInfo};
 use super::{Collector, Inputs, NodeIdentity};
 use crate::cgroup::{CgroupStats, PodCgroup};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub(super) struct KubeBlock {
     container: Option<String>,
     service: Option<String>,
-    block: Arc<Value>,
+    block: Arc<SharedValue>,
 }
 
 /// How a pod's network is read ([`Collector::pod_network`]).
@@ -334,7 +334,7 @@ impl Collector {
         pod: &PodInfo,
         service: Option<&str>,
         container: Option<&ContainerInfo>,
-    ) -> Arc<Value> {
+    ) -> Arc<SharedValue> {
         let name = container.map(|c| c.name.as_str());
         let same =
             |b: &KubeBlock| b.container.as_deref() == name && b.service.as_deref() == service;
@@ -373,7 +373,7 @@ impl Collector {
         if let Some(s) = service {
             k.insert("service_name".into(), s.into());
         }
-        let block = Arc::new(Value::Object(k));
+        let block = SharedValue::new(Value::Object(k));
         let list = self.kube_blocks.entry(pod.uid.clone()).or_default();
         // The one built for another Service, if any, is not asked for any more.
         list.retain(|b| b.container.as_deref() != name);
