@@ -276,24 +276,11 @@ impl Collector {
         }
         let id = NodeIdentity::from_node(inputs.node, &self.settings.node_name);
         let mut out = Vec::new();
-        // Parsed once per collection: node requests and every pod event need them.
+        // Node requests and every pod event need them (derived once per pod list).
         let pods = self.pod_infos(inputs);
-        self.node_events(
-            t_ns,
-            wall_ms,
-            inputs,
-            pods.as_deref().map(Vec::as_slice),
-            &id,
-            &mut out,
-        );
-        self.workload_events(
-            t_ns,
-            wall_ms,
-            inputs,
-            pods.as_deref().map(Vec::as_slice),
-            &id,
-            &mut out,
-        );
+        let pods = pods.as_deref().map(Vec::as_slice);
+        self.node_events(t_ns, wall_ms, inputs, pods, &id, &mut out);
+        self.workload_events(t_ns, wall_ms, inputs, pods, &id, &mut out);
         if let Some(cluster) = inputs.cluster {
             self.cluster_events(wall_ms, cluster, &mut out);
         }
