@@ -13,9 +13,10 @@
 //! seq_file buffer (a page or more) until it is closed, charged to the agent's memory cgroup
 //! (measured in docs/benchmarks.md). Files on an ordinary filesystem (test fixtures, a `host_root`
 //! copy) keep a regular file's semantics — a removed file stays readable through an open
-//! descriptor — so for them the first read in a directory during a collection checks that its
-//! file still has a name, and a failed check makes every held file of that directory open
-//! again (a fixture removes a container's cgroup as a whole directory, as the kernel does).
+//! descriptor — so their directories are watched with inotify: a file removed, renamed or
+//! created anew, or its whole directory removed, is closed at the next [`OpenFiles::sweep`] and
+//! opened again when next read. Where a watch cannot be added (the per-user limit), the first
+//! read in that directory during a collection checks instead that its file still has a name.
 
 use kinsight_model::hash::FastBuildHasher;
 use std::collections::HashMap;
@@ -42,13 +43,19 @@ struct Inner {
     generation: u64,
     /// How many files may be held; refreshed from RLIMIT_NOFILE at every sweep.
     cap: usize,
+    /// Watches on directories of ordinary files (created with the first such file).
+    watcher: Option<Watcher>,
+    /// Check ordinary files by link count only, as when no watch can be added (tests).
+    no_watches: bool,
 }
 
 #[derive(Debug, Default)]
 struct HeldDir {
     files: Vec<Held>,
-    /// For ordinary files: the collection during which the directory was last checked for
-    /// removal, and whether it was gone then.
+    /// Ordinary files: the inotify watch on the directory, if one could be added.
+    watch: Option<i32>,
+    /// Ordinary files without a watch: the collection during which the directory was last
+    /// checked for removal, and whether it was gone then.
     checked: u64,
     gone: bool,
 }
@@ -58,7 +65,7 @@ struct Held {
     name: OsString,
     file: File,
     used: u64,
-    /// Not on cgroupfs/procfs/sysfs: check the link count before trusting a read.
+    /// Not on cgroupfs/procfs/sysfs: a removed file would still read (see the module docs).
     ordinary: bool,
 }
 
@@ -91,7 +98,7 @@ impl OpenFiles {
             if let Some(i) = d.files.iter().position(|h| h.name == name) {
                 let held = &mut d.files[i];
                 held.used = generation;
-                let removed = held.ordinary && {
+                let removed = held.ordinary && d.watch.is_none() && {
                     if d.checked != generation {
                         d.checked = generation;
                         d.gone = held.file.metadata().is_ok_and(|m| m.nlink() == 0);
@@ -108,11 +115,25 @@ impl OpenFiles {
         let file = File::open(dir.join(name))?;
         read_at_start(&file, buf)?;
         if inner.held < inner.cap {
-            inner.held += 1;
-            let d = inner.dirs.entry(dir.as_os_str().to_owned()).or_default();
+            let ordinary = !on_pseudo_filesystem(&file);
+            let Inner {
+                dirs,
+                held,
+                watcher,
+                no_watches,
+                ..
+            } = &mut *inner;
+            *held += 1;
+            let d = dirs.entry(dir.as_os_str().to_owned()).or_default();
+            if ordinary && !*no_watches && d.watch.is_none() {
+                if watcher.is_none() {
+                    *watcher = Watcher::new();
+                }
+                d.watch = watcher.as_mut().and_then(|w| w.add(dir));
+            }
             d.files.push(Held {
                 name: name.to_owned(),
-                ordinary: !on_pseudo_filesystem(&file),
+                ordinary,
                 file,
                 used: generation,
             });
@@ -120,22 +141,172 @@ impl OpenFiles {
         Ok(())
     }
 
-    /// Starts a collection: closes the files that were not read during the previous one.
+    /// Starts a collection: closes the files that were not read during the previous one, and
+    /// those an inotify watch saw removed or replaced.
     pub fn sweep(&self) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = inner.generation;
-        inner.dirs.retain(|_, d| {
+        let Inner {
+            dirs,
+            held,
+            generation,
+            cap,
+            watcher,
+            ..
+        } = &mut *inner;
+        if let Some(w) = watcher {
+            let changes = w.changes();
+            if changes.overflowed {
+                // Some changes were lost: every watched directory is checked the old way
+                // during the next collection.
+                for d in dirs.values_mut() {
+                    if let Some(wd) = d.watch.take() {
+                        w.remove(wd);
+                    }
+                }
+            }
+            for (wd, name) in changes.removed {
+                let Some(dir) = w.dirs.get(&wd) else { continue };
+                if let Some(d) = dirs.get_mut(dir.as_os_str()) {
+                    match name {
+                        Some(n) => d.files.retain(|h| h.name != n),
+                        None => d.files.clear(),
+                    }
+                }
+            }
+            for wd in changes.gone_watches {
+                // Not one removed here (those left `w.dirs` already): its directory is gone.
+                if w.dirs.remove(&wd).is_none() {
+                    continue;
+                }
+                for d in dirs.values_mut() {
+                    if d.watch == Some(wd) {
+                        d.watch = None;
+                        d.files.clear();
+                    }
+                }
+            }
+        }
+        let previous = *generation;
+        dirs.retain(|_, d| {
             d.files.retain(|h| h.used >= previous);
-            !d.files.is_empty()
+            let keep = !d.files.is_empty();
+            if !keep {
+                if let (Some(w), Some(wd)) = (watcher.as_mut(), d.watch) {
+                    w.remove(wd);
+                }
+            }
+            keep
         });
-        inner.held = inner.dirs.values().map(|d| d.files.len()).sum();
-        inner.generation += 1;
-        inner.cap = open_file_limit() / 2;
+        *held = dirs.values().map(|d| d.files.len()).sum();
+        *generation += 1;
+        *cap = open_file_limit() / 2;
     }
 
     /// Files held open now.
     pub fn held(&self) -> usize {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).held
+    }
+}
+
+/// An inotify instance watching directories of held ordinary files.
+#[derive(Debug)]
+struct Watcher {
+    fd: std::os::fd::OwnedFd,
+    /// Watch descriptor → directory.
+    dirs: HashMap<i32, std::path::PathBuf>,
+}
+
+/// What a [`Watcher`] saw since it was last asked.
+#[derive(Debug, Default)]
+struct Changes {
+    /// (watch, file name) of a file removed, renamed or created; no name: the directory itself.
+    removed: Vec<(i32, Option<OsString>)>,
+    /// Watches the kernel dropped (their directory is gone).
+    gone_watches: Vec<i32>,
+    overflowed: bool,
+}
+
+impl Watcher {
+    fn new() -> Option<Watcher> {
+        // SAFETY: inotify_init1 returns a new descriptor (or -1), which we then own.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        use std::os::fd::FromRawFd;
+        Some(Watcher {
+            // SAFETY: `fd` is a fresh descriptor nothing else owns.
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+            dirs: HashMap::new(),
+        })
+    }
+
+    fn add(&mut self, dir: &Path) -> Option<i32> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mask = libc::IN_DELETE
+            | libc::IN_MOVED_FROM
+            | libc::IN_MOVED_TO
+            | libc::IN_CREATE
+            | libc::IN_DELETE_SELF
+            | libc::IN_MOVE_SELF
+            | libc::IN_ONLYDIR;
+        // SAFETY: a NUL-terminated path and a descriptor we hold.
+        let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), mask) };
+        if wd < 0 {
+            return None;
+        }
+        self.dirs.insert(wd, dir.to_path_buf());
+        Some(wd)
+    }
+
+    fn remove(&mut self, wd: i32) {
+        use std::os::fd::AsRawFd;
+        if self.dirs.remove(&wd).is_some() {
+            // SAFETY: removes a watch of the descriptor we hold (an unknown one is EINVAL).
+            unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
+        }
+    }
+
+    /// Drains the pending events.
+    fn changes(&mut self) -> Changes {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = Changes::default();
+        let mut buf = [0u8; 8192];
+        loop {
+            // SAFETY: reads into a buffer we own, at most its length.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break; // EAGAIN: nothing more
+            }
+            let mut at = 0usize;
+            let head = std::mem::size_of::<libc::inotify_event>();
+            while at + head <= n as usize {
+                // SAFETY: the kernel wrote whole events; the header is read unaligned.
+                let ev: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(at).cast()) };
+                let name_bytes = &buf[at + head..(at + head + ev.len as usize).min(n as usize)];
+                let name_len = name_bytes
+                    .iter()
+                    .position(|b| *b == 0)
+                    .unwrap_or(name_bytes.len());
+                let name = (name_len > 0)
+                    .then(|| std::ffi::OsStr::from_bytes(&name_bytes[..name_len]).to_owned());
+                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    out.overflowed = true;
+                } else if ev.mask & libc::IN_IGNORED != 0 {
+                    out.gone_watches.push(ev.wd);
+                } else if ev.mask & (libc::IN_DELETE_SELF | libc::IN_MOVE_SELF) != 0 {
+                    out.removed.push((ev.wd, None));
+                } else if name.is_some() {
+                    out.removed.push((ev.wd, name));
+                }
+                at += head + ev.len as usize;
+            }
+        }
+        out
     }
 }
 
@@ -251,6 +422,18 @@ mod tests {
 
     #[test]
     fn rereads_new_contents_drops_vanished_files_and_sweeps_unused_ones() {
+        rereads_and_drops(OpenFiles::new());
+    }
+
+    #[test]
+    fn without_a_watch_a_removed_directory_is_found_by_link_count() {
+        let files = OpenFiles::default();
+        files.inner.lock().unwrap().no_watches = true;
+        files.sweep();
+        rereads_and_drops(files);
+    }
+
+    fn rereads_and_drops(files: OpenFiles) {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         let cg = dir.path().join("cg");
@@ -260,7 +443,6 @@ mod tests {
         std::fs::write(&a, "1\n").unwrap();
         std::fs::write(&b, "x").unwrap();
         std::fs::write(&b2, "z").unwrap();
-        let files = OpenFiles::new();
         let mut buf = String::new();
         files.read(&a, &mut buf).unwrap();
         assert_eq!(buf, "1\n");
@@ -303,6 +485,36 @@ mod tests {
         std::fs::write(&a, &big).unwrap();
         files.read(&a, &mut buf).unwrap();
         assert_eq!(buf.len(), big.len());
+    }
+
+    #[test]
+    fn a_removed_or_replaced_file_of_a_watched_directory_is_read_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "1").unwrap();
+        std::fs::write(&b, "2").unwrap();
+        let files = OpenFiles::new();
+        let mut buf = String::new();
+        files.read(&a, &mut buf).unwrap();
+        files.read(&b, &mut buf).unwrap();
+        // `a` replaced by a rename (a new file under the name), `b` removed: both noticed at
+        // the next collection; the directory itself is still there.
+        let tmp = dir.path().join("a.tmp");
+        std::fs::write(&tmp, "11").unwrap();
+        std::fs::rename(&tmp, &a).unwrap();
+        std::fs::remove_file(&b).unwrap();
+        files.sweep();
+        files.read(&a, &mut buf).unwrap();
+        assert_eq!(buf, "11");
+        assert_eq!(
+            files.read(&b, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        assert_eq!(files.held(), 1);
+        // Unchanged files stay held and are not opened again.
+        files.sweep();
+        files.read(&a, &mut buf).unwrap();
+        assert_eq!((buf.as_str(), files.held()), ("11", 1));
     }
 
     #[test]
