@@ -121,7 +121,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
             "-".into()
         }
     });
-    let rt = super::runtime()?;
+    let rt = super::agent_runtime()?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut shipper = None;

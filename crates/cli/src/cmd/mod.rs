@@ -39,6 +39,23 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The node agent's runtime: two worker threads whatever the node's core count (its work is a
+/// collection per interval and a log pipeline, not parallel request handling), and at most two
+/// malloc arenas unless `MALLOC_ARENA_MAX` says otherwise — glibc would otherwise create up to
+/// 8 per core as threads come and go, memory a DaemonSet pays on every node.
+pub fn agent_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only adjusts the allocator's tuning; called before the runtime
+        // starts its threads.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    }
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
 /// Turns SIGINT/SIGTERM into a shutdown signal.
 pub async fn shutdown_on_signal(tx: tokio::sync::watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
