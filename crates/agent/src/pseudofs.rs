@@ -52,12 +52,9 @@ struct Inner {
 #[derive(Debug, Default)]
 struct HeldDir {
     files: Vec<Held>,
-    /// Ordinary files: the inotify watch on the directory, if one could be added.
+    /// Ordinary files: the inotify watch on the directory, if one could be added (without
+    /// one, every read checks its file's link count).
     watch: Option<i32>,
-    /// Ordinary files without a watch: the collection during which the directory was last
-    /// checked for removal, and whether it was gone then.
-    checked: u64,
-    gone: bool,
 }
 
 #[derive(Debug)]
@@ -98,13 +95,9 @@ impl OpenFiles {
             if let Some(i) = d.files.iter().position(|h| h.name == name) {
                 let held = &mut d.files[i];
                 held.used = generation;
-                let removed = held.ordinary && d.watch.is_none() && {
-                    if d.checked != generation {
-                        d.checked = generation;
-                        d.gone = held.file.metadata().is_ok_and(|m| m.nlink() == 0);
-                    }
-                    d.gone
-                };
+                let removed = held.ordinary
+                    && d.watch.is_none()
+                    && held.file.metadata().is_ok_and(|m| m.nlink() == 0);
                 if !removed && read_at_start(&d.files[i].file, buf).is_ok() {
                     return Ok(());
                 }
@@ -112,32 +105,38 @@ impl OpenFiles {
                 inner.held -= 1;
             }
         }
-        let file = File::open(dir.join(name))?;
-        read_at_start(&file, buf)?;
-        if inner.held < inner.cap {
-            let ordinary = !on_pseudo_filesystem(&file);
-            let Inner {
-                dirs,
-                held,
-                watcher,
-                no_watches,
-                ..
-            } = &mut *inner;
-            *held += 1;
-            let d = dirs.entry(dir.as_os_str().to_owned()).or_default();
-            if ordinary && !*no_watches && d.watch.is_none() {
-                if watcher.is_none() {
-                    *watcher = Watcher::new();
-                }
-                d.watch = watcher.as_mut().and_then(|w| w.add(dir));
-            }
-            d.files.push(Held {
-                name: name.to_owned(),
-                ordinary,
-                file,
-                used: generation,
-            });
+        let path = dir.join(name);
+        let mut file = File::open(&path)?;
+        if inner.held >= inner.cap {
+            return read_at_start(&file, buf);
         }
+        let ordinary = !on_pseudo_filesystem(&file);
+        let Inner {
+            dirs,
+            held,
+            watcher,
+            no_watches,
+            ..
+        } = &mut *inner;
+        let d = dirs.entry(dir.as_os_str().to_owned()).or_default();
+        if ordinary && !*no_watches && d.watch.is_none() {
+            if watcher.is_none() {
+                *watcher = Watcher::new();
+            }
+            d.watch = watcher.as_mut().and_then(|w| w.add(dir));
+            if d.watch.is_some() {
+                // Opened before the watch existed: a replacement in between would go unseen.
+                file = File::open(&path)?;
+            }
+        }
+        read_at_start(&file, buf)?;
+        *held += 1;
+        d.files.push(Held {
+            name: name.to_owned(),
+            ordinary,
+            file,
+            used: generation,
+        });
         Ok(())
     }
 
@@ -155,44 +154,54 @@ impl OpenFiles {
         } = &mut *inner;
         if let Some(w) = watcher {
             let changes = w.changes();
-            if changes.overflowed {
-                // Some changes were lost: every watched directory is checked the old way
-                // during the next collection.
-                for d in dirs.values_mut() {
-                    if let Some(wd) = d.watch.take() {
-                        w.remove(wd);
+            let mut unwatch = Vec::new();
+            for (wd, name) in &changes.removed {
+                for dir in w.dirs.get(wd).into_iter().flatten() {
+                    if let Some(d) = dirs.get_mut(dir.as_os_str()) {
+                        match name {
+                            Some(n) => d.files.retain(|h| &h.name != n),
+                            None => {
+                                // The directory itself was removed or moved away: a watch
+                                // follows a moved directory, so it is dropped too.
+                                d.files.clear();
+                                d.watch = None;
+                                unwatch.push((*wd, dir.clone()));
+                            }
+                        }
                     }
                 }
             }
-            for (wd, name) in changes.removed {
-                let Some(dir) = w.dirs.get(&wd) else { continue };
-                if let Some(d) = dirs.get_mut(dir.as_os_str()) {
-                    match name {
-                        Some(n) => d.files.retain(|h| h.name != n),
-                        None => d.files.clear(),
-                    }
-                }
+            for (wd, dir) in unwatch {
+                w.remove(wd, &dir);
             }
             for wd in changes.gone_watches {
-                // Not one removed here (those left `w.dirs` already): its directory is gone.
-                if w.dirs.remove(&wd).is_none() {
-                    continue;
-                }
-                for d in dirs.values_mut() {
-                    if d.watch == Some(wd) {
+                // The kernel dropped the watch: its directory is gone. (Watches removed here
+                // have left `w.dirs` already.)
+                for dir in w.dirs.remove(&wd).into_iter().flatten() {
+                    if let Some(d) = dirs.get_mut(dir.as_os_str()) {
                         d.watch = None;
                         d.files.clear();
                     }
                 }
             }
+            if changes.overflowed {
+                // Changes were lost: every watched directory's files are opened (and watched)
+                // again when next read.
+                for (key, d) in dirs.iter_mut() {
+                    if let Some(wd) = d.watch.take() {
+                        d.files.clear();
+                        w.remove(wd, Path::new(key));
+                    }
+                }
+            }
         }
         let previous = *generation;
-        dirs.retain(|_, d| {
+        dirs.retain(|key, d| {
             d.files.retain(|h| h.used >= previous);
             let keep = !d.files.is_empty();
             if !keep {
                 if let (Some(w), Some(wd)) = (watcher.as_mut(), d.watch) {
-                    w.remove(wd);
+                    w.remove(wd, Path::new(key));
                 }
             }
             keep
@@ -212,8 +221,8 @@ impl OpenFiles {
 #[derive(Debug)]
 struct Watcher {
     fd: std::os::fd::OwnedFd,
-    /// Watch descriptor → directory.
-    dirs: HashMap<i32, std::path::PathBuf>,
+    /// Watch descriptor → directories (paths that lead to one directory share its watch).
+    dirs: HashMap<i32, Vec<std::path::PathBuf>>,
 }
 
 /// What a [`Watcher`] saw since it was last asked.
@@ -257,13 +266,19 @@ impl Watcher {
         if wd < 0 {
             return None;
         }
-        self.dirs.insert(wd, dir.to_path_buf());
+        self.dirs.entry(wd).or_default().push(dir.to_path_buf());
         Some(wd)
     }
 
-    fn remove(&mut self, wd: i32) {
+    /// `dir` no longer needs watch `wd`; the watch goes with the last path that used it.
+    fn remove(&mut self, wd: i32, dir: &Path) {
         use std::os::fd::AsRawFd;
-        if self.dirs.remove(&wd).is_some() {
+        let Some(paths) = self.dirs.get_mut(&wd) else {
+            return;
+        };
+        paths.retain(|p| p != dir);
+        if paths.is_empty() {
+            self.dirs.remove(&wd);
             // SAFETY: removes a watch of the descriptor we hold (an unknown one is EINVAL).
             unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
         }
@@ -419,6 +434,7 @@ pub fn raise_open_file_limit() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn rereads_new_contents_drops_vanished_files_and_sweeps_unused_ones() {
@@ -515,6 +531,84 @@ mod tests {
         files.sweep();
         files.read(&a, &mut buf).unwrap();
         assert_eq!((buf.as_str(), files.held()), ("11", 1));
+    }
+
+    /// Held `a` and `b` of a fresh directory; `b` then replaced by a rename.
+    fn held_pair_with_b_replaced(files: &OpenFiles) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "old").unwrap();
+        let mut buf = String::new();
+        files.read(&a, &mut buf).unwrap();
+        files.read(&b, &mut buf).unwrap();
+        let tmp = dir.path().join("b.tmp");
+        std::fs::write(&tmp, "new").unwrap();
+        std::fs::rename(&tmp, &b).unwrap();
+        (dir, a, b)
+    }
+
+    #[test]
+    fn without_a_watch_every_held_file_is_checked() {
+        let files = OpenFiles::default();
+        files.inner.lock().unwrap().no_watches = true;
+        files.sweep();
+        let (_dir, a, b) = held_pair_with_b_replaced(&files);
+        let mut buf = String::new();
+        files.sweep();
+        files.read(&a, &mut buf).unwrap();
+        files.read(&b, &mut buf).unwrap();
+        assert_eq!(buf, "new");
+    }
+
+    #[test]
+    fn changes_queued_before_an_overflow_are_not_lost() {
+        let files = OpenFiles::new();
+        let (dir, a, b) = held_pair_with_b_replaced(&files);
+        // More events than the queue holds (max_queued_events, 16384 by default).
+        let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(16384);
+        for i in 0..limit / 2 + 10 {
+            let p = dir.path().join(format!("x{i}"));
+            std::fs::write(&p, "").unwrap();
+            std::fs::remove_file(&p).unwrap();
+        }
+        let mut buf = String::new();
+        files.sweep();
+        files.read(&a, &mut buf).unwrap();
+        files.read(&b, &mut buf).unwrap();
+        assert_eq!(buf, "new");
+        // Watched again afterwards.
+        std::fs::write(dir.path().join("b.tmp"), "newer").unwrap();
+        std::fs::rename(dir.path().join("b.tmp"), &b).unwrap();
+        files.sweep();
+        files.read(&b, &mut buf).unwrap();
+        assert_eq!(buf, "newer");
+    }
+
+    #[test]
+    fn two_paths_to_one_directory_share_its_watch() {
+        let files = OpenFiles::new();
+        let (dir, _a, b) = held_pair_with_b_replaced(&files);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        let via_link = link.join("b");
+        let mut buf = String::new();
+        files.sweep();
+        files.read(&via_link, &mut buf).unwrap();
+        assert_eq!(buf, "new");
+        // The first path is not read for two collections: its files and its use of the watch
+        // go; the link's files are still watched.
+        files.sweep();
+        files.read(&via_link, &mut buf).unwrap();
+        files.sweep();
+        std::fs::write(dir.path().join("b.tmp"), "newer").unwrap();
+        std::fs::rename(dir.path().join("b.tmp"), &b).unwrap();
+        files.sweep();
+        files.read(&via_link, &mut buf).unwrap();
+        assert_eq!(buf, "newer");
     }
 
     #[test]
