@@ -15,8 +15,9 @@
 //! copy) keep a regular file's semantics — a removed file stays readable through an open
 //! descriptor — so their directories are watched with inotify: a file removed, renamed or
 //! created anew, or its whole directory removed, is closed at the next [`OpenFiles::sweep`] and
-//! opened again when next read. Where a watch cannot be added (the per-user limit), the first
-//! read in that directory during a collection checks instead that its file still has a name.
+//! opened again when next read (a removal in the middle of a collection shows at the next one).
+//! Where no watch can be had (inotify's per-user limits, or after its queue overflowed), every
+//! read of a held file checks instead that the file still has a name.
 
 use kinsight_model::hash::FastBuildHasher;
 use std::collections::HashMap;
