@@ -516,9 +516,7 @@ mod tests {
         files.read(&b, &mut buf).unwrap();
         // `a` replaced by a rename (a new file under the name), `b` removed: both noticed at
         // the next collection; the directory itself is still there.
-        let tmp = dir.path().join("a.tmp");
-        std::fs::write(&tmp, "11").unwrap();
-        std::fs::rename(&tmp, &a).unwrap();
+        replace(&a, "11");
         std::fs::remove_file(&b).unwrap();
         files.sweep();
         files.read(&a, &mut buf).unwrap();
@@ -534,6 +532,14 @@ mod tests {
         assert_eq!((buf.as_str(), files.held()), ("11", 1));
     }
 
+    /// Replaces `path` with a new file holding `text`, as an atomic writer does (write a
+    /// temporary file, rename it over the name).
+    fn replace(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
     /// Held `a` and `b` of a fresh directory; `b` then replaced by a rename.
     fn held_pair_with_b_replaced(files: &OpenFiles) -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -543,9 +549,7 @@ mod tests {
         let mut buf = String::new();
         files.read(&a, &mut buf).unwrap();
         files.read(&b, &mut buf).unwrap();
-        let tmp = dir.path().join("b.tmp");
-        std::fs::write(&tmp, "new").unwrap();
-        std::fs::rename(&tmp, &b).unwrap();
+        replace(&b, "new");
         (dir, a, b)
     }
 
@@ -582,8 +586,7 @@ mod tests {
         files.read(&b, &mut buf).unwrap();
         assert_eq!(buf, "new");
         // Watched again afterwards.
-        std::fs::write(dir.path().join("b.tmp"), "newer").unwrap();
-        std::fs::rename(dir.path().join("b.tmp"), &b).unwrap();
+        replace(&b, "newer");
         files.sweep();
         files.read(&b, &mut buf).unwrap();
         assert_eq!(buf, "newer");
@@ -605,8 +608,7 @@ mod tests {
         files.sweep();
         files.read(&via_link, &mut buf).unwrap();
         files.sweep();
-        std::fs::write(dir.path().join("b.tmp"), "newer").unwrap();
-        std::fs::rename(dir.path().join("b.tmp"), &b).unwrap();
+        replace(&b, "newer");
         files.sweep();
         files.read(&via_link, &mut buf).unwrap();
         assert_eq!(buf, "newer");
