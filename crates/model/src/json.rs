@@ -32,7 +32,21 @@ pub fn push_value(out: &mut Vec<u8>, v: &serde_json::Value) {
             out.push(b']');
         }
         Value::Object(map) => push_object(out, map),
-        // Numbers, booleans and null: serde_json's own formatting (itoa / ryu), into memory.
+        // Numbers through serde_json's own formatter (the same digits as its serializer, without
+        // a serializer per number); booleans and null as serde_json writes them.
+        Value::Number(n) => {
+            use serde_json::ser::{CompactFormatter, Formatter};
+            let mut f = CompactFormatter;
+            let written = if let Some(u) = n.as_u64() {
+                f.write_u64(out, u)
+            } else if let Some(i) = n.as_i64() {
+                f.write_i64(out, i)
+            } else {
+                // A Number holds no NaN or infinity, which serde_json would write as null.
+                f.write_f64(out, n.as_f64().unwrap_or(0.0))
+            };
+            written.expect("writing to memory");
+        }
         other => serde_json::to_writer(&mut *out, other).expect("writing to memory"),
     }
 }

@@ -158,25 +158,69 @@ fn sources(event_type: &'static str) -> FieldValue {
     })
 }
 
+/// A string value shared by the events that carry it — identity fields (ClusterName,
+/// NodeName, Namespace, PodName…) repeat on hundreds of events per collection. Interned per
+/// thread; the table is emptied when it reaches 4,096 names (a node runs at most a few hundred
+/// pods, but their names change over time), so it stays under a megabyte.
+fn shared_string(v: &str) -> FieldValue {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const MAX: usize = 4096;
+    thread_local! {
+        static KNOWN: RefCell<HashMap<Box<str>, Arc<SharedValue>, kinsight_model::hash::FastBuildHasher>> =
+            RefCell::default();
+    }
+    KNOWN.with_borrow_mut(|known| {
+        if let Some(s) = known.get(v) {
+            return FieldValue::Shared(s.clone());
+        }
+        if known.len() >= MAX {
+            known.clear();
+        }
+        let s = SharedValue::new(Value::String(v.to_string()));
+        known.insert(v.into(), s.clone());
+        FieldValue::Shared(s)
+    })
+}
+
+/// `Timestamp` (milliseconds as a string), shared by the events of one collection.
+fn timestamp(ms: i64) -> FieldValue {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<Option<(i64, Arc<SharedValue>)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((t, v)) if *t == ms => FieldValue::Shared(v.clone()),
+        _ => {
+            let v = SharedValue::new(Value::String(ms.to_string()));
+            *last = Some((ms, v.clone()));
+            FieldValue::Shared(v)
+        }
+    })
+}
+
 pub struct Ev(pub Fields);
 
 impl Ev {
     /// `Type`, `Version`, `Timestamp` (string ms), `Sources`, `ClusterName`.
     pub fn new(event_type: &'static str, timestamp_ms: i64, cluster: &str) -> Ev {
         let mut m = Vec::with_capacity(48);
-        m.push((keys::TYPE, FieldValue::Own(event_type.into())));
-        m.push((keys::VERSION, FieldValue::Own("0".into())));
-        m.push((
-            keys::TIMESTAMP,
-            FieldValue::Own(timestamp_ms.to_string().into()),
-        ));
+        m.push((keys::TYPE, shared_string(event_type)));
+        m.push((keys::VERSION, shared_string("0")));
+        m.push((keys::TIMESTAMP, timestamp(timestamp_ms)));
         m.push((keys::SOURCES, sources(event_type)));
-        m.push((keys::CLUSTER_NAME, FieldValue::Own(cluster.into())));
+        m.push((keys::CLUSTER_NAME, shared_string(cluster)));
         Ev(Fields(m))
     }
 
     pub fn s(&mut self, k: &'static str, v: impl Into<String>) -> &mut Self {
         self.v(k, Value::String(v.into()))
+    }
+
+    /// A string that many events carry (a name of the node, a pod, a namespace), shared.
+    pub fn name(&mut self, k: &'static str, v: &str) -> &mut Self {
+        self.0.0.push((k, shared_string(v)));
+        self
     }
 
     pub fn v(&mut self, k: &'static str, v: Value) -> &mut Self {

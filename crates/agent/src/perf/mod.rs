@@ -129,10 +129,10 @@ impl NodeIdentity {
     }
 
     fn apply(&self, ev: &mut Ev, node_name: &str) {
-        ev.s(keys::NODE_NAME, node_name)
-            .s(keys::INSTANCE_ID, self.instance_id.clone());
+        ev.name(keys::NODE_NAME, node_name)
+            .name(keys::INSTANCE_ID, &self.instance_id);
         if let Some(t) = &self.instance_type {
-            ev.s(keys::INSTANCE_TYPE, t.clone());
+            ev.name(keys::INSTANCE_TYPE, t);
         }
     }
 }

@@ -312,16 +312,16 @@ impl Collector {
         service: Option<&str>,
         container: Option<&ContainerInfo>,
     ) {
-        ev.s(keys::NAMESPACE, pod.namespace.clone())
-            .s(keys::POD_NAME, pod.pod_name.clone());
+        ev.name(keys::NAMESPACE, &pod.namespace)
+            .name(keys::POD_NAME, &pod.pod_name);
         if self.settings.enhanced {
-            ev.s(keys::FULL_POD_NAME, pod.full_name.clone());
+            ev.name(keys::FULL_POD_NAME, &pod.full_name);
             if let Some(c) = container {
-                ev.s(keys::CONTAINER_NAME, c.name.clone());
+                ev.name(keys::CONTAINER_NAME, &c.name);
             }
         }
         if let Some(s) = service {
-            ev.s(keys::SERVICE, s);
+            ev.name(keys::SERVICE, s);
         }
         let block = self.kubernetes_block(pod, service, container);
         ev.shared(keys::KUBERNETES, &block);
