@@ -3,7 +3,7 @@
 //! * CRI (containerd, CRI-O, podman's k8s-file): `<RFC3339Nano> <stdout|stderr> <P|F> <text>`.
 //!   Timestamps end in `Z` (containerd) or an offset such as `+00:00` (podman). `P` marks a
 //!   partial chunk (lines over 16 KiB in containerd, 8 KiB in podman) continued by the next
-//!   chunk, `F` the final one.
+//!   chunk of the same stream, `F` the final one; the other stream's lines may come in between.
 //! * Docker json-file: `{"log":"text\n","stream":"stdout","time":"..."}`; a `log` without the
 //!   trailing newline is a 16 KiB split continued by the next line.
 //!

@@ -97,7 +97,12 @@ struct Partial {
 
 struct FileState {
     route: Arc<Route>,
-    partial: Option<Partial>,
+    /// Lines being joined, one per stream: the runtime interleaves the streams' lines, so a
+    /// stderr line can arrive between the `P` chunks of a stdout line.
+    partial: [Option<Partial>; 2],
+    /// Stream of the physical line whose first piece came last (a tailer piece that does not
+    /// start a line continues it).
+    current: Stream,
     joiner: Option<Joiner<LineMeta>>,
     joiner_touched: Instant,
     committed: u64,
@@ -109,16 +114,28 @@ struct FileState {
 
 impl FileState {
     fn held_from(&self) -> Option<u64> {
-        let a = self.partial.as_ref().map(|p| p.meta.start);
-        let b = self
-            .joiner
-            .as_ref()
-            .and_then(|j| j.pending())
-            .map(|p| p.meta.start);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.partial
+            .iter()
+            .flatten()
+            .map(|p| p.meta.start)
+            .chain(
+                self.joiner
+                    .as_ref()
+                    .and_then(|j| j.pending())
+                    .map(|p| p.meta.start),
+            )
+            .min()
+    }
+
+    fn nothing_partial(&self) -> bool {
+        self.partial.iter().all(Option::is_none)
+    }
+}
+
+fn slot(s: Stream) -> usize {
+    match s {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
     }
 }
 
@@ -360,7 +377,8 @@ impl Pipeline {
             let multiline = route.multiline;
             let st = self.files.entry(info.id).or_insert_with(|| FileState {
                 route: route.clone(),
-                partial: None,
+                partial: [None, None],
+                current: Stream::Stdout,
                 joiner: None,
                 joiner_touched: Instant::now(),
                 committed: start,
@@ -396,7 +414,7 @@ impl Pipeline {
         }
         // Fast path, by far the most common case: a whole line with nothing held for its file
         // is turned into an event straight from the tailer's buffer.
-        let nothing_held = st.partial.is_none() && st.joiner.is_none();
+        let nothing_held = st.nothing_partial() && st.joiner.is_none();
         if line.first
             && line.last
             && nothing_held
@@ -470,7 +488,7 @@ impl Pipeline {
                 }
             }
         } else {
-            let meta = match &st.partial {
+            let meta = match &st.partial[slot(st.current)] {
                 Some(p) => p.meta.clone(),
                 None => LineMeta {
                     // The start of this line was handed out before a restart: the rest
@@ -484,8 +502,10 @@ impl Pipeline {
             (meta, std::borrow::Cow::Borrowed(line.bytes), !line.last)
         };
 
-        // Join CRI `P` chunks / Docker splits / tailer pieces.
-        let p = st.partial.get_or_insert_with(|| Partial {
+        // Join CRI `P` chunks / Docker splits / tailer pieces, per stream.
+        st.current = meta.stream;
+        let slot = slot(meta.stream);
+        let p = st.partial[slot].get_or_insert_with(|| Partial {
             meta,
             text: Vec::new(),
             pieces_emitted: 0,
@@ -509,7 +529,7 @@ impl Pipeline {
                 p.pieces_emitted += 1;
                 out.push((p.meta.clone(), piece, true));
             }
-        } else if let Some(p) = st.partial.take() {
+        } else if let Some(p) = st.partial[slot].take() {
             out.push((p.meta, p.text, false));
         }
         for (meta, text, piece) in out {
@@ -681,8 +701,9 @@ impl Pipeline {
                     && now.duration_since(st.joiner_touched) >= MULTILINE_FLUSH
                     || st
                         .partial
-                        .as_ref()
-                        .is_some_and(|p| now.duration_since(p.since) >= PARTIAL_FLUSH)
+                        .iter()
+                        .flatten()
+                        .any(|p| now.duration_since(p.since) >= PARTIAL_FLUSH)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -696,16 +717,17 @@ impl Pipeline {
         let Some(st) = self.files.get_mut(&id) else {
             return;
         };
-        let stale_partial = st
+        let mut stale: Vec<Partial> = st
             .partial
-            .as_ref()
-            .is_some_and(|p| end || p.since.elapsed() >= PARTIAL_FLUSH);
-        let partial = if stale_partial {
-            st.partial.take()
-        } else {
-            None
-        };
-        if let Some(p) = partial {
+            .iter_mut()
+            .filter(|p| {
+                p.as_ref()
+                    .is_some_and(|p| end || p.since.elapsed() >= PARTIAL_FLUSH)
+            })
+            .filter_map(Option::take)
+            .collect();
+        stale.sort_by_key(|p| p.meta.start);
+        for p in stale {
             self.emit_line(id, p.meta, p.text, false, ship);
         }
         let Some(st) = self.files.get_mut(&id) else {

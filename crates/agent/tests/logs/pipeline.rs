@@ -374,3 +374,48 @@ fn metadata_arriving_late_and_deleted_pods_still_enrich() {
         );
     }
 }
+
+/// The runtime writes each stream's lines as they come: a stderr line can land between the `P`
+/// chunks of a long stdout line (podman does this when a program writes to both). Chunks are
+/// joined per stream, so neither line takes in the other.
+#[test]
+fn a_stderr_line_between_the_chunks_of_a_stdout_line_stays_apart() {
+    let root = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let api = pod_dir(r, "prod", "api-7d9f8b6c5d-x2k4q", API_UID, "api");
+    let big = "x".repeat(20_000);
+    let log = format!(
+        "2024-05-01T10:00:00.100000000Z stdout P {}\n\
+         2024-05-01T10:00:00.100000100Z stderr F to stderr\n\
+         2024-05-01T10:00:00.100000200Z stdout F {}\n\
+         2024-05-01T10:00:00.100000300Z stdout F after\n",
+        &big[..8192],
+        &big[8192..]
+    );
+    write(&api.join("0.log"), log.as_bytes());
+    let cfg = config(r, state.path(), "");
+    let out = state.path().join("out.jsonl");
+    let events = collect_until(
+        &cfg,
+        &out,
+        Some(fixture_pods()),
+        fast_options(),
+        Duration::from_secs(20),
+        |e| e.len() >= 3,
+    );
+    let m: Vec<serde_json::Value> = events.iter().map(message).collect();
+    let lines: Vec<(&str, &str)> = m
+        .iter()
+        .map(|m| (m["stream"].as_str().unwrap(), m["log"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("stderr", "to stderr"),
+            ("stdout", big.as_str()),
+            ("stdout", "after")
+        ],
+        "{m:#?}"
+    );
+}
