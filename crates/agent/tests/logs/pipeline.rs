@@ -18,6 +18,21 @@ fn write(path: &Path, bytes: &[u8]) {
         .unwrap();
 }
 
+/// Runs the pipeline over host root `r` (default settings, the fixture pods) until `n`
+/// events are out or `within` has passed.
+fn collect_n(r: &Path, state: &Path, n: usize, within: Duration) -> Vec<LogEvent> {
+    let cfg = config(r, state, "");
+    let out = state.join("out.jsonl");
+    collect_until(
+        &cfg,
+        &out,
+        Some(fixture_pods()),
+        fast_options(),
+        within,
+        |e| e.len() >= n,
+    )
+}
+
 #[test]
 fn containers_host_and_dataplane_are_parsed_routed_and_enriched() {
     let root = tempfile::tempdir().unwrap();
@@ -101,16 +116,7 @@ fn containers_host_and_dataplane_are_parsed_routed_and_enriched() {
     );
     write(&r.join("var/log/dpkg.log"), b"not collected\n");
 
-    let cfg = config(r, state.path(), "");
-    let out = state.path().join("out.jsonl");
-    let events = collect_until(
-        &cfg,
-        &out,
-        Some(fixture_pods()),
-        fast_options(),
-        Duration::from_secs(30),
-        |e| e.len() >= 9,
-    );
+    let events = collect_n(r, state.path(), 9, Duration::from_secs(30));
     // api 4, kube-proxy 1, ledger 2 (a joined stack trace + one line), web 1, host 1.
     assert_eq!(events.len(), 9, "{events:#?}");
 
@@ -394,16 +400,7 @@ fn a_stderr_line_between_the_chunks_of_a_stdout_line_stays_apart() {
         &big[8192..]
     );
     write(&api.join("0.log"), log.as_bytes());
-    let cfg = config(r, state.path(), "");
-    let out = state.path().join("out.jsonl");
-    let events = collect_until(
-        &cfg,
-        &out,
-        Some(fixture_pods()),
-        fast_options(),
-        Duration::from_secs(20),
-        |e| e.len() >= 3,
-    );
+    let events = collect_n(r, state.path(), 3, Duration::from_secs(20));
     let m: Vec<serde_json::Value> = events.iter().map(message).collect();
     let lines: Vec<(&str, &str)> = m
         .iter()
