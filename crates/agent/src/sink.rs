@@ -185,6 +185,15 @@ pub fn encode_lines(events: &[LogEvent]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// Every line of the sink's file, each parsed as an event.
+    fn read_lines(path: &Path) -> Vec<LogEvent> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     #[tokio::test]
     async fn file_sink_appends_json_lines() {
         let dir = tempfile::tempdir().unwrap();
@@ -194,11 +203,7 @@ mod tests {
         let b = LogEvent::new("g", "s", 2, "two");
         sink.send(std::slice::from_ref(&a)).await.unwrap();
         sink.send(std::slice::from_ref(&b)).await.unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<LogEvent> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = read_lines(&path);
         assert_eq!(lines, vec![a, b]);
     }
 
@@ -215,11 +220,7 @@ mod tests {
         std::fs::write(&path, &torn).unwrap();
         let sink = FileSink::open(&path).unwrap();
         sink.send(std::slice::from_ref(&b)).await.unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<LogEvent> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = read_lines(&path);
         assert_eq!(lines, vec![a, b.clone()]);
 
         // A file holding only part of a first line.
