@@ -93,6 +93,31 @@ struct Partial {
     text: Vec<u8>,
     pieces_emitted: u32,
     since: Instant,
+    /// The rate limit's answer for this line, asked when its first piece went out: the pieces
+    /// of an over-long line pass or are dropped together.
+    admitted: Option<bool>,
+}
+
+/// Whether an event may pass the per-container rate limit. A line counts once, however many
+/// events its pieces make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// A whole line (or joined stack trace): ask the limiter.
+    Ask,
+    /// The line's first piece was let through.
+    Admitted,
+    /// The line's first piece was dropped (and counted).
+    Dropped,
+}
+
+impl Admission {
+    fn of(decided: Option<bool>) -> Admission {
+        match decided {
+            None => Admission::Ask,
+            Some(true) => Admission::Admitted,
+            Some(false) => Admission::Dropped,
+        }
+    }
 }
 
 struct FileState {
@@ -181,6 +206,8 @@ pub struct Pipeline {
     stats: Arc<LogStats>,
     /// When podman's state was last read for an unknown container.
     runtime_looked: Option<Instant>,
+    /// The rate limit's clock (tests stop it).
+    clock: fn() -> Instant,
 }
 
 impl Pipeline {
@@ -198,6 +225,7 @@ impl Pipeline {
             scratch: String::with_capacity(1024),
             stats,
             runtime_looked: None,
+            clock: Instant::now,
         }
     }
 
@@ -437,7 +465,16 @@ impl Pipeline {
                         String::from_utf8_lossy(&p.text)
                     }
                 };
-                self.emit_fields(&route, time, p.time_ms, p.stream, &text, false, ship);
+                self.emit_fields(
+                    &route,
+                    time,
+                    p.time_ms,
+                    p.stream,
+                    &text,
+                    false,
+                    Admission::Ask,
+                    ship,
+                );
                 if let Some(st) = self.files.get_mut(&id) {
                     st.committed = line.end;
                 }
@@ -510,10 +547,11 @@ impl Pipeline {
             text: Vec::new(),
             pieces_emitted: 0,
             since: Instant::now(),
+            admitted: None,
         });
         p.text.extend_from_slice(&text);
         p.since = Instant::now();
-        let mut out: Vec<(LineMeta, Vec<u8>, bool)> = Vec::new();
+        let mut out: Vec<(LineMeta, Vec<u8>, bool, Option<bool>)> = Vec::new();
         if more {
             if p.text.len() >= MAX_PIECE_BYTES {
                 // Over the event limit: emit what we have as a piece marked `_p: "P"`.
@@ -527,13 +565,27 @@ impl Pipeline {
                 let rest = p.text.split_off(cut);
                 let piece = std::mem::replace(&mut p.text, rest);
                 p.pieces_emitted += 1;
-                out.push((p.meta.clone(), piece, true));
+                out.push((p.meta.clone(), piece, true, p.admitted));
             }
         } else if let Some(p) = st.partial[slot].take() {
-            out.push((p.meta, p.text, false));
+            out.push((p.meta, p.text, false, p.admitted));
         }
-        for (meta, text, piece) in out {
-            self.emit_line(id, meta, text, piece, ship);
+        for (meta, text, piece, decided) in out {
+            let admission = match decided {
+                None if piece => {
+                    let admitted = self.admit(&route.key);
+                    if let Some(p) = self
+                        .files
+                        .get_mut(&id)
+                        .and_then(|st| st.partial[slot].as_mut())
+                    {
+                        p.admitted = Some(admitted);
+                    }
+                    Admission::of(Some(admitted))
+                }
+                decided => Admission::of(decided),
+            };
+            self.emit_line(id, meta, text, piece, admission, ship);
         }
         let st = self.files.get_mut(&id).expect("state exists");
         let committed = st.held_from().unwrap_or(line.end);
@@ -544,13 +596,15 @@ impl Pipeline {
         self.maybe_ship_full(ship);
     }
 
-    /// A whole line (or an over-limit piece) of file `id`: through multiline, then out.
+    /// A whole line (or an over-limit piece) of file `id`: through multiline, then out. The
+    /// pieces of an over-long line (and its last piece) bypass stack-trace joining.
     fn emit_line(
         &mut self,
         id: FileId,
         meta: LineMeta,
         text: Vec<u8>,
         piece: bool,
+        admission: Admission,
         ship: &mut dyn FnMut(Batch),
     ) {
         let text = match String::from_utf8(text) {
@@ -561,14 +615,17 @@ impl Pipeline {
             }
         };
         let st = self.files.get_mut(&id).expect("state exists");
-        if !piece && let Some(j) = st.joiner.as_mut() {
+        if !piece
+            && admission == Admission::Ask
+            && let Some(j) = st.joiner.as_mut()
+        {
             st.joiner_touched = Instant::now();
             if let Some(done) = j.push(meta, &text) {
-                self.emit_record(id, &done.meta, &done.text, false, ship);
+                self.emit_record(id, &done.meta, &done.text, false, Admission::Ask, ship);
             }
             return;
         }
-        self.emit_record(id, &meta, &text, piece, ship);
+        self.emit_record(id, &meta, &text, piece, admission, ship);
     }
 
     fn emit_record(
@@ -577,6 +634,7 @@ impl Pipeline {
         meta: &LineMeta,
         text: &str,
         piece: bool,
+        admission: Admission,
         ship: &mut dyn FnMut(Batch),
     ) {
         let Some(st) = self.files.get(&id) else {
@@ -590,8 +648,18 @@ impl Pipeline {
             meta.stream,
             text,
             piece,
+            admission,
             ship,
         );
+    }
+
+    /// Asks the rate limit for one line of `key`; a drop is counted here, once per line.
+    fn admit(&mut self, key: &Arc<str>) -> bool {
+        if !self.limiter.enabled() || self.limiter.allow(key, (self.clock)()) {
+            return true;
+        }
+        self.stats.add_rate_limited(1);
+        false
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -603,10 +671,15 @@ impl Pipeline {
         stream: Stream,
         text: &str,
         piece: bool,
+        admission: Admission,
         ship: &mut dyn FnMut(Batch),
     ) {
-        if self.limiter.enabled() && !self.limiter.allow(&route.key, Instant::now()) {
-            self.stats.add_rate_limited(1);
+        let admitted = match admission {
+            Admission::Ask => self.admit(&route.key),
+            Admission::Admitted => true,
+            Admission::Dropped => false,
+        };
+        if !admitted {
             return;
         }
         let mut rec = std::mem::take(&mut self.scratch);
@@ -728,13 +801,13 @@ impl Pipeline {
             .collect();
         stale.sort_by_key(|p| p.meta.start);
         for p in stale {
-            self.emit_line(id, p.meta, p.text, false, ship);
+            self.emit_line(id, p.meta, p.text, false, Admission::of(p.admitted), ship);
         }
         let Some(st) = self.files.get_mut(&id) else {
             return;
         };
         if let Some(done) = st.joiner.as_mut().and_then(|j| j.take()) {
-            self.emit_record(id, &done.meta, &done.text, false, ship);
+            self.emit_record(id, &done.meta, &done.text, false, Admission::Ask, ship);
         }
         let Some(st) = self.files.get_mut(&id) else {
             return;
@@ -844,6 +917,84 @@ fn kubernetes_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn limited_pipeline(root: &std::path::Path, per_second: u64) -> Pipeline {
+        let logs = LogsSettings {
+            rate_limit_lines_per_second: per_second,
+            ..LogsSettings::default()
+        };
+        let s = PipelineSettings {
+            node_name: "node-1".into(),
+            application_group: "/kinsight/c/application".into(),
+            host_group: "/kinsight/c/host".into(),
+            dataplane_group: "/kinsight/c/dataplane".into(),
+            logs,
+            batch_max_events: 10_000,
+            batch_max_bytes: 1 << 30,
+        };
+        let mut p = Pipeline::new(s, NodeLayout::new(root), Arc::new(LogStats::default()));
+        // A stopped clock: no tokens come back however long a debug build takes.
+        p.clock = || {
+            static T: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+            *T.get_or_init(Instant::now)
+        };
+        p
+    }
+
+    /// Issue 15 item 17: the pieces of an over-long line are one line to the rate limit. With a
+    /// burst of 10 lines, a line in 30 pieces passes whole, the next 9 lines pass, and the
+    /// 11th line — pieces and all — is dropped and counted once. The limiter's clock is stopped,
+    /// so the answer does not depend on the machine's speed.
+    #[test]
+    fn an_over_long_line_passes_or_is_dropped_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let path: Arc<std::path::Path> = Arc::from(
+            root.path()
+                .join("var/log/pods/prod_api-1_0000-11/api/0.log")
+                .as_path(),
+        );
+        let info = FileInfo {
+            id: FileId(1),
+            path: path.clone(),
+            family: path,
+            compressed: false,
+        };
+        let mut p = limited_pipeline(root.path(), 10);
+        let mut events = Vec::new();
+        let mut ship = |b: Batch| events.extend(b.events);
+        let mut offset = 0u64;
+        let mut feed = |p: &mut Pipeline, pieces: usize, ship: &mut dyn FnMut(Batch)| {
+            for i in 0..pieces {
+                let bytes = vec![b'x'; MAX_PIECE_BYTES];
+                let line = Line {
+                    bytes: &bytes,
+                    start: offset,
+                    end: offset + bytes.len() as u64 + u64::from(i + 1 == pieces),
+                    first: i == 0,
+                    last: i + 1 == pieces,
+                };
+                offset = line.end;
+                p.on_line(&info, line, ship);
+            }
+        };
+        feed(&mut p, 30, &mut ship);
+        for _ in 0..9 {
+            feed(&mut p, 1, &mut ship);
+        }
+        feed(&mut p, 30, &mut ship);
+        p.ship_now(&mut ship);
+        assert_eq!(
+            events.len(),
+            30 + 9,
+            "the first long line whole, then 9 lines"
+        );
+        assert_eq!(
+            p.rate_limited("prod/api-1/api"),
+            1,
+            "one line dropped, counted once"
+        );
+        assert_eq!(p.stats.snapshot().lines_rate_limited, 1);
+    }
 
     #[test]
     fn glob_matches_like_a_shell() {
