@@ -27,15 +27,7 @@ impl FromRequest<AppState> for DecodedBody {
         let raw = axum::body::to_bytes(req.into_body(), limits.max_body_bytes)
             .await
             .map_err(|e| {
-                // axum wraps http-body-util's LengthLimitError; match it by its text rather
-                // than depend on that crate for one type.
-                let mut source: Option<&dyn std::error::Error> = Some(&e);
-                let mut over_limit = false;
-                while let Some(s) = source {
-                    over_limit |= s.to_string().contains("length limit exceeded");
-                    source = s.source();
-                }
-                if over_limit {
+                if is_length_limit(&e) {
                     ApiError::new(
                         ErrorCode::PayloadTooLarge,
                         format!("request body exceeds {} bytes", limits.max_body_bytes),
@@ -59,6 +51,20 @@ impl FromRequest<AppState> for DecodedBody {
                 }),
         })
     }
+}
+
+/// Whether reading a body failed because it was over its limit. axum wraps
+/// http-body-util's `LengthLimitError`; it is matched by its text rather than depending on
+/// that crate for one type.
+pub fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if s.to_string().contains("length limit exceeded") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Decompresses per `Content-Encoding`, refusing more than `max` decoded bytes (a small zstd

@@ -33,6 +33,10 @@ pub struct Limits {
     /// Largest body after decompression. A full batch (1 MiB of messages, 10,000 events)
     /// needs room for JSON escaping and the per-event group and stream names.
     pub max_decoded_bytes: usize,
+    /// Largest CloudWatch Logs request, on the wire and decoded. PutLogEvents carries at most
+    /// 1 MiB of messages (plus 26 bytes an event) and every other action far less; this leaves
+    /// room for JSON escaping and members.
+    pub max_cloudwatch_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -40,6 +44,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 16 * 1024 * 1024,
             max_decoded_bytes: 32 * 1024 * 1024,
+            max_cloudwatch_body_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -178,60 +178,100 @@ async fn serve(state: &AppState, req: Request) -> CwResult<Value> {
             ));
         }
     }
-    let limit = state.limits.max_body_bytes;
-    let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        CwError::invalid(format!(
-            "could not read the request body (at most {limit} bytes): {e}"
-        ))
-    })?;
-    let caller = authenticate(state, &parts, &raw)?;
-    if !allowed(caller.scope, need) {
+    // Everything that can refuse a request without its body does so first: an unsigned or
+    // forged request costs its headers, not up to a body limit's worth of memory.
+    let pending = authenticate_headers(state, &parts)?;
+    let caller_scope = match &pending {
+        Pending::Anonymous(v) => v.scope,
+        Pending::Signed(check) => check.scope(),
+    };
+    if !allowed(caller_scope, need) {
+        let who = match &pending {
+            Pending::Anonymous(v) => v.access_key_id.clone(),
+            Pending::Signed(check) => check.access_key_id().to_string(),
+        };
         return Err(CwError::new(
             CwError::ACCESS_DENIED,
             format!(
-                "User: {} is not authorized to perform: logs:{action} (the key's scope is {:?})",
-                caller.access_key_id,
-                caller.scope.as_str()
+                "User: {who} is not authorized to perform: logs:{action} (the key's scope is {:?})",
+                caller_scope.as_str()
             ),
         ));
     }
-    let body = crate::body::decode(&parts.headers, raw, state.limits.max_decoded_bytes)?;
+    let limit = state.limits.max_cloudwatch_body_bytes;
+    let too_large = |n: String| {
+        CwError::invalid(format!(
+            "Upload too large: {n} bytes exceeds the limit of {limit} bytes for a CloudWatch Logs request"
+        ))
+    };
+    if let Some(n) = content_length(&parts.headers)
+        && n > limit as u64
+    {
+        return Err(too_large(n.to_string()));
+    }
+    let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if crate::body::is_length_limit(&e) {
+            too_large(format!("more than {limit}"))
+        } else {
+            CwError::invalid(format!("could not read the request body: {e}"))
+        }
+    })?;
+    let caller = match pending {
+        Pending::Anonymous(v) => v,
+        Pending::Signed(check) => sigv4::verify_signature(
+            check,
+            &sigv4::SignedRequest {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or(""),
+                headers: &parts.headers,
+                body: &raw,
+            },
+        )?,
+    };
+    let body = crate::body::decode(&parts.headers, raw, limit)?;
     let ctx = Ctx { state, caller };
     run(&ctx, &action, &body).await
 }
 
-fn authenticate(
-    state: &AppState,
+/// A request whose headers passed authentication; a signed one still needs its body checked.
+enum Pending<'k> {
+    /// Authentication off: every caller is admin.
+    Anonymous(Verified),
+    Signed(sigv4::HeaderCheck<'k>),
+}
+
+fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn authenticate_headers<'s>(
+    state: &'s AppState,
     parts: &axum::http::request::Parts,
-    raw: &[u8],
-) -> CwResult<Verified> {
+) -> CwResult<Pending<'s>> {
     if state.aws_keys.is_empty() {
         if !state.auth.enabled() {
             // Authentication off (loopback, no KINSIGHT_TOKEN): every caller is admin, as on
             // the native API; the signature, if any, is not checked.
-            return Ok(Verified {
+            return Ok(Pending::Anonymous(Verified {
                 access_key_id: "anonymous".into(),
                 scope: Scope::Admin,
                 region: sigv4::claimed_region(&parts.headers)
                     .unwrap_or_else(|| DEFAULT_REGION.to_string()),
-            });
+            }));
         }
         return Err(CwError::new(
             CwError::UNRECOGNIZED_CLIENT,
             "The security token included in the request is invalid: no AWS access keys are configured on this server (KINSIGHT_AWS_ACCESS_KEY_ID / KINSIGHT_AWS_SECRET_ACCESS_KEY or KINSIGHT_AWS_KEYS_FILE)",
         ));
     }
-    sigv4::verify(
-        &state.aws_keys,
-        &sigv4::SignedRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or(""),
-            headers: &parts.headers,
-            body: raw,
-        },
-        chrono::Utc::now(),
-    )
+    sigv4::check_headers(&state.aws_keys, &parts.headers, chrono::Utc::now()).map(Pending::Signed)
 }
 
 /// Parses an action's input; an empty body is `{}`. Unknown members are ignored (newer

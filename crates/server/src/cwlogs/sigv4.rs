@@ -409,13 +409,33 @@ fn basic(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// Verifies a request's signature against `keys` at time `now`.
-pub fn verify(
-    keys: &AccessKeys,
-    req: &SignedRequest<'_>,
+/// What the headers of a request proved before its body was read: a well-formed
+/// `Authorization` naming a known key, scoped to this service, dated within the allowed skew.
+#[derive(Debug)]
+pub struct HeaderCheck<'k> {
+    auth: Authorization,
+    key: &'k AccessKey,
+    amz_date: String,
+}
+
+impl HeaderCheck<'_> {
+    pub fn access_key_id(&self) -> &str {
+        &self.key.access_key_id
+    }
+    pub fn scope(&self) -> Scope {
+        self.key.scope
+    }
+}
+
+/// Checks everything SigV4 says about a request that does not need its body — the
+/// `Authorization` header, the credential scope, the request time and the key id — so that
+/// a request that cannot be authentic is refused before its body is read.
+pub fn check_headers<'k>(
+    keys: &'k AccessKeys,
+    headers: &HeaderMap,
     now: DateTime<Utc>,
-) -> Result<Verified, CwError> {
-    let header = match req.headers.get(axum::http::header::AUTHORIZATION) {
+) -> Result<HeaderCheck<'k>, CwError> {
+    let header = match headers.get(axum::http::header::AUTHORIZATION) {
         Some(h) => h
             .to_str()
             .map_err(|_| incomplete("the Authorization header must be ASCII"))?,
@@ -443,7 +463,7 @@ pub fn verify(
             "'Host' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
-    let (time, amz_date) = request_time(req.headers)?;
+    let (time, amz_date) = request_time(headers)?;
     if !amz_date.starts_with(&auth.date) || auth.date.len() != 8 {
         return Err(invalid(format!(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{amz_date}'.",
@@ -472,6 +492,23 @@ pub fn verify(
             "The security token included in the request is invalid.",
         ));
     };
+    Ok(HeaderCheck {
+        auth,
+        key,
+        amz_date,
+    })
+}
+
+/// Verifies the signature of a request whose headers passed [`check_headers`], over its body.
+pub fn verify_signature(
+    checked: HeaderCheck<'_>,
+    req: &SignedRequest<'_>,
+) -> Result<Verified, CwError> {
+    let HeaderCheck {
+        auth,
+        key,
+        amz_date,
+    } = checked;
     if let Some(declared) = req.headers.get("x-amz-content-sha256") {
         let declared = declared.to_str().unwrap_or("");
         if declared != "UNSIGNED-PAYLOAD"
@@ -501,6 +538,16 @@ pub fn verify(
         scope: key.scope,
         region: auth.region,
     })
+}
+
+/// Verifies a request's signature against `keys` at time `now`: [`check_headers`], then
+/// [`verify_signature`].
+pub fn verify(
+    keys: &AccessKeys,
+    req: &SignedRequest<'_>,
+    now: DateTime<Utc>,
+) -> Result<Verified, CwError> {
+    verify_signature(check_headers(keys, req.headers, now)?, req)
 }
 
 /// The region a request says it was signed for, without verifying anything (authentication

@@ -28,12 +28,17 @@ struct Cw {
 
 /// `keys: false` = authentication off (no admin token, no keys): unsigned calls are admin.
 async fn cw(keys: bool) -> Cw {
+    cw_with(keys, keys).await
+}
+
+/// `auth`: an admin token is set (the native API authenticates); `keys`: AWS access keys exist.
+async fn cw_with(auth: bool, keys: bool) -> Cw {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = StoreConfig::new(dir.path());
     cfg.background = false;
     cfg.clock = ManualClock::new(NOW);
     let store = Store::open(cfg, vec![]).await.unwrap();
-    let auth = if keys {
+    let auth = if auth {
         Auth::open(ADMIN, dir.path()).unwrap()
     } else {
         Auth::disabled()
@@ -59,6 +64,29 @@ async fn send(
     key: Option<(&str, &str)>,
 ) -> (StatusCode, HeaderMap, Value) {
     let bytes = serde_json::to_vec(body).unwrap();
+    let h = headers(action, &bytes, key);
+    let mut req = Request::builder().method("POST").uri("/");
+    *req.headers_mut().unwrap() = h;
+    answer(app, req.body(Body::from(bytes)).unwrap()).await
+}
+
+async fn answer(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let v = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap()
+    };
+    (status, headers, v)
+}
+
+/// The headers botocore sends for `action` with `body`, signed with `key` when given.
+fn headers(action: &str, bytes: &[u8], key: Option<(&str, &str)>) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
     h.insert("content-type", HeaderValue::from_static(CONTENT_TYPE));
@@ -97,24 +125,94 @@ async fn send(
         );
         h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
     }
+    h
+}
+
+/// Sends a request whose body never arrives (a client that announced 16 MiB and stalls), with
+/// the headers of `action` signed over `signed_body`: the answer must come from the headers
+/// alone. Before issue 15 item 1 the server waited for the body, and this timed out.
+async fn send_stalled(
+    app: &Router,
+    action: &str,
+    signed_body: &[u8],
+    key: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
+    let mut h = headers(action, signed_body, key);
+    h.insert("content-length", HeaderValue::from_static("16777216"));
     let mut req = Request::builder().method("POST").uri("/");
     *req.headers_mut().unwrap() = h;
-    let resp = app
-        .clone()
-        .oneshot(req.body(Body::from(bytes)).unwrap())
+    let never = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let req = req.body(Body::from_stream(never)).unwrap();
+    let (s, _, v) = tokio::time::timeout(std::time::Duration::from_secs(20), answer(app, req))
         .await
-        .unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let v = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body).unwrap()
-    };
-    (status, headers, v)
+        .expect("answered without reading the body");
+    (s, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_cannot_be_authentic_are_refused_before_their_body() {
+    let body = serde_json::to_vec(&json!({"logGroupName": "/g"})).unwrap();
+    // Authentication on, no access keys configured: nobody can sign.
+    let t = cw_with(true, false).await;
+    let (s, v) = send_stalled(&t.app, "CreateLogGroup", &body, Some(INGEST)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["__type"], "UnrecognizedClientException", "{v}");
+
+    let t = cw(true).await;
+    // Unsigned.
+    let (_, v) = send_stalled(&t.app, "CreateLogGroup", &body, None).await;
+    assert_eq!(v["__type"], "MissingAuthenticationTokenException", "{v}");
+    // A key id the server does not know.
+    let (_, v) = send_stalled(
+        &t.app,
+        "CreateLogGroup",
+        &body,
+        Some(("AKIANOSUCHKEY00000", "whatever-secret-0123")),
+    )
+    .await;
+    assert_eq!(v["__type"], "UnrecognizedClientException", "{v}");
+    // A known key whose scope does not allow the action.
+    let (_, v) = send_stalled(&t.app, "PutLogEvents", &body, Some(READ)).await;
+    assert_eq!(v["__type"], "AccessDeniedException", "{v}");
+    // A valid key, but a body larger than the protocol allows (announced).
+    let (_, v) = send_stalled(&t.app, "CreateLogGroup", &body, Some(INGEST)).await;
+    assert_eq!(v["__type"], "InvalidParameterException", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("Upload too large"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_protocol_limit_is_refused_while_it_streams() {
+    let t = cw(true).await;
+    let limit = t_limits().max_cloudwatch_body_bytes;
+    // No Content-Length (chunked): the limit applies as the body arrives.
+    let big = vec![b' '; limit + 1];
+    let h = headers("CreateLogGroup", &big, Some(INGEST));
+    let mut req = Request::builder().method("POST").uri("/");
+    *req.headers_mut().unwrap() = h;
+    let chunks = futures::stream::iter(
+        big.chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let (s, _, v) = answer(&t.app, req.body(Body::from_stream(chunks)).unwrap()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["__type"], "InvalidParameterException", "{v}");
+    // A request within the limit still works.
+    let (s, _, v) = send(
+        &t.app,
+        "CreateLogGroup",
+        &json!({"logGroupName": "/g"}),
+        Some(INGEST),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+fn t_limits() -> kinsight_server::state::Limits {
+    kinsight_server::state::Limits::default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
