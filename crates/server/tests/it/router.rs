@@ -504,3 +504,109 @@ async fn groups_streams_and_paged_events_through_the_api() {
     let (s, _) = call("GET", "/v1/group?group=/k/c/host").send(&t.app).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Issue 15 item 6: without a token, what a web page could send on its own is refused — a
+/// foreign Host (DNS rebinding), a foreign Origin, a POST with a content type that needs no
+/// CORS preflight — while the CLI's and the console's own requests still pass.
+#[tokio::test]
+async fn the_no_token_mode_refuses_what_a_web_page_could_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = kinsight_store::StoreConfig::new(dir.path());
+    cfg.background = false;
+    let store = kinsight_store::Store::open(cfg, vec![]).await.unwrap();
+    let open = kinsight_server::router(kinsight_server::AppState::new(
+        store,
+        kinsight_server::Auth::disabled(),
+    ));
+    let local = |method: &str, uri: &str| {
+        call(method, uri)
+            .token(None)
+            .header("host", "127.0.0.1:8080")
+    };
+    let create =
+        json!({"logGroupName": "/g", "logStreamName": "s", "timestamp": now_ms(), "message": "m"});
+
+    // A rebound name: refused for reads too.
+    let (s, v) = local("GET", "/v1/groups")
+        .header("host", "attacker.example:8080")
+        .send(&open)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["code"], "Forbidden");
+    assert!(
+        v["message"].as_str().unwrap().contains("attacker.example"),
+        "{v}"
+    );
+    let (s, _) = local("GET", "/healthz")
+        .header("host", "attacker.example")
+        .send(&open)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A form or text/plain POST (no preflight).
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=b",
+    ] {
+        let (s, v) = local("POST", "/v1/ingest")
+            .header("content-type", ct)
+            .json(&json!([create]))
+            .send(&open)
+            .await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct}: {v}");
+    }
+    // The CloudWatch endpoint is covered too.
+    let (s, _) = local("POST", "/")
+        .header("content-type", "text/plain")
+        .header("x-amz-target", "Logs_20140328.CreateLogGroup")
+        .json(&json!({"logGroupName": "/cw"}))
+        .send(&open)
+        .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // JSON, but from a foreign page.
+    let (s, v) = local("POST", "/v1/ingest")
+        .header("origin", "https://attacker.example")
+        .json(&json!([create]))
+        .send(&open)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = local("GET", "/v1/groups")
+        .header("origin", "null")
+        .send(&open)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Nothing of the above was stored.
+    let (_, v) = local("GET", "/v1/groups").send(&open).await;
+    assert_eq!(v["groups"], json!([]), "{v}");
+
+    // The CLI (no Origin) and the console (same-origin, loopback) get through.
+    let (s, v) = local("POST", "/v1/ingest")
+        .json(&json!([create]))
+        .send(&open)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = local("POST", "/v1/ingest")
+        .header("host", "localhost:8080")
+        .header("origin", "http://localhost:8080")
+        .header("content-type", "application/x-ndjson")
+        .raw(serde_json::to_vec(&create).unwrap())
+        .send(&open)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = local("GET", "/v1/groups")
+        .header("host", "[::1]:8080")
+        .send(&open)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = local("DELETE", "/v1/group?group=/g").send(&open).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    // With a token these checks are off: a browser cannot attach the token by itself.
+    let t = app().await;
+    let (s, v) = call("GET", "/v1/groups")
+        .header("host", "kinsight.example.com")
+        .header("origin", "https://grafana.example.com")
+        .send(&t.app)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
