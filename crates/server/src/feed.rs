@@ -2,19 +2,52 @@
 //! so that a long-polling client that passes the last sequence number it saw gets everything
 //! after it — including events whose timestamps are older than ones it already has (agents
 //! ship streams independently). Server-sent events use the same ring.
+//!
+//! The ring is bounded by batches and by bytes ([`FollowLimits`]), and it holds nothing while
+//! nobody reads: with no follow, tail or events read for [`FollowLimits::idle_release`], new
+//! batches are not kept (a follower that arrives later is told about the `gap`, or starts from
+//! an events read, which wakes the ring first). Pages are bounded by events and by bytes.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kinsight_store::{DurableBatch, Store, StoredEvent};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 
-/// How many batches the ring keeps.
+/// How many batches the ring keeps by default.
 pub const RING_BATCHES: usize = 8192;
+/// How many bytes of events (messages, group and stream names, 26 bytes an event) the ring
+/// keeps by default.
+pub const RING_BYTES: usize = 64 * 1024 * 1024;
+/// With no reader for this long the ring stops keeping batches (twice the longest long-poll).
+pub const IDLE_RELEASE: Duration = Duration::from_secs(120);
+
+/// Bounds of the follow ring.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowLimits {
+    pub ring_batches: usize,
+    pub ring_bytes: usize,
+    pub idle_release: Duration,
+}
+
+impl Default for FollowLimits {
+    fn default() -> Self {
+        FollowLimits {
+            ring_batches: RING_BATCHES,
+            ring_bytes: RING_BYTES,
+            idle_release: IDLE_RELEASE,
+        }
+    }
+}
 
 pub struct FollowHub {
     ring: Mutex<Ring>,
+    limits: FollowLimits,
+    /// Tails and long polls in progress.
+    followers: AtomicUsize,
     pub notify: Notify,
     /// Set when the server shuts down: open long-polls answer and tails end, so that the
     /// graceful shutdown does not wait for clients that never hang up.
@@ -22,10 +55,37 @@ pub struct FollowHub {
 }
 
 struct Ring {
-    batches: VecDeque<DurableBatch>,
+    /// Each batch with the bytes it counts for.
+    batches: VecDeque<(DurableBatch, usize)>,
+    bytes: usize,
     /// The ring holds every batch with a sequence number above this one.
     complete_after: u64,
     last_seq: u64,
+    /// When a reader last asked (or stopped following).
+    last_read: Instant,
+}
+
+/// Bytes of a batch's events, as the ring counts them.
+fn batch_bytes(b: &DurableBatch) -> usize {
+    b.record
+        .events
+        .iter()
+        .map(|e| {
+            kinsight_store::event_bytes(&e.message)
+                + e.log_group_name.len()
+                + e.log_stream_name.len()
+        })
+        .sum()
+}
+
+/// A follower in progress (a tail, a long poll): while any exists, the ring keeps batches.
+pub struct Following(Arc<FollowHub>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.followers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Events after a sequence number.
@@ -41,15 +101,22 @@ pub struct FollowPage {
 
 impl FollowHub {
     /// Starts filling the ring from the store's live feed.
-    pub fn start(store: &Store) -> Arc<FollowHub> {
+    pub fn start(store: &Store, limits: FollowLimits) -> Arc<FollowHub> {
         let mut rx = store.follow();
         let start = store.last_seq();
         let hub = Arc::new(FollowHub {
             ring: Mutex::new(Ring {
                 batches: VecDeque::new(),
+                bytes: 0,
                 complete_after: start,
                 last_seq: start,
+                // Nobody has read yet: keep nothing until someone does.
+                last_read: Instant::now()
+                    .checked_sub(limits.idle_release)
+                    .unwrap_or_else(Instant::now),
             }),
+            limits,
+            followers: AtomicUsize::new(0),
             notify: Notify::new(),
             closing: tokio::sync::watch::channel(false).0,
         });
@@ -59,20 +126,12 @@ impl FollowHub {
                 let msg = rx.recv().await;
                 let Some(hub) = weak.upgrade() else { return };
                 match msg {
-                    Ok(b) => {
-                        let mut r = hub.ring.lock().unwrap_or_else(|p| p.into_inner());
-                        r.last_seq = r.last_seq.max(b.seq);
-                        r.batches.push_back(b);
-                        while r.batches.len() > RING_BATCHES {
-                            if let Some(old) = r.batches.pop_front() {
-                                r.complete_after = old.seq;
-                            }
-                        }
-                    }
+                    Ok(b) => hub.keep(b),
                     Err(RecvError::Lagged(_)) => {
                         // Batches were skipped: the ring is complete only from the next one.
                         let mut r = hub.ring.lock().unwrap_or_else(|p| p.into_inner());
                         r.batches.clear();
+                        r.bytes = 0;
                         r.complete_after = u64::MAX;
                     }
                     Err(RecvError::Closed) => return,
@@ -81,6 +140,51 @@ impl FollowHub {
             }
         });
         hub
+    }
+
+    /// Adds a batch from the store's feed: kept while someone reads, within the bounds.
+    fn keep(&self, b: DurableBatch) {
+        let idle = self.followers.load(Ordering::Relaxed) == 0;
+        let mut r = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        r.last_seq = r.last_seq.max(b.seq);
+        if idle && r.last_read.elapsed() >= self.limits.idle_release {
+            r.batches.clear();
+            r.bytes = 0;
+            r.complete_after = r.last_seq;
+            return;
+        }
+        let size = batch_bytes(&b);
+        r.bytes += size;
+        r.batches.push_back((b, size));
+        while r.batches.len() > self.limits.ring_batches.max(1)
+            || (r.bytes > self.limits.ring_bytes && r.batches.len() > 1)
+        {
+            if let Some((old, size)) = r.batches.pop_front() {
+                r.complete_after = old.seq;
+                r.bytes -= size;
+            }
+        }
+    }
+
+    /// Marks the ring as read now: batches arriving from now on are kept (an events read
+    /// calls this before it reads, so a follow that starts from its `seq` finds the rest).
+    pub fn touch(&self) {
+        self.ring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_read = Instant::now();
+    }
+
+    /// Registers a follower until the guard is dropped.
+    pub fn following(self: &Arc<Self>) -> Following {
+        self.followers.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        Following(self.clone())
+    }
+
+    /// Bytes the ring holds now.
+    pub fn ring_bytes(&self) -> usize {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner()).bytes
     }
 
     /// Ends open follows (server shutdown).
@@ -104,14 +208,23 @@ impl FollowHub {
         self.ring.lock().unwrap_or_else(|p| p.into_inner()).last_seq
     }
 
-    /// Events of `group` (and `stream`) in batches after `after`, at most `limit` (whole
-    /// batches are never split: `seq` is the last batch fully returned).
-    pub fn after(&self, after: u64, group: &str, stream: Option<&str>, limit: usize) -> FollowPage {
-        let r = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+    /// Events of `group` (and `stream`) in batches after `after`, at most `limit` events and
+    /// `max_bytes` (as [`kinsight_store::event_bytes`] counts) — whole batches are never split:
+    /// `seq` is the last batch fully returned, and a first batch over the bounds comes whole.
+    pub fn after(
+        &self,
+        after: u64,
+        group: &str,
+        stream: Option<&str>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> FollowPage {
+        let mut r = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        r.last_read = Instant::now();
         let complete_after = if r.complete_after == u64::MAX {
             r.batches
                 .front()
-                .map_or(r.last_seq, |b| b.seq.saturating_sub(1))
+                .map_or(r.last_seq, |(b, _)| b.seq.saturating_sub(1))
         } else {
             r.complete_after
         };
@@ -119,23 +232,30 @@ impl FollowHub {
         let mut events = Vec::new();
         let mut seq = after;
         let mut stopped = false;
-        for b in r.batches.iter().filter(|b| b.seq > after) {
-            let before = events.len();
-            for (i, e) in b.record.events.iter().enumerate() {
-                if e.log_group_name == group && stream.is_none_or(|s| s == e.log_stream_name) {
-                    events.push(StoredEvent {
-                        timestamp: e.timestamp,
-                        ingestion_time: b.record.ingestion_time_ms,
-                        log_stream_name: e.log_stream_name.clone(),
-                        message: e.message.clone(),
-                        id: b.event_id(i),
-                    });
-                }
-            }
-            if events.len() > limit && before > 0 {
-                events.truncate(before);
+        let mut bytes = 0usize;
+        for b in r.batches.iter().map(|(b, _)| b).filter(|b| b.seq > after) {
+            let matching = || {
+                b.record.events.iter().enumerate().filter(|(_, e)| {
+                    e.log_group_name == group && stream.is_none_or(|s| s == e.log_stream_name)
+                })
+            };
+            // Measure first, so that a batch over the bounds is not copied only to be dropped.
+            let (n, size) = matching().fold((0usize, 0usize), |(n, size), (_, e)| {
+                (n + 1, size + kinsight_store::event_bytes(&e.message))
+            });
+            if !events.is_empty() && (events.len() + n > limit || bytes + size > max_bytes) {
                 stopped = true;
                 break;
+            }
+            bytes += size;
+            for (i, e) in matching() {
+                events.push(StoredEvent {
+                    timestamp: e.timestamp,
+                    ingestion_time: b.record.ingestion_time_ms,
+                    log_stream_name: e.log_stream_name.clone(),
+                    message: e.message.clone(),
+                    id: b.event_id(i),
+                });
             }
             seq = b.seq;
         }

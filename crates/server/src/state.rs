@@ -37,6 +37,11 @@ pub struct Limits {
     /// 1 MiB of messages (plus 26 bytes an event) and every other action far less; this leaves
     /// room for JSON escaping and members.
     pub max_cloudwatch_body_bytes: usize,
+    /// Bounds of the follow ring (`GET /v1/follow`, `GET /v1/tail`).
+    pub follow: crate::feed::FollowLimits,
+    /// Most bytes of events in one page of `GET /v1/events`, `/v1/follow` and a tail's
+    /// backlog (each event's message plus 26 bytes); a page always holds one event.
+    pub max_page_bytes: usize,
 }
 
 impl Default for Limits {
@@ -45,13 +50,19 @@ impl Default for Limits {
             max_body_bytes: 16 * 1024 * 1024,
             max_decoded_bytes: 32 * 1024 * 1024,
             max_cloudwatch_body_bytes: 4 * 1024 * 1024,
+            follow: crate::feed::FollowLimits::default(),
+            max_page_bytes: kinsight_store::MAX_PAGE_BYTES,
         }
     }
 }
 
 impl AppState {
     pub fn new(store: Store, auth: Auth) -> Self {
-        let feed = FollowHub::start(&store);
+        Self::with_limits(store, auth, Limits::default())
+    }
+
+    pub fn with_limits(store: Store, auth: Auth, limits: Limits) -> Self {
+        let feed = FollowHub::start(&store, limits.follow);
         let query = kinsight_query::QueryService::new(
             store.clone(),
             kinsight_query::QueryConfig::default(),
@@ -62,7 +73,7 @@ impl AppState {
             store,
             auth: Arc::new(auth),
             feed,
-            limits: Limits::default(),
+            limits,
             metrics: None,
             alarms: None,
             query,

@@ -52,7 +52,9 @@ pub use ingest::{IngestOutcome, IngestRequest, RejectReason, Rejection};
 pub use kinsight_model::LogEvent;
 pub use maintenance::FlushReport;
 pub use observer::{DurableBatch, IngestObserver};
-pub use read::{Cursor, Direction, EventPage, EventQuery, GroupScan, StoredEvent};
+pub use read::{
+    Cursor, Direction, EventPage, EventQuery, GroupScan, MAX_PAGE_BYTES, StoredEvent, event_bytes,
+};
 pub use record::{BatchRecord, event_id, seq_of_event_id};
 pub use segment::{CLUSTER_COLUMNS, SegmentMeta};
 pub use storage::{ObjectStoreLocation, Storage};

@@ -27,16 +27,23 @@ pub(crate) struct Chunk {
 
 impl Chunk {
     pub fn rows(&self) -> impl ExactSizeIterator<Item = RowRef<'_>> {
-        self.indices.iter().map(move |&i| {
-            let e = &self.record.events[i as usize];
-            RowRef {
-                timestamp_ms: e.timestamp,
-                ingestion_ms: self.record.ingestion_time_ms,
-                stream: &e.log_stream_name,
-                message: &e.message,
-                id: event_id(self.seq, i as usize),
-            }
-        })
+        self.indices.iter().map(move |&i| self.row_at(i))
+    }
+
+    /// The `k`-th row of the chunk.
+    pub fn row(&self, k: usize) -> RowRef<'_> {
+        self.row_at(self.indices[k])
+    }
+
+    fn row_at(&self, i: u32) -> RowRef<'_> {
+        let e = &self.record.events[i as usize];
+        RowRef {
+            timestamp_ms: e.timestamp,
+            ingestion_ms: self.record.ingestion_time_ms,
+            stream: &e.log_stream_name,
+            message: &e.message,
+            id: event_id(self.seq, i as usize),
+        }
     }
 }
 

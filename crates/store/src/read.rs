@@ -8,8 +8,10 @@
 //!   or backward (GetLogEvents, `kinsight logs tail`).
 //! * [`Store::follow`](crate::Store::follow) is the live feed for tailing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+
+use futures::TryStreamExt;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -91,6 +93,18 @@ pub struct EventQuery {
     /// Forward: events strictly after the cursor; backward: strictly before.
     pub cursor: Option<Cursor>,
     pub limit: usize,
+    /// Most bytes of events in the page (each event's message plus 26 bytes, as CloudWatch
+    /// counts); `None`: [`MAX_PAGE_BYTES`]. A page holds at least one event whatever its size.
+    pub max_bytes: Option<usize>,
+}
+
+/// The byte budget of a page of events by default: CloudWatch's GetLogEvents answers at most
+/// 1 MB of events.
+pub const MAX_PAGE_BYTES: usize = 1_048_576;
+
+/// What an event counts against a page's byte budget.
+pub fn event_bytes(message: &str) -> usize {
+    message.len() + kinsight_model::limits::EVENT_OVERHEAD_BYTES
 }
 
 /// One stored event.
@@ -193,20 +207,6 @@ fn events_from_batch(b: &RecordBatch, f: &Filter<'_>, out: &mut Vec<StoredEvent>
         }
     }
     Ok(())
-}
-
-fn events_from_chunk(c: &Chunk, f: &Filter<'_>, out: &mut Vec<StoredEvent>) {
-    for r in c.rows() {
-        if f.keep(r.timestamp_ms, r.id, r.stream) {
-            out.push(StoredEvent {
-                timestamp: r.timestamp_ms,
-                ingestion_time: r.ingestion_ms,
-                log_stream_name: r.stream.to_string(),
-                message: r.message.to_string(),
-                id: r.id,
-            });
-        }
-    }
 }
 
 /// Memory of one group gathered under the lock.
@@ -315,9 +315,15 @@ impl Store {
     }
 
     /// A page of events of a group (or one stream) in a time range. Events come back oldest
-    /// first; `limit` is capped at 10,000.
+    /// first; `limit` is capped at 10,000 and the page at `max_bytes`.
+    ///
+    /// Memory stays bounded by the page, not by what the range holds: windows are visited in
+    /// paging order, and in each one a first pass reads only the timestamps, ids and streams of
+    /// the candidates and keeps the `limit` nearest ones; a second pass fetches the messages of
+    /// those, nearest first, in rounds sized by the bytes still allowed, until the page is full.
     pub async fn read_events(&self, q: &EventQuery) -> Result<EventPage> {
         let limit = q.limit.clamp(1, 10_000);
+        let max_bytes = q.max_bytes.unwrap_or(MAX_PAGE_BYTES).max(1);
         let (entry, segments, mem, visible_seq) = {
             let st = self.inner.shared.lock();
             let g = st
@@ -364,49 +370,117 @@ impl Store {
         };
         let window_ms = self.inner.config.window_ms;
         let window_of = |t: i64| t.div_euclid(window_ms) * window_ms;
+        let memory = MemoryRows::new(&mem)?;
 
-        // Memory candidates, bucketed by window.
-        let mut mem_events = Vec::new();
-        for b in &mem.batches {
-            events_from_batch(b, &filter, &mut mem_events)?;
-        }
-        for c in &mem.pending {
-            events_from_chunk(c, &filter, &mut mem_events);
-        }
-        let mut buckets: BTreeMap<i64, (Vec<StoredEvent>, Vec<SegmentMeta>)> = BTreeMap::new();
-        for e in mem_events {
-            buckets.entry(window_of(e.timestamp)).or_default().0.push(e);
-        }
-        for s in segments.into_iter().filter(|s| s.overlaps(lo, hi)) {
-            buckets.entry(s.window_start_ms).or_default().1.push(s);
-        }
+        let mut windows = std::collections::BTreeSet::new();
+        memory.each(|ts, _, _, _| {
+            windows.insert(window_of(ts));
+        });
+        let segments: Vec<SegmentMeta> = segments
+            .into_iter()
+            .filter(|s| s.overlaps(lo, hi))
+            .collect();
+        windows.extend(segments.iter().map(|s| s.window_start_ms));
         let windows: Vec<i64> = match q.direction {
-            Direction::Forward => buckets.keys().copied().collect(),
-            Direction::Backward => buckets.keys().rev().copied().collect(),
+            Direction::Forward => windows.into_iter().collect(),
+            Direction::Backward => windows.into_iter().rev().collect(),
         };
         let store = self.object_store();
+        let read = |messages: bool, ids: Option<Arc<HashSet<i64>>>| segment::RowRead {
+            stream: q.stream.as_deref(),
+            start_ms: lo,
+            end_ms: hi,
+            ids,
+            messages,
+        };
         let mut out: Vec<StoredEvent> = Vec::new();
-        for w in windows {
-            let Some((mut events, segs)) = buckets.remove(&w) else {
-                continue;
-            };
-            for s in &segs {
-                for b in
-                    segment::read_system_columns(&store, s, q.stream.as_deref(), lo, hi).await?
-                {
-                    events_from_batch(&b, &filter, &mut events)?;
+        let mut bytes = 0usize;
+        'windows: for w in windows {
+            // First pass: the `limit - out.len()` nearest candidates of this window.
+            let mut nearest = Nearest::new(limit - out.len(), q.direction);
+            memory.each(|ts, id, stream, loc| {
+                if window_of(ts) == w && filter.keep(ts, id, stream) {
+                    nearest.push(
+                        Cursor {
+                            timestamp_ms: ts,
+                            id,
+                        },
+                        loc,
+                    );
+                }
+            });
+            for (i, s) in segments.iter().enumerate() {
+                if s.window_start_ms != w {
+                    continue;
+                }
+                let mut batches = segment::read_rows(&store, s, &read(false, None)).await?;
+                while let Some(b) = batches.try_next().await? {
+                    let keys = KeyColumns::of(&b)?;
+                    for r in 0..b.num_rows() {
+                        let (ts, id, stream) = keys.row(r);
+                        if filter.keep(ts, id, stream) {
+                            nearest.push(
+                                Cursor {
+                                    timestamp_ms: ts,
+                                    id,
+                                },
+                                Loc::Segment(i as u32),
+                            );
+                        }
+                    }
                 }
             }
-            events.sort_by_key(|e| e.cursor());
-            if q.direction == Direction::Backward {
-                events.reverse();
+            // Second pass: messages, nearest first, until the page is full.
+            let chosen = nearest.into_paging_order();
+            let mut next = 0;
+            while next < chosen.len() {
+                let round = if out.is_empty() {
+                    256
+                } else {
+                    let average = (bytes / out.len()).max(1);
+                    (max_bytes.saturating_sub(bytes) / average + 16).clamp(16, 4096)
+                };
+                let part = &chosen[next..(next + round).min(chosen.len())];
+                next += part.len();
+                let mut fetched: HashMap<i64, StoredEvent> = HashMap::new();
+                let mut by_segment: BTreeMap<u32, HashSet<i64>> = BTreeMap::new();
+                for (c, loc) in part {
+                    if let Loc::Segment(i) = loc {
+                        by_segment.entry(*i).or_default().insert(c.id);
+                    }
+                }
+                for (i, ids) in by_segment {
+                    let s = &segments[i as usize];
+                    let mut batches =
+                        segment::read_rows(&store, s, &read(true, Some(Arc::new(ids)))).await?;
+                    while let Some(b) = batches.try_next().await? {
+                        let mut events = Vec::new();
+                        events_from_batch(&b, &filter, &mut events)?;
+                        fetched.extend(events.into_iter().map(|e| (e.id, e)));
+                    }
+                }
+                for (c, loc) in part {
+                    let event = match loc {
+                        Loc::Segment(_) => fetched.remove(&c.id),
+                        _ => memory.event(*loc),
+                    };
+                    let Some(event) = event else {
+                        // Gone between the passes (compaction swapped the segment, whose
+                        // object stays readable for the grace period): not expected; skip.
+                        continue;
+                    };
+                    let size = event_bytes(&event.message);
+                    if !out.is_empty() && bytes + size > max_bytes {
+                        break 'windows;
+                    }
+                    bytes += size;
+                    out.push(event);
+                }
             }
-            out.extend(events);
             if out.len() >= limit {
                 break;
             }
         }
-        out.truncate(limit);
         if q.direction == Direction::Backward {
             out.reverse();
         }
@@ -415,6 +489,179 @@ impl Store {
             next_backward: out.first().map(|e| e.cursor()),
             events: out,
             visible_seq,
+        })
+    }
+}
+
+/// Where a candidate event is: row `r` of memory batch `b`, row `r` of pending chunk `c`, or
+/// somewhere in segment `s` (found again by its id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Loc {
+    Batch(u32, u32),
+    Chunk(u32, u32),
+    Segment(u32),
+}
+
+/// The `keep` candidates nearest to the start of the page (smallest cursors going forward,
+/// largest going backward), in memory proportional to `keep`.
+struct Nearest {
+    keep: usize,
+    direction: Direction,
+    /// Going forward: a max-heap, the farthest kept candidate on top.
+    forward: std::collections::BinaryHeap<(Cursor, Loc)>,
+    /// Going backward: a min-heap, the farthest (oldest) kept candidate on top.
+    backward: std::collections::BinaryHeap<std::cmp::Reverse<(Cursor, Loc)>>,
+}
+
+impl Nearest {
+    fn new(keep: usize, direction: Direction) -> Nearest {
+        Nearest {
+            keep,
+            direction,
+            forward: Default::default(),
+            backward: Default::default(),
+        }
+    }
+
+    fn push(&mut self, c: Cursor, loc: Loc) {
+        if self.keep == 0 {
+            return;
+        }
+        match self.direction {
+            Direction::Forward => {
+                if self.forward.len() < self.keep {
+                    self.forward.push((c, loc));
+                } else if self.forward.peek().is_some_and(|top| c < top.0) {
+                    self.forward.pop();
+                    self.forward.push((c, loc));
+                }
+            }
+            Direction::Backward => {
+                if self.backward.len() < self.keep {
+                    self.backward.push(std::cmp::Reverse((c, loc)));
+                } else if self.backward.peek().is_some_and(|top| c > top.0.0) {
+                    self.backward.pop();
+                    self.backward.push(std::cmp::Reverse((c, loc)));
+                }
+            }
+        }
+    }
+
+    /// The kept candidates, nearest first.
+    fn into_paging_order(self) -> Vec<(Cursor, Loc)> {
+        match self.direction {
+            Direction::Forward => self.forward.into_sorted_vec(),
+            Direction::Backward => self
+                .backward
+                .into_sorted_vec()
+                .into_iter()
+                .map(|r| r.0)
+                .collect(),
+        }
+    }
+}
+
+/// The timestamp, id and stream columns of a batch.
+struct KeyColumns<'a> {
+    ts: &'a TimestampMillisecondArray,
+    ids: &'a Int64Array,
+    streams: &'a StringArray,
+}
+
+impl<'a> KeyColumns<'a> {
+    fn of(b: &'a RecordBatch) -> Result<KeyColumns<'a>> {
+        let missing = |c: &str| StoreError::Format {
+            path: "record batch".into(),
+            reason: format!("missing or mistyped {c}"),
+        };
+        Ok(KeyColumns {
+            ts: schema::timestamps(b)?,
+            ids: b
+                .column_by_name(schema::EVENT_ID)
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+                .ok_or_else(|| missing(schema::EVENT_ID))?,
+            streams: b
+                .column_by_name(schema::LOG_STREAM)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| missing(schema::LOG_STREAM))?,
+        })
+    }
+
+    fn row(&self, r: usize) -> (i64, i64, &'a str) {
+        (self.ts.value(r), self.ids.value(r), self.streams.value(r))
+    }
+}
+
+/// The unflushed rows of a read, addressable by [`Loc`].
+struct MemoryRows<'a> {
+    batches: Vec<(KeyColumns<'a>, &'a RecordBatch)>,
+    chunks: &'a [Arc<Chunk>],
+}
+
+impl<'a> MemoryRows<'a> {
+    fn new(mem: &'a MemorySnapshot) -> Result<MemoryRows<'a>> {
+        Ok(MemoryRows {
+            batches: mem
+                .batches
+                .iter()
+                .map(|b| Ok((KeyColumns::of(b)?, b)))
+                .collect::<Result<_>>()?,
+            chunks: &mem.pending,
+        })
+    }
+
+    /// Calls `f(timestamp, id, stream, loc)` for every row.
+    fn each(&self, mut f: impl FnMut(i64, i64, &str, Loc)) {
+        for (bi, (keys, b)) in self.batches.iter().enumerate() {
+            for r in 0..b.num_rows() {
+                let (ts, id, stream) = keys.row(r);
+                f(ts, id, stream, Loc::Batch(bi as u32, r as u32));
+            }
+        }
+        for (ci, c) in self.chunks.iter().enumerate() {
+            for (r, row) in c.rows().enumerate() {
+                f(
+                    row.timestamp_ms,
+                    row.id,
+                    row.stream,
+                    Loc::Chunk(ci as u32, r as u32),
+                );
+            }
+        }
+    }
+
+    /// The event at a memory location (`None` for a segment location).
+    fn event(&self, loc: Loc) -> Option<StoredEvent> {
+        Some(match loc {
+            Loc::Batch(b, r) => {
+                let (keys, batch) = &self.batches[b as usize];
+                let (ts, id, stream) = keys.row(r as usize);
+                let column = |name: &str| batch.column_by_name(name);
+                let ingestion_time = column(schema::INGESTION_TIME)
+                    .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
+                    .map_or(0, |a| a.value(r as usize));
+                let message = column(schema::MESSAGE)
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                    .map_or(String::new(), |a| a.value(r as usize).to_string());
+                StoredEvent {
+                    timestamp: ts,
+                    ingestion_time,
+                    log_stream_name: stream.to_string(),
+                    message,
+                    id,
+                }
+            }
+            Loc::Chunk(c, r) => {
+                let row = self.chunks[c as usize].row(r as usize);
+                StoredEvent {
+                    timestamp: row.timestamp_ms,
+                    ingestion_time: row.ingestion_ms,
+                    log_stream_name: row.stream.to_string(),
+                    message: row.message.to_string(),
+                    id: row.id,
+                }
+            }
+            Loc::Segment(_) => return None,
         })
     }
 }

@@ -481,22 +481,37 @@ pub(crate) async fn read_all(
         .map_err(perr)
 }
 
-/// Reads the system columns of the rows of a segment that match `stream` and the time range:
-/// row groups whose statistics rule them out are skipped, and within the others the stream and
-/// time are checked first, so only the pages of the other columns (the messages) that hold
-/// matching rows are fetched and decoded (the page index says where they are). A stream's
+/// Which rows and columns of a segment [`read_rows`] reads.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RowRead<'a> {
+    pub stream: Option<&'a str>,
+    /// Inclusive.
+    pub start_ms: Option<i64>,
+    /// Exclusive.
+    pub end_ms: Option<i64>,
+    /// Only the rows with these `@id`s.
+    pub ids: Option<Arc<std::collections::HashSet<i64>>>,
+    /// Every system column; `false`: only `@timestamp`, `@id` and `@logStream` (no message
+    /// page is fetched or decoded).
+    pub messages: bool,
+}
+
+/// The rows of a segment that match a [`RowRead`], as a stream of batches of system columns:
+/// row groups whose statistics rule them out are skipped, and within the others the stream,
+/// time and ids are checked first, so only the pages of the other columns (the messages) that
+/// hold matching rows are fetched and decoded (the page index says where they are). A stream's
 /// rows lie in a few runs of each kind's row groups (rows are clustered by kind first).
-pub(crate) async fn read_system_columns(
+pub(crate) async fn read_rows(
     store: &Arc<dyn ObjectStore>,
     meta: &SegmentMeta,
-    stream: Option<&str>,
-    start_ms: Option<i64>,
-    end_ms: Option<i64>,
-) -> Result<Vec<RecordBatch>> {
+    r: &RowRead<'_>,
+) -> Result<impl futures::Stream<Item = Result<RecordBatch>> + Send + use<>> {
+    let (stream, start_ms, end_ms) = (r.stream, r.start_ms, r.end_ms);
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
     let (reader, md) = open(store, meta, options).await?;
-    let perr = |e| StoreError::Parquet {
-        path: meta.path.clone(),
+    let path = meta.path.clone();
+    let perr = move |e| StoreError::Parquet {
+        path: path.clone(),
         source: e,
     };
     let pq = md.metadata().clone();
@@ -506,6 +521,11 @@ pub(crate) async fn read_system_columns(
     };
     let stream_col = col_idx(LOG_STREAM);
     let ts_col = col_idx(TIMESTAMP);
+    let id_col = col_idx(EVENT_ID);
+    let id_range = r
+        .ids
+        .as_ref()
+        .map(|ids| (ids.iter().min().copied(), ids.iter().max().copied()));
     let mut row_groups = Vec::new();
     for (i, rg) in pq.row_groups().iter().enumerate() {
         let keep_stream = match (stream, stream_col) {
@@ -530,22 +550,28 @@ pub(crate) async fn read_system_columns(
             },
             None => true,
         };
-        if keep_stream && keep_time {
+        let keep_ids = match (id_range, id_col) {
+            (Some((None, _) | (_, None)), _) => false,
+            (Some((Some(want_lo), Some(want_hi))), Some(c)) => match rg.column(c).statistics() {
+                Some(Statistics::Int64(st)) => match (st.min_opt(), st.max_opt()) {
+                    (Some(lo), Some(hi)) => *hi >= want_lo && *lo <= want_hi,
+                    _ => true,
+                },
+                _ => true,
+            },
+            _ => true,
+        };
+        if keep_stream && keep_time && keep_ids {
             row_groups.push(i);
         }
     }
-    if row_groups.is_empty() {
-        return Ok(Vec::new());
-    }
-    let roots: Vec<usize> = schema::SYSTEM_COLUMNS
-        .iter()
-        .filter_map(|n| col_idx(n))
-        .collect();
+    let names: &[&str] = if r.messages {
+        &schema::SYSTEM_COLUMNS
+    } else {
+        &[TIMESTAMP, EVENT_ID, LOG_STREAM]
+    };
+    let roots: Vec<usize> = names.iter().filter_map(|n| col_idx(n)).collect();
     let mask = ProjectionMask::roots(schema_descr, roots);
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
-        .with_row_groups(row_groups)
-        .with_projection(mask)
-        .with_batch_size(8 * 1024);
     let mut predicates: Vec<Box<dyn ArrowPredicate>> = Vec::new();
     if let (Some(s), Some(c)) = (stream, stream_col) {
         let wanted = StringArray::new_scalar(s);
@@ -568,15 +594,26 @@ pub(crate) async fn read_system_columns(
             },
         )));
     }
+    if let (Some(ids), Some(c)) = (r.ids.clone(), id_col) {
+        predicates.push(Box::new(ArrowPredicateFn::new(
+            ProjectionMask::roots(schema_descr, [c]),
+            move |b: RecordBatch| {
+                let col = b
+                    .column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+                Ok(col.iter().map(|v| v.map(|v| ids.contains(&v))).collect())
+            },
+        )));
+    }
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
+        .with_row_groups(row_groups)
+        .with_projection(mask)
+        .with_batch_size(8 * 1024);
     if !predicates.is_empty() {
         builder = builder.with_row_filter(RowFilter::new(predicates));
     }
-    builder
-        .build()
-        .map_err(perr)?
-        .try_collect()
-        .await
-        .map_err(perr)
+    let stream = builder.build().map_err(perr.clone())?;
+    Ok(stream.map_err(perr))
 }
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ enum TailOutput {
 struct EventPage {
     events: Vec<Value>,
     seq: Option<u64>,
+    #[serde(default)]
+    next_backward_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -226,7 +228,6 @@ async fn tail(
     let mut q = vec![
         ("group", group.to_string()),
         ("direction", "backward".to_string()),
-        ("limit", lines.clamp(1, 10_000).to_string()),
         ("end", (now + 1).to_string()),
     ];
     if let Some(s) = stream {
@@ -235,15 +236,29 @@ async fn tail(
     if let Some(s) = since {
         q.push(("start", parse_time(s, now)?.to_string()));
     }
-    // `-n 0 --follow`: nothing old, only what arrives from now on.
-    let page: EventPage = if lines == 0 {
-        EventPage {
-            events: Vec::new(),
-            seq: None,
-        }
-    } else {
-        api.get("/v1/events", &q).await?
+    // `-n 0 --follow`: nothing old, only what arrives from now on. A page holds at most 1 MiB
+    // of events, so the last `lines` may take several pages, read newest first.
+    let mut page = EventPage {
+        events: Vec::new(),
+        seq: None,
+        next_backward_token: None,
     };
+    while page.events.len() < lines {
+        let mut q = q.clone();
+        q.push(("limit", (lines - page.events.len()).min(10_000).to_string()));
+        if let Some(t) = &page.next_backward_token {
+            q.push(("next", t.clone()));
+        }
+        let older: EventPage = api.get("/v1/events", &q).await?;
+        if older.events.is_empty() {
+            break;
+        }
+        page.seq = page.seq.or(older.seq);
+        page.next_backward_token = older.next_backward_token;
+        let mut events = older.events;
+        events.append(&mut page.events);
+        page.events = events;
+    }
     let mut out = std::io::stdout().lock();
     for e in &page.events {
         print_event(&mut out, e, output)?;

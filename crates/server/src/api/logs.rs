@@ -303,6 +303,8 @@ async fn get_events(
                 .ok_or_else(|| ApiError::bad_param(format!("invalid next token {t:?}")))?,
         ),
     };
+    // A follow may start from this read's `seq`: keep what arrives from now on.
+    state.feed.touch();
     let direction = p.direction.unwrap_or(if cursor.is_some() {
         Direction::Forward
     } else {
@@ -318,6 +320,7 @@ async fn get_events(
             direction,
             cursor,
             limit: limit(p.limit, 100, 10_000)?,
+            max_bytes: Some(state.limits.max_page_bytes),
         })
         .await?;
     let keep = |c: Option<Cursor>, dir: Direction| {
@@ -376,13 +379,15 @@ async fn follow(
         }));
     };
     let deadline = tokio::time::Instant::now() + wait;
+    let _following = state.feed.following();
+    let max_bytes = state.limits.max_page_bytes;
     loop {
         let notified = state.feed.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let page = state
             .feed
-            .after(after, &p.group, p.stream.as_deref(), limit);
+            .after(after, &p.group, p.stream.as_deref(), limit, max_bytes);
         if !page.events.is_empty() || page.gap || tokio::time::Instant::now() >= deadline {
             return Ok(Json(FollowAnswer {
                 events: page.events,
@@ -399,7 +404,7 @@ async fn follow(
 struct TailParams {
     group: String,
     stream: Option<String>,
-    /// Send the newest `backlog` events first (default 0, at most 10,000).
+    /// Send the newest `backlog` events first (default 0, at most 10,000 and 1 MiB).
     backlog: Option<usize>,
 }
 
@@ -415,6 +420,8 @@ async fn tail(
         .group(&p.group)
         .ok_or_else(|| StoreError::GroupNotFound(p.group.clone()))?;
     let backlog = p.backlog.unwrap_or(0).min(10_000);
+    let following = state.feed.following();
+    let max_bytes = state.limits.max_page_bytes;
     let mut after = state.feed.last_seq();
     let mut first = Vec::new();
     if backlog > 0 {
@@ -425,6 +432,7 @@ async fn tail(
                 stream: p.stream.clone(),
                 direction: Direction::Backward,
                 limit: backlog,
+                max_bytes: Some(max_bytes),
                 ..Default::default()
             })
             .await?;
@@ -433,6 +441,7 @@ async fn tail(
     }
     let feed = state.feed.clone();
     let stream = async_stream(move |tx| async move {
+        let _following = following;
         for e in first {
             if tx.send(log_event(&e)).await.is_err() {
                 return;
@@ -442,7 +451,7 @@ async fn tail(
             let notified = feed.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let page = feed.after(after, &p.group, p.stream.as_deref(), 1000);
+            let page = feed.after(after, &p.group, p.stream.as_deref(), 1000, max_bytes);
             if page.gap
                 && tx
                     .send(Event::default().event("gap").data("{}"))

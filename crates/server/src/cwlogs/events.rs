@@ -13,8 +13,7 @@ use kinsight_model::limits::{
 };
 use kinsight_store::ingest::classify;
 use kinsight_store::{
-    Cursor, Direction, EventQuery, IngestRequest, RejectReason, StoreError, StoredEvent,
-    StreamOrder,
+    Cursor, Direction, EventQuery, IngestRequest, RejectReason, StoreError, StreamOrder,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -192,10 +191,6 @@ fn parse_token(t: &str) -> CwResult<(Direction, Cursor)> {
     Ok((dir, Cursor::parse_token(rest).ok_or_else(bad)?))
 }
 
-fn event_bytes(e: &StoredEvent) -> usize {
-    e.message.len() + EVENT_OVERHEAD_BYTES
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GetLogEvents {
@@ -230,27 +225,11 @@ pub async fn get_log_events(ctx: &Ctx<'_>, i: GetLogEvents) -> CwResult<Value> {
             direction,
             cursor,
             limit,
+            // At most 1 MB of events: the oldest ones going forward, the newest going backward.
+            max_bytes: Some(MAX_RESPONSE_BYTES),
         })
         .await?;
-    let mut events = page.events;
-    // At most 1 MB of events: the oldest ones going forward, the newest going backward.
-    let mut bytes = 0;
-    let fit = |e: &StoredEvent, bytes: &mut usize| {
-        *bytes += event_bytes(e);
-        *bytes <= MAX_RESPONSE_BYTES
-    };
-    if direction == Direction::Forward {
-        let keep = events.iter().take_while(|e| fit(e, &mut bytes)).count();
-        events.truncate(keep.max(1).min(events.len()));
-    } else {
-        let keep = events
-            .iter()
-            .rev()
-            .take_while(|e| fit(e, &mut bytes))
-            .count();
-        let drop = events.len() - keep.max(1).min(events.len());
-        events.drain(..drop);
-    }
+    let events = page.events;
     // Where this page ends. At the end of the stream the token sent comes back unchanged
     // (CloudWatch's convention for "nothing more yet").
     let (forward, backward) = match (events.first(), events.last()) {
@@ -350,7 +329,6 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
     let mut scanned = 0usize;
     let mut next: Option<Cursor> = None;
     'pages: loop {
-        let want = 10_000;
         let page = ctx
             .state
             .store
@@ -361,7 +339,8 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
                 end_ms,
                 direction: Direction::Forward,
                 cursor,
-                limit: want,
+                limit: 10_000,
+                max_bytes: None,
             })
             .await?;
         let n = page.events.len();
@@ -369,7 +348,7 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
             scanned += 1;
             let c = e.cursor();
             if keep_stream(&e.log_stream_name) && pattern.matches(&e.message) {
-                bytes += event_bytes(&e);
+                bytes += kinsight_store::event_bytes(&e.message);
                 out.push(e);
                 if out.len() >= limit || bytes >= MAX_RESPONSE_BYTES {
                     next = Some(c);
@@ -378,7 +357,9 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
             }
             cursor = Some(c);
         }
-        if n < want {
+        // A page ends at 10,000 events or 1 MB (the store's page budget): only an empty one
+        // says there is nothing more.
+        if n == 0 {
             break;
         }
         if scanned >= FILTER_SCAN_BUDGET {

@@ -273,6 +273,7 @@ pub async fn get_log_group_fields(ctx: &Ctx<'_>, i: GetLogGroupFields) -> CwResu
             direction: Direction::Backward,
             cursor: None,
             limit: FIELD_SAMPLE_EVENTS,
+            max_bytes: None,
         })
         .await?;
     let n = page.events.len();

@@ -106,7 +106,7 @@ fn headers(action: &str, bytes: &[u8], key: Option<(&str, &str)>) -> HeaderMap {
                 path: "/",
                 query: "",
                 headers: &h,
-                body: &bytes,
+                body: bytes,
             },
             &signed,
         );

@@ -610,3 +610,102 @@ async fn the_no_token_mode_refuses_what_a_web_page_could_send() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+/// Issue 15 item 5: follow pages are bounded by bytes as well as events, the follow ring by
+/// bytes as well as batches, and the ring keeps nothing while nobody follows or reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_pages_and_the_ring_are_bounded_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = kinsight_store::StoreConfig::new(dir.path());
+    cfg.background = false;
+    let store = kinsight_store::Store::open(cfg, vec![]).await.unwrap();
+    let mut limits = kinsight_server::state::Limits::default();
+    limits.follow.ring_bytes = 3 * 1024 * 1024;
+    let state = kinsight_server::AppState::with_limits(
+        store,
+        kinsight_server::Auth::open(ADMIN, dir.path()).unwrap(),
+        limits,
+    );
+    let app = kinsight_server::router(state.clone());
+    let now = now_ms();
+    let (s, _) = call("POST", "/v1/ingest")
+        .json(&json!([event("/g", "s", now, "first")]))
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Nobody has read or followed: the ring keeps nothing.
+    assert_eq!(state.feed.ring_bytes(), 0);
+    let (_, page) = call("GET", "/v1/events?group=/g").send(&app).await;
+    let start = page["seq"].as_u64().unwrap();
+    // Batches of three 200 KiB events (600 KiB): two do not fit in one 1 MiB page.
+    let batch = |i: usize| {
+        let e = |k: i64| {
+            event(
+                "/g",
+                "s",
+                now + 10 * i as i64 + k,
+                &format!("{i}{}", "x".repeat(200 * 1024)),
+            )
+        };
+        json!([e(0), e(1), e(2)])
+    };
+    for i in 0..3 {
+        let (s, v) = call("POST", "/v1/ingest").json(&batch(i)).send(&app).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["rejectedCount"], 0, "{v}");
+    }
+    let mut after = start;
+    let mut got = Vec::new();
+    // (A follower that keeps up sees every batch.)
+    for _ in 0..3 {
+        // The long poll answers as soon as the ring has the next batch.
+        let (s, v) = call(
+            "GET",
+            &format!("/v1/follow?group=/g&after={after}&waitMs=20000"),
+        )
+        .send(&app)
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["gap"], false);
+        let events = v["events"].as_array().unwrap();
+        assert_eq!(
+            events.len(),
+            3,
+            "one 600 KiB batch per 1 MiB page: {}",
+            v["seq"]
+        );
+        got.push(events[0]["message"].as_str().unwrap()[..1].to_string());
+        after = v["seq"].as_u64().unwrap();
+    }
+    assert_eq!(got, ["0", "1", "2"]);
+    // Six more: the 3 MiB ring drops the oldest, and a follower from the start is told.
+    for i in 3..9 {
+        call("POST", "/v1/ingest").json(&batch(i)).send(&app).await;
+    }
+    // Wait (polling, with a deadline) until the follow ring has taken all of them in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while state.feed.last_seq() < state.store.last_seq() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follow ring never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        state.feed.ring_bytes() <= 3 * 1024 * 1024,
+        "{}",
+        state.feed.ring_bytes()
+    );
+    let (_, v) = call(
+        "GET",
+        &format!("/v1/follow?group=/g&after={start}&waitMs=0"),
+    )
+    .send(&app)
+    .await;
+    assert_eq!(v["gap"], true, "{}", v["seq"]);
+    // Events pages are bounded the same way: 1 MiB holds five of these events.
+    let (_, v) = call("GET", "/v1/events?group=/g&limit=100")
+        .send(&app)
+        .await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 5);
+}

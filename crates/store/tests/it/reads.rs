@@ -213,3 +213,202 @@ async fn a_stream_spread_over_clustered_row_groups_reads_back_whole_and_in_order
     // Every stream together.
     assert_eq!(all_events(&store, "/perf", None).await.len(), 6000);
 }
+
+/// Issue 15 item 5: a page holds at most `max_bytes` of events (message + 26 bytes each, 1 MiB
+/// by default, CloudWatch's GetLogEvents answer), the nearest ones first, and at least one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_bounded_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+    let t0 = now_ms() - HOUR_MS;
+    let big = |n: usize| format!("{n:03}{}", "x".repeat(100 * 1024 - 3));
+    for half in 0..2 {
+        let events = (0..10)
+            .map(|i| {
+                let n = half * 10 + i;
+                ev("/g", "a", t0 + n as i64 * 1000, &big(n))
+            })
+            .collect();
+        ingest(&store, None, events).await;
+        if half == 0 {
+            store.flush().await.unwrap();
+        }
+    }
+    let read = |direction, cursor, max_bytes| {
+        let store = store.clone();
+        async move {
+            store
+                .read_events(&EventQuery {
+                    group: "/g".into(),
+                    direction,
+                    cursor,
+                    limit: 10_000,
+                    max_bytes,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let names = |p: &kinsight_store::EventPage| -> Vec<String> {
+        p.events
+            .iter()
+            .map(|e| e.message[..3].to_string())
+            .collect()
+    };
+    // 10 events of 100 KiB + 26 fit in 1 MiB, 11 do not.
+    let first = read(Direction::Forward, None, None).await;
+    assert_eq!(
+        names(&first),
+        (0..10).map(|n| format!("{n:03}")).collect::<Vec<_>>()
+    );
+    let rest = read(Direction::Forward, first.next_forward, None).await;
+    assert_eq!(
+        names(&rest),
+        (10..20).map(|n| format!("{n:03}")).collect::<Vec<_>>()
+    );
+    let newest = read(Direction::Backward, None, None).await;
+    assert_eq!(
+        names(&newest),
+        (10..20).map(|n| format!("{n:03}")).collect::<Vec<_>>()
+    );
+    // A budget smaller than one event still gives that event.
+    let one = read(Direction::Backward, None, Some(1000)).await;
+    assert_eq!(names(&one), ["019"]);
+    let three = read(Direction::Forward, None, Some(3 * (100 * 1024 + 26))).await;
+    assert_eq!(names(&three), ["000", "001", "002"]);
+}
+
+mod paging_model {
+    //! Pages read from a store equal pages cut from a plain list of the same events, for any
+    //! split between segments and memory, stream, direction, cursor, limit and byte budget.
+    use super::*;
+    use kinsight_store::{LogEvent, StoredEvent};
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        /// (stream 0/1, minute offset, message length)
+        events: Vec<(u8, i64, usize)>,
+        /// Events before this index are flushed into segments before the rest arrive.
+        flushed: usize,
+        stream: Option<u8>,
+        forward: bool,
+        /// Start from the cursor of this event (modulo the count), or from the edge.
+        cursor_at: Option<usize>,
+        limit: usize,
+        max_bytes: usize,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (
+            prop::collection::vec((0u8..2, 0i64..180, 1usize..3000), 1..120),
+            any::<prop::sample::Index>(),
+            prop::option::of(0u8..2),
+            any::<bool>(),
+            prop::option::of(0usize..1000),
+            1usize..60,
+            1usize..40_000,
+        )
+            .prop_map(
+                |(events, split, stream, forward, cursor_at, limit, max_bytes)| Case {
+                    flushed: split.index(events.len() + 1),
+                    events,
+                    stream,
+                    forward,
+                    cursor_at,
+                    limit,
+                    max_bytes,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn pages_equal_the_model(c in case()) {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(check(c));
+        }
+    }
+
+    async fn check(c: Case) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(config(dir.path()), vec![]).await.unwrap();
+        let t0 = now_ms() - 3 * HOUR_MS;
+        let stream = |s: u8| format!("s{s}");
+        let message = |i: usize, len: usize| format!("{i:05}{}", "m".repeat(len));
+        let all: Vec<LogEvent> = c
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, &(s, minute, len))| {
+                ev("/g", &stream(s), t0 + minute * 60_000, &message(i, len))
+            })
+            .collect();
+        let (before, after) = all.split_at(c.flushed);
+        if !before.is_empty() {
+            ingest(&store, None, before.to_vec()).await;
+            store.flush().await.unwrap();
+        }
+        if !after.is_empty() {
+            ingest(&store, None, after.to_vec()).await;
+        }
+        // The model: every stored event, in cursor order.
+        let stored = all_events(&store, "/g", None).await;
+        assert_eq!(stored.len(), all.len());
+        let direction = if c.forward {
+            Direction::Forward
+        } else {
+            Direction::Backward
+        };
+        let cursor = c.cursor_at.map(|i| stored[i % stored.len()].cursor());
+        let mut want: Vec<&StoredEvent> = stored
+            .iter()
+            .filter(|e| c.stream.is_none_or(|s| e.log_stream_name == stream(s)))
+            .filter(|e| match (cursor, direction) {
+                (Some(k), Direction::Forward) => e.cursor() > k,
+                (Some(k), Direction::Backward) => e.cursor() < k,
+                (None, _) => true,
+            })
+            .collect();
+        if !c.forward {
+            want.reverse();
+        }
+        let mut bytes = 0;
+        let mut page = Vec::new();
+        for e in want.into_iter().take(c.limit) {
+            let size = kinsight_store::event_bytes(&e.message);
+            if !page.is_empty() && bytes + size > c.max_bytes {
+                break;
+            }
+            bytes += size;
+            page.push(e.message.clone());
+        }
+        if !c.forward {
+            page.reverse();
+        }
+        let got = store
+            .read_events(&EventQuery {
+                group: "/g".into(),
+                stream: c.stream.map(stream),
+                direction,
+                cursor,
+                limit: c.limit,
+                max_bytes: Some(c.max_bytes),
+                ..Default::default()
+            })
+            .await;
+        if let Some(s) = c.stream
+            && !stored.iter().any(|e| e.log_stream_name == stream(s))
+        {
+            assert!(
+                matches!(got, Err(StoreError::StreamNotFound { .. })),
+                "{got:?}"
+            );
+            return;
+        }
+        let got: Vec<String> = got.unwrap().events.into_iter().map(|e| e.message).collect();
+        assert_eq!(got, page, "{c:?}");
+    }
+}
