@@ -42,6 +42,11 @@ pub enum QueryError {
     /// The query needed more memory than its cap (and could not spill).
     #[error("query exceeded its memory limit of {limit_bytes} bytes: {message}")]
     MemoryExceeded { limit_bytes: usize, message: String },
+    /// The query's spill files would have grown past the cap on spill space.
+    #[error(
+        "query needed more than {limit_bytes} bytes of spill files on disk (the server's query spill limit); narrow the query or raise the limit"
+    )]
+    SpillExceeded { limit_bytes: u64 },
     /// The query is valid but failed while running (e.g. a function applied to a value it
     /// cannot take).
     #[error("query failed: {0}")]
@@ -55,16 +60,22 @@ pub enum QueryError {
 
 impl QueryError {
     /// Maps a DataFusion error raised while running a query.
-    pub(crate) fn from_datafusion(
-        e: datafusion::error::DataFusionError,
-        limit_bytes: usize,
-    ) -> Self {
+    pub(crate) fn from_datafusion(e: datafusion::error::DataFusionError, limits: Limits) -> Self {
         use datafusion::error::DataFusionError as D;
         match e.find_root() {
             D::ResourcesExhausted(m) => QueryError::MemoryExceeded {
-                limit_bytes,
+                limit_bytes: limits.memory_bytes,
                 message: m.clone(),
             },
+            // DataFusion's disk manager says so in an I/O error.
+            root if root
+                .to_string()
+                .contains("spilling process has exceeded the allowable limit") =>
+            {
+                QueryError::SpillExceeded {
+                    limit_bytes: limits.spill_bytes,
+                }
+            }
             _ => QueryError::Execution(strip_datafusion_prefixes(&e.to_string())),
         }
     }
@@ -103,3 +114,10 @@ pub(crate) fn strip_datafusion_prefixes(s: &str) -> String {
 }
 
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// The caps a running query's errors are explained with.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits {
+    pub memory_bytes: usize,
+    pub spill_bytes: u64,
+}

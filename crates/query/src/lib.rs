@@ -23,6 +23,8 @@
 
 mod error;
 mod functions;
+pub mod guard;
+pub mod memory;
 pub mod planner;
 mod record;
 pub mod results;
@@ -35,10 +37,11 @@ pub use error::{QueryError, Result};
 pub use functions::ptr::RecordPointer;
 pub use planner::{PTR, PlanOptions, plan_pipeline};
 pub use record::LogRecord;
-pub use results::{Row, format_timestamp_ms, value_text};
+pub use results::{Row, Rows, format_timestamp_ms, value_text};
 pub use service::{
-    Explained, Language, MAX_GROUPS_PER_QUERY, MAX_QUERY_TEXT_CHARS, QueryConfig, QueryFailure,
-    QueryInfo, QueryOutput, QueryRequest, QueryService, QuerySnapshot, QueryStatus,
+    Explained, Language, MAX_GROUPS_PER_QUERY, MAX_QUERY_TEXT_CHARS, QUERY_MEMORY_SHARE,
+    QueryConfig, QueryFailure, QueryInfo, QueryOutput, QueryRequest, QueryService, QuerySnapshot,
+    QueryStatus, memory_per_query_default,
 };
 pub use stats::QueryStatistics;
 pub use table::{GroupData, LOG, LogTable, TimeRange};

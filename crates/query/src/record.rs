@@ -87,7 +87,7 @@ impl QueryService {
                     .map_err(internal)?;
                 let batches = collect(physical, ctx.task_ctx())
                     .await
-                    .map_err(|e| QueryError::from_datafusion(e, 0))?;
+                    .map_err(|e| QueryError::from_datafusion(e, Default::default()))?;
                 for b in &batches {
                     if let Some(row) = batch_rows(b)?.into_iter().next() {
                         let fields = b

@@ -16,6 +16,112 @@ use crate::error::{QueryError, Result};
 /// One result row, in the order of the result columns.
 pub type Row = Vec<Value>;
 
+/// Roughly the bytes a row holds in memory (text, plus a fixed cost per value): what the
+/// result budgets count.
+pub fn row_bytes(row: &Row) -> usize {
+    fn value(v: &Value) -> usize {
+        24 + match v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => a.iter().map(value).sum(),
+            Value::Object(o) => o.iter().map(|(k, v)| k.len() + value(v)).sum(),
+            _ => 0,
+        }
+    }
+    24 + row.iter().map(value).sum::<usize>()
+}
+
+/// Result rows shared between a running query and its snapshots: chunks appended as batches
+/// arrive, so a poll holds references to them instead of a copy.
+#[derive(Clone, Default)]
+pub struct Rows {
+    chunks: Vec<std::sync::Arc<[Row]>>,
+    /// Rows of the first chunks left out (`rows_from`).
+    skip: usize,
+    len: usize,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, rows: Vec<Row>) {
+        if !rows.is_empty() {
+            self.len += rows.len();
+            self.chunks.push(rows.into());
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Row> {
+        self.chunks.iter().flat_map(|c| c.iter()).skip(self.skip)
+    }
+
+    /// The rows from `from` on (fewer when there are fewer), sharing the chunks.
+    pub fn starting_at(&self, from: usize) -> Rows {
+        let from = from.min(self.len);
+        let mut skip = self.skip + from;
+        let mut chunks = Vec::new();
+        for c in &self.chunks {
+            if skip >= c.len() && chunks.is_empty() {
+                skip -= c.len();
+                continue;
+            }
+            chunks.push(c.clone());
+        }
+        Rows {
+            chunks,
+            skip,
+            len: self.len - from,
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<Row> {
+        self.iter().cloned().collect()
+    }
+}
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Rows {
+    fn eq(&self, other: &Rows) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl PartialEq<Vec<Row>> for Rows {
+    fn eq(&self, other: &Vec<Row>) -> bool {
+        self.len == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl From<Vec<Row>> for Rows {
+    fn from(rows: Vec<Row>) -> Rows {
+        let mut r = Rows::default();
+        r.push(rows);
+        r
+    }
+}
+
+impl serde::Serialize for Rows {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Rows, D::Error> {
+        Vec::<Row>::deserialize(d).map(Rows::from)
+    }
+}
+
 /// Formats epoch milliseconds the way the Logs Insights console shows timestamps.
 pub fn format_timestamp_ms(ms: i64) -> String {
     match chrono::DateTime::from_timestamp_millis(ms) {

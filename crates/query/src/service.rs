@@ -11,7 +11,14 @@
 //! - a slot among [`QueryConfig::max_running`]; later queries wait as `Scheduled`;
 //! - panic containment: a panic inside DataFusion fails that query only.
 //!
-//! Results are kept for [`QueryConfig::retain_finished`] finished queries.
+//! Results are bounded (issue 15 item 4): one query keeps at most
+//! [`QueryConfig::max_result_bytes`] of rows (the query ends there, with a warning); finished
+//! queries keep their results for [`QueryConfig::result_ttl_ms`], at most
+//! [`QueryConfig::retain_finished`] of them and [`QueryConfig::max_retained_result_bytes`]
+//! together (the oldest go first); a poll shares the rows instead of copying them. Query
+//! memory is a share of what the process may use (its cgroup's limit,
+//! [`crate::memory::available_bytes`]); spill files have a size cap; scalar functions cannot
+//! allocate beyond [`QueryConfig::max_function_output_bytes`] a batch ([`crate::guard`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroUsize;
@@ -35,7 +42,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::error::{QueryError, Result};
 use crate::planner::{self, PlanOptions};
-use crate::results::{self, Row};
+use crate::results::{self, Row, Rows};
 use crate::sql;
 use crate::stats::{QueryStatistics, plan_statistics};
 use crate::table::{self, GroupData, LogTable, ScanCounters, TimeRange};
@@ -60,28 +67,63 @@ pub struct QueryConfig {
     /// Longest timeout a caller may ask for.
     pub max_timeout_ms: u64,
     /// Memory one query's operators may hold (hash tables, sorts) before spilling or failing.
+    /// By default a quarter of what the process may use, shared by the running queries
+    /// ([`memory_per_query_default`]).
     pub memory_per_query_bytes: usize,
     /// Finished queries whose results are kept for polling.
     pub retain_finished: usize,
+    /// Most bytes of result rows one query keeps ([`crate::results::row_bytes`]); the query
+    /// stops there and says so in a warning.
+    pub max_result_bytes: usize,
+    /// Most bytes of results all finished queries keep together; the oldest go first.
+    pub max_retained_result_bytes: usize,
+    /// How long a finished query's results are kept.
+    pub result_ttl_ms: u64,
+    /// Most bytes one scalar function may produce for one batch ([`crate::guard`]).
+    pub max_function_output_bytes: usize,
     /// Nice value of the query threads (0 = same priority as the server).
     pub nice: i32,
     /// Directory for spill files; `None`: the system temporary directory.
     pub spill_dir: Option<std::path::PathBuf>,
+    /// Most bytes of spill files of all queries together; a query that needs more fails.
+    pub max_spill_bytes: u64,
+}
+
+/// Share of the process's memory all running queries may hold together by default.
+pub const QUERY_MEMORY_SHARE: f64 = 0.25;
+
+/// [`QueryConfig::memory_per_query_bytes`] by default: [`QUERY_MEMORY_SHARE`] of what the
+/// process may use (its cgroup limit or the machine's memory), split between `max_running`
+/// queries; at least 64 MiB; 512 MiB when nothing can be read.
+pub fn memory_per_query_default(max_running: usize) -> usize {
+    match crate::memory::available_bytes() {
+        Some(total) => {
+            let share = (total as f64 * QUERY_MEMORY_SHARE) as usize / max_running.max(1);
+            share.max(64 << 20)
+        }
+        None => 512 << 20,
+    }
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let max_running = threads.max(2);
         QueryConfig {
             threads,
-            max_running: threads.max(2),
+            max_running,
             max_queued: 100,
             default_timeout_ms: 15 * 60_000,
             max_timeout_ms: 60 * 60_000,
-            memory_per_query_bytes: 1 << 30,
+            memory_per_query_bytes: memory_per_query_default(max_running),
             retain_finished: 1000,
+            max_result_bytes: 32 << 20,
+            max_retained_result_bytes: 256 << 20,
+            result_ttl_ms: 60 * 60_000,
+            max_function_output_bytes: crate::guard::MAX_FUNCTION_OUTPUT_BYTES,
             nice: 10,
             spill_dir: None,
+            max_spill_bytes: 4 << 30,
         }
     }
 }
@@ -169,8 +211,8 @@ pub struct QuerySnapshot {
     /// Result columns in order; raw-event queries end with `@ptr`. Empty until planned.
     pub columns: Vec<String>,
     /// Rows from `rows_from` on (see [`QueryService::snapshot`]); while running, the rows so
-    /// far.
-    pub rows: Vec<Row>,
+    /// far. Shared with the query, not copied.
+    pub rows: Rows,
     pub rows_from: usize,
     pub total_rows: usize,
     pub statistics: QueryStatistics,
@@ -205,7 +247,9 @@ enum Compiled {
 struct EntryState {
     status: QueryStatus,
     columns: Vec<String>,
-    rows: Vec<Row>,
+    rows: Rows,
+    /// [`crate::results::row_bytes`] of `rows`.
+    result_bytes: usize,
     error: Option<QueryFailure>,
     warnings: Vec<String>,
     finished_ms: Option<i64>,
@@ -296,6 +340,44 @@ pub(crate) struct Inner {
     slots: Arc<Semaphore>,
 }
 
+impl Inner {
+    /// Drops finished queries whose results expired, then the oldest beyond the retention
+    /// count or the retained-bytes budget.
+    fn sweep(&self, reg: &mut Registry) {
+        let c = &self.config;
+        let now = now_ms();
+        let finished: Vec<(String, i64, usize)> = reg
+            .order
+            .iter()
+            .filter_map(|id| {
+                let e = reg.entries.get(id)?;
+                let st = lock(&e.state);
+                st.status
+                    .is_finished()
+                    .then(|| (id.clone(), st.finished_ms.unwrap_or(now), st.result_bytes))
+            })
+            .collect();
+        let mut count = finished.len();
+        let mut bytes: usize = finished.iter().map(|f| f.2).sum();
+        let mut gone = std::collections::HashSet::new();
+        for (id, finished_ms, size) in finished {
+            let expired = now.saturating_sub(finished_ms) >= c.result_ttl_ms as i64;
+            if expired || count > c.retain_finished || bytes > c.max_retained_result_bytes {
+                count -= 1;
+                bytes -= size;
+                gone.insert(id);
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        for id in &gone {
+            reg.entries.remove(id);
+        }
+        reg.order.retain(|id| !gone.contains(id));
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // A runtime cannot be dropped from within async code; let its threads wind down on
@@ -339,7 +421,8 @@ impl QueryService {
             .build()
             .map_err(|e| QueryError::Internal(format!("query runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        let mut builder = RuntimeEnvBuilder::new();
+        let mut builder =
+            RuntimeEnvBuilder::new().with_max_temp_directory_size(config.max_spill_bytes);
         if let Some(dir) = &config.spill_dir {
             builder = builder.with_temp_file_path(dir.clone());
         }
@@ -347,7 +430,7 @@ impl QueryService {
             .build_arc()
             .map_err(|e| QueryError::Internal(format!("query environment: {e}")))?;
         table::register_store(&shared_env, store.object_store())?;
-        Ok(QueryService {
+        let service = QueryService {
             inner: Arc::new(Inner {
                 slots: Arc::new(Semaphore::new(config.max_running.max(1))),
                 store,
@@ -360,7 +443,18 @@ impl QueryService {
                     order: VecDeque::new(),
                 }),
             }),
-        })
+        };
+        // Expired results go even when nobody starts or polls a query.
+        let weak = Arc::downgrade(&service.inner);
+        service.inner.handle.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let mut reg = lock(&inner.registry);
+                inner.sweep(&mut reg);
+            }
+        });
+        Ok(service)
     }
 
     pub fn config(&self) -> &QueryConfig {
@@ -434,7 +528,8 @@ impl QueryService {
             state: Mutex::new(EntryState {
                 status: QueryStatus::Scheduled,
                 columns: Vec::new(),
-                rows: Vec::new(),
+                rows: Rows::default(),
+                result_bytes: 0,
                 error: None,
                 warnings,
                 finished_ms: None,
@@ -457,7 +552,7 @@ impl QueryService {
             }
             reg.entries.insert(id.clone(), entry.clone());
             reg.order.push_back(id.clone());
-            self.evict(&mut reg);
+            self.inner.sweep(&mut reg);
         }
         let inner = self.inner.clone();
         let task_entry = entry.clone();
@@ -468,43 +563,24 @@ impl QueryService {
         Ok(id)
     }
 
-    /// Drops the oldest finished queries beyond the retention count.
-    fn evict(&self, reg: &mut Registry) {
-        let retain = self.inner.config.retain_finished;
-        let finished = reg
-            .order
-            .iter()
-            .filter(|id| {
-                reg.entries
-                    .get(*id)
-                    .is_some_and(|e| lock(&e.state).status.is_finished())
-            })
-            .count();
-        let mut excess = finished.saturating_sub(retain);
-        if excess == 0 {
-            return;
-        }
-        let Registry { entries, order } = reg;
-        order.retain(|id| {
-            let done = entries
-                .get(id)
-                .is_none_or(|e| lock(&e.state).status.is_finished());
-            if excess > 0 && done {
-                excess -= 1;
-                entries.remove(id);
-                false
-            } else {
-                true
-            }
-        });
-    }
-
     fn entry(&self, id: &str) -> Result<Arc<Entry>> {
-        lock(&self.inner.registry)
-            .entries
+        let mut reg = lock(&self.inner.registry);
+        self.inner.sweep(&mut reg);
+        reg.entries
             .get(id)
             .cloned()
             .ok_or_else(|| QueryError::QueryNotFound(id.to_string()))
+    }
+
+    /// Bytes of results the finished queries hold now.
+    pub fn retained_result_bytes(&self) -> usize {
+        let reg = lock(&self.inner.registry);
+        reg.entries
+            .values()
+            .map(|e| lock(&e.state))
+            .filter(|st| st.status.is_finished())
+            .map(|st| st.result_bytes)
+            .sum()
     }
 
     /// The status, statistics and the rows from `rows_from` on (0 for all).
@@ -515,7 +591,7 @@ impl QueryService {
         Ok(QuerySnapshot {
             info: e.info(&st),
             columns: st.columns.clone(),
-            rows: st.rows[from..].to_vec(),
+            rows: st.rows.starting_at(from),
             rows_from: from,
             total_rows: st.rows.len(),
             statistics: e.statistics(&st),
@@ -542,7 +618,8 @@ impl QueryService {
 
     /// Queries, newest first, optionally only those with `status`.
     pub fn list(&self, status: Option<QueryStatus>, max: usize) -> Vec<QueryInfo> {
-        let reg = lock(&self.inner.registry);
+        let mut reg = lock(&self.inner.registry);
+        self.inner.sweep(&mut reg);
         reg.order
             .iter()
             .rev()
@@ -576,7 +653,7 @@ impl QueryService {
         match snap.info.status {
             QueryStatus::Complete => Ok(QueryOutput {
                 columns: snap.columns,
-                rows: snap.rows,
+                rows: snap.rows.to_vec(),
                 statistics: snap.statistics,
                 warnings: snap.warnings,
             }),
@@ -593,12 +670,30 @@ impl QueryService {
                         line: None,
                         column: None,
                     },
-                    "memory_exceeded" => QueryError::MemoryExceeded {
-                        limit_bytes: self.inner.config.memory_per_query_bytes,
-                        message: f.message,
+                    "memory_exceeded" => {
+                        let limit_bytes = self.inner.config.memory_per_query_bytes;
+                        // The failure's text is the error's own Display: do not say it twice.
+                        let prefix =
+                            format!("query exceeded its memory limit of {limit_bytes} bytes: ");
+                        QueryError::MemoryExceeded {
+                            limit_bytes,
+                            message: f
+                                .message
+                                .strip_prefix(&prefix)
+                                .map(str::to_string)
+                                .unwrap_or(f.message),
+                        }
+                    }
+                    "spill_exceeded" => QueryError::SpillExceeded {
+                        limit_bytes: self.inner.config.max_spill_bytes,
                     },
                     "internal" => QueryError::Internal(f.message),
-                    _ => QueryError::Execution(f.message),
+                    _ => QueryError::Execution(
+                        f.message
+                            .strip_prefix("query failed: ")
+                            .map(str::to_string)
+                            .unwrap_or(f.message),
+                    ),
                 })
             }
         }
@@ -749,12 +844,15 @@ async fn prepare(
             sql::plan(&ctx, text, row_cap).await?
         }
     };
+    let plan = crate::guard::guard_plan(plan, inner.config.max_function_output_bytes)
+        .map_err(|e| QueryError::Internal(format!("guarding the plan's functions: {e}")))?;
     Ok((ctx, plan))
 }
 
 fn failure(e: &QueryError) -> QueryFailure {
     let code = match e {
         QueryError::MemoryExceeded { .. } => "memory_exceeded",
+        QueryError::SpillExceeded { .. } => "spill_exceeded",
         QueryError::Store(_) => "store",
         QueryError::Internal(_) => "internal",
         QueryError::Timeout(_) => "timeout",
@@ -827,7 +925,10 @@ async fn execute(inner: &Inner, entry: &Entry, compiled: &Compiled) -> Result<()
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let limit = inner.config.memory_per_query_bytes;
+    let limit = crate::error::Limits {
+        memory_bytes: inner.config.memory_per_query_bytes,
+        spill_bytes: inner.config.max_spill_bytes,
+    };
     let physical = ctx
         .state()
         .create_physical_plan(&plan)
@@ -847,14 +948,35 @@ async fn execute(inner: &Inner, entry: &Entry, compiled: &Compiled) -> Result<()
     }
     let mut stream = execute_stream(physical, ctx.task_ctx())
         .map_err(|e| QueryError::from_datafusion(e, limit))?;
+    let max_bytes = inner.config.max_result_bytes;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| QueryError::from_datafusion(e, limit))?;
-        let rows = results::batch_rows(&batch)?;
+        let mut rows = results::batch_rows(&batch)?;
         let mut st = lock(&entry.state);
         if st.status.is_finished() {
             break;
         }
-        st.rows.extend(rows);
+        let mut bytes = st.result_bytes;
+        let fit = rows
+            .iter()
+            .take_while(|r| {
+                bytes += results::row_bytes(r);
+                bytes <= max_bytes
+            })
+            .count();
+        let full = fit < rows.len();
+        rows.truncate(fit);
+        st.result_bytes += rows.iter().map(results::row_bytes).sum::<usize>();
+        st.rows.push(rows);
+        if full {
+            let kept = st.rows.len();
+            st.warnings.push(format!(
+                "results were cut at {kept} rows: a query keeps at most {} MiB of results; narrow the query or select fewer fields",
+                max_bytes >> 20
+            ));
+            // Dropping the stream stops the query's execution.
+            break;
+        }
     }
     Ok(())
 }

@@ -195,16 +195,17 @@ async fn finished_queries_are_kept_up_to_the_retention_count() {
         svc.wait(&id).await.unwrap();
         ids.push(id);
     }
-    // Eviction happens at the next start: the last two and the newest remain.
+    // The oldest go as soon as more than two have finished.
     let id = svc.start(request(&["/t/svc"], "limit 1")).unwrap();
     svc.wait(&id).await.unwrap();
     assert!(svc.snapshot(&ids[0], 0).is_err());
     assert!(svc.snapshot(&ids[1], 0).is_err());
+    assert!(svc.snapshot(&ids[2], 0).is_err());
     assert_eq!(
         svc.snapshot(&ids[3], 0).unwrap().rows,
         vec![vec![serde_json::json!(3)]]
     );
-    assert_eq!(svc.list(None, 10).len(), 3);
+    assert_eq!(svc.list(None, 10).len(), 2);
 }
 
 /// Query threads run at nice +10, so ingest and the WAL win the CPU under a heavy query.
@@ -235,4 +236,204 @@ async fn query_threads_run_at_a_lower_priority() {
         seen += usize::from(nice == 10);
     }
     assert!(seen >= 2, "found {seen} query threads at nice 10");
+}
+
+/// Issue 15 item 4: one query keeps at most `max_result_bytes` of rows (and stops there, with a
+/// warning); finished queries keep at most `max_retained_result_bytes` together, oldest out
+/// first, and no longer than `result_ttl_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_are_bounded_in_bytes_retained_within_a_budget_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path()).await;
+    // 200 events of 10 KiB.
+    load(
+        &store,
+        (0..200).map(|i| {
+            kinsight_store::LogEvent::new(
+                "/t/big",
+                "s",
+                NOW_MS - 60_000 + i,
+                format!("{i:03} {}", "x".repeat(10 * 1024)),
+            )
+        }),
+    )
+    .await;
+    let svc = QueryService::new(
+        store,
+        QueryConfig {
+            max_result_bytes: 256 * 1024,
+            max_retained_result_bytes: 600 * 1024,
+            result_ttl_ms: 60 * 60_000,
+            ..test_config()
+        },
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = svc
+            .start(request(&["/t/big"], "fields @message | limit 200"))
+            .unwrap();
+        let done = svc.wait(&id).await.unwrap();
+        assert_eq!(done.info.status, QueryStatus::Complete);
+        // 256 KiB hold about 24 of the 10 KiB rows.
+        assert!(
+            (20..30).contains(&done.rows.len()),
+            "{} rows kept",
+            done.rows.len()
+        );
+        assert!(
+            done.warnings.iter().any(|w| w.contains("results were cut")),
+            "{:?}",
+            done.warnings
+        );
+        ids.push(id);
+    }
+    // Three results of ~256 KiB do not fit in 600 KiB: the oldest went.
+    assert!(matches!(
+        svc.snapshot(&ids[0], 0),
+        Err(QueryError::QueryNotFound(_))
+    ));
+    assert!(svc.snapshot(&ids[2], 0).is_ok());
+    assert!(svc.retained_result_bytes() <= 600 * 1024);
+
+    // Results expire.
+    let (_dir2, small_store) = small().await;
+    let svc = QueryService::new(
+        small_store,
+        QueryConfig {
+            result_ttl_ms: 300,
+            ..test_config()
+        },
+    )
+    .unwrap();
+    let out = svc
+        .run(request(&["/t/svc"], "stats count() as n"))
+        .await
+        .unwrap();
+    assert_eq!(out.rows, vec![vec![serde_json::json!(50)]]);
+    let id = svc
+        .start(request(&["/t/svc"], "stats count() as n"))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match svc.snapshot(&id, 0) {
+            Err(QueryError::QueryNotFound(_)) => break,
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => panic!("results did not expire: {other:?}"),
+        }
+    }
+}
+
+/// Issue 15 item 4: scalar functions cannot be made to allocate gigabytes; the query fails
+/// with a memory error naming the function, before anything is allocated, and the service
+/// goes on. Ordinary uses of the same functions still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_that_would_allocate_gigabytes_are_refused() {
+    let (_dir, store) = small().await;
+    let svc = service(&store);
+    for (sql, function) in [
+        ("SELECT repeat('x', 2000000000)", "repeat"),
+        ("SELECT length(lpad('a', 1000000000))", "lpad"),
+        (
+            "SELECT rpad(value, 900000000, 'ab') FROM (VALUES ('a')) t(value)",
+            "rpad",
+        ),
+        ("SELECT cardinality(range(1, 2000000000))", "range"),
+        ("SELECT array_repeat('xyz', 500000000)", "array_repeat"),
+        (
+            "SELECT replace(repeat('a', 100000), 'a', repeat('b', 9000))",
+            "replace",
+        ),
+        (
+            "SELECT length(\"@message\" || repeat(\"@message\", 10000000)) FROM logs",
+            "repeat",
+        ),
+    ] {
+        let e = svc.run(sql_request(&["/t/svc"], sql)).await.expect_err(sql);
+        match e {
+            QueryError::MemoryExceeded { message, .. } => {
+                assert!(message.contains(function), "{sql}: {message}")
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // A tower of concatenations doubles at each level (40 levels would be 2^40 times the
+    // messages): refused once a level gets too large.
+    let mut sql = "WITH l0 AS (SELECT \"@message\" AS m FROM logs)".to_string();
+    for level in 1..=40 {
+        sql.push_str(&format!(
+            ", l{level} AS (SELECT m || m AS m FROM l{})",
+            level - 1
+        ));
+    }
+    sql.push_str(" SELECT max(length(m)) FROM l40");
+    let e = svc.run(sql_request(&["/t/svc"], &sql)).await.unwrap_err();
+    assert!(matches!(e, QueryError::MemoryExceeded { .. }), "{e:?}");
+    // The same functions at ordinary sizes, and `||` with its null semantics.
+    let out = svc
+        .run(sql_request(
+            &["/t/svc"],
+            "SELECT repeat('ab', 3) AS r, lpad('7', 3, '0') AS p, 'a' || 'b' AS c, 'a' || NULL AS n, cardinality(range(1, 11)) AS k",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.rows,
+        vec![vec![
+            serde_json::json!("ababab"),
+            serde_json::json!("007"),
+            serde_json::json!("ab"),
+            serde_json::Value::Null,
+            serde_json::json!(10)
+        ]]
+    );
+    let out = run(&svc, &["/t/svc"], "stats count() as n").await;
+    assert_eq!(out.rows, vec![vec![serde_json::json!(50)]]);
+}
+
+/// Issue 15 item 4: query memory is a share of what the process may use, not a fixed 1 GiB a
+/// query; spill files have a cap.
+#[test]
+fn query_memory_defaults_to_a_share_of_the_process_memory() {
+    let c = QueryConfig::default();
+    let total = kinsight_query::memory::available_bytes().expect("this machine's memory");
+    let all_queries = c.memory_per_query_bytes as u64 * c.max_running as u64;
+    assert!(
+        all_queries
+            <= (total as f64 * kinsight_query::QUERY_MEMORY_SHARE) as u64
+                + (64 << 20) * c.max_running as u64,
+        "{all_queries} of {total}"
+    );
+    assert!(c.max_spill_bytes > 0 && c.max_spill_bytes < u64::MAX);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spilling_beyond_the_spill_cap_fails_the_query() {
+    let (_dir, store) = small().await;
+    let spill = tempfile::tempdir().unwrap();
+    let svc = QueryService::new(
+        store,
+        QueryConfig {
+            memory_per_query_bytes: 16 * 1024 * 1024,
+            spill_dir: Some(spill.path().to_path_buf()),
+            max_spill_bytes: 64 * 1024,
+            ..test_config()
+        },
+    )
+    .unwrap();
+    // Sorting 3 million rows needs far more than 2 MiB: it spills, and more than 64 KiB.
+    let e = svc
+        .run(sql_request(
+            &["/t/svc"],
+            "SELECT max(r) FROM (SELECT row_number() OVER (ORDER BY value DESC) AS r FROM generate_series(1, 3000000))",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, QueryError::SpillExceeded { limit_bytes: 65536 }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("spill files"), "{e}");
 }

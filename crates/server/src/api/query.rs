@@ -46,6 +46,7 @@ impl From<QueryError> for ApiError {
             QueryError::Timeout(_)
             | QueryError::Cancelled
             | QueryError::MemoryExceeded { .. }
+            | QueryError::SpillExceeded { .. }
             | QueryError::Execution(_)
             | QueryError::Internal(_) => ErrorCode::InternalError,
         };
