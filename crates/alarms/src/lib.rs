@@ -62,6 +62,15 @@ pub enum AlarmError {
     Http(String),
 }
 
+impl From<kinsight_model::durable::DurableError> for AlarmError {
+    fn from(e: kinsight_model::durable::DurableError) -> Self {
+        AlarmError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl AlarmError {
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         AlarmError::Invalid {

@@ -190,7 +190,7 @@ impl AlarmService {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, AlarmError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| AlarmError::io(dir, e))?;
+        kinsight_model::durable::create_dir_all(dir)?;
         let path = dir.join("alarms.json");
         let doc = state::load(&path)?;
         let snapshot_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());

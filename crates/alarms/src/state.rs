@@ -6,8 +6,7 @@ use crate::model::{Alarm, AlarmConfig, Dimension, StateValue};
 use crate::notify::Notification;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 pub(crate) const FORMAT: &str = "kinsight-alarms";
@@ -252,23 +251,11 @@ pub(crate) fn load(path: &Path) -> Result<Option<Document>, AlarmError> {
         })
 }
 
-/// Temporary file, fsync, rename, fsync of the directory.
+/// Temporary file, fsync, rename, fsync of the directory ([`kinsight_model::durable`]).
 pub(crate) fn save(path: &Path, doc: &Document) -> Result<(), AlarmError> {
     let bytes = serde_json::to_vec(doc).map_err(|e| AlarmError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp).map_err(|e| AlarmError::io(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| AlarmError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| AlarmError::io(&tmp, e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| AlarmError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| AlarmError::io(dir, e))?;
-    }
-    Ok(())
+    kinsight_model::durable::write_atomic(path, &bytes).map_err(AlarmError::from)
 }

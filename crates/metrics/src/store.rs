@@ -17,6 +17,7 @@ use crate::series::{CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, 
 use crate::statistic::{SlotSummary, Statistic};
 use crate::tier::{Retention, Tier, tier_for};
 use kinsight_model::LogEvent;
+use kinsight_model::durable;
 use kinsight_model::emf::{self, Datapoint};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -160,7 +161,7 @@ impl MetricStore {
             dir.join("segments").join("minute"),
             dir.join("segments").join("hour"),
         ] {
-            fs::create_dir_all(&sub).map_err(|e| MetricsError::io(&sub, e))?;
+            durable::create_dir_all(&sub).map_err(manifest::durable_error)?;
         }
         let manifest = Manifest::load(&dir)?.unwrap_or_default();
         let mut registry = Registry::new(config.max_series_per_namespace);
@@ -977,7 +978,6 @@ fn remove_orphans(dir: &Path, m: &Manifest) -> Result<(), MetricsError> {
             }
         }
     }
-    let tmp = manifest::manifest_path(dir).with_extension("tmp");
-    let _ = fs::remove_file(tmp);
+    let _ = fs::remove_file(durable::temp_path(&manifest::manifest_path(dir)));
     Ok(())
 }

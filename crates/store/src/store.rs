@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 
 use crate::catalogue::{GroupEntry, StreamEntry};
-use crate::checkpoint::Checkpoint;
 use crate::config::StoreConfig;
 use crate::dedup::{self, DedupIndex};
 use crate::error::{Result, StoreError};
@@ -20,7 +19,7 @@ use crate::memtable::Memtable;
 use crate::observer::{DurableBatch, IngestObserver};
 use crate::paths;
 use crate::record::{BatchRecord, CatalogueOp, WalEntry};
-use crate::state::State;
+use crate::state::{PendingDelete, State};
 use crate::storage::Storage;
 use crate::wal::{self, Append, Durable, WalWriter};
 
@@ -155,19 +154,20 @@ impl Store {
         config: StoreConfig,
         observers: Vec<Arc<dyn IngestObserver>>,
     ) -> Result<Store> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| StoreError::io(&config.data_dir, e))?;
+        kinsight_model::durable::create_dir_all(&config.data_dir)
+            .map_err(crate::storage::durable_error)?;
         let lock = lock_data_dir(&config.data_dir)?;
         let storage = Storage::open(&config.object_store, &config.s3_options)?;
         let now = config.clock.now_ms();
 
-        let ckpt_path = paths::checkpoint();
-        let ckpt = match storage.get_opt(&ckpt_path).await? {
-            Some(b) => Checkpoint::decode(ckpt_path.as_ref(), &b)?,
-            None => Checkpoint::new(0, now, Default::default(), Default::default()),
-        };
+        let wal_dir = config.wal_dir();
+        let loaded = crate::checkpoint::load(&storage, &wal_dir, now).await?;
+        let ckpt = loaded.checkpoint;
         let mut dedup = DedupIndex::new(config.dedup_window_ms, config.dedup_max_entries);
         for obj in storage.list(&paths::dedup_root()).await? {
+            if paths::parse_dedup(&obj.location).is_none() {
+                continue; // a write a crash interrupted (`.<seq>.bin.tmp`)
+            }
             let Some(bytes) = storage.get_opt(&obj.location).await? else {
                 continue;
             };
@@ -194,10 +194,20 @@ impl Store {
             checkpoint_catalogue: ckpt_catalogue,
             saved_checkpoint_seq: ckpt.seq,
             saved_checkpoint_ms: now,
-            pending_deletes: Vec::new(),
+            newest_checkpoint_valid: loaded.newest_valid,
+            previous_checkpoint_seq: loaded.previous_seq,
+            // The newest checkpoint is durable without them; one more and they can go.
+            pending_deletes: loaded
+                .previous_only_paths
+                .into_iter()
+                .map(|path| PendingDelete {
+                    due_ms: now + config.gc_grace_ms,
+                    path,
+                    checkpoints_without: 1,
+                })
+                .collect(),
         };
 
-        let wal_dir = config.wal_dir();
         let observer_seqs: Vec<u64> = observers.iter().map(|o| o.persisted_seq()).collect();
         let skip = observer_seqs.iter().copied().fold(ckpt.seq, u64::min);
         let mut first_replayed: Option<u64> = None;
