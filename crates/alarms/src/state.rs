@@ -121,6 +121,31 @@ pub struct MetricAlarm {
     pub series_states: BTreeMap<String, StateValue>,
 }
 
+impl MetricAlarm {
+    /// The alarm as a caller below admin scope sees it: action URLs reduced to scheme, host
+    /// and port (issue 15, item 10).
+    pub fn redact_actions(&mut self) {
+        for list in [
+            &mut self.ok_actions,
+            &mut self.alarm_actions,
+            &mut self.insufficient_data_actions,
+        ] {
+            for a in list.iter_mut() {
+                *a = crate::notify::redact_url(a);
+            }
+        }
+    }
+}
+
+impl AlarmHistoryItem {
+    /// The item as a caller below admin scope sees it: URLs in the summary and in the data
+    /// (an alarm configuration, an action) redacted.
+    pub fn redact_actions(&mut self) {
+        self.history_summary = crate::notify::redact_urls_in(&self.history_summary);
+        self.history_data = crate::notify::redact_urls_in(&self.history_data);
+    }
+}
+
 pub fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())

@@ -9,3 +9,4 @@ mod router;
 mod socket;
 mod support;
 mod ui;
+mod webhooks;
