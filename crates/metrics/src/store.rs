@@ -13,7 +13,9 @@ use crate::cache::BlockCache;
 use crate::manifest::{self, Manifest, SegmentMeta, SeriesFileMeta};
 use crate::query::{MetricQuery, QueryResult, SeriesValues};
 use crate::segment::{Segment, SegmentWriter};
-use crate::series::{CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, SeriesSelector};
+use crate::series::{
+    CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, SeriesSelector, SeriesUsage,
+};
 use crate::statistic::{SlotSummary, Statistic};
 use crate::tier::{Retention, Tier, tier_for};
 use kinsight_model::LogEvent;
@@ -29,8 +31,9 @@ use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct MetricStoreConfig {
-    /// Cardinality guard: distinct series per namespace.
+    /// Cardinality guards: distinct series per namespace, and in all (issue 15, item 12).
     pub max_series_per_namespace: usize,
+    pub max_series: usize,
     pub retention: Retention,
     /// Decoded-block cache budget.
     pub block_cache_bytes: usize,
@@ -48,6 +51,7 @@ impl Default for MetricStoreConfig {
     fn default() -> Self {
         MetricStoreConfig {
             max_series_per_namespace: 100_000,
+            max_series: 150_000,
             retention: Retention::default(),
             block_cache_bytes: 256 << 20,
             flush_interval_ms: 30_000,
@@ -83,6 +87,7 @@ pub struct StoreStats {
     pub samples_ingested: u64,
     pub emf_errors: u64,
     pub cardinality: Vec<CardinalityStats>,
+    pub series_usage: SeriesUsage,
 }
 
 /// What [`MetricStore::maintain`] did.
@@ -164,7 +169,7 @@ impl MetricStore {
             durable::create_dir_all(&sub).map_err(manifest::durable_error)?;
         }
         let manifest = Manifest::load(&dir)?.unwrap_or_default();
-        let mut registry = Registry::new(config.max_series_per_namespace);
+        let mut registry = Registry::new(config.max_series_per_namespace, config.max_series);
         for f in &manifest.series_files {
             for info in manifest::read_series_file(&dir, f.generation)? {
                 registry
@@ -873,12 +878,18 @@ impl MetricStore {
             samples_ingested: self.samples_ingested.load(Ordering::Relaxed),
             emf_errors: self.emf_errors.load(Ordering::Relaxed),
             cardinality: st.registry.cardinality(),
+            series_usage: st.registry.usage(),
         }
     }
 
     /// Counters of the cardinality guard, per namespace.
     pub fn cardinality(&self) -> Vec<CardinalityStats> {
         self.read().registry.cardinality()
+    }
+
+    /// How close the store-wide series cap is.
+    pub fn series_usage(&self) -> SeriesUsage {
+        self.read().registry.usage()
     }
 }
 

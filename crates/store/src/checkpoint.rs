@@ -109,6 +109,10 @@ impl Checkpoint {
             });
         }
         Ok(serde_json::from_slice::<Checkpoint>(bytes)
+            .map(|mut c| {
+                c.catalogue.recount();
+                c
+            })
             .map_err(|e| format!("damaged checkpoint: {e}")))
     }
 }

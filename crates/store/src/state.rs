@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::cardinality::Reservations;
 use crate::catalogue::Catalogue;
 use crate::checkpoint::Manifest;
 use crate::dedup::{DedupEntry, DedupIndex};
@@ -48,6 +49,8 @@ pub(crate) struct State {
     pub previous_checkpoint_seq: Option<u64>,
     /// Objects no longer referenced by the manifest.
     pub pending_deletes: Vec<PendingDelete>,
+    /// Groups and streams that records on their way to the WAL will create.
+    pub reservations: Reservations,
 }
 
 /// An object to delete once neither checkpoint (the newest and the previous one, the
