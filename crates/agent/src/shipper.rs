@@ -22,7 +22,6 @@ use crate::sink::{Sink, SinkError, encode_lines};
 use futures::future::BoxFuture;
 use kinsight_model::LogEvent;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -124,7 +123,7 @@ impl ServerSink {
             path: cfg.spool_dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&cfg.spool_dir).map_err(io)?;
+        kinsight_model::durable::create_dir_all(&cfg.spool_dir).map_err(|e| io(e.source))?;
         let mut entries = BTreeMap::new();
         let mut bytes = 0;
         for e in std::fs::read_dir(&cfg.spool_dir).map_err(io)?.flatten() {
@@ -297,23 +296,19 @@ impl ServerSink {
         let batch_id = format!("{}-{seq}-{}", hostname_tag(), uuid::Uuid::new_v4().simple());
         let dir = self.cfg.spool_dir.clone();
         let path = dir.join(format!("{seq:020}.batch"));
-        let tmp = dir.join(format!("{seq:020}.tmp"));
         let p2 = path.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            let mut head = Vec::with_capacity(16 + batch_id.len());
-            head.extend_from_slice(MAGIC);
-            head.push(VERSION);
-            head.push(kind as u8);
-            head.extend_from_slice(&(batch_id.len() as u16).to_le_bytes());
-            head.extend_from_slice(batch_id.as_bytes());
-            head.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            head.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-            f.write_all(&head)?;
-            f.write_all(&payload)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &p2)?;
-            std::fs::File::open(&dir)?.sync_all()
+            let mut file = Vec::with_capacity(16 + batch_id.len() + payload.len());
+            file.extend_from_slice(MAGIC);
+            file.push(VERSION);
+            file.push(kind as u8);
+            file.extend_from_slice(&(batch_id.len() as u16).to_le_bytes());
+            file.extend_from_slice(batch_id.as_bytes());
+            file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            file.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            file.extend_from_slice(&payload);
+            // Temporary file, fsync, rename, fsync of the directory (issue 15, item 11).
+            kinsight_model::durable::write_atomic(&p2, &file).map_err(|e| e.source)
         })
         .await
         .map_err(|_| SinkError::Closed)?

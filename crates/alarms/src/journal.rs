@@ -181,7 +181,5 @@ pub(crate) fn remove_stale(dir: &Path, keep: u64) -> Result<(), AlarmError> {
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), AlarmError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| AlarmError::io(dir, e))
+    Ok(kinsight_model::durable::sync_dir(dir)?)
 }

@@ -9,7 +9,9 @@
 //! - An [`AlarmService`] that keeps alarms, their states, 14 days of history and a
 //!   notification outbox in one crash-safe file, evaluates due alarms at an injected time
 //!   against a [`MetricSource`] (the metric store), and runs actions on state transitions:
-//!   JSON webhooks and Slack-compatible webhooks, retried with backoff ([`notify`]).
+//!   JSON webhooks and Slack-compatible webhooks, retried with backoff ([`notify`]), only to
+//!   addresses the [`egress`] policy allows (no link-local or cloud-metadata address, checked
+//!   after DNS and at every redirect), their URLs redacted in logs and history.
 //! - Multi-series alarms (a dimension value `*`, kinsight extension) and the default
 //!   Kubernetes alarm pack built on them ([`pack`]).
 //!
@@ -18,6 +20,7 @@
 //! actions — an action is a URL.
 
 pub mod clock;
+pub mod egress;
 pub mod evaluate;
 mod journal;
 pub mod model;
@@ -29,8 +32,9 @@ pub mod state;
 pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use egress::EgressPolicy;
 pub use model::{Alarm, AlarmConfig, ComparisonOperator, Dimension, StateValue, TreatMissingData};
-pub use notify::NotifierConfig;
+pub use notify::{NotifierConfig, redact_url};
 pub use pack::{PackOptions, kubernetes_pack};
 pub use service::{
     AlarmService, AlarmServiceConfig, BackgroundTasks, DescribeFilter, EvalReport, Transition,
@@ -60,6 +64,15 @@ pub enum AlarmError {
     Corrupt { path: PathBuf, reason: String },
     #[error("HTTP client: {0}")]
     Http(String),
+}
+
+impl From<kinsight_model::durable::DurableError> for AlarmError {
+    fn from(e: kinsight_model::durable::DurableError) -> Self {
+        AlarmError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl AlarmError {

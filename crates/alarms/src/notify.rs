@@ -9,9 +9,74 @@
 //! - `https://hooks.slack.com/…` or any URL written `slack+https://…` (`slack+http://…`):
 //!   a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat, …); the body is
 //!   `{"text": …}` and the `slack+` prefix is removed before sending.
+//!
+//! Where a webhook may connect is [`crate::egress`]'s decision, at every hop. Webhook URLs are
+//! secrets (a Slack hook is a secret path; tokens travel in query strings): logs and the
+//! alarm history only ever hold them as [`redact_url`] shows them — scheme, host and port —,
+//! and callers below admin scope see them that way in DescribeAlarms (issue 15, item 10).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::egress::{EgressPolicy, refusal_in};
+
+/// What replaces the path, query and credentials of a webhook URL when it is shown.
+pub const REDACTED: &str = "<redacted>";
+
+/// `scheme://host[:port]/<redacted>` (keeping a `slack+` prefix): enough to tell webhooks
+/// apart, nothing of the secret path, query or user info.
+pub fn redact_url(action: &str) -> String {
+    let (prefix, rest) = match action.get(..6) {
+        Some(p) if p.eq_ignore_ascii_case("slack+") => ("slack+", &action[6..]),
+        _ => ("", action),
+    };
+    match reqwest::Url::parse(rest) {
+        Ok(u) if u.host_str().is_some() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{prefix}{}://{}{port}/{REDACTED}",
+                u.scheme(),
+                u.host_str().unwrap_or_default()
+            )
+        }
+        _ => REDACTED.to_string(),
+    }
+}
+
+/// `text` with every `http://…` / `https://…` URL in it redacted (history summaries and
+/// documents written before redaction, alarm configurations inside history items).
+pub fn redact_urls_in(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    while let Some(found) = ["http://", "https://"]
+        .iter()
+        .filter_map(|s| lower[pos..].find(s).map(|i| pos + i))
+        .min()
+    {
+        let end = text[found..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\\' | '<' | '>' | '\''))
+            .map_or(text.len(), |i| found + i);
+        out.push_str(&text[pos..found]);
+        out.push_str(&redact_url(&text[found..end]));
+        pos = end;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
+/// A reqwest error as text without its URL (which may carry secrets), with its causes.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut cur = std::error::Error::source(&e);
+    while let Some(s) = cur {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        cur = s.source();
+    }
+    msg
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TargetKind {
@@ -83,6 +148,8 @@ pub struct NotifierConfig {
     pub timeout_ms: u64,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Where webhooks may connect ([`crate::egress`]).
+    pub egress: EgressPolicy,
 }
 
 impl Default for NotifierConfig {
@@ -93,6 +160,7 @@ impl Default for NotifierConfig {
             max_attempts: 10,
             timeout_ms: 10_000,
             concurrency: 16,
+            egress: EgressPolicy::default(),
         }
     }
 }
@@ -150,12 +218,23 @@ pub fn slack_text(message: &Value) -> String {
     )
 }
 
-/// Sends one notification once.
-pub async fn deliver(client: &reqwest::Client, n: &Notification) -> Delivery {
+/// Sends one notification once, with a client from [`EgressPolicy::client`] (which checks
+/// names and redirects); address literals are checked here.
+pub async fn deliver(
+    client: &reqwest::Client,
+    policy: &EgressPolicy,
+    n: &Notification,
+) -> Delivery {
     let target = match Target::parse(&n.action) {
         Ok(t) => t,
-        Err(e) => return Delivery::Failed(e),
+        Err(e) => return Delivery::Failed(redact_urls_in(&e)),
     };
+    if let Some(refused) = reqwest::Url::parse(&target.url)
+        .ok()
+        .and_then(|u| policy.check_literal(&u).err())
+    {
+        return Delivery::Failed(format!("refused: {refused}"));
+    }
     let body = match target.kind {
         TargetKind::Webhook => n.message.clone(),
         TargetKind::Slack => serde_json::json!({ "text": slack_text(&n.message) }),
@@ -180,7 +259,16 @@ pub async fn deliver(client: &reqwest::Client, n: &Notification) -> Delivery {
                 Delivery::Failed(format!("HTTP {status}"))
             }
         }
-        Err(e) => Delivery::Retry(e.to_string()),
+        Err(e) => {
+            if let Some(refused) = refusal_in(&e) {
+                // A refused address does not become allowed by retrying.
+                Delivery::Failed(format!("refused: {refused}"))
+            } else if e.is_redirect() {
+                Delivery::Failed(describe(e))
+            } else {
+                Delivery::Retry(describe(e))
+            }
+        }
     }
 }
 
@@ -203,6 +291,26 @@ mod tests {
                 .contains("http(s)")
         );
         assert!(Target::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted_to_scheme_host_and_port() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T000/B000/XXXXSECRET"),
+            "https://hooks.slack.com/<redacted>"
+        );
+        assert_eq!(
+            redact_url("slack+https://user:pw@chat.example.com:8443/hooks/abc?token=s3cret"),
+            "slack+https://chat.example.com:8443/<redacted>"
+        );
+        assert_eq!(redact_url("not a url"), "<redacted>");
+        let text = r#"Failed to execute action https://pager.example.com/hook?key=SECRET after 3 attempts; {"AlarmActions":["http://10.0.0.5:9000/x/y"],"OKActions":["slack+HTTPS://h.example/T/B/C"]}"#;
+        let r = redact_urls_in(text);
+        assert_eq!(
+            r,
+            r#"Failed to execute action https://pager.example.com/<redacted> after 3 attempts; {"AlarmActions":["http://10.0.0.5:9000/<redacted>"],"OKActions":["slack+https://h.example/<redacted>"]}"#
+        );
+        assert!(!r.contains("SECRET") && !r.contains("/x/y") && !r.contains("T/B/C"));
     }
 
     #[test]

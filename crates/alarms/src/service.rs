@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::evaluate::{EvalParams, Point, evaluate, num};
 use crate::journal::{self, Journal, Op};
 use crate::model::{Alarm, AlarmConfig, LowSampleCountPercentile, StateValue, TreatMissingData};
-use crate::notify::{Delivery, Notification, NotifierConfig, Target, deliver};
+use crate::notify::{Delivery, Notification, NotifierConfig, Target, deliver, redact_url};
 use crate::source::MetricSource;
 use crate::state::{
     self, AlarmHistoryItem, AlarmState, Document, HISTORY_RETENTION_MS, HistoryItemType,
@@ -190,7 +190,7 @@ impl AlarmService {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, AlarmError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| AlarmError::io(dir, e))?;
+        kinsight_model::durable::create_dir_all(dir)?;
         let path = dir.join("alarms.json");
         let doc = state::load(&path)?;
         let snapshot_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
@@ -221,9 +221,10 @@ impl AlarmService {
                 apply(&mut inner, op, &jpath)?;
             }
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.notifier.timeout_ms))
-            .build()
+        let http = config
+            .notifier
+            .egress
+            .client(Duration::from_millis(config.notifier.timeout_ms))
             .map_err(|e| AlarmError::Http(e.to_string()))?;
         Ok(Arc::new(AlarmService {
             path,
@@ -278,9 +279,34 @@ impl AlarmService {
         self.snapshot(&mut g)
     }
 
+    /// Refuses actions whose host is an address webhooks may not reach (issue 15, item 10);
+    /// host names are checked when a delivery resolves them.
+    fn check_destinations(&self, alarm: &Alarm) -> Result<(), AlarmError> {
+        let c = &alarm.config;
+        for (field, list) in [
+            ("AlarmActions", &c.alarm_actions),
+            ("OKActions", &c.ok_actions),
+            ("InsufficientDataActions", &c.insufficient_data_actions),
+        ] {
+            for action in list {
+                let url = Target::parse(action).map_err(|m| AlarmError::invalid(field, m))?;
+                let url = reqwest::Url::parse(&url.url)
+                    .map_err(|e| AlarmError::invalid(field, e.to_string()))?;
+                if let Err(refused) = self.config.notifier.egress.check_literal(&url) {
+                    return Err(AlarmError::invalid(
+                        field,
+                        format!("{}: {refused}", redact_url(action)),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// PutMetricAlarm: creates the alarm, or replaces its configuration keeping its state.
     pub fn put(&self, config: AlarmConfig) -> Result<MetricAlarm, AlarmError> {
         let alarm = Arc::new(Alarm::try_from(config)?);
+        self.check_destinations(&alarm)?;
         let now = self.clock.now_ms();
         let mut g = self.lock();
         let name = alarm.name().to_string();
@@ -350,7 +376,7 @@ impl AlarmService {
         // Validate all before storing any, so a bad action URL installs nothing.
         let configs = crate::pack::kubernetes_pack(opts);
         for c in &configs {
-            Alarm::try_from(c.clone())?;
+            self.check_destinations(&Alarm::try_from(c.clone())?)?;
         }
         configs.into_iter().map(|c| self.put(c)).collect()
     }
@@ -643,8 +669,9 @@ impl AlarmService {
             let mut set = tokio::task::JoinSet::new();
             for n in chunk {
                 let client = self.http.clone();
+                let policy = self.config.notifier.egress.clone();
                 let n = n.clone();
-                set.spawn(async move { (n.id, deliver(&client, &n).await) });
+                set.spawn(async move { (n.id, deliver(&client, &policy, &n).await) });
             }
             while let Some(r) = set.join_next().await {
                 if let Ok((id, d)) = r {
@@ -663,9 +690,8 @@ impl AlarmService {
             let Some(pos) = g.outbox.iter().position(|x| x.id == n.id) else {
                 continue;
             };
-            let url = Target::parse(&n.action)
-                .map(|t| t.url)
-                .unwrap_or_else(|_| n.action.clone());
+            // Logs and the history show the URL without its secret parts (issue 15, item 10).
+            let url = redact_url(&n.action);
             let (summary, give_up) = match &result {
                 Delivery::Delivered(status) => (
                     Some(format!(
@@ -706,7 +732,7 @@ impl AlarmService {
                         timestamp_ms: done_at,
                         item_type: HistoryItemType::Action,
                         summary,
-                        data: json!({"version": "1.0", "actionArn": item.action, "attempts": item.attempts + 1,
+                        data: json!({"version": "1.0", "actionArn": url, "attempts": item.attempts + 1,
                                       "newState": item.message.get("NewStateValue")}),
                     };
                     ops.push(Op::History(h.clone()));

@@ -6,8 +6,7 @@ use crate::model::{Alarm, AlarmConfig, Dimension, StateValue};
 use crate::notify::Notification;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 pub(crate) const FORMAT: &str = "kinsight-alarms";
@@ -120,6 +119,31 @@ pub struct MetricAlarm {
     /// kinsight extension: per-series states of a multi-series (`*`) alarm.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub series_states: BTreeMap<String, StateValue>,
+}
+
+impl MetricAlarm {
+    /// The alarm as a caller below admin scope sees it: action URLs reduced to scheme, host
+    /// and port (issue 15, item 10).
+    pub fn redact_actions(&mut self) {
+        for list in [
+            &mut self.ok_actions,
+            &mut self.alarm_actions,
+            &mut self.insufficient_data_actions,
+        ] {
+            for a in list.iter_mut() {
+                *a = crate::notify::redact_url(a);
+            }
+        }
+    }
+}
+
+impl AlarmHistoryItem {
+    /// The item as a caller below admin scope sees it: URLs in the summary and in the data
+    /// (an alarm configuration, an action) redacted.
+    pub fn redact_actions(&mut self) {
+        self.history_summary = crate::notify::redact_urls_in(&self.history_summary);
+        self.history_data = crate::notify::redact_urls_in(&self.history_data);
+    }
 }
 
 pub fn iso(ms: i64) -> String {
@@ -252,23 +276,11 @@ pub(crate) fn load(path: &Path) -> Result<Option<Document>, AlarmError> {
         })
 }
 
-/// Temporary file, fsync, rename, fsync of the directory.
+/// Temporary file, fsync, rename, fsync of the directory ([`kinsight_model::durable`]).
 pub(crate) fn save(path: &Path, doc: &Document) -> Result<(), AlarmError> {
     let bytes = serde_json::to_vec(doc).map_err(|e| AlarmError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp).map_err(|e| AlarmError::io(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| AlarmError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| AlarmError::io(&tmp, e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| AlarmError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| AlarmError::io(dir, e))?;
-    }
-    Ok(())
+    kinsight_model::durable::write_atomic(path, &bytes).map_err(AlarmError::from)
 }

@@ -6,8 +6,8 @@
 //!   and keeps every sample plus 1-minute and 1-hour rollups ([`tier`]) in a columnar,
 //!   compressed, crash-safe store on local disk ([`MetricStore`]). Ingest is idempotent per
 //!   sequence number, so WAL replay after a crash never double counts.
-//! - Guards cardinality per namespace: past a limit, datapoints of new series are dropped,
-//!   counted, and logged once ([`series`]).
+//! - Guards cardinality per namespace and for the whole store: past a limit, datapoints of new
+//!   series are dropped, counted, and logged once ([`series`]).
 //! - Answers ListMetrics-style listings and metric queries: `SampleCount`, `Average`, `Sum`,
 //!   `Minimum`, `Maximum` and percentiles `pNN[.NN]` over periods of 1 s to 1 day, for one
 //!   series or every series a dimension search matches, as time-aligned series ([`query`]).
@@ -32,7 +32,9 @@ pub mod tier;
 pub mod wire;
 
 pub use query::{MetricQuery, QueryResult, SeriesValues};
-pub use series::{CardinalityStats, DimensionMatcher, SeriesInfo, SeriesKey, SeriesSelector};
+pub use series::{
+    CardinalityStats, DimensionMatcher, SeriesInfo, SeriesKey, SeriesSelector, SeriesUsage,
+};
 pub use statistic::{SlotSummary, Statistic, nearest_rank};
 pub use store::{IngestOutcome, MaintenanceReport, MetricStore, MetricStoreConfig, StoreStats};
 pub use tier::{Retention, Tier};

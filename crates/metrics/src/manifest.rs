@@ -1,11 +1,12 @@
 //! The manifest (which files make up the store, and up to which ingest sequence number their
 //! content goes) and the series files (the registry, in chunks). Both are replaced or created
-//! atomically: temporary file, fsync, rename, fsync of the directory. Formats in
-//! docs/formats/metrics.md.
+//! atomically: temporary file, fsync, rename, fsync of the directory
+//! ([`kinsight_model::durable`]). Formats in docs/formats/metrics.md.
 
 use crate::MetricsError;
 use crate::series::SeriesInfo;
 use crate::tier::Tier;
+use kinsight_model::durable;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -175,21 +176,16 @@ pub(crate) fn read_series_file(
 /// Temporary file, fsync, rename over the target, fsync of the directory: after a crash the
 /// target is either the old or the new content, never a mix.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MetricsError> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp).map_err(|e| MetricsError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| MetricsError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| MetricsError::io(&tmp, e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| MetricsError::io(path, e))?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    durable::write_atomic(path, bytes).map_err(durable_error)
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), MetricsError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| MetricsError::io(dir, e))
+    durable::sync_dir(dir).map_err(durable_error)
+}
+
+pub(crate) fn durable_error(e: durable::DurableError) -> MetricsError {
+    MetricsError::Io {
+        path: e.path,
+        source: e.source,
+    }
 }

@@ -1,5 +1,5 @@
-//! Metric identities (series) and the registry that numbers them, with the per-namespace
-//! cardinality guard.
+//! Metric identities (series) and the registry that numbers them, with the cardinality
+//! guards: per namespace, and for all namespaces together (issue 15, item 12).
 //!
 //! A series is what CloudWatch calls a metric: namespace + metric name + the full set of
 //! dimensions (reference §1.2, §6.2 "CloudWatch metric identity"). Every distinct dimension
@@ -138,6 +138,17 @@ pub struct CardinalityStats {
     pub rejected_datapoints: u64,
 }
 
+/// How close the store-wide series cap is: for an operator to alarm on before it is hit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesUsage {
+    pub count: usize,
+    pub limit: usize,
+    /// Datapoints dropped since start because they would have created a series past a cap
+    /// (this one or a namespace's).
+    pub rejected: u64,
+}
+
 #[derive(Debug, Default)]
 struct NamespaceGuard {
     series: usize,
@@ -166,12 +177,18 @@ pub(crate) struct Registry {
     index: HashMap<String, ByName>,
     guards: HashMap<String, NamespaceGuard>,
     limit_per_namespace: usize,
+    /// Series of all namespaces together: every series costs registry memory for the life
+    /// of the store (ids are never reused), whatever its namespace.
+    limit_total: usize,
+    rejected_total: u64,
+    warned_total: bool,
 }
 
 impl Registry {
-    pub fn new(limit_per_namespace: usize) -> Self {
+    pub fn new(limit_per_namespace: usize, limit_total: usize) -> Self {
         Registry {
             limit_per_namespace,
+            limit_total,
             ..Default::default()
         }
     }
@@ -217,6 +234,20 @@ impl Registry {
     ) -> Resolve {
         if let Some(id) = self.lookup(namespace, name, dims) {
             return Resolve::Known(id);
+        }
+        if self.series.len() >= self.limit_total {
+            self.rejected_total += 1;
+            if !self.warned_total {
+                self.warned_total = true;
+                let limit = self.limit_total;
+                tracing::warn!(
+                    namespace,
+                    limit,
+                    metric = name,
+                    "metric series limit reached: the store holds {limit} series; datapoints of new series are dropped and counted (--max-metric-series)"
+                );
+            }
+            return Resolve::Rejected;
         }
         let limit = self.limit_per_namespace;
         let guard = self.guards.entry(namespace.to_string()).or_default();
@@ -279,6 +310,19 @@ impl Registry {
         out
     }
 
+    pub fn usage(&self) -> SeriesUsage {
+        SeriesUsage {
+            count: self.series.len(),
+            limit: self.limit_total,
+            rejected: self.rejected_total
+                + self
+                    .guards
+                    .values()
+                    .map(|g| g.rejected_datapoints)
+                    .sum::<u64>(),
+        }
+    }
+
     pub fn cardinality(&self) -> Vec<CardinalityStats> {
         let mut v: Vec<CardinalityStats> = self
             .guards
@@ -308,7 +352,7 @@ mod tests {
 
     #[test]
     fn guard_rejects_new_series_past_the_limit_and_counts() {
-        let mut r = Registry::new(2);
+        let mut r = Registry::new(2, 100);
         assert!(matches!(
             r.resolve("N", "m", &dims(&[("a", "1")]), None),
             Resolve::Created(0)
@@ -342,8 +386,36 @@ mod tests {
     }
 
     #[test]
+    fn the_store_wide_cap_holds_across_namespaces() {
+        let mut r = Registry::new(10, 3);
+        for ns in ["A", "B", "C"] {
+            assert!(matches!(
+                r.resolve(ns, "m", &dims(&[]), None),
+                Resolve::Created(_)
+            ));
+        }
+        // A fourth namespace has room of its own, the store has none.
+        assert!(matches!(
+            r.resolve("D", "m", &dims(&[]), None),
+            Resolve::Rejected
+        ));
+        assert!(matches!(
+            r.resolve("A", "m", &dims(&[]), None),
+            Resolve::Known(0)
+        ));
+        assert_eq!(
+            r.usage(),
+            SeriesUsage {
+                count: 3,
+                limit: 3,
+                rejected: 1
+            }
+        );
+    }
+
+    #[test]
     fn selectors_exact_and_partial() {
-        let mut r = Registry::new(100);
+        let mut r = Registry::new(100, 100);
         let pod = dims(&[
             ("ClusterName", "c"),
             ("Namespace", "prod"),

@@ -13,10 +13,13 @@ use crate::cache::BlockCache;
 use crate::manifest::{self, Manifest, SegmentMeta, SeriesFileMeta};
 use crate::query::{MetricQuery, QueryResult, SeriesValues};
 use crate::segment::{Segment, SegmentWriter};
-use crate::series::{CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, SeriesSelector};
+use crate::series::{
+    CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, SeriesSelector, SeriesUsage,
+};
 use crate::statistic::{SlotSummary, Statistic};
 use crate::tier::{Retention, Tier, tier_for};
 use kinsight_model::LogEvent;
+use kinsight_model::durable;
 use kinsight_model::emf::{self, Datapoint};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,8 +31,9 @@ use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct MetricStoreConfig {
-    /// Cardinality guard: distinct series per namespace.
+    /// Cardinality guards: distinct series per namespace, and in all (issue 15, item 12).
     pub max_series_per_namespace: usize,
+    pub max_series: usize,
     pub retention: Retention,
     /// Decoded-block cache budget.
     pub block_cache_bytes: usize,
@@ -47,6 +51,7 @@ impl Default for MetricStoreConfig {
     fn default() -> Self {
         MetricStoreConfig {
             max_series_per_namespace: 100_000,
+            max_series: 150_000,
             retention: Retention::default(),
             block_cache_bytes: 256 << 20,
             flush_interval_ms: 30_000,
@@ -82,6 +87,7 @@ pub struct StoreStats {
     pub samples_ingested: u64,
     pub emf_errors: u64,
     pub cardinality: Vec<CardinalityStats>,
+    pub series_usage: SeriesUsage,
 }
 
 /// What [`MetricStore::maintain`] did.
@@ -160,10 +166,10 @@ impl MetricStore {
             dir.join("segments").join("minute"),
             dir.join("segments").join("hour"),
         ] {
-            fs::create_dir_all(&sub).map_err(|e| MetricsError::io(&sub, e))?;
+            durable::create_dir_all(&sub).map_err(manifest::durable_error)?;
         }
         let manifest = Manifest::load(&dir)?.unwrap_or_default();
-        let mut registry = Registry::new(config.max_series_per_namespace);
+        let mut registry = Registry::new(config.max_series_per_namespace, config.max_series);
         for f in &manifest.series_files {
             for info in manifest::read_series_file(&dir, f.generation)? {
                 registry
@@ -872,12 +878,18 @@ impl MetricStore {
             samples_ingested: self.samples_ingested.load(Ordering::Relaxed),
             emf_errors: self.emf_errors.load(Ordering::Relaxed),
             cardinality: st.registry.cardinality(),
+            series_usage: st.registry.usage(),
         }
     }
 
     /// Counters of the cardinality guard, per namespace.
     pub fn cardinality(&self) -> Vec<CardinalityStats> {
         self.read().registry.cardinality()
+    }
+
+    /// How close the store-wide series cap is.
+    pub fn series_usage(&self) -> SeriesUsage {
+        self.read().registry.usage()
     }
 }
 
@@ -977,7 +989,6 @@ fn remove_orphans(dir: &Path, m: &Manifest) -> Result<(), MetricsError> {
             }
         }
     }
-    let tmp = manifest::manifest_path(dir).with_extension("tmp");
-    let _ = fs::remove_file(tmp);
+    let _ = fs::remove_file(durable::temp_path(&manifest::manifest_path(dir)));
     Ok(())
 }

@@ -7,11 +7,14 @@
 //! extraction of datapoints ([`emf`]), and the agent configuration in the seed's JSON shape
 //! ([`config`]).
 //!
-//! What does not: any I/O, any async runtime, any heavy dependency. Every other crate depends
-//! on this one, so it must stay cheap to build.
+//! What does not: any I/O — except [`durable`], the one helper that replaces persisted files
+//! atomically and durably, written once for every crate that keeps state on disk —, any async
+//! runtime, any heavy dependency. Every other crate depends on this one, so it must stay cheap
+//! to build.
 
 pub mod catalogue;
 pub mod config;
+pub mod durable;
 pub mod emf;
 pub mod event;
 pub mod hash;

@@ -42,6 +42,8 @@ pub enum ErrorCode {
     ResourceAlreadyExists,
     NotFound,
     MethodNotAllowed,
+    /// Creating a log group or stream would pass one of the server's caps (issue 15, item 12).
+    LimitExceeded,
     /// The disk holding the write-ahead log is full: nothing of the request was stored.
     InsufficientStorage,
     /// Shutting down or overloaded: retry later.
@@ -55,7 +57,9 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             MalformedJson | MalformedQuery | InvalidParameter | InvalidLogGroupName
-            | InvalidLogStreamName | InvalidRetention | BadEncoding => StatusCode::BAD_REQUEST,
+            | InvalidLogStreamName | InvalidRetention | BadEncoding | LimitExceeded => {
+                StatusCode::BAD_REQUEST
+            }
             BatchTooLarge | PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -89,6 +93,7 @@ impl ErrorCode {
             ResourceAlreadyExists => "ResourceAlreadyExists",
             NotFound => "NotFound",
             MethodNotAllowed => "MethodNotAllowed",
+            LimitExceeded => "LimitExceeded",
             InsufficientStorage => "InsufficientStorage",
             ServiceUnavailable => "ServiceUnavailable",
             InternalError => "InternalError",
@@ -171,6 +176,7 @@ impl From<StoreError> for ApiError {
             StoreError::GroupAlreadyExists(_) | StoreError::StreamAlreadyExists { .. } => {
                 ErrorCode::ResourceAlreadyExists
             }
+            StoreError::LimitExceeded { .. } => ErrorCode::LimitExceeded,
             StoreError::DiskFull { .. } => ErrorCode::InsufficientStorage,
             StoreError::ShuttingDown | StoreError::Backpressure { .. } => {
                 ErrorCode::ServiceUnavailable

@@ -18,6 +18,10 @@ pub struct Catalogue {
     pub next_group_id: u64,
     /// Groups by name (sorted, as DescribeLogGroups lists them).
     pub groups: BTreeMap<String, GroupEntry>,
+    /// Streams of all groups together (kept as they change; recounted after decoding): what
+    /// the `max_log_streams` cap compares with, without walking every group per batch.
+    #[serde(skip)]
+    stream_count: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +89,16 @@ pub(crate) struct Effects {
 }
 
 impl Catalogue {
+    /// Streams of all groups.
+    pub fn stream_count(&self) -> usize {
+        self.stream_count
+    }
+
+    /// Recomputes [`Catalogue::stream_count`] (after decoding a checkpoint).
+    pub(crate) fn recount(&mut self) {
+        self.stream_count = self.groups.values().map(|g| g.streams.len()).sum();
+    }
+
     pub fn group(&self, name: &str) -> Option<&GroupEntry> {
         self.groups.get(name)
     }
@@ -111,6 +125,7 @@ impl Catalogue {
     ) -> Vec<(u64, usize)> {
         let mut out = Vec::with_capacity(events.len());
         let mut i = 0;
+        let mut new_streams = 0;
         // Events of one group usually come in runs: look the group up once per run (this
         // runs on the WAL thread, for every event).
         while i < events.len() {
@@ -128,15 +143,17 @@ impl Catalogue {
                 widen(&mut g.last_event_ms, e.timestamp, i64::max);
                 let s = match g.streams.get_mut(e.log_stream_name.as_str()) {
                     Some(s) => s,
-                    None => g
-                        .streams
-                        .entry(e.log_stream_name.clone())
-                        .or_insert(StreamEntry {
-                            created_ms: ingestion_ms,
-                            first_event_ms: None,
-                            last_event_ms: None,
-                            last_ingestion_ms: None,
-                        }),
+                    None => {
+                        new_streams += 1;
+                        g.streams
+                            .entry(e.log_stream_name.clone())
+                            .or_insert(StreamEntry {
+                                created_ms: ingestion_ms,
+                                first_event_ms: None,
+                                last_event_ms: None,
+                                last_ingestion_ms: None,
+                            })
+                    }
                 };
                 widen(&mut s.first_event_ms, e.timestamp, i64::min);
                 widen(&mut s.last_event_ms, e.timestamp, i64::max);
@@ -146,6 +163,7 @@ impl Catalogue {
             g.last_ingestion_ms = Some(ingestion_ms);
             i += run;
         }
+        self.stream_count += new_streams;
         out
     }
 
@@ -167,7 +185,10 @@ impl Catalogue {
                 g.tags = tags.clone();
             }
             CatalogueOp::DeleteGroup { name } => match self.groups.remove(name) {
-                Some(g) => fx.deleted_groups.push(g.id),
+                Some(g) => {
+                    self.stream_count -= g.streams.len();
+                    fx.deleted_groups.push(g.id);
+                }
                 None => return Err(StoreError::GroupNotFound(name.clone())),
             },
             CatalogueOp::PutRetention {
@@ -209,6 +230,7 @@ impl Catalogue {
                         last_ingestion_ms: None,
                     },
                 );
+                self.stream_count += 1;
             }
             CatalogueOp::DeleteStream { group, stream, .. } => {
                 let g = self.group_mut(group)?;
@@ -219,6 +241,7 @@ impl Catalogue {
                     });
                 }
                 g.deleted_streams.insert(stream.clone(), seq);
+                self.stream_count -= 1;
             }
         }
         Ok(fx)
@@ -248,6 +271,7 @@ mod tests {
         let a = c.group("/a").unwrap();
         assert_eq!((a.first_event_ms, a.last_event_ms), (Some(10), Some(20)));
         assert_eq!(a.streams.len(), 2);
+        assert_eq!(c.stream_count(), 3);
         // Re-applying (a replay over a checkpoint) changes nothing.
         let before = c.clone();
         c.apply_events(&ev, 100);
@@ -262,8 +286,14 @@ mod tests {
             .apply_op(2, &CatalogueOp::DeleteGroup { name: "/a".into() })
             .unwrap();
         assert_eq!(fx.deleted_groups, vec![1]);
+        assert_eq!(c.stream_count(), 0);
         c.apply_events(&[LogEvent::new("/a", "s", 1, "")], 3);
         assert_eq!(c.group("/a").unwrap().id, 2);
+        assert_eq!(c.stream_count(), 1);
+        let mut decoded: Catalogue =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        decoded.recount();
+        assert_eq!(decoded, c);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The checkpoint: the catalogue as of WAL sequence `seq` plus the manifest of segments. On
 //! start the store loads it and replays the WAL records after `seq`. It is one JSON object
-//! (`v1/checkpoint.json`) replaced atomically; layout in `docs/formats/catalogue.md`.
+//! (`v1/checkpoint.json`) replaced atomically and durably; before each replacement the one it
+//! replaces is kept as `v1/checkpoint.prev.json`, the store's fallback when the newest is
+//! damaged (issue 15, item 11). Layout in `docs/formats/catalogue.md`.
 
 use std::collections::BTreeMap;
 
@@ -73,10 +75,16 @@ impl Checkpoint {
     }
 
     pub fn decode(path: &str, bytes: &[u8]) -> Result<Self> {
-        let bad = |reason: String| StoreError::Format {
+        Self::decode_or_damaged(path, bytes)?.map_err(|reason| StoreError::Format {
             path: path.to_string(),
             reason,
-        };
+        })
+    }
+
+    /// Decodes a stored checkpoint, telling damage (torn, garbled, not a checkpoint:
+    /// `Ok(Err(reason))`, worth falling back from) from a version this build does not read
+    /// (`Err`: falling back would hide a downgrade).
+    pub fn decode_or_damaged(path: &str, bytes: &[u8]) -> Result<Result<Self, String>> {
         // Check the header fields first so that a future version gets a clear error, not a
         // field-by-field serde complaint.
         #[derive(Deserialize)]
@@ -84,18 +92,165 @@ impl Checkpoint {
             format: String,
             version: u32,
         }
-        let head: Head =
-            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a checkpoint: {e}")))?;
+        let head: Head = match serde_json::from_slice(bytes) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(format!("not a checkpoint: {e}"))),
+        };
         if head.format != CHECKPOINT_FORMAT {
-            return Err(bad(format!("format {:?} is not a checkpoint", head.format)));
+            return Ok(Err(format!("format {:?} is not a checkpoint", head.format)));
         }
         if head.version != CHECKPOINT_VERSION {
-            return Err(bad(format!(
-                "checkpoint version {} is not supported by this build (reads {CHECKPOINT_VERSION})",
-                head.version
-            )));
+            return Err(StoreError::Format {
+                path: path.to_string(),
+                reason: format!(
+                    "checkpoint version {} is not supported by this build (reads {CHECKPOINT_VERSION})",
+                    head.version
+                ),
+            });
         }
-        serde_json::from_slice(bytes).map_err(|e| bad(format!("damaged checkpoint: {e}")))
+        Ok(serde_json::from_slice::<Checkpoint>(bytes)
+            .map(|mut c| {
+                c.catalogue.recount();
+                c
+            })
+            .map_err(|e| format!("damaged checkpoint: {e}")))
+    }
+}
+
+/// What [`load`] found.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The checkpoint to start from.
+    pub checkpoint: Checkpoint,
+    /// `v1/checkpoint.json` holds `checkpoint` (false: it is damaged or missing, the store
+    /// started from the previous one or from the whole WAL). The next checkpoint write copies
+    /// it to the previous slot only when true, so a damaged newest never replaces a good
+    /// previous one.
+    pub newest_valid: bool,
+    /// Sequence number of the usable checkpoint in the previous slot: WAL records after it
+    /// must stay. `None`: there is none, every WAL record stays.
+    pub previous_seq: Option<u64>,
+    /// Segments the previous checkpoint lists and `checkpoint` does not (compaction inputs,
+    /// expired segments): kept until a second checkpoint without them is durable.
+    pub previous_only_paths: Vec<String>,
+}
+
+/// Loads the newest checkpoint, or falls back to the previous one when the newest is damaged
+/// (torn by a crash of the file system, garbled), or to an empty catalogue when there is no
+/// previous one and the WAL still starts at record 1. Falling back is complete because WAL
+/// files are deleted only through the previous checkpoint's sequence number and segments only
+/// once neither checkpoint lists them (`maintenance.rs`); it is refused with an error when the
+/// WAL no longer holds the records after the fallback.
+pub(crate) async fn load(
+    storage: &crate::storage::Storage,
+    wal_dir: &std::path::Path,
+    now_ms: i64,
+) -> Result<Loaded> {
+    let newest_path = crate::paths::checkpoint();
+    let prev_path = crate::paths::previous_checkpoint();
+    let newest = match storage.get_opt(&newest_path).await? {
+        Some(b) => Some(Checkpoint::decode_or_damaged(newest_path.as_ref(), &b)?),
+        None => None,
+    };
+    let prev = match storage.get_opt(&prev_path).await? {
+        None => None,
+        Some(b) => match Checkpoint::decode_or_damaged(prev_path.as_ref(), &b) {
+            Ok(r) => Some(r),
+            // The newest decides; a previous copy of another version is only useless.
+            Err(e) if matches!(newest, Some(Ok(_))) => Some(Err(e.to_string())),
+            Err(e) => return Err(e),
+        },
+    };
+    match (newest, prev) {
+        (Some(Ok(newest)), prev) => {
+            let (previous_seq, previous_only_paths) = match prev {
+                Some(Ok(p)) => {
+                    let keep = newest.manifest.paths();
+                    let only: Vec<String> = p
+                        .manifest
+                        .paths()
+                        .into_iter()
+                        .filter(|x| !keep.contains(x))
+                        .collect();
+                    (Some(p.seq), only)
+                }
+                Some(Err(reason)) => {
+                    tracing::warn!(path = %prev_path, %reason, "the previous checkpoint is damaged; it is replaced at the next checkpoint");
+                    (None, Vec::new())
+                }
+                None => (None, Vec::new()),
+            };
+            Ok(Loaded {
+                checkpoint: newest,
+                newest_valid: true,
+                previous_seq,
+                previous_only_paths,
+            })
+        }
+        (None, None) => Ok(Loaded {
+            checkpoint: Checkpoint::new(0, now_ms, Catalogue::default(), Manifest::default()),
+            newest_valid: false,
+            previous_seq: None,
+            previous_only_paths: Vec::new(),
+        }),
+        (newest, prev) => {
+            let why = match newest {
+                Some(Err(reason)) => reason,
+                _ => "it is missing".to_string(),
+            };
+            let first_wal_seq = crate::wal::list_files(wal_dir)?
+                .first()
+                .map(|f| f.first_seq);
+            let from = match prev {
+                Some(Ok(p)) => p,
+                other => {
+                    // No previous checkpoint: the WAL alone is complete only if it still
+                    // starts at the first record ever written.
+                    if first_wal_seq == Some(1) {
+                        tracing::error!(path = %newest_path, reason = %why, "the checkpoint is damaged and there is no previous one; rebuilding from the whole write-ahead log");
+                        return Ok(Loaded {
+                            checkpoint: Checkpoint::new(
+                                0,
+                                now_ms,
+                                Catalogue::default(),
+                                Manifest::default(),
+                            ),
+                            newest_valid: false,
+                            previous_seq: None,
+                            previous_only_paths: Vec::new(),
+                        });
+                    }
+                    let prev_state = match other {
+                        Some(Err(r)) => format!("the previous checkpoint is damaged too ({r})"),
+                        _ => "there is no previous checkpoint".to_string(),
+                    };
+                    return Err(StoreError::Format {
+                        path: newest_path.to_string(),
+                        reason: format!(
+                            "{why}; {prev_state}, and the write-ahead log no longer starts at record 1: cannot rebuild the catalogue"
+                        ),
+                    });
+                }
+            };
+            if first_wal_seq.is_none_or(|f| f > from.seq + 1) {
+                return Err(StoreError::Format {
+                    path: newest_path.to_string(),
+                    reason: format!(
+                        "{why}; the previous checkpoint (record {}) cannot replace it because the write-ahead log starts at record {}",
+                        from.seq,
+                        first_wal_seq.map_or("(none)".to_string(), |s| s.to_string())
+                    ),
+                });
+            }
+            tracing::error!(path = %newest_path, reason = %why, fallback = %prev_path, fallback_seq = from.seq,
+                "the newest checkpoint is unusable; starting from the previous one and replaying the write-ahead log after it");
+            Ok(Loaded {
+                previous_seq: Some(from.seq),
+                checkpoint: from,
+                newest_valid: false,
+                previous_only_paths: Vec::new(),
+            })
+        }
     }
 }
 
@@ -114,5 +269,9 @@ mod tests {
         let err = Checkpoint::decode("p", other.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("version 9"), "{err}");
         assert!(Checkpoint::decode("p", b"{").is_err());
+        // A torn copy is damage (worth a fallback), another version is not.
+        let torn = &c.encode()[..20];
+        assert!(Checkpoint::decode_or_damaged("p", torn).unwrap().is_err());
+        assert!(Checkpoint::decode_or_damaged("p", other.as_bytes()).is_err());
     }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::cardinality::CardinalityLimits;
 use crate::clock::{Clock, SystemClock};
 use crate::storage::ObjectStoreLocation;
 
@@ -54,6 +55,8 @@ pub struct StoreConfig {
     pub index_interval_ms: u64,
     pub compaction_interval_ms: u64,
     pub retention_interval_ms: u64,
+    /// Caps on the number of log groups and streams (issue 15, item 12).
+    pub limits: CardinalityLimits,
 }
 
 impl StoreConfig {
@@ -83,6 +86,7 @@ impl StoreConfig {
             index_interval_ms: 200,
             compaction_interval_ms: 30_000,
             retention_interval_ms: 300_000,
+            limits: CardinalityLimits::default(),
         }
     }
 

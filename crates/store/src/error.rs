@@ -101,6 +101,18 @@ pub enum StoreError {
     /// of the batch was stored and the caller should retry later.
     #[error("{unflushed_bytes} bytes are waiting to be flushed to the object store; retry later")]
     Backpressure { unflushed_bytes: usize },
+    /// Creating a group or stream would pass one of the cardinality caps (issue 15, item 12).
+    #[error(
+        "cannot create {what}: {count} of {limit} allowed {} exist (the server's {}); delete unused ones or raise the limit",
+        match kind { crate::cardinality::LimitKind::LogGroups => "log groups", crate::cardinality::LimitKind::LogStreams => "log streams", crate::cardinality::LimitKind::StreamsPerGroup => "log streams in the group" },
+        kind.setting()
+    )]
+    LimitExceeded {
+        kind: crate::cardinality::LimitKind,
+        what: String,
+        count: usize,
+        limit: usize,
+    },
     /// The store is shutting down (or its writer thread died); the caller may retry later.
     #[error("the store is shutting down")]
     ShuttingDown,

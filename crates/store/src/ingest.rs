@@ -5,7 +5,8 @@
 //! event on its own may be rejected for the reasons PutLogEvents reports in
 //! `rejectedLogEventsInfo` (reference §6.2) — too new (> 2 h ahead), too old (> 14 days),
 //! expired (older than the group's retention) — and for being too large (> 262,144 bytes with
-//! the 26-byte overhead); the rest is accepted.
+//! the 26-byte overhead); the rest is accepted. An event that would create a group or stream
+//! past the server's caps is rejected too (`crate::cardinality`).
 //!
 //! Deliberately not enforced here: chronological order and the 24-hour span of one batch.
 //! They are constraints of PutLogEvents' single-stream requests; the CloudWatch-compatible
@@ -46,6 +47,12 @@ pub enum RejectReason {
     Expired,
     /// Message + 26 bytes exceeds 262,144 bytes.
     TooLarge,
+    /// Its log group does not exist and the server holds as many groups as it allows
+    /// (`--max-log-groups`; issue 15, item 12).
+    TooManyLogGroups,
+    /// Its log stream does not exist and its group, or the server, holds as many streams as
+    /// allowed (`--max-streams-per-group`, `--max-log-streams`).
+    TooManyLogStreams,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,8 @@
 //!   flattened into typed columns (`kubernetes.pod_name`); the raw message stays in `@message`.
 //!   Small segments are compacted; retention drops expired ones. Segments, checkpoints and
 //!   dedup files go through `object_store`: a local directory or any S3-compatible store.
-//! * **Catalogue**: groups, streams, retention, tags, stored bytes, first/last event time.
+//! * **Catalogue**: groups, streams, retention, tags, stored bytes, first/last event time;
+//!   caps on how many groups and streams may exist ([`cardinality`]).
 //! * **Reads**: [`Store::scan`] hands the query engine the segments and in-memory batches of a
 //!   group and time range; [`Store::read_events`] pages through a stream by time;
 //!   [`Store::follow`] is a live feed.
@@ -24,6 +25,7 @@
 //!
 //! On-disk formats: `docs/formats/wal.md`, `segments.md`, `catalogue.md`.
 
+pub mod cardinality;
 pub mod catalogue;
 pub mod checkpoint;
 pub mod clock;
@@ -45,6 +47,7 @@ pub mod storage;
 mod store;
 pub mod wal;
 
+pub use cardinality::{CardinalityLimits, CardinalityUsage, LimitKind, Usage};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::StoreConfig;
 pub use error::StoreError;

@@ -7,13 +7,17 @@
 //! 2. write its segments (durably);
 //! 3. under the state lock, put the segments in the manifest and drop the frozen memtable — one
 //!    step, so readers never see a row twice or not at all;
-//! 4. write the batch ids of the records up to `s` (dedup file), then the checkpoint
-//!    `(s, catalogue as of s, manifest)`;
-//! 5. delete WAL files whose records are all `<= s` (and persisted by every observer).
+//! 4. write the batch ids of the records up to `s` (dedup file), copy the current checkpoint
+//!    to the previous slot, then write the checkpoint `(s, catalogue as of s, manifest)`;
+//! 5. delete WAL files whose records are all `<=` the previous checkpoint's sequence number
+//!    (and persisted by every observer).
 //!
 //! A crash before 4 completes leaves the old checkpoint: the WAL still holds the records and
-//! the new segments are orphans, deleted at the next start. Objects dropped from the manifest
-//! are deleted only after a checkpoint without them is durable, and after a grace period.
+//! the new segments are orphans, deleted at the next start. Should the newest checkpoint be
+//! damaged anyway, the store starts from the previous one: the WAL still holds every record
+//! after it (5), and the segments it lists are still there, because objects dropped from the
+//! manifest are deleted only once two checkpoints without them are durable — the newest and
+//! the previous — and after a grace period.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,13 +209,13 @@ impl Store {
                     report.bytes += metas.iter().map(|m| m.size_bytes).sum::<u64>();
                     report.segments += metas.len();
                     if st.catalogue.group_by_id(gid).is_none() {
-                        // Deleted while we wrote: the objects go, after a checkpoint.
+                        // Deleted while we wrote: the objects go (no checkpoint ever listed them).
                         let due = self.now_ms();
                         st.pending_deletes
                             .extend(metas.into_iter().map(|m| PendingDelete {
                                 due_ms: due,
                                 path: m.path,
-                                safe: false,
+                                checkpoints_without: PendingDelete::SAFE_AFTER_CHECKPOINTS,
                             }));
                         continue;
                     }
@@ -316,11 +320,12 @@ impl Store {
         Ok((metas, fields))
     }
 
-    /// Writes the dedup file and the checkpoint for the manifest as it is now; on success
-    /// truncates the WAL and lets garbage collection delete what the manifest dropped.
+    /// Writes the dedup file and the checkpoint for the manifest as it is now — after keeping
+    /// the checkpoint it replaces as the previous one —; on success truncates the WAL through
+    /// the previous checkpoint and counts the checkpoint for objects waiting to be deleted.
     async fn persist_checkpoint(&self) -> Result<u64> {
         let now = self.now_ms();
-        let (seq, ckpt, dedup_entries, covered) = {
+        let (seq, ckpt, dedup_entries, covered, rotate) = {
             let mut st = self.inner.shared.lock();
             let seq = st.checkpoint_seq;
             let ckpt = Checkpoint::new(
@@ -334,6 +339,8 @@ impl Store {
                 ckpt,
                 st.dedup.take_unsaved_through(seq),
                 st.pending_deletes.len(),
+                st.newest_checkpoint_valid
+                    .then_some(st.saved_checkpoint_seq),
             )
         };
         let res = async {
@@ -345,6 +352,15 @@ impl Store {
                         Bytes::from(dedup::encode(&dedup_entries)),
                     )
                     .await?;
+            }
+            // The checkpoint being replaced becomes the previous one: what a start falls back
+            // to if the new one turns out damaged (issue 15, item 11).
+            if let Some(prev_seq) = rotate {
+                self.inner
+                    .storage
+                    .copy_durable(&paths::checkpoint(), &paths::previous_checkpoint())
+                    .await?;
+                self.inner.shared.lock().previous_checkpoint_seq = Some(prev_seq);
             }
             self.inner
                 .storage
@@ -360,22 +376,25 @@ impl Store {
                 .restore_unsaved(dedup_entries);
             return Err(e);
         }
-        {
+        let previous = {
             let mut st = self.inner.shared.lock();
             st.saved_checkpoint_seq = seq;
             st.saved_checkpoint_ms = now;
+            st.newest_checkpoint_valid = true;
             for d in st.pending_deletes.iter_mut().take(covered) {
-                d.safe = true;
+                d.checkpoints_without = d.checkpoints_without.saturating_add(1);
             }
-        }
-        let observers_min = self
+            st.previous_checkpoint_seq
+        };
+        // Records after the previous checkpoint stay: falling back to it replays them.
+        let through = self
             .inner
             .observers
             .iter()
             .map(|o| o.persisted_seq())
-            .fold(seq, u64::min);
+            .fold(previous.unwrap_or(0), u64::min);
         let dir = self.inner.config.wal_dir();
-        tokio::task::spawn_blocking(move || wal::remove_files_through(&dir, observers_min))
+        tokio::task::spawn_blocking(move || wal::remove_files_through(&dir, through))
             .await
             .map_err(join_err)??;
         Ok(seq)
@@ -472,7 +491,7 @@ impl Store {
                         .extend(inputs.iter().map(|i| PendingDelete {
                             due_ms: due,
                             path: i.path.clone(),
-                            safe: false,
+                            checkpoints_without: 0,
                         }));
                 } else {
                     // Retention or deletion removed an input meanwhile: drop our output.
@@ -480,7 +499,7 @@ impl Store {
                         .extend(outputs.iter().map(|o| PendingDelete {
                             due_ms: now,
                             path: o.path.clone(),
-                            safe: false,
+                            checkpoints_without: PendingDelete::SAFE_AFTER_CHECKPOINTS,
                         }));
                 }
                 all_present
@@ -525,7 +544,7 @@ impl Store {
                 .extend(dropped.iter().map(|p| PendingDelete {
                     due_ms: now + grace,
                     path: p.clone(),
-                    safe: false,
+                    checkpoints_without: 0,
                 }));
             dropped.len()
         };
@@ -544,7 +563,7 @@ impl Store {
             let st = self.inner.shared.lock();
             st.pending_deletes
                 .iter()
-                .filter(|d| d.safe && d.due_ms <= now)
+                .filter(|d| d.is_safe() && d.due_ms <= now)
                 .map(|d| d.path.clone())
                 .collect()
         };
@@ -558,14 +577,20 @@ impl Store {
             .shared
             .lock()
             .pending_deletes
-            .retain(|d| !(d.safe && d.due_ms <= now));
+            .retain(|d| !(d.is_safe() && d.due_ms <= now));
         Ok(due.len())
     }
 
-    /// At start: deletes segment objects the checkpoint does not reference (written by a
-    /// flush or compaction that crashed before its checkpoint).
+    /// At start: deletes segment objects neither the checkpoint nor the previous one (the
+    /// fallback) references — written by a flush or compaction that crashed before its
+    /// checkpoint, or a write staged under a temporary name.
     pub(crate) async fn sweep_orphans(&self) -> Result<usize> {
-        let known = self.inner.shared.lock().manifest.paths();
+        let known = {
+            let st = self.inner.shared.lock();
+            let mut known = st.manifest.paths();
+            known.extend(st.pending_deletes.iter().map(|d| d.path.clone()));
+            known
+        };
         let mut n = 0;
         for obj in self.inner.storage.list(&paths::segments_root()).await? {
             if !known.contains(obj.location.as_ref()) {

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! v1/checkpoint.json                                   the catalogue + segment manifest
+//! v1/checkpoint.prev.json                              the checkpoint before it (fallback)
 //! v1/segments/<group id>/<window start ms>/<segment id>.parquet
 //! v1/dedup/<last seq, 20 digits>.bin                   batch ids of a checkpoint interval
 //! ```
@@ -17,6 +18,11 @@ pub const ROOT: &str = "v1";
 /// Key of the checkpoint document.
 pub fn checkpoint() -> Path {
     Path::from(format!("{ROOT}/checkpoint.json"))
+}
+
+/// Key of the previous checkpoint, kept to fall back to when the newest is damaged.
+pub fn previous_checkpoint() -> Path {
+    Path::from(format!("{ROOT}/checkpoint.prev.json"))
 }
 
 /// Prefix under which all segments live.
@@ -44,6 +50,7 @@ pub fn dedup(last_seq: u64) -> Path {
 /// Parses the last sequence number out of a dedup key.
 pub fn parse_dedup(path: &Path) -> Option<u64> {
     let name = path.filename()?;
+    // `.<seq>.bin.tmp` is a write a crash interrupted, not a dedup file.
     name.strip_suffix(".bin")?.parse().ok()
 }
 
@@ -58,7 +65,12 @@ mod tests {
             "v1/segments/7/1700000000000/000000000000002a.parquet"
         );
         assert_eq!(checkpoint().as_ref(), "v1/checkpoint.json");
+        assert_eq!(previous_checkpoint().as_ref(), "v1/checkpoint.prev.json");
         assert_eq!(parse_dedup(&dedup(12)), Some(12));
+        assert_eq!(
+            parse_dedup(&Path::from("v1/dedup/.00000000000000000012.bin.tmp")),
+            None
+        );
         assert_eq!(dedup(12).as_ref(), "v1/dedup/00000000000000000012.bin");
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::cardinality::Reservations;
 use crate::catalogue::Catalogue;
 use crate::checkpoint::Manifest;
 use crate::dedup::{DedupEntry, DedupIndex};
@@ -40,18 +41,35 @@ pub(crate) struct State {
     /// Sequence number of the last checkpoint actually written.
     pub saved_checkpoint_seq: u64,
     pub saved_checkpoint_ms: i64,
+    /// `v1/checkpoint.json` is the checkpoint at `saved_checkpoint_seq` (false after a start
+    /// that found it damaged or missing): only then is it copied to the previous slot.
+    pub newest_checkpoint_valid: bool,
+    /// Sequence number of the checkpoint in the previous slot (`v1/checkpoint.prev.json`);
+    /// the WAL keeps every record after it, so that falling back to it loses nothing.
+    pub previous_checkpoint_seq: Option<u64>,
     /// Objects no longer referenced by the manifest.
     pub pending_deletes: Vec<PendingDelete>,
+    /// Groups and streams that records on their way to the WAL will create.
+    pub reservations: Reservations,
 }
 
-/// An object to delete once a written checkpoint no longer references it and queries that
-/// might still read it have had time to finish.
+/// An object to delete once neither checkpoint (the newest and the previous one, the
+/// fallback) references it and queries that might still read it have had time to finish.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingDelete {
     pub due_ms: i64,
     pub path: String,
-    /// A checkpoint written after the removal is durable.
-    pub safe: bool,
+    /// Checkpoints written (durably) since the removal; at two, the previous checkpoint does
+    /// not list the object either. Objects never listed by any checkpoint start at two.
+    pub checkpoints_without: u8,
+}
+
+impl PendingDelete {
+    pub const SAFE_AFTER_CHECKPOINTS: u8 = 2;
+
+    pub fn is_safe(&self) -> bool {
+        self.checkpoints_without >= Self::SAFE_AFTER_CHECKPOINTS
+    }
 }
 
 impl State {
@@ -92,7 +110,7 @@ impl State {
                             self.pending_deletes.push(PendingDelete {
                                 due_ms: now_ms + gc_grace_ms,
                                 path: s.path,
-                                safe: false,
+                                checkpoints_without: 0,
                             });
                         }
                     }

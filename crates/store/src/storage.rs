@@ -2,9 +2,13 @@
 //! the relative paths of [`crate::paths`]. A local directory by default, any S3-compatible
 //! store with `s3://bucket/prefix` (endpoint and keys from the usual `AWS_*` variables).
 //!
-//! `object_store`'s local backend renames a staged file into place but never fsyncs, so
-//! [`Storage::put_durable`] adds the fsync of the file and its directory: the WAL may only be
-//! truncated once the segments that replace it survive a power cut.
+//! `object_store`'s local backend renames a staged file into place and never fsyncs, neither
+//! the file nor the directories it creates; fsyncing afterwards leaves a window where a power
+//! cut finds the new name on a partial file. So on a local directory [`Storage::put_durable`]
+//! writes itself, in the order of [`kinsight_model::durable`] (temporary file, fsync, rename,
+//! fsync of the directory; every new directory followed by an fsync of its parent): the WAL
+//! may only be truncated once the segments and the checkpoint that replace it survive a power
+//! cut (issue 15, item 11).
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
@@ -16,6 +20,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+
+use kinsight_model::durable::{self, Steps};
 
 use crate::error::{Result, StoreError};
 
@@ -79,9 +85,11 @@ impl std::fmt::Display for ObjectStoreLocation {
 #[derive(Debug, Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
-    /// Set for a local directory: `put_durable` fsyncs below it.
+    /// Set for a local directory: `put_durable` writes below it itself.
     local_root: Option<PathBuf>,
     location: ObjectStoreLocation,
+    /// The file-system steps of local writes (the real ones; a test records them).
+    steps: Arc<dyn Steps + Send + Sync>,
 }
 
 impl Storage {
@@ -94,17 +102,7 @@ impl Storage {
     /// `("aws_access_key_id", "…")`) applied over the environment; empty for the CLI.
     pub fn open(location: &ObjectStoreLocation, s3_options: &[(String, String)]) -> Result<Self> {
         match location {
-            ObjectStoreLocation::Local(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
-                let root = dir.canonicalize().map_err(|e| StoreError::io(dir, e))?;
-                let fs = LocalFileSystem::new_with_prefix(&root)
-                    .map_err(|e| StoreError::object_store(format!("open {}", root.display()), e))?;
-                Ok(Storage {
-                    store: Arc::new(fs),
-                    local_root: Some(root),
-                    location: location.clone(),
-                })
-            }
+            ObjectStoreLocation::Local(dir) => Self::open_local(dir, Arc::new(durable::Os)),
             ObjectStoreLocation::S3 { bucket, prefix } => {
                 let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
@@ -147,9 +145,25 @@ impl Storage {
                     store,
                     local_root: None,
                     location: location.clone(),
+                    steps: Arc::new(durable::Os),
                 })
             }
         }
+    }
+
+    /// A local directory whose writes take `steps` (tests record them; the store uses
+    /// [`durable::Os`]).
+    pub fn open_local(dir: &FsPath, steps: Arc<dyn Steps + Send + Sync>) -> Result<Self> {
+        durable::create_dir_all_with(&*steps, dir).map_err(durable_error)?;
+        let root = dir.canonicalize().map_err(|e| StoreError::io(dir, e))?;
+        let fs = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| StoreError::object_store(format!("open {}", root.display()), e))?;
+        Ok(Storage {
+            store: Arc::new(fs),
+            local_root: Some(root),
+            location: ObjectStoreLocation::Local(dir.to_path_buf()),
+            steps,
+        })
     }
 
     /// The object store; keys are the relative paths of [`crate::paths`].
@@ -169,17 +183,43 @@ impl Storage {
     /// Writes an object atomically and durably: readers see the old or the new version, and
     /// once this returns the new one survives a crash.
     pub async fn put_durable(&self, path: &Path, bytes: Bytes) -> Result<()> {
-        self.store
-            .put(path, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|e| StoreError::object_store(format!("put {path}"), e))?;
-        if let Some(root) = &self.local_root {
-            let file = root.join(path.as_ref());
-            tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
+        let Some(root) = &self.local_root else {
+            // An object-store put is atomic and durable once acknowledged.
+            self.store
+                .put(path, PutPayload::from_bytes(bytes))
                 .await
-                .map_err(|e| StoreError::io("fsync task", std::io::Error::other(e)))??;
-        }
-        Ok(())
+                .map_err(|e| StoreError::object_store(format!("put {path}"), e))?;
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        let steps = self.steps.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = file.parent() {
+                durable::create_dir_all_with(&*steps, dir)?;
+            }
+            durable::write_atomic_with(&*steps, &file, &bytes)
+        })
+        .await
+        .map_err(|e| StoreError::io("write task", std::io::Error::other(e)))?
+        .map_err(durable_error)
+    }
+
+    /// Replaces `to` with the object `from` (which must exist), atomically and durably: a
+    /// server-side copy on S3, a hard link staged and renamed on a local directory.
+    pub async fn copy_durable(&self, from: &Path, to: &Path) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return self
+                .store
+                .copy(from, to)
+                .await
+                .map_err(|e| StoreError::object_store(format!("copy {from} to {to}"), e));
+        };
+        let (src, dst) = (root.join(from.as_ref()), root.join(to.as_ref()));
+        let steps = self.steps.clone();
+        tokio::task::spawn_blocking(move || durable::copy_atomic_with(&*steps, &src, &dst))
+            .await
+            .map_err(|e| StoreError::io("copy task", std::io::Error::other(e)))?
+            .map_err(durable_error)
     }
 
     /// Reads an object; `Ok(None)` when it does not exist.
@@ -214,42 +254,143 @@ impl Storage {
     }
 }
 
-fn fsync_file_and_dir(file: &FsPath) -> Result<()> {
-    let f = std::fs::File::open(file).map_err(|e| StoreError::io(file, e))?;
-    f.sync_all().map_err(|e| StoreError::io(file, e))?;
-    if let Some(dir) = file.parent() {
-        fsync_dir(dir)?;
-    }
-    Ok(())
+pub(crate) fn durable_error(e: durable::DurableError) -> StoreError {
+    StoreError::io(e.path, e.source)
 }
 
 /// Makes a directory entry change (create, rename, delete) durable.
 pub(crate) fn fsync_dir(dir: &FsPath) -> Result<()> {
-    let d = std::fs::File::open(dir).map_err(|e| StoreError::io(dir, e))?;
-    d.sync_all().map_err(|e| StoreError::io(dir, e))
+    durable::sync_dir(dir).map_err(durable_error)
 }
 
 /// Writes a small local file atomically: temp file, fsync, rename, fsync of the directory.
 pub fn write_file_atomic(path: &FsPath, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or_else(|| FsPath::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| StoreError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
-    fsync_dir(dir)
+    durable::write_atomic(path, bytes).map_err(durable_error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// The real file system, recording the steps of each write.
+    #[derive(Debug, Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Recorder {
+        fn log(&self, s: String) {
+            self.0.lock().unwrap().push(s);
+        }
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    fn rel(p: &FsPath) -> String {
+        // Paths below the temporary root, for readable assertions.
+        let s = p.to_string_lossy();
+        s.rsplit_once("/objects")
+            .map_or(s.to_string(), |(_, r)| format!("objects{r}"))
+    }
+
+    impl Steps for Recorder {
+        fn write_synced(&self, path: &FsPath, bytes: &[u8]) -> std::io::Result<()> {
+            self.log(format!("write+fsync {}", rel(path)));
+            durable::Os.write_synced(path, bytes)
+        }
+        fn link_synced(&self, from: &FsPath, to: &FsPath) -> std::io::Result<()> {
+            self.log(format!("link {} {}", rel(from), rel(to)));
+            durable::Os.link_synced(from, to)
+        }
+        fn rename(&self, from: &FsPath, to: &FsPath) -> std::io::Result<()> {
+            self.log(format!("rename {} {}", rel(from), rel(to)));
+            durable::Os.rename(from, to)
+        }
+        fn sync_dir(&self, dir: &FsPath) -> std::io::Result<()> {
+            self.log(format!("fsync dir {}", rel(dir)));
+            durable::Os.sync_dir(dir)
+        }
+        fn create_dir(&self, dir: &FsPath) -> std::io::Result<()> {
+            self.log(format!("mkdir {}", rel(dir)));
+            durable::Os.create_dir(dir)
+        }
+        fn is_dir(&self, path: &FsPath) -> bool {
+            path.is_dir()
+        }
+    }
+
+    /// Issue 15, item 11: a local object is fsynced before it is renamed into place, its
+    /// directory after; new directories are made durable in their parents.
+    #[tokio::test]
+    async fn local_writes_fsync_the_file_before_the_rename_and_new_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = Arc::new(Recorder::default());
+        let storage = Storage::open_local(&tmp.path().join("objects"), rec.clone()).unwrap();
+        assert_eq!(
+            rec.take(),
+            [
+                "mkdir objects".to_string(),
+                format!("fsync dir {}", tmp.path().display())
+            ]
+        );
+        storage
+            .put_durable(&crate::paths::checkpoint(), Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            rec.take(),
+            [
+                "mkdir objects/v1",
+                "fsync dir objects",
+                "write+fsync objects/v1/.checkpoint.json.tmp",
+                "rename objects/v1/.checkpoint.json.tmp objects/v1/checkpoint.json",
+                "fsync dir objects/v1",
+            ]
+        );
+        storage
+            .copy_durable(
+                &crate::paths::checkpoint(),
+                &crate::paths::previous_checkpoint(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            rec.take(),
+            [
+                "link objects/v1/checkpoint.json objects/v1/.checkpoint.prev.json.tmp",
+                "rename objects/v1/.checkpoint.prev.json.tmp objects/v1/checkpoint.prev.json",
+                "fsync dir objects/v1",
+            ]
+        );
+        assert_eq!(
+            storage
+                .get_opt(&crate::paths::previous_checkpoint())
+                .await
+                .unwrap()
+                .unwrap(),
+            Bytes::from_static(b"{}")
+        );
+        storage
+            .put_durable(&crate::paths::segment(3, 0, 1), Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let steps = rec.take();
+        assert_eq!(
+            &steps[..6],
+            [
+                "mkdir objects/v1/segments",
+                "fsync dir objects/v1",
+                "mkdir objects/v1/segments/3",
+                "fsync dir objects/v1/segments",
+                "mkdir objects/v1/segments/3/0",
+                "fsync dir objects/v1/segments/3",
+            ]
+        );
+        assert!(
+            steps[6].starts_with("write+fsync objects/v1/segments/3/0/."),
+            "{steps:?}"
+        );
+    }
 
     #[test]
     fn parses_locations() {

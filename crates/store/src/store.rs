@@ -10,8 +10,8 @@ use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 
+use crate::cardinality::{CardinalityUsage, ClaimGuard};
 use crate::catalogue::{GroupEntry, StreamEntry};
-use crate::checkpoint::Checkpoint;
 use crate::config::StoreConfig;
 use crate::dedup::{self, DedupIndex};
 use crate::error::{Result, StoreError};
@@ -20,7 +20,7 @@ use crate::memtable::Memtable;
 use crate::observer::{DurableBatch, IngestObserver};
 use crate::paths;
 use crate::record::{BatchRecord, CatalogueOp, WalEntry};
-use crate::state::State;
+use crate::state::{PendingDelete, State};
 use crate::storage::Storage;
 use crate::wal::{self, Append, Durable, WalWriter};
 
@@ -144,6 +144,8 @@ pub struct StoreStats {
     pub wal_commits: u64,
     /// WAL records written since start.
     pub wal_records: u64,
+    /// How close the group and stream caps are (issue 15, item 12).
+    pub cardinality: CardinalityUsage,
 }
 
 impl Store {
@@ -155,19 +157,20 @@ impl Store {
         config: StoreConfig,
         observers: Vec<Arc<dyn IngestObserver>>,
     ) -> Result<Store> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| StoreError::io(&config.data_dir, e))?;
+        kinsight_model::durable::create_dir_all(&config.data_dir)
+            .map_err(crate::storage::durable_error)?;
         let lock = lock_data_dir(&config.data_dir)?;
         let storage = Storage::open(&config.object_store, &config.s3_options)?;
         let now = config.clock.now_ms();
 
-        let ckpt_path = paths::checkpoint();
-        let ckpt = match storage.get_opt(&ckpt_path).await? {
-            Some(b) => Checkpoint::decode(ckpt_path.as_ref(), &b)?,
-            None => Checkpoint::new(0, now, Default::default(), Default::default()),
-        };
+        let wal_dir = config.wal_dir();
+        let loaded = crate::checkpoint::load(&storage, &wal_dir, now).await?;
+        let ckpt = loaded.checkpoint;
         let mut dedup = DedupIndex::new(config.dedup_window_ms, config.dedup_max_entries);
         for obj in storage.list(&paths::dedup_root()).await? {
+            if paths::parse_dedup(&obj.location).is_none() {
+                continue; // a write a crash interrupted (`.<seq>.bin.tmp`)
+            }
             let Some(bytes) = storage.get_opt(&obj.location).await? else {
                 continue;
             };
@@ -194,10 +197,21 @@ impl Store {
             checkpoint_catalogue: ckpt_catalogue,
             saved_checkpoint_seq: ckpt.seq,
             saved_checkpoint_ms: now,
-            pending_deletes: Vec::new(),
+            newest_checkpoint_valid: loaded.newest_valid,
+            previous_checkpoint_seq: loaded.previous_seq,
+            // The newest checkpoint is durable without them; one more and they can go.
+            pending_deletes: loaded
+                .previous_only_paths
+                .into_iter()
+                .map(|path| PendingDelete {
+                    due_ms: now + config.gc_grace_ms,
+                    path,
+                    checkpoints_without: 1,
+                })
+                .collect(),
+            reservations: Default::default(),
         };
 
-        let wal_dir = config.wal_dir();
         let observer_seqs: Vec<u64> = observers.iter().map(|o| o.persisted_seq()).collect();
         let skip = observer_seqs.iter().copied().fold(ckpt.seq, u64::min);
         let mut first_replayed: Option<u64> = None;
@@ -487,8 +501,8 @@ impl Store {
         let now = self.now_ms();
         let mut rejected = Vec::new();
         let mut accepted = Vec::with_capacity(req.events.len());
-        {
-            let st = self.inner.shared.lock();
+        let claim = {
+            let mut st = self.inner.shared.lock();
             let mut last: Option<(&str, Option<u32>)> = None;
             for (index, e) in req.events.iter().enumerate() {
                 let retention = match last {
@@ -508,7 +522,28 @@ impl Store {
                     None => accepted.push(index),
                 }
             }
-        }
+            // Groups and streams past the caps (issue 15, item 12); new names of the rest are
+            // reserved until the record is applied.
+            let State {
+                catalogue,
+                reservations,
+                ..
+            } = &mut *st;
+            let (over, claim) = reservations.admit(
+                catalogue,
+                &self.inner.config.limits,
+                &req.events,
+                &mut accepted,
+            );
+            if !over.is_empty() {
+                rejected.extend(over);
+                rejected.sort_by_key(|r| r.index);
+            }
+            ClaimGuard {
+                shared: self.inner.shared.clone(),
+                claim,
+            }
+        };
         if accepted.is_empty() {
             return Ok(IngestOutcome {
                 seq: None,
@@ -532,7 +567,9 @@ impl Store {
             events,
         };
         self.wait_for_memory().await?;
-        let seq = self.append(WalEntry::Batch(Arc::new(record))).await?;
+        let seq = self
+            .append_claimed(WalEntry::Batch(Arc::new(record)), claim)
+            .await?;
         Ok(IngestOutcome {
             seq: Some(seq),
             accepted: n_accepted,
@@ -586,6 +623,23 @@ impl Store {
         rx.await.map_err(|_| StoreError::ShuttingDown)?
     }
 
+    /// Writes a record that creates the names `claim` reserved; the reservation is released
+    /// once the record is applied (or failed) — also when the caller goes away meanwhile, so
+    /// that a cancelled request cannot free a reservation its record still needs.
+    async fn append_claimed(&self, entry: WalEntry, claim: ClaimGuard) -> Result<u64> {
+        if claim.claim.is_empty() {
+            return self.append(entry).await;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let r = store.append(entry).await;
+            drop(claim);
+            r
+        })
+        .await
+        .map_err(|e| StoreError::io("ingest task", std::io::Error::other(e)))?
+    }
+
     async fn catalogue_op(&self, op: CatalogueOp) -> Result<u64> {
         self.append(WalEntry::Catalogue(op)).await
     }
@@ -601,15 +655,31 @@ impl Store {
         if let Some(d) = retention_days {
             kinsight_model::names::validate_retention_days(d)?;
         }
-        if self.inner.shared.lock().catalogue.group(name).is_some() {
-            return Err(StoreError::GroupAlreadyExists(name.to_string()));
-        }
-        self.catalogue_op(CatalogueOp::CreateGroup {
-            name: name.to_string(),
-            retention_days,
-            tags,
-            created_ms: self.now_ms(),
-        })
+        let claim = {
+            let mut st = self.inner.shared.lock();
+            if st.catalogue.group(name).is_some() {
+                return Err(StoreError::GroupAlreadyExists(name.to_string()));
+            }
+            let State {
+                catalogue,
+                reservations,
+                ..
+            } = &mut *st;
+            reservations.admit_group(catalogue, &self.inner.config.limits, name)?
+        };
+        let claim = ClaimGuard {
+            shared: self.inner.shared.clone(),
+            claim,
+        };
+        self.append_claimed(
+            WalEntry::Catalogue(CatalogueOp::CreateGroup {
+                name: name.to_string(),
+                retention_days,
+                tags,
+                created_ms: self.now_ms(),
+            }),
+            claim,
+        )
         .await
         .map(|_| ())
     }
@@ -660,12 +730,36 @@ impl Store {
 
     pub async fn create_stream(&self, group: &str, stream: &str) -> Result<()> {
         kinsight_model::names::validate_log_stream_name(stream)?;
-        self.require_group(group)?;
-        self.catalogue_op(CatalogueOp::CreateStream {
-            group: group.to_string(),
-            stream: stream.to_string(),
-            created_ms: self.now_ms(),
-        })
+        let claim = {
+            let mut st = self.inner.shared.lock();
+            let Some(g) = st.catalogue.group(group) else {
+                return Err(StoreError::GroupNotFound(group.to_string()));
+            };
+            if g.streams.contains_key(stream) {
+                return Err(StoreError::StreamAlreadyExists {
+                    group: group.to_string(),
+                    stream: stream.to_string(),
+                });
+            }
+            let State {
+                catalogue,
+                reservations,
+                ..
+            } = &mut *st;
+            reservations.admit_stream(catalogue, &self.inner.config.limits, group, stream)?
+        };
+        let claim = ClaimGuard {
+            shared: self.inner.shared.clone(),
+            claim,
+        };
+        self.append_claimed(
+            WalEntry::Catalogue(CatalogueOp::CreateStream {
+                group: group.to_string(),
+                stream: stream.to_string(),
+                created_ms: self.now_ms(),
+            }),
+            claim,
+        )
         .await
         .map(|_| ())
     }
@@ -848,6 +942,11 @@ impl Store {
                 .wal
                 .last_seq()
                 .saturating_sub(self.inner.first_seq.saturating_sub(1)),
+            cardinality: crate::cardinality::usage(
+                &st.catalogue,
+                &self.inner.config.limits,
+                &st.reservations,
+            ),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the service with an injected clock over a real metric store, and notifications received
 //! by real local HTTP servers.
 
+mod egress;
 mod end_to_end;
 mod receiver;
 mod service;

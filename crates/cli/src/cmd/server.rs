@@ -12,7 +12,7 @@ use kinsight_metrics::MetricStoreConfig;
 use kinsight_server::api::metrics::MetricsEngine;
 use kinsight_server::cwlogs::AccessKeys;
 use kinsight_server::{Server, ServerConfig};
-use kinsight_store::{ObjectStoreLocation, StoreConfig};
+use kinsight_store::{CardinalityLimits, ObjectStoreLocation, StoreConfig};
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
@@ -30,6 +30,46 @@ pub struct ServerArgs {
     /// Flush unflushed events to segments at least this often (seconds).
     #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true)]
     pub flush_interval_secs: u64,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Caps on what clients can make the server hold, and where alarm webhooks may go (issue 15,
+/// items 10 and 12; docs/security.md). Shared by `kinsight server` and `kinsight up`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Most log groups the server holds; an event that would create another is rejected
+    /// (`tooManyLogGroups`), CreateLogGroup answers LimitExceeded.
+    #[arg(long, env = "KINSIGHT_MAX_LOG_GROUPS", value_name = "N",
+          default_value_t = CardinalityLimits::default().max_log_groups)]
+    pub max_log_groups: usize,
+    /// Most log streams in all groups together (`tooManyLogStreams` past it).
+    #[arg(long, env = "KINSIGHT_MAX_LOG_STREAMS", value_name = "N",
+          default_value_t = CardinalityLimits::default().max_log_streams)]
+    pub max_log_streams: usize,
+    /// Most log streams in one group (`tooManyLogStreams` past it).
+    #[arg(long, env = "KINSIGHT_MAX_STREAMS_PER_GROUP", value_name = "N",
+          default_value_t = CardinalityLimits::default().max_streams_per_group)]
+    pub max_streams_per_group: usize,
+    /// Most metric series in all namespaces; datapoints of new series past it are dropped
+    /// and counted.
+    #[arg(long, env = "KINSIGHT_MAX_METRIC_SERIES", value_name = "N",
+          default_value_t = MetricStoreConfig::default().max_series)]
+    pub max_metric_series: usize,
+    /// Most metric series in one namespace.
+    #[arg(long, env = "KINSIGHT_MAX_METRIC_SERIES_PER_NAMESPACE", value_name = "N",
+          default_value_t = MetricStoreConfig::default().max_series_per_namespace)]
+    pub max_metric_series_per_namespace: usize,
+    /// Addresses alarm webhooks may reach although they are link-local or a cloud metadata
+    /// service (refused by default), e.g. `169.254.10.0/24` or `fd00:ec2::254/128`;
+    /// repeatable, or comma-separated in the variable.
+    #[arg(
+        long = "alarm-webhook-allow-cidr",
+        env = "KINSIGHT_ALARM_WEBHOOK_ALLOW_CIDRS",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub alarm_webhook_allow_cidrs: Vec<String>,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -76,6 +116,16 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         store.object_store = ObjectStoreLocation::parse(url)?;
     }
     store.flush_interval_ms = (args.flush_interval_secs.max(1) * 1000) as i64;
+    store.limits = CardinalityLimits {
+        max_log_groups: args.limits.max_log_groups,
+        max_log_streams: args.limits.max_log_streams,
+        max_streams_per_group: args.limits.max_streams_per_group,
+    };
+    let metrics = MetricStoreConfig {
+        max_series: args.limits.max_metric_series,
+        max_series_per_namespace: args.limits.max_metric_series_per_namespace,
+        ..MetricStoreConfig::default()
+    };
     let config = ServerConfig {
         listen: args.listen,
         store,
@@ -83,8 +133,8 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
     };
     config.validate()?;
     // Metrics and alarms (issue #6): the metric store sees every durable batch.
-    let engine = MetricsEngine::open(&args.data_dir, MetricStoreConfig::default())
-        .context("opening the metric store")?;
+    let engine =
+        MetricsEngine::open(&args.data_dir, metrics).context("opening the metric store")?;
     // CloudWatch-compatible API (issue #8): access keys from the environment.
     let aws_keys = aws_keys_from_env()?;
     let mut server = Server::bind(config, vec![engine.observer()])
@@ -107,12 +157,16 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
                 .map_err(|e| anyhow::anyhow!("{var}: {}", e.message))?;
         }
     }
+    let mut alarms = AlarmServiceConfig::default();
+    alarms.notifier.egress.allow = args
+        .limits
+        .alarm_webhook_allow_cidrs
+        .iter()
+        .map(|c| kinsight_alarms::egress::parse_cidr(c))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("--alarm-webhook-allow-cidr: {e}"))?;
     let engine_tasks = engine
-        .attach(
-            &mut server.state,
-            AlarmServiceConfig::default(),
-            Arc::new(SystemClock),
-        )
+        .attach(&mut server.state, alarms, Arc::new(SystemClock))
         .context("opening the alarm service")?;
     Ok(Started {
         addr: server.addr,

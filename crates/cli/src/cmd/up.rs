@@ -3,7 +3,7 @@
 //! local podman or docker), and the console, behind one token.
 
 use super::agent::parse_duration;
-use super::server::{ServerArgs, start};
+use super::server::{LimitArgs, ServerArgs, start};
 use anyhow::Context;
 use kinsight_agent::run::{RunOptions, run_agent};
 use kinsight_agent::shipper::{ServerSink, ShipperConfig};
@@ -33,6 +33,8 @@ pub struct UpArgs {
     /// Keep segments in an object store instead of DATA_DIR/objects (see `kinsight server`).
     #[arg(long, value_name = "URL")]
     pub object_store: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// The admin token: `KINSIGHT_TOKEN`, or the one generated at the first start and kept in
@@ -92,6 +94,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         object_store: args.object_store.clone(),
         flush_interval_secs: 60,
+        limits: args.limits.clone(),
     };
     let rt = super::runtime()?;
     rt.block_on(async move {

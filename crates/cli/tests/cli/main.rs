@@ -3,6 +3,7 @@
 mod agent;
 mod alarms;
 mod e2e;
+mod limits;
 mod query;
 #[path = "../../../store/tests/it/seaweed.rs"]
 mod seaweed;

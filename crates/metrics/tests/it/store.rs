@@ -4,7 +4,7 @@
 use crate::events::{CLUSTER, pod_events};
 use kinsight_metrics::{
     DimensionMatcher, MetricQuery, MetricStore, MetricStoreConfig, MetricsError, Retention,
-    SeriesKey, SeriesSelector, Statistic, Tier,
+    SeriesKey, SeriesSelector, SeriesUsage, Statistic, Tier,
 };
 use kinsight_model::LogEvent;
 use kinsight_model::emf::Datapoint;
@@ -360,6 +360,56 @@ fn cardinality_guard_drops_new_series_counts_and_survives_restart() {
             .len(),
         5
     );
+}
+
+/// Issue 15, item 12: the store-wide cap counts series of every namespace; past it new series
+/// are dropped and counted while known series keep their datapoints, across a restart.
+#[test]
+fn the_store_wide_series_cap_spans_namespaces_and_spares_known_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = MetricStoreConfig {
+        max_series: 4,
+        ..Default::default()
+    };
+    let store = MetricStore::open(dir.path(), cfg.clone()).unwrap();
+    let series = |ns: &str, i: usize, ts: i64| point(ns, "m", &[("K", &format!("v{i}"))], ts, 1.0);
+    let first: Vec<Datapoint> = (0..3)
+        .map(|i| series("A", i, T0))
+        .chain((0..2).map(|i| series("B", i, T0)))
+        .collect();
+    let out = store.ingest(1, &first);
+    assert_eq!((out.datapoints, out.rejected), (4, 1));
+    assert_eq!(
+        store.series_usage(),
+        SeriesUsage {
+            count: 4,
+            limit: 4,
+            rejected: 1
+        }
+    );
+    // Known series flow on; a new one in a third namespace is refused.
+    let out = store.ingest(2, &[series("A", 0, T0 + 60_000), series("C", 0, T0)]);
+    assert_eq!((out.datapoints, out.rejected), (1, 1));
+    store.flush().unwrap();
+    drop(store);
+    let store = MetricStore::open(dir.path(), cfg).unwrap();
+    assert_eq!(store.series_usage().count, 4);
+    let out = store.ingest(3, &[series("B", 0, T0 + 60_000), series("B", 5, T0)]);
+    assert_eq!(
+        (out.datapoints, out.rejected),
+        (1, 1),
+        "the cap holds after a restart"
+    );
+    let q = MetricQuery {
+        selector: SeriesSelector::metric(&SeriesKey::new("A", "m", [("K", "v0")])),
+        statistic: Statistic::SampleCount,
+        period_s: 60,
+        start_ms: T0,
+        end_ms: T0 + 120_000,
+        max_series: 10,
+    };
+    let res = store.query(&q).unwrap();
+    assert_eq!(res.series[0].values, vec![Some(1.0), Some(1.0)]);
 }
 
 #[test]

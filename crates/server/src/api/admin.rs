@@ -93,6 +93,19 @@ async fn retention(_: Require<CanManage>, State(state): State<AppState>) -> ApiR
     Ok(Json(Count { segments }))
 }
 
-async fn stats(_: Require<CanRead>, State(state): State<AppState>) -> Json<StoreStats> {
-    Json(state.store.stats())
+/// The store's counters, plus how close the metric series cap is (issue 15, item 12).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stats {
+    #[serde(flatten)]
+    store: StoreStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric_series: Option<kinsight_metrics::SeriesUsage>,
+}
+
+async fn stats(_: Require<CanRead>, State(state): State<AppState>) -> Json<Stats> {
+    Json(Stats {
+        store: state.store.stats(),
+        metric_series: state.metrics.as_ref().map(|m| m.series_usage()),
+    })
 }

@@ -20,7 +20,7 @@ use kinsight_alarms::{
 };
 use serde::Deserialize;
 
-use crate::auth::{CanManage, CanRead, Require};
+use crate::auth::{Action, Caller, CanManage, CanRead, Require};
 use crate::body::{JsonBody, QueryParams};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
@@ -41,6 +41,19 @@ fn alarms_of(state: &AppState) -> ApiResult<Arc<AlarmService>> {
             "alarms are not enabled on this server",
         )
     })
+}
+
+/// Webhook URLs are secrets: only admins see them whole; read-scoped callers see scheme,
+/// host and port (issue 15, item 10).
+fn sees_webhook_urls(caller: &Caller) -> bool {
+    caller.scope.allows(Action::Manage)
+}
+
+fn shown(mut alarm: MetricAlarm, caller: &Caller) -> MetricAlarm {
+    if !sees_webhook_urls(caller) {
+        alarm.redact_actions();
+    }
+    alarm
 }
 
 fn alarm_error(e: AlarmError) -> ApiError {
@@ -80,7 +93,7 @@ struct DescribeParams {
 }
 
 async fn describe_alarms(
-    _: Require<CanRead>,
+    require: Require<CanRead>,
     State(state): State<AppState>,
     QueryParams(p): QueryParams<DescribeParams>,
 ) -> ApiResult<Json<DescribeAlarmsResponse>> {
@@ -103,7 +116,11 @@ async fn describe_alarms(
         state_value,
     };
     Ok(Json(DescribeAlarmsResponse {
-        metric_alarms: svc.describe(&filter),
+        metric_alarms: svc
+            .describe(&filter)
+            .into_iter()
+            .map(|a| shown(a, &require.0))
+            .collect(),
     }))
 }
 
@@ -114,13 +131,13 @@ struct NameParam {
 }
 
 async fn describe_alarm(
-    _: Require<CanRead>,
+    require: Require<CanRead>,
     State(state): State<AppState>,
     QueryParams(p): QueryParams<NameParam>,
 ) -> ApiResult<Json<MetricAlarm>> {
     alarms_of(&state)?
         .get(&p.name)
-        .map(Json)
+        .map(|a| Json(shown(a, &require.0)))
         .ok_or_else(|| alarm_error(AlarmError::NotFound(p.name)))
 }
 
@@ -145,7 +162,7 @@ struct HistoryParams {
 }
 
 async fn history(
-    _: Require<CanRead>,
+    require: Require<CanRead>,
     State(state): State<AppState>,
     QueryParams(p): QueryParams<HistoryParams>,
 ) -> ApiResult<Json<DescribeAlarmHistoryResponse>> {
@@ -159,7 +176,11 @@ async fn history(
         Some(n) => n.min(10_000),
         None => 100,
     };
-    let items = svc.history(Some(&p.name), item_type, limit);
+    let mut items = svc.history(Some(&p.name), item_type, limit);
+    if !sees_webhook_urls(&require.0) {
+        // Configuration items carry the alarm's actions; older action items their URL.
+        items.iter_mut().for_each(|i| i.redact_actions());
+    }
     if items.is_empty() && svc.get(&p.name).is_none() {
         return Err(alarm_error(AlarmError::NotFound(p.name)));
     }

@@ -149,6 +149,7 @@ impl From<ApiError> for CwError {
             ResourceNotFound | NotFound => CwError::RESOURCE_NOT_FOUND,
             ResourceAlreadyExists => CwError::RESOURCE_ALREADY_EXISTS,
             MethodNotAllowed => CwError::UNKNOWN_OPERATION,
+            LimitExceeded => CwError::LIMIT_EXCEEDED,
             InsufficientStorage | ServiceUnavailable => CwError::SERVICE_UNAVAILABLE,
             InternalError => CwError::INTERNAL_FAILURE,
         };

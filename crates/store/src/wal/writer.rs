@@ -63,7 +63,7 @@ impl<R: Send + 'static> WalWriter<R> {
         queue: usize,
         on_durable: OnDurable<R>,
     ) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        kinsight_model::durable::create_dir_all(dir).map_err(crate::storage::durable_error)?;
         let active = match list_files(dir)?.pop() {
             Some(info) => {
                 let mut file = OpenOptions::new()

@@ -1,5 +1,5 @@
-//! Small segments of one window merge into one; old objects go once a checkpoint without them
-//! is durable and the grace period has passed.
+//! Small segments of one window merge into one; old objects go once two checkpoints without
+//! them (the newest and the previous) are durable and the grace period has passed.
 
 use kinsight_store::Store;
 
@@ -66,9 +66,18 @@ async fn small_segments_of_a_window_merge_into_one() {
     assert_eq!(scan.segments[0].level, 1);
     assert_eq!(all_events(&store, "/g", None).await, before);
 
-    // Inputs are deleted by garbage collection after the checkpoint.
+    // Inputs are deleted by garbage collection once two checkpoints without them are
+    // durable: the previous checkpoint, the fallback, lists them until then (issue 15, 11).
     store.collect_garbage().await.unwrap();
-    let files = segment_files(&dir.path().join("objects"));
+    assert_eq!(segment_files(&dir.path().join("objects")).len(), 6);
+    ingest(&store, None, vec![ev("/other", "s", t, "next checkpoint")]).await;
+    store.flush().await.unwrap();
+    store.collect_garbage().await.unwrap();
+    let g = store.group("/g").unwrap().id;
+    let files: Vec<_> = segment_files(&dir.path().join("objects"))
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains(&format!("/segments/{g}/")))
+        .collect();
     assert_eq!(files.len(), 1);
     assert!(files[0].ends_with(&scan.segments[0].path));
     // Nothing left to do.

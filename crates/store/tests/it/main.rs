@@ -1,6 +1,7 @@
 //! Integration tests of the store against a real filesystem (and a real SeaweedFS for the S3
 //! path). One test binary so the datafusion tree links once.
 
+mod cardinality;
 mod catalogue;
 mod compaction;
 mod dedup;

@@ -59,7 +59,25 @@ async fn expired_segments_are_dropped_and_deleted() {
     assert_eq!(count(), 2);
     clock.advance_ms(60_001);
     store.collect_garbage().await.unwrap();
-    assert_eq!(count(), 1);
+    assert_eq!(
+        count(),
+        2,
+        "kept while the previous checkpoint (the fallback) lists it"
+    );
+    ingest(
+        &store,
+        None,
+        vec![ev("/keep", "s", start, "a checkpoint more")],
+    )
+    .await;
+    store.flush().await.unwrap();
+    store.collect_garbage().await.unwrap();
+    let short = store.group("/short").unwrap().id;
+    assert_eq!(
+        walk(&objects.join(short.to_string())),
+        0,
+        "the expired object is gone"
+    );
 }
 
 fn walk(d: &std::path::Path) -> usize {

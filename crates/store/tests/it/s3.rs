@@ -40,6 +40,10 @@ async fn store_on_seaweedfs_survives_restart_compaction_and_retention() {
         store.flush().await.unwrap();
     }
     assert_eq!(store.compact().await.unwrap(), 3);
+    // The compaction inputs go once the previous checkpoint (the fallback) no longer lists
+    // them either: after one more checkpoint.
+    ingest(&store, None, vec![ev("/k/c/other", "s", t, "checkpoint")]).await;
+    store.flush().await.unwrap();
     store.collect_garbage().await.unwrap();
     let before = all_events(&store, "/k/c/application", None).await;
     assert_eq!(before.len(), 300);
@@ -54,7 +58,11 @@ async fn store_on_seaweedfs_survives_restart_compaction_and_retention() {
     assert!(keys.iter().any(|k| k == "v1/checkpoint.json"), "{keys:?}");
     assert_eq!(
         keys.iter().filter(|k| k.ends_with(".parquet")).count(),
-        1,
+        2,
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k == "v1/checkpoint.prev.json"),
         "{keys:?}"
     );
     drop(store);
