@@ -129,6 +129,8 @@ fn a_file_deleted_while_open_is_read_to_its_end() {
 #[test]
 fn first_start_reads_from_the_end_unless_asked_and_later_files_from_the_head() {
     let mut h = Harness::new(false);
+    // The files below predate the node's first start, as far as the tailer can tell.
+    h.pretend_first_start_at(now_ms() + 60_000);
     let live = h.path("0.log");
     append(&live, "before start\n");
     append(&h.path("0.log.old"), "old rotation\n");
@@ -138,6 +140,107 @@ fn first_start_reads_from_the_end_unless_asked_and_later_files_from_the_head() {
     let mut t = texts(&h.read(true));
     t.sort();
     assert_eq!(t, ["after start", "new file"]);
+}
+
+/// Issue 15, item 15: on a new node, pods start with the agent; a file created after the
+/// agent's first start is read from its head even when the first scan is the one that finds
+/// it, and even when the agent died before that scan.
+#[test]
+fn files_created_after_the_first_start_are_read_from_their_head_by_the_first_scan() {
+    let mut h = Harness::new(false);
+    let live = h.path("0.log");
+    append(&live, "the first line, the most telling one\n");
+    append(&h.path("1.log.20240501-101500"), "rotated already\n");
+    let mut t = texts(&h.read(true));
+    t.sort();
+    assert_eq!(
+        t,
+        ["rotated already", "the first line, the most telling one"]
+    );
+
+    // Killed before its first scan: the restart still knows when the node's first start was.
+    let mut h = Harness::new(false);
+    append(&h.path("2.log"), "written before the crash\n");
+    h.restart();
+    assert_eq!(texts(&h.read(true)), ["written before the crash"]);
+    // A later restart is a restart: new files from their head, known ones where they were.
+    append(&h.path("2.log"), "more\n");
+    append(&h.path("3.log"), "while down\n");
+    h.restart();
+    let mut t = texts(&h.read(true));
+    t.sort();
+    assert_eq!(t, ["more", "while down"]);
+}
+
+#[test]
+fn a_symlink_out_of_the_roots_is_refused_once_and_never_read() {
+    let outside = tempfile::tempdir().unwrap();
+    let shadow = outside.path().join("shadow");
+    std::fs::write(&shadow, "root:$6$secret-hash:19000:0:99999:7:::\n").unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || CaptureWriter(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let got = tracing::subscriber::with_default(subscriber, || {
+        let mut h = Harness::new(true);
+        std::fs::create_dir_all(h.path("pods/ns_p_u/c")).unwrap();
+        append(&h.path("pods/ns_p_u/c/0.log"), "a pod line\n");
+        // The legitimate kind: a link to a file inside the root.
+        std::os::unix::fs::symlink(h.path("pods/ns_p_u/c/0.log"), h.path("p_ns_c.log")).unwrap();
+        // Planted: absolute and relative links out of it, and a directory link out of it.
+        std::os::unix::fs::symlink(&shadow, h.path("syslog.log")).unwrap();
+        let rel = std::path::PathBuf::from("..").join(
+            outside
+                .path()
+                .strip_prefix(h.dir.path().parent().unwrap())
+                .unwrap(),
+        );
+        std::os::unix::fs::symlink(rel.join("shadow"), h.path("auth.log")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), h.path("pods/ns_q_u")).unwrap();
+        std::fs::create_dir_all(outside.path().join("c")).unwrap();
+        std::fs::hard_link(&shadow, outside.path().join("c/0.log")).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            append(&h.path("pods/ns_p_u/c/0.log"), "another\n");
+            got.extend(h.read(true));
+        }
+        got
+    });
+    let t = texts(&got);
+    assert_eq!(t, ["a pod line", "another", "another", "another"]);
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    for name in ["syslog.log", "auth.log", "ns_q_u"] {
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains(name)).collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one warning naming {name}, not one per scan: {logs}"
+        );
+        assert!(
+            lines[0].contains("outside the log directories"),
+            "{}",
+            lines[0]
+        );
+    }
+    assert!(!logs.contains("secret-hash"));
+}
+
+#[derive(Clone)]
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[test]
