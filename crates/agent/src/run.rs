@@ -178,22 +178,33 @@ impl MetricsLoop {
                         self.pods = Some(p);
                         self.pods_at = Some(Instant::now());
                     }
-                    Err(crate::kubelet::KubeletError::Status {
-                        status: 401 | 403, ..
-                    }) if self.api.is_some() => {
-                        // Older kubelets authorize /pods only with nodes/proxy: ask the API
-                        // server for this node's pods instead.
+                    Err(
+                        e @ (crate::kubelet::KubeletError::Status {
+                            status: 401 | 403, ..
+                        }
+                        | crate::kubelet::KubeletError::Untrusted { .. }),
+                    ) if self.api.is_some() => {
+                        // Older kubelets authorize /pods only with nodes/proxy, and a kubelet
+                        // with a self-signed certificate cannot be verified: ask the API server
+                        // (verified against the cluster CA) for this node's pods instead.
+                        let why = match &e {
+                            crate::kubelet::KubeletError::Untrusted { .. } => e.to_string(),
+                            _ => {
+                                "the kubelet refused /pods (it predates the nodes/pods permission)"
+                                    .to_string()
+                            }
+                        };
                         let api = self.api.clone().expect("checked");
                         match api.node_pods(&self.cfg.host_name).await {
                             Ok(p) => {
-                                self.problems.report("kubelet-fallback", "the kubelet refused /pods (it predates the nodes/pods permission); reading this node's pods from the API server instead");
+                                self.problems.report("kubelet-fallback", &format!("{why}; reading this node's pods from the API server instead"));
                                 let p = Arc::new(p);
                                 self.pod_tx.send_replace(p.clone());
                                 self.pods = Some(p);
                                 self.pods_at = Some(Instant::now());
                             }
-                            Err(e) => {
-                                self.problems.report("kubelet", &format!("the kubelet refused /pods and the API server failed too ({e}); pod and container metrics"));
+                            Err(api_err) => {
+                                self.problems.report("kubelet", &format!("{why}, and the API server failed too ({api_err}); pod and container metrics"));
                                 self.pods = None;
                             }
                         }

@@ -1,6 +1,7 @@
 //! A test server standing in for the kubelet (`GET /pods`) and the API server (lists, this
 //! node's Node, Leases with resourceVersion conflicts). It serves the recorded documents in
-//! tests/fixtures/kube/ — the real kubelet and API server cannot run on a test machine.
+//! tests/fixtures/kube/ — the real kubelet and API server cannot run on a test machine —
+//! over plain HTTP, or over real TLS (rustls) with a certificate the test made.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -31,6 +32,10 @@ pub struct KubeState {
     /// (namespace, name) → (resourceVersion, lease object)
     pub leases: HashMap<(String, String), (u64, Value)>,
     pub lease_writes: u64,
+    /// The `Authorization` header of every `/pods` request that reached the server.
+    pub kubelet_auth: Vec<Option<String>>,
+    /// TLS handshakes that failed (the client refused the certificate, for one).
+    pub handshake_failures: u64,
 }
 
 #[derive(Clone)]
@@ -41,7 +46,42 @@ pub struct FakeKube {
 
 impl FakeKube {
     pub async fn start(kubelet_pods: String) -> FakeKube {
-        let state = Arc::new(Mutex::new(KubeState {
+        let state = Self::state(kubelet_pods);
+        let app = Self::router(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeKube { url, state }
+    }
+
+    /// The same server over TLS, presenting `chain` (leaf first) with `key`.
+    pub async fn start_tls(
+        kubelet_pods: String,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> FakeKube {
+        let state = Self::state(kubelet_pods);
+        let app = Self::router(state.clone());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let listener = TlsListener {
+            tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            state: state.clone(),
+        };
+        let url = format!("https://{}", listener.tcp.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeKube { url, state }
+    }
+
+    fn state(kubelet_pods: String) -> Arc<Mutex<KubeState>> {
+        Arc::new(Mutex::new(KubeState {
             kubelet_pods,
             nodes: super::fixtures::kube("nodes.json", &[]),
             cluster_pods: super::fixtures::kube("cluster-pods.json", &[]),
@@ -49,8 +89,13 @@ impl FakeKube {
             mode: Mode::Ok,
             leases: HashMap::new(),
             lease_writes: 0,
-        }));
-        let app = Router::new()
+            kubelet_auth: Vec::new(),
+            handshake_failures: 0,
+        }))
+    }
+
+    fn router(state: Arc<Mutex<KubeState>>) -> Router {
+        Router::new()
             .route("/pods", get(serve_kubelet_pods))
             .route(
                 "/api/v1/nodes",
@@ -90,11 +135,7 @@ impl FakeKube {
                 "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
                 get(get_lease).put(put_lease),
             )
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FakeKube { url, state }
+            .with_state(state)
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -131,9 +172,46 @@ fn status(code: u16, reason: &str, message: String) -> Response {
     (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
 }
 
-async fn serve_kubelet_pods(State(s): State<Arc<Mutex<KubeState>>>) -> Response {
+/// Accepts TCP connections and completes their TLS handshake; a failed handshake is counted
+/// and the connection dropped, as a server does.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<Mutex<KubeState>>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            match self.acceptor.accept(tcp).await {
+                Ok(tls) => return (tls, addr),
+                Err(_) => self.state.lock().unwrap().handshake_failures += 1,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+async fn serve_kubelet_pods(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let (mode, body) = {
-        let s = s.lock().unwrap();
+        let mut s = s.lock().unwrap();
+        s.kubelet_auth.push(
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .map(|v| v.to_str().unwrap_or("(not text)").to_string()),
+        );
         (s.mode, s.kubelet_pods.clone())
     };
     match mode {
