@@ -468,7 +468,9 @@ fn parse_kinsight(
         api_server_url,
         state_dir: PathBuf::from(
             k.string("state_dir")?
-                .unwrap_or_else(|| "/var/lib/kinsight".into()),
+                // Its own directory: not the server's `--data-dir /var/lib/kinsight` on the
+                // same host, and in a DaemonSet the one writable host path (issue 15, item 8).
+                .unwrap_or_else(|| "/var/lib/kinsight-agent".into()),
         ),
         server_url: k.string("server_url")?.map(|u| expand_env(&u, env)),
         server_token_file: k.string("server_token_file")?.map(PathBuf::from),
@@ -710,6 +712,10 @@ mod tests {
         );
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(!c.enhanced_container_insights);
+        assert_eq!(
+            c.kinsight.state_dir,
+            PathBuf::from("/var/lib/kinsight-agent")
+        );
     }
 
     /// Issue 15, item 9: the kubelet's certificate is verified by default, against the service

@@ -512,7 +512,11 @@ impl Tailer {
             Err(e) => {
                 if !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ELOOP)) {
                     self.stats.read_errors += 1;
-                    tracing::warn!(path = %f.path.display(), error = %e, "cannot open log file; skipped");
+                    // Once, not every scan: a file the agent may not read (EACCES: another
+                    // owner, no group read) stays that way until an operator changes it.
+                    if self.reported.once(&f.path, "open") {
+                        tracing::warn!(path = %f.path.display(), error = %e, "cannot open log file; skipped");
+                    }
                 }
                 return;
             }

@@ -36,6 +36,10 @@ pub struct KubeState {
     pub kubelet_auth: Vec<Option<String>>,
     /// TLS handshakes that failed (the client refused the certificate, for one).
     pub handshake_failures: u64,
+    /// (namespace, name) → Secret object.
+    pub secrets: HashMap<(String, String), Value>,
+    /// Secret creates and patches that reached the server.
+    pub secret_writes: u64,
 }
 
 #[derive(Clone)]
@@ -91,6 +95,8 @@ impl FakeKube {
             lease_writes: 0,
             kubelet_auth: Vec::new(),
             handshake_failures: 0,
+            secrets: HashMap::new(),
+            secret_writes: 0,
         }))
     }
 
@@ -134,6 +140,14 @@ impl FakeKube {
             .route(
                 "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
                 get(get_lease).put(put_lease),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/secrets",
+                axum::routing::post(create_secret),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/secrets/{name}",
+                get(get_secret).patch(patch_secret),
             )
             .with_state(state)
     }
@@ -263,6 +277,81 @@ async fn get_lease(
             "NotFound",
             format!("leases.coordination.k8s.io \"{name}\" not found"),
         ),
+    }
+}
+
+async fn get_secret(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    match s.lock().unwrap().secrets.get(&(ns, name.clone())) {
+        Some(v) => axum::Json(v.clone()).into_response(),
+        None => status(404, "NotFound", format!("secrets \"{name}\" not found")),
+    }
+}
+
+async fn create_secret(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path(ns): Path<String>,
+    axum::Json(mut secret): axum::Json<Value>,
+) -> Response {
+    let mut s = s.lock().unwrap();
+    let name = secret["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let key = (ns, name.clone());
+    if s.secrets.contains_key(&key) {
+        return status(
+            409,
+            "AlreadyExists",
+            format!("secrets \"{name}\" already exists"),
+        );
+    }
+    secret["apiVersion"] = json!("v1");
+    secret["kind"] = json!("Secret");
+    s.secrets.insert(key, secret.clone());
+    s.secret_writes += 1;
+    (StatusCode::CREATED, axum::Json(secret)).into_response()
+}
+
+/// JSON merge patch (RFC 7386), what `kubectl patch --type merge` sends.
+async fn patch_secret(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ct != "application/merge-patch+json" {
+        return status(415, "UnsupportedMediaType", format!("content type {ct}"));
+    }
+    let patch: Value = serde_json::from_str(&body).unwrap();
+    let mut s = s.lock().unwrap();
+    let Some(secret) = s.secrets.get_mut(&(ns, name.clone())) else {
+        return status(404, "NotFound", format!("secrets \"{name}\" not found"));
+    };
+    merge(secret, &patch);
+    let out = secret.clone();
+    s.secret_writes += 1;
+    axum::Json(out).into_response()
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
     }
 }
 

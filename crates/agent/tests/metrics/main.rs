@@ -13,3 +13,4 @@ mod leader;
 mod podman;
 mod real_cgroups;
 mod shipper;
+mod token_secret;
