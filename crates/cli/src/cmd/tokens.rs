@@ -79,18 +79,16 @@ fn ensure_secret(a: EnsureSecretArgs) -> anyhow::Result<ExitCode> {
             .map(|n| n.trim().to_string())
             .with_context(|| format!("no --namespace, and {SA_DIR}/namespace cannot be read"))?,
     };
-    let api = ApiServer::connect(&url, Some(sa.join("token")), Some(sa.join("ca.crt")))?;
     let labels: BTreeMap<String, String> = a.labels.into_iter().collect();
     // Helm never deletes it (uninstall, or an upgrade that stops rendering an older
     // chart-made Secret): the tokens outlive the release, like the data they guard.
     let annotations = BTreeMap::from([("helm.sh/resource-policy".to_string(), "keep".to_string())]);
-    let outcome = super::runtime()?.block_on(api.ensure_token_secret(
-        &namespace,
-        &a.name,
-        &a.keys,
-        &labels,
-        &annotations,
-    ))?;
+    let outcome = super::runtime()?.block_on(async {
+        // The client needs the runtime from its construction on.
+        let api = ApiServer::connect(&url, Some(sa.join("token")), Some(sa.join("ca.crt")))?;
+        api.ensure_token_secret(&namespace, &a.name, &a.keys, &labels, &annotations)
+            .await
+    })?;
     let what = match outcome {
         SecretOutcome::Created => format!("created with new tokens under {}", a.keys.join(", ")),
         SecretOutcome::Completed { added } => {
