@@ -471,3 +471,118 @@ fn inotify_ends_the_wait_for_new_directories_new_files_and_new_data() {
     h.read(true);
     assert_eq!(h.tailer.watched_dirs(), 1, "stale watches kept");
 }
+
+/// Run as the child of `root_without_capabilities_reads_what_owner_and_group_bits_allow`: the
+/// agent's DaemonSet runs as root with every capability dropped and the `adm` group added
+/// (issue 15, item 8). This process makes itself that.
+#[test]
+#[ignore = "entry point of a child process of root_without_capabilities_reads_what_owner_and_group_bits_allow"]
+fn capless_root_child_entry() {
+    let root = PathBuf::from(std::env::var("TAILER_ROOT").unwrap());
+    let state = PathBuf::from(std::env::var("TAILER_STATE").unwrap());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let groups = [4 as libc::gid_t];
+    // SAFETY: plain syscalls with valid pointers; single-threaded at this point of the test.
+    unsafe {
+        assert_eq!(libc::setgroups(1, groups.as_ptr()), 0);
+        let mut hdr = CapHeader {
+            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+            pid: 0,
+        };
+        let data = [CapData::default(); 2];
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()),
+            0
+        );
+        assert_eq!(libc::geteuid(), 0);
+    }
+    // capset acts on the calling thread (the test's), which is the one that reads below.
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    assert!(
+        status.contains("CapEff:\t0000000000000000"),
+        "capabilities left: {status}"
+    );
+    let opts = TailerOptions {
+        roots: vec![Root {
+            dir: root,
+            max_depth: 1,
+        }],
+        read_from_head: true,
+        ..TailerOptions::default()
+    };
+    let cp = Arc::new(Checkpointer::open(&state).unwrap());
+    let mut t = Tailer::new(opts, Arc::new(KubeletLayout), cp);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        t.scan();
+        t.poll(1 << 20, |_, l| {
+            got.push(String::from_utf8_lossy(l.bytes).into_owned())
+        });
+    }
+    got.sort();
+    assert_eq!(got, ["adm line", "root-owned, 0600"]);
+}
+
+#[test]
+fn root_without_capabilities_reads_what_owner_and_group_bits_allow() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: a plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: not root; the files below cannot be given to other owners here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("log");
+    std::fs::create_dir_all(&logs).unwrap();
+    let file = |name: &str, text: &str, uid: u32, gid: u32, mode: u32| {
+        let p = logs.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // RHEL's /var/log/secure; Ubuntu's /var/log/auth.log (syslog:adm); a file of another user
+    // that its group may not read either.
+    file("secure.log", "root-owned, 0600\n", 0, 0, 0o600);
+    file("auth.log", "adm line\n", 104, 4, 0o640);
+    file("private.log", "another user's\n", 104, 104, 0o600);
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "scenarios::capless_root_child_entry",
+            "--nocapture",
+        ])
+        .env("TAILER_ROOT", &logs)
+        .env("TAILER_STATE", state.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let denied: Vec<&str> = log.lines().filter(|l| l.contains("private.log")).collect();
+    assert_eq!(denied.len(), 1, "one warning over three scans: {log}");
+    assert!(denied[0].contains("Permission denied"), "{}", denied[0]);
+}
