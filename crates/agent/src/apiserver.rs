@@ -7,13 +7,18 @@
 //! namespace) with the reference's timings: 60 s lease, renewed every 5 s. Optimistic
 //! concurrency (resourceVersion) makes exactly one agent win.
 //!
+//! [`ApiServer::ensure_token_secret`] creates the Secret of the server's and agents' tokens
+//! once, for the Helm chart's hook Job (`kinsight tokens ensure-secret`, issue 15, item 14).
+//!
 //! The API server cannot run on a test machine: tests serve recorded JSON from a test server.
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use thiserror::Error;
@@ -45,6 +50,30 @@ pub struct ClusterState {
     pub daemon_sets: Vec<DaemonSet>,
     pub stateful_sets: Vec<StatefulSet>,
     pub replica_sets: Vec<ReplicaSet>,
+}
+
+/// What [`ApiServer::ensure_token_secret`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretOutcome {
+    /// The Secret did not exist: created with a new token under every key.
+    Created,
+    /// It existed without these keys: they were added, the others left as they were.
+    Completed { added: Vec<String> },
+    /// It existed with every key: nothing changed (but missing annotations).
+    Kept,
+}
+
+/// Characters of a generated token: 48 letters and digits, about 285 bits.
+pub const TOKEN_CHARS: usize = 48;
+
+fn new_token() -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(TOKEN_CHARS)
+        .map(char::from)
+        .collect()
 }
 
 /// A client of the API server.
@@ -163,6 +192,85 @@ impl ApiServer {
                 .items;
         }
         Ok(s)
+    }
+
+    /// Makes sure Secret `namespace/name` holds a token under each of `keys`: creates it with
+    /// new random tokens if it does not exist, adds only the keys it lacks if it does, and
+    /// never changes a value already there — so the tokens stay what the server and agents
+    /// hold across upgrades, re-renders and re-runs. `annotations` are set on it if missing.
+    /// Needs `create` on secrets and `get` and `patch` on this one.
+    pub async fn ensure_token_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        keys: &[String],
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<SecretOutcome, ApiServerError> {
+        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
+        let existing = match api.get_opt(name).await.map_err(Self::err("get secret"))? {
+            Some(s) => s,
+            None => {
+                let secret = Secret {
+                    metadata: ObjectMeta {
+                        name: Some(name.to_string()),
+                        namespace: Some(namespace.to_string()),
+                        labels: Some(labels.clone()),
+                        annotations: Some(annotations.clone()),
+                        ..Default::default()
+                    },
+                    type_: Some("Opaque".into()),
+                    data: Some(
+                        keys.iter()
+                            .map(|k| (k.clone(), ByteString(new_token().into_bytes())))
+                            .collect(),
+                    ),
+                    ..Default::default()
+                };
+                match api.create(&PostParams::default(), &secret).await {
+                    Ok(_) => return Ok(SecretOutcome::Created),
+                    // Created meanwhile by someone else: complete that one instead.
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        api.get(name).await.map_err(Self::err("get secret"))?
+                    }
+                    Err(e) => return Err(Self::err("create secret")(e)),
+                }
+            }
+        };
+        let have = existing.data.clone().unwrap_or_default();
+        let have_string = existing.string_data.clone().unwrap_or_default();
+        let missing: Vec<String> = keys
+            .iter()
+            .filter(|k| {
+                have.get(*k).is_none_or(|v| v.0.is_empty())
+                    && have_string.get(*k).is_none_or(|v| v.is_empty())
+            })
+            .cloned()
+            .collect();
+        let current = existing.metadata.annotations.clone().unwrap_or_default();
+        let add_annotations: BTreeMap<&String, &String> = annotations
+            .iter()
+            .filter(|(k, _)| !current.contains_key(*k))
+            .collect();
+        if missing.is_empty() && add_annotations.is_empty() {
+            return Ok(SecretOutcome::Kept);
+        }
+        let data: BTreeMap<&String, ByteString> = missing
+            .iter()
+            .map(|k| (k, ByteString(new_token().into_bytes())))
+            .collect();
+        let patch = serde_json::json!({
+            "metadata": {"annotations": add_annotations},
+            "data": data,
+        });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Self::err("patch secret"))?;
+        Ok(if missing.is_empty() {
+            SecretOutcome::Kept
+        } else {
+            SecretOutcome::Completed { added: missing }
+        })
     }
 
     /// One round of leader election: take the lease if it is free or expired, renew it if we

@@ -124,13 +124,22 @@ impl ProcessDir {
 #[derive(Debug, Clone)]
 pub struct Host {
     root: PathBuf,
+    /// This process's own mount table: which filesystems it can reach, and where.
+    own_mountinfo: PathBuf,
 }
 
 impl Host {
     pub fn new(root: &Path) -> Host {
         Host {
             root: root.to_path_buf(),
+            own_mountinfo: PathBuf::from("/proc/self/mountinfo"),
         }
+    }
+
+    /// Reads this process's mount table from `path` instead (tests describe a container).
+    pub fn with_own_mountinfo(mut self, path: &Path) -> Host {
+        self.own_mountinfo = path.to_path_buf();
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -257,18 +266,45 @@ impl Host {
 
     /// Filesystems of the host's mount table whose device matches cAdvisor's
     /// `^(tmpfs|/dev/.*|overlay)$`, one per device (the first mount wins).
+    ///
+    /// statfs needs a path on the filesystem. Under a host root that is the host's whole `/`
+    /// that is the mount point itself; a DaemonSet that mounts only what it reads (issue 15,
+    /// item 8: /var/log, /proc, /sys, the journal, the state directory) reaches a filesystem
+    /// through any of its own mounts on the same device. A path is used only when its device
+    /// number is the mount's, so a filesystem the agent cannot reach is left out rather than
+    /// reported with the numbers of whatever lies at that path in the container.
     pub fn filesystems(&self) -> Result<Vec<Filesystem>, HostError> {
-        let (_, text) = self.read("proc/1/mounts")?;
+        let (_, text) = self.read("proc/1/mountinfo")?;
+        let own: Vec<MountInfo> = fs::read_to_string(&self.own_mountinfo)
+            .map(|t| parse_mountinfo(&t))
+            .unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for m in parse_mounts(&text) {
+        for m in parse_mountinfo(&text) {
             if !(m.device == "tmpfs" || m.device == "overlay" || m.device.starts_with("/dev/")) {
                 continue;
             }
             if !seen.insert(m.device.clone()) {
                 continue;
             }
-            let path = self.root.join(m.mount_point.trim_start_matches('/'));
+            let at = self.root.join(m.mount_point.trim_start_matches('/'));
+            let on_device = |p: &Path| {
+                use std::os::unix::fs::MetadataExt;
+                fs::metadata(p).is_ok_and(|md| md.dev() == m.dev())
+            };
+            let path = if on_device(&at) {
+                at
+            } else {
+                match own
+                    .iter()
+                    .filter(|o| o.dev == m.dev)
+                    .map(|o| PathBuf::from(&o.mount_point))
+                    .find(|p| on_device(p))
+                {
+                    Some(p) => p,
+                    None => continue,
+                }
+            };
             if let Some(st) = statvfs(&path) {
                 if st.capacity_bytes == 0 {
                     continue;
@@ -291,10 +327,9 @@ pub fn check_host_root(root: &Path) -> Result<(), String> {
     for rel in ["proc/stat", "proc/meminfo", "sys/fs/cgroup"] {
         if !root.join(rel).exists() {
             return Err(format!(
-                "host_root {} does not look like the host's root filesystem: {} is missing. Mount the host's / at {} (read-only hostPath, as deploy/kubernetes/40-agent-daemonset.yaml does) or set kinsight.host_root",
+                "host_root {} does not look like the host's root filesystem: {} is missing. Mount the host's /proc and /sys at {0}/proc and {0}/sys (read-only hostPaths, as deploy/kubernetes/40-agent-daemonset.yaml does) or set kinsight.host_root",
                 root.display(),
                 root.join(rel).display(),
-                root.display()
             ));
         }
     }
@@ -427,6 +462,48 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
         .collect()
 }
 
+/// One line of `/proc/<pid>/mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    /// Major and minor number of the filesystem (what `stat` reports as `st_dev`).
+    pub dev: (u32, u32),
+    pub mount_point: String,
+    pub fstype: String,
+    /// The mount source (`/dev/nvme0n1p1`, `tmpfs`, `overlay`).
+    pub device: String,
+}
+
+impl MountInfo {
+    fn dev(&self) -> u64 {
+        libc::makedev(self.dev.0, self.dev.1)
+    }
+}
+
+/// Parses `/proc/<pid>/mountinfo`: `id parent major:minor root mount-point options
+/// [optional fields...] - fstype source super-options` (proc(5)). Lines that do not parse are
+/// skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (_id, _parent, dev) = (f.next()?, f.next()?, f.next()?);
+            let (major, minor) = dev.split_once(':')?;
+            let dev = (major.parse().ok()?, minor.parse().ok()?);
+            let (_root, mount_point) = (f.next()?, f.next()?);
+            // Options, then optional fields up to the "-" separator.
+            f.find(|x| *x == "-")?;
+            let fstype = f.next()?.to_string();
+            let device = unescape_mount(f.next()?);
+            Some(MountInfo {
+                dev,
+                mount_point: unescape_mount(mount_point),
+                fstype,
+                device,
+            })
+        })
+        .collect()
+}
+
 /// /proc/mounts escapes space, tab, newline and backslash as octal (`\040`).
 fn unescape_mount(s: &str) -> String {
     let b = s.as_bytes();
@@ -531,6 +608,78 @@ mod tests {
     }
 
     #[test]
+    fn mountinfo_gives_devices_and_mount_points() {
+        let text = "22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/nvme0n1p1 rw\n\
+                    25 22 0:23 / /run rw,nosuid - tmpfs tmpfs rw,mode=755\n\
+                    30 22 259:3 /kubelet /var/lib/my\\040kubelet rw master:2 shared:9 - xfs /dev/nvme1n1 rw\n\
+                    garbage\n";
+        let m = parse_mountinfo(text);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m[0],
+            MountInfo {
+                dev: (259, 1),
+                mount_point: "/".into(),
+                fstype: "ext4".into(),
+                device: "/dev/nvme0n1p1".into()
+            }
+        );
+        assert_eq!(m[2].mount_point, "/var/lib/my kubelet");
+        assert_eq!(
+            (m[2].fstype.as_str(), m[2].device.as_str()),
+            ("xfs", "/dev/nvme1n1")
+        );
+    }
+
+    /// A DaemonSet that mounts only what it reads: the host's `/` is not under the host root,
+    /// but the host's /var/log is, and it lies on the root filesystem. The root filesystem is
+    /// measured through it; a filesystem the container cannot reach is left out, not
+    /// measured at the wrong path.
+    #[test]
+    fn filesystems_are_reached_through_the_mounts_the_agent_has() {
+        use std::os::unix::fs::MetadataExt;
+        let here = tempfile::tempdir().unwrap();
+        let dev = fs::metadata(here.path()).unwrap().dev();
+        let (major, minor) = (libc::major(dev), libc::minor(dev));
+        // The host root: only /proc/1/mountinfo in it; "/" there is a directory of the
+        // container (on a tmpfs here, another device), which must not be taken for the
+        // host's root filesystem.
+        let root = tempfile::tempdir_in("/dev/shm").unwrap();
+        assert_ne!(fs::metadata(root.path()).unwrap().dev(), dev);
+        fs::create_dir_all(root.path().join("proc/1")).unwrap();
+        fs::write(
+            root.path().join("proc/1/mountinfo"),
+            format!(
+                "22 1 {major}:{minor} / / rw - ext4 /dev/root-of-the-host rw\n\
+                 40 22 7:9 / /data rw - xfs /dev/elsewhere rw\n"
+            ),
+        )
+        .unwrap();
+        // The container's own table: /var/log of the host, mounted at <here>.
+        let own = root.path().join("self-mountinfo");
+        fs::write(
+            &own,
+            format!(
+                "900 800 0:99 / / rw - overlay overlay rw\n\
+                 901 900 {major}:{minor} /var/log {} ro - ext4 /dev/root-of-the-host rw\n",
+                here.path().display()
+            ),
+        )
+        .unwrap();
+        let h = Host::new(root.path()).with_own_mountinfo(&own);
+        let fss = h.filesystems().unwrap();
+        assert_eq!(fss.len(), 1, "{fss:?}");
+        assert_eq!(fss[0].device, "/dev/root-of-the-host");
+        assert_eq!(fss[0].mount_point, "/");
+        let want = statvfs(here.path()).unwrap();
+        assert_eq!(fss[0].capacity_bytes, want.capacity_bytes);
+        assert_eq!(fss[0].inodes, want.inodes);
+        // Without a mount on that device nothing is measured.
+        fs::write(&own, "900 800 0:99 / / rw - overlay overlay rw\n").unwrap();
+        assert!(h.filesystems().unwrap().is_empty());
+    }
+
+    #[test]
     fn mounts_unescape() {
         let m = parse_mounts("/dev/sda1 /mnt/my\\040disk ext4 rw 0 0\n");
         assert_eq!(m[0].mount_point, "/mnt/my disk");
@@ -568,6 +717,7 @@ mod tests {
             let _ = parse_net_dev(&s);
             let _ = parse_diskstats(&s);
             let _ = parse_mounts(&s);
+            let _ = parse_mountinfo(&s);
             let _ = unescape_mount(&s);
         }
     }

@@ -13,6 +13,20 @@ use thiserror::Error;
 pub enum KubeletError {
     #[error("kubelet at {url} is not reachable: {message}")]
     Unreachable { url: String, message: String },
+    /// The TLS handshake failed on the kubelet's certificate: nothing was sent, the token
+    /// neither.
+    #[error(
+        "kubelet at {url}: its TLS certificate is not trusted ({message}); nothing was sent to it. \
+         Kubelets that sign their own serving certificate (serverTLSBootstrap off, the kubeadm \
+         default) are not signed by the cluster CA: set kinsight.kubelet_ca_file to the CA that \
+         signed it (now {ca_file}), or set kinsight.kubelet_insecure_skip_verify to true to skip \
+         the verification"
+    )]
+    Untrusted {
+        url: String,
+        ca_file: String,
+        message: String,
+    },
     #[error("kubelet at {url} answered HTTP {status}: {body}")]
     Status {
         url: String,
@@ -30,11 +44,24 @@ pub enum KubeletError {
 pub struct KubeletClient {
     base_url: String,
     token_file: Option<PathBuf>,
+    /// What the kubelet's certificate is verified against (for error messages); `None` when
+    /// verification is skipped or the URL is plain HTTP.
+    verified_by: Option<VerifiedBy>,
     http: reqwest::Client,
 }
 
+#[derive(Clone)]
+struct VerifiedBy {
+    ca_file: String,
+    /// Why the CA file gave no certificate, if it did not.
+    problem: Option<String>,
+}
+
 impl KubeletClient {
-    /// `ca_file` is used when it exists and `insecure` is false.
+    /// An `https://` kubelet is verified against the certificates in `ca_file` — and only
+    /// those, not the public web's roots — unless `insecure` (issue 15, item 9). The token is
+    /// sent only over HTTPS, after the certificate was accepted: the read-only port
+    /// (`http://…:10255`) needs none, and a plain connection would show it to the network.
     pub fn new(
         base_url: &str,
         token_file: Option<PathBuf>,
@@ -44,19 +71,43 @@ impl KubeletClient {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2));
+        let https = base_url.starts_with("https://");
+        let mut verified_by = None;
         if insecure {
             b = b.danger_accept_invalid_certs(true);
-        } else if let Some(ca) = ca_file.as_ref().filter(|p| p.exists()) {
-            let pem = std::fs::read(ca)
-                .map_err(|e| KubeletError::Client(format!("cannot read {}: {e}", ca.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| KubeletError::Client(format!("{}: {e}", ca.display())))?;
-            b = b.add_root_certificate(cert);
+        } else if https {
+            // Only the CA's certificates are trusted. A CA that cannot be read leaves none:
+            // every handshake then fails, with an error saying why (see `pods`), rather than
+            // the agent starting without a kubelet.
+            b = b.tls_built_in_root_certs(false);
+            let (certs, problem) = match &ca_file {
+                None => (Vec::new(), Some("no CA file is configured".to_string())),
+                Some(ca) => match std::fs::read(ca) {
+                    Err(e) => (Vec::new(), Some(format!("it cannot be read: {e}"))),
+                    Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
+                        Err(e) => (Vec::new(), Some(format!("it is not PEM: {e}"))),
+                        Ok(c) if c.is_empty() => {
+                            (c, Some("it holds no PEM certificate".to_string()))
+                        }
+                        Ok(c) => (c, None),
+                    },
+                },
+            };
+            for cert in certs {
+                b = b.add_root_certificate(cert);
+            }
+            verified_by = Some(VerifiedBy {
+                ca_file: ca_file
+                    .as_ref()
+                    .map_or_else(|| "unset".to_string(), |p| p.display().to_string()),
+                problem,
+            });
         }
         let http = b.build().map_err(|e| KubeletError::Client(e.to_string()))?;
         Ok(KubeletClient {
             base_url: base_url.trim_end_matches('/').to_string(),
-            token_file,
+            token_file: token_file.filter(|_| https),
+            verified_by,
             http,
         })
     }
@@ -76,10 +127,21 @@ impl KubeletClient {
         {
             req = req.bearer_auth(token.trim());
         }
-        let resp = req.send().await.map_err(|e| KubeletError::Unreachable {
-            url: url.clone(),
-            message: error_chain(&e),
-        })?;
+        let unreachable = |e: reqwest::Error| match (certificate_problem(&e), &self.verified_by) {
+            (Some(message), Some(v)) => KubeletError::Untrusted {
+                url: url.clone(),
+                ca_file: v.ca_file.clone(),
+                message: match &v.problem {
+                    Some(p) => format!("{message}; the CA file {}: {p}", v.ca_file),
+                    None => message,
+                },
+            },
+            _ => KubeletError::Unreachable {
+                url: url.clone(),
+                message: error_chain(&e),
+            },
+        };
+        let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| KubeletError::Unreachable {
             url: url.clone(),
@@ -95,6 +157,32 @@ impl KubeletClient {
         }
         parse_pod_list(&body).map_err(|message| KubeletError::Garbage { url, message })
     }
+}
+
+/// The peer-certificate error somewhere in `e`'s causes (rustls's, which the TLS stack wraps
+/// in an I/O error that hyper wraps in another), if that is why the request failed.
+fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    /// The rustls error `err` is, or wraps in (nested) I/O errors.
+    fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+        rustls_error(inner)
+    }
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(
+            t @ (rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::UnsupportedNameType),
+        ) = rustls_error(err)
+        {
+            return Some(t.to_string());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// Parses a PodList document.

@@ -178,22 +178,33 @@ impl MetricsLoop {
                         self.pods = Some(p);
                         self.pods_at = Some(Instant::now());
                     }
-                    Err(crate::kubelet::KubeletError::Status {
-                        status: 401 | 403, ..
-                    }) if self.api.is_some() => {
-                        // Older kubelets authorize /pods only with nodes/proxy: ask the API
-                        // server for this node's pods instead.
+                    Err(
+                        e @ (crate::kubelet::KubeletError::Status {
+                            status: 401 | 403, ..
+                        }
+                        | crate::kubelet::KubeletError::Untrusted { .. }),
+                    ) if self.api.is_some() => {
+                        // Older kubelets authorize /pods only with nodes/proxy, and a kubelet
+                        // with a self-signed certificate cannot be verified: ask the API server
+                        // (verified against the cluster CA) for this node's pods instead.
+                        let why = match &e {
+                            crate::kubelet::KubeletError::Untrusted { .. } => e.to_string(),
+                            _ => {
+                                "the kubelet refused /pods (it predates the nodes/pods permission)"
+                                    .to_string()
+                            }
+                        };
                         let api = self.api.clone().expect("checked");
                         match api.node_pods(&self.cfg.host_name).await {
                             Ok(p) => {
-                                self.problems.report("kubelet-fallback", "the kubelet refused /pods (it predates the nodes/pods permission); reading this node's pods from the API server instead");
+                                self.problems.report("kubelet-fallback", &format!("{why}; reading this node's pods from the API server instead"));
                                 let p = Arc::new(p);
                                 self.pod_tx.send_replace(p.clone());
                                 self.pods = Some(p);
                                 self.pods_at = Some(Instant::now());
                             }
-                            Err(e) => {
-                                self.problems.report("kubelet", &format!("the kubelet refused /pods and the API server failed too ({e}); pod and container metrics"));
+                            Err(api_err) => {
+                                self.problems.report("kubelet", &format!("{why}, and the API server failed too ({api_err}); pod and container metrics"));
                                 self.pods = None;
                             }
                         }
@@ -298,6 +309,20 @@ pub async fn run_metrics(
 }
 
 /// The whole agent: metrics and (unless `once` or disabled) logs, until `shutdown`.
+/// Makes the state directory the agent's alone (mode 0700), creating it if needed. It holds
+/// the shipping spool — copies of host logs such as auth.log — and, in a DaemonSet, it is the
+/// one writable host path: nobody else on the node should read it, nor run what a compromised
+/// agent could leave there (issue 15, item 8).
+pub fn restrict_state_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 pub async fn run_agent(
     cfg: &AgentConfig,
     sink: Arc<dyn Sink>,
@@ -306,6 +331,9 @@ pub async fn run_agent(
 ) -> Result<(), crate::sink::SinkError> {
     // Cgroup files stay open between collections, and the tailer holds the files it follows.
     crate::pseudofs::raise_open_file_limit();
+    if let Err(e) = restrict_state_dir(&cfg.kinsight.state_dir) {
+        tracing::warn!(path = %cfg.kinsight.state_dir.display(), error = %e, "cannot make the state directory private");
+    }
     let ml = MetricsLoop::new(cfg);
     let logs = if cfg.kinsight.logs.enabled && !opts.once {
         let collector = crate::logs::LogCollector::new(cfg, sink.clone(), Some(ml.pod_feed()));
@@ -411,5 +439,28 @@ async fn leader_election(
             _ = tokio::time::sleep(LEASE_RETRY) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let state = d.path().join("var/lib/kinsight-agent");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+        restrict_state_dir(&state).unwrap();
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let fresh = d.path().join("new/state");
+        restrict_state_dir(&fresh).unwrap();
+        assert_eq!(
+            std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

@@ -35,6 +35,8 @@ enum Command {
     Alarms(cmd::alarms::AlarmsArgs),
     /// Ship a simulated cluster's performance events and application logs to a server.
     Simulate(cmd::simulate::SimulateArgs),
+    /// The tokens Secret in a cluster (the Helm chart's hook Job).
+    Tokens(cmd::tokens::TokensArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Metrics(a) => cmd::metrics::run(a),
         Command::Alarms(a) => cmd::alarms::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
+        Command::Tokens(a) => cmd::tokens::run(a),
     };
     match result {
         Ok(code) => code,

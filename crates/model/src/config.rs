@@ -108,8 +108,9 @@ pub struct KinsightSettings {
     pub kubelet_url: Option<String>,
     pub kubelet_token_file: PathBuf,
     pub kubelet_ca_file: PathBuf,
-    /// Accept any kubelet serving certificate (kubelets often serve self-signed ones; the
-    /// CloudWatch agent does the same). Set false to verify against `kubelet_ca_file`.
+    /// Accept any kubelet serving certificate. Off by default: the kubelet's certificate is
+    /// verified against `kubelet_ca_file` before the token is sent (issue 15, item 9). Kubelets
+    /// that sign their own serving certificate need the CA that signed it, or this.
     pub kubelet_insecure_skip_verify: bool,
     /// API server URL; default from the in-cluster environment (KUBERNETES_SERVICE_HOST/PORT).
     pub api_server_url: Option<String>,
@@ -463,11 +464,13 @@ fn parse_kinsight(
             k.string("kubelet_ca_file")?
                 .unwrap_or_else(|| format!("{sa}/ca.crt")),
         ),
-        kubelet_insecure_skip_verify: k.bool("kubelet_insecure_skip_verify")?.unwrap_or(true),
+        kubelet_insecure_skip_verify: k.bool("kubelet_insecure_skip_verify")?.unwrap_or(false),
         api_server_url,
         state_dir: PathBuf::from(
             k.string("state_dir")?
-                .unwrap_or_else(|| "/var/lib/kinsight".into()),
+                // Its own directory: not the server's `--data-dir /var/lib/kinsight` on the
+                // same host, and in a DaemonSet the one writable host path (issue 15, item 8).
+                .unwrap_or_else(|| "/var/lib/kinsight-agent".into()),
         ),
         server_url: k.string("server_url")?.map(|u| expand_env(&u, env)),
         server_token_file: k.string("server_token_file")?.map(PathBuf::from),
@@ -709,6 +712,30 @@ mod tests {
         );
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert!(!c.enhanced_container_insights);
+        assert_eq!(
+            c.kinsight.state_dir,
+            PathBuf::from("/var/lib/kinsight-agent")
+        );
+    }
+
+    /// Issue 15, item 9: the kubelet's certificate is verified by default, against the service
+    /// account's CA; skipping it is an explicit choice.
+    #[test]
+    fn the_kubelet_is_verified_against_the_cluster_ca_unless_told_otherwise() {
+        let c = AgentConfig::from_json_with_env(SEED, &env(&[("HOST_IP", "10.0.0.7")])).unwrap();
+        assert!(!c.kinsight.kubelet_insecure_skip_verify);
+        assert_eq!(
+            c.kinsight.kubelet_ca_file,
+            PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")
+        );
+        let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}},
+            "kinsight": {"kubelet_insecure_skip_verify": true, "kubelet_ca_file": "/etc/kubelet-ca.pem"}}"#;
+        let c = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap();
+        assert!(c.kinsight.kubelet_insecure_skip_verify);
+        assert_eq!(
+            c.kinsight.kubelet_ca_file,
+            PathBuf::from("/etc/kubelet-ca.pem")
+        );
     }
 
     #[test]

@@ -75,6 +75,11 @@ struct FileFormat {
     /// When the tailer last finished a directory scan; files rotated after it were possibly
     /// never seen while live and are read from their head on restart.
     last_scan_ms: i64,
+    /// When the tailer first started with this state directory (ms since the epoch): files
+    /// created after it are read from their head even on that first start. Absent in files
+    /// written before it was recorded (and then not needed: they had completed a scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_start_ms: Option<i64>,
     next_id: u64,
     files: Vec<Entry>,
 }
@@ -84,6 +89,7 @@ struct Book {
     next_id: u64,
     entries: BTreeMap<FileId, Entry>,
     last_scan_ms: i64,
+    first_start_ms: Option<i64>,
     /// Bumped on every change; persisted state remembers which generation it wrote.
     generation: u64,
 }
@@ -97,6 +103,8 @@ pub struct Checkpointer {
     /// Serialises writers and remembers the last generation written.
     written: Mutex<u64>,
     loaded: Option<LoadedState>,
+    /// The first start, while no scan has completed since it (see [`Self::first_start_pending`]).
+    first_start_pending: Option<i64>,
 }
 
 /// What the previous run left behind.
@@ -115,10 +123,18 @@ pub(crate) fn now_ms() -> i64 {
 impl Checkpointer {
     /// Opens (or starts) the checkpoint book in `state_dir`, creating the directory.
     ///
+    /// On a first start (no checkpoint file) the time is recorded and the file written at
+    /// once, before anything is read, so that a file created after this moment is read from
+    /// its head even if the first scan comes later or the process dies before it (issue 15,
+    /// item 15).
+    ///
     /// A file that cannot be parsed is moved aside (`.corrupt-<ms>`) and reported in the log;
     /// the tailer then behaves as after a restart with unknown files (reads them from the head:
     /// duplicates rather than loss).
     pub fn open(state_dir: &Path) -> Result<Checkpointer, TailerError> {
+        // Before anything else: a file whose creation the caller can observe after `open`
+        // started is newer than this.
+        let started_ms = now_ms();
         std::fs::create_dir_all(state_dir).map_err(|source| TailerError::Io {
             path: state_dir.to_path_buf(),
             source,
@@ -134,6 +150,7 @@ impl Checkpointer {
                 Ok(f) => {
                     book.next_id = f.next_id.max(1);
                     book.last_scan_ms = f.last_scan_ms;
+                    book.first_start_ms = f.first_start_ms;
                     for e in f.files {
                         book.next_id = book.next_id.max(e.id.0 + 1);
                         book.entries.insert(e.id, e);
@@ -154,15 +171,31 @@ impl Checkpointer {
                     loaded = Some(LoadedState { last_scan_ms: 0 });
                 }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                book.first_start_ms = Some(started_ms);
+            }
             Err(source) => return Err(TailerError::Io { path, source }),
         }
-        Ok(Checkpointer {
+        let first_start_pending = book.first_start_ms.filter(|_| book.last_scan_ms == 0);
+        let c = Checkpointer {
             path,
             book: Mutex::new(book),
             written: Mutex::new(0),
             loaded,
-        })
+            first_start_pending,
+        };
+        if loaded.is_none() {
+            c.write_now()?;
+        }
+        Ok(c)
+    }
+
+    /// When this state directory was first used, if no scan has completed since: the first
+    /// scan of a node reads files older than this from their end (unless `read_from_head`)
+    /// and newer ones from their head. `None` after a scan, and for a book recovered from a
+    /// corrupt file (every unknown file is then read from its head).
+    pub fn first_start_pending(&self) -> Option<i64> {
+        self.first_start_pending
     }
 
     pub fn path(&self) -> &Path {
@@ -198,16 +231,25 @@ impl Checkpointer {
 
     /// Writes the book if it changed since the last write. Returns whether it wrote.
     pub fn persist(&self) -> Result<bool, TailerError> {
+        self.write(false)
+    }
+
+    fn write_now(&self) -> Result<bool, TailerError> {
+        self.write(true)
+    }
+
+    fn write(&self, always: bool) -> Result<bool, TailerError> {
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         let (generation, bytes) = {
             let b = self.lock();
-            if b.generation == *written && self.path.exists() {
+            if !always && b.generation == *written && self.path.exists() {
                 return Ok(false);
             }
             let f = FileFormat {
                 version: CHECKPOINT_VERSION,
                 written_at_ms: now_ms(),
                 last_scan_ms: b.last_scan_ms,
+                first_start_ms: b.first_start_ms,
                 next_id: b.next_id,
                 files: b.entries.values().cloned().collect(),
             };
@@ -300,8 +342,13 @@ impl Checkpointer {
 
     pub(crate) fn set_last_scan(&self, ms: i64) {
         let mut b = self.lock();
+        if b.last_scan_ms == 0 {
+            // The first scan ever: worth writing (it ends the first start), even on a node
+            // with no file to register.
+            b.generation += 1;
+        }
         b.last_scan_ms = ms;
-        // Not a reason to write on its own: it travels with the next real change.
+        // Otherwise not a reason to write on its own: it travels with the next real change.
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use crate::checkpoint::{Checkpointer, Entry, FileId, now_ms};
-use crate::discover::{Found, Reported, Root, Walked, walk};
+use crate::discover::{Confine, Found, Reported, Root, Walked, walk};
 use crate::fingerprint::{HEAD_BYTES, Head, Inode, gzip_prefix, read_at_full};
 use crate::wake::Waker;
 
@@ -36,7 +36,13 @@ pub trait Layout: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct TailerOptions {
     pub roots: Vec<Root>,
-    /// On a first start (no checkpoint file), read files that already exist from their
+    /// Directories every followed file must really be in, symlinks resolved (see
+    /// [`crate::discover`]). Empty: the roots' own directories.
+    pub allowed_dirs: Vec<PathBuf>,
+    /// The filesystem root the symlinks under the roots were written for: absolute link
+    /// targets resolve under it (`/rootfs` when the host's `/` is mounted there). `None`: `/`.
+    pub symlink_root: Option<PathBuf>,
+    /// On a first start (no checkpoint yet), read files that existed before it from their
     /// beginning rather than their end.
     pub read_from_head: bool,
     /// A line longer than this is handed out in pieces of at most this many bytes, so memory
@@ -56,6 +62,8 @@ impl Default for TailerOptions {
     fn default() -> Self {
         TailerOptions {
             roots: Vec::new(),
+            allowed_dirs: Vec::new(),
+            symlink_root: None,
             read_from_head: false,
             max_line_bytes: 256 * 1024,
             rotate_wait: Duration::from_secs(5),
@@ -149,7 +157,11 @@ pub struct Tailer {
     missing_since: HashMap<FileId, Instant>,
     closed: Vec<FileInfo>,
     scans: u64,
-    first_start: bool,
+    /// The node's first start (ms since the epoch) while no scan has completed on it yet:
+    /// files that existed before it are read from their end. `None` once one has.
+    first_start_ms: Option<i64>,
+    /// Where files may be, as of the last scan.
+    confine: Confine,
     reported: Reported,
     buf: Vec<u8>,
     waker: Waker,
@@ -168,6 +180,19 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
         .unwrap_or(0)
 }
 
+/// Slack for comparisons of file times with wall-clock times the tailer took: the kernel
+/// stamps files from a coarse clock, and some filesystems keep whole seconds.
+const CLOCK_SLACK_MS: i64 = 2000;
+
+/// When the file was created (ms since the epoch), if its filesystem records it.
+fn birth_ms(meta: &std::fs::Metadata) -> Option<i64> {
+    let t = meta.created().ok()?;
+    Some(match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    })
+}
+
 fn has_gzip_magic(file: &File) -> bool {
     let mut m = [0u8; 2];
     matches!(read_at_full(file, &mut m, 0), Ok(2)) && m == [0x1f, 0x8b]
@@ -183,7 +208,7 @@ impl Tailer {
         layout: Arc<dyn Layout>,
         checkpoints: Arc<Checkpointer>,
     ) -> Tailer {
-        let first_start = checkpoints.loaded().is_none();
+        let first_start_ms = checkpoints.first_start_pending();
         let missing_since = HashMap::new();
         let max_line = opts.max_line_bytes.max(1);
         let chunk = opts.read_chunk_bytes.max(4096);
@@ -202,7 +227,8 @@ impl Tailer {
             missing_since,
             closed: Vec::new(),
             scans: 0,
-            first_start,
+            first_start_ms,
+            confine: Confine::default(),
             reported: Reported::default(),
             waker: Waker::default(),
             watcher: None,
@@ -245,11 +271,24 @@ impl Tailer {
                 }
             }
         }
+        self.confine = self.confine();
         let mut walked = Walked::default();
         for root in &self.opts.roots {
-            walk(root, &mut walked, &mut self.reported);
+            walk(root, &self.confine, &mut walked, &mut self.reported);
         }
         self.watch_dirs(&walked.dirs);
+    }
+
+    /// Where followed files may be, resolved as the directories are now (a directory that
+    /// appears later, /var/log/pods on a fresh node, counts from the scan that sees it).
+    fn confine(&self) -> Confine {
+        let base = self.opts.symlink_root.as_deref().unwrap_or(Path::new("/"));
+        let allowed: Vec<PathBuf> = if self.opts.allowed_dirs.is_empty() {
+            self.opts.roots.iter().map(|r| r.dir.clone()).collect()
+        } else {
+            self.opts.allowed_dirs.clone()
+        };
+        Confine::new(base, &allowed)
     }
 
     fn watch_dirs(&mut self, dirs: &[(PathBuf, crate::fingerprint::Inode)]) {
@@ -316,9 +355,10 @@ impl Tailer {
                 }
             }
         }
+        self.confine = self.confine();
         let mut walked = Walked::default();
         for root in &self.opts.roots {
-            walk(root, &mut walked, &mut self.reported);
+            walk(root, &self.confine, &mut walked, &mut self.reported);
         }
         if self.watching {
             self.watch_dirs(&walked.dirs);
@@ -386,6 +426,8 @@ impl Tailer {
             }
         }
         self.checkpoints.set_last_scan(started_ms);
+        // From now on every unknown file is new: read from its head.
+        self.first_start_ms = None;
         if initial {
             // Make the starting positions durable now: a crash before the first ack must not
             // turn "read from the end" into "skip what was written meanwhile".
@@ -403,13 +445,30 @@ impl Tailer {
             // rotated between two scans.
             return true;
         }
-        match self.checkpoints.loaded() {
-            // First start: old rotations predate us, unless everything is to be read.
-            None => self.opts.read_from_head,
-            // Rotated after our last scan before the restart: possibly never seen. The slack
-            // covers coarse mtime granularity.
-            Some(s) => (mtime_ns(meta) / 1_000_000) as i64 >= s.last_scan_ms - 2000,
+        let mtime_ms = (mtime_ns(meta) / 1_000_000) as i64;
+        if let Some(first) = self.first_start_ms {
+            // First start on this node: old rotations predate us, unless everything is to be
+            // read or it was written to after the first start.
+            return self.opts.read_from_head || mtime_ms >= first - CLOCK_SLACK_MS;
         }
+        match self.checkpoints.loaded() {
+            None => self.opts.read_from_head,
+            // Rotated after our last scan before the restart: possibly never seen.
+            Some(s) => mtime_ms >= s.last_scan_ms - CLOCK_SLACK_MS,
+        }
+    }
+
+    /// Whether an unknown live file found by the first scan of the node is read from its end:
+    /// it existed before the node's first start (issue 15, item 15). A file created since —
+    /// a pod that started with the agent, before or during the first scan — is read from its
+    /// head. Without a birth time (a filesystem that does not record one) the file is taken
+    /// as older: reading every busy file of a long-running node from its head would ship
+    /// what the operator chose not to.
+    fn predates_first_start(&self, meta: &std::fs::Metadata) -> bool {
+        let Some(first) = self.first_start_ms else {
+            return false;
+        };
+        !self.opts.read_from_head && birth_ms(meta).is_none_or(|b| b < first - CLOCK_SLACK_MS)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -446,18 +505,33 @@ impl Tailer {
             ig.seen_scan = scan_no;
             return;
         }
-        let file = match File::open(&f.path) {
+        // By its real path, never through a link (see `discover`): a link swapped in since the
+        // walk fails with ELOOP and is looked at again by the next scan.
+        let file = match Confine::open(&f.real) {
             Ok(file) => file,
             Err(e) => {
-                if e.kind() != io::ErrorKind::NotFound {
+                if !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ELOOP)) {
                     self.stats.read_errors += 1;
-                    tracing::warn!(path = %f.path.display(), error = %e, "cannot open log file; skipped");
+                    // Once, not every scan: a file the agent may not read (EACCES: another
+                    // owner, no group read) stays that way until an operator changes it.
+                    if self.reported.once(&f.path, "open") {
+                        tracing::warn!(path = %f.path.display(), error = %e, "cannot open log file; skipped");
+                    }
                 }
                 return;
             }
         };
+        if let Err(why) = self.confine.check_fd(&file) {
+            if self.reported.once(&f.path, "outside") {
+                tracing::warn!(path = %f.path.display(), reason = %why, "log file refused");
+            }
+            return;
+        }
         // The open file may not be the inode we stat'ed (replaced in between): go by the fd.
         let Ok(meta) = file.metadata() else { return };
+        if !meta.is_file() {
+            return;
+        }
         let inode = Inode::of(&meta);
         // Rotated files are recognised as gzip by name or by content (a compressor's temp
         // file may carry another suffix until it is renamed).
@@ -593,7 +667,7 @@ impl Tailer {
 
         // 3. Unknown content.
         let start = if live {
-            if initial && self.first_start && !self.opts.read_from_head {
+            if initial && self.predates_first_start(&meta) {
                 meta.len()
             } else {
                 0

@@ -55,18 +55,29 @@ AGENT_CLUSTER_RULES = {
 }
 READ_VERBS = {"get", "list", "watch"}
 
-# Host paths the agent needs (host path -> why), all read-only but the state directory.
+# Host paths the agent reads (host path -> why): these and no others (issue 15, item 8), all
+# read-only but the state directory, each mounted at host_root + its host path.
 AGENT_HOST_PATHS = {
-    "/": "the node's /proc, /sys/fs/cgroup, logs and journal under host_root",
-    "/var/log": "targets of the /var/log/containers symlinks",
-    "/var/lib/docker/containers": "docker json-file logs",
-    "/run/containerd": "containerd.sock",
-    "/sys": "sysfs",
-    "/dev/disk": "disk names",
+    "/proc": "CPU, memory, disks, mount table, pod network counters",
+    "/sys": "cgroups, block device partitions",
+    "/var/log": "container and host logs, the persistent journal",
     "/run/log/journal": "volatile journal",
-    "/var/lib/kinsight": "state_dir (read-write)",
+    "/var/lib/docker/containers": "cri-dockerd nodes: json-file logs behind /var/log/pods",
+    "/var/lib/kinsight-agent": "state_dir (read-write)",
 }
-STATE_HOST_PATH = "/var/lib/kinsight"
+STATE_HOST_PATH = "/var/lib/kinsight-agent"
+# Optional, on request (agent.mountDockerSocket).
+OPTIONAL_HOST_PATHS = {"/var/run/docker.sock"}
+# adm: Debian's and Ubuntu's syslog files (syslog:adm 0640).
+ADM_GID = 4
+# Template functions whose result differs between two renders of the same values, or that
+# see a cluster only at install time (`lookup`: nothing under `helm template` or GitOps).
+UNSTABLE_TEMPLATE_FUNCTIONS = {
+    "lookup", "randAlphaNum", "randAlpha", "randNumeric", "randAscii", "randBytes", "randInt",
+    "uuidv4", "now", "date", "dateInZone", "genCA", "genCAWithKey", "genPrivateKey",
+    "genSelfSignedCert", "genSelfSignedCertWithKey", "genSignedCert", "genSignedCertWithKey",
+    "htpasswd", "derivePassword", "shuffle",
+}
 
 # The seed's DaemonSet asks 200m/100Mi; today's CloudWatch agent 400m/400Mi (reference §4.2).
 SEED_REQUESTS = {"cpu": 0.2, "memory": 100 * 2**20}
@@ -326,21 +337,43 @@ def check_agent_daemonset(m: Manifests, namespace: str) -> None:
         assert http["path"] == "/healthz", f"{probe} path {http['path']}"
         assert port_number(c, http["port"]) == metrics_port, f"{probe} port is not --metrics-listen's {metrics_port}"
 
-    # No host namespaces, no privilege, one capability at most.
+    # No host namespaces, no privilege, no capability (issue 15, item 8: DAC_READ_SEARCH with a
+    # writable host path is the open_by_handle_at escape).
     for k in ("hostNetwork", "hostPID", "hostIPC"):
         assert not spec.get(k), f"{k} is set"
     sc = c["securityContext"]
     assert sc.get("privileged") is False and sc.get("allowPrivilegeEscalation") is False, f"securityContext {sc}"
     assert sc.get("readOnlyRootFilesystem") is True, "root filesystem is writable"
     assert sc["capabilities"]["drop"] == ["ALL"], f"capabilities not dropped: {sc['capabilities']}"
-    assert set(sc["capabilities"].get("add", [])) <= {"DAC_READ_SEARCH"}, f"capabilities added: {sc['capabilities']['add']}"
-    assert (spec.get("securityContext", {}).get("seccompProfile") or sc.get("seccompProfile", {})).get("type") == "RuntimeDefault"
+    assert not sc["capabilities"].get("add"), f"capabilities added: {sc['capabilities']['add']}"
+    psc = spec.get("securityContext", {})
+    for ctx in (psc, sc):
+        caps = ctx.get("capabilities", {})
+        assert "DAC_READ_SEARCH" not in caps.get("add", []), "DAC_READ_SEARCH is granted"
+    assert (psc.get("seccompProfile") or sc.get("seccompProfile", {})).get("type") == "RuntimeDefault"
+    # Host logs of other owners are read through their group instead.
+    groups = psc.get("supplementalGroups", [])
+    assert ADM_GID in groups, f"supplementalGroups {groups} lack adm ({ADM_GID})"
+    assert 0 not in groups, "group root is not needed: root-owned files are read as their owner"
 
-    # Host paths: the contract's set, read-only (recursively) except the state directory.
+    # Host paths: exactly the ones read, read-only (recursively) except the state directory,
+    # each at host_root + its host path, and the state directory apart from all of them.
     mounts = host_mounts(ds, c)
-    missing = set(AGENT_HOST_PATHS) - set(mounts)
-    assert not missing, f"host paths not mounted: {sorted(missing)}"
-    assert mounts["/"]["mount"]["mountPath"] == "/rootfs", "the node's / is not at /rootfs"
+    cfg, _ = agent_config_of(m, ds)
+    host_root = cfg["kinsight"]["host_root"]
+    assert set(mounts) - OPTIONAL_HOST_PATHS == set(AGENT_HOST_PATHS), (
+        f"host paths: missing {sorted(set(AGENT_HOST_PATHS) - set(mounts))}, "
+        f"not read by the agent {sorted(set(mounts) - set(AGENT_HOST_PATHS) - OPTIONAL_HOST_PATHS)}"
+    )
+    for path, mv in mounts.items():
+        if path == STATE_HOST_PATH:
+            continue
+        want = host_root.rstrip("/") + path
+        assert mv["mount"]["mountPath"] == want, f"host path {path} is at {mv['mount']['mountPath']}, not {want}"
+        inside = lambda a, b: a == b or a.startswith(b.rstrip("/") + "/")
+        assert not inside(STATE_HOST_PATH, path) and not inside(path, STATE_HOST_PATH), (
+            f"the writable state directory {STATE_HOST_PATH} and the read path {path} overlap"
+        )
     for path, mv in mounts.items():
         mount = mv["mount"]
         assert mount.get("mountPropagation", "None") == "None", f"{path}: propagation {mount['mountPropagation']}"
@@ -357,7 +390,6 @@ def check_agent_daemonset(m: Manifests, namespace: str) -> None:
     assert {"operator": "Exists"} in spec.get("tolerations", []), f"tolerations {spec.get('tolerations')} miss operator Exists"
     assert spec.get("priorityClassName") == "system-node-critical"
     assert spec.get("nodeSelector", {}).get("kubernetes.io/os") == "linux"
-    cfg, _ = agent_config_of(m, ds)
     flush = cfg["logs"].get("force_flush_interval", 5)
     assert spec["terminationGracePeriodSeconds"] >= max(30, 2 * flush), "too short to flush"
 
@@ -380,7 +412,10 @@ def check_agent_config(m: Manifests, namespace: str, checker: list[str]) -> None
     assert k8s["cluster_name"], "no cluster_name"
     own = cfg["kinsight"]
     mounts = host_mounts(ds, c)
-    assert own["host_root"] == mounts["/"]["mount"]["mountPath"], f"host_root {own['host_root']} is not where / is mounted"
+    assert own["host_root"] == "/rootfs", f"host_root {own['host_root']}"
+    assert all(
+        mv["mount"]["mountPath"].startswith(own["host_root"] + "/") for p, mv in mounts.items() if p != STATE_HOST_PATH
+    ), "a host path is read outside host_root"
     assert own["state_dir"] == mounts[STATE_HOST_PATH]["mount"]["mountPath"], "state_dir is not the writable mount"
 
     # server_url names this release's Service, whose port leads to the server's --listen.
@@ -456,8 +491,9 @@ def check_server(m: Manifests, namespace: str, tokens_secret: str) -> None:
 
 def check_token_refs(m: Manifests, namespace: str, tokens_secret: str, secret: str) -> None:
     """Both workloads read the same Secret. `secret` says what the manifests hold of it:
-    "values" (both keys with real tokens), "empty" (the object, values created by the operator)
-    or "supplied" (nothing: an existing Secret is named)."""
+    "values" (both keys with real tokens), "empty" (the object, values created by the operator),
+    "supplied" (nothing: an existing Secret is named) or "generated" (nothing: the hook Job
+    creates it in the cluster)."""
     refs = set()
     for kind in ("DaemonSet", "StatefulSet"):
         for o in m.all(kind):
@@ -468,8 +504,16 @@ def check_token_refs(m: Manifests, namespace: str, tokens_secret: str, secret: s
                         refs.add((ref["name"], ref["key"]))
     assert {n for n, _ in refs} == {tokens_secret}, f"token references {refs}"
     found = m.find("Secret", tokens_secret, namespace)
+    jobs = [j for j in m.all("Job") if j["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "tokens"]
+    if secret in ("supplied", "values", "empty"):
+        assert not jobs, f"a tokens Job is rendered although the Secret is {secret}"
     if secret == "supplied":
         assert found is None, f"Secret {tokens_secret} is rendered although it is supplied"
+        return
+    if secret == "generated":
+        assert found is None, f"Secret {tokens_secret} is rendered: its tokens would change with every render"
+        assert len(jobs) == 1, f"no single Job makes Secret {tokens_secret}: {len(jobs)}"
+        check_tokens_job(m, jobs[0], namespace, tokens_secret)
         return
     assert found is not None, f"Secret {tokens_secret} missing"
     data = {**found.get("data", {}), **found.get("stringData", {})}
@@ -481,6 +525,49 @@ def check_token_refs(m: Manifests, namespace: str, tokens_secret: str, secret: s
         raw = found.get("data", {}).get(k)
         token = base64.b64decode(raw).decode() if raw is not None else found["stringData"][k]
         assert len(token) >= 32, f"{k} is only {len(token)} characters"
+
+
+def check_tokens_job(m: Manifests, job: dict, namespace: str, tokens_secret: str) -> None:
+    """The hook Job that makes the tokens Secret: the Secret the workloads read, a restricted
+    pod, and RBAC limited to that Secret (create cannot be narrowed by name)."""
+    c = container(job, "tokens")
+    assert c["command"] == [BINARY], c["command"]
+    args = c["args"]
+    assert args[:2] == ["tokens", "ensure-secret"], args
+    assert args[args.index("--name") + 1] == tokens_secret, f"the Job makes {args}, the pods read {tokens_secret}"
+    assert args[args.index("--namespace") + 1] == namespace
+    spec = job["spec"]["template"]["spec"]
+    psc, sc = spec["securityContext"], c["securityContext"]
+    assert psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0, psc
+    assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+    assert sc.get("allowPrivilegeEscalation") is False and sc.get("readOnlyRootFilesystem") is True
+    assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add")
+    assert not any("hostPath" in v for v in spec.get("volumes", []))
+    sa = spec["serviceAccountName"]
+    objs = [m.find(k, sa, namespace) for k in ("ServiceAccount", "Role", "RoleBinding")]
+    assert all(objs), f"ServiceAccount, Role or RoleBinding {sa} missing"
+    role, binding = objs[1], objs[2]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]
+    granted = set()
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == [""] and rule["resources"] == ["secrets"], f"the Role grants more than secrets: {rule}"
+        names = rule.get("resourceNames")
+        for v in rule["verbs"]:
+            if v == "create":
+                assert names is None, rule
+            else:
+                assert names == [tokens_secret], f"{v} on secrets other than {tokens_secret}: {rule}"
+            granted.add(v)
+    assert granted == {"create", "get", "patch"}, f"verbs {sorted(granted)}"
+    # Run by Helm (and Argo CD) before the workloads, and removed once done.
+    weights = {}
+    for o in [job, *objs]:
+        ann = o["metadata"].get("annotations", {})
+        assert set(ann.get("helm.sh/hook", "").split(",")) == {"pre-install", "pre-upgrade"}, f"{o['kind']} hook {ann}"
+        assert "hook-succeeded" in ann.get("helm.sh/hook-delete-policy", ""), f"{o['kind']} stays after success"
+        weights[o["kind"]] = int(ann.get("helm.sh/hook-weight", "0"))
+    assert all(weights[k] < weights["Job"] for k in ("ServiceAccount", "Role", "RoleBinding")), weights
 
 
 def check_selectors(m: Manifests) -> None:
@@ -684,8 +771,12 @@ def check_no_drift(plain: Manifests, rendered: Manifests) -> None:
     """The chart with default values deploys what deploy/kubernetes deploys."""
     def key(o):
         return (o["kind"], o["metadata"]["name"])
+
+    def hook(o):
+        return "helm.sh/hook" in o["metadata"].get("annotations", {})
+    # The tokens: an empty Secret the operator fills (plain) or a hook Job that fills it (chart).
     p = {key(o): strip_helm(o) for o in plain.objects if o["kind"] not in ("Namespace", "Secret")}
-    r = {key(o): strip_helm(o) for o in rendered.objects if o["kind"] != "Secret"}
+    r = {key(o): strip_helm(o) for o in rendered.objects if o["kind"] != "Secret" and not hook(o)}
     assert set(p) == set(r), f"objects differ: only plain {sorted(set(p) - set(r))}, only chart {sorted(set(r) - set(p))}"
     diffs = []
     for k in sorted(p):
@@ -734,7 +825,7 @@ def check_release_names(chart: Chart, checker: list[str]) -> Manifests:
     check_namespaced(m, "observability")
     check_bindings(m, "observability")
     check_agent_config(m, "observability", checker)
-    check_token_refs(m, "observability", "monitoring-kinsight-tokens", "values")
+    check_token_refs(m, "observability", "monitoring-kinsight-tokens", "generated")
     check_schemas(m)
     return m
 
@@ -770,15 +861,42 @@ def check_tokens_values(chart: Chart) -> None:
     m = chart.render("existing token secret", values={"tokens": {"existingSecret": "my-tokens"}})
     check_token_refs(m, "kinsight", "my-tokens", "supplied")
     m = chart.render("explicit tokens", values={"tokens": {"adminToken": "a" * 40, "ingestToken": "i" * 40}})
+    check_token_refs(m, "kinsight", "kinsight-tokens", "values")
     s = m.one("Secret", "kinsight-tokens")
     assert base64.b64decode(s["data"]["admin-token"]).decode() == "a" * 40
     assert base64.b64decode(s["data"]["ingest-token"]).decode() == "i" * 40
-    # Generated tokens: long, distinct, and different in every fresh install.
-    one = chart.render("generated 1").one("Secret", "kinsight-tokens")["data"]
-    two = chart.render("generated 2").one("Secret", "kinsight-tokens")["data"]
-    assert one["admin-token"] != one["ingest-token"], "admin and ingest tokens are the same"
-    assert one["admin-token"] != two["admin-token"], "the generated token is a constant"
-    assert len(base64.b64decode(one["admin-token"])) >= 32
+    # Uninstalling, or switching to generated tokens, must not delete what the pods hold.
+    assert s["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", s["metadata"]
+    # No token given: nothing random in the rendering; a hook Job makes the Secret once.
+    check_token_refs(chart.render("generated"), "kinsight", "kinsight-tokens", "generated")
+
+
+def template_actions(text: str) -> list[str]:
+    """The `{{ ... }}` actions of a template, comments left out."""
+    text = re.sub(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", "", text, flags=re.S)
+    return re.findall(r"\{\{(.*?)\}\}", text, flags=re.S)
+
+
+def check_stable_renders(chart: Chart) -> None:
+    """Issue 15, item 14: the same values render the same bytes, every time, without a cluster
+    (helm template, Argo CD, Flux): no `lookup`, nothing random, no clock. Tokens therefore
+    never change on a re-render or an upgrade."""
+    problems = []
+    for label, values in (
+        ("defaults", None),
+        ("explicit tokens", {"tokens": {"adminToken": "a" * 40, "ingestToken": "i" * 40}}),
+        ("existing secret", {"tokens": {"existingSecret": "my-tokens"}}),
+        ("agents only", {"server": {"enabled": False, "url": "http://x:8080"}}),
+    ):
+        one, two = chart.template(values=values), chart.template(values=values)
+        assert one.returncode == 0, one.stderr
+        if one.stdout != two.stdout:
+            problems.append(f"two renders of {label} differ")
+    for t in sorted((chart.path / "templates").iterdir()):
+        for action in template_actions(t.read_text()):
+            for fn in UNSTABLE_TEMPLATE_FUNCTIONS & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", action)):
+                problems.append(f"{t.name} uses {fn}: {{{{{action.strip()}}}}}")
+    assert not problems, "; ".join(problems)
 
 
 def check_resources_and_tolerations(chart: Chart) -> None:
@@ -832,6 +950,9 @@ BAD_VALUES = [
     ({"agent": {"resources": {"requests": {"cpus": "1"}}}}, "cpus"),
     ({"objectStorage": {"enabled": True}}, "objectStorage.bucket is required"),
     ({"objectStorage": {"enabled": True, "bucket": "b", "accessKeyId": "AKID"}}, "objectStorage.secretAccessKey is required"),
+    ({"tokens": {"adminToken": "a" * 40}}, "tokens.adminToken and tokens.ingestToken go together"),
+    ({"agent": {"hostGroups": {"admGroup": 4}}}, "admGroup"),
+    ({"agent": {"hostGroups": {"adm": "adm"}}}, "adm"),
 ]
 
 
@@ -846,25 +967,28 @@ def check_bad_values(chart: Chart) -> None:
     assert not problems, "; ".join(problems)
 
 
-def helm_checks(h: Harness, repo: Path, helm: str, plain: Manifests, checker: list[str]) -> None:
+def helm_checks(h: Harness, repo: Path, helm: str, plain: Manifests, checker: list[str]) -> list[dict]:
+    """Runs the chart's checks; returns the Jobs of the default rendering."""
     chart = Chart(helm, repo / "deploy/helm/kinsight")
     v = chart.version
     h.check(f"helm {v}: lint --strict", check_lint, chart)
     rendered: list[Manifests] = []
     h.check(f"helm {v}: renders with default values", lambda: rendered.append(chart.render("defaults")))
     if rendered:
-        check_common(h, rendered[0], "kinsight", "kinsight-tokens", secret="values", checker=checker)
+        check_common(h, rendered[0], "kinsight", "kinsight-tokens", secret="generated", checker=checker)
         h.check(f"helm {v}: default values deploy exactly deploy/kubernetes (no drift)", check_no_drift, plain, rendered[0])
     h.check(f"helm {v}: clusterName, enhanced, logGroupPrefix, intervals, agent.config reach the config", check_values_reach_config, chart, checker)
     h.check(f"helm {v}: another release name and namespace keep every reference", check_release_names, chart, checker)
     h.check(f"helm {v}: objectStorage (existing secret, keys, none)", check_object_storage, chart)
-    h.check(f"helm {v}: tokens (existing secret, explicit, generated)", check_tokens_values, chart)
+    h.check(f"helm {v}: tokens (existing secret, explicit, generated by a hook Job)", check_tokens_values, chart)
+    h.check(f"helm {v}: two renders of the same values are byte-identical; no lookup, nothing random", check_stable_renders, chart)
     h.check(f"helm {v}: resources, persistence and tolerations", check_resources_and_tolerations, chart)
     h.check(f"helm {v}: agents only, shipping to an external server", check_external_server, chart, checker)
     h.check(f"helm {v}: optional docker socket mount is type Socket", check_docker_socket, chart)
     h.check(f"helm {v}: bad values fail with an error naming them", check_bad_values, chart)
     m = chart.render("agents only (shared checks)", values={"server": {"enabled": False, "url": "http://x:8080"}})
-    check_common(h, m, "kinsight", "kinsight-tokens", secret="values", checker=checker, server=False)
+    check_common(h, m, "kinsight", "kinsight-tokens", secret="generated", checker=checker, server=False)
+    return rendered[0].all("Job") if rendered else []
 
 
 # --------------------------------------------------------------------------------------------
@@ -881,7 +1005,7 @@ def stages(cmds) -> list[list]:
     return out
 
 
-def check_dockerfile(repo: Path, hadolint: str, plain: Manifests) -> None:
+def check_dockerfile(repo: Path, hadolint: str, plain: Manifests, jobs: list[dict]) -> None:
     path = repo / "Dockerfile"
     p = run([hadolint, "--failure-threshold", "warning", str(path)])
     assert p.returncode == 0, f"hadolint: {p.stdout}{p.stderr}"
@@ -899,10 +1023,14 @@ def check_dockerfile(repo: Path, hadolint: str, plain: Manifests) -> None:
     assert user and user[-1].split(":")[0] not in ("0", "root"), f"image user {user}"
     entry = [c for c in final if c.cmd.upper() == "ENTRYPOINT"]
     assert entry and list(entry[-1].value) == [BINARY], f"ENTRYPOINT {entry and entry[-1].value}"
-    # The server runs as the image's user; the agent overrides it with root on purpose.
+    # The server (and the chart's tokens Job) run as the image's user; the agent overrides it
+    # with root on purpose.
     uid = int(user[-1].split(":")[0])
     server = plain.component("StatefulSet", "server")["spec"]["template"]["spec"]["securityContext"]
     assert server["runAsUser"] == uid, f"server runs as {server['runAsUser']}, image user is {uid}"
+    for job in jobs:
+        run_as = job["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+        assert run_as == uid, f"Job {job['metadata']['name']} runs as {run_as}, image user is {uid}"
     ignore = (repo / ".dockerignore").read_text().split()
     for needed in ("target", ".git", "ui/node_modules"):
         assert any(i.strip("/") == needed for i in ignore), f".dockerignore does not exclude {needed}"
@@ -923,9 +1051,10 @@ def main() -> None:
     h = Harness()
     print(f"config checker: {' '.join(checker)}")
     plain = plain_checks(h, a.repo, a.kubectl, checker)
+    jobs: list[dict] = []
     for helm in a.helm:
-        helm_checks(h, a.repo, helm, plain, checker)
-    h.check("Dockerfile: hadolint, stages, small non-root runtime, binary path of the manifests", check_dockerfile, a.repo, a.hadolint, plain)
+        jobs += helm_checks(h, a.repo, helm, plain, checker)
+    h.check("Dockerfile: hadolint, stages, small non-root runtime, binary path of the manifests", check_dockerfile, a.repo, a.hadolint, plain, jobs)
     print(f"deploy: {h.passed} passed, {len(h.failed)} failed")
     sys.exit(1 if h.failed else 0)
 

@@ -109,6 +109,19 @@ impl NodeLayout {
         r
     }
 
+    /// Where followed files may really be, symlinks resolved (issue 15, item 7): the node's
+    /// log directory and the runtimes' log directories. A link that leads elsewhere —
+    /// `/var/log/syslog` → `/etc/shadow`, planted by whoever can write to `/var/log` — is
+    /// refused; the kubelet's links stay inside (`/var/log/containers` → `/var/log/pods`,
+    /// cri-dockerd's `/var/log/pods/…/0.log` → `/var/lib/docker/containers/…`).
+    pub fn allowed_dirs(&self) -> Vec<PathBuf> {
+        vec![
+            self.log_dir.clone(),
+            self.podman_dir.clone(),
+            self.docker_dir.clone(),
+        ]
+    }
+
     /// The container id of a podman or docker log path (a live name).
     fn runtime_id(&self, path: &Path) -> Option<String> {
         let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());

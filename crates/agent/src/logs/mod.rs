@@ -128,6 +128,9 @@ impl LogCollector {
         let logs = &self.cfg.kinsight.logs;
         let topts = TailerOptions {
             roots: layout.roots(self.opts.host_files),
+            allowed_dirs: layout.allowed_dirs(),
+            // Links on the node are written for the host's `/`: resolve them under host_root.
+            symlink_root: Some(self.cfg.kinsight.host_root.clone()),
             read_from_head: logs.read_from_head,
             max_line_bytes: pipeline::MAX_PIECE_BYTES,
             rotate_wait: self.opts.rotate_wait,
@@ -277,6 +280,11 @@ fn tail_loop(
     opts: &CollectorOptions,
 ) {
     tailer.watch();
+    // The first scan before waiting for pod metadata: it decides where each file starts
+    // (issue 15, item 15), and the sooner it runs the less depends on birth times. Lines are
+    // read only after the wait, so they are still enriched.
+    tailer.scan();
+    pipeline.refresh_container_ids();
     if let Some(rx) = pods.as_mut() {
         // Give the first kubelet answer a moment, so the first lines are enriched and the
         // exclusion rules that need labels apply from the start.

@@ -1,11 +1,12 @@
 //! Integration tests of log collection: the whole collector on real files in the kubelet's
-//! layout (pipeline.rs), kill -9 while a separate process rotates at high rate (crash.rs), real
+//! layout (pipeline.rs), which files it reads and from where (discovery.rs), kill -9 while a separate process rotates at high rate (crash.rs), real
 //! podman containers (podman.rs) and a real journal file (journal.rs).
 //!
 //! The kubelet cannot run here: pod metadata comes from a recorded `/pods` answer
 //! (tests/fixtures/logs/pods.json) fed through the collector's pod channel.
 
 mod crash;
+mod discovery;
 mod journal;
 mod pipeline;
 mod podman;
@@ -78,13 +79,36 @@ pub fn collect_until(
     timeout: Duration,
     done: impl Fn(&[LogEvent]) -> bool,
 ) -> Vec<LogEvent> {
+    collect_after(cfg, out, pods, opts, timeout, || {}, done)
+}
+
+/// [`collect_until`], calling `started()` once the collector task runs (spawned, not yet
+/// necessarily past any given point: `started` waits for what it needs).
+pub fn collect_after(
+    cfg: &AgentConfig,
+    out: &Path,
+    pods: Option<Vec<Pod>>,
+    opts: CollectorOptions,
+    timeout: Duration,
+    started: impl FnOnce(),
+    done: impl Fn(&[LogEvent]) -> bool,
+) -> Vec<LogEvent> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let sink = Arc::new(FileSink::open(out).unwrap());
-        let feed = pods.map(|p| watch::channel(Arc::new(p)).1);
+        // The sender lives as long as the collector, like the metrics loop's: a closed feed
+        // would end the collector's wait for metadata at once.
+        let (_pod_tx, feed) = match pods {
+            Some(p) => {
+                let (tx, rx) = watch::channel(Arc::new(p));
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let collector = LogCollector::new(cfg, sink, feed).with_options(opts);
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(collector.run(stop_rx));
+        tokio::task::block_in_place(started);
         let start = Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,6 +1,7 @@
 //! A test server standing in for the kubelet (`GET /pods`) and the API server (lists, this
 //! node's Node, Leases with resourceVersion conflicts). It serves the recorded documents in
-//! tests/fixtures/kube/ — the real kubelet and API server cannot run on a test machine.
+//! tests/fixtures/kube/ — the real kubelet and API server cannot run on a test machine —
+//! over plain HTTP, or over real TLS (rustls) with a certificate the test made.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -31,6 +32,14 @@ pub struct KubeState {
     /// (namespace, name) → (resourceVersion, lease object)
     pub leases: HashMap<(String, String), (u64, Value)>,
     pub lease_writes: u64,
+    /// The `Authorization` header of every `/pods` request that reached the server.
+    pub kubelet_auth: Vec<Option<String>>,
+    /// TLS handshakes that failed (the client refused the certificate, for one).
+    pub handshake_failures: u64,
+    /// (namespace, name) → Secret object.
+    pub secrets: HashMap<(String, String), Value>,
+    /// Secret creates and patches that reached the server.
+    pub secret_writes: u64,
 }
 
 #[derive(Clone)]
@@ -41,7 +50,42 @@ pub struct FakeKube {
 
 impl FakeKube {
     pub async fn start(kubelet_pods: String) -> FakeKube {
-        let state = Arc::new(Mutex::new(KubeState {
+        let state = Self::state(kubelet_pods);
+        let app = Self::router(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeKube { url, state }
+    }
+
+    /// The same server over TLS, presenting `chain` (leaf first) with `key`.
+    pub async fn start_tls(
+        kubelet_pods: String,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> FakeKube {
+        let state = Self::state(kubelet_pods);
+        let app = Self::router(state.clone());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let listener = TlsListener {
+            tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            state: state.clone(),
+        };
+        let url = format!("https://{}", listener.tcp.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeKube { url, state }
+    }
+
+    fn state(kubelet_pods: String) -> Arc<Mutex<KubeState>> {
+        Arc::new(Mutex::new(KubeState {
             kubelet_pods,
             nodes: super::fixtures::kube("nodes.json", &[]),
             cluster_pods: super::fixtures::kube("cluster-pods.json", &[]),
@@ -49,8 +93,15 @@ impl FakeKube {
             mode: Mode::Ok,
             leases: HashMap::new(),
             lease_writes: 0,
-        }));
-        let app = Router::new()
+            kubelet_auth: Vec::new(),
+            handshake_failures: 0,
+            secrets: HashMap::new(),
+            secret_writes: 0,
+        }))
+    }
+
+    fn router(state: Arc<Mutex<KubeState>>) -> Router {
+        Router::new()
             .route("/pods", get(serve_kubelet_pods))
             .route(
                 "/api/v1/nodes",
@@ -90,11 +141,15 @@ impl FakeKube {
                 "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
                 get(get_lease).put(put_lease),
             )
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        FakeKube { url, state }
+            .route(
+                "/api/v1/namespaces/{ns}/secrets",
+                axum::routing::post(create_secret),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/secrets/{name}",
+                get(get_secret).patch(patch_secret),
+            )
+            .with_state(state)
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -131,9 +186,46 @@ fn status(code: u16, reason: &str, message: String) -> Response {
     (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
 }
 
-async fn serve_kubelet_pods(State(s): State<Arc<Mutex<KubeState>>>) -> Response {
+/// Accepts TCP connections and completes their TLS handshake; a failed handshake is counted
+/// and the connection dropped, as a server does.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<Mutex<KubeState>>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            match self.acceptor.accept(tcp).await {
+                Ok(tls) => return (tls, addr),
+                Err(_) => self.state.lock().unwrap().handshake_failures += 1,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+async fn serve_kubelet_pods(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let (mode, body) = {
-        let s = s.lock().unwrap();
+        let mut s = s.lock().unwrap();
+        s.kubelet_auth.push(
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .map(|v| v.to_str().unwrap_or("(not text)").to_string()),
+        );
         (s.mode, s.kubelet_pods.clone())
     };
     match mode {
@@ -185,6 +277,81 @@ async fn get_lease(
             "NotFound",
             format!("leases.coordination.k8s.io \"{name}\" not found"),
         ),
+    }
+}
+
+async fn get_secret(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    match s.lock().unwrap().secrets.get(&(ns, name.clone())) {
+        Some(v) => axum::Json(v.clone()).into_response(),
+        None => status(404, "NotFound", format!("secrets \"{name}\" not found")),
+    }
+}
+
+async fn create_secret(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path(ns): Path<String>,
+    axum::Json(mut secret): axum::Json<Value>,
+) -> Response {
+    let mut s = s.lock().unwrap();
+    let name = secret["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let key = (ns, name.clone());
+    if s.secrets.contains_key(&key) {
+        return status(
+            409,
+            "AlreadyExists",
+            format!("secrets \"{name}\" already exists"),
+        );
+    }
+    secret["apiVersion"] = json!("v1");
+    secret["kind"] = json!("Secret");
+    s.secrets.insert(key, secret.clone());
+    s.secret_writes += 1;
+    (StatusCode::CREATED, axum::Json(secret)).into_response()
+}
+
+/// JSON merge patch (RFC 7386), what `kubectl patch --type merge` sends.
+async fn patch_secret(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ct != "application/merge-patch+json" {
+        return status(415, "UnsupportedMediaType", format!("content type {ct}"));
+    }
+    let patch: Value = serde_json::from_str(&body).unwrap();
+    let mut s = s.lock().unwrap();
+    let Some(secret) = s.secrets.get_mut(&(ns, name.clone())) else {
+        return status(404, "NotFound", format!("secrets \"{name}\" not found"));
+    };
+    merge(secret, &patch);
+    let out = secret.clone();
+    s.secret_writes += 1;
+    axum::Json(out).into_response()
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
     }
 }
 

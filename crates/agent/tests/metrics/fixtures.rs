@@ -54,7 +54,14 @@ impl HostTree {
         t.write("proc/cpuinfo", &cpuinfo);
         t.write("proc/meminfo", "MemTotal:        8000000 kB\nMemFree:         2000000 kB\nMemAvailable:    5000000 kB\nBuffers:          100000 kB\nCached:          2500000 kB\nSwapCached:            0 kB\nActive:          3000000 kB\nInactive:        1500000 kB\nActive(anon):    1800000 kB\nInactive(anon):   100000 kB\nActive(file):    1200000 kB\nInactive(file):  1400000 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nAnonPages:       1900000 kB\nMapped:           300000 kB\nShmem:             20000 kB\n");
         let root = t.root().display().to_string();
-        t.write("proc/1/mounts", &format!("overlay / overlay rw,relatime,lowerdir=/a,upperdir=/b,workdir=/c 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n/dev/nvme0n1p1 /data ext4 rw,relatime 0 0\ntmpfs /run tmpfs rw,nosuid,nodev,size=1588240k,mode=755 0 0\n# {root}\n"));
+        // The tree's mounts all live on the device of the temporary directory: the agent
+        // statfs's a mount point only when its device number is the mount's.
+        let dev = {
+            use std::os::unix::fs::MetadataExt;
+            let d = fs::metadata(t.root()).unwrap().dev();
+            format!("{}:{}", libc::major(d), libc::minor(d))
+        };
+        t.write("proc/1/mountinfo", &format!("22 1 {dev} / / rw,relatime - overlay overlay rw,lowerdir=/a,upperdir=/b,workdir=/c\n23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw\n24 22 {dev} / /data rw,relatime - ext4 /dev/nvme0n1p1 rw\n25 22 {dev} / /run rw,nosuid,nodev - tmpfs tmpfs rw,size=1588240k,mode=755\n# {root}\n"));
         fs::create_dir_all(t.root().join("data")).unwrap();
         fs::create_dir_all(t.root().join("run")).unwrap();
         fs::create_dir_all(t.root().join("sys/class/block/nvme0n1")).unwrap();

@@ -1,14 +1,16 @@
 //! Integration tests of the agent's metrics side: formulas on fixture host trees (cgroup v2
 //! with the systemd driver and v1 with cgroupfs, layouts this machine partly lacks), real
 //! cgroups with real processes, the kubelet and API server served as recorded JSON by a test
-//! server (they cannot run here), leader election, and bad input.
+//! server (they cannot run here; the kubelet also over real TLS), leader election, and bad input.
 
 mod containerd;
 mod fake_kube;
 mod fixtures;
 mod formulas;
 mod kubelet;
+mod kubelet_tls;
 mod leader;
 mod podman;
 mod real_cgroups;
 mod shipper;
+mod token_secret;

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod query;
 pub mod server;
 pub mod simulate;
+pub mod tokens;
 pub mod up;
 
 /// Logs go to stderr so that `--output -` keeps stdout for data. `RUST_LOG` overrides the

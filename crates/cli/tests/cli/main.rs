@@ -9,3 +9,4 @@ mod query;
 mod seaweed;
 mod server;
 mod shipping;
+mod tokens;

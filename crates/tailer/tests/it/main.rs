@@ -136,6 +136,26 @@ impl Harness {
     pub fn restart(&mut self) {
         self.tailer = Self::open(self.state.path(), &self.opts);
     }
+
+    /// Starts afresh as if this node's first start had been at `ms` (no scan since): the
+    /// checkpoint file, in its documented format, is all the tailer knows of it.
+    pub fn pretend_first_start_at(&mut self, ms: i64) {
+        let doc = serde_json::json!({"version": 1, "written_at_ms": ms, "last_scan_ms": 0,
+            "first_start_ms": ms, "next_id": 1, "files": []});
+        std::fs::write(
+            self.state.path().join("tailer-checkpoints.json"),
+            doc.to_string(),
+        )
+        .unwrap();
+        self.restart();
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 pub fn texts(got: &[Got]) -> Vec<String> {

@@ -129,6 +129,8 @@ fn a_file_deleted_while_open_is_read_to_its_end() {
 #[test]
 fn first_start_reads_from_the_end_unless_asked_and_later_files_from_the_head() {
     let mut h = Harness::new(false);
+    // The files below predate the node's first start, as far as the tailer can tell.
+    h.pretend_first_start_at(now_ms() + 60_000);
     let live = h.path("0.log");
     append(&live, "before start\n");
     append(&h.path("0.log.old"), "old rotation\n");
@@ -138,6 +140,107 @@ fn first_start_reads_from_the_end_unless_asked_and_later_files_from_the_head() {
     let mut t = texts(&h.read(true));
     t.sort();
     assert_eq!(t, ["after start", "new file"]);
+}
+
+/// Issue 15, item 15: on a new node, pods start with the agent; a file created after the
+/// agent's first start is read from its head even when the first scan is the one that finds
+/// it, and even when the agent died before that scan.
+#[test]
+fn files_created_after_the_first_start_are_read_from_their_head_by_the_first_scan() {
+    let mut h = Harness::new(false);
+    let live = h.path("0.log");
+    append(&live, "the first line, the most telling one\n");
+    append(&h.path("1.log.20240501-101500"), "rotated already\n");
+    let mut t = texts(&h.read(true));
+    t.sort();
+    assert_eq!(
+        t,
+        ["rotated already", "the first line, the most telling one"]
+    );
+
+    // Killed before its first scan: the restart still knows when the node's first start was.
+    let mut h = Harness::new(false);
+    append(&h.path("2.log"), "written before the crash\n");
+    h.restart();
+    assert_eq!(texts(&h.read(true)), ["written before the crash"]);
+    // A later restart is a restart: new files from their head, known ones where they were.
+    append(&h.path("2.log"), "more\n");
+    append(&h.path("3.log"), "while down\n");
+    h.restart();
+    let mut t = texts(&h.read(true));
+    t.sort();
+    assert_eq!(t, ["more", "while down"]);
+}
+
+#[test]
+fn a_symlink_out_of_the_roots_is_refused_once_and_never_read() {
+    let outside = tempfile::tempdir().unwrap();
+    let shadow = outside.path().join("shadow");
+    std::fs::write(&shadow, "root:$6$secret-hash:19000:0:99999:7:::\n").unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = logs.clone();
+        move || CaptureWriter(logs.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let got = tracing::subscriber::with_default(subscriber, || {
+        let mut h = Harness::new(true);
+        std::fs::create_dir_all(h.path("pods/ns_p_u/c")).unwrap();
+        append(&h.path("pods/ns_p_u/c/0.log"), "a pod line\n");
+        // The legitimate kind: a link to a file inside the root.
+        std::os::unix::fs::symlink(h.path("pods/ns_p_u/c/0.log"), h.path("p_ns_c.log")).unwrap();
+        // Planted: absolute and relative links out of it, and a directory link out of it.
+        std::os::unix::fs::symlink(&shadow, h.path("syslog.log")).unwrap();
+        let rel = std::path::PathBuf::from("..").join(
+            outside
+                .path()
+                .strip_prefix(h.dir.path().parent().unwrap())
+                .unwrap(),
+        );
+        std::os::unix::fs::symlink(rel.join("shadow"), h.path("auth.log")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), h.path("pods/ns_q_u")).unwrap();
+        std::fs::create_dir_all(outside.path().join("c")).unwrap();
+        std::fs::hard_link(&shadow, outside.path().join("c/0.log")).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            append(&h.path("pods/ns_p_u/c/0.log"), "another\n");
+            got.extend(h.read(true));
+        }
+        got
+    });
+    let t = texts(&got);
+    assert_eq!(t, ["a pod line", "another", "another", "another"]);
+    let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    for name in ["syslog.log", "auth.log", "ns_q_u"] {
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains(name)).collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one warning naming {name}, not one per scan: {logs}"
+        );
+        assert!(
+            lines[0].contains("outside the log directories"),
+            "{}",
+            lines[0]
+        );
+    }
+    assert!(!logs.contains("secret-hash"));
+}
+
+#[derive(Clone)]
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[test]
@@ -367,4 +470,119 @@ fn inotify_ends_the_wait_for_new_directories_new_files_and_new_data() {
     while h.tailer.scan_if_due(hour) {}
     h.read(true);
     assert_eq!(h.tailer.watched_dirs(), 1, "stale watches kept");
+}
+
+/// Run as the child of `root_without_capabilities_reads_what_owner_and_group_bits_allow`: the
+/// agent's DaemonSet runs as root with every capability dropped and the `adm` group added
+/// (issue 15, item 8). This process makes itself that.
+#[test]
+#[ignore = "entry point of a child process of root_without_capabilities_reads_what_owner_and_group_bits_allow"]
+fn capless_root_child_entry() {
+    let root = PathBuf::from(std::env::var("TAILER_ROOT").unwrap());
+    let state = PathBuf::from(std::env::var("TAILER_STATE").unwrap());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Default, Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let groups = [4 as libc::gid_t];
+    // SAFETY: plain syscalls with valid pointers; single-threaded at this point of the test.
+    unsafe {
+        assert_eq!(libc::setgroups(1, groups.as_ptr()), 0);
+        let mut hdr = CapHeader {
+            version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+            pid: 0,
+        };
+        let data = [CapData::default(); 2];
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()),
+            0
+        );
+        assert_eq!(libc::geteuid(), 0);
+    }
+    // capset acts on the calling thread (the test's), which is the one that reads below.
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    assert!(
+        status.contains("CapEff:\t0000000000000000"),
+        "capabilities left: {status}"
+    );
+    let opts = TailerOptions {
+        roots: vec![Root {
+            dir: root,
+            max_depth: 1,
+        }],
+        read_from_head: true,
+        ..TailerOptions::default()
+    };
+    let cp = Arc::new(Checkpointer::open(&state).unwrap());
+    let mut t = Tailer::new(opts, Arc::new(KubeletLayout), cp);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        t.scan();
+        t.poll(1 << 20, |_, l| {
+            got.push(String::from_utf8_lossy(l.bytes).into_owned())
+        });
+    }
+    got.sort();
+    assert_eq!(got, ["adm line", "root-owned, 0600"]);
+}
+
+#[test]
+fn root_without_capabilities_reads_what_owner_and_group_bits_allow() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: a plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: not root; the files below cannot be given to other owners here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("log");
+    std::fs::create_dir_all(&logs).unwrap();
+    let file = |name: &str, text: &str, uid: u32, gid: u32, mode: u32| {
+        let p = logs.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    // RHEL's /var/log/secure; Ubuntu's /var/log/auth.log (syslog:adm); a file of another user
+    // that its group may not read either.
+    file("secure.log", "root-owned, 0600\n", 0, 0, 0o600);
+    file("auth.log", "adm line\n", 104, 4, 0o640);
+    file("private.log", "another user's\n", 104, 104, 0o600);
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "scenarios::capless_root_child_entry",
+            "--nocapture",
+        ])
+        .env("TAILER_ROOT", &logs)
+        .env("TAILER_STATE", state.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let denied: Vec<&str> = log.lines().filter(|l| l.contains("private.log")).collect();
+    assert_eq!(denied.len(), 1, "one warning over three scans: {log}");
+    assert!(denied[0].contains("Permission denied"), "{}", denied[0]);
 }

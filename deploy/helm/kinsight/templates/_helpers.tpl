@@ -48,7 +48,22 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- define "kinsight.agentConfig" -}}
 {{- $k8s := dict "cluster_name" .Values.clusterName "metrics_collection_interval" (int .Values.metricsCollectionInterval) "enhanced_container_insights" .Values.enhanced -}}
 {{- $logs := dict "metrics_collected" (dict "kubernetes" $k8s) "force_flush_interval" (int .Values.forceFlushInterval) -}}
-{{- $own := dict "host_root" "/rootfs" "state_dir" "/var/lib/kinsight" "server_url" (include "kinsight.serverUrl" .) "log_group_prefix" .Values.logGroupPrefix -}}
+{{- $own := dict "host_root" "/rootfs" "state_dir" "/var/lib/kinsight-agent" "server_url" (include "kinsight.serverUrl" .) "log_group_prefix" .Values.logGroupPrefix -}}
 {{- $kinsight := mergeOverwrite (deepCopy .Values.agent.config) $own -}}
 {{- dict "logs" $logs "kinsight" $kinsight | toPrettyJson -}}
+{{- end -}}
+
+{{/* The agent pod's supplementalGroups (agent.hostGroups, nulls left out), as a JSON list. */}}
+{{- define "kinsight.agentGroups" -}}
+{{- $groups := list -}}
+{{- range $name := list "adm" "systemdJournal" -}}
+{{- $gid := index $.Values.agent.hostGroups $name -}}
+{{- if not (kindIs "invalid" $gid) -}}
+{{- $groups = append $groups (int $gid) -}}
+{{- end -}}
+{{- end -}}
+{{- range $.Values.agent.hostGroups.extra | default list -}}
+{{- $groups = append $groups (int .) -}}
+{{- end -}}
+{{- toJson $groups -}}
 {{- end -}}
