@@ -31,11 +31,17 @@ impl FromRequest<AppState> for DecodedBody {
                 // than depend on that crate for one type.
                 let mut source: Option<&dyn std::error::Error> = Some(&e);
                 let mut over_limit = false;
+                let mut timed_out = None;
                 while let Some(s) = source {
                     over_limit |= s.to_string().contains("length limit exceeded");
+                    if let Some(t) = s.downcast_ref::<crate::transport::BodyReadTimeout>() {
+                        timed_out = Some(t.to_string());
+                    }
                     source = s.source();
                 }
-                if over_limit {
+                if let Some(message) = timed_out {
+                    ApiError::new(ErrorCode::RequestTimeout, message)
+                } else if over_limit {
                     ApiError::new(
                         ErrorCode::PayloadTooLarge,
                         format!("request body exceeds {} bytes", limits.max_body_bytes),

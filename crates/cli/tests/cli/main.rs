@@ -8,3 +8,4 @@ mod query;
 mod seaweed;
 mod server;
 mod shipping;
+mod tls;

@@ -8,4 +8,5 @@ mod query;
 mod router;
 mod socket;
 mod support;
+mod transport;
 mod ui;
