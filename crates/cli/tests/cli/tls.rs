@@ -248,7 +248,7 @@ fn kinsight_up_serves_https_to_its_console_and_its_agent() {
     let server = format!("https://127.0.0.1:{port}");
     // The in-process agent ships its host's metrics over the same HTTPS listener.
     let deadline = Instant::now() + Duration::from_secs(90);
-    let mut last = String::new();
+    let mut last;
     let ok = loop {
         let out = kinsight()
             .args(["logs", "groups", "--server", &server, "--ca-file"])

@@ -143,7 +143,7 @@ pub(crate) async fn serve(
             },
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            if refused % REFUSAL_LOG_EVERY == 0 {
+            if refused.is_multiple_of(REFUSAL_LOG_EVERY) {
                 tracing::warn!(
                     %peer,
                     max_connections = config.max_connections,
@@ -318,7 +318,7 @@ async fn handle(
             Ok(p) => Some(p),
             Err(_) => {
                 let n = requests.refused.fetch_add(1, Ordering::Relaxed);
-                if n % REFUSAL_LOG_EVERY == 0 {
+                if n.is_multiple_of(REFUSAL_LOG_EVERY) {
                     tracing::warn!(
                         max_requests = requests.max,
                         refused_so_far = n + 1,
