@@ -86,6 +86,17 @@ const REFUSAL_LOG_EVERY: u64 = 1000;
 /// of `max_requests`... but many can, which is what `max_requests` is for.
 const MAX_H2_STREAMS: u32 = 100;
 
+/// Serves a router other than the API's — the agent's `/metrics` listener — with the same
+/// limits (plain HTTP).
+pub async fn serve_plain(
+    listener: TcpListener,
+    app: Router,
+    config: TransportConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve(listener, app, config, None, shutdown).await
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then shuts down as described in the
 /// module documentation.
 pub(crate) async fn serve(
