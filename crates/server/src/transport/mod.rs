@@ -264,6 +264,7 @@ impl Connection {
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
         let mut stop = self.stop.clone();
+        let mut stopping = false;
         let (header, idle) = (self.config.header_read_timeout, self.config.idle_timeout);
         loop {
             let wake = activity
@@ -293,12 +294,12 @@ impl Connection {
                         }
                     }
                 }
-                _ = async { drop(stop.wait_for(|s| *s).await) } => {
+                _ = async { drop(stop.wait_for(|s| *s).await) }, if !stopping => {
                     // Finish what is in progress (long-polls have been ended), then close; the
-                    // server drops the task at its shutdown timeout.
+                    // timeouts still apply meanwhile, and the server drops the task at its
+                    // shutdown timeout.
+                    stopping = true;
                     conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
-                    return;
                 }
             }
         }
