@@ -781,6 +781,39 @@ mod tests {
     }
 
     #[test]
+    fn server_ca_file_is_read_and_only_for_an_https_server() {
+        let doc = |url: &str, ca: &str| {
+            format!(
+                r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "c"}}}}}},
+                   "kinsight": {{"server_url": "{url}", "server_ca_file": {ca}}}}}"#
+            )
+        };
+        let c = AgentConfig::from_json_with_env(
+            &doc("https://kinsight.example:8080", r#""/etc/kinsight/ca.crt""#),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.kinsight.server_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/kinsight/ca.crt"))
+        );
+        match AgentConfig::from_json_with_env(
+            &doc("http://kinsight:8080", r#""/ca.crt""#),
+            &env(&[]),
+        ) {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "kinsight.server_ca_file");
+                assert!(message.contains("https://"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            AgentConfig::from_json_with_env(&doc("https://k", "5"), &env(&[])),
+            Err(ConfigError::WrongType { .. })
+        ));
+    }
+
+    #[test]
     fn missing_cluster_and_bad_values_are_errors() {
         let e = AgentConfig::from_json_with_env(
             r#"{"logs": {"metrics_collected": {"kubernetes": {}}}}"#,
