@@ -1,5 +1,6 @@
-//! `kinsight server --data-dir DIR --listen ADDR [--object-store s3://bucket/prefix]`: wiring
-//! only; everything else is in `kinsight-server` and `kinsight-store`.
+//! `kinsight server --data-dir DIR --listen ADDR [--object-store s3://bucket/prefix]
+//! [--tls-cert FILE --tls-key FILE] [connection limits]`: wiring only; everything else is in
+//! `kinsight-server` (its `transport` module for TLS and the limits) and `kinsight-store`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
