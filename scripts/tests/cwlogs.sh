@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the CloudWatch Logs-compatible API (issue #8) with real AWS clients: boto3 and the
-# aws CLI from PyPI, against a real `kinsight server` process started by the tests.
-# What is asserted is in scripts/tests/cwlogs/test_*.py.
+# aws CLI from PyPI, against a real `kinsight server` process started by the tests — over plain
+# HTTP, and over HTTPS (`--tls-cert`/`--tls-key`, a CA made with openssl at test time,
+# test_https.py). What is asserted is in scripts/tests/cwlogs/test_*.py.
 #
 # The clients live in their own virtualenv under $KINSIGHT_TOOLS_DIR (default
 # ~/.cache/kinsight), rebuilt when requirements.txt changes. The server binary is

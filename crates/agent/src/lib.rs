@@ -19,5 +19,6 @@ pub mod prometheus;
 pub mod pseudofs;
 pub mod run;
 pub mod runtime;
+pub mod server_tls;
 pub mod shipper;
 pub mod sink;

@@ -58,6 +58,13 @@ pub struct ShipperConfig {
     /// First retry delay; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// PEM CA certificates the server's HTTPS certificate must chain to
+    /// (`kinsight.server_ca_file`); `None` = the built-in and system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Accept whatever certificate the server presents. Only for `kinsight up`'s in-process
+    /// agent, which connects over loopback to the socket its own process holds: nobody else
+    /// can be at the other end, and the certificate may be for a public name.
+    pub accept_any_certificate: bool,
 }
 
 impl ShipperConfig {
@@ -71,6 +78,8 @@ impl ShipperConfig {
             batch_max_bytes: kinsight_model::limits::MAX_BATCH_BYTES,
             min_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(30),
+            ca_file: None,
+            accept_any_certificate: false,
         }
     }
 }
@@ -166,11 +175,18 @@ impl ServerSink {
             );
         }
         let next_seq = entries.keys().next_back().map_or(1, |s| s + 1);
-        let http = reqwest::Client::builder()
+        let http = crate::server_tls::client_builder(cfg.ca_file.as_deref())
+            .map_err(|e| SinkError::Rejected(format!("kinsight.server_ca_file: {e}")))?
+            .danger_accept_invalid_certs(cfg.accept_any_certificate)
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| SinkError::Rejected(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| {
+                SinkError::Rejected(format!(
+                    "cannot build HTTP client: {}",
+                    crate::server_tls::describe(&e)
+                ))
+            })?;
         Ok(Arc::new(ServerSink {
             cfg,
             spool: Mutex::new(Spool {
@@ -425,7 +441,7 @@ impl ServerSink {
         let resp = req
             .send()
             .await
-            .map_err(|e| crate::kubelet::error_chain(&e))?;
+            .map_err(|e| crate::server_tls::describe(&e))?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         if status.is_success() {

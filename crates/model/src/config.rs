@@ -118,6 +118,9 @@ pub struct KinsightSettings {
     pub server_url: Option<String>,
     /// File holding the server token; the `KINSIGHT_TOKEN` variable wins when set.
     pub server_token_file: Option<PathBuf>,
+    /// PEM CA certificates an `https://` server's certificate must chain to (instead of the
+    /// built-in and system roots).
+    pub server_ca_file: Option<PathBuf>,
     /// `/kinsight` by default; `/aws/containerinsights` to match CloudWatch's names.
     pub log_group_prefix: String,
     /// Upper bound of the shipper's disk buffer.
@@ -474,6 +477,7 @@ fn parse_kinsight(
         ),
         server_url: k.string("server_url")?.map(|u| expand_env(&u, env)),
         server_token_file: k.string("server_token_file")?.map(PathBuf::from),
+        server_ca_file: k.string("server_ca_file")?.map(PathBuf::from),
         log_group_prefix: k
             .string("log_group_prefix")?
             .unwrap_or_else(|| DEFAULT_LOG_GROUP_PREFIX.into()),
@@ -490,6 +494,18 @@ fn parse_kinsight(
             .clamp(1024, crate::limits::MAX_BATCH_BYTES),
         logs,
     };
+    if settings.server_ca_file.is_some() {
+        if let Some(u) = settings
+            .server_url
+            .as_deref()
+            .filter(|u| !u.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: k.key("server_ca_file"),
+                message: format!("a CA file verifies an https:// server, but server_url is {u:?}"),
+            });
+        }
+    }
     if !settings.log_group_prefix.starts_with('/') {
         return Err(ConfigError::Invalid {
             key: k.key("log_group_prefix"),
@@ -789,6 +805,39 @@ mod tests {
         let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}, "kinsight": {"logs": {"labels": "yes"}}}"#;
         let e = AgentConfig::from_json_with_env(doc, &env(&[])).unwrap_err();
         assert!(e.to_string().contains("`kinsight.logs.labels`"), "{e}");
+    }
+
+    #[test]
+    fn server_ca_file_is_read_and_only_for_an_https_server() {
+        let doc = |url: &str, ca: &str| {
+            format!(
+                r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "c"}}}}}},
+                   "kinsight": {{"server_url": "{url}", "server_ca_file": {ca}}}}}"#
+            )
+        };
+        let c = AgentConfig::from_json_with_env(
+            &doc("https://kinsight.example:8080", r#""/etc/kinsight/ca.crt""#),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.kinsight.server_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/kinsight/ca.crt"))
+        );
+        match AgentConfig::from_json_with_env(
+            &doc("http://kinsight:8080", r#""/ca.crt""#),
+            &env(&[]),
+        ) {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "kinsight.server_ca_file");
+                assert!(message.contains("https://"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            AgentConfig::from_json_with_env(&doc("https://k", "5"), &env(&[])),
+            Err(ConfigError::WrongType { .. })
+        ));
     }
 
     #[test]

@@ -27,7 +27,9 @@ impl FromRequest<AppState> for DecodedBody {
         let raw = axum::body::to_bytes(req.into_body(), limits.max_body_bytes)
             .await
             .map_err(|e| {
-                if is_length_limit(&e) {
+                if let Some(message) = read_timeout(&e) {
+                    ApiError::new(ErrorCode::RequestTimeout, message)
+                } else if is_length_limit(&e) {
                     ApiError::new(
                         ErrorCode::PayloadTooLarge,
                         format!("request body exceeds {} bytes", limits.max_body_bytes),
@@ -65,6 +67,19 @@ pub fn is_length_limit(e: &axum::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// The message of a body that did not arrive within the body-read timeout
+/// ([`crate::transport::BodyReadTimeout`], issue 15 item 2), if that is why reading failed.
+pub fn read_timeout(e: &axum::Error) -> Option<String> {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<crate::transport::BodyReadTimeout>() {
+            return Some(t.to_string());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// Decompresses per `Content-Encoding`, refusing more than `max` decoded bytes (a small zstd

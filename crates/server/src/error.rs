@@ -33,6 +33,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The body could not be decompressed.
     BadEncoding,
+    /// The request body did not arrive within the body read timeout (issue 15 item 2).
+    RequestTimeout,
     /// No or an unknown bearer token.
     Unauthenticated,
     /// The token's scope does not allow this call.
@@ -61,6 +63,7 @@ impl ErrorCode {
                 StatusCode::BAD_REQUEST
             }
             BatchTooLarge | PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated => StatusCode::UNAUTHORIZED,
             Forbidden => StatusCode::FORBIDDEN,
@@ -87,6 +90,7 @@ impl ErrorCode {
             PayloadTooLarge => "PayloadTooLarge",
             UnsupportedMediaType => "UnsupportedMediaType",
             BadEncoding => "BadEncoding",
+            RequestTimeout => "RequestTimeout",
             Unauthenticated => "Unauthenticated",
             Forbidden => "Forbidden",
             ResourceNotFound => "ResourceNotFound",

@@ -21,6 +21,7 @@ pub mod cwlogs;
 pub mod error;
 pub mod feed;
 pub mod state;
+pub mod transport;
 pub mod ui;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub use api::router;
 pub use auth::{Action, Auth, Caller, Scope};
 pub use error::{ApiError, ErrorCode};
 pub use state::AppState;
+pub use transport::{TlsConfig, TransportConfig};
 
 use kinsight_store::{IngestObserver, Store, StoreConfig, StoreError};
 
@@ -41,6 +43,8 @@ pub struct ServerConfig {
     /// The admin bearer token (`KINSIGHT_TOKEN`); `None` = no authentication, which is only
     /// allowed on a loopback address.
     pub admin_token: Option<String>,
+    /// Timeouts, connection and request caps, TLS (`transport`).
+    pub transport: TransportConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] transport::TlsError),
     #[error("serve: {0}")]
     Serve(std::io::Error),
 }
@@ -83,6 +89,9 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: AppState,
     listener: tokio::net::TcpListener,
+    transport: TransportConfig,
+    /// The certificate served when TLS is on; `reload` reads its files again.
+    pub tls: Option<Arc<transport::TlsCerts>>,
 }
 
 impl Server {
@@ -99,6 +108,11 @@ impl Server {
                 tracing::warn!(listen = %config.listen, "no KINSIGHT_TOKEN: authentication is off (loopback only)");
                 Auth::disabled()
             }
+        };
+        // The certificate first: a bad pair fails the start before the store is opened.
+        let tls = match &config.transport.tls {
+            Some(t) => Some(transport::TlsCerts::load(t.clone())?),
+            None => None,
         };
         let store = Store::open(config.store.clone(), observers).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -117,7 +131,19 @@ impl Server {
             addr,
             state: AppState::new(store, auth),
             listener,
+            transport: config.transport,
+            tls,
         })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        transport::scheme(self.tls.is_some())
+    }
+
+    /// The base URL of the bound address (`https://127.0.0.1:8443`).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.addr)
     }
 
     /// Serves until `shutdown` completes, then stops the store cleanly.
@@ -128,15 +154,14 @@ impl Server {
         let store = self.state.store.clone();
         let feed = self.state.feed.clone();
         let app = router(self.state);
-        tracing::info!(addr = %self.addr, "kinsight server listening");
+        tracing::info!(addr = %self.addr, tls = self.tls.is_some(), "kinsight server listening");
         let shutdown = async move {
             shutdown.await;
             // Long-polls and event streams end now, or the graceful shutdown would wait for
             // clients that never hang up.
             feed.close();
         };
-        let res = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+        let res = transport::serve(self.listener, app, self.transport, self.tls, shutdown)
             .await
             .map_err(ServerError::Serve);
         store.shutdown().await;

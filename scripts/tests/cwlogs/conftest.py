@@ -8,6 +8,7 @@ from a key file (KINSIGHT_AWS_KEYS_FILE) -- the configuration docs/cloudwatch-co
 import json
 import os
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -27,9 +28,37 @@ KEYS = {
 }
 
 
+def make_pki(directory, name="kinsight test"):
+    """A CA and a server certificate for 127.0.0.1 / localhost made with the openssl command
+    (nothing is committed): returns (ca.crt, tls.crt, tls.key) paths."""
+    d = os.path.join(directory, name.replace(" ", "-"))
+    os.makedirs(d, exist_ok=True)
+    ca_key, ca, key, csr, crt = (os.path.join(d, n) for n in
+                                 ("ca.key", "ca.crt", "tls.key", "tls.csr", "tls.crt"))
+    ext = os.path.join(d, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n")
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "2", "-subj", f"/CN={name} CA", "-keyout", ca_key, "-out", ca)
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-subj", "/CN=localhost", "-keyout", key, "-out", csr)
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-days", "2", "-extfile", ext, "-out", crt)
+    return ca, crt, key
+
+
 class Server:
-    def __init__(self, data_dir=None):
+    def __init__(self, data_dir=None, tls=False):
         self.dir = tempfile.TemporaryDirectory(prefix="kinsight-cwlogs-")
+        # With tls: `kinsight server --tls-cert --tls-key` and the CA in self.ca.
+        self.ca = None
+        tls_args = []
+        if tls:
+            self.ca, cert, key = make_pki(self.dir.name)
+            tls_args = ["--tls-cert", cert, "--tls-key", key]
         data_dir = data_dir or os.path.join(self.dir.name, "data")
         keys_file = os.path.join(self.dir.name, "aws-keys.json")
         with open(keys_file, "w") as f:
@@ -58,6 +87,7 @@ class Server:
                 str(data_dir),
                 "--listen",
                 "127.0.0.1:0",
+                *tls_args,
             ],
             env=env,
             stdout=subprocess.PIPE,
@@ -89,7 +119,8 @@ class Server:
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(req, timeout=30) as r:
+        ctx = ssl.create_default_context(cafile=self.ca) if self.ca else None
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as r:
             data = r.read()
             return json.loads(data) if data else None
 
@@ -101,13 +132,16 @@ def server():
     s.stop()
 
 
-def make_client(server, key_id, secret):
+def make_client(server, key_id, secret, verify=None):
+    """boto3 for `server`; over HTTPS it verifies against the server's CA unless told
+    otherwise (`verify`: a CA bundle path, or True for the default roots)."""
     return boto3.client(
         "logs",
         endpoint_url=server.url,
         region_name=REGION,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
+        verify=verify if verify is not None else (server.ca or True),
         config=botocore.config.Config(retries={"max_attempts": 1}),
     )
 
@@ -139,3 +173,11 @@ def group(logs):
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+@pytest.fixture(scope="session")
+def tls_server():
+    """`kinsight server --tls-cert --tls-key` with a CA made at test time (server.ca)."""
+    s = Server(tls=True)
+    yield s
+    s.stop()

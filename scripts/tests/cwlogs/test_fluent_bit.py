@@ -1,26 +1,22 @@
-"""Fluent Bit's `cloudwatch_logs` output against kinsight -- when a Fluent Bit binary is
-available. No package registry CI reaches ships Fluent Bit (not Debian 12, PyPI or npm), so
-this runs only with FLUENT_BIT=/path/to/fluent-bit (built from source, docs/cloudwatch-compat.md)
-and is skipped otherwise.
+"""Fluent Bit's `cloudwatch_logs` output against kinsight's own HTTPS -- when a Fluent Bit
+binary is available. No package registry CI reaches ships Fluent Bit (not Debian 12, PyPI or
+npm), so this runs only with FLUENT_BIT=/path/to/fluent-bit (built from source,
+docs/cloudwatch-compat.md) and is skipped otherwise.
 
 Fluent Bit's output always speaks TLS (`tls Off` is overridden by its EC2 credential
-provider), so the test puts a small TLS terminator (Python's ssl, a certificate made with the
-openssl command) between it and the server's plain HTTP.
+provider), so the server runs with `--tls-cert`/`--tls-key` (a CA made by openssl at test time)
+and Fluent Bit verifies it with `tls.ca_file` -- no terminator in between (issue 15 item 16).
 """
 
 import json
 import os
 import shutil
-import socket
-import ssl
 import subprocess
-import tempfile
-import threading
 import time
 
 import pytest
 
-from conftest import KEYS, REGION, now_ms
+from conftest import KEYS, REGION, make_client, now_ms
 
 FLUENT_BIT = os.environ.get("FLUENT_BIT") or shutil.which("fluent-bit")
 
@@ -29,64 +25,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class TlsTerminator:
-    """Accepts TLS on a local port and forwards the plain bytes to `backend`."""
-
-    def __init__(self, backend, certfile, keyfile):
-        self.backend = backend
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(certfile, keyfile)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.stopped = False
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while not self.stopped:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn):
-        try:
-            tls = self.ctx.wrap_socket(conn, server_side=True)
-            up = socket.create_connection(self.backend)
-        except (OSError, ssl.SSLError):
-            conn.close()
-            return
-
-        def pump(src, dst):
-            try:
-                while data := src.recv(65536):
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (src, dst):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-
-        threading.Thread(target=pump, args=(up, tls), daemon=True).start()
-        pump(tls, up)
-
-    def stop(self):
-        self.stopped = True
-        self.sock.close()
-
-
-def test_fluent_bit_cloudwatch_logs_output(server, logs, tmp_path):
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
-         "-out", str(tmp_path / "cert.pem")],
-        check=True, capture_output=True,
-    )
-    host, port = server.url.removeprefix("http://").rsplit(":", 1)
-    term = TlsTerminator((host, int(port)), tmp_path / "cert.pem", tmp_path / "key.pem")
+def test_fluent_bit_cloudwatch_logs_output(tls_server, tmp_path):
+    server = tls_server
+    logs = make_client(server, *KEYS["admin"])
+    port = server.url.rsplit(":", 1)[1]
     suffix = str(now_ms())
     plain, emf = f"/fluentbit/plain-{suffix}", f"/fluentbit/emf-{suffix}"
     emf_doc = {
@@ -97,9 +39,10 @@ def test_fluent_bit_cloudwatch_logs_output(server, logs, tmp_path):
     common = f"""
     region              {REGION}
     auto_create_group   On
-    endpoint            127.0.0.1
-    port                {term.port}
-    tls.verify          Off
+    endpoint            localhost
+    port                {port}
+    tls.verify          On
+    tls.ca_file         {server.ca}
 """
     (tmp_path / "fb.conf").write_text(f"""
 [SERVICE]
@@ -154,7 +97,6 @@ def test_fluent_bit_cloudwatch_logs_output(server, logs, tmp_path):
     finally:
         fb.terminate()
         fb.wait(timeout=30)
-        term.stop()
     log = (tmp_path / "fluent-bit.log").read_text()
     assert (count(plain), count(emf)) == (100, 30), log[-3000:]
     streams = logs.describe_log_streams(logGroupName=plain)["logStreams"]

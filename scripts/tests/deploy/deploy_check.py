@@ -940,6 +940,92 @@ def check_docker_socket(chart: Chart) -> None:
     assert "/var/run/docker.sock" not in host_mounts(plain, container(plain, "agent"))
 
 
+def tls_checks(m: Manifests, secret: str, namespace: str = "kinsight", ca_key: str | None = "ca.crt") -> None:
+    """What server.tls promises, on any rendering with it: the server serves HTTPS from the
+    whole Secret (no subPath, so updates reach it), probes speak HTTPS, agents ship to https://
+    and verify against the Secret's CA only (never mounting its key)."""
+    sts = m.component("StatefulSet", "server")
+    spec = sts["spec"]["template"]["spec"]
+    c = container(sts, "server")
+    args = c["args"]
+    assert args[args.index("--tls-cert") + 1] == "/etc/kinsight/tls/tls.crt", args
+    assert args[args.index("--tls-key") + 1] == "/etc/kinsight/tls/tls.key", args
+    vols = {v["name"]: v for v in spec["volumes"]}
+    mount = [vm for vm in c["volumeMounts"] if vm["mountPath"] == "/etc/kinsight/tls"]
+    assert len(mount) == 1 and mount[0].get("readOnly") is True and "subPath" not in mount[0], mount
+    vol = vols[mount[0]["name"]]
+    assert vol["secret"]["secretName"] == secret, vol
+    assert vol["secret"].get("defaultMode") == 0o440, f"key readable by others: {vol}"
+    port = listen_port(args, "--listen")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        http = c[probe]["httpGet"]
+        assert http.get("scheme") == "HTTPS" and port_number(c, http["port"]) == port, f"{probe} {http}"
+    for svc in m.all("Service"):
+        for p in svc["spec"]["ports"]:
+            assert p["name"] == "https" and port_number(c, p["targetPort"]) == port, f"Service {svc['metadata']['name']} port {p}"
+
+    ds = m.component("DaemonSet", "agent")
+    cfg, _ = agent_config_of(m, ds)
+    own = cfg["kinsight"]
+    url = urlparse(own["server_url"])
+    assert url.scheme == "https", f"agents ship to {own['server_url']}"
+    agent = container(ds, "agent")
+    ca_mounts = [vm for vm in agent["volumeMounts"] if vm["mountPath"] == "/etc/kinsight/server-ca"]
+    if ca_key is None:
+        assert "server_ca_file" not in own and not ca_mounts, "the agents get a CA although caKey is empty"
+        return
+    assert own["server_ca_file"] == f"/etc/kinsight/server-ca/{ca_key}", own
+    assert len(ca_mounts) == 1 and ca_mounts[0].get("readOnly") is True, ca_mounts
+    v = {v["name"]: v for v in ds["spec"]["template"]["spec"]["volumes"]}[ca_mounts[0]["name"]]
+    assert v["secret"]["secretName"] == secret, v
+    assert v["secret"]["items"] == [{"key": ca_key, "path": ca_key}], f"the agents see more than the CA: {v}"
+
+
+def check_tls_existing_secret(chart: Chart, checker: list[str]) -> None:
+    m = chart.render("tls from an existing Secret", values={"server": {"tls": {"enabled": True, "secretName": "my-tls"}}})
+    check_schemas(m)
+    tls_checks(m, "my-tls")
+    assert not [o for o in m.objects if o["kind"] == "Certificate"], "a Certificate next to an existing Secret"
+    check_agent_config(m, "kinsight", checker)
+    check_server(m, "kinsight", "kinsight-tokens")
+    # A public certificate: no CA for the agents, their built-in roots verify it.
+    m = chart.render("tls without a CA key", values={"server": {"tls": {"enabled": True, "secretName": "my-tls", "caKey": ""}}})
+    check_schemas(m)
+    tls_checks(m, "my-tls", ca_key=None)
+    run_checker(checker, json.dumps(cfg_of(m)), "kinsight")
+
+
+def check_tls_cert_manager(chart: Chart, checker: list[str]) -> None:
+    m = chart.render("tls from cert-manager", release="mon", namespace="obs", values={"server": {"tls": {
+        "enabled": True, "certManager": {"enabled": True, "dnsNames": ["kinsight.example.com"],
+                                         "issuerRef": {"name": "cluster-ca", "kind": "ClusterIssuer"}}}}})
+    certs = [o for o in m.objects if o["kind"] == "Certificate"]
+    assert len(certs) == 1, f"{len(certs)} Certificates"
+    cert = certs[0]
+    # No Kubernetes schema for a CRD: everything else validates strictly.
+    check_schemas(Manifests(m.label, [o for o in m.objects if o["kind"] != "Certificate"], m.source))
+    assert cert["apiVersion"] == "cert-manager.io/v1" and cert["metadata"]["namespace"] == "obs", cert["metadata"]
+    spec = cert["spec"]
+    secret = "mon-kinsight-server-tls"
+    assert spec["secretName"] == secret, spec
+    assert spec["issuerRef"] == {"name": "cluster-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}, spec
+    tls_checks(m, secret, namespace="obs")
+    host = urlparse(cfg_of(m)["kinsight"]["server_url"]).hostname
+    assert host in spec["dnsNames"], f"the agents' host {host} is not on the certificate {spec['dnsNames']}"
+    assert "kinsight.example.com" in spec["dnsNames"], spec["dnsNames"]
+    assert {"server auth"} <= set(spec.get("usages", [])), spec.get("usages")
+    check_agent_config(m, "obs", checker)
+
+
+def check_no_tls_by_default(chart: Chart) -> None:
+    m = chart.render("no tls")
+    assert not [o for o in m.objects if o["kind"] == "Certificate"]
+    c = container(m.component("StatefulSet", "server"), "server")
+    assert "--tls-cert" not in c["args"] and all("scheme" not in c[p]["httpGet"] for p in ("startupProbe", "readinessProbe", "livenessProbe"))
+    assert urlparse(cfg_of(m)["kinsight"]["server_url"]).scheme == "http"
+    assert "server_ca_file" not in cfg_of(m)["kinsight"]
+
+
 BAD_VALUES = [
     ({"clusterName": "my cluster"}, "clusterName"),
     ({"clusterName": ""}, "clusterName"),
@@ -953,6 +1039,9 @@ BAD_VALUES = [
     ({"tokens": {"adminToken": "a" * 40}}, "tokens.adminToken and tokens.ingestToken go together"),
     ({"agent": {"hostGroups": {"admGroup": 4}}}, "admGroup"),
     ({"agent": {"hostGroups": {"adm": "adm"}}}, "adm"),
+    ({"server": {"tls": {"enabled": True}}}, "server.tls.secretName or server.tls.certManager.enabled"),
+    ({"server": {"tls": {"enabled": True, "certManager": {"enabled": True}}}}, "server.tls.certManager.issuerRef.name is required"),
+    ({"server": {"tls": {"enabled": "yes"}}}, "enabled"),
 ]
 
 
@@ -985,6 +1074,9 @@ def helm_checks(h: Harness, repo: Path, helm: str, plain: Manifests, checker: li
     h.check(f"helm {v}: resources, persistence and tolerations", check_resources_and_tolerations, chart)
     h.check(f"helm {v}: agents only, shipping to an external server", check_external_server, chart, checker)
     h.check(f"helm {v}: optional docker socket mount is type Socket", check_docker_socket, chart)
+    h.check(f"helm {v}: server.tls from an existing Secret (HTTPS server, probes, agents' CA and URL)", check_tls_existing_secret, chart, checker)
+    h.check(f"helm {v}: server.tls from a cert-manager Certificate for the Service's names", check_tls_cert_manager, chart, checker)
+    h.check(f"helm {v}: no TLS objects or flags unless server.tls.enabled", check_no_tls_by_default, chart)
     h.check(f"helm {v}: bad values fail with an error naming them", check_bad_values, chart)
     m = chart.render("agents only (shared checks)", values={"server": {"enabled": False, "url": "http://x:8080"}})
     check_common(h, m, "kinsight", "kinsight-tokens", secret="generated", checker=checker, server=False)

@@ -84,6 +84,7 @@ pub fn server_sink(cfg: &AgentConfig) -> anyhow::Result<Arc<ServerSink>> {
     sc.max_bytes = k.buffer_max_bytes;
     sc.batch_max_events = k.batch_max_events;
     sc.batch_max_bytes = k.batch_max_bytes;
+    sc.ca_file = k.server_ca_file.clone();
     Ok(ServerSink::open(sc)?)
 }
 

@@ -250,7 +250,7 @@ async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
     // Check locally first: the same validation as the server, with the same messages, and
     // no round trip for a typo.
     kinsight_alarms::Alarm::try_from(config.clone())?;
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let alarm: MetricAlarm = api
         .send(reqwest::Method::PUT, "/v1/alarms", &config)
         .await?;
@@ -259,7 +259,7 @@ async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let mut q = Vec::new();
     if let Some(p) = a.alarm_name_prefix {
         q.push(("prefix", p));
@@ -309,7 +309,7 @@ fn operator_symbol(op: &str) -> &str {
 }
 
 async fn describe(a: NameArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let alarm: MetricAlarm = api.get("/v1/alarm", &[("name", a.name)]).await?;
     let res = DescribeAlarmsResponse {
         metric_alarms: vec![alarm],
@@ -319,7 +319,7 @@ async fn describe(a: NameArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let mut q = vec![("name", a.name), ("limit", a.limit.to_string())];
     if let Some(t) = a.history_item_type {
         q.push(("type", t));
@@ -346,14 +346,14 @@ async fn history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn delete(a: NameArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let _: serde_json::Value = api.delete("/v1/alarm", &[("name", a.name.clone())]).await?;
     eprintln!("alarm {:?} deleted", a.name);
     Ok(ExitCode::SUCCESS)
 }
 
 async fn set_state(a: SetStateArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let req = SetAlarmStateRequest {
         alarm_name: a.name,
         state_value: a.state_value,
@@ -366,7 +366,7 @@ async fn set_state(a: SetStateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn pack_install(a: PackInstallArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let req = InstallPackRequest {
         cluster_name: a.cluster,
         prefix: a.prefix,

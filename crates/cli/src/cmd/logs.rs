@@ -95,13 +95,13 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
                 prefix,
                 output,
                 server,
-            } => groups(&Api::new(&server.server)?, prefix, output).await,
+            } => groups(&Api::new(&server)?, prefix, output).await,
             LogsCommand::Streams {
                 group,
                 prefix,
                 output,
                 server,
-            } => streams(&Api::new(&server.server)?, &group, prefix, output).await,
+            } => streams(&Api::new(&server)?, &group, prefix, output).await,
             LogsCommand::Tail {
                 group,
                 stream,
@@ -112,7 +112,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
                 server,
             } => {
                 tail(
-                    &Api::new(&server.server)?,
+                    &Api::new(&server)?,
                     &group,
                     stream.as_deref(),
                     follow,

@@ -33,6 +33,10 @@ pub struct ServerArgs {
     /// kinsight server URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// PEM CA certificates to verify an https:// server against (instead of the built-in
+    /// and system roots).
+    #[arg(long, value_name = "FILE", env = "KINSIGHT_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +104,7 @@ pub fn run(args: MetricsArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let req = ListMetricsRequest {
         namespace: a.namespace,
         metric_name: a.metric_name,
@@ -139,7 +143,7 @@ async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn get(a: GetArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let now = chrono::Utc::now().timestamp_millis();
     let start = parse_time(&a.start_time, now).context("--start-time")?;
     let end = parse_time(&a.end_time, now).context("--end-time")?;
@@ -303,17 +307,21 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    pub fn new(server: &str) -> anyhow::Result<Api> {
+    pub fn new(args: &ServerArgs) -> anyhow::Result<Api> {
+        let server = &args.server;
         let base = server.trim_end_matches('/').to_string();
         reqwest::Url::parse(&base).with_context(|| format!("--server {server:?} is not a URL"))?;
+        let http = kinsight_agent::server_tls::client_builder(args.ca_file.as_deref())
+            .map_err(|e| anyhow!("--ca-file: {e}"))?
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| anyhow!("--ca-file: {}", kinsight_agent::server_tls::describe(&e)))?;
         Ok(Api {
             base,
             token: std::env::var("KINSIGHT_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .build()?,
+            http,
         })
     }
 
@@ -362,10 +370,15 @@ impl Api {
             req = req.bearer_auth(t);
         }
         let res = req.send().await.map_err(|e| {
-            anyhow!(
-                "cannot reach the kinsight server at {}: {e} (is `kinsight server` running? use --server URL)",
-                self.base
-            )
+            let why = kinsight_agent::server_tls::describe(&e);
+            if why.contains("certificate") {
+                anyhow!("cannot reach the kinsight server at {}: {why}", self.base)
+            } else {
+                anyhow!(
+                    "cannot reach the kinsight server at {}: {why} (is `kinsight server` running? use --server URL)",
+                    self.base
+                )
+            }
         })?;
         let status = res.status();
         let text = res.text().await.context("reading the server's answer")?;

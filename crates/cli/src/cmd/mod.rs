@@ -103,12 +103,18 @@ pub async fn serve_metrics(
         )
         .route("/healthz", get(|| async { "ok\n" }));
     tracing::info!("serving /metrics and /healthz on {addr}");
+    // The limits of the server's own listener (issue 15 item 2): a scraper that never
+    // finishes its request must not hold a connection on every node for ever.
+    let limits = kinsight_server::TransportConfig {
+        max_connections: 64,
+        max_requests: 16,
+        ..Default::default()
+    };
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.changed().await;
-            })
-            .await;
+        let _ = kinsight_server::transport::serve_plain(listener, app, limits, async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
     });
     Ok(())
 }

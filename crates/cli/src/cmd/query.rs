@@ -143,7 +143,7 @@ fn progress_text(s: &Statistics, elapsed: Duration) -> String {
 }
 
 async fn query(a: QueryArgs) -> anyhow::Result<ExitCode> {
-    let api = Api::new(&a.server.server)?;
+    let api = Api::new(&a.server)?;
     let now_ms = chrono::Utc::now().timestamp_millis();
     let (start, end) = time_range(&a, now_ms)?;
     let body = json!({

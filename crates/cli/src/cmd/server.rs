@@ -1,18 +1,22 @@
-//! `kinsight server --data-dir DIR --listen ADDR [--object-store s3://bucket/prefix]`: wiring
-//! only; everything else is in `kinsight-server` and `kinsight-store`.
+//! `kinsight server --data-dir DIR --listen ADDR [--object-store s3://bucket/prefix]
+//! [--tls-cert FILE --tls-key FILE] [connection limits]`: wiring only; everything else is in
+//! `kinsight-server` (its `transport` module for TLS and the limits) and `kinsight-store`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use kinsight_alarms::{AlarmServiceConfig, SystemClock};
 use kinsight_metrics::MetricStoreConfig;
 use kinsight_server::api::metrics::MetricsEngine;
 use kinsight_server::cwlogs::AccessKeys;
-use kinsight_server::{Server, ServerConfig};
+use kinsight_server::{Server, ServerConfig, TlsConfig, TransportConfig};
 use kinsight_store::{CardinalityLimits, ObjectStoreLocation, StoreConfig};
+
+use super::agent::parse_duration;
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
@@ -32,6 +36,8 @@ pub struct ServerArgs {
     pub flush_interval_secs: u64,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// Caps on what clients can make the server hold, and where alarm webhooks may go (issue 15,
@@ -72,6 +78,73 @@ pub struct LimitArgs {
     pub alarm_webhook_allow_cidrs: Vec<String>,
 }
 
+/// TLS, timeouts and caps of the server's connections (docs/security.md, "Connections and
+/// HTTP"); shared by `kinsight server` and `kinsight up`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TransportArgs {
+    /// Serve HTTPS with this PEM certificate chain (server certificate first); needs
+    /// --tls-key. Both files are read again when they change.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KINSIGHT_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KINSIGHT_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are checked for a new pair.
+    #[arg(long, value_name = "DURATION", env = "KINSIGHT_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+    /// A request's headers (and a TLS handshake) must arrive within this time of their
+    /// first byte, or the connection is closed.
+    #[arg(long, value_name = "DURATION", env = "KINSIGHT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive within this time of its headers, or it is answered 408.
+    #[arg(long, value_name = "DURATION", env = "KINSIGHT_BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// A connection with no request in progress is closed after this time.
+    #[arg(long, value_name = "DURATION", env = "KINSIGHT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Connections held at once; more are closed at once (plain HTTP gets a 503 first).
+    #[arg(long, value_name = "N", env = "KINSIGHT_MAX_CONNECTIONS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Requests handled at once; more are answered 503 with Retry-After (/healthz never is).
+    #[arg(long, value_name = "N", env = "KINSIGHT_MAX_REQUESTS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests: u32,
+    /// On SIGTERM, how long requests in progress may take to finish before connections are
+    /// dropped.
+    #[arg(long, value_name = "DURATION", env = "KINSIGHT_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl TransportArgs {
+    pub fn config(&self) -> TransportConfig {
+        TransportConfig {
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections as usize,
+            max_requests: self.max_requests as usize,
+            shutdown_timeout: self.shutdown_timeout,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsConfig {
+                    cert_path: cert.clone(),
+                    key_path: key.clone(),
+                    reload_interval: self.tls_reload_interval,
+                }),
+                _ => None,
+            },
+        }
+    }
+}
+
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let admin_token = std::env::var("KINSIGHT_TOKEN")
         .ok()
@@ -80,10 +153,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let server = start(&args, admin_token).await?;
         // One line on stdout: scripts and tests read the bound address (`--listen :0`).
-        super::announce(&format!(
-            "kinsight server listening on http://{}\n",
-            server.addr
-        ));
+        super::announce(&format!("kinsight server listening on {}\n", server.url));
         server.serve(shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
@@ -92,6 +162,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
 /// A server that is bound but not yet serving (shared by `kinsight server` and `kinsight up`).
 pub struct Started {
     pub addr: SocketAddr,
+    /// `http://ADDR` or `https://ADDR`.
+    pub url: String,
     server: Server,
     _engine_tasks: kinsight_server::api::metrics::EngineTasks,
 }
@@ -130,6 +202,7 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         listen: args.listen,
         store,
         admin_token,
+        transport: args.transport.config(),
     };
     config.validate()?;
     // Metrics and alarms (issue #6): the metric store sees every durable batch.
@@ -140,6 +213,7 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
     let mut server = Server::bind(config, vec![engine.observer()])
         .await
         .with_context(|| format!("starting the server in {}", args.data_dir.display()))?;
+    let url = server.url();
     server.state.aws_keys = Arc::new(aws_keys);
     // Scoped tokens handed in by the deployment's Secret (deploy/kubernetes/50-server.yaml).
     for (var, scope) in [
@@ -170,6 +244,7 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         .context("opening the alarm service")?;
     Ok(Started {
         addr: server.addr,
+        url,
         server,
         _engine_tasks: engine_tasks,
     })

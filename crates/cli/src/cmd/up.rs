@@ -3,7 +3,7 @@
 //! local podman or docker), and the console, behind one token.
 
 use super::agent::parse_duration;
-use super::server::{LimitArgs, ServerArgs, start};
+use super::server::{LimitArgs, ServerArgs, TransportArgs, start};
 use anyhow::Context;
 use kinsight_agent::run::{RunOptions, run_agent};
 use kinsight_agent::shipper::{ServerSink, ShipperConfig};
@@ -35,6 +35,8 @@ pub struct UpArgs {
     pub object_store: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// The admin token: `KINSIGHT_TOKEN`, or the one generated at the first start and kept in
@@ -68,14 +70,14 @@ fn token(data_dir: &Path) -> anyhow::Result<String> {
     Ok(t)
 }
 
-fn agent_config(args: &UpArgs, server: SocketAddr) -> anyhow::Result<AgentConfig> {
+fn agent_config(args: &UpArgs, server_url: &str) -> anyhow::Result<AgentConfig> {
     let state = args.data_dir.join("agent");
     let doc = serde_json::json!({
         "logs": {
             "metrics_collected": {"kubernetes": {"cluster_name": args.cluster, "metrics_collection_interval": args.interval.as_secs().max(1)}},
             "force_flush_interval": 5
         },
-        "kinsight": {"host_root": "/", "state_dir": state.to_string_lossy(), "server_url": format!("http://{server}"),
+        "kinsight": {"host_root": "/", "state_dir": state.to_string_lossy(), "server_url": server_url,
                      // On a single host the containers that already run are what users came to see.
                      "logs": {"read_from_head": true}}
     });
@@ -87,6 +89,15 @@ fn agent_config(args: &UpArgs, server: SocketAddr) -> anyhow::Result<AgentConfig
     .context("building the agent configuration")
 }
 
+/// The loopback address of the listener's family when it listens on every address.
+fn loopback(addr: SocketAddr) -> std::net::IpAddr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    }
+}
+
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let token = token(&args.data_dir)?;
     let server_args = ServerArgs {
@@ -95,11 +106,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         object_store: args.object_store.clone(),
         flush_interval_secs: 60,
         limits: args.limits.clone(),
+        transport: args.transport.clone(),
     };
     let rt = super::runtime()?;
     rt.block_on(async move {
         let started = start(&server_args, Some(token.clone())).await?;
         let addr = started.addr;
+        let scheme = if started.url.starts_with("https://") { "https" } else { "http" };
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(super::shutdown_on_signal(tx));
         let mut stop = rx.clone();
@@ -110,7 +123,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         // One write, errors ignored: whoever started us may read the first line and close the
         // pipe, which must not take the server down (a println! would panic on EPIPE).
         let banner = format!(
-            "kinsight is up: open http://{host}:{}/?token={token}\n  data in {}, cluster {:?}; the CLI needs KINSIGHT_TOKEN={token}\n  try: kinsight logs groups   |   kinsight query --group /kinsight/{}/performance --since 15m 'stats avg(node_cpu_utilization) by bin(1m)'\n",
+            "kinsight is up: open {scheme}://{host}:{}/?token={token}\n  data in {}, cluster {:?}; the CLI needs KINSIGHT_TOKEN={token}\n  try: kinsight logs groups   |   kinsight query --group /kinsight/{}/performance --since 15m 'stats avg(node_cpu_utilization) by bin(1m)'\n",
             addr.port(),
             args.data_dir.display(),
             args.cluster,
@@ -118,9 +131,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         );
         super::announce(&banner);
         if !args.no_agent {
-            let cfg = agent_config(&args, addr)?;
-            let mut sc = ShipperConfig::new(&format!("http://{addr}"), Some(token.clone()), cfg.kinsight.state_dir.join("spool"));
+            // The agent talks to this process's own socket over loopback.
+            let url = format!("{scheme}://{}", SocketAddr::new(loopback(addr), addr.port()));
+            let cfg = agent_config(&args, &url)?;
+            let mut sc = ShipperConfig::new(&url, Some(token.clone()), cfg.kinsight.state_dir.join("spool"));
             sc.max_bytes = cfg.kinsight.buffer_max_bytes;
+            sc.accept_any_certificate = scheme == "https";
             let shipper = ServerSink::open(sc)?;
             shipper.spawn(rx.clone());
             run_agent(&cfg, shipper, RunOptions::default(), rx.clone()).await.context("in-process agent")?;

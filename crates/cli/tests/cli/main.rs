@@ -9,4 +9,5 @@ mod query;
 mod seaweed;
 mod server;
 mod shipping;
+mod tls;
 mod tokens;

@@ -61,7 +61,7 @@ impl ServerProc {
             .trim()
             .rsplit(' ')
             .next()
-            .filter(|u| u.starts_with("http://"))
+            .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
             .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", log_of(data_dir)))
             .to_string();
         ServerProc { child, url }

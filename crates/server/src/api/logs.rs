@@ -388,7 +388,12 @@ async fn follow(
         let page = state
             .feed
             .after(after, &p.group, p.stream.as_deref(), limit, max_bytes);
-        if !page.events.is_empty() || page.gap || tokio::time::Instant::now() >= deadline {
+        // A closing server answers at once (issue 15 item 2: shutdown ends long-polls).
+        if !page.events.is_empty()
+            || page.gap
+            || state.feed.is_closed()
+            || tokio::time::Instant::now() >= deadline
+        {
             return Ok(Json(FollowAnswer {
                 events: page.events,
                 seq: page.seq,

@@ -143,7 +143,7 @@ impl From<ApiError> for CwError {
             MalformedJson | UnsupportedMediaType | BadEncoding => CwError::SERIALIZATION,
             MalformedQuery => CwError::MALFORMED_QUERY,
             InvalidParameter | InvalidLogGroupName | InvalidLogStreamName | InvalidRetention
-            | BatchTooLarge | PayloadTooLarge => CwError::INVALID_PARAMETER,
+            | BatchTooLarge | PayloadTooLarge | RequestTimeout => CwError::INVALID_PARAMETER,
             Unauthenticated => CwError::UNRECOGNIZED_CLIENT,
             Forbidden => CwError::ACCESS_DENIED,
             ResourceNotFound | NotFound => CwError::RESOURCE_NOT_FOUND,

@@ -9,5 +9,6 @@ mod query;
 mod router;
 mod socket;
 mod support;
+mod transport;
 mod ui;
 mod webhooks;

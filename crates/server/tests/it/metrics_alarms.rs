@@ -71,6 +71,7 @@ async fn start(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Running {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: StoreConfig::new(dir),
         admin_token: Some(TOKEN.into()),
+        transport: Default::default(),
     };
     let mut server = Server::bind(config, vec![engine.observer()]).await.unwrap();
     let tasks = engine

@@ -23,6 +23,7 @@ async fn start() -> Running {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: StoreConfig::new(dir.path()),
         admin_token: Some(ADMIN.into()),
+        transport: Default::default(),
     };
     let server = Server::bind(config, vec![]).await.unwrap();
     let url = format!("http://{}", server.addr);
@@ -190,6 +191,7 @@ async fn without_a_token_only_loopback_is_allowed() {
         listen: "0.0.0.0:0".parse().unwrap(),
         store: StoreConfig::new(dir.path()),
         admin_token: None,
+        transport: Default::default(),
     };
     assert!(matches!(
         Server::bind(open_wide, vec![]).await.err(),
@@ -199,6 +201,7 @@ async fn without_a_token_only_loopback_is_allowed() {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: StoreConfig::new(dir.path()),
         admin_token: None,
+        transport: Default::default(),
     };
     let server = Server::bind(local, vec![]).await.unwrap();
     let url = format!("http://{}", server.addr);

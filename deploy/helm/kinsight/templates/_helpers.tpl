@@ -35,10 +35,32 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- .Values.objectStorage.existingSecret | default (printf "%s-object-store" (include "kinsight.fullname" .)) -}}
 {{- end -}}
 
+{{/* Whether this release's server serves HTTPS (server.tls.enabled), checked for a source. */}}
+{{- define "kinsight.tls" -}}
+{{- $t := .Values.server.tls -}}
+{{- if and .Values.server.enabled $t.enabled -}}
+{{- if and (not $t.secretName) (not $t.certManager.enabled) -}}
+{{- fail "server.tls.enabled needs server.tls.secretName or server.tls.certManager.enabled" -}}
+{{- end -}}
+{{- if and $t.certManager.enabled (not $t.certManager.issuerRef.name) -}}
+{{- fail "server.tls.certManager.issuerRef.name is required when server.tls.certManager.enabled is true" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret with the server's tls.crt / tls.key (and the agents' CA). */}}
+{{- define "kinsight.tlsSecret" -}}
+{{- .Values.server.tls.secretName | default (printf "%s-server-tls" (include "kinsight.fullname" .)) -}}
+{{- end -}}
+
+{{/* Where the agents find the CA of the server's certificate (kinsight.server_ca_file). */}}
+{{- define "kinsight.serverCaDir" -}}/etc/kinsight/server-ca{{- end -}}
+
 {{/* Where agents ship: this release's server Service, or server.url. */}}
 {{- define "kinsight.serverUrl" -}}
 {{- if .Values.server.enabled -}}
-{{- printf "http://%s-server.%s.svc:%d" (include "kinsight.fullname" .) .Release.Namespace (int .Values.server.service.port) -}}
+{{- printf "%s://%s-server.%s.svc:%d" (ternary "https" "http" (eq (include "kinsight.tls" .) "true")) (include "kinsight.fullname" .) .Release.Namespace (int .Values.server.service.port) -}}
 {{- else -}}
 {{- required "server.url is required when server.enabled is false" .Values.server.url -}}
 {{- end -}}
@@ -49,6 +71,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $k8s := dict "cluster_name" .Values.clusterName "metrics_collection_interval" (int .Values.metricsCollectionInterval) "enhanced_container_insights" .Values.enhanced -}}
 {{- $logs := dict "metrics_collected" (dict "kubernetes" $k8s) "force_flush_interval" (int .Values.forceFlushInterval) -}}
 {{- $own := dict "host_root" "/rootfs" "state_dir" "/var/lib/kinsight-agent" "server_url" (include "kinsight.serverUrl" .) "log_group_prefix" .Values.logGroupPrefix -}}
+{{- if and (eq (include "kinsight.tls" .) "true") .Values.server.tls.caKey -}}
+{{- $_ := set $own "server_ca_file" (printf "%s/%s" (include "kinsight.serverCaDir" .) .Values.server.tls.caKey) -}}
+{{- end -}}
 {{- $kinsight := mergeOverwrite (deepCopy .Values.agent.config) $own -}}
 {{- dict "logs" $logs "kinsight" $kinsight | toPrettyJson -}}
 {{- end -}}

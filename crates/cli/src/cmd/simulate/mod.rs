@@ -34,6 +34,9 @@ pub struct SimulateArgs {
     /// kinsight server URL; the token comes from KINSIGHT_TOKEN.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub server: String,
+    /// PEM CA certificates to verify an https:// server against.
+    #[arg(long, value_name = "FILE", env = "KINSIGHT_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Number of nodes.
     #[arg(long, default_value_t = 50)]
     pub nodes: usize,

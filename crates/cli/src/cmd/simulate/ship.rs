@@ -43,7 +43,8 @@ impl Shipper {
             token: std::env::var("KINSIGHT_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),
-            http: reqwest::Client::builder()
+            http: kinsight_agent::server_tls::client_builder(args.ca_file.as_deref())
+                .map_err(|e| anyhow::anyhow!("--ca-file: {e}"))?
                 .timeout(Duration::from_secs(120))
                 .build()?,
             cluster: args.cluster.clone(),

@@ -1,0 +1,287 @@
+//! What one connection is doing, seen from outside hyper: whether a request is in progress,
+//! since when it has been idle, and since when bytes of a request whose headers are not
+//! complete yet have been waiting. The connection's watchdog ([`super::serve`]) closes it when
+//! the headers or the idle time run past their limits; [`TimedBody`] cuts off a request body
+//! that does not arrive within its deadline.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+const NONE: u64 = u64::MAX;
+
+/// Activity of one connection; shared by its IO wrapper, its service and its watchdog.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    epoch: Instant,
+    /// Requests whose headers have arrived and whose response has not ended.
+    active: AtomicUsize,
+    /// Milliseconds since `epoch` when the last request ended (or the connection opened).
+    idle_since_ms: AtomicU64,
+    /// Milliseconds since `epoch` of the first byte read while no request was in progress
+    /// (`NONE`: no such byte): the start of a request whose headers are not complete.
+    pending_since_ms: AtomicU64,
+    /// The connection speaks HTTP/2 (its preface): bytes between requests are frames such as
+    /// PING, not the start of a request.
+    h2: AtomicBool,
+    first_read: AtomicBool,
+    /// Wakes the watchdog when the deadline moves earlier (the first byte of a request).
+    pub(crate) pending_started: tokio::sync::Notify,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            epoch: Instant::now(),
+            active: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            // The first request's headers are due from the start: a connection that sends
+            // nothing is a request that never finishes its headers.
+            pending_since_ms: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            first_read: AtomicBool::new(true),
+            pending_started: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A request's headers have arrived; the guard ends it when dropped (with its response
+    /// body, or with the handler if the client went away).
+    pub(crate) fn begin(self: &Arc<Self>) -> RequestGuard {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        self.pending_since_ms.store(NONE, Ordering::SeqCst);
+        RequestGuard(self.clone())
+    }
+
+    fn read(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.first_read.swap(false, Ordering::Relaxed) && bytes.starts_with(b"PRI") {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+        if self.active.load(Ordering::SeqCst) == 0 {
+            let now = self.now_ms();
+            if self
+                .pending_since_ms
+                .compare_exchange(NONE, now, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                self.pending_started.notify_one();
+            }
+        }
+    }
+
+    /// When the connection is to be closed if nothing changes: `None` while a request is in
+    /// progress. HTTP/1 bytes of an unfinished request head count against `header_timeout`;
+    /// otherwise the connection may idle for `idle_timeout`.
+    pub(crate) fn deadline(
+        &self,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Option<(Instant, Expiry)> {
+        if self.active.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let at = |ms: u64, d: Duration| self.epoch + Duration::from_millis(ms) + d;
+        let idle = at(self.idle_since_ms.load(Ordering::SeqCst), idle_timeout);
+        let pending = self.pending_since_ms.load(Ordering::SeqCst);
+        if pending != NONE && !self.h2.load(Ordering::Relaxed) {
+            let head = at(pending, header_timeout);
+            if head < idle {
+                return Some((head, Expiry::Headers));
+            }
+        }
+        Some((idle, Expiry::Idle))
+    }
+}
+
+/// Why a connection's deadline passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    Headers,
+    Idle,
+}
+
+/// Ends a request in its connection's [`Activity`] when dropped.
+#[derive(Debug)]
+pub(crate) struct RequestGuard(Arc<Activity>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let a = &self.0;
+        a.idle_since_ms.store(a.now_ms(), Ordering::SeqCst);
+        a.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The connection's byte stream, reporting what it reads to the [`Activity`].
+pub(crate) struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Watched<S> {
+    pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Watched { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            self.activity.read(&buf.filled()[before..]);
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// The error of a request body that did not arrive in time; `body.rs` answers it with 408.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the request body did not arrive within {}s of its headers (body read timeout); send it faster or raise --body-read-timeout",
+    .0.as_secs_f64()
+)]
+pub struct BodyReadTimeout(pub Duration);
+
+/// A request body that fails with [`BodyReadTimeout`] once its deadline passes: a body that
+/// trickles in is cut off instead of holding its request (and its place among the in-flight
+/// requests) for ever.
+pub(crate) struct TimedBody<B> {
+    inner: B,
+    timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl<B: Body> TimedBody<B> {
+    pub(crate) fn new(inner: B, timeout: Duration) -> Self {
+        // A body that is already complete (GET) needs no timer.
+        let deadline = (!inner.is_end_stream()).then(|| Box::pin(tokio::time::sleep(timeout)));
+        TimedBody {
+            inner,
+            timeout,
+            deadline,
+        }
+    }
+}
+
+impl<B> Body for TimedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.deadline = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(r)) => Poll::Ready(Some(r.map_err(Into::into))),
+            Poll::Pending => {
+                if let Some(d) = this.deadline.as_mut() {
+                    ready!(d.as_mut().poll(cx));
+                    this.deadline = None;
+                    return Poll::Ready(Some(Err(Box::new(BodyReadTimeout(this.timeout)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that holds its request's [`RequestGuard`] until it has been sent (or
+/// dropped): a streaming response keeps its connection busy, not idle.
+pub(crate) struct TrackedBody<B> {
+    inner: B,
+    _guard: RequestGuard,
+}
+
+impl<B> TrackedBody<B> {
+    pub(crate) fn new(inner: B, guard: RequestGuard) -> Self {
+        TrackedBody {
+            inner,
+            _guard: guard,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
