@@ -21,5 +21,6 @@ pub mod hash;
 pub mod json;
 pub mod limits;
 pub mod names;
+pub mod size;
 
 pub use event::LogEvent;

@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Timeouts, connection and request caps, TLS (`transport`).
     pub transport: TransportConfig,
+    /// Request, page and follow-buffer sizes.
+    pub limits: state::Limits,
+    /// The query service's threads, memory, results and spill settings.
+    pub query: kinsight_query::QueryConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +133,7 @@ impl Server {
             })?;
         Ok(Server {
             addr,
-            state: AppState::new(store, auth),
+            state: AppState::with_config(store, auth, config.limits, config.query),
             listener,
             transport: config.transport,
             tls,

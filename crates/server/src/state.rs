@@ -62,13 +62,19 @@ impl AppState {
     }
 
     pub fn with_limits(store: Store, auth: Auth, limits: Limits) -> Self {
+        Self::with_config(store, auth, limits, kinsight_query::QueryConfig::default())
+    }
+
+    pub fn with_config(
+        store: Store,
+        auth: Auth,
+        limits: Limits,
+        query: kinsight_query::QueryConfig,
+    ) -> Self {
         let feed = FollowHub::start(&store, limits.follow);
-        let query = kinsight_query::QueryService::new(
-            store.clone(),
-            kinsight_query::QueryConfig::default(),
-        )
-        .map_err(|e| tracing::error!("query engine not started: {e}"))
-        .ok();
+        let query = kinsight_query::QueryService::new(store.clone(), query)
+            .map_err(|e| tracing::error!("query engine not started: {e}"))
+            .ok();
         AppState {
             store,
             auth: Arc::new(auth),

@@ -76,6 +76,65 @@ pub struct LimitArgs {
         value_delimiter = ','
     )]
     pub alarm_webhook_allow_cidrs: Vec<String>,
+    /// Operator memory of all queries running at once (sorts and aggregations spill past
+    /// it); default a quarter of the server's memory limit (its cgroup's, else the
+    /// machine's).
+    #[arg(long, env = "KINSIGHT_QUERY_MEMORY", value_name = "SIZE", value_parser = parse_size)]
+    pub query_memory: Option<u64>,
+    /// Where queries spill sorts and aggregations; default the system temporary directory.
+    #[arg(long, env = "KINSIGHT_QUERY_SPILL_DIR", value_name = "DIR")]
+    pub query_spill_dir: Option<PathBuf>,
+    /// Spill files of all queries together; a query that needs more fails (spill_exceeded).
+    #[arg(long, env = "KINSIGHT_QUERY_SPILL_MAX", value_name = "SIZE", default_value = "4GiB", value_parser = parse_size)]
+    pub query_spill_max: u64,
+    /// Result rows one query keeps; it stops there with a warning.
+    #[arg(long, env = "KINSIGHT_QUERY_RESULT_MAX", value_name = "SIZE", default_value = "32MiB", value_parser = parse_size)]
+    pub query_result_max: u64,
+    /// Results all finished queries keep together; the oldest go first.
+    #[arg(long, env = "KINSIGHT_QUERY_RESULTS_RETAINED", value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub query_results_retained: u64,
+    /// How long a finished query's results are kept.
+    #[arg(long, env = "KINSIGHT_QUERY_RESULTS_TTL", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub query_results_ttl: Duration,
+    /// What one scalar function may produce for one batch of rows (`repeat`, `lpad`, …).
+    #[arg(long, env = "KINSIGHT_QUERY_FUNCTION_OUTPUT_MAX", value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub query_function_output_max: u64,
+    /// Events the follow buffer behind /v1/follow and /v1/tail keeps (also at most 8,192
+    /// batches).
+    #[arg(long, env = "KINSIGHT_FOLLOW_BUFFER", value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub follow_buffer: u64,
+}
+
+impl LimitArgs {
+    /// The query service's settings from these flags.
+    pub fn query_config(&self) -> kinsight_query::QueryConfig {
+        let mut q = kinsight_query::QueryConfig::default();
+        if let Some(total) = self.query_memory {
+            q.memory_per_query_bytes = (total / q.max_running.max(1) as u64) as usize;
+        }
+        q.spill_dir = self.query_spill_dir.clone();
+        q.max_spill_bytes = self.query_spill_max;
+        q.max_result_bytes = usize_of(self.query_result_max);
+        q.max_retained_result_bytes = usize_of(self.query_results_retained);
+        q.result_ttl_ms = self.query_results_ttl.as_millis().min(u64::MAX as u128) as u64;
+        q.max_function_output_bytes = usize_of(self.query_function_output_max);
+        q
+    }
+
+    /// Request, page and follow-buffer sizes from these flags.
+    pub fn server_limits(&self) -> kinsight_server::state::Limits {
+        let mut l = kinsight_server::state::Limits::default();
+        l.follow.ring_bytes = usize_of(self.follow_buffer);
+        l
+    }
+}
+
+fn usize_of(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    kinsight_model::size::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// TLS, timeouts and caps of the server's connections (docs/security.md, "Connections and
@@ -203,6 +262,8 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         store,
         admin_token,
         transport: args.transport.config(),
+        limits: args.limits.server_limits(),
+        query: args.limits.query_config(),
     };
     config.validate()?;
     // Metrics and alarms (issue #6): the metric store sees every durable batch.

@@ -72,6 +72,8 @@ async fn start(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Running {
         store: StoreConfig::new(dir),
         admin_token: Some(TOKEN.into()),
         transport: Default::default(),
+        limits: Default::default(),
+        query: Default::default(),
     };
     let mut server = Server::bind(config, vec![engine.observer()]).await.unwrap();
     let tasks = engine

@@ -24,6 +24,8 @@ async fn start() -> Running {
         store: StoreConfig::new(dir.path()),
         admin_token: Some(ADMIN.into()),
         transport: Default::default(),
+        limits: Default::default(),
+        query: Default::default(),
     };
     let server = Server::bind(config, vec![]).await.unwrap();
     let url = format!("http://{}", server.addr);
@@ -192,6 +194,8 @@ async fn without_a_token_only_loopback_is_allowed() {
         store: StoreConfig::new(dir.path()),
         admin_token: None,
         transport: Default::default(),
+        limits: Default::default(),
+        query: Default::default(),
     };
     assert!(matches!(
         Server::bind(open_wide, vec![]).await.err(),
@@ -202,6 +206,8 @@ async fn without_a_token_only_loopback_is_allowed() {
         store: StoreConfig::new(dir.path()),
         admin_token: None,
         transport: Default::default(),
+        limits: Default::default(),
+        query: Default::default(),
     };
     let server = Server::bind(local, vec![]).await.unwrap();
     let url = format!("http://{}", server.addr);

@@ -48,6 +48,8 @@ async fn start(transport: TransportConfig) -> Running {
         store: StoreConfig::new(dir.path()),
         admin_token: Some(ADMIN.into()),
         transport,
+        limits: Default::default(),
+        query: Default::default(),
     };
     let server = Server::bind(config, vec![]).await.unwrap();
     let (url, addr, tls) = (server.url(), server.addr, server.tls.clone());
@@ -674,6 +676,8 @@ async fn a_server_with_unreadable_tls_files_does_not_start() {
             )),
             ..TransportConfig::default()
         },
+        limits: Default::default(),
+        query: Default::default(),
     };
     let e = Server::bind(config, vec![])
         .await
