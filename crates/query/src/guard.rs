@@ -477,7 +477,7 @@ fn scalar_i128(s: &ScalarValue) -> i128 {
     }
 }
 
-fn human_bytes(n: u128) -> String {
+pub(crate) fn human_bytes(n: u128) -> String {
     const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = n as f64;
     let mut unit = 0;

@@ -971,8 +971,8 @@ async fn execute(inner: &Inner, entry: &Entry, compiled: &Compiled) -> Result<()
         if full {
             let kept = st.rows.len();
             st.warnings.push(format!(
-                "results were cut at {kept} rows: a query keeps at most {} MiB of results; narrow the query or select fewer fields",
-                max_bytes >> 20
+                "results were cut at {kept} rows: a query keeps at most {} of results; narrow the query or select fewer fields",
+                crate::guard::human_bytes(max_bytes as u128)
             ));
             // Dropping the stream stops the query's execution.
             break;
