@@ -37,8 +37,24 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
-/// Bytes a function's output may hold for one batch by default.
+/// Bytes a function's output may hold for one batch by default (less when a query's memory is
+/// small: see [`crate::QueryConfig::max_function_output_bytes`]).
 pub const MAX_FUNCTION_OUTPUT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Widest value of a fixed-width type a cast may produce (every row takes it, nulls too).
+pub const MAX_FIXED_WIDTH_BYTES: u128 = 64 * 1024;
+
+/// Bytes one value of `t` takes whatever it holds (0 for variable-width types, which are
+/// bounded by their content).
+fn fixed_width(t: &DataType) -> u128 {
+    use DataType::*;
+    match t {
+        FixedSizeBinary(w) => (*w).max(0) as u128,
+        FixedSizeList(f, n) => (*n).max(0) as u128 * fixed_width(f.data_type()).max(1),
+        Struct(fields) => fields.iter().map(|f| fixed_width(f.data_type())).sum(),
+        other => other.primitive_width().unwrap_or(0) as u128,
+    }
+}
 
 /// Wraps every scalar function call of `plan` (and its subqueries) in a guard, and turns the
 /// string concatenation operator into a guarded function.
@@ -50,6 +66,21 @@ pub fn guard_plan(plan: LogicalPlan, max_output_bytes: usize) -> DfResult<Logica
 }
 
 fn guard_expr(e: Expr, max: usize) -> DfResult<Transformed<Expr>> {
+    if let Expr::Cast(datafusion::logical_expr::Cast { field, .. })
+    | Expr::TryCast(datafusion::logical_expr::TryCast { field, .. }) = &e
+    {
+        let data_type = field.data_type();
+        // A cast to a fixed-width type fills every row to that width, even with nulls
+        // (`arrow_cast(x, 'FixedSizeBinary(2147483647)')`).
+        let width = fixed_width(data_type);
+        if width > MAX_FIXED_WIDTH_BYTES {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "a cast to {data_type} takes {} a row; values of a fixed width over {} are refused",
+                human_bytes(width),
+                human_bytes(MAX_FIXED_WIDTH_BYTES)
+            )));
+        }
+    }
     Ok(match e {
         Expr::ScalarFunction(ScalarFunction { func, args }) if !is_guarded(&func) => {
             Transformed::yes(Expr::ScalarFunction(ScalarFunction {
@@ -96,13 +127,25 @@ impl Guarded {
         if !variable_width(args.return_field.data_type()) {
             return Ok(());
         }
-        let bound = output_bound(self.inner.name(), args)?;
+        // A call on constants only is folded into a literal at plan time (on one row), and
+        // that literal is then copied into every row of every batch: count it for a whole
+        // batch.
+        let constant = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if constant {
+            args.number_rows
+                .max(usize::from(args.config_options.execution.batch_size))
+        } else {
+            args.number_rows
+        };
+        let bound = output_bound(self.inner.name(), args, rows)?;
         if bound > self.max_output_bytes as u128 {
             return Err(DataFusionError::ResourcesExhausted(format!(
-                "{}() could produce {} for one batch of {} rows; a function may produce at most {} per batch (narrow the arguments, or the rows it runs on)",
+                "{}() could produce {} for one batch of {rows} rows; a function may produce at most {} per batch (narrow the arguments, or the rows it runs on)",
                 self.inner.name(),
                 human_bytes(bound),
-                args.number_rows,
                 human_bytes(self.max_output_bytes as u128),
             )));
         }
@@ -196,8 +239,10 @@ impl ScalarUDFImpl for Guarded {
 fn variable_width(t: &DataType) -> bool {
     use DataType::*;
     match t {
-        Utf8 | LargeUtf8 | Utf8View | Binary | LargeBinary | BinaryView | List(_)
-        | LargeList(_) | ListView(_) | LargeListView(_) | FixedSizeList(..) | Map(..) => true,
+        Utf8 | LargeUtf8 | Utf8View | Binary | LargeBinary | BinaryView | FixedSizeBinary(_)
+        | List(_) | LargeList(_) | ListView(_) | LargeListView(_) | FixedSizeList(..) | Map(..) => {
+            true
+        }
         Struct(fields) => fields.iter().any(|f| variable_width(f.data_type())),
         Dictionary(_, v) => variable_width(v),
         _ => false,
@@ -206,8 +251,7 @@ fn variable_width(t: &DataType) -> bool {
 
 /// An upper bound of the bytes `name` returns for these arguments, in `u128` so that no bound
 /// overflows.
-fn output_bound(name: &str, args: &ScalarFunctionArgs) -> DfResult<u128> {
-    let rows = args.number_rows;
+fn output_bound(name: &str, args: &ScalarFunctionArgs, rows: usize) -> DfResult<u128> {
     let a = &args.args;
     let text = |i: usize| Lengths::of(a.get(i), rows);
     let int = |i: usize| Ints::of(a.get(i), rows);
@@ -235,7 +279,11 @@ fn output_bound(name: &str, args: &ScalarFunctionArgs) -> DfResult<u128> {
             let (s, repl) = (text(0), a.get(2));
             let (repl_len, refs) = literal_text(repl)
                 .map(|t| (t.len() as u128, t.matches(['$', '\\']).count() as u128))
-                .unwrap_or((text(2).max_at(rows), 1));
+                // Not a literal: as many `$n` as its length allows.
+                .unwrap_or_else(|| {
+                    let longest = text(2).max_at(rows);
+                    (longest, longest / 2 + 1)
+                });
             per_row(&|r| {
                 let len = s.at(r);
                 len + (len + 1) * (repl_len + refs * len)
@@ -243,9 +291,10 @@ fn output_bound(name: &str, args: &ScalarFunctionArgs) -> DfResult<u128> {
         }
         "regexp_match" | "regexp_matches" => {
             // One capture per group (and the whole match), each at most the input.
+            // Not a literal: as many groups as the regex engine's nesting allows.
             let groups = literal_text(a.get(1))
                 .map(|p| p.matches('(').count() as u128)
-                .unwrap_or(64);
+                .unwrap_or(250);
             let s = text(0);
             per_row(&|r| (groups + 1) * (s.at(r) + 16))
         }
@@ -279,6 +328,21 @@ fn output_bound(name: &str, args: &ScalarFunctionArgs) -> DfResult<u128> {
             per_row(&|r| element * n.at(r) + 16)
         }
         "range" | "generate_series" => series_bound(a, rows)?,
+        "array_to_string" | "array_join" | "list_join" | "list_to_string" => {
+            // Every element (and every null) can bring the delimiter and the null text.
+            let per_element = scalar_or_max_len(a.get(1), rows) + scalar_or_max_len(a.get(2), rows);
+            default_bound(a, rows) + list_elements(a.first(), rows) * per_element
+        }
+        "array_replace" | "list_replace" | "array_replace_n" | "list_replace_n"
+        | "array_replace_all" | "list_replace_all" => {
+            // Every element can become `to`.
+            let to = element_bytes(a.get(2), rows);
+            default_bound(a, rows) + list_elements(a.first(), rows) * to
+        }
+        "array_positions" | "list_positions" => {
+            // Eight bytes a match, whatever the elements took.
+            default_bound(a, rows) + 8 * list_elements(a.first(), rows)
+        }
         _ => default_bound(a, rows),
     })
 }
@@ -308,6 +372,32 @@ fn element_bytes(v: Option<&ColumnarValue>, rows: usize) -> u128 {
     }
 }
 
+/// Elements of a list argument over all rows (a scalar list counts once per row).
+fn list_elements(v: Option<&ColumnarValue>, rows: usize) -> u128 {
+    fn of_array(a: &dyn Array) -> u128 {
+        match a.data_type() {
+            DataType::List(_) => a.as_list::<i32>().values().len() as u128,
+            DataType::LargeList(_) => a.as_list::<i64>().values().len() as u128,
+            DataType::FixedSizeList(..) => a.as_fixed_size_list().values().len() as u128,
+            // Not a list: count its bytes, one element each at most.
+            _ => a.get_array_memory_size() as u128,
+        }
+    }
+    match v {
+        None => 0,
+        Some(ColumnarValue::Array(a)) => of_array(a.as_ref()),
+        Some(ColumnarValue::Scalar(s)) => match s.to_array() {
+            Ok(a) => of_array(a.as_ref()) * rows as u128,
+            Err(_) => s.size() as u128 * rows as u128,
+        },
+    }
+}
+
+/// The longest text an argument holds in any row.
+fn scalar_or_max_len(v: Option<&ColumnarValue>, rows: usize) -> u128 {
+    Lengths::of(v, rows).max_at(rows.max(1))
+}
+
 fn literal_text(v: Option<&ColumnarValue>) -> Option<&str> {
     match v? {
         ColumnarValue::Scalar(
@@ -320,8 +410,9 @@ fn literal_text(v: Option<&ColumnarValue>) -> Option<&str> {
 }
 
 /// `range(start, stop[, step])` / `generate_series`: elements × 8 bytes (+ 16 a row). Integer
-/// arguments count exactly; dates and timestamps are compared in nanoseconds with the step's
-/// smallest length (a month as 28 days).
+/// arguments count exactly; dates and timestamps are compared in nanoseconds (in 128 bits, so
+/// no date overflows) with the step's smallest length (a month as 28 days). An argument that
+/// cannot be read counts as unbounded.
 fn series_bound(a: &[ColumnarValue], rows: usize) -> DfResult<u128> {
     let temporal = a.first().is_some_and(|v| {
         matches!(
@@ -343,9 +434,14 @@ fn series_bound(a: &[ColumnarValue], rows: usize) -> DfResult<u128> {
     };
     let mut total = 0u128;
     for r in 0..rows {
-        let span = (start.signed(r) - stop.signed(r)).unsigned_abs();
-        let step = step.signed(r).unsigned_abs().max(1);
-        total += 8 * (span / step + 1) + 16;
+        let (Some(start), Some(stop), Some(step)) = (start.get(r), stop.get(r), step.get(r)) else {
+            // NULL gives an empty series in DataFusion; count nothing.
+            total += 16;
+            continue;
+        };
+        let span = (start - stop).unsigned_abs();
+        let step = step.unsigned_abs().max(1);
+        total = total.saturating_add(8 * (span / step + 1) + 16);
     }
     Ok(total)
 }
@@ -397,7 +493,7 @@ impl<'a> Lengths<'a> {
 /// An integer argument, row by row (negative counts count as 0 in [`Ints::at`]).
 enum Ints {
     Const(i128),
-    Array(Int64Array),
+    Array(Vec<Option<i128>>),
 }
 
 impl Ints {
@@ -405,20 +501,71 @@ impl Ints {
         Ok(match v {
             None => Ints::Const(0),
             Some(ColumnarValue::Scalar(s)) => Ints::Const(scalar_i128(s)),
-            Some(ColumnarValue::Array(a)) => Ints::Array(as_i64(a, &DataType::Int64)?),
+            Some(ColumnarValue::Array(a)) => Ints::Array(
+                as_i64(a, &DataType::Int64)?
+                    .iter()
+                    .map(|v| v.map(i128::from))
+                    .collect(),
+            ),
         })
     }
 
-    /// A date or timestamp argument in nanoseconds since the epoch.
+    /// A date or timestamp argument in nanoseconds since the epoch, computed in 128 bits from
+    /// the stored values (a cast to nanoseconds would overflow past the year 2262).
     fn nanos(v: Option<&ColumnarValue>, rows: usize) -> DfResult<Ints> {
-        let target = DataType::Timestamp(TimeUnit::Nanosecond, None);
-        Ok(match v {
-            None => Ints::Const(0),
-            Some(v) => {
-                let a = v.to_array(rows.max(1))?;
-                let ts = cast(&a, &target)?;
-                Ints::Array(as_i64(&ts, &DataType::Int64)?)
+        use datafusion::arrow::datatypes::{
+            Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType,
+            TimestampNanosecondType, TimestampSecondType,
+        };
+        let Some(v) = v else {
+            return Ok(Ints::Const(0));
+        };
+        let a = v.to_array(rows.max(1))?;
+        let scaled = |f: i128, values: Vec<Option<i64>>| -> Vec<Option<i128>> {
+            values
+                .into_iter()
+                .map(|x| x.map(|x| x as i128 * f))
+                .collect()
+        };
+        let values = match a.data_type() {
+            DataType::Date32 => a
+                .as_primitive::<Date32Type>()
+                .iter()
+                .map(|d| d.map(|d| d as i128 * 86_400_000_000_000))
+                .collect(),
+            DataType::Date64 => scaled(1_000_000, a.as_primitive::<Date64Type>().iter().collect()),
+            DataType::Timestamp(TimeUnit::Second, _) => scaled(
+                1_000_000_000,
+                a.as_primitive::<TimestampSecondType>().iter().collect(),
+            ),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => scaled(
+                1_000_000,
+                a.as_primitive::<TimestampMillisecondType>()
+                    .iter()
+                    .collect(),
+            ),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => scaled(
+                1_000,
+                a.as_primitive::<TimestampMicrosecondType>()
+                    .iter()
+                    .collect(),
+            ),
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => scaled(
+                1,
+                a.as_primitive::<TimestampNanosecondType>().iter().collect(),
+            ),
+            other => {
+                return Err(DataFusionError::ResourcesExhausted(format!(
+                    "cannot bound a series over {other}"
+                )));
             }
+        };
+        Ok(match v {
+            ColumnarValue::Scalar(_) => match values.first() {
+                Some(Some(n)) => Ints::Const(*n),
+                _ => Ints::Array(vec![None; rows]),
+            },
+            ColumnarValue::Array(_) => Ints::Array(values),
         })
     }
 
@@ -433,29 +580,19 @@ impl Ints {
         };
         Ok(match v {
             ColumnarValue::Scalar(_) => Ints::Const(if a.is_valid(0) { n(a.value(0)) } else { 1 }),
-            ColumnarValue::Array(_) => Ints::Array(
-                a.iter()
-                    .map(|x| x.map(|x| n(x).clamp(i64::MIN as i128, i64::MAX as i128) as i64))
-                    .collect(),
-            ),
+            ColumnarValue::Array(_) => Ints::Array(a.iter().map(|x| x.map(n)).collect()),
         })
     }
 
     /// The value as a count (negative and null count as 0).
     fn at(&self, r: usize) -> u128 {
-        self.signed(r).max(0) as u128
+        self.get(r).unwrap_or(0).max(0) as u128
     }
 
-    fn signed(&self, r: usize) -> i128 {
+    fn get(&self, r: usize) -> Option<i128> {
         match self {
-            Ints::Const(n) => *n,
-            Ints::Array(a) => {
-                if a.is_valid(r) {
-                    a.value(r) as i128
-                } else {
-                    0
-                }
-            }
+            Ints::Const(n) => Some(*n),
+            Ints::Array(a) => a.get(r).copied().flatten(),
         }
     }
 }
@@ -571,6 +708,7 @@ mod tests {
                 return_field: Arc::new(Field::new("out", out, true)),
                 config_options: Arc::default(),
             },
+            rows,
         )
         .unwrap()
     }

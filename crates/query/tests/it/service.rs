@@ -343,8 +343,22 @@ async fn functions_that_would_allocate_gigabytes_are_refused() {
         ("SELECT cardinality(range(1, 2000000000))", "range"),
         ("SELECT array_repeat('xyz', 500000000)", "array_repeat"),
         (
-            "SELECT replace(repeat('a', 100000), 'a', repeat('b', 9000))",
+            "SELECT replace(repeat(\"@message\", 10000), 'i', repeat('b', 9000)) FROM logs",
             "replace",
+        ),
+        // Folded into a literal at plan time on one row, then copied into every row.
+        ("SELECT repeat('x', 260000000) AS a FROM logs", "repeat"),
+        (
+            "SELECT arrow_cast(X'00', 'FixedSizeBinary(2147483647)')",
+            "FixedSizeBinary",
+        ),
+        (
+            "SELECT array_to_string(array_repeat(\"@message\", 1000), repeat(\"@message\", 1000)) FROM logs",
+            "array_to_string",
+        ),
+        (
+            "SELECT cardinality(range(DATE '2263-01-01', DATE '9999-12-31', INTERVAL '1' DAY))",
+            "range",
         ),
         (
             "SELECT length(\"@message\" || repeat(\"@message\", 10000000)) FROM logs",
