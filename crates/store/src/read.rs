@@ -392,6 +392,7 @@ impl Store {
             end_ms: hi,
             ids,
             messages,
+            batch_rows: None,
         };
         let mut out: Vec<StoredEvent> = Vec::new();
         let mut bytes = 0usize;
@@ -440,35 +441,49 @@ impl Store {
                     let average = (bytes / out.len()).max(1);
                     (max_bytes.saturating_sub(bytes) / average + 16).clamp(16, 4096)
                 };
+                let first = next;
                 let part = &chosen[next..(next + round).min(chosen.len())];
                 next += part.len();
-                let mut fetched: HashMap<i64, StoredEvent> = HashMap::new();
+                // What this round fetches, by rank (paging order), within the bytes the page
+                // can still take plus one event: an event with that much nearer than it can
+                // never be on this page, so it is let go as soon as it is known.
+                let rank_of: HashMap<i64, usize> = part
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (c, _))| (c.id, first + i))
+                    .collect();
+                let mut held = Held::new(max_bytes.saturating_sub(bytes));
                 let mut by_segment: BTreeMap<u32, HashSet<i64>> = BTreeMap::new();
-                for (c, loc) in part {
-                    if let Loc::Segment(i) = loc {
-                        by_segment.entry(*i).or_default().insert(c.id);
+                for (i, (c, loc)) in part.iter().enumerate() {
+                    match loc {
+                        Loc::Segment(s) => {
+                            by_segment.entry(*s).or_default().insert(c.id);
+                        }
+                        _ => {
+                            if let Some(e) = memory.event(*loc) {
+                                held.insert(first + i, e);
+                            }
+                        }
                     }
                 }
                 for (i, ids) in by_segment {
                     let s = &segments[i as usize];
-                    let mut batches =
-                        segment::read_rows(&store, s, &read(true, Some(Arc::new(ids)))).await?;
+                    let mut r = read(true, Some(Arc::new(ids)));
+                    r.batch_rows = Some(PHASE_TWO_BATCH_ROWS);
+                    let mut batches = segment::read_rows(&store, s, &r).await?;
                     while let Some(b) = batches.try_next().await? {
                         let mut events = Vec::new();
                         events_from_batch(&b, &filter, &mut events)?;
-                        fetched.extend(events.into_iter().map(|e| (e.id, e)));
+                        for e in events {
+                            if let Some(&rank) = rank_of.get(&e.id) {
+                                held.insert(rank, e);
+                            }
+                        }
                     }
                 }
-                for (c, loc) in part {
-                    let event = match loc {
-                        Loc::Segment(_) => fetched.remove(&c.id),
-                        _ => memory.event(*loc),
-                    };
-                    let Some(event) = event else {
-                        // Gone between the passes (compaction swapped the segment, whose
-                        // object stays readable for the grace period): not expected; skip.
-                        continue;
-                    };
+                // Every rank of this round is fetched now (an event gone between the passes —
+                // a segment swapped by compaction, still readable meanwhile — is skipped).
+                for event in held.into_events() {
                     let size = event_bytes(&event.message);
                     if !out.is_empty() && bytes + size > max_bytes {
                         break 'windows;
@@ -490,6 +505,45 @@ impl Store {
             events: out,
             visible_seq,
         })
+    }
+}
+
+/// Rows of a segment's batch in the second pass: a batch holds at most this many events of up
+/// to 256 KiB.
+const PHASE_TWO_BATCH_ROWS: usize = 16;
+
+/// Fetched events by rank, holding no more than what a page could still take of them plus one
+/// event: once the nearer events held add up to the room left, a farther one is dropped.
+struct Held {
+    room: usize,
+    events: BTreeMap<usize, StoredEvent>,
+    bytes: usize,
+}
+
+impl Held {
+    fn new(room: usize) -> Held {
+        Held {
+            room,
+            events: BTreeMap::new(),
+            bytes: 0,
+        }
+    }
+
+    fn insert(&mut self, rank: usize, e: StoredEvent) {
+        self.bytes += event_bytes(&e.message);
+        self.events.insert(rank, e);
+        while let Some((_, farthest)) = self.events.last_key_value() {
+            let size = event_bytes(&farthest.message);
+            if self.bytes - size < self.room || self.events.len() == 1 {
+                break;
+            }
+            self.bytes -= size;
+            self.events.pop_last();
+        }
+    }
+
+    fn into_events(self) -> impl Iterator<Item = StoredEvent> {
+        self.events.into_values()
     }
 }
 
@@ -688,4 +742,44 @@ pub(crate) fn drop_deleted_rows(
         context: "drop deleted streams".into(),
         source: e,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: i64, size: usize) -> StoredEvent {
+        StoredEvent {
+            timestamp: id,
+            ingestion_time: id,
+            log_stream_name: "s".into(),
+            message: "m".repeat(size),
+            id,
+        }
+    }
+
+    /// Issue 15 (review): a round of the second pass holds no more than the page's room plus
+    /// one event, whatever order the events arrive in and however large the far ones are —
+    /// and what it keeps is exactly the nearest events that can still be on the page.
+    #[test]
+    fn held_events_never_exceed_the_room_plus_one_event() {
+        let room = 1 << 20;
+        let big = 256 * 1024 - 26;
+        let mut held = Held::new(room);
+        let mut most = 0;
+        // 256 small events near the start, then 4,096 large ones, arriving farthest first.
+        for rank in (0..4352).rev() {
+            let size = if rank < 256 { 100 } else { big };
+            held.insert(rank, event(rank as i64, size));
+            most = most.max(held.bytes);
+            assert!(held.bytes <= room + 256 * 1024, "{} held", held.bytes);
+        }
+        assert!(most <= room + 256 * 1024);
+        let kept: Vec<i64> = held.into_events().map(|e| e.id).collect();
+        // All 256 small ones, then as many large ones as reach the room.
+        assert_eq!(kept[..256], (0..256).collect::<Vec<i64>>()[..]);
+        let small = 256 * (100 + 26);
+        let large_needed = (room - small).div_ceil(big + 26);
+        assert_eq!(kept.len(), 256 + large_needed);
+    }
 }

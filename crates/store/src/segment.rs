@@ -494,6 +494,8 @@ pub(crate) struct RowRead<'a> {
     /// Every system column; `false`: only `@timestamp`, `@id` and `@logStream` (no message
     /// page is fetched or decoded).
     pub messages: bool,
+    /// Rows per batch (default 8,192).
+    pub batch_rows: Option<usize>,
 }
 
 /// The rows of a segment that match a [`RowRead`], as a stream of batches of system columns:
@@ -608,7 +610,7 @@ pub(crate) async fn read_rows(
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, md)
         .with_row_groups(row_groups)
         .with_projection(mask)
-        .with_batch_size(8 * 1024);
+        .with_batch_size(r.batch_rows.unwrap_or(8 * 1024).max(1));
     if !predicates.is_empty() {
         builder = builder.with_row_filter(RowFilter::new(predicates));
     }
