@@ -57,7 +57,34 @@ impl Rows {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Row> {
-        self.chunks.iter().flat_map(|c| c.iter()).skip(self.skip)
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .skip(self.skip)
+            .take(self.len)
+    }
+
+    /// The first rows whose [`row_bytes`] add up to at most `max_bytes` (at least one row),
+    /// sharing the chunks, with the bytes they take.
+    pub fn prefix_within(&self, max_bytes: usize) -> (Rows, usize) {
+        let mut bytes = 0usize;
+        let mut n = 0usize;
+        for r in self.iter() {
+            let b = row_bytes(r);
+            if n > 0 && bytes + b > max_bytes {
+                break;
+            }
+            bytes += b;
+            n += 1;
+        }
+        let mut prefix = self.clone();
+        prefix.len = n;
+        (prefix, bytes)
+    }
+
+    /// [`row_bytes`] of all the rows.
+    pub fn bytes(&self) -> usize {
+        self.iter().map(row_bytes).sum()
     }
 
     /// The rows from `from` on (fewer when there are fewer), sharing the chunks.

@@ -49,6 +49,9 @@ use crate::table::{self, GroupData, LogTable, ScanCounters, TimeRange};
 
 /// Most log groups in one query (CloudWatch allows 50, reference §5.5 service limits).
 pub const MAX_GROUPS_PER_QUERY: usize = 50;
+/// Result rows turned into JSON at a time (a batch can hold 8,192 rows of 256 KiB).
+const ROWS_PER_SLICE: usize = 64;
+
 /// Longest query text accepted (CloudWatch's `queryString` limit).
 pub const MAX_QUERY_TEXT_CHARS: usize = 10_000;
 
@@ -79,7 +82,8 @@ pub struct QueryConfig {
     pub max_retained_result_bytes: usize,
     /// How long a finished query's results are kept.
     pub result_ttl_ms: u64,
-    /// Most bytes one scalar function may produce for one batch ([`crate::guard`]).
+    /// Most bytes one scalar function may produce for one batch ([`crate::guard`]); by
+    /// default 256 MiB, or a quarter of a query's memory when that is less.
     pub max_function_output_bytes: usize,
     /// Nice value of the query threads (0 = same priority as the server).
     pub nice: i32,
@@ -109,18 +113,20 @@ impl Default for QueryConfig {
     fn default() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_running = threads.max(2);
+        let memory_per_query_bytes = memory_per_query_default(max_running);
         QueryConfig {
             threads,
             max_running,
             max_queued: 100,
             default_timeout_ms: 15 * 60_000,
             max_timeout_ms: 60 * 60_000,
-            memory_per_query_bytes: memory_per_query_default(max_running),
+            memory_per_query_bytes,
             retain_finished: 1000,
             max_result_bytes: 32 << 20,
             max_retained_result_bytes: 256 << 20,
             result_ttl_ms: 60 * 60_000,
-            max_function_output_bytes: crate::guard::MAX_FUNCTION_OUTPUT_BYTES,
+            max_function_output_bytes: crate::guard::MAX_FUNCTION_OUTPUT_BYTES
+                .min(memory_per_query_bytes / 4),
             nice: 10,
             spill_dir: None,
             max_spill_bytes: 4 << 30,
@@ -600,6 +606,20 @@ impl QueryService {
         })
     }
 
+    /// Like [`QueryService::snapshot`], with at most `max_bytes` of rows
+    /// ([`crate::results::row_bytes`]; at least one row): poll again from `rows_from` plus the
+    /// rows returned until `total_rows` are read.
+    pub fn snapshot_page(
+        &self,
+        id: &str,
+        rows_from: usize,
+        max_bytes: usize,
+    ) -> Result<QuerySnapshot> {
+        let mut snap = self.snapshot(id, rows_from)?;
+        snap.rows = snap.rows.prefix_within(max_bytes).0;
+        Ok(snap)
+    }
+
     /// Stops a query. Returns false if it had already finished.
     pub fn stop(&self, id: &str) -> Result<bool> {
         let e = self.entry(id)?;
@@ -844,8 +864,16 @@ async fn prepare(
             sql::plan(&ctx, text, row_cap).await?
         }
     };
-    let plan = crate::guard::guard_plan(plan, inner.config.max_function_output_bytes)
-        .map_err(|e| QueryError::Internal(format!("guarding the plan's functions: {e}")))?;
+    let plan =
+        crate::guard::guard_plan(plan, inner.config.max_function_output_bytes).map_err(|e| {
+            QueryError::from_datafusion(
+                e,
+                crate::error::Limits {
+                    memory_bytes: inner.config.memory_per_query_bytes,
+                    spill_bytes: inner.config.max_spill_bytes,
+                },
+            )
+        })?;
     Ok((ctx, plan))
 }
 
@@ -934,12 +962,20 @@ async fn execute(inner: &Inner, entry: &Entry, compiled: &Compiled) -> Result<()
         .create_physical_plan(&plan)
         .await
         .map_err(|e| match compiled {
-            Compiled::Sql(_) => QueryError::MalformedSql {
-                message: crate::error::strip_datafusion_prefixes(&e.to_string()),
-                line: None,
-                column: None,
-            },
-            Compiled::Insights(_) => QueryError::from_datafusion(e, limit),
+            // Planning also folds constants: a refused allocation is no syntax error.
+            Compiled::Sql(_)
+                if !matches!(
+                    e.find_root(),
+                    datafusion::error::DataFusionError::ResourcesExhausted(_)
+                ) =>
+            {
+                QueryError::MalformedSql {
+                    message: crate::error::strip_datafusion_prefixes(&e.to_string()),
+                    line: None,
+                    column: None,
+                }
+            }
+            _ => QueryError::from_datafusion(e, limit),
         })?;
     {
         let mut st = lock(&entry.state);
@@ -949,33 +985,40 @@ async fn execute(inner: &Inner, entry: &Entry, compiled: &Compiled) -> Result<()
     let mut stream = execute_stream(physical, ctx.task_ctx())
         .map_err(|e| QueryError::from_datafusion(e, limit))?;
     let max_bytes = inner.config.max_result_bytes;
-    while let Some(batch) = stream.next().await {
+    'batches: while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| QueryError::from_datafusion(e, limit))?;
-        let mut rows = results::batch_rows(&batch)?;
-        let mut st = lock(&entry.state);
-        if st.status.is_finished() {
-            break;
-        }
-        let mut bytes = st.result_bytes;
-        let fit = rows
-            .iter()
-            .take_while(|r| {
-                bytes += results::row_bytes(r);
-                bytes <= max_bytes
-            })
-            .count();
-        let full = fit < rows.len();
-        rows.truncate(fit);
-        st.result_bytes += rows.iter().map(results::row_bytes).sum::<usize>();
-        st.rows.push(rows);
-        if full {
-            let kept = st.rows.len();
-            st.warnings.push(format!(
-                "results were cut at {kept} rows: a query keeps at most {} of results; narrow the query or select fewer fields",
-                crate::guard::human_bytes(max_bytes as u128)
-            ));
-            // Dropping the stream stops the query's execution.
-            break;
+        // Rows are made a slice at a time, so that a batch of large values is not turned
+        // into JSON whole before the budget is checked.
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let n = ROWS_PER_SLICE.min(batch.num_rows() - offset);
+            let mut rows = results::batch_rows(&batch.slice(offset, n))?;
+            offset += n;
+            let mut st = lock(&entry.state);
+            if st.status.is_finished() {
+                break 'batches;
+            }
+            let mut bytes = st.result_bytes;
+            let fit = rows
+                .iter()
+                .take_while(|r| {
+                    bytes += results::row_bytes(r);
+                    bytes <= max_bytes
+                })
+                .count();
+            let full = fit < rows.len();
+            rows.truncate(fit);
+            st.result_bytes += rows.iter().map(results::row_bytes).sum::<usize>();
+            st.rows.push(rows);
+            if full {
+                let kept = st.rows.len();
+                st.warnings.push(format!(
+                    "results were cut at {kept} rows: a query keeps at most {} of results; narrow the query or select fewer fields",
+                    crate::guard::human_bytes(max_bytes as u128)
+                ));
+                // Dropping the stream stops the query's execution.
+                break 'batches;
+            }
         }
     }
     Ok(())

@@ -12,10 +12,31 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
-/// A request body, decompressed, within the server's limits.
+/// A request body, decompressed, within the server's limits; what it holds is reserved in the
+/// server's request budget until it is dropped.
 pub struct DecodedBody {
     pub bytes: Bytes,
     pub content_type: Option<String>,
+    pub reserved: crate::budget::Reserved,
+}
+
+/// 503 when the request budget has no room (many large requests in flight).
+pub fn busy() -> ApiError {
+    ApiError::new(
+        ErrorCode::ServiceUnavailable,
+        "the server holds as many request bodies as its memory budget allows; retry shortly",
+    )
+}
+
+/// The `Content-Length` a request declares.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl FromRequest<AppState> for DecodedBody {
@@ -24,6 +45,19 @@ impl FromRequest<AppState> for DecodedBody {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limits = state.limits;
         let headers = req.headers().clone();
+        // Room for the body as sent: its declared length (or what the body knows of its
+        // size), or the limit when nothing is known.
+        let known =
+            content_length(&headers).or_else(|| http_body::Body::size_hint(req.body()).upper());
+        let declared = known.map_or(limits.max_body_bytes, |n| {
+            n.min(limits.max_body_bytes as u64) as usize
+        });
+        let budgets = &state.budgets;
+        let mut reserved = budgets
+            .requests
+            .reserve(declared, budgets.wait)
+            .await
+            .ok_or_else(busy)?;
         let raw = axum::body::to_bytes(req.into_body(), limits.max_body_bytes)
             .await
             .map_err(|e| {
@@ -38,8 +72,13 @@ impl FromRequest<AppState> for DecodedBody {
                     ApiError::bad_param(format!("could not read the request body: {e}"))
                 }
             })?;
-        let bytes = decode(&headers, raw, limits.max_decoded_bytes)?;
+        let bytes = decode(&headers, raw, limits.max_decoded_bytes, &mut |n| {
+            let more = budgets.requests.try_reserve(n)?;
+            reserved.merge(more);
+            Some(())
+        })?;
         Ok(DecodedBody {
+            reserved,
             bytes,
             content_type: headers
                 .get(CONTENT_TYPE)
@@ -83,8 +122,14 @@ pub fn read_timeout(e: &axum::Error) -> Option<String> {
 }
 
 /// Decompresses per `Content-Encoding`, refusing more than `max` decoded bytes (a small zstd
-/// body can expand enormously).
-pub fn decode(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<Bytes, ApiError> {
+/// body can expand enormously). `reserve(n)` is asked for every [`DECODE_STEP`] bytes the
+/// decoded body grows by; `None` stops decoding with 503 ([`busy`]).
+pub fn decode(
+    headers: &HeaderMap,
+    raw: Bytes,
+    max: usize,
+    reserve: &mut dyn FnMut(usize) -> Option<()>,
+) -> Result<Bytes, ApiError> {
     let encoding = headers
         .get(CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -96,13 +141,25 @@ pub fn decode(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<Bytes, ApiE
             format!("decompressed request body exceeds {max} bytes"),
         )
     };
-    let read_limited = |r: &mut dyn Read, what: &str| -> Result<Bytes, ApiError> {
-        let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
-        r.take(max as u64 + 1).read_to_end(&mut out).map_err(|e| {
-            ApiError::new(ErrorCode::BadEncoding, format!("invalid {what} body: {e}"))
-        })?;
-        if out.len() > max {
-            return Err(too_big());
+    let mut read_limited = |r: &mut dyn Read, what: &str| -> Result<Bytes, ApiError> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut r = r.take(max as u64 + 1);
+        loop {
+            reserve(DECODE_STEP).ok_or_else(busy)?;
+            let before = out.len();
+            out.reserve(DECODE_STEP);
+            let n = (&mut r)
+                .take(DECODE_STEP as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    ApiError::new(ErrorCode::BadEncoding, format!("invalid {what} body: {e}"))
+                })?;
+            if out.len() > max {
+                return Err(too_big());
+            }
+            if n == 0 || out.len() - before < DECODE_STEP {
+                break;
+            }
         }
         Ok(Bytes::from(out))
     };
@@ -129,6 +186,9 @@ pub fn decode(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<Bytes, ApiE
         )),
     }
 }
+
+/// How much a decoded body grows between two reservations.
+pub const DECODE_STEP: usize = 1 << 20;
 
 /// Parses JSON, naming line and column on failure.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
@@ -193,6 +253,37 @@ fn parse_query<T: DeserializeOwned>(q: &str) -> Result<T, ApiError> {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    fn decode(h: &HeaderMap, raw: Bytes, max: usize) -> Result<Bytes, ApiError> {
+        super::decode(h, raw, max, &mut |_| Some(()))
+    }
+
+    /// Issue 15: decoding takes its room from the request budget a step at a time, and stops
+    /// with 503 when the budget has none.
+    #[test]
+    fn decoding_reserves_as_it_grows_and_stops_when_the_budget_is_full() {
+        let data = vec![b'a'; 5 * DECODE_STEP + 10];
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("zstd"));
+        let z = Bytes::from(zstd::encode_all(&data[..], 3).unwrap());
+        let budget = crate::budget::MemoryBudget::new(4 * DECODE_STEP);
+        let mut held = crate::budget::Reserved::none();
+        let err = super::decode(&h, z.clone(), 64 << 20, &mut |n| {
+            held.merge(budget.try_reserve(n)?);
+            Some(())
+        })
+        .unwrap_err();
+        assert_eq!(err.code, ErrorCode::ServiceUnavailable);
+        drop(held);
+        let mut asked = 0;
+        let out = super::decode(&h, z, 64 << 20, &mut |n| {
+            asked += n;
+            Some(())
+        })
+        .unwrap();
+        assert_eq!(out.len(), data.len());
+        assert_eq!(asked, 6 * DECODE_STEP);
+    }
 
     #[test]
     fn decodes_zstd_and_gzip_and_refuses_bombs() {

@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod browser;
+pub mod budget;
 pub mod cwlogs;
 pub mod error;
 pub mod feed;

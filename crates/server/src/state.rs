@@ -23,6 +23,8 @@ pub struct AppState {
     pub query: Option<kinsight_query::QueryService>,
     /// Access keys of the CloudWatch-compatible API (issue #8); none by default.
     pub aws_keys: Arc<crate::cwlogs::AccessKeys>,
+    /// What request bodies and large answers in progress may hold.
+    pub budgets: crate::budget::Budgets,
 }
 
 /// Request size limits.
@@ -42,6 +44,11 @@ pub struct Limits {
     /// Most bytes of events in one page of `GET /v1/events`, `/v1/follow` and a tail's
     /// backlog (each event's message plus 26 bytes); a page always holds one event.
     pub max_page_bytes: usize,
+    /// What request bodies (as sent and decoded) and query-result answers in progress may
+    /// hold together ([`crate::budget`]).
+    pub request_memory_bytes: usize,
+    /// Most bytes of result rows in one answer of `GET /v1/queries/{id}`.
+    pub max_result_page_bytes: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +59,8 @@ impl Default for Limits {
             max_cloudwatch_body_bytes: 4 * 1024 * 1024,
             follow: crate::feed::FollowLimits::default(),
             max_page_bytes: kinsight_store::MAX_PAGE_BYTES,
+            request_memory_bytes: crate::budget::default_request_bytes(),
+            max_result_page_bytes: 4 << 20,
         }
     }
 }
@@ -84,6 +93,7 @@ impl AppState {
             alarms: None,
             query,
             aws_keys: Arc::new(crate::cwlogs::AccessKeys::none()),
+            budgets: crate::budget::Budgets::new(limits.request_memory_bytes),
         }
     }
 }

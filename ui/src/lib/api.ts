@@ -232,6 +232,8 @@ export async function runQuery(
       rows.push(...page.rows);
       const p = { ...page, allRows: rows };
       onProgress?.(p);
+      // An answer holds at most a few MiB of rows: read on until all of them are here.
+      if (rows.length < page.totalRows && page.rows.length > 0) continue;
       if (page.status !== 'Running' && page.status !== 'Scheduled') return p;
       await sleep(delay, signal);
       delay = Math.min(250, delay * 2);

@@ -181,8 +181,14 @@ async fn query(a: QueryArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(130));
             }
         };
+        let got = snap.rows.len();
         rows.extend(snap.rows.iter().cloned());
-        if !matches!(snap.status.as_str(), "Scheduled" | "Running") {
+        let finished = !matches!(snap.status.as_str(), "Scheduled" | "Running");
+        // An answer holds at most a few MiB of rows: read on until all of them are here.
+        if rows.len() < snap.total_rows && got > 0 {
+            continue;
+        }
+        if finished {
             break snap;
         }
         if interactive && begun.elapsed() >= Duration::from_secs(1) {

@@ -6,6 +6,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kinsight_query::{
@@ -120,13 +121,43 @@ struct ResultsParams {
     rows_from: usize,
 }
 
+/// At most `max_result_page_bytes` of rows an answer: poll on from `rowsFrom` plus the rows
+/// received until `totalRows` are read. The answer is serialised within the request budget.
 async fn results(
     _: Require<CanRead>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     QueryParams(p): QueryParams<ResultsParams>,
-) -> ApiResult<Json<QuerySnapshot>> {
-    Ok(Json(service(&state)?.snapshot(&id, p.rows_from)?))
+) -> ApiResult<axum::response::Response> {
+    let snap: QuerySnapshot =
+        service(&state)?.snapshot_page(&id, p.rows_from, state.limits.max_result_page_bytes)?;
+    let body = serialize_within_budget(&state, snap.rows.bytes(), || serde_json::to_vec(&snap))
+        .await?
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+/// Runs `serialize` while twice `bytes` (JSON text beside its values) is reserved in the
+/// request budget; 503 when there is no room within the budget's wait.
+pub(crate) async fn serialize_within_budget<T>(
+    state: &AppState,
+    bytes: usize,
+    serialize: impl FnOnce() -> T,
+) -> ApiResult<T> {
+    let b = &state.budgets;
+    let _reserved = b
+        .requests
+        .reserve(bytes.saturating_mul(2), b.wait)
+        .await
+        .ok_or_else(crate::body::busy)?;
+    Ok(serialize())
 }
 
 #[derive(Serialize)]

@@ -119,8 +119,16 @@ pub struct QueryIdOnly {
     query_id: String,
 }
 
-pub fn get_query_results(ctx: &Ctx<'_>, i: QueryIdOnly) -> CwResult<Value> {
+pub async fn get_query_results(ctx: &Ctx<'_>, i: QueryIdOnly) -> CwResult<Value> {
     let s = service(ctx)?.snapshot(&i.query_id, 0)?;
+    // The answer's values take a few times the rows' own size while it is built: within the
+    // request budget.
+    let b = &ctx.state.budgets;
+    let _reserved = b
+        .requests
+        .reserve(s.rows.bytes().saturating_mul(4), b.wait)
+        .await
+        .ok_or_else(crate::body::busy)?;
     let results: Vec<Value> = s
         .rows
         .iter()

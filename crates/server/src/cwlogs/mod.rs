@@ -192,10 +192,8 @@ async fn serve(state: &AppState, req: Request) -> CwResult<Value> {
         };
         return Err(CwError::new(
             CwError::ACCESS_DENIED,
-            format!(
-                "User: {who} is not authorized to perform: logs:{action} (the key's scope is {:?})",
-                caller_scope.as_str()
-            ),
+            // The scope is not named: the signature is not verified yet.
+            format!("User: {who} is not authorized to perform: logs:{action}"),
         ));
     }
     let limit = state.limits.max_cloudwatch_body_bytes;
@@ -204,11 +202,21 @@ async fn serve(state: &AppState, req: Request) -> CwResult<Value> {
             "Upload too large: {n} bytes exceeds the limit of {limit} bytes for a CloudWatch Logs request"
         ))
     };
-    if let Some(n) = content_length(&parts.headers)
+    let declared = crate::body::content_length(&parts.headers);
+    if let Some(n) = declared
         && n > limit as u64
     {
         return Err(too_large(n.to_string()));
     }
+    // The body is held in the request budget; before its signature is verified, in the
+    // smaller budget of unverified bodies, without waiting for room there.
+    let budgets = &state.budgets;
+    let size = declared.map_or(limit, |n| n as usize);
+    let mut reserved = match &pending {
+        Pending::Signed(_) => budgets.unverified.try_reserve(size),
+        Pending::Anonymous(_) => budgets.requests.reserve(size, budgets.wait).await,
+    }
+    .ok_or_else(crate::body::busy)?;
     let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         if crate::body::is_length_limit(&e) {
             too_large(format!("more than {limit}"))
@@ -218,18 +226,30 @@ async fn serve(state: &AppState, req: Request) -> CwResult<Value> {
     })?;
     let caller = match pending {
         Pending::Anonymous(v) => v,
-        Pending::Signed(check) => sigv4::verify_signature(
-            check,
-            &sigv4::SignedRequest {
-                method: parts.method.as_str(),
-                path: parts.uri.path(),
-                query: parts.uri.query().unwrap_or(""),
-                headers: &parts.headers,
-                body: &raw,
-            },
-        )?,
+        Pending::Signed(check) => {
+            let v = sigv4::verify_signature(
+                check,
+                &sigv4::SignedRequest {
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    query: parts.uri.query().unwrap_or(""),
+                    headers: &parts.headers,
+                    body: &raw,
+                },
+            )?;
+            // Verified: its body now counts in the budget of authenticated requests.
+            reserved = budgets
+                .requests
+                .reserve(raw.len(), budgets.wait)
+                .await
+                .ok_or_else(crate::body::busy)?;
+            v
+        }
     };
-    let body = crate::body::decode(&parts.headers, raw, limit)?;
+    let body = crate::body::decode(&parts.headers, raw, limit, &mut |n| {
+        reserved.merge(budgets.requests.try_reserve(n)?);
+        Some(())
+    })?;
     let ctx = Ctx { state, caller };
     run(&ctx, &action, &body).await
 }
@@ -239,16 +259,6 @@ enum Pending<'k> {
     /// Authentication off: every caller is admin.
     Anonymous(Verified),
     Signed(sigv4::HeaderCheck<'k>),
-}
-
-fn content_length(headers: &axum::http::HeaderMap) -> Option<u64> {
-    headers
-        .get(axum::http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn authenticate_headers<'s>(
@@ -314,7 +324,7 @@ async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> CwResult<Value> {
         "GetLogEvents" => events::get_log_events(ctx, input(body)?).await,
         "FilterLogEvents" => events::filter_log_events(ctx, input(body)?).await,
         "StartQuery" => insights::start_query(ctx, input(body)?),
-        "GetQueryResults" => insights::get_query_results(ctx, input(body)?),
+        "GetQueryResults" => insights::get_query_results(ctx, input(body)?).await,
         "StopQuery" => insights::stop_query(ctx, input(body)?),
         "DescribeQueries" => insights::describe_queries(ctx, input(body)?),
         "GetLogRecord" => insights::get_log_record(ctx, input(body)?).await,

@@ -2,6 +2,7 @@
 //! real-socket module for long-poll and server-sent events. Process-level tests (SIGKILL under
 //! load, S3, full disk) run the real binary: `crates/cli/tests/cli/server.rs`.
 
+mod budget;
 mod cardinality;
 mod cwlogs;
 mod metrics_alarms;
