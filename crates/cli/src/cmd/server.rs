@@ -96,9 +96,15 @@ pub struct LimitArgs {
     /// How long a finished query's results are kept.
     #[arg(long, env = "KINSIGHT_QUERY_RESULTS_TTL", value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     pub query_results_ttl: Duration,
-    /// What one scalar function may produce for one batch of rows (`repeat`, `lpad`, …).
-    #[arg(long, env = "KINSIGHT_QUERY_FUNCTION_OUTPUT_MAX", value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
-    pub query_function_output_max: u64,
+    /// What one scalar function may produce for one batch of rows (`repeat`, `lpad`, …);
+    /// default 256 MiB, or a quarter of a query's memory when that is less.
+    #[arg(long, env = "KINSIGHT_QUERY_FUNCTION_OUTPUT_MAX", value_name = "SIZE", value_parser = parse_size)]
+    pub query_function_output_max: Option<u64>,
+    /// Memory that request bodies (as sent and decoded) and query-result answers in progress
+    /// may hold together; beyond it requests wait, then get 503. Default an eighth of the
+    /// server's memory limit, between 64 MiB and 1 GiB.
+    #[arg(long, env = "KINSIGHT_REQUEST_MEMORY", value_name = "SIZE", value_parser = parse_size)]
+    pub request_memory: Option<u64>,
     /// Events the follow buffer behind /v1/follow and /v1/tail keeps (also at most 8,192
     /// batches).
     #[arg(long, env = "KINSIGHT_FOLLOW_BUFFER", value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
@@ -111,13 +117,17 @@ impl LimitArgs {
         let mut q = kinsight_query::QueryConfig::default();
         if let Some(total) = self.query_memory {
             q.memory_per_query_bytes = (total / q.max_running.max(1) as u64) as usize;
+            q.max_function_output_bytes =
+                kinsight_query::guard::MAX_FUNCTION_OUTPUT_BYTES.min(q.memory_per_query_bytes / 4);
         }
         q.spill_dir = self.query_spill_dir.clone();
         q.max_spill_bytes = self.query_spill_max;
         q.max_result_bytes = usize_of(self.query_result_max);
         q.max_retained_result_bytes = usize_of(self.query_results_retained);
         q.result_ttl_ms = self.query_results_ttl.as_millis().min(u64::MAX as u128) as u64;
-        q.max_function_output_bytes = usize_of(self.query_function_output_max);
+        if let Some(n) = self.query_function_output_max {
+            q.max_function_output_bytes = usize_of(n);
+        }
         q
     }
 
@@ -125,6 +135,9 @@ impl LimitArgs {
     pub fn server_limits(&self) -> kinsight_server::state::Limits {
         let mut l = kinsight_server::state::Limits::default();
         l.follow.ring_bytes = usize_of(self.follow_buffer);
+        if let Some(n) = self.request_memory {
+            l.request_memory_bytes = usize_of(n);
+        }
         l
     }
 }
@@ -171,6 +184,13 @@ pub struct TransportArgs {
     /// A connection with no request in progress is closed after this time.
     #[arg(long, value_name = "DURATION", env = "KINSIGHT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// A response being sent must make progress within this time (the client reads it), or
+    /// the connection is closed.
+    #[arg(long, value_name = "DURATION", env = "KINSIGHT_WRITE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+    /// Long-polls (/v1/follow) and event streams (/v1/tail) at once; more are answered 503.
+    #[arg(long, value_name = "N", env = "KINSIGHT_MAX_LONG_POLLS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_long_polls: u32,
     /// Connections held at once; more are closed at once (plain HTTP gets a 503 first).
     #[arg(long, value_name = "N", env = "KINSIGHT_MAX_CONNECTIONS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
@@ -189,8 +209,10 @@ impl TransportArgs {
             header_read_timeout: self.header_read_timeout,
             body_read_timeout: self.body_read_timeout,
             idle_timeout: self.idle_timeout,
+            write_timeout: self.write_timeout,
             max_connections: self.max_connections as usize,
             max_requests: self.max_requests as usize,
+            max_long_polls: self.max_long_polls as usize,
             shutdown_timeout: self.shutdown_timeout,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsConfig {

@@ -372,6 +372,8 @@ async fn follow(
     let limit = limit(p.limit, 1000, 10_000)?;
     let wait = Duration::from_millis(p.wait_ms.unwrap_or(20_000).min(60_000));
     let Some(after) = p.after else {
+        // The client follows from this `seq` next: keep what arrives from now on.
+        state.feed.touch();
         return Ok(Json(FollowAnswer {
             events: Vec::new(),
             seq: state.feed.last_seq(),

@@ -32,8 +32,17 @@ pub(crate) struct Activity {
     /// PING, not the start of a request.
     h2: AtomicBool,
     first_read: AtomicBool,
-    /// Wakes the watchdog when the deadline moves earlier (the first byte of a request).
+    /// Wakes the watchdog when the deadline moves earlier (the first byte of a request, a
+    /// response that starts).
     pub(crate) pending_started: tokio::sync::Notify,
+    /// Responses whose body is being sent.
+    responding: AtomicUsize,
+    /// Milliseconds since `epoch` when a response last made progress (a body frame asked for,
+    /// bytes written): a client that stops reading stops this clock.
+    progress_ms: AtomicU64,
+    /// Milliseconds since `epoch` since when a write has been waiting for the socket (`NONE`:
+    /// none is): what hyper buffered for a client that does not read.
+    write_blocked_ms: AtomicU64,
 }
 
 impl Activity {
@@ -48,7 +57,34 @@ impl Activity {
             h2: AtomicBool::new(false),
             first_read: AtomicBool::new(true),
             pending_started: tokio::sync::Notify::new(),
+            responding: AtomicUsize::new(0),
+            progress_ms: AtomicU64::new(0),
+            write_blocked_ms: AtomicU64::new(NONE),
         })
+    }
+
+    fn wrote(&self, res: &Poll<std::io::Result<usize>>) {
+        match res {
+            Poll::Ready(Ok(n)) if *n > 0 => {
+                self.write_blocked_ms.store(NONE, Ordering::SeqCst);
+                self.progress();
+            }
+            Poll::Pending => {
+                let now = self.now_ms();
+                if self
+                    .write_blocked_ms
+                    .compare_exchange(NONE, now, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    self.pending_started.notify_one();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn progress(&self) {
+        self.progress_ms.store(self.now_ms(), Ordering::SeqCst);
     }
 
     fn now_ms(&self) -> u64 {
@@ -82,18 +118,31 @@ impl Activity {
         }
     }
 
-    /// When the connection is to be closed if nothing changes: `None` while a request is in
-    /// progress. HTTP/1 bytes of an unfinished request head count against `header_timeout`;
-    /// otherwise the connection may idle for `idle_timeout`.
+    /// When the connection is to be closed if nothing changes. While a response is being
+    /// sent, it must make progress within `write_timeout` (a client that stops reading holds
+    /// nothing for long); while a handler runs otherwise (a long-poll waiting), `None`.
+    /// HTTP/1 bytes of an unfinished request head count against `header_timeout`; otherwise
+    /// the connection may idle for `idle_timeout`.
     pub(crate) fn deadline(
         &self,
         header_timeout: Duration,
         idle_timeout: Duration,
+        write_timeout: Duration,
     ) -> Option<(Instant, Expiry)> {
+        let at = |ms: u64, d: Duration| self.epoch + Duration::from_millis(ms) + d;
+        let blocked = self.write_blocked_ms.load(Ordering::SeqCst);
+        if blocked != NONE {
+            return Some((at(blocked, write_timeout), Expiry::Stalled));
+        }
+        if self.responding.load(Ordering::SeqCst) > 0 {
+            return Some((
+                at(self.progress_ms.load(Ordering::SeqCst), write_timeout),
+                Expiry::Stalled,
+            ));
+        }
         if self.active.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        let at = |ms: u64, d: Duration| self.epoch + Duration::from_millis(ms) + d;
         let idle = at(self.idle_since_ms.load(Ordering::SeqCst), idle_timeout);
         let pending = self.pending_since_ms.load(Ordering::SeqCst);
         if pending != NONE && !self.h2.load(Ordering::Relaxed) {
@@ -111,6 +160,8 @@ impl Activity {
 pub(crate) enum Expiry {
     Headers,
     Idle,
+    /// A response made no progress: its client does not read.
+    Stalled,
 }
 
 /// Ends a request in its connection's [`Activity`] when dropped.
@@ -158,7 +209,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.wrote(&res);
+        res
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -174,7 +227,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.wrote(&res);
+        res
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -251,18 +306,32 @@ where
 }
 
 /// A response body that holds its request's [`RequestGuard`] until it has been sent (or
-/// dropped): a streaming response keeps its connection busy, not idle.
+/// dropped): a streaming response keeps its connection busy, not idle. Each frame hyper asks
+/// for is progress of the response ([`Activity::deadline`]).
 pub(crate) struct TrackedBody<B> {
     inner: B,
+    activity: Arc<Activity>,
     _guard: RequestGuard,
 }
 
 impl<B> TrackedBody<B> {
     pub(crate) fn new(inner: B, guard: RequestGuard) -> Self {
+        let activity = guard.0.clone();
+        activity.responding.fetch_add(1, Ordering::SeqCst);
+        activity.progress();
+        // The watchdog may be sleeping on no deadline (a handler was running): wake it.
+        activity.pending_started.notify_one();
         TrackedBody {
             inner,
+            activity,
             _guard: guard,
         }
+    }
+}
+
+impl<B> Drop for TrackedBody<B> {
+    fn drop(&mut self) {
+        self.activity.responding.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -274,6 +343,7 @@ impl<B: Body + Unpin> Body for TrackedBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        self.activity.progress();
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 

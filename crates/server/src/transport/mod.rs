@@ -56,8 +56,14 @@ pub struct TransportConfig {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// A response being sent must make progress (the client reads it) within this time.
+    pub write_timeout: Duration,
     pub max_connections: usize,
     pub max_requests: usize,
+    /// Long-polls (`GET /v1/follow`) and event streams (`GET /v1/tail`) in progress: they
+    /// wait for events rather than work, so they have a cap of their own instead of holding
+    /// places among `max_requests`.
+    pub max_long_polls: usize,
     pub shutdown_timeout: Duration,
     pub tls: Option<TlsConfig>,
 }
@@ -71,8 +77,10 @@ impl Default for TransportConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
             max_connections: 2048,
             max_requests: 512,
+            max_long_polls: 256,
             shutdown_timeout: Duration::from_secs(25),
             tls: None,
         }
@@ -132,6 +140,7 @@ pub(crate) async fn serve(
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let requests = Arc::new(InFlight {
         permits: Arc::new(Semaphore::new(config.max_requests.max(1))),
+        long_polls: Arc::new(Semaphore::new(config.max_long_polls.max(1))),
         refused: AtomicU64::new(0),
         max: config.max_requests,
     });
@@ -265,10 +274,14 @@ impl Connection {
         tokio::pin!(conn);
         let mut stop = self.stop.clone();
         let mut stopping = false;
-        let (header, idle) = (self.config.header_read_timeout, self.config.idle_timeout);
+        let (header, idle, write) = (
+            self.config.header_read_timeout,
+            self.config.idle_timeout,
+            self.config.write_timeout,
+        );
         loop {
             let wake = activity
-                .deadline(header, idle)
+                .deadline(header, idle, write)
                 .map(|(at, _)| at)
                 .unwrap_or_else(|| tokio::time::Instant::now() + idle);
             tokio::select! {
@@ -281,15 +294,19 @@ impl Connection {
                 // A request started: its header deadline may come before the idle one.
                 _ = activity.pending_started.notified() => {}
                 _ = tokio::time::sleep_until(wake) => {
-                    if let Some((at, why)) = activity.deadline(header, idle) {
+                    if let Some((at, why)) = activity.deadline(header, idle, write) {
                         if tokio::time::Instant::now() >= at {
                             match why {
                                 Expiry::Headers => tracing::debug!(
                                     "closing a connection whose request headers did not arrive within {header:?}"
                                 ),
                                 Expiry::Idle => tracing::trace!("closing an idle connection"),
+                                Expiry::Stalled => tracing::debug!(
+                                    "closing a connection whose client read nothing of its response for {write:?}"
+                                ),
                             }
-                            // Dropping the connection closes it: nothing is in progress.
+                            // Dropping the connection closes it (and whatever it was sending
+                            // to a client that does not read).
                             return;
                         }
                     }
@@ -309,6 +326,7 @@ impl Connection {
 /// The cap on requests in flight, shared by all connections.
 struct InFlight {
     permits: Arc<Semaphore>,
+    long_polls: Arc<Semaphore>,
     refused: AtomicU64,
     max: usize,
 }
@@ -322,11 +340,18 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<TrackedBody<Body>>, Infallible> {
     let guard = activity.begin();
-    let exempt = req.uri().path() == "/healthz";
+    let path = req.uri().path();
+    let exempt = path == "/healthz";
+    let long = req.method() == axum::http::Method::GET && matches!(path, "/v1/follow" | "/v1/tail");
+    let pool = if long {
+        &requests.long_polls
+    } else {
+        &requests.permits
+    };
     let permit = if exempt {
         None
     } else {
-        match requests.permits.clone().try_acquire_owned() {
+        match pool.clone().try_acquire_owned() {
             Ok(p) => Some(p),
             Err(_) => {
                 let n = requests.refused.fetch_add(1, Ordering::Relaxed);

@@ -288,6 +288,8 @@ async fn the_connection_cap_refuses_clearly_and_frees_up() {
 async fn the_request_cap_answers_503_with_retry_after_and_frees_up() {
     let server = start(TransportConfig {
         max_requests: 2,
+        max_long_polls: 2,
+        body_read_timeout: Duration::from_secs(60),
         ..limits()
     })
     .await;
@@ -304,12 +306,51 @@ async fn the_request_cap_answers_503_with_retry_after_and_frees_up() {
         200
     );
     let seq = last_seq(&c, &url, "/cap").await;
-    // Two long-polls take both places (raw connections, so that closing them is up to us).
+    // Two long-polls take both long-poll places, none of the request places (issue 15: a
+    // read token must not starve ingest with waiting polls).
+    let follow = format!(
+        "GET /v1/follow?group=/cap&after={seq}&waitMs=15000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
+    );
+    let mut long = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(follow.as_bytes()).await.unwrap();
+        long.push(s);
+    }
+    // A third long-poll is refused once both wait; ordinary requests are still served.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(follow.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 503") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a third long-poll was never refused"
+        );
+    }
+    assert_eq!(
+        c.get(format!("{url}/v1/groups"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Two requests whose bodies never arrive take both request places (raw connections, so
+    // that closing them is up to us).
     let mut polls = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
         let req = format!(
-            "GET /v1/follow?group=/cap&after={seq}&waitMs=15000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
+            "POST /v1/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n["
         );
         s.write_all(req.as_bytes()).await.unwrap();
         polls.push(s);
@@ -348,8 +389,9 @@ async fn the_request_cap_answers_503_with_retry_after_and_frees_up() {
     assert_eq!(body["__type"], "ServiceUnavailableException");
     // The liveness probe is never refused.
     assert_eq!(healthz(&url).await, 200);
-    // The long-polls go away: requests are served again (at the latest when their wait ends).
+    // The stalled requests go away: requests are served again.
     drop(polls);
+    drop(long);
     let deadline = Instant::now() + DEADLINE;
     loop {
         let r = c
@@ -369,9 +411,9 @@ async fn the_request_cap_answers_503_with_retry_after_and_frees_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_long_polls_and_event_streams() {
-    // One request in flight at most: a 503 tells that the long-poll is in its handler.
+    // One long-poll at most: a 503 to a second one tells that the first is in its handler.
     let server = start(TransportConfig {
-        max_requests: 1,
+        max_long_polls: 1,
         ..limits()
     })
     .await;
@@ -405,7 +447,7 @@ async fn shutdown_ends_long_polls_and_event_streams() {
     });
     let deadline = Instant::now() + DEADLINE;
     while c
-        .get(format!("{url}/v1/groups"))
+        .get(format!("{url}/v1/follow?group=/sd"))
         .bearer_auth(ADMIN)
         .send()
         .await
@@ -685,4 +727,93 @@ async fn a_server_with_unreadable_tls_files_does_not_start() {
         .unwrap()
         .to_string();
     assert!(e.contains("missing.crt"), "{e}");
+}
+
+/// Issue 15 (review): a client that stops reading its response holds its connection only for
+/// the write timeout. Here the only connection place is taken by a client that pipelines
+/// requests for 1 MiB pages and reads nothing; once the server gives up on it, the place is
+/// free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_responses_is_dropped() {
+    let server = start(TransportConfig {
+        max_connections: 1,
+        write_timeout: Duration::from_secs(1),
+        ..limits()
+    })
+    .await;
+    let url = server.url.clone();
+    let c = reqwest::Client::new();
+    let big = "x".repeat(200 * 1024);
+    let events: Vec<Value> = (0..5)
+        .map(|i| event("/w", "s", now_ms() - 10 + i, &big))
+        .collect();
+    assert_eq!(
+        c.post(format!("{url}/v1/ingest"))
+            .bearer_auth(ADMIN)
+            .json(&events)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The reqwest client's pooled connection must not hold the only place.
+    drop(c);
+    let one = format!(
+        "GET /v1/events?group=/w&limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
+    );
+    // Connect (once the earlier client's connection has gone), pipeline requests for 64 pages
+    // and read only the first bytes of the first answer.
+    let deadline = Instant::now() + DEADLINE;
+    let reader = loop {
+        if let Ok(mut s) = socket_connect(server.addr).await {
+            for _ in 0..64 {
+                if s.write_all(one.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            let mut head = [0u8; 12];
+            if s.read_exact(&mut head).await.is_ok() && &head == b"HTTP/1.1 200" {
+                break s;
+            }
+        }
+        assert!(Instant::now() < deadline, "never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // …and holds the only place meanwhile.
+    let held = reqwest::Client::new()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status());
+    assert!(
+        held.is_err() || held.as_ref().is_ok_and(|s| *s == 503),
+        "{held:?}"
+    );
+    // Once the server drops it, others are served.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let fresh = reqwest::Client::new();
+        let ok = fresh
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a client that reads nothing still holds its connection after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(reader);
+    server.stop().await;
+}
+
+async fn socket_connect(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect(addr).await
 }
