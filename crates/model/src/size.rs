@@ -46,9 +46,32 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
         .ok_or_else(|| err("the size is too large"))
 }
 
+/// A size for people: `512 B`, `1.5 KiB`, `256.0 MiB` (powers of 1024).
+pub fn format_size(bytes: u128) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted() {
+        assert_eq!(format_size(512), "512 B");
+        assert_eq!(format_size(1536), "1.5 KiB");
+        assert_eq!(format_size(256 << 20), "256.0 MiB");
+    }
 
     #[test]
     fn sizes() {

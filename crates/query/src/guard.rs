@@ -615,18 +615,7 @@ fn scalar_i128(s: &ScalarValue) -> i128 {
 }
 
 pub(crate) fn human_bytes(n: u128) -> String {
-    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} bytes")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    kinsight_model::size::format_size(n)
 }
 
 /// `a || b` on text: null when either side is null (SQL's operator, unlike `concat`), as a

@@ -326,18 +326,7 @@ fn time_or_dash(v: &Value) -> String {
 }
 
 fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    kinsight_model::size::format_size(b.into())
 }
 
 fn print_table(headers: &[&str], rows: &[Vec<String>]) {
