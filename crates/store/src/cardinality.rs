@@ -91,10 +91,25 @@ pub(crate) struct Reservations {
     groups: HashMap<String, u32>,
     /// group → stream → holders.
     streams: HashMap<String, HashMap<String, u32>>,
-    stream_total: usize,
     pub rejected_groups: u64,
     pub rejected_streams: u64,
     pub rejected_per_group: u64,
+}
+
+/// Counts of reserved names not yet in the catalogue.
+struct Pending {
+    groups: usize,
+    streams: usize,
+}
+
+fn pending_streams(cat: &Catalogue, g: &str, ss: &HashMap<String, u32>) -> usize {
+    match cat.group(g) {
+        Some(entry) => ss
+            .keys()
+            .filter(|s| !entry.streams.contains_key(*s))
+            .count(),
+        None => ss.len(),
+    }
 }
 
 /// What one batch or call reserved; released (see [`ClaimGuard`]) once its record is applied
@@ -120,37 +135,57 @@ impl Reservations {
         self.streams.get(g).is_some_and(|m| m.contains_key(s))
     }
 
-    fn streams_reserved_in(&self, g: &str) -> usize {
-        self.streams.get(g).map_or(0, HashMap::len)
+    /// Reserved names not yet in the catalogue. A record that has been applied but whose
+    /// claim is not yet released has its names in both; they count once, or a batch running
+    /// alongside would be refused room that exists.
+    fn pending(&self, cat: &Catalogue) -> Pending {
+        let groups = self
+            .groups
+            .keys()
+            .filter(|g| cat.group(g).is_none())
+            .count();
+        let streams = self
+            .streams
+            .iter()
+            .map(|(g, ss)| pending_streams(cat, g, ss))
+            .sum();
+        Pending { groups, streams }
     }
 
-    /// Checks one new group against the cap, counting what is reserved and what this claim
+    /// Reserved streams of one group not yet in the catalogue.
+    fn pending_in(&self, cat: &Catalogue, g: &str) -> usize {
+        self.streams
+            .get(g)
+            .map_or(0, |ss| pending_streams(cat, g, ss))
+    }
+
+    /// Checks one new group against the cap, counting what is pending and what this claim
     /// adds.
     fn check_group(
-        &self,
         cat: &Catalogue,
         limits: &CardinalityLimits,
+        pending: &Pending,
         new_in_claim: usize,
     ) -> Option<LimitKind> {
-        (cat.groups.len() + self.groups.len() + new_in_claim >= limits.max_log_groups)
+        (cat.groups.len() + pending.groups + new_in_claim >= limits.max_log_groups)
             .then_some(LimitKind::LogGroups)
     }
 
+    /// Checks one new stream of `group`; `in_group` counts the group's pending and claimed
+    /// new streams.
     fn check_stream(
-        &self,
         cat: &Catalogue,
         limits: &CardinalityLimits,
+        pending: &Pending,
         group: &str,
-        new_in_group: usize,
+        in_group: usize,
         new_total: usize,
     ) -> Option<LimitKind> {
-        let in_group = cat.group(group).map_or(0, |g| g.streams.len())
-            + self.streams_reserved_in(group)
-            + new_in_group;
+        let in_group = cat.group(group).map_or(0, |g| g.streams.len()) + in_group;
         if in_group >= limits.max_streams_per_group {
             return Some(LimitKind::StreamsPerGroup);
         }
-        let total = cat.stream_count() + self.stream_total + new_total;
+        let total = cat.stream_count() + pending.streams + new_total;
         (total >= limits.max_log_streams).then_some(LimitKind::LogStreams)
     }
 
@@ -169,6 +204,8 @@ impl Reservations {
         let mut new_groups: HashSet<&str> = HashSet::new();
         let mut new_streams: HashMap<&str, HashSet<&str>> = HashMap::new();
         let mut new_total = 0;
+        let pending = self.pending(cat);
+        let mut pending_in: HashMap<&str, usize> = HashMap::new();
         // The verdict of the last (group, stream) pair: batches come in runs of one pair.
         let mut last: Option<(&str, &str, Option<LimitKind>)> = None;
         accepted.retain(|&i| {
@@ -185,11 +222,14 @@ impl Reservations {
                         && !new_streams.get(g).is_some_and(|m| m.contains(s));
                     let mut v = None;
                     if group_new {
-                        v = self.check_group(cat, limits, new_groups.len());
+                        v = Self::check_group(cat, limits, &pending, new_groups.len());
                     }
                     if v.is_none() && stream_new {
-                        let in_group = new_streams.get(g).map_or(0, HashSet::len);
-                        v = self.check_stream(cat, limits, g, in_group, new_total);
+                        let reserved = *pending_in
+                            .entry(g)
+                            .or_insert_with(|| self.pending_in(cat, g));
+                        let in_group = reserved + new_streams.get(g).map_or(0, HashSet::len);
+                        v = Self::check_stream(cat, limits, &pending, g, in_group, new_total);
                     }
                     if v.is_none() {
                         if group_new {
@@ -238,7 +278,7 @@ impl Reservations {
         limits: &CardinalityLimits,
         name: &str,
     ) -> Result<Claim, StoreError> {
-        if let Some(kind) = self.check_group(cat, limits, 0) {
+        if let Some(kind) = Self::check_group(cat, limits, &self.pending(cat), 0) {
             self.count_rejection(kind);
             return Err(limit_error(kind, cat, limits, name, None));
         }
@@ -258,7 +298,9 @@ impl Reservations {
         group: &str,
         stream: &str,
     ) -> Result<Claim, StoreError> {
-        if let Some(kind) = self.check_stream(cat, limits, group, 0, 0) {
+        let in_group = self.pending_in(cat, group);
+        if let Some(kind) = Self::check_stream(cat, limits, &self.pending(cat), group, in_group, 0)
+        {
             self.count_rejection(kind);
             return Err(limit_error(kind, cat, limits, group, Some(stream)));
         }
@@ -283,16 +325,12 @@ impl Reservations {
             *self.groups.entry(g.clone()).or_default() += 1;
         }
         for (g, s) in &claim.streams {
-            let holders = self
+            *self
                 .streams
                 .entry(g.clone())
                 .or_default()
                 .entry(s.clone())
-                .or_default();
-            if *holders == 0 {
-                self.stream_total += 1;
-            }
-            *holders += 1;
+                .or_default() += 1;
         }
     }
 
@@ -313,7 +351,6 @@ impl Reservations {
                 *n -= 1;
                 if *n == 0 {
                     m.remove(s);
-                    self.stream_total -= 1;
                 }
             }
             if m.is_empty() {
@@ -404,6 +441,31 @@ mod tests {
         LogEvent::new(g, s, 1, "x")
     }
 
+    /// A record applied whose claim is not yet released has its names in the catalogue and
+    /// in the reservations: they count once, so a batch alongside still gets the room left.
+    #[test]
+    fn applied_but_unreleased_names_count_once() {
+        let limits = CardinalityLimits {
+            max_log_groups: 2,
+            max_log_streams: 2,
+            max_streams_per_group: 2,
+        };
+        let mut cat = Catalogue::default();
+        let mut r = Reservations::default();
+        let mut acc = vec![0];
+        let (_, first) = r.admit(&cat, &limits, &[ev("/a", "s1")], &mut acc);
+        assert_eq!(acc, vec![0]);
+        cat.apply_events(&[ev("/a", "s1")], 1);
+        let mut acc = vec![0];
+        let (rej, _) = r.admit(&cat, &limits, &[ev("/b", "t1")], &mut acc);
+        assert_eq!(acc, vec![0], "{rej:?}");
+        assert!(
+            r.admit_stream(&cat, &limits, "/a", "s2").is_err(),
+            "now full"
+        );
+        r.release(&first);
+    }
+
     #[test]
     fn reservations_count_against_the_caps_until_released() {
         let limits = CardinalityLimits {
@@ -446,7 +508,7 @@ mod tests {
         // Applied: the names are in the catalogue, the reservation goes.
         cat.apply_events(&[ev("/a", "s2"), ev("/b", "t1")], 2);
         r.release(&claim);
-        assert_eq!((r.groups.len(), r.stream_total), (0, 0));
+        assert!(r.groups.is_empty() && r.streams.is_empty());
         assert_eq!(cat.stream_count(), 3);
         let u = usage(&cat, &limits, &r);
         assert_eq!((u.log_groups.count, u.log_groups.rejected), (2, 2));
