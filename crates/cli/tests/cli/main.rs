@@ -2,6 +2,7 @@
 
 mod agent;
 mod alarms;
+mod cwlogs;
 mod e2e;
 mod query;
 #[path = "../../../store/tests/it/seaweed.rs"]
