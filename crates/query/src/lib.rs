@@ -39,6 +39,7 @@ pub use results::{Row, format_timestamp_ms, value_text};
 pub use service::{
     Explained, Language, MAX_GROUPS_PER_QUERY, MAX_QUERY_TEXT_CHARS, QueryConfig, QueryFailure,
     QueryInfo, QueryOutput, QueryRequest, QueryService, QuerySnapshot, QueryStatus,
+    check_query_text,
 };
 pub use stats::QueryStatistics;
 pub use table::{GroupData, LOG, LogTable, TimeRange};
