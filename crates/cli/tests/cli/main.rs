@@ -3,6 +3,7 @@
 mod agent;
 mod alarms;
 mod cwlogs;
+mod durations;
 mod e2e;
 mod query;
 #[path = "../../../store/tests/it/seaweed.rs"]
