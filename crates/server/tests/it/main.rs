@@ -3,9 +3,12 @@
 //! load, S3, full disk) run the real binary: `crates/cli/tests/cli/server.rs`.
 
 mod cwlogs;
+mod filter_pattern;
+mod fuzz_corpus;
 mod metrics_alarms;
 mod query;
 mod router;
+mod sigv4;
 mod socket;
 mod support;
 mod ui;
