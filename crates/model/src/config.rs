@@ -17,7 +17,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use thiserror::Error;
 
-use crate::names::{DEFAULT_LOG_GROUP_PREFIX, LogGroups};
+use crate::names::{DEFAULT_LOG_GROUP_PREFIX, GroupKind, LogGroups, validate_log_group_name};
+
+/// The longest interval a config may set (`metrics_collection_interval`,
+/// `force_flush_interval`): a day.
+pub const MAX_INTERVAL_SECONDS: u64 = 86_400;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -183,7 +187,7 @@ impl AgentConfig {
 
         // The agent's generic sections are accepted; kinsight uses only what it needs.
         if let Some(mut agent) = top.object("agent")? {
-            agent.u64("metrics_collection_interval")?;
+            agent.seconds("metrics_collection_interval")?;
             agent.ignore(&[
                 "region",
                 "credentials",
@@ -238,13 +242,7 @@ impl AgentConfig {
         let mut host_ip_cfg = None;
         let mut host_name_cfg = None;
         if let Some(mut logs) = top.object(logs_key)? {
-            if let Some(v) = logs.u64("force_flush_interval")? {
-                if v == 0 {
-                    return Err(ConfigError::Invalid {
-                        key: logs.key("force_flush_interval"),
-                        message: "must be at least 1 second".into(),
-                    });
-                }
+            if let Some(v) = logs.seconds("force_flush_interval")? {
                 force_flush = v;
             }
             logs.ignore(&[
@@ -259,13 +257,7 @@ impl AgentConfig {
                 if let Some(mut k) = mc.object("kubernetes")? {
                     k8s_present = true;
                     cluster_name = k.string("cluster_name")?;
-                    cfg_interval = k.u64("metrics_collection_interval")?;
-                    if cfg_interval == Some(0) {
-                        return Err(ConfigError::Invalid {
-                            key: k.key("metrics_collection_interval"),
-                            message: "must be at least 1 second".into(),
-                        });
-                    }
+                    cfg_interval = k.seconds("metrics_collection_interval")?;
                     enhanced = k.bool("enhanced_container_insights")?.unwrap_or(false);
                     if let Some(g) = k.f64("metric_granularity")? {
                         // Legacy spelling: a granularity above 1 means enhanced.
@@ -314,6 +306,20 @@ impl AgentConfig {
             .or_else(|| env("CLUSTER_NAME"))
             .ok_or(ConfigError::MissingClusterName)?;
         validate_cluster_name(&cluster_name)?;
+        // The prefix is free text: every group name it makes must be one the server accepts,
+        // or every batch the agent ships would be refused.
+        let groups = LogGroups::new(&kinsight.log_group_prefix, &cluster_name);
+        for kind in GroupKind::ALL {
+            if let Err(e) = validate_log_group_name(&groups.name(kind)) {
+                return Err(ConfigError::Invalid {
+                    key: "kinsight.log_group_prefix".into(),
+                    message: format!(
+                        "{:?} with cluster {cluster_name:?} does not make valid log group names: {e}",
+                        kinsight.log_group_prefix
+                    ),
+                });
+            }
+        }
         let host_name = host_name_cfg
             .or_else(|| env("HOST_NAME"))
             .or_else(|| {
@@ -669,6 +675,20 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A number of seconds from 1 to [`MAX_INTERVAL_SECONDS`]: intervals feed timers, which
+    /// refuse zero and overflow on a period near `u64::MAX`.
+    fn seconds(&mut self, k: &str) -> Result<Option<u64>, ConfigError> {
+        match self.u64(k)? {
+            Some(v) if !(1..=MAX_INTERVAL_SECONDS).contains(&v) => Err(ConfigError::Invalid {
+                key: self.key(k),
+                message: format!(
+                    "must be from 1 to {MAX_INTERVAL_SECONDS} seconds (a day), got {v}"
+                ),
+            }),
+            v => Ok(v),
+        }
+    }
+
     fn f64(&mut self, k: &str) -> Result<Option<f64>, ConfigError> {
         match self.get(k) {
             None => Ok(None),
@@ -884,5 +904,51 @@ mod tests {
             c.kinsight.kubelet_url.as_deref(),
             Some("http://1.2.3.4:10255")
         );
+    }
+
+    #[test]
+    fn intervals_are_refused_at_zero_and_past_a_day() {
+        // Found by the agent_config fuzz target: `agent.metrics_collection_interval: 0` was
+        // accepted (only the kubernetes-level key was checked) and the agent panicked on a
+        // zero timer period; a period near u64::MAX overflows the timer's next deadline.
+        for doc in [
+            r#"{"agent": {"metrics_collection_interval": 0}, "logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}}"#,
+            r#"{"agent": {"metrics_collection_interval": 18446744073709551615}, "logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}}"#,
+            r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "metrics_collection_interval": 86401}}}}"#,
+            r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}, "force_flush_interval": 0}}"#,
+        ] {
+            let e = AgentConfig::from_json_with_env(doc, &env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("must be from 1 to 86400 seconds"), "{doc}: {e}");
+        }
+        let ok = r#"{"agent": {"metrics_collection_interval": 86400}, "logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}}"#;
+        assert_eq!(
+            AgentConfig::from_json_with_env(ok, &env(&[]))
+                .unwrap()
+                .metrics_collection_interval_s,
+            86_400
+        );
+    }
+
+    #[test]
+    fn the_prefix_must_make_valid_log_group_names() {
+        // Found by the agent_config fuzz target: any prefix starting with '/' was accepted,
+        // and the server then refused every batch for its group name.
+        let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}, "kinsight": {"log_group_prefix": "/my logs!"}}"#;
+        let e = AgentConfig::from_json_with_env(doc, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("kinsight.log_group_prefix") && e.contains("' '"),
+            "{e}"
+        );
+        let long = format!(
+            r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "c"}}}}}}, "kinsight": {{"log_group_prefix": "/{}"}}}}"#,
+            "p".repeat(500)
+        );
+        assert!(AgentConfig::from_json_with_env(&long, &env(&[])).is_err());
+        let aws = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}, "kinsight": {"log_group_prefix": "/aws/containerinsights/"}}"#;
+        assert!(AgentConfig::from_json_with_env(aws, &env(&[])).is_ok());
     }
 }

@@ -4,8 +4,9 @@
 //! ([`event`]), the names and limits of log groups, streams and batches ([`names`],
 //! [`limits`]), the Container Insights metric catalogue — names, units and the EMF dimension
 //! sets of the reference's section 2.4 ([`catalogue`]), the EMF directive itself with
-//! extraction of datapoints ([`emf`]), and the agent configuration in the seed's JSON shape
-//! ([`config`]).
+//! extraction of datapoints ([`emf`]), the agent configuration in the seed's JSON shape
+//! ([`config`]), and the one grammar of durations and times on the command line
+//! ([`duration`]).
 //!
 //! What does not: any I/O — except [`durable`], the one helper that replaces persisted files
 //! atomically and durably, written once for every crate that keeps state on disk —, any async
@@ -15,6 +16,7 @@
 pub mod catalogue;
 pub mod config;
 pub mod durable;
+pub mod duration;
 pub mod emf;
 pub mod event;
 pub mod hash;

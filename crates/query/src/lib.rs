@@ -41,7 +41,7 @@ pub use results::{Row, Rows, format_timestamp_ms, value_text};
 pub use service::{
     Explained, Language, MAX_GROUPS_PER_QUERY, MAX_QUERY_TEXT_CHARS, QUERY_MEMORY_SHARE,
     QueryConfig, QueryFailure, QueryInfo, QueryOutput, QueryRequest, QueryService, QuerySnapshot,
-    QueryStatus, memory_per_query_default,
+    QueryStatus, check_query_text, memory_per_query_default,
 };
 pub use stats::QueryStatistics;
 pub use table::{GroupData, LOG, LogTable, TimeRange};

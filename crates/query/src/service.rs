@@ -55,6 +55,18 @@ const ROWS_PER_SLICE: usize = 64;
 /// Longest query text accepted (CloudWatch's `queryString` limit).
 pub const MAX_QUERY_TEXT_CHARS: usize = 10_000;
 
+/// Refuses a query text over [`MAX_QUERY_TEXT_CHARS`], in either language: the one check that
+/// starting a query and checking its syntax (`POST /v1/queries/check`) share, so both answer the
+/// same error.
+pub fn check_query_text(query: &str) -> Result<()> {
+    if query.chars().count() > MAX_QUERY_TEXT_CHARS {
+        return Err(QueryError::InvalidParameter(format!(
+            "the query is longer than {MAX_QUERY_TEXT_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
 /// Settings of the query service.
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
@@ -498,11 +510,7 @@ impl QueryService {
                 kinsight_ql::MAX_RESULT_ROWS
             )));
         }
-        if req.query.chars().count() > MAX_QUERY_TEXT_CHARS {
-            return Err(QueryError::InvalidParameter(format!(
-                "the query is longer than {MAX_QUERY_TEXT_CHARS} characters"
-            )));
-        }
+        check_query_text(&req.query)?;
         for g in &req.groups {
             if self.inner.store.group(g).is_none() {
                 return Err(QueryError::GroupNotFound(g.clone()));

@@ -24,7 +24,7 @@ pub struct AgentArgs {
     #[arg(long)]
     pub once: bool,
     /// Distance between the two samples of `--once` (e.g. `1s`, `500ms`).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub sample_interval: Duration,
     /// Validate the config and exit (0 = valid).
     #[arg(long)]
@@ -34,27 +34,14 @@ pub struct AgentArgs {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// `1s`, `500ms`, `2m` or a plain number of seconds.
+/// A positive duration for a flag (`1s`, `500ms`, `1h30m`, a plain number of seconds): the
+/// grammar of [`kinsight_model::duration`]; clap names the flag and the value in its error.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (try 1s or 500ms)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("{s:?} must be a positive duration"));
+    let d = kinsight_model::duration::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err(format!("{:?} must be more than zero", s.trim()));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
 /// The server sink of the config: `kinsight.server_url`, token from `KINSIGHT_TOKEN` or

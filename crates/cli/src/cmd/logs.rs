@@ -1,7 +1,8 @@
 //! `kinsight logs groups|streams|tail`: browse log groups and read their events from a
 //! kinsight server (issue [3/8]). The token comes from `KINSIGHT_TOKEN`.
 
-use super::metrics::{Api, ServerArgs, parse_time};
+use super::metrics::{Api, ServerArgs};
+use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Deserialize;
 use serde_json::Value;
@@ -48,7 +49,7 @@ enum LogsCommand {
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
         /// Only events since then: `1h`, `-30m`, RFC 3339 or epoch.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         since: Option<String>,
         /// `text`: time, stream and message per line; `json`: the events as JSON lines.
         #[arg(long, value_enum, default_value = "text")]
@@ -234,7 +235,8 @@ async fn tail(
         q.push(("stream", s.to_string()));
     }
     if let Some(s) = since {
-        q.push(("start", parse_time(s, now)?.to_string()));
+        let start = kinsight_model::duration::parse_since(s, now).context("--since")?;
+        q.push(("start", start.to_string()));
     }
     // `-n 0 --follow`: nothing old, only what arrives from now on. A page holds at most 1 MiB
     // of events, so the last `lines` may take several pages, read newest first.

@@ -267,35 +267,10 @@ fn parse_dimension(s: &str) -> anyhow::Result<DimensionFilter> {
     Ok(DimensionFilter { name, value })
 }
 
-/// RFC 3339, epoch seconds or milliseconds, `now`, or a relative `-<n><s|m|h|d|w>`.
+/// RFC 3339, epoch seconds or milliseconds, `now`, or a relative `-<duration>` (`-3h`,
+/// `-1h30m`): the grammar of [`kinsight_model::duration`]. Callers name the flag.
 pub(crate) fn parse_time(s: &str, now_ms: i64) -> anyhow::Result<i64> {
-    let s = s.trim();
-    if s == "now" {
-        return Ok(now_ms);
-    }
-    if let Some(rel) = s.strip_prefix('-') {
-        let (num, unit) = rel.split_at(rel.len().saturating_sub(1));
-        let n: i64 = num
-            .parse()
-            .map_err(|_| anyhow!("{s:?} is not a relative time like -3h, -30m, -2d"))?;
-        let unit_ms = match unit {
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            _ => bail!("{s:?}: relative times end in s, m, h, d or w"),
-        };
-        return Ok(now_ms - n * unit_ms);
-    }
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = s.parse().map_err(|_| anyhow!("{s:?} is out of range"))?;
-        // Ten digits are seconds until the year 2286; thirteen are milliseconds.
-        return Ok(if n < 100_000_000_000 { n * 1000 } else { n });
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|e| anyhow!("{s:?} is not a time (RFC 3339, epoch, now or -3h): {e}"))
+    Ok(kinsight_model::duration::parse_time(s, now_ms)?)
 }
 
 /// A minimal client of the native API: bearer token from `KINSIGHT_TOKEN`, errors that name

@@ -32,8 +32,9 @@ pub struct QueryArgs {
     /// Log group to query; repeat for several (`@log` tells them apart).
     #[arg(long = "group", required = true, value_name = "GROUP")]
     groups: Vec<String>,
-    /// Query the last period: 90s, 30m, 1h, 2d, 1w (default 1h unless --start is given).
-    #[arg(long, conflicts_with_all = ["start", "end"])]
+    /// Query the last period: 90s, 30m, 1h, 1h30m, 2d, 1w, or since a time (default 1h unless
+    /// --start is given).
+    #[arg(long, conflicts_with_all = ["start", "end"], allow_hyphen_values = true)]
     since: Option<String>,
     /// Start of the time range: RFC 3339, epoch seconds or ms, or relative (-3h).
     #[arg(long, allow_hyphen_values = true)]
@@ -91,10 +92,7 @@ struct Snapshot {
 fn time_range(a: &QueryArgs, now_ms: i64) -> anyhow::Result<(i64, i64)> {
     let (start, end) = match (&a.since, &a.start) {
         (Some(since), _) => {
-            let s = since.trim().trim_start_matches('-');
-            let start = parse_time(&format!("-{s}"), now_ms).with_context(|| {
-                format!("--since {since:?}: expected a period like 30m, 1h, 2d")
-            })?;
+            let start = kinsight_model::duration::parse_since(since, now_ms).context("--since")?;
             (start, now_ms)
         }
         (None, Some(start)) => {

@@ -31,8 +31,9 @@ pub struct ServerArgs {
     /// or a directory. Default: DATA_DIR/objects.
     #[arg(long, value_name = "URL")]
     pub object_store: Option<String>,
-    /// Flush unflushed events to segments at least this often (seconds).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true)]
+    /// Flush unflushed events to segments at least this often (seconds, at most a day).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub flush_interval_secs: u64,
     #[command(flatten)]
     pub limits: LimitArgs,

@@ -25,7 +25,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "NAME", default_value = "local")]
     pub cluster: String,
     /// Collection interval of the in-process agent.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub interval: Duration,
     /// Run only the server and console, no agent.
     #[arg(long)]

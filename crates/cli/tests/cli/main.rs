@@ -2,6 +2,8 @@
 
 mod agent;
 mod alarms;
+mod cwlogs;
+mod durations;
 mod e2e;
 mod limits;
 mod query;

@@ -232,10 +232,12 @@ struct Checked {
     warnings: Vec<String>,
 }
 
-/// Checks a query without running it (for editors): always 200, the answer says whether it
-/// is valid and where it is not.
-async fn check(_: Require<CanRead>, JsonBody(b): JsonBody<CheckBody>) -> Json<Checked> {
-    Json(match b.language {
+/// Checks a query without running it (for editors): 200, the answer says whether it is valid
+/// and where it is not — except a query over the 10,000-character limit, refused with the same
+/// 400 as starting it (before any parser sees it).
+async fn check(_: Require<CanRead>, JsonBody(b): JsonBody<CheckBody>) -> ApiResult<Json<Checked>> {
+    kinsight_query::check_query_text(&b.query)?;
+    Ok(Json(match b.language {
         Language::Insights => match kinsight_ql::plan(&b.query) {
             Ok(p) => Checked {
                 valid: true,
@@ -270,7 +272,7 @@ async fn check(_: Require<CanRead>, JsonBody(b): JsonBody<CheckBody>) -> Json<Ch
                 ..Checked::default()
             },
         },
-    })
+    }))
 }
 
 #[derive(Deserialize)]

@@ -15,12 +15,34 @@
 //!   `&&` / `||` (which may name other fields of the pattern).
 //!
 //! An empty pattern matches every event.
+//!
+//! Limits (issue 15, item 3; docs/security.md, "Filter patterns"): a pattern is at most
+//! [`MAX_PATTERN_CHARS`] characters (CloudWatch's own limit on `filterPattern`) and nests
+//! parentheses at most [`MAX_NESTING`] deep, so parsing, matching and dropping a pattern stay
+//! within a server thread's stack. Matching costs at most (fields × tokens) steps per message for
+//! the space-delimited form (the alignment of `...` is a dynamic programme, not a search over all
+//! alignments), and linear time for `*` wildcards.
+//!
+//! `Display` prints a pattern that parses back to the same pattern (the fuzz target
+//! `filter_pattern` and the property tests check it).
+
+use std::collections::HashMap;
+use std::fmt;
 
 use regex::Regex;
 use serde_json::Value;
 
+/// The longest pattern accepted, in characters: CloudWatch's limit on `filterPattern`
+/// (FilterLogEvents, PutMetricFilter, PutSubscriptionFilter: "Maximum length of 1024").
+pub const MAX_PATTERN_CHARS: usize = 1024;
+
+/// The deepest nesting of parentheses accepted. Each level costs a few stack frames while
+/// parsing; real patterns nest one or two levels. The Logs Insights parser has the same cap
+/// (`kinsight_ql`'s `MAX_NESTING`).
+pub const MAX_NESTING: usize = 40;
+
 /// A parsed filter pattern.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FilterPattern {
     All,
     Terms(Terms),
@@ -38,10 +60,26 @@ impl std::fmt::Display for PatternError {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Term {
     Text(String),
-    Regex(Regex),
+    Regex(PatternRegex),
+}
+
+/// A `%regex%` of a pattern; two are equal when their source text is.
+#[derive(Debug, Clone)]
+pub struct PatternRegex(Regex);
+
+impl PartialEq for PatternRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl PatternRegex {
+    fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
 }
 
 impl Term {
@@ -53,7 +91,7 @@ impl Term {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Terms {
     required: Vec<Term>,
     any_of: Vec<Term>,
@@ -61,7 +99,7 @@ pub struct Terms {
 }
 
 /// A boolean combination of comparisons on `T` (a JSON selector or a field name).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Cond<T> {
     And(Box<Cond<T>>, Box<Cond<T>>),
     Or(Box<Cond<T>>, Box<Cond<T>>),
@@ -84,10 +122,22 @@ pub enum Literal {
     Number(f64),
     /// Text, `*` matching any run of characters.
     Glob(String),
-    Regex(Regex),
+    Regex(PatternRegex),
 }
 
-#[derive(Debug, Clone)]
+impl PartialEq for Literal {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            // Bit for bit: `-0` stays `-0` through printing and parsing.
+            (Literal::Number(a), Literal::Number(b)) => a.to_bits() == b.to_bits(),
+            (Literal::Glob(a), Literal::Glob(b)) => a == b,
+            (Literal::Regex(a), Literal::Regex(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     Compare(Op, Literal),
     IsNull,
@@ -110,15 +160,47 @@ enum Step {
 #[derive(Debug, Clone)]
 pub struct Delimited {
     fields: Vec<DelimitedField>,
+    /// How [`Delimited::matches`] evaluates the conditions, derived from `fields`.
+    plan: DelimitedPlan,
 }
 
-#[derive(Debug, Clone)]
+impl PartialEq for Delimited {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
+    }
+}
+
+/// A condition reads fields by name; a name stands for the first field of the pattern so named
+/// (or for nothing, when no field has it). Most conditions read one field — their own — and
+/// are then checked on that field's token alone, which lets `matches` align the fields with the
+/// message's tokens by dynamic programming.
+#[derive(Debug, Clone, Default)]
+struct DelimitedPlan {
+    /// Name → index of the first field with that name.
+    index_of: HashMap<String, usize>,
+    /// For each field, the fields whose condition reads only it.
+    checks_on: Vec<Vec<usize>>,
+    /// Fields whose condition reads no field of the pattern (a constant).
+    constant: Vec<usize>,
+    /// Whether a condition reads two or more fields: then only a single alignment is allowed.
+    joint: bool,
+    ellipses: usize,
+    named: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 enum DelimitedField {
     Ellipsis,
     Named(String, Option<Cond<String>>),
 }
 
 pub fn parse(pattern: &str) -> Result<FilterPattern, PatternError> {
+    let chars = pattern.chars().count();
+    if chars > MAX_PATTERN_CHARS {
+        return Err(PatternError(format!(
+            "the filter pattern is {chars} characters long; the maximum is {MAX_PATTERN_CHARS}"
+        )));
+    }
     let p = pattern.trim();
     if p.is_empty() {
         return Ok(FilterPattern::All);
@@ -157,8 +239,10 @@ impl FilterPattern {
     }
 }
 
-fn regex_of(body: &str) -> Result<Regex, PatternError> {
-    Regex::new(body).map_err(|e| PatternError(format!("invalid regular expression %{body}%: {e}")))
+fn regex_of(body: &str) -> Result<PatternRegex, PatternError> {
+    Regex::new(body)
+        .map(PatternRegex)
+        .map_err(|e| PatternError(format!("invalid regular expression %{body}%: {e}")))
 }
 
 fn parse_terms(p: &str) -> Result<Terms, PatternError> {
@@ -232,11 +316,17 @@ fn parse_terms(p: &str) -> Result<Terms, PatternError> {
 struct Lexer<'a> {
     s: &'a str,
     pos: usize,
+    /// Parentheses open around the current position.
+    nesting: usize,
 }
 
 impl<'a> Lexer<'a> {
     fn new(s: &'a str) -> Self {
-        Lexer { s, pos: 0 }
+        Lexer {
+            s,
+            pos: 0,
+            nesting: 0,
+        }
     }
 
     fn rest(&self) -> &'a str {
@@ -267,8 +357,10 @@ impl<'a> Lexer<'a> {
     fn eat_word(&mut self, word: &str) -> bool {
         self.skip_ws();
         let r = self.rest();
+        // Compared as bytes: `word` is ASCII, but `r` may hold a multi-byte character across
+        // `word.len()` (slicing the `str` there would panic).
         if r.len() >= word.len()
-            && r[..word.len()].eq_ignore_ascii_case(word)
+            && r.as_bytes()[..word.len()].eq_ignore_ascii_case(word.as_bytes())
             && !r[word.len()..]
                 .chars()
                 .next()
@@ -402,8 +494,15 @@ fn parse_and<T>(lx: &mut Lexer<'_>, cmp: &CmpParser<T>) -> Result<Cond<T>, Patte
 
 fn parse_unary<T>(lx: &mut Lexer<'_>, cmp: &CmpParser<T>) -> Result<Cond<T>, PatternError> {
     if lx.eat("(") {
+        lx.nesting += 1;
+        if lx.nesting > MAX_NESTING {
+            return Err(lx.err(&format!(
+                "the filter pattern is nested too deeply (more than {MAX_NESTING} levels of parentheses)"
+            )));
+        }
         let c = parse_or(lx, cmp)?;
         lx.expect(')')?;
+        lx.nesting -= 1;
         return Ok(c);
     }
     cmp(lx)
@@ -526,7 +625,7 @@ fn parse_delimited(lx: &mut Lexer<'_>) -> Result<Delimited, PatternError> {
         break;
     }
     lx.end()?;
-    Ok(Delimited { fields })
+    Delimited::new(fields)
 }
 
 fn field_name(lx: &mut Lexer<'_>) -> Result<String, PatternError> {
@@ -543,6 +642,17 @@ fn field_name(lx: &mut Lexer<'_>) -> Result<String, PatternError> {
 }
 
 impl<T> Cond<T> {
+    /// Calls `f` on every comparison's subject, left to right.
+    fn visit<'c>(&'c self, f: &mut dyn FnMut(&'c T)) {
+        match self {
+            Cond::And(a, b) | Cond::Or(a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            Cond::Cmp(t, _) => f(t),
+        }
+    }
+
     fn eval(&self, f: &dyn Fn(&T, &Check) -> bool) -> bool {
         match self {
             Cond::And(a, b) => a.eval(f) && b.eval(f),
@@ -568,28 +678,26 @@ impl Selector {
 }
 
 /// `*` matches any run of characters; everything else literally.
+///
+/// Linear in the text: the pieces between stars are found left to right, each at its first
+/// occurrence after the previous one (the earliest place is never worse for the rest), the
+/// first piece anchored at the start and the last at the end.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+    let Some((first, rest)) = pattern.split_once('*') else {
+        return pattern == text;
+    };
+    let (middle, last) = rest.rsplit_once('*').unwrap_or(("", rest));
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
+        return false;
+    }
+    let mut hay = &text[first.len()..text.len() - last.len()];
+    for piece in middle.split('*').filter(|p| !p.is_empty()) {
+        match hay.find(piece) {
+            Some(at) => hay = &hay[at + piece.len()..],
+            None => return false,
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    true
 }
 
 fn compare_num(a: f64, op: Op, b: f64) -> bool {
@@ -682,56 +790,322 @@ pub fn split_fields(message: &str) -> Vec<&str> {
 }
 
 impl Delimited {
+    fn new(fields: Vec<DelimitedField>) -> Result<Delimited, PatternError> {
+        let mut plan = DelimitedPlan {
+            checks_on: vec![Vec::new(); fields.len()],
+            ..DelimitedPlan::default()
+        };
+        for (i, f) in fields.iter().enumerate() {
+            match f {
+                DelimitedField::Ellipsis => plan.ellipses += 1,
+                DelimitedField::Named(name, _) => {
+                    plan.named += 1;
+                    plan.index_of.entry(name.clone()).or_insert(i);
+                }
+            }
+        }
+        let mut joint: Option<(String, String)> = None;
+        for (i, f) in fields.iter().enumerate() {
+            let DelimitedField::Named(_, Some(cond)) = f else {
+                continue;
+            };
+            let mut read: Vec<(usize, &str)> = Vec::new();
+            cond.visit(&mut |name: &String| {
+                if let Some(&k) = plan.index_of.get(name)
+                    && !read.iter().any(|(r, _)| *r == k)
+                {
+                    read.push((k, name));
+                }
+            });
+            match read.as_slice() {
+                [] => plan.constant.push(i),
+                [(k, _)] => plan.checks_on[*k].push(i),
+                [(_, a), (_, b), ..] => {
+                    joint.get_or_insert_with(|| (a.to_string(), b.to_string()));
+                }
+            }
+        }
+        if let Some((a, b)) = joint {
+            // With two or more `...` the alignments of a message are many; a condition on
+            // several fields would have to be checked on each of them.
+            if plan.ellipses > 1 {
+                return Err(PatternError(format!(
+                    "a condition that compares two fields ({a} and {b}) needs a space-delimited \
+                     pattern with at most one '...'"
+                )));
+            }
+            plan.joint = true;
+        }
+        Ok(Delimited { fields, plan })
+    }
+
     fn matches(&self, message: &str) -> bool {
         let tokens = split_fields(message);
-        let mut assigned: Vec<(&str, &str)> = Vec::new();
-        self.align(0, &tokens, 0, &mut assigned)
+        let plan = &self.plan;
+        if plan.named > tokens.len() || (plan.ellipses == 0 && plan.named != tokens.len()) {
+            return false;
+        }
+        if plan.ellipses <= 1 {
+            return self.matches_aligned(&tokens);
+        }
+        // Two or more `...` and every condition on one field. reach[j]: the fields from `i` on
+        // match tokens[j..]; computed from the last field back, one row per field.
+        if !plan
+            .constant
+            .iter()
+            .all(|&i| self.condition_holds(i, &|_| None))
+        {
+            return false;
+        }
+        let n = tokens.len();
+        let mut next = vec![false; n + 1];
+        next[n] = true;
+        let mut cur = vec![false; n + 1];
+        for (i, f) in self.fields.iter().enumerate().rev() {
+            match f {
+                DelimitedField::Ellipsis => {
+                    cur[n] = next[n];
+                    for j in (0..n).rev() {
+                        cur[j] = next[j] || cur[j + 1];
+                    }
+                }
+                DelimitedField::Named(..) => {
+                    cur[n] = false;
+                    for j in 0..n {
+                        cur[j] = next[j + 1] && self.field_holds(i, tokens[j]);
+                    }
+                }
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        next[0]
     }
 
-    /// Tries every alignment of the pattern's fields with the message's (ellipses take any
-    /// number of fields) and checks the conditions on each complete one.
-    fn align<'m>(
-        &'m self,
-        i: usize,
-        tokens: &[&'m str],
-        j: usize,
-        assigned: &mut Vec<(&'m str, &'m str)>,
-    ) -> bool {
-        if i == self.fields.len() {
-            return j == tokens.len() && self.conditions_hold(assigned);
-        }
-        match &self.fields[i] {
-            DelimitedField::Ellipsis => {
-                (j..=tokens.len()).any(|k| self.align(i + 1, tokens, k, assigned))
-            }
-            DelimitedField::Named(name, _) => {
-                if j >= tokens.len() {
-                    return false;
+    /// At most one `...`: a single alignment, whose fields are checked all together.
+    fn matches_aligned(&self, tokens: &[&str]) -> bool {
+        let spare = tokens.len() - self.plan.named;
+        let mut values: Vec<Option<&str>> = Vec::with_capacity(self.fields.len());
+        let mut j = 0;
+        for f in &self.fields {
+            match f {
+                DelimitedField::Ellipsis => {
+                    values.push(None);
+                    j += spare;
                 }
-                assigned.push((name.as_str(), tokens[j]));
-                let ok = self.align(i + 1, tokens, j + 1, assigned);
-                assigned.pop();
-                ok
+                DelimitedField::Named(..) => {
+                    values.push(Some(tokens[j]));
+                    j += 1;
+                }
             }
         }
+        let lookup = |name: &String| self.plan.index_of.get(name).and_then(|&k| values[k]);
+        (0..self.fields.len()).all(|i| self.condition_holds(i, &lookup))
     }
 
-    fn conditions_hold(&self, assigned: &[(&str, &str)]) -> bool {
-        let lookup = |n: &String| assigned.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
-        self.fields.iter().all(|f| match f {
-            DelimitedField::Named(_, Some(c)) => c.eval(&|name: &String, check| {
-                let v = lookup(name);
-                match check {
-                    Check::Compare(op, lit) => v.is_some_and(|v| compare_text(v, None, *op, lit)),
-                    Check::NotExists => v.is_none(),
-                    Check::Exists => v.is_some(),
-                    Check::IsNull => v.is_some_and(|v| v == "-" || v.is_empty()),
-                    Check::IsTrue => v == Some("true"),
-                    Check::IsFalse => v == Some("false"),
-                }
-            }),
-            _ => true,
+    /// Whether every condition that reads only field `k` holds with `token` as its value.
+    fn field_holds(&self, k: usize, token: &str) -> bool {
+        let lookup = |name: &String| (self.plan.index_of.get(name) == Some(&k)).then_some(token);
+        self.plan.checks_on[k]
+            .iter()
+            .all(|&i| self.condition_holds(i, &lookup))
+    }
+
+    /// The condition of field `i` (true if it has none), reading values through `lookup`.
+    fn condition_holds<'v>(&self, i: usize, lookup: &dyn Fn(&String) -> Option<&'v str>) -> bool {
+        let DelimitedField::Named(_, Some(c)) = &self.fields[i] else {
+            return true;
+        };
+        c.eval(&|name: &String, check| {
+            let v = lookup(name);
+            match check {
+                Check::Compare(op, lit) => v.is_some_and(|v| compare_text(v, None, *op, lit)),
+                Check::NotExists => v.is_none(),
+                Check::Exists => v.is_some(),
+                Check::IsNull => v.is_some_and(|v| v == "-" || v.is_empty()),
+                Check::IsTrue => v == Some("true"),
+                Check::IsFalse => v == Some("false"),
+            }
         })
+    }
+}
+
+// Printing: the shortest text that parses back to the same pattern. Quoting follows what the
+// lexers above treat as special; the property tests and the fuzz target check the round trip.
+
+impl fmt::Display for FilterPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FilterPattern::All => Ok(()),
+            FilterPattern::Terms(t) => t.fmt(f),
+            FilterPattern::Json(c) => write!(f, "{{ {} }}", Print(c, Level::Or)),
+            FilterPattern::Delimited(d) => d.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for Terms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefixed = [
+            ("", &self.required),
+            ("?", &self.any_of),
+            ("-", &self.excluded),
+        ];
+        let mut sep = "";
+        for (prefix, terms) in prefixed {
+            for t in terms {
+                write!(f, "{sep}{prefix}{t}")?;
+                sep = " ";
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Term::Regex(r) => write!(f, "%{}%", r.0.as_str()),
+            Term::Text(t) => {
+                // Bare unless it would read as something else: a prefix, a quote, a regex, the
+                // start of another form, or several terms.
+                let bare = !t.is_empty()
+                    && !t.starts_with(['"', '%', '?', '-', '{', '['])
+                    && !t.chars().any(char::is_whitespace);
+                if bare { f.write_str(t) } else { quoted(f, t) }
+            }
+        }
+    }
+}
+
+/// `"…"` with `"` and `\` escaped, as both lexers read it.
+fn quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    f.write_str("\"")?;
+    for c in s.chars() {
+        if matches!(c, '"' | '\\') {
+            f.write_str("\\")?;
+        }
+        write!(f, "{c}")?;
+    }
+    f.write_str("\"")
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Literal::Number(n) => {
+                // Both print the same value exactly; the shorter keeps the pattern short.
+                let plain = n.to_string();
+                let sci = format!("{n:e}");
+                f.write_str(if sci.len() < plain.len() {
+                    &sci
+                } else {
+                    &plain
+                })
+            }
+            Literal::Regex(r) => write!(f, "%{}%", r.0.as_str()),
+            Literal::Glob(g) => {
+                let bare = !g.is_empty()
+                    && !g.starts_with(['"', '%'])
+                    && !g.chars().any(|c| {
+                        c.is_whitespace() || matches!(c, ',' | ']' | '}' | ')' | '&' | '|')
+                    })
+                    && g.parse::<f64>().is_err();
+                if bare { f.write_str(g) } else { quoted(f, g) }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        })
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Compare(op, lit) => write!(f, "{op} {lit}"),
+            Check::IsNull => f.write_str("IS NULL"),
+            Check::IsTrue => f.write_str("IS TRUE"),
+            Check::IsFalse => f.write_str("IS FALSE"),
+            Check::NotExists => f.write_str("NOT EXISTS"),
+            Check::Exists => f.write_str("EXISTS"),
+        }
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("$")?;
+        for s in &self.0 {
+            match s {
+                Step::Key(k) => write!(f, ".{k}")?,
+                Step::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a condition is printed: as an operand of `||`, of `&&`, or where only a comparison
+/// or a parenthesised condition may stand.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+enum Level {
+    Or,
+    And,
+    Unary,
+}
+
+struct Print<'a, T>(&'a Cond<T>, Level);
+
+impl<T: fmt::Display> fmt::Display for Print<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Print(c, at) = *self;
+        let (own, body) = match c {
+            Cond::Cmp(t, check) => return write!(f, "{t} {check}"),
+            Cond::Or(..) => (Level::Or, c),
+            Cond::And(..) => (Level::And, c),
+        };
+        let paren = at > own;
+        if paren {
+            f.write_str("(")?;
+        }
+        match body {
+            // Left-associative: the left operand at the node's own level, the right one tighter.
+            Cond::Or(a, b) => write!(f, "{} || {}", Print(a, Level::Or), Print(b, Level::And))?,
+            Cond::And(a, b) => write!(f, "{} && {}", Print(a, Level::And), Print(b, Level::Unary))?,
+            Cond::Cmp(..) => unreachable!("handled above"),
+        }
+        if paren {
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Delimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, field) in self.fields.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match field {
+                DelimitedField::Ellipsis => f.write_str("...")?,
+                DelimitedField::Named(name, None) => f.write_str(name)?,
+                // The condition starts with the field's own comparison (see `parse_delimited`).
+                DelimitedField::Named(_, Some(c)) => Print(c, Level::Or).fmt(f)?,
+            }
+        }
+        f.write_str("]")
     }
 }
 
@@ -856,5 +1230,149 @@ mod tests {
         assert!(!glob_match("a*b*c", "aXXbYY"));
         assert!(glob_match("*", ""));
         assert!(!glob_match("abc", "abcd"));
+    }
+
+    #[test]
+    fn globs_overlapping_pieces_and_unicode() {
+        assert!(!glob_match("ab*ba", "aba"), "the ends may not overlap");
+        assert!(glob_match("ab*ba", "abba"));
+        assert!(glob_match("*aab", "aaab"));
+        assert!(glob_match("a**b", "ab"));
+        assert!(glob_match("é*ö", "éxyzö"));
+        assert!(!glob_match("é*ö", "é"));
+    }
+
+    // Issue 15, item 3: the pattern is user input of a read-only caller; it must not be able
+    // to take the server's stack or its CPU.
+
+    #[test]
+    fn patterns_longer_than_cloudwatchs_limit_are_refused() {
+        let at_limit = format!("\"{}\"", "x".repeat(MAX_PATTERN_CHARS - 2));
+        assert!(parse(&at_limit).is_ok());
+        let over = "x".repeat(MAX_PATTERN_CHARS + 1);
+        let e = parse(&over).unwrap_err();
+        assert_eq!(
+            e.0,
+            "the filter pattern is 1025 characters long; the maximum is 1024"
+        );
+        // Characters, not bytes.
+        assert!(parse(&"é".repeat(MAX_PATTERN_CHARS)).is_ok());
+    }
+
+    #[test]
+    fn nesting_is_capped_before_it_costs_stack() {
+        let nested =
+            |depth: usize| format!("{{ {}$.a = 1{} }}", "(".repeat(depth), ")".repeat(depth));
+        let p = parse(&nested(MAX_NESTING)).unwrap();
+        assert!(p.matches(r#"{"a": 1}"#));
+        let e = parse(&nested(MAX_NESTING + 1)).unwrap_err();
+        assert!(
+            e.0.contains("nested too deeply (more than 40 levels of parentheses)"),
+            "{e}"
+        );
+        // Within the length limit a pattern could open ~1,000 parentheses: refused as well, in
+        // the space-delimited form too.
+        let e = parse(&format!("[a = 1 && {}a = 2", "(".repeat(900))).unwrap_err();
+        assert!(e.0.contains("nested too deeply"), "{e}");
+    }
+
+    #[test]
+    fn the_longest_chain_parses_matches_and_drops_on_a_small_stack() {
+        // `&&` chains build a deep (left-leaning) tree without parentheses; the length limit
+        // bounds it. Checked on a thread with far less stack than a server thread (2 MiB).
+        let mut chain = String::from("{ $.a = 1");
+        while chain.len() + " && $.a = 1".len() + 2 <= MAX_PATTERN_CHARS {
+            chain.push_str(" && $.a = 1");
+        }
+        chain.push_str(" }");
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let p = parse(&chain).unwrap();
+                assert!(p.matches(r#"{"a": 1}"#));
+                assert!(!p.matches(r#"{"a": 2}"#));
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn many_ellipses_match_in_time_linear_in_the_message() {
+        // Trying every alignment of six fields among 3,000 tokens is ~10^17 alignments; the
+        // dynamic programme checks at most fields × tokens.
+        let p = parse("[..., a, ..., b, ..., c, ..., d, ..., e, ..., f = zzz, ...]").unwrap();
+        let message = vec!["tok"; 3_000].join(" ");
+        assert!(!p.matches(&message));
+        let hit = format!("{message} zzz");
+        assert!(p.matches(&hit));
+        let tail_only = parse("[..., a, ..., b, ..., last = zzz]").unwrap();
+        assert!(tail_only.matches(&hit));
+        assert!(!tail_only.matches(&format!("{hit} x")));
+    }
+
+    #[test]
+    fn conditions_on_two_fields_need_a_single_alignment() {
+        let line = "10.0.0.1 GET 404 1534";
+        assert!(m("[ip, method, status = 404 && method = GET, bytes]", line));
+        assert!(!m("[..., status = 404 && method = GET, bytes]", line));
+        assert!(m(
+            "[ip, ..., method, status = 404 && method = GET, bytes]",
+            line
+        ));
+        let e = parse("[..., method, ..., status = 404 && method = GET, ...]").unwrap_err();
+        assert!(
+            e.0.contains("compares two fields (status and method)"),
+            "{e}"
+        );
+        // A name stands for the first field so named: this condition reads one field, the
+        // first `m`, and is fine with any number of `...`.
+        assert!(m("[..., m, ..., m = GET, ...]", line));
+        assert!(!m("[..., m, ..., m = POST, ...]", line));
+    }
+
+    #[test]
+    fn keywords_next_to_multibyte_characters_do_not_panic() {
+        // Found by the property tests: `IS` / `NOT` / `EXISTS` were compared by slicing the
+        // rest of the pattern at the keyword's length, inside a multi-byte character.
+        assert!(parse("[\u{b9}\u{1bf2}").is_err());
+        let p = parse("{ $._ = \"a\0\u{a1}\" }").unwrap();
+        assert!(p.matches(r#"{"_": "a\u0000\u00a1"}"#));
+        assert!(parse("{ $.a \u{e9}\u{e9} }").is_err());
+    }
+
+    #[test]
+    fn printed_patterns_parse_back_to_themselves() {
+        for p in [
+            "",
+            "ERROR",
+            "ERROR -DEBUG ?a ?b",
+            "\"disk full\" -\"retry later\" ?\"-x\" \"?y\" \"{z\" \"\"",
+            "%[0-9]{3} ms% -%^a%",
+            r#"{ $.level = "error" }"#,
+            r#"{ $.a = "x\"y\\z" || $.b = 404 && ($.c != "404" || $.d IS NULL) }"#,
+            "{ ($.a = 1 || $.b = 2) && ($.c = 3 || $.d = 4) }",
+            "{ $.a = 1 && ($.b = 2 && $.c = 3) }",
+            "{ $.x[0].y NOT EXISTS && $.z IS NOT NULL && $.t IS NOT TRUE }",
+            "{ $.n = 1e300 || $.m = -0 || $.k = 0.5 || $.j = inf || $.i = \"1\" }",
+            "{ $.path = %^/api% }",
+            "[ip, user, ..., status = 4* || status = 5*, bytes > 1000]",
+            "[a = 1 && (a = 2 || a = 3), ...]",
+            "[a = \"x y\", b != \"\", c = %z%, ...]",
+        ] {
+            let parsed = parse(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+            let printed = parsed.to_string();
+            let again = parse(&printed).unwrap_or_else(|e| panic!("{p} → {printed}: {e}"));
+            assert_eq!(again, parsed, "{p} → {printed}");
+            assert_eq!(again.to_string(), printed, "printing is a fixed point");
+        }
+        assert_eq!(
+            parse("{($.a=1||$.b=2)&&$.c=3}").unwrap().to_string(),
+            "{ ($.a = 1 || $.b = 2) && $.c = 3 }"
+        );
+        assert_eq!(
+            parse("{ $.n = 1e21 }").unwrap().to_string(),
+            "{ $.n = 1e21 }"
+        );
     }
 }

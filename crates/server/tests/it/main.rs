@@ -5,9 +5,12 @@
 mod budget;
 mod cardinality;
 mod cwlogs;
+mod filter_pattern;
+mod fuzz_corpus;
 mod metrics_alarms;
 mod query;
 mod router;
+mod sigv4;
 mod socket;
 mod support;
 mod transport;

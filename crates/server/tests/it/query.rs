@@ -203,6 +203,41 @@ async fn wrong_queries_get_line_column_and_what_was_expected() {
     assert_eq!(v["valid"], true);
     assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "{v}");
 
+    // The 10,000-character limit of starting a query holds for checking it, with the same
+    // error (issue 15, item 13), in both languages.
+    for (language, text) in [
+        ("insights", format!("filter x = \"{}\"", "y".repeat(10_000))),
+        ("sql", format!("SELECT '{}'", "y".repeat(10_000))),
+    ] {
+        let (s1, started) = call("POST", "/v1/queries")
+            .json(
+                &json!({"groups": [GROUP], "start": now - 3_600_000, "end": now + 60_000,
+                          "query": text, "language": language}),
+            )
+            .send(&t.app)
+            .await;
+        let (s2, checked) = call("POST", "/v1/queries/check")
+            .json(&json!({"query": text, "language": language}))
+            .send(&t.app)
+            .await;
+        assert_eq!(
+            (s1, code(&started)),
+            (StatusCode::BAD_REQUEST, "InvalidParameter")
+        );
+        assert_eq!((s2, &checked), (s1, &started), "{language}");
+        assert_eq!(
+            checked["message"], "the query is longer than 10000 characters",
+            "{checked}"
+        );
+    }
+    let at_limit = format!("SELECT '{}'", "y".repeat(10_000 - 9));
+    assert_eq!(at_limit.chars().count(), 10_000);
+    let (s, v) = call("POST", "/v1/queries/check")
+        .json(&json!({"query": at_limit, "language": "sql"}))
+        .send(&t.app)
+        .await;
+    assert_eq!((s, &v["valid"]), (StatusCode::OK, &json!(true)), "{v}");
+
     let (s, v) = call("GET", "/v1/queries/00000000-0000-0000-0000-000000000000")
         .send(&t.app)
         .await;

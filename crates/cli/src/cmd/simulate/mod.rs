@@ -44,16 +44,16 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 1500)]
     pub pods: usize,
     /// How long to keep sending live ticks after the backfill (`0` = backfill only).
-    #[arg(long, default_value = "30m", value_parser = parse_span)]
+    #[arg(long, default_value = "30m", value_parser = parse_span, allow_hyphen_values = true)]
     pub duration: Duration,
     /// Time between two collections.
-    #[arg(long, default_value = "60s", value_parser = parse_span)]
+    #[arg(long, default_value = "60s", value_parser = parse_span, allow_hyphen_values = true)]
     pub interval: Duration,
     /// Cluster name (log groups `<prefix>/<cluster>/...`, the ClusterName dimension).
     #[arg(long, default_value = "sim")]
     pub cluster: String,
     /// Send this much history first, as fast as the server takes it (at most 14 days).
-    #[arg(long, default_value = "0", value_parser = parse_span)]
+    #[arg(long, default_value = "0", value_parser = parse_span, allow_hyphen_values = true)]
     pub backfill: Duration,
     /// Seed of everything random: names, sizes, noise.
     #[arg(long, default_value_t = 1)]
@@ -73,19 +73,10 @@ pub struct SimulateArgs {
     pub concurrency: usize,
 }
 
-/// `0`, or a positive duration (`90s`, `30m`, `1h`, `1.5h`); `d` for days.
+/// `0`, or a positive duration (`90s`, `30m`, `1h`, `1.5h`, `2d`): the grammar of
+/// [`kinsight_model::duration`].
 fn parse_span(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if let Some(days) = s.strip_suffix('d') {
-        let n: f64 = days
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration"))?;
-        return Ok(Duration::from_secs_f64(n * 86_400.0));
-    }
-    super::agent::parse_duration(s)
+    kinsight_model::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
