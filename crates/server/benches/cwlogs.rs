@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue};
-use kinsight_server::cwlogs::sigv4::{SignedRequest, canonical_request, signature};
+use kinsight_server::cwlogs::sigv4::{SignedRequest, authorization};
 use kinsight_store::LogEvent;
 use serde_json::{Value, json};
 
@@ -67,10 +67,7 @@ fn sign(host: &str, action: &str, body: Vec<u8>) -> Signed {
         "x-amz-target",
         HeaderValue::from_str(&format!("Logs_20140328.{action}")).unwrap(),
     );
-    let signed: Vec<String> = ["content-type", "host", "x-amz-date", "x-amz-target"]
-        .map(String::from)
-        .to_vec();
-    let creq = canonical_request(
+    let auth = authorization(
         &SignedRequest {
             method: "POST",
             path: "/",
@@ -78,13 +75,10 @@ fn sign(host: &str, action: &str, body: Vec<u8>) -> Signed {
             headers: &h,
             body: &body,
         },
-        &signed,
-    );
-    let sig = signature(SECRET, &amz_date, &amz_date[..8], REGION, "logs", &creq);
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={KEY_ID}/{}/{REGION}/logs/aws4_request, SignedHeaders={}, Signature={sig}",
-        &amz_date[..8],
-        signed.join(";")
+        KEY_ID,
+        SECRET,
+        &amz_date,
+        REGION,
     );
     let mut headers: Vec<(String, String)> = h
         .iter()

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use kinsight_server::Scope;
 use kinsight_server::cwlogs::AccessKeys;
 use kinsight_server::cwlogs::sigv4::{
-    SignedRequest, canonical_request, parse_authorization, signature, verify,
+    SignedRequest, authorization, parse_authorization, verify,
 };
 
 const KEY_ID: &str = "AKIAFUZZKEY0000001";
@@ -110,16 +110,8 @@ fn signed(
         }
         headers.append(name, value);
     }
-    let mut names: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
-    names.sort();
-    names.dedup();
     let req = SignedRequest { method, path, query, headers, body };
-    let sig = signature(SECRET, AMZ_DATE, &AMZ_DATE[..8], region, "logs", &canonical_request(&req, &names));
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential={KEY_ID}/{}/{region}/logs/aws4_request, SignedHeaders={}, Signature={sig}",
-        &AMZ_DATE[..8],
-        names.join(";")
-    );
+    let auth = authorization(&req, KEY_ID, SECRET, AMZ_DATE, region);
     if let Ok(v) = HeaderValue::from_str(&auth) {
         headers.insert("authorization", v);
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
-use kinsight_server::cwlogs::sigv4::{SignedRequest, canonical_request, signature};
+use kinsight_server::cwlogs::sigv4::{SignedRequest, authorization};
 use kinsight_server::cwlogs::{AccessKeys, CONTENT_TYPE};
 use kinsight_server::{AppState, Auth, Scope, router};
 use kinsight_store::{ManualClock, Store, StoreConfig};
@@ -97,10 +97,7 @@ fn headers(action: &str, bytes: &[u8], key: Option<(&str, &str)>) -> HeaderMap {
     if let Some((id, secret)) = key {
         let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         h.insert("x-amz-date", HeaderValue::from_str(&amz_date).unwrap());
-        let signed: Vec<String> = ["content-type", "host", "x-amz-date", "x-amz-target"]
-            .map(String::from)
-            .to_vec();
-        let creq = canonical_request(
+        let auth = authorization(
             &SignedRequest {
                 method: "POST",
                 path: "/",
@@ -108,20 +105,10 @@ fn headers(action: &str, bytes: &[u8], key: Option<(&str, &str)>) -> HeaderMap {
                 headers: &h,
                 body: bytes,
             },
-            &signed,
-        );
-        let sig = signature(
+            id,
             secret,
             &amz_date,
-            &amz_date[..8],
             "ap-south-1",
-            "logs",
-            &creq,
-        );
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential={id}/{}/ap-south-1/logs/aws4_request, SignedHeaders={}, Signature={sig}",
-            &amz_date[..8],
-            signed.join(";")
         );
         h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
     }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use chrono::{DateTime, Duration, Utc};
 use kinsight_server::Scope;
 use kinsight_server::cwlogs::sigv4::{
-    MAX_SKEW_SECS, SignedRequest, canonical_request, parse_authorization, signature, verify,
+    MAX_SKEW_SECS, SignedRequest, authorization, parse_authorization, verify,
 };
 use kinsight_server::cwlogs::{AccessKeys, CwError};
 use proptest::prelude::*;
@@ -87,28 +87,8 @@ impl Req {
                 HeaderValue::from_str(v).unwrap(),
             );
         }
-        let mut signed: Vec<String> = h.keys().map(|k| k.as_str().to_string()).collect();
-        signed.sort();
-        signed.dedup();
-        let creq = canonical_request(&self.as_signed(&h), &signed);
-        let sig = signature(
-            secret,
-            &amz_date,
-            &amz_date[..8],
-            &self.region,
-            "logs",
-            &creq,
-        );
-        h.insert(
-            "authorization",
-            HeaderValue::from_str(&format!(
-                "AWS4-HMAC-SHA256 Credential={KEY_ID}/{}/{}/logs/aws4_request, SignedHeaders={}, Signature={sig}",
-                &amz_date[..8],
-                self.region,
-                signed.join(";")
-            ))
-            .unwrap(),
-        );
+        let auth = authorization(&self.as_signed(&h), KEY_ID, secret, &amz_date, &self.region);
+        h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
         h
     }
 
