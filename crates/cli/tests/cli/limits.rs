@@ -8,27 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::server::{ServerProc, TOKEN};
+use crate::server::{ServerProc, TOKEN, api};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, url)
-        .bearer_auth(TOKEN)
-        .timeout(Duration::from_secs(30));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    api(method, url, TOKEN, body).await
 }
 
 fn event(group: &str, stream: &str, message: String) -> Value {

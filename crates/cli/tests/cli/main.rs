@@ -5,6 +5,7 @@ mod alarms;
 mod cwlogs;
 mod durations;
 mod e2e;
+mod hostile;
 mod limits;
 mod query;
 #[path = "../../../store/tests/it/seaweed.rs"]

@@ -67,6 +67,10 @@ impl ServerProc {
         ServerProc { child, url }
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn kill9(mut self) {
         // Child::kill sends SIGKILL on Unix: no shutdown path runs.
         self.child.kill().unwrap();
@@ -79,6 +83,29 @@ impl Drop for ServerProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One JSON API call with `token`: the status and the body (JSON, or its text as a string).
+pub(crate) async fn api(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(60));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn log_of(data_dir: &Path) -> String {
