@@ -1,6 +1,8 @@
 //! A byte budget for what requests in progress hold in memory (issue 15): request bodies while
-//! they are read and decoded, and large answers (query results) while they are serialised.
-//! Each holder reserves what it takes; the sum never exceeds the budget, so the number of
+//! they are read and decoded, large answers (query results) while they are serialised, and
+//! every answer of [`HELD_ANSWER_MIN_BYTES`] or more until it has been sent ([`hold_answers`]):
+//! a client that reads slowly, or not at all, keeps its answer's bytes counted. Each holder
+//! reserves what it takes; the sum never exceeds the budget, so the number of
 //! requests in flight times their size cannot exhaust the server's memory.
 //!
 //! Bodies of CloudWatch requests whose signature is not checked yet (the signature covers
@@ -11,7 +13,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::Body as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::state::AppState;
+
+/// Answers at least this large take their size from the request budget until they are sent.
+pub const HELD_ANSWER_MIN_BYTES: u64 = 64 * 1024;
 
 /// Reservations are counted in KiB (a semaphore holds at most `u32::MAX` permits at once).
 const UNIT: usize = 1024;
@@ -121,6 +132,39 @@ impl Budgets {
             unverified: Arc::new(MemoryBudget::new((request_bytes / 4).max(4 << 20))),
             wait: Duration::from_secs(10),
         }
+    }
+}
+
+/// A reservation that travels with a response (in its extensions) and is released once the
+/// response has been sent or its connection closed: the transport moves it into the body it
+/// hands to hyper.
+#[derive(Debug, Clone)]
+pub struct HeldUntilSent(pub Arc<Reserved>);
+
+/// Middleware: an answer of [`HELD_ANSWER_MIN_BYTES`] or more holds its size in the request
+/// budget until it is sent, so answers waiting for slow readers never hold more than the
+/// budget. With no room, the answer is dropped and the client gets `503` with `Retry-After`.
+pub async fn hold_answers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let cloudwatch = crate::transport::is_cloudwatch(req.uri().path(), req.headers());
+    let mut res = next.run(req).await;
+    if res.extensions().get::<HeldUntilSent>().is_some() {
+        return res;
+    }
+    let Some(n) = res.body().size_hint().exact() else {
+        return res;
+    };
+    if n < HELD_ANSWER_MIN_BYTES {
+        return res;
+    }
+    match state.budgets.requests.try_reserve(n as usize) {
+        Some(r) => {
+            res.extensions_mut().insert(HeldUntilSent(Arc::new(r)));
+            res
+        }
+        None => crate::transport::unavailable(
+            cloudwatch,
+            "the server holds as many answers for clients as its memory budget allows (--request-memory); retry shortly",
+        ),
     }
 }
 

@@ -45,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            crate::budget::hold_answers,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             crate::browser::guard_open_mode,
         ))
         .with_state(state)

@@ -15,6 +15,8 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use crate::budget::HeldUntilSent;
+
 const NONE: u64 = u64::MAX;
 
 /// Activity of one connection; shared by its IO wrapper, its service and its watchdog.
@@ -35,11 +37,13 @@ pub(crate) struct Activity {
     /// Wakes the watchdog when the deadline moves earlier (the first byte of a request, a
     /// response that starts).
     pub(crate) pending_started: tokio::sync::Notify,
-    /// Responses whose body is being sent.
-    responding: AtomicUsize,
-    /// Milliseconds since `epoch` when a response last made progress (a body frame asked for,
-    /// bytes written): a client that stops reading stops this clock.
-    progress_ms: AtomicU64,
+    /// Responses whose body is being sent: id → milliseconds since `epoch` when it last made
+    /// progress (hyper asked for its next frame; on HTTP/1 also bytes written). Each has its
+    /// own clock: on HTTP/2 the socket carries PINGs and other streams too, so bytes written
+    /// say nothing about one response — a client that keeps one stream's window shut while it
+    /// answers PINGs must not hold that response for ever.
+    responses: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    next_response: AtomicU64,
     /// Milliseconds since `epoch` since when a write has been waiting for the socket (`NONE`:
     /// none is): what hyper buffered for a client that does not read.
     write_blocked_ms: AtomicU64,
@@ -57,8 +61,8 @@ impl Activity {
             h2: AtomicBool::new(false),
             first_read: AtomicBool::new(true),
             pending_started: tokio::sync::Notify::new(),
-            responding: AtomicUsize::new(0),
-            progress_ms: AtomicU64::new(0),
+            responses: Default::default(),
+            next_response: AtomicU64::new(0),
             write_blocked_ms: AtomicU64::new(NONE),
         })
     }
@@ -67,7 +71,14 @@ impl Activity {
         match res {
             Poll::Ready(Ok(n)) if *n > 0 => {
                 self.write_blocked_ms.store(NONE, Ordering::SeqCst);
-                self.progress();
+                // HTTP/1 writes only the response being sent: its bytes moving are its
+                // progress. HTTP/2 bytes may be frames of anything.
+                if !self.h2.load(Ordering::Relaxed) {
+                    let now = self.now_ms();
+                    for at in self.responses().values_mut() {
+                        *at = now;
+                    }
+                }
             }
             Poll::Pending => {
                 let now = self.now_ms();
@@ -83,8 +94,27 @@ impl Activity {
         }
     }
 
-    fn progress(&self) {
-        self.progress_ms.store(self.now_ms(), Ordering::SeqCst);
+    fn responses(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, u64>> {
+        self.responses.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A response starts: its id, its progress clock started.
+    fn respond(&self) -> u64 {
+        let id = self.next_response.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        self.responses().insert(id, now);
+        id
+    }
+
+    fn progress(&self, id: u64) {
+        let now = self.now_ms();
+        if let Some(at) = self.responses().get_mut(&id) {
+            *at = now;
+        }
+    }
+
+    fn responded(&self, id: u64) {
+        self.responses().remove(&id);
     }
 
     fn now_ms(&self) -> u64 {
@@ -134,11 +164,8 @@ impl Activity {
         if blocked != NONE {
             return Some((at(blocked, write_timeout), Expiry::Stalled));
         }
-        if self.responding.load(Ordering::SeqCst) > 0 {
-            return Some((
-                at(self.progress_ms.load(Ordering::SeqCst), write_timeout),
-                Expiry::Stalled,
-            ));
+        if let Some(&oldest) = self.responses().values().min() {
+            return Some((at(oldest, write_timeout), Expiry::Stalled));
         }
         if self.active.load(Ordering::SeqCst) > 0 {
             return None;
@@ -307,31 +334,35 @@ where
 
 /// A response body that holds its request's [`RequestGuard`] until it has been sent (or
 /// dropped): a streaming response keeps its connection busy, not idle. Each frame hyper asks
-/// for is progress of the response ([`Activity::deadline`]).
+/// for is progress of the response ([`Activity::deadline`]). It also holds the answer's share
+/// of the request memory budget ([`HeldUntilSent`]), so what slow readers keep is counted.
 pub(crate) struct TrackedBody<B> {
     inner: B,
     activity: Arc<Activity>,
+    id: u64,
     _guard: RequestGuard,
+    _held: Option<HeldUntilSent>,
 }
 
 impl<B> TrackedBody<B> {
-    pub(crate) fn new(inner: B, guard: RequestGuard) -> Self {
+    pub(crate) fn new(inner: B, guard: RequestGuard, held: Option<HeldUntilSent>) -> Self {
         let activity = guard.0.clone();
-        activity.responding.fetch_add(1, Ordering::SeqCst);
-        activity.progress();
+        let id = activity.respond();
         // The watchdog may be sleeping on no deadline (a handler was running): wake it.
         activity.pending_started.notify_one();
         TrackedBody {
             inner,
             activity,
+            id,
             _guard: guard,
+            _held: held,
         }
     }
 }
 
 impl<B> Drop for TrackedBody<B> {
     fn drop(&mut self) {
-        self.activity.responding.fetch_sub(1, Ordering::SeqCst);
+        self.activity.responded(self.id);
     }
 }
 
@@ -343,7 +374,7 @@ impl<B: Body + Unpin> Body for TrackedBody<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.activity.progress();
+        self.activity.progress(self.id);
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 

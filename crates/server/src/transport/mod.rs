@@ -45,6 +45,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::budget::HeldUntilSent;
 use crate::error::ErrorCode;
 pub use conn::BodyReadTimeout;
 use conn::{Activity, Expiry, TimedBody, TrackedBody, Watched};
@@ -362,7 +363,7 @@ async fn handle(
                         "request refused with 503: --max-requests requests are in flight"
                     );
                 }
-                return Ok(overloaded(&req).map(|b| TrackedBody::new(b, guard)));
+                return Ok(overloaded(&req).map(|b| TrackedBody::new(b, guard, None)));
             }
         }
     };
@@ -372,23 +373,36 @@ async fn handle(
         Err(never) => match never {},
     };
     drop(permit);
-    Ok(res.map(|b| TrackedBody::new(b, guard)))
+    let mut res = res;
+    let held = res.extensions_mut().remove::<HeldUntilSent>();
+    Ok(res.map(|b| TrackedBody::new(b, guard, held)))
 }
 
 /// `503` with `Retry-After` in the shape of the API the request was for (built here rather
 /// than through `ApiError`, which logs every 5xx: a flood must not flood the log).
 fn overloaded(req: &Request<Incoming>) -> Response<Body> {
-    const MESSAGE: &str = "too many requests in flight (--max-requests); retry later";
-    let cloudwatch = req.uri().path() == "/" && req.headers().contains_key("x-amz-target");
+    unavailable(
+        is_cloudwatch(req.uri().path(), req.headers()),
+        "too many requests in flight (--max-requests); retry later",
+    )
+}
+
+/// Whether a request is for the CloudWatch Logs API (its errors have their own shape).
+pub(crate) fn is_cloudwatch(path: &str, headers: &axum::http::HeaderMap) -> bool {
+    path == "/" && headers.contains_key("x-amz-target")
+}
+
+/// `503` with `Retry-After: 1` and `message`, shaped for the native or the CloudWatch API.
+pub(crate) fn unavailable(cloudwatch: bool, message: &str) -> Response<Body> {
     let (content_type, body) = if cloudwatch {
         (
             "application/x-amz-json-1.1",
-            serde_json::json!({"__type": "ServiceUnavailableException", "message": MESSAGE}),
+            serde_json::json!({"__type": "ServiceUnavailableException", "message": message}),
         )
     } else {
         (
             "application/json",
-            serde_json::json!({"code": ErrorCode::ServiceUnavailable.as_str(), "message": MESSAGE}),
+            serde_json::json!({"code": ErrorCode::ServiceUnavailable.as_str(), "message": message}),
         )
     };
     let mut res = (StatusCode::SERVICE_UNAVAILABLE, body.to_string()).into_response();

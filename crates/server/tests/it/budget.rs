@@ -193,3 +193,61 @@ async fn query_results_come_in_pages_of_bounded_bytes() {
         (0..40).map(|i| format!("{i:02}")).collect::<Vec<_>>()
     );
 }
+
+/// Review of issue 15: answers waiting to be sent (a client reading slowly, or not at all)
+/// hold their bytes in the request budget until sent; when answers fill it, the next large
+/// one is refused with 503 instead of piling up, and room comes back as they go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_hold_their_bytes_in_the_budget_until_sent() {
+    let limits = Limits {
+        request_memory_bytes: 2 << 20,
+        ..Limits::default()
+    };
+    let (app, state, _dir) = app_with(limits).await;
+    let big = "x".repeat(200 * 1024);
+    let t = now_ms();
+    let events: Vec<Value> = (0..4).map(|i| event("/a", "s", t - 10 + i, &big)).collect();
+    let (s, v) = call("POST", "/v1/ingest")
+        .json(&json!(events))
+        .send(&app)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(state.budgets.requests.used_bytes(), 0);
+    let page = || {
+        Request::builder()
+            .uri("/v1/events?group=/a&limit=4")
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Two answers of 800 KB each, not yet sent, hold 1.6 of the 2 MiB.
+    let first = app.clone().oneshot(page()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = app.clone().oneshot(page()).await.unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    assert!(
+        state.budgets.requests.used_bytes() >= 1_600_000,
+        "{} bytes held",
+        state.budgets.requests.used_bytes()
+    );
+    // A third does not fit: 503 with Retry-After, and nothing more is held.
+    let third = app.clone().oneshot(page()).await.unwrap();
+    assert_eq!(third.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(third.headers()["retry-after"], "1");
+    let held = state.budgets.requests.used_bytes();
+    drop(third);
+    assert_eq!(state.budgets.requests.used_bytes(), held);
+    // Once one is sent (here: read to its end and dropped), another fits.
+    let body = axum::body::to_bytes(first.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(body.len() > 800_000);
+    let again = app.clone().oneshot(page()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    drop((second, again));
+    assert_eq!(state.budgets.requests.used_bytes(), 0);
+    // Small answers never take from it.
+    let (s, _) = call("GET", "/v1/groups").send(&app).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(state.budgets.requests.used_bytes(), 0);
+}

@@ -812,6 +812,63 @@ async fn a_client_that_stops_reading_its_responses_is_dropped() {
     server.stop().await;
 }
 
+/// Review of issue 15: over HTTP/2, a client that keeps a stream's window shut while it sends
+/// PINGs (each answered: bytes the server writes) is dropped after the write timeout. Bytes on
+/// an HTTP/2 socket are not progress of a response; before, every PING answer counted as such
+/// and the response was held for as long as the client liked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_whose_window_stays_shut_is_dropped_despite_pings() {
+    let server = start(TransportConfig {
+        write_timeout: Duration::from_secs(1),
+        ..limits()
+    })
+    .await;
+    let c = reqwest::Client::new();
+    let big = "x".repeat(200 * 1024);
+    let events: Vec<Value> = (0..3)
+        .map(|i| event("/h2", "s", now_ms() - 10 + i, &big))
+        .collect();
+    let r = c
+        .post(format!("{}/v1/ingest", server.url))
+        .bearer_auth(ADMIN)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (client, mut conn) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, axum::body::Bytes>(tcp)
+        .await
+        .unwrap();
+    let mut pings = conn.ping_pong().expect("PINGs");
+    let conn = tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let req = axum::http::Request::get(format!("{}/v1/events?group=/h2&limit=10", server.url))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(())
+        .unwrap();
+    let (resp, _) = client.send_request(req, true).unwrap();
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let _unread = resp.into_body();
+    let started = Instant::now();
+    loop {
+        let pong =
+            tokio::time::timeout(Duration::from_secs(2), pings.ping(h2::Ping::opaque())).await;
+        if conn.is_finished() || !matches!(pong, Ok(Ok(_))) {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "a response whose window never opened was still held after {DEADLINE:?} of PINGs"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
 async fn socket_connect(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(4096)?;
