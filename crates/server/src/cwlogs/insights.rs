@@ -6,12 +6,13 @@
 use kinsight_query::{Language, QueryError, QueryRequest, QueryService, QueryStatus, value_text};
 use kinsight_store::flatten::flatten_message;
 use kinsight_store::{Direction, EventQuery};
-use serde::Deserialize;
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::error::malformed_query;
 use super::groups::{check_group_name, group_of_arn, resolve_group};
-use super::{Ctx, CwError, CwResult, limit};
+use super::{Answer, Ctx, CwError, CwResult, limit};
 
 fn service<'a>(ctx: &'a Ctx<'_>) -> CwResult<&'a QueryService> {
     ctx.state.query.as_ref().ok_or_else(|| {
@@ -119,42 +120,94 @@ pub struct QueryIdOnly {
     query_id: String,
 }
 
-pub async fn get_query_results(ctx: &Ctx<'_>, i: QueryIdOnly) -> CwResult<Value> {
+/// GetQueryResults. The answer is written as JSON text straight from the rows — a tree of
+/// `{field, value}` objects would take several hundred bytes a cell — while twice its size
+/// (the rows' text and a cell's overhead) is reserved in the request budget.
+pub async fn get_query_results(ctx: &Ctx<'_>, i: QueryIdOnly) -> CwResult<Answer> {
     let s = service(ctx)?.snapshot(&i.query_id, 0)?;
-    // The answer's values take a few times the rows' own size while it is built: within the
-    // request budget.
+    let cells = s.rows.len().saturating_mul(s.columns.len());
+    let field_bytes: usize = s.columns.iter().map(|c| c.len() + 24).sum();
+    let estimate = s
+        .rows
+        .bytes()
+        .saturating_add(s.rows.len().saturating_mul(field_bytes))
+        .saturating_add(cells.saturating_mul(8));
     let b = &ctx.state.budgets;
     let _reserved = b
         .requests
-        .reserve(s.rows.bytes().saturating_mul(4), b.wait)
+        .reserve(estimate.saturating_mul(2), b.wait)
         .await
         .ok_or_else(crate::body::busy)?;
-    let results: Vec<Value> = s
-        .rows
-        .iter()
-        .map(|row| {
-            Value::Array(
-                s.columns
-                    .iter()
-                    .zip(row)
-                    .filter_map(|(c, v)| value_text(v).map(|t| json!({"field": c, "value": t})))
-                    .collect(),
-            )
-        })
-        .collect();
-    Ok(json!({
-        "queryLanguage": language_name(s.info.language),
-        "results": results,
-        "statistics": {
+    let answer = ResultsAnswer {
+        query_language: language_name(s.info.language),
+        results: ResultRows {
+            columns: &s.columns,
+            rows: &s.rows,
+        },
+        statistics: json!({
             "recordsMatched": s.statistics.records_matched as f64,
             "recordsScanned": s.statistics.records_scanned as f64,
             "estimatedRecordsSkipped": 0.0,
             "bytesScanned": s.statistics.bytes_scanned as f64,
             "estimatedBytesSkipped": 0.0,
             "logGroupsScanned": s.info.groups.len() as f64,
-        },
-        "status": status_name(s.info.status),
-    }))
+        }),
+        status: status_name(s.info.status),
+    };
+    serde_json::to_string(&answer)
+        .map(Answer::Text)
+        .map_err(|e| CwError::new(CwError::INTERNAL_FAILURE, e.to_string()))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultsAnswer<'a> {
+    query_language: &'static str,
+    results: ResultRows<'a>,
+    statistics: Value,
+    status: &'static str,
+}
+
+/// Rows as CloudWatch lists them: each a list of `{field, value}`, values as text, missing
+/// values left out.
+struct ResultRows<'a> {
+    columns: &'a [String],
+    rows: &'a kinsight_query::Rows,
+}
+
+impl Serialize for ResultRows<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut rows = ser.serialize_seq(Some(self.rows.len()))?;
+        for row in self.rows.iter() {
+            rows.serialize_element(&ResultRow {
+                columns: self.columns,
+                row,
+            })?;
+        }
+        rows.end()
+    }
+}
+
+struct ResultRow<'a> {
+    columns: &'a [String],
+    row: &'a [Value],
+}
+
+impl Serialize for ResultRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Cell<'a> {
+            field: &'a str,
+            value: String,
+        }
+        let mut cells = ser.serialize_seq(None)?;
+        for (field, v) in self.columns.iter().zip(self.row) {
+            if let Some(value) = value_text(v) {
+                cells.serialize_element(&Cell { field, value })?;
+            }
+        }
+        cells.end()
+    }
 }
 
 pub fn stop_query(ctx: &Ctx<'_>, i: QueryIdOnly) -> CwResult<Value> {

@@ -113,10 +113,18 @@ fn allowed(scope: Scope, need: Need) -> bool {
     }
 }
 
+/// What an action answers: JSON built as a value, or JSON text written directly (large
+/// answers, [`insights::get_query_results`]).
+pub enum Answer {
+    Json(Value),
+    Text(String),
+}
+
 async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let mut resp = match serve(&state, req).await {
-        Ok(Value::Null) => StatusCode::OK.into_response(),
-        Ok(v) => v.to_string().into_response(),
+        Ok(Answer::Json(Value::Null)) => StatusCode::OK.into_response(),
+        Ok(Answer::Json(v)) => v.to_string().into_response(),
+        Ok(Answer::Text(t)) => t.into_response(),
         Err(e) => e.into_response(),
     };
     let h = resp.headers_mut();
@@ -130,7 +138,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     resp
 }
 
-async fn serve(state: &AppState, req: Request) -> CwResult<Value> {
+async fn serve(state: &AppState, req: Request) -> CwResult<Answer> {
     let (parts, body) = req.into_parts();
     let target = parts
         .headers
@@ -304,8 +312,8 @@ pub fn input<T: DeserializeOwned>(body: &[u8]) -> CwResult<T> {
     })
 }
 
-async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> CwResult<Value> {
-    match action {
+async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> CwResult<Answer> {
+    let json = match action {
         "CreateLogGroup" => groups::create_log_group(ctx, input(body)?).await,
         "DeleteLogGroup" => groups::delete_log_group(ctx, input(body)?).await,
         "DescribeLogGroups" => groups::describe_log_groups(ctx, input(body)?),
@@ -324,7 +332,7 @@ async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> CwResult<Value> {
         "GetLogEvents" => events::get_log_events(ctx, input(body)?).await,
         "FilterLogEvents" => events::filter_log_events(ctx, input(body)?).await,
         "StartQuery" => insights::start_query(ctx, input(body)?),
-        "GetQueryResults" => insights::get_query_results(ctx, input(body)?).await,
+        "GetQueryResults" => return insights::get_query_results(ctx, input(body)?).await,
         "StopQuery" => insights::stop_query(ctx, input(body)?),
         "DescribeQueries" => insights::describe_queries(ctx, input(body)?),
         "GetLogRecord" => insights::get_log_record(ctx, input(body)?).await,
@@ -333,7 +341,8 @@ async fn run(ctx: &Ctx<'_>, action: &str, body: &[u8]) -> CwResult<Value> {
             CwError::UNKNOWN_OPERATION,
             format!("kinsight does not implement the CloudWatch Logs action {other:?}"),
         )),
-    }
+    };
+    json.map(Answer::Json)
 }
 
 /// A `limit` member: `default` when absent, else within `1..=max`.
