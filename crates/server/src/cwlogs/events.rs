@@ -26,6 +26,10 @@ use super::{Ctx, CwError, CwResult, limit};
 pub const MAX_RESPONSE_BYTES: usize = 1_048_576;
 /// Events FilterLogEvents examines in one call before it answers with a `nextToken`.
 pub const FILTER_SCAN_BUDGET: usize = 100_000;
+/// Work ([`filter_pattern::FilterPattern::cost`], about bytes looked at) FilterLogEvents does
+/// in one call before it answers with a `nextToken`: large messages, or a pattern with many
+/// fields, end a call sooner than the event budget.
+pub const FILTER_WORK_BUDGET: usize = 256 << 20;
 
 #[derive(Deserialize)]
 pub struct InputLogEvent {
@@ -316,17 +320,18 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
     {
         return Err(CwError::stream_not_found());
     }
-    let keep_stream = |s: &str| {
+    let prefix = i.log_stream_name_prefix.clone();
+    let keep_stream = move |s: &str| {
         (names.is_empty() || names.iter().any(|n| n == s))
-            && i.log_stream_name_prefix
-                .as_deref()
-                .is_none_or(|p| s.starts_with(p))
+            && prefix.as_deref().is_none_or(|p| s.starts_with(p))
     };
+    let judge = std::sync::Arc::new((pattern, keep_stream));
     // FilterLogEvents' endTime is inclusive.
     let end_ms = i.end_time.map(|e| e.saturating_add(1));
     let mut out = Vec::new();
     let mut bytes = 0usize;
     let mut scanned = 0usize;
+    let mut work = 0usize;
     let mut next: Option<Cursor> = None;
     'pages: loop {
         let page = ctx
@@ -344,10 +349,33 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
             })
             .await?;
         let n = page.events.len();
-        for e in page.events {
+        // Matching runs off the async workers (a pattern of many fields over large messages
+        // is real work), and stops when the call's work budget is spent.
+        let (judge2, left) = (judge.clone(), FILTER_WORK_BUDGET.saturating_sub(work));
+        let (judged, spent) = tokio::task::spawn_blocking(move || {
+            let (pattern, keep_stream) = &*judge2;
+            let mut spent = 0usize;
+            let mut judged = Vec::with_capacity(page.events.len());
+            for e in page.events {
+                if spent >= left {
+                    break;
+                }
+                let keep = keep_stream(&e.log_stream_name);
+                if keep {
+                    spent = spent.saturating_add(pattern.cost(&e.message));
+                }
+                let hit = keep && pattern.matches(&e.message);
+                judged.push((e, hit));
+            }
+            (judged, spent)
+        })
+        .await
+        .map_err(|e| CwError::new(CwError::INTERNAL_FAILURE, e.to_string()))?;
+        work = work.saturating_add(spent);
+        for (e, hit) in judged {
             scanned += 1;
             let c = e.cursor();
-            if keep_stream(&e.log_stream_name) && pattern.matches(&e.message) {
+            if hit {
                 bytes += kinsight_store::event_bytes(&e.message);
                 out.push(e);
                 if out.len() >= limit || bytes >= MAX_RESPONSE_BYTES {
@@ -362,7 +390,7 @@ pub async fn filter_log_events(ctx: &Ctx<'_>, i: FilterLogEvents) -> CwResult<Va
         if n == 0 {
             break;
         }
-        if scanned >= FILTER_SCAN_BUDGET {
+        if scanned >= FILTER_SCAN_BUDGET || work >= FILTER_WORK_BUDGET {
             // Long searches answer in parts (CloudWatch may also return an empty page with a
             // token); clients page on.
             next = cursor;

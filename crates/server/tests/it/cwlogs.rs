@@ -364,3 +364,84 @@ async fn signed_requests_scopes_and_aws_shaped_errors() {
             .is_some()
     );
 }
+
+/// Review of issue 15: FilterLogEvents bounds the work of one call, not only the events it
+/// looks at: between small matching events lie large ones a pattern of many terms must read
+/// (and that do not match), and a call answers with a `nextToken` once its work budget
+/// (`FILTER_WORK_BUDGET`) is spent; paging on finds every match once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filter_log_events_answers_in_parts_when_its_work_budget_is_spent() {
+    use kinsight_server::cwlogs::events::FILTER_WORK_BUDGET;
+    let t = cw(false).await;
+    for (action, body) in [
+        ("CreateLogGroup", json!({"logGroupName": "/w"})),
+        (
+            "CreateLogStream",
+            json!({"logGroupName": "/w", "logStreamName": "s"}),
+        ),
+    ] {
+        let (s, _, v) = send(&t.app, action, &body, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let terms: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+    let pattern = terms.join(" ");
+    // A large message holding every term but the last (no match), a small one holding all.
+    let large_bytes = 240 * 1024;
+    let large = {
+        let m = terms[..99].join(" ");
+        format!("{m} {}", "x".repeat(large_bytes - m.len() - 1))
+    };
+    let total = 30;
+    for n in 0..total {
+        let events = json!([
+            {"timestamp": NOW - 1000 + 2 * n as i64, "message": large},
+            {"timestamp": NOW - 999 + 2 * n as i64, "message": format!("{pattern} n{n:03}")},
+        ]);
+        let (s, _, v) = send(
+            &t.app,
+            "PutLogEvents",
+            &json!({"logGroupName": "/w", "logStreamName": "s", "logEvents": events}),
+            None,
+        )
+        .await;
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "{}",
+            v.to_string().chars().take(300).collect::<String>()
+        );
+    }
+    // Each large message costs a pass per term: a call's budget covers this many of them.
+    let per_call = FILTER_WORK_BUDGET.div_ceil(large_bytes * terms.len());
+    assert!(per_call < total, "the test must need several calls");
+    let mut found = Vec::new();
+    let mut token: Option<Value> = None;
+    let mut calls = 0;
+    loop {
+        let mut body = json!({"logGroupName": "/w", "filterPattern": pattern, "limit": 10_000});
+        if let Some(t) = &token {
+            body["nextToken"] = t.clone();
+        }
+        let (s, _, v) = send(&t.app, "FilterLogEvents", &body, None).await;
+        assert_eq!(s, StatusCode::OK);
+        calls += 1;
+        let events = v["events"].as_array().unwrap();
+        assert!(
+            events.len() <= per_call + 1,
+            "{} matches in one call",
+            events.len()
+        );
+        for e in events {
+            let m = e["message"].as_str().unwrap();
+            found.push(m[pattern.len() + 1..].to_string());
+        }
+        match v.get("nextToken") {
+            Some(t) => token = Some(t.clone()),
+            None => break,
+        }
+        assert!(calls <= 2 * total, "paging never ends");
+    }
+    let expected: Vec<String> = (0..total).map(|n| format!("n{n:03}")).collect();
+    assert_eq!(found, expected);
+    assert!(calls >= total.div_ceil(per_call), "{calls} calls");
+}
