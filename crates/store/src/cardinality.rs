@@ -204,6 +204,7 @@ impl Reservations {
         let mut new_groups: HashSet<&str> = HashSet::new();
         let mut new_streams: HashMap<&str, HashSet<&str>> = HashMap::new();
         let mut new_total = 0;
+        let mut touched: HashSet<(&str, &str)> = HashSet::new();
         let pending = self.pending(cat);
         let mut pending_in: HashMap<&str, usize> = HashMap::new();
         // The verdict of the last (group, stream) pair: batches come in runs of one pair.
@@ -239,6 +240,7 @@ impl Reservations {
                             new_streams.entry(g).or_default().insert(s);
                             new_total += 1;
                         }
+                        touched.insert((g, s));
                     }
                     last = Some((g, s, v));
                     v
@@ -259,13 +261,14 @@ impl Reservations {
                 }
             }
         });
-        for g in new_groups {
-            claim.groups.push(g.to_string());
-        }
-        for (g, ss) in new_streams {
-            for s in ss {
-                claim.streams.push((g.to_string(), s.to_string()));
+        // Every name the batch writes to is claimed, new or not: one deleted while the batch is
+        // on its way is created again when the batch is applied, and must count meanwhile.
+        let mut groups: HashSet<&str> = HashSet::new();
+        for &(g, s) in &touched {
+            if groups.insert(g) {
+                claim.groups.push(g.to_string());
             }
+            claim.streams.push((g.to_string(), s.to_string()));
         }
         self.reserve(&claim);
         (rejected, claim)
@@ -441,6 +444,42 @@ mod tests {
         LogEvent::new(g, s, 1, "x")
     }
 
+    /// A stream deleted while a batch writing to it is on its way comes back when the batch is
+    /// applied: it counts as pending meanwhile, so a new stream cannot take its place.
+    #[test]
+    fn names_deleted_under_a_batch_in_flight_still_count() {
+        let limits = CardinalityLimits {
+            max_log_groups: 10,
+            max_log_streams: 1,
+            max_streams_per_group: 10,
+        };
+        let mut cat = Catalogue::default();
+        cat.apply_events(&[ev("/a", "s1")], 1);
+        let mut r = Reservations::default();
+        let mut acc = vec![0];
+        let (_, in_flight) = r.admit(&cat, &limits, &[ev("/a", "s1")], &mut acc);
+        assert_eq!(acc, vec![0], "an existing stream");
+        cat.apply_op(
+            2,
+            &crate::record::CatalogueOp::DeleteStream {
+                group: "/a".into(),
+                stream: "s1".into(),
+                deleted_ms: 2,
+            },
+        )
+        .unwrap();
+        let mut acc = vec![0];
+        let (rej, _) = r.admit(&cat, &limits, &[ev("/a", "t1")], &mut acc);
+        assert!(
+            acc.is_empty(),
+            "s1 comes back with the batch in flight: {rej:?}"
+        );
+        assert!(r.admit_stream(&cat, &limits, "/a", "t2").is_err());
+        cat.apply_events(&[ev("/a", "s1")], 3);
+        r.release(&in_flight);
+        assert_eq!(cat.stream_count(), 1);
+    }
+
     /// A record applied whose claim is not yet released has its names in the catalogue and
     /// in the reservations: they count once, so a batch alongside still gets the room left.
     #[test]
@@ -501,10 +540,10 @@ mod tests {
         let mut acc2 = vec![0, 1];
         let (rej2, claim2) = r.admit(&cat, &limits, &[ev("/d", "x"), ev("/b", "t1")], &mut acc2);
         assert_eq!(acc2, vec![1], "{rej2:?}");
-        assert!(
-            claim2.is_empty(),
-            "/b t1 is reserved by the first batch already"
-        );
+        // /b t1 is reserved by the first batch already: claimed again, counted once.
+        assert_eq!(claim2.streams, vec![("/b".to_string(), "t1".to_string())]);
+        assert_eq!(r.pending(&cat).streams, 2, "s2 and t1");
+        r.release(&claim2);
         // Applied: the names are in the catalogue, the reservation goes.
         cat.apply_events(&[ev("/a", "s2"), ev("/b", "t1")], 2);
         r.release(&claim);
