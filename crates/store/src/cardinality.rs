@@ -12,7 +12,7 @@
 //!   batch, and every event of groups and streams that exist, is accepted as before;
 //! - CreateLogGroup / CreateLogStream past a cap fail with [`StoreError::LimitExceeded`].
 //!
-//! Groups and streams being created by batches still on their way to the WAL are *reserved*
+//! Groups and streams written to by batches still on their way to the WAL are *reserved*
 //! (counted as if they existed) from admission until the record is applied, so concurrent
 //! batches can never overshoot a cap together. Caps apply to new names only: WAL replay never
 //! checks them (what was acknowledged stays), and lowering a cap below the current count only
