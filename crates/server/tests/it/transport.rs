@@ -112,6 +112,25 @@ async fn healthz(url: &str) -> reqwest::StatusCode {
         .status()
 }
 
+/// Polls `/healthz` on fresh connections until one is answered 200, failing with `what` after
+/// [`DEADLINE`].
+async fn served_again(url: &str, what: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let fresh = reqwest::Client::new();
+        let ok = fresh
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} after {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_finish_their_headers_are_closed() {
     let server = start(limits()).await;
@@ -267,19 +286,7 @@ async fn the_connection_cap_refuses_clearly_and_frees_up() {
     assert!(text.contains("max-connections"), "{text}");
     // One held connection goes away: the server serves new ones again.
     drop(held.pop());
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/healthz", server.url)).await {
-            if r.status() == 200 {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no connection accepted after one was freed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served_again(&server.url, "no connection accepted after one was freed").await;
     drop(held);
     server.stop().await;
 }
@@ -791,23 +798,11 @@ async fn a_client_that_stops_reading_its_responses_is_dropped() {
         "{held:?}"
     );
     // Once the server drops it, others are served.
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let fresh = reqwest::Client::new();
-        let ok = fresh
-            .get(format!("{url}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if ok {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a client that reads nothing still holds its connection after {DEADLINE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    served_again(
+        &url,
+        "a client that reads nothing still holds its connection",
+    )
+    .await;
     drop(reader);
     server.stop().await;
 }
