@@ -143,9 +143,28 @@ pub struct HeldUntilSent(pub Arc<Reserved>);
 
 /// Middleware: an answer of [`HELD_ANSWER_MIN_BYTES`] or more holds its size in the request
 /// budget until it is sent, so answers waiting for slow readers never hold more than the
-/// budget. With no room, the answer is dropped and the client gets `503` with `Retry-After`.
+/// budget. With no room, the answer to a request that only reads (GET, HEAD, a CloudWatch
+/// Get/Filter/Describe/List action) is dropped and the client gets `503` with `Retry-After`;
+/// the answer to one that wrote (an ingest whose rejections are long) is sent anyway — what it
+/// did is done, and a retry would do it again.
 pub async fn hold_answers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let cloudwatch = crate::transport::is_cloudwatch(req.uri().path(), req.headers());
+    let reads_only = if cloudwatch {
+        req.headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.rsplit('.').next())
+            .is_some_and(|a| {
+                ["Get", "Filter", "Describe", "List"]
+                    .iter()
+                    .any(|p| a.starts_with(p))
+            })
+    } else {
+        matches!(
+            *req.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        )
+    };
     let mut res = next.run(req).await;
     if res.extensions().get::<HeldUntilSent>().is_some() {
         return res;
@@ -161,10 +180,11 @@ pub async fn hold_answers(State(state): State<AppState>, req: Request, next: Nex
             res.extensions_mut().insert(HeldUntilSent(Arc::new(r)));
             res
         }
-        None => crate::transport::unavailable(
+        None if reads_only => crate::transport::unavailable(
             cloudwatch,
             "the server holds as many answers for clients as its memory budget allows (--request-memory); retry shortly",
         ),
+        None => res,
     }
 }
 

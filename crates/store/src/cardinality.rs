@@ -205,7 +205,9 @@ impl Reservations {
         let mut new_streams: HashMap<&str, HashSet<&str>> = HashMap::new();
         let mut new_total = 0;
         let mut touched: HashSet<(&str, &str)> = HashSet::new();
-        let pending = self.pending(cat);
+        // Counted only when a name is new: batches to existing streams never need it, and it
+        // looks at every reserved name.
+        let mut pending: Option<Pending> = None;
         let mut pending_in: HashMap<&str, usize> = HashMap::new();
         // The verdict of the last (group, stream) pair: batches come in runs of one pair.
         let mut last: Option<(&str, &str, Option<LimitKind>)> = None;
@@ -223,14 +225,16 @@ impl Reservations {
                         && !new_streams.get(g).is_some_and(|m| m.contains(s));
                     let mut v = None;
                     if group_new {
-                        v = Self::check_group(cat, limits, &pending, new_groups.len());
+                        let p = pending.get_or_insert_with(|| self.pending(cat));
+                        v = Self::check_group(cat, limits, p, new_groups.len());
                     }
                     if v.is_none() && stream_new {
                         let reserved = *pending_in
                             .entry(g)
                             .or_insert_with(|| self.pending_in(cat, g));
                         let in_group = reserved + new_streams.get(g).map_or(0, HashSet::len);
-                        v = Self::check_stream(cat, limits, &pending, g, in_group, new_total);
+                        let p = pending.get_or_insert_with(|| self.pending(cat));
+                        v = Self::check_stream(cat, limits, p, g, in_group, new_total);
                     }
                     if v.is_none() {
                         if group_new {

@@ -131,33 +131,39 @@ async fn results(
 ) -> ApiResult<axum::response::Response> {
     let snap: QuerySnapshot =
         service(&state)?.snapshot_page(&id, p.rows_from, state.limits.max_result_page_bytes)?;
-    let body = serialize_within_budget(&state, snap.rows.bytes(), || serde_json::to_vec(&snap))
-        .await?
-        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
-    Ok((
+    let (body, reserved) =
+        serialize_within_budget(&state, snap.rows.bytes(), || serde_json::to_vec(&snap)).await?;
+    let body = body.map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+    let mut res = (
         [(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/json"),
         )],
         body,
     )
-        .into_response())
+        .into_response();
+    // The room the answer was made in stays with it until it is sent: no second reservation
+    // that another request could take meanwhile.
+    res.extensions_mut()
+        .insert(crate::budget::HeldUntilSent(std::sync::Arc::new(reserved)));
+    Ok(res)
 }
 
 /// Runs `serialize` while twice `bytes` (JSON text beside its values) is reserved in the
-/// request budget; 503 when there is no room within the budget's wait.
+/// request budget, and returns the reservation with it; 503 when there is no room within the
+/// budget's wait.
 pub(crate) async fn serialize_within_budget<T>(
     state: &AppState,
     bytes: usize,
     serialize: impl FnOnce() -> T,
-) -> ApiResult<T> {
+) -> ApiResult<(T, crate::budget::Reserved)> {
     let b = &state.budgets;
-    let _reserved = b
+    let reserved = b
         .requests
         .reserve(bytes.saturating_mul(2), b.wait)
         .await
         .ok_or_else(crate::body::busy)?;
-    Ok(serialize())
+    Ok((serialize(), reserved))
 }
 
 #[derive(Serialize)]

@@ -122,7 +122,8 @@ pub struct QueryIdOnly {
 
 /// GetQueryResults. The answer is written as JSON text straight from the rows — a tree of
 /// `{field, value}` objects would take several hundred bytes a cell — while twice its size
-/// (the rows' text and a cell's overhead) is reserved in the request budget.
+/// (the rows' text and a cell's overhead) is reserved in the request budget; the reservation
+/// stays with the answer until it is sent.
 pub async fn get_query_results(ctx: &Ctx<'_>, i: QueryIdOnly) -> CwResult<Answer> {
     let s = service(ctx)?.snapshot(&i.query_id, 0)?;
     let cells = s.rows.len().saturating_mul(s.columns.len());
@@ -133,7 +134,7 @@ pub async fn get_query_results(ctx: &Ctx<'_>, i: QueryIdOnly) -> CwResult<Answer
         .saturating_add(s.rows.len().saturating_mul(field_bytes))
         .saturating_add(cells.saturating_mul(8));
     let b = &ctx.state.budgets;
-    let _reserved = b
+    let reserved = b
         .requests
         .reserve(estimate.saturating_mul(2), b.wait)
         .await
@@ -155,7 +156,7 @@ pub async fn get_query_results(ctx: &Ctx<'_>, i: QueryIdOnly) -> CwResult<Answer
         status: status_name(s.info.status),
     };
     serde_json::to_string(&answer)
-        .map(Answer::Text)
+        .map(|text| Answer::Held(text, reserved))
         .map_err(|e| CwError::new(CwError::INTERNAL_FAILURE, e.to_string()))
 }
 

@@ -117,14 +117,20 @@ fn allowed(scope: Scope, need: Need) -> bool {
 /// answers, [`insights::get_query_results`]).
 pub enum Answer {
     Json(Value),
-    Text(String),
+    /// Text made within a reservation of the request budget, kept until it is sent.
+    Held(String, crate::budget::Reserved),
 }
 
 async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let mut resp = match serve(&state, req).await {
         Ok(Answer::Json(Value::Null)) => StatusCode::OK.into_response(),
         Ok(Answer::Json(v)) => v.to_string().into_response(),
-        Ok(Answer::Text(t)) => t.into_response(),
+        Ok(Answer::Held(t, reserved)) => {
+            let mut r = t.into_response();
+            r.extensions_mut()
+                .insert(crate::budget::HeldUntilSent(std::sync::Arc::new(reserved)));
+            r
+        }
         Err(e) => e.into_response(),
     };
     let h = resp.headers_mut();

@@ -340,6 +340,8 @@ pub(crate) struct TrackedBody<B> {
     inner: B,
     activity: Arc<Activity>,
     id: u64,
+    /// What is left of the data frame being handed out in [`PIECE_BYTES`] pieces.
+    rest: Bytes,
     _guard: RequestGuard,
     _held: Option<HeldUntilSent>,
 }
@@ -354,6 +356,7 @@ impl<B> TrackedBody<B> {
             inner,
             activity,
             id,
+            rest: Bytes::new(),
             _guard: guard,
             _held: held,
         }
@@ -366,23 +369,48 @@ impl<B> Drop for TrackedBody<B> {
     }
 }
 
-impl<B: Body + Unpin> Body for TrackedBody<B> {
-    type Data = B::Data;
+/// The largest piece of a body handed to hyper at once. hyper takes a frame whole and drops
+/// the body once it has the last one; in pieces, it asks for the next only when its buffer
+/// (HTTP/1) or the stream's window (HTTP/2) has room, so the body — with its progress clock,
+/// its request guard and its share of the memory budget — lives until about one piece is
+/// left to send.
+pub(crate) const PIECE_BYTES: usize = 64 * 1024;
+
+impl<B: Body<Data = Bytes> + Unpin> Body for TrackedBody<B> {
+    type Data = Bytes;
     type Error = B::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         self.activity.progress(self.id);
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let this = &mut *self;
+        if this.rest.is_empty() {
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.rest = data,
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+                other => return Poll::Ready(other),
+            }
+        }
+        let n = this.rest.len().min(PIECE_BYTES);
+        Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(n)))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.rest.is_empty() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let rest = self.rest.len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + rest);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
     }
 }

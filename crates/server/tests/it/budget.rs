@@ -237,6 +237,24 @@ async fn answers_hold_their_bytes_in_the_budget_until_sent() {
     let held = state.budgets.requests.used_bytes();
     drop(third);
     assert_eq!(state.budgets.requests.used_bytes(), held);
+    // A write is answered even without room: its long list of rejections is sent unheld (a
+    // 503 would make the client send the batch again).
+    let old: Vec<Value> = (0..3000)
+        .map(|i| event("/a", "s", t - 30 * 86_400_000 + i, "old"))
+        .collect();
+    let (s, v) = call("POST", "/v1/ingest")
+        .json(&json!(old))
+        .send(&app)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "{}",
+        v.to_string().chars().take(300).collect::<String>()
+    );
+    assert_eq!(v["accepted"], 0);
+    assert!(v.to_string().len() as u64 >= kinsight_server::budget::HELD_ANSWER_MIN_BYTES);
+    assert_eq!(state.budgets.requests.used_bytes(), held);
     // Once one is sent (here: read to its end and dropped), another fits.
     let body = axum::body::to_bytes(first.into_body(), usize::MAX)
         .await

@@ -42,13 +42,17 @@ impl Running {
 }
 
 async fn start(transport: TransportConfig) -> Running {
+    start_with(transport, Default::default()).await
+}
+
+async fn start_with(transport: TransportConfig, limits: kinsight_server::state::Limits) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         store: StoreConfig::new(dir.path()),
         admin_token: Some(ADMIN.into()),
         transport,
-        limits: Default::default(),
+        limits,
         query: Default::default(),
     };
     let server = Server::bind(config, vec![]).await.unwrap();
@@ -324,11 +328,14 @@ async fn the_request_cap_answers_503_with_retry_after_and_frees_up() {
         s.write_all(follow.as_bytes()).await.unwrap();
         long.push(s);
     }
-    // A third long-poll is refused once both wait; ordinary requests are still served.
+    // A third long-poll is refused once both wait; ordinary requests are still served. (The
+    // probe waits briefly: on a loaded machine it may get in before the two, and must not then
+    // hold the place it took for long.)
+    let probe = follow.replace("waitMs=15000", "waitMs=100");
     let deadline = Instant::now() + DEADLINE;
     loop {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
-        s.write_all(follow.as_bytes()).await.unwrap();
+        s.write_all(probe.as_bytes()).await.unwrap();
         let mut buf = [0u8; 64];
         let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
             .await
@@ -862,6 +869,93 @@ async fn an_http2_stream_whose_window_stays_shut_is_dropped_despite_pings() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     server.stop().await;
+}
+
+/// Review of issue 15: an answer waiting for a client that does not read keeps its bytes in
+/// the request budget until it has been sent. hyper takes a body's frames whole and drops the
+/// body with its last one; handed over in pieces, the answer (and its reservation) stays with
+/// the server until it is nearly sent. Two HTTP/2 streams whose window lets one byte through
+/// hold two ~1 MB answers of a 2 MiB budget: a third request for a large answer is refused
+/// with 503 until they go. Before, the whole answer went to h2's send queue at the first byte
+/// of window and its reservation was released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_waiting_for_readers_keep_their_budget_until_sent() {
+    let limits = kinsight_server::state::Limits {
+        request_memory_bytes: 2 << 20,
+        ..Default::default()
+    };
+    let server = start_with(limits_with_long_writes(), limits).await;
+    let url = server.url.clone();
+    let c = reqwest::Client::new();
+    let big = "x".repeat(200 * 1024);
+    let events: Vec<Value> = (0..5)
+        .map(|i| event("/r", "s", now_ms() - 10 + i, &big))
+        .collect();
+    let r = c
+        .post(format!("{url}/v1/ingest"))
+        .bearer_auth(ADMIN)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page_uri = format!("{url}/v1/events?group=/r&limit=100");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let (client, conn) = h2::client::Builder::new()
+            .initial_window_size(1)
+            .handshake::<_, axum::body::Bytes>(tcp)
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let mut client = client.ready().await.unwrap();
+        let req = axum::http::Request::get(&page_uri)
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(())
+            .unwrap();
+        let (resp, _) = client.send_request(req, true).unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.status(), 200);
+        held.push((client, resp.into_body(), conn));
+    }
+    let third = c.get(&page_uri).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(
+        third.status(),
+        503,
+        "two unsent answers should fill the budget"
+    );
+    for (_, _, conn) in &held {
+        conn.abort();
+    }
+    drop(held);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let status = c
+            .get(&page_uri)
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the budget never came back: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}
+
+/// The default limits, with a write timeout far above the test's run.
+fn limits_with_long_writes() -> TransportConfig {
+    TransportConfig {
+        write_timeout: Duration::from_secs(600),
+        ..limits()
+    }
 }
 
 async fn socket_connect(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
