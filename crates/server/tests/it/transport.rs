@@ -756,23 +756,8 @@ async fn a_client_that_stops_reading_its_responses_is_dropped() {
     })
     .await;
     let url = server.url.clone();
-    let c = reqwest::Client::new();
-    let big = "x".repeat(200 * 1024);
-    let events: Vec<Value> = (0..5)
-        .map(|i| event("/w", "s", now_ms() - 10 + i, &big))
-        .collect();
-    assert_eq!(
-        c.post(format!("{url}/v1/ingest"))
-            .bearer_auth(ADMIN)
-            .json(&events)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    // The reqwest client's pooled connection must not hold the only place.
-    drop(c);
+    // (A client of its own, whose pooled connection must not hold the only place.)
+    ingest_large(&url, "/w", 5).await;
     let one = format!(
         "GET /v1/events?group=/w&limit=100 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
     );
@@ -825,19 +810,7 @@ async fn an_http2_stream_whose_window_stays_shut_is_dropped_despite_pings() {
         ..limits()
     })
     .await;
-    let c = reqwest::Client::new();
-    let big = "x".repeat(200 * 1024);
-    let events: Vec<Value> = (0..3)
-        .map(|i| event("/h2", "s", now_ms() - 10 + i, &big))
-        .collect();
-    let r = c
-        .post(format!("{}/v1/ingest", server.url))
-        .bearer_auth(ADMIN)
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    ingest_large(&server.url, "/h2", 3).await;
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let (client, mut conn) = h2::client::Builder::new()
         .initial_window_size(0)
@@ -886,19 +859,8 @@ async fn answers_waiting_for_readers_keep_their_budget_until_sent() {
     };
     let server = start_with(limits_with_long_writes(), limits).await;
     let url = server.url.clone();
+    ingest_large(&url, "/r", 5).await;
     let c = reqwest::Client::new();
-    let big = "x".repeat(200 * 1024);
-    let events: Vec<Value> = (0..5)
-        .map(|i| event("/r", "s", now_ms() - 10 + i, &big))
-        .collect();
-    let r = c
-        .post(format!("{url}/v1/ingest"))
-        .bearer_auth(ADMIN)
-        .json(&events)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
     let page_uri = format!("{url}/v1/events?group=/r&limit=100");
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -956,6 +918,23 @@ fn limits_with_long_writes() -> TransportConfig {
         write_timeout: Duration::from_secs(600),
         ..limits()
     }
+}
+
+/// Stores `n` events of 200 KiB in `group` (answers of a page are then about `n` × 200 KiB),
+/// through a client that is dropped afterwards.
+async fn ingest_large(url: &str, group: &str, n: i64) {
+    let big = "x".repeat(200 * 1024);
+    let events: Vec<Value> = (0..n)
+        .map(|i| event(group, "s", now_ms() - 10 + i, &big))
+        .collect();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v1/ingest"))
+        .bearer_auth(ADMIN)
+        .json(&events)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 async fn socket_connect(addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
