@@ -671,11 +671,6 @@ mod tests {
             "x-amz-target",
             HeaderValue::from_static("Logs_20140328.DescribeLogGroups"),
         );
-        let signed = vec![
-            "host".to_string(),
-            "x-amz-date".into(),
-            "x-amz-target".into(),
-        ];
         let req = SignedRequest {
             method: "POST",
             path: "/",
@@ -683,22 +678,8 @@ mod tests {
             headers: &h,
             body,
         };
-        let sig = signature(
-            secret,
-            amz_date,
-            &amz_date[..8],
-            "eu-west-1",
-            "logs",
-            &canonical_request(&req, &signed),
-        );
-        h.insert(
-            "authorization",
-            HeaderValue::from_str(&format!(
-                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE00000/{}/eu-west-1/logs/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature={sig}",
-                &amz_date[..8]
-            ))
-            .unwrap(),
-        );
+        let auth = authorization(&req, "AKIDEXAMPLE00000", secret, amz_date, "eu-west-1");
+        h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
         h
     }
 

@@ -368,12 +368,11 @@ async fn handle(
         }
     };
     let req = req.map(|b| Body::new(TimedBody::new(b, body_timeout)));
-    let res = match app.oneshot(req).await {
+    let mut res = match app.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
     drop(permit);
-    let mut res = res;
     let held = res.extensions_mut().remove::<HeldUntilSent>();
     Ok(res.map(|b| TrackedBody::new(b, guard, held)))
 }

@@ -811,23 +811,11 @@ async fn an_http2_stream_whose_window_stays_shut_is_dropped_despite_pings() {
     })
     .await;
     ingest_large(&server.url, "/h2", 3).await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let (client, mut conn) = h2::client::Builder::new()
-        .initial_window_size(0)
-        .handshake::<_, axum::body::Bytes>(tcp)
-        .await
-        .unwrap();
-    let mut pings = conn.ping_pong().expect("PINGs");
-    let conn = tokio::spawn(conn);
-    let mut client = client.ready().await.unwrap();
-    let req = axum::http::Request::get(format!("{}/v1/events?group=/h2&limit=10", server.url))
-        .header("authorization", format!("Bearer {ADMIN}"))
-        .body(())
-        .unwrap();
-    let (resp, _) = client.send_request(req, true).unwrap();
-    let resp = resp.await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let _unread = resp.into_body();
+    let mut h2 = H2::connect(server.addr, 0).await;
+    let _unread = h2
+        .get_200(&format!("{}/v1/events?group=/h2&limit=10", server.url))
+        .await;
+    let (mut pings, conn) = (h2.pings, h2.conn);
     let started = Instant::now();
     loop {
         let pong =
@@ -864,22 +852,9 @@ async fn answers_waiting_for_readers_keep_their_budget_until_sent() {
     let page_uri = format!("{url}/v1/events?group=/r&limit=100");
     let mut held = Vec::new();
     for _ in 0..2 {
-        let tcp = TcpStream::connect(server.addr).await.unwrap();
-        let (client, conn) = h2::client::Builder::new()
-            .initial_window_size(1)
-            .handshake::<_, axum::body::Bytes>(tcp)
-            .await
-            .unwrap();
-        let conn = tokio::spawn(conn);
-        let mut client = client.ready().await.unwrap();
-        let req = axum::http::Request::get(&page_uri)
-            .header("authorization", format!("Bearer {ADMIN}"))
-            .body(())
-            .unwrap();
-        let (resp, _) = client.send_request(req, true).unwrap();
-        let resp = resp.await.unwrap();
-        assert_eq!(resp.status(), 200);
-        held.push((client, resp.into_body(), conn));
+        let mut h2 = H2::connect(server.addr, 1).await;
+        let body = h2.get_200(&page_uri).await;
+        held.push((h2, body));
     }
     let third = c.get(&page_uri).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(
@@ -887,8 +862,8 @@ async fn answers_waiting_for_readers_keep_their_budget_until_sent() {
         503,
         "two unsent answers should fill the budget"
     );
-    for (_, _, conn) in &held {
-        conn.abort();
+    for (h2, _) in &held {
+        h2.conn.abort();
     }
     drop(held);
     let deadline = Instant::now() + DEADLINE;
@@ -917,6 +892,45 @@ fn limits_with_long_writes() -> TransportConfig {
     TransportConfig {
         write_timeout: Duration::from_secs(600),
         ..limits()
+    }
+}
+
+/// An HTTP/2 client whose streams start with a receive window of `window` bytes, its
+/// connection driven by a task of its own.
+struct H2 {
+    client: h2::client::SendRequest<axum::body::Bytes>,
+    pings: h2::PingPong,
+    conn: tokio::task::JoinHandle<Result<(), h2::Error>>,
+}
+
+impl H2 {
+    async fn connect(addr: std::net::SocketAddr, window: u32) -> H2 {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (client, mut conn) = h2::client::Builder::new()
+            .initial_window_size(window)
+            .handshake::<_, axum::body::Bytes>(tcp)
+            .await
+            .unwrap();
+        let pings = conn.ping_pong().expect("PINGs");
+        let conn = tokio::spawn(conn);
+        let client = client.ready().await.unwrap();
+        H2 {
+            client,
+            pings,
+            conn,
+        }
+    }
+
+    /// GETs `uri` as the admin; asserts 200 and returns the body, unread.
+    async fn get_200(&mut self, uri: &str) -> h2::RecvStream {
+        let req = axum::http::Request::get(uri)
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(())
+            .unwrap();
+        let (resp, _) = self.client.send_request(req, true).unwrap();
+        let resp = resp.await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.into_body()
     }
 }
 
