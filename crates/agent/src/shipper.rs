@@ -6,6 +6,13 @@
 //! batch id makes a retried batch count once at the server, also after a kill -9 of the agent
 //! (the spool is replayed at start).
 //!
+//! Several servers (`kinsight.server_url` as a list, replicas of a scale-out server): the
+//! sender sticks with one while it answers and moves on to the next one in the list when it
+//! does not — a connection error, a timeout, a 5xx, 408 or 429 — retrying the same spooled
+//! batch, with the same batch id, there at once; the servers deduplicate batch ids across
+//! replicas. Only when every server failed in turn does it back off. Agents start at different
+//! servers (an index derived from the host name), so that they do not all load the first one.
+//!
 //! Two kinds of batches, two promises:
 //! * [`Sink::send`] (log lines, which can be read again from their files) resolves only once
 //!   the *server* acknowledged the batch, so log checkpoints advance on that acknowledgement;
@@ -23,7 +30,7 @@ use futures::future::BoxFuture;
 use kinsight_model::LogEvent;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -49,7 +56,12 @@ pub struct ShipperStats {
 
 #[derive(Debug, Clone)]
 pub struct ShipperConfig {
-    pub server_url: String,
+    /// Base URLs of the servers, without a trailing `/`; at least one. Several = failover.
+    pub server_urls: Vec<String>,
+    /// Index of the server tried first (taken modulo the number of servers). [`ShipperConfig::new`]
+    /// and [`ShipperConfig::with_servers`] derive it from the host name, so that a fleet of
+    /// agents spreads over the servers.
+    pub first_server: usize,
     pub token: Option<String>,
     pub spool_dir: PathBuf,
     pub max_bytes: u64,
@@ -68,9 +80,25 @@ pub struct ShipperConfig {
 }
 
 impl ShipperConfig {
+    /// One server.
     pub fn new(server_url: &str, token: Option<String>, spool_dir: PathBuf) -> ShipperConfig {
+        Self::with_servers(&[server_url], token, spool_dir)
+    }
+
+    /// Servers to fail over between (`kinsight.server_url`, one URL or several). Panics on an
+    /// empty list: the config refuses one.
+    pub fn with_servers(
+        server_urls: &[impl AsRef<str>],
+        token: Option<String>,
+        spool_dir: PathBuf,
+    ) -> ShipperConfig {
+        assert!(!server_urls.is_empty(), "a shipper needs a server URL");
         ShipperConfig {
-            server_url: server_url.trim_end_matches('/').to_string(),
+            server_urls: server_urls
+                .iter()
+                .map(|u| u.as_ref().trim_end_matches('/').to_string())
+                .collect(),
+            first_server: spread(&hostname_tag(), server_urls.len()),
             token,
             spool_dir,
             max_bytes: 1 << 30,
@@ -123,11 +151,31 @@ pub struct ServerSink {
     stopped: std::sync::atomic::AtomicBool,
     pub stats: Arc<ShipperStats>,
     http: reqwest::Client,
+    /// Index in `cfg.server_urls` of the server batches go to now.
+    current: AtomicUsize,
+}
+
+/// What one POST of a spooled batch came to.
+enum Attempt {
+    /// Stored (`Ok`) or refused for good (`Err`, a 4xx that retrying cannot fix): the batch
+    /// leaves the spool.
+    Done(Result<(), String>),
+    /// This server cannot take it now (connection error, timeout, 5xx, 408, 429): the next
+    /// server is tried.
+    ServerFailed(String),
+    /// Try again later, at the same server (401/403: a token problem; the spool file could
+    /// not be read).
+    Retry(String),
 }
 
 impl ServerSink {
     /// Opens (and replays) the spool; call [`ServerSink::spawn`] to start sending.
     pub fn open(cfg: ShipperConfig) -> Result<Arc<ServerSink>, SinkError> {
+        if cfg.server_urls.is_empty() {
+            return Err(SinkError::Rejected(
+                "no server to ship to: kinsight.server_url is empty".into(),
+            ));
+        }
         let io = |source| SinkError::Io {
             path: cfg.spool_dir.clone(),
             source,
@@ -188,7 +236,6 @@ impl ServerSink {
                 ))
             })?;
         Ok(Arc::new(ServerSink {
-            cfg,
             spool: Mutex::new(Spool {
                 entries,
                 bytes,
@@ -200,6 +247,8 @@ impl ServerSink {
             stopped: std::sync::atomic::AtomicBool::new(false),
             stats: Arc::default(),
             http,
+            current: AtomicUsize::new(cfg.first_server % cfg.server_urls.len()),
+            cfg,
         }))
     }
 
@@ -363,7 +412,13 @@ impl ServerSink {
     }
 
     async fn send_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let servers = self.cfg.server_urls.len();
         let mut backoff = self.cfg.min_backoff;
+        // Servers that failed one after the other since the last success or back-off: when
+        // all of them did, the sender backs off before the next round.
+        let mut failed_in_a_row = 0;
+        // A server failed since the last success: the next success is logged.
+        let mut failing = false;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -380,9 +435,15 @@ impl ServerSink {
                     _ = shutdown.changed() => return,
                 }
             };
-            match self.post(&path).await {
-                Ok(result) => {
+            let i = self.current.load(Ordering::Relaxed);
+            let url = &self.cfg.server_urls[i];
+            let e = match self.post(url, &path).await {
+                Attempt::Done(result) => {
                     backoff = self.cfg.min_backoff;
+                    failed_in_a_row = 0;
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("shipping to {url} works");
+                    }
                     let mut s = self.lock();
                     if let Some(e) = s.entries.remove(&seq) {
                         s.bytes -= e.size;
@@ -393,36 +454,62 @@ impl ServerSink {
                     }
                     drop(s);
                     self.progress.send_modify(|v| *v += 1);
+                    continue;
                 }
-                Err(e) => {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    // Full jitter: a random delay up to the current backoff, so that many agents
-                    // coming back after an outage do not hit the server in lockstep.
-                    let delay = backoff.mul_f64(rand::random::<f64>().max(0.1));
-                    tracing::warn!(
-                        "shipping to {} failed: {e}; retrying in {:.1} s",
-                        self.cfg.server_url,
-                        delay.as_secs_f64()
-                    );
-                    backoff = (backoff * 2).min(self.cfg.max_backoff);
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.changed() => return,
+                Attempt::ServerFailed(e) => {
+                    failed_in_a_row += 1;
+                    let next = (i + 1) % servers;
+                    self.current.store(next, Ordering::Relaxed);
+                    if failed_in_a_row < servers {
+                        // Another server has not been tried yet: the same batch goes there now.
+                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                        failing = true;
+                        tracing::warn!(
+                            "shipping to {url} failed: {e}; trying {} instead",
+                            self.cfg.server_urls[next]
+                        );
+                        continue;
                     }
+                    e
                 }
+                Attempt::Retry(e) => e,
+            };
+            failed_in_a_row = 0;
+            failing = true;
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            // Full jitter: a random delay up to the current backoff, so that many agents
+            // coming back after an outage do not hit the server in lockstep.
+            let delay = backoff.mul_f64(rand::random::<f64>().max(0.1));
+            let next = &self.cfg.server_urls[self.current.load(Ordering::Relaxed)];
+            if servers == 1 {
+                tracing::warn!(
+                    "shipping to {url} failed: {e}; retrying in {:.1} s",
+                    delay.as_secs_f64()
+                );
+            } else {
+                tracing::warn!(
+                    "shipping to {url} failed: {e}; none of the {servers} servers took the batch, retrying at {next} in {:.1} s",
+                    delay.as_secs_f64()
+                );
+            }
+            backoff = (backoff * 2).min(self.cfg.max_backoff);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
             }
         }
     }
 
-    /// POSTs one spooled batch. `Ok(Ok)` = stored; `Ok(Err)` = the server refused it for good
-    /// (a 4xx that retrying cannot fix): dropped and reported; `Err` = try again later.
-    async fn post(&self, path: &Path) -> Result<Result<(), String>, String> {
-        let data =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    /// POSTs one spooled batch to the server at `url`.
+    async fn post(&self, url: &str, path: &Path) -> Attempt {
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) => return Attempt::Retry(format!("cannot read {}: {e}", path.display())),
+        };
         let (batch_id, payload, events) = match parse_file(&data) {
             Ok(p) => p,
             Err(msg) => {
-                return Ok(Err(format!(
+                return Attempt::Done(Err(format!(
                     "spool file {} is damaged: {msg}",
                     path.display()
                 )));
@@ -430,7 +517,7 @@ impl ServerSink {
         };
         let mut req = self
             .http
-            .post(format!("{}/v1/ingest", self.cfg.server_url))
+            .post(format!("{url}/v1/ingest"))
             .header("content-type", "application/x-ndjson")
             .header("content-encoding", "zstd")
             .header("x-kinsight-batch-id", batch_id)
@@ -438,10 +525,10 @@ impl ServerSink {
         if let Some(t) = &self.cfg.token {
             req = req.bearer_auth(t);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| crate::server_tls::describe(&e))?;
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Attempt::ServerFailed(crate::server_tls::describe(&e)),
+        };
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         if status.is_success() {
@@ -457,19 +544,19 @@ impl ServerSink {
                     .events_rejected
                     .fetch_add(rejected, Ordering::Relaxed);
                 tracing::warn!(
-                    "server rejected {rejected} of {events} events: {}",
+                    "server {url} rejected {rejected} of {events} events: {}",
                     truncate(&v["rejected"].to_string(), 300)
                 );
             }
-            return Ok(Ok(()));
+            return Attempt::Done(Ok(()));
         }
         let code = status.as_u16();
         if matches!(code, 408 | 429) || status.is_server_error() {
-            return Err(format!("HTTP {code}: {}", truncate(&body, 300)));
+            return Attempt::ServerFailed(format!("HTTP {code}: {}", truncate(&body, 300)));
         }
         if matches!(code, 401 | 403) {
             // A wrong or missing token is an operator error: keep the data and keep trying.
-            return Err(format!(
+            return Attempt::Retry(format!(
                 "HTTP {code} (check KINSIGHT_TOKEN): {}",
                 truncate(&body, 300)
             ));
@@ -478,11 +565,11 @@ impl ServerSink {
             .events_rejected
             .fetch_add(events, Ordering::Relaxed);
         tracing::error!(
-            "server refused a batch of {events} events for good, HTTP {code}: {}",
+            "server {url} refused a batch of {events} events for good, HTTP {code}: {}",
             truncate(&body, 500)
         );
-        Ok(Err(format!(
-            "server refused the batch: HTTP {code}: {}",
+        Attempt::Done(Err(format!(
+            "server {url} refused the batch: HTTP {code}: {}",
             truncate(&body, 300)
         )))
     }
@@ -563,6 +650,12 @@ fn truncate(s: &str, n: usize) -> &str {
     &s[..end]
 }
 
+/// The server an agent on `host` starts at, of `servers`: stable for a host, spread over a
+/// fleet.
+fn spread(host: &str, servers: usize) -> usize {
+    crc32fast::hash(host.as_bytes()) as usize % servers.max(1)
+}
+
 fn hostname_tag() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| {
@@ -573,4 +666,29 @@ fn hostname_tag() -> String {
                 .collect()
         })
         .unwrap_or_else(|_| "agent".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_start_at_servers_spread_by_host_name() {
+        let mut per_server = [0; 3];
+        for i in 0..300 {
+            let host = format!("kinsight-agent-{i}");
+            let first = spread(&host, 3);
+            assert_eq!(first, spread(&host, 3), "stable for a host");
+            per_server[first] += 1;
+        }
+        assert!(per_server.iter().all(|n| *n >= 50), "{per_server:?}");
+        assert_eq!(spread("node-a", 1), 0);
+        let c = ShipperConfig::with_servers(&["http://a/", "http://b"], None, "/tmp/x".into());
+        assert_eq!(c.server_urls, vec!["http://a", "http://b"]);
+        assert!(c.first_server < 2);
+        assert_eq!(
+            ShipperConfig::new("http://a//", None, "/x".into()).server_urls,
+            vec!["http://a"]
+        );
+    }
 }

@@ -119,7 +119,9 @@ pub struct KinsightSettings {
     /// API server URL; default from the in-cluster environment (KUBERNETES_SERVICE_HOST/PORT).
     pub api_server_url: Option<String>,
     pub state_dir: PathBuf,
-    pub server_url: Option<String>,
+    /// The kinsight servers to ship to (`server_url`: one URL or a list of them, each with
+    /// `${VAR}` expanded); empty when the key is absent. The shipper fails over between them.
+    pub server_urls: Vec<String>,
     /// File holding the server token; the `KINSIGHT_TOKEN` variable wins when set.
     pub server_token_file: Option<PathBuf>,
     /// PEM CA certificates an `https://` server's certificate must chain to (instead of the
@@ -481,7 +483,7 @@ fn parse_kinsight(
                 // same host, and in a DaemonSet the one writable host path (issue 15, item 8).
                 .unwrap_or_else(|| "/var/lib/kinsight-agent".into()),
         ),
-        server_url: k.string("server_url")?.map(|u| expand_env(&u, env)),
+        server_urls: server_urls(k, env)?,
         server_token_file: k.string("server_token_file")?.map(PathBuf::from),
         server_ca_file: k.string("server_ca_file")?.map(PathBuf::from),
         log_group_prefix: k
@@ -501,14 +503,21 @@ fn parse_kinsight(
         logs,
     };
     if settings.server_ca_file.is_some() {
-        if let Some(u) = settings
-            .server_url
-            .as_deref()
-            .filter(|u| !u.starts_with("https://"))
+        let listed = settings.server_urls.len() > 1;
+        if let Some((i, u)) = settings
+            .server_urls
+            .iter()
+            .enumerate()
+            .find(|(_, u)| !u.starts_with("https://"))
         {
+            let which = if listed {
+                format!("server_url[{i}]")
+            } else {
+                "server_url".to_string()
+            };
             return Err(ConfigError::Invalid {
                 key: k.key("server_ca_file"),
-                message: format!("a CA file verifies an https:// server, but server_url is {u:?}"),
+                message: format!("a CA file verifies an https:// server, but {which} is {u:?}"),
             });
         }
     }
@@ -519,6 +528,50 @@ fn parse_kinsight(
         });
     }
     Ok(settings)
+}
+
+/// `server_url`: one URL or a non-empty list of them, `${VAR}` expanded in each, each an
+/// `http://` or `https://` URL.
+fn server_urls(
+    k: &mut Cursor<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = k.string_or_strings("server_url")? else {
+        return Ok(Vec::new());
+    };
+    if raw.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: k.key("server_url"),
+            message: "the list is empty: give at least one server URL (or leave the key out)"
+                .into(),
+        });
+    }
+    // Elements of a list are named by their index (`kinsight.server_url[1]`).
+    let listed = matches!(k.obj.get("server_url"), Some(Value::Array(_)));
+    raw.iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let url = expand_env(u, env);
+            let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            if matches!(scheme.as_deref(), Some("http" | "https")) {
+                return Ok(url);
+            }
+            let key = if listed {
+                format!("{}[{i}]", k.key("server_url"))
+            } else {
+                k.key("server_url")
+            };
+            let expanded = if url == *u {
+                String::new()
+            } else {
+                format!(" (from {u:?})")
+            };
+            Err(ConfigError::Invalid {
+                key,
+                message: format!("{url:?}{expanded} is not an http:// or https:// URL"),
+            })
+        })
+        .collect()
 }
 
 /// Replaces `${NAME}` with the variable's value (empty when unset).
@@ -620,6 +673,29 @@ impl<'a> Cursor<'a> {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(v) => Err(self.wrong(k, "a string", v)),
+        }
+    }
+
+    /// A string, or an array of strings (the string alone is a list of one). An element
+    /// that is not a string is an error naming it (`key[i]`); an empty array is returned as is.
+    fn string_or_strings(&mut self, k: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    v => Err(ConfigError::WrongType {
+                        key: format!("{}[{i}]", self.key(k)),
+                        expected: "a string",
+                        found: kind(v),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(self.wrong(k, "a string or an array of strings", v)),
         }
     }
 
@@ -858,6 +934,140 @@ mod tests {
             AgentConfig::from_json_with_env(&doc("https://k", "5"), &env(&[])),
             Err(ConfigError::WrongType { .. })
         ));
+    }
+
+    fn with_server_url(value: &str) -> String {
+        format!(
+            r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "c"}}}}}},
+               "kinsight": {{"server_url": {value}}}}}"#
+        )
+    }
+
+    /// `server_url` is one URL (as it always was) or a list of them to fail over between.
+    #[test]
+    fn server_url_is_one_url_or_a_list() {
+        let parse = |v: &str| AgentConfig::from_json_with_env(&with_server_url(v), &env(&[]));
+        let c = parse(r#""http://kinsight-server.kinsight.svc:8080""#).unwrap();
+        assert_eq!(
+            c.kinsight.server_urls,
+            vec!["http://kinsight-server.kinsight.svc:8080"]
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c =
+            parse(r#"["http://kinsight-0.kinsight:8080", "https://kinsight-1.kinsight:8443/"]"#)
+                .unwrap();
+        assert_eq!(
+            c.kinsight.server_urls,
+            vec![
+                "http://kinsight-0.kinsight:8080",
+                "https://kinsight-1.kinsight:8443/"
+            ]
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Absent (or null): no server.
+        let c = AgentConfig::from_json_with_env(
+            r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c"}}}}"#,
+            &env(&[]),
+        )
+        .unwrap();
+        assert!(c.kinsight.server_urls.is_empty());
+        assert!(parse("null").unwrap().kinsight.server_urls.is_empty());
+    }
+
+    #[test]
+    fn an_empty_or_mistyped_server_url_list_is_refused_naming_the_key() {
+        let parse = |v: &str| AgentConfig::from_json_with_env(&with_server_url(v), &env(&[]));
+        match parse("[]") {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "kinsight.server_url");
+                assert!(message.contains("empty"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse("[]").unwrap_err().to_string(),
+            "config key `kinsight.server_url`: the list is empty: give at least one server URL (or leave the key out)"
+        );
+        assert_eq!(
+            parse(r#"["http://a:8080", 8080]"#).unwrap_err().to_string(),
+            "config key `kinsight.server_url[1]` must be a string, found the number 8080"
+        );
+        assert_eq!(
+            parse(r#"["http://a:8080", null]"#).unwrap_err().to_string(),
+            "config key `kinsight.server_url[1]` must be a string, found null"
+        );
+        assert_eq!(
+            parse("8080").unwrap_err().to_string(),
+            "config key `kinsight.server_url` must be a string or an array of strings, found the number 8080"
+        );
+        assert_eq!(
+            parse(r#"{"url": "http://a"}"#).unwrap_err().to_string(),
+            "config key `kinsight.server_url` must be a string or an array of strings, found an object"
+        );
+        // Every element must be an http:// or https:// URL; the error names the element.
+        assert_eq!(
+            parse(r#"["http://a:8080", "b:8080"]"#)
+                .unwrap_err()
+                .to_string(),
+            "config key `kinsight.server_url[1]`: \"b:8080\" is not an http:// or https:// URL"
+        );
+        assert_eq!(
+            parse(r#""kinsight:8080""#).unwrap_err().to_string(),
+            "config key `kinsight.server_url`: \"kinsight:8080\" is not an http:// or https:// URL"
+        );
+    }
+
+    #[test]
+    fn env_expansion_in_every_server_url() {
+        let vars = env(&[("NS", "obs"), ("PORT", "8080")]);
+        let doc = with_server_url(r#""http://kinsight.${NS}.svc:${PORT}""#);
+        let c = AgentConfig::from_json_with_env(&doc, &vars).unwrap();
+        assert_eq!(c.kinsight.server_urls, vec!["http://kinsight.obs.svc:8080"]);
+        let doc = with_server_url(
+            r#"["http://kinsight-0.${NS}:${PORT}", "http://kinsight-1.${NS}:${PORT}"]"#,
+        );
+        let c = AgentConfig::from_json_with_env(&doc, &vars).unwrap();
+        assert_eq!(
+            c.kinsight.server_urls,
+            vec!["http://kinsight-0.obs:8080", "http://kinsight-1.obs:8080"]
+        );
+        // A variable that is not set leaves an element that is no URL: refused, saying so.
+        let doc = with_server_url(r#"["http://a:8080", "${KINSIGHT_SERVER_1}"]"#);
+        assert_eq!(
+            AgentConfig::from_json_with_env(&doc, &vars)
+                .unwrap_err()
+                .to_string(),
+            "config key `kinsight.server_url[1]`: \"\" (from \"${KINSIGHT_SERVER_1}\") is not an http:// or https:// URL"
+        );
+    }
+
+    #[test]
+    fn a_server_ca_file_needs_every_listed_server_to_be_https() {
+        let doc = |urls: &str| {
+            format!(
+                r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "c"}}}}}},
+                   "kinsight": {{"server_url": {urls}, "server_ca_file": "/ca.crt"}}}}"#
+            )
+        };
+        let c = AgentConfig::from_json_with_env(
+            &doc(r#"["https://kinsight-0:8443", "https://kinsight-1:8443"]"#),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.kinsight.server_urls.len(), 2);
+        match AgentConfig::from_json_with_env(
+            &doc(r#"["https://kinsight-0:8443", "http://kinsight-1:8080"]"#),
+            &env(&[]),
+        ) {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "kinsight.server_ca_file");
+                assert_eq!(
+                    message,
+                    "a CA file verifies an https:// server, but server_url[1] is \"http://kinsight-1:8080\""
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The shipper's promises, against a small ingest endpoint whose answers the test controls
 //! (outage, 503, permanent 400): log batches resolve only on the server's acknowledgement,
 //! samples once spooled; a full spool drops the oldest samples and makes logs wait; the spool
-//! survives a restart and replays with the same batch ids. The end-to-end path against the
-//! real `kinsight server` is tested in the CLI tests.
+//! survives a restart and replays with the same batch ids; with several servers it fails over
+//! between them with the same batch ids. The end-to-end path against the real `kinsight server`
+//! is tested in the CLI tests.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,6 +23,10 @@ struct Received {
     batches: Vec<(String, Vec<LogEvent>)>,
     /// Answers to give, in order; empty = 200.
     script: Vec<u16>,
+    /// The batch id of every request, whatever the answer.
+    attempts: Vec<String>,
+    /// Answer every request 503 (a replica that is up but cannot store).
+    unavailable: bool,
 }
 
 async fn ingest(
@@ -30,6 +35,15 @@ async fn ingest(
     body: Bytes,
 ) -> (StatusCode, String) {
     let mut r = r.lock().unwrap();
+    if let Some(id) = headers.get("x-kinsight-batch-id") {
+        r.attempts.push(id.to_str().unwrap().to_string());
+    }
+    if r.unavailable {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"code\":\"x\",\"message\":\"unavailable\"}".into(),
+        );
+    }
     if !r.script.is_empty() {
         let code = r.script.remove(0);
         if code != 200 {
@@ -68,6 +82,42 @@ async fn server(port: u16, r: Arc<Mutex<Received>>) -> tokio::task::JoinHandle<(
         .await
         .unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() })
+}
+
+/// A server that can be taken away: [`Stoppable::stop`] returns once its port and its
+/// connections are closed.
+struct Stoppable {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stoppable {
+    async fn start(port: u16, r: Arc<Mutex<Received>>) -> Stoppable {
+        let app = Router::new()
+            .route("/v1/ingest", post(ingest))
+            .with_state(r);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+        });
+        Stoppable { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the test server did not stop")
+            .unwrap();
+    }
 }
 
 fn free_port() -> u16 {
@@ -310,4 +360,190 @@ async fn shutdown_answers_a_caller_waiting_for_an_acknowledgement() {
         .await
         .expect("send() after shutdown waits forever");
     assert!(later.is_err());
+}
+
+/// Two servers, the sender pinned to start at the first.
+fn two_servers(first: u16, second: u16, dir: &std::path::Path) -> ShipperConfig {
+    let mut c = ShipperConfig::with_servers(
+        &[
+            format!("http://127.0.0.1:{first}/"),
+            format!("http://127.0.0.1:{second}"),
+        ],
+        Some("t0ken".into()),
+        dir.join("spool"),
+    );
+    c.first_server = 0;
+    c.min_backoff = Duration::from_millis(20);
+    c.max_backoff = Duration::from_millis(200);
+    c.batch_max_events = 2;
+    c
+}
+
+fn ids(r: &Arc<Mutex<Received>>) -> Vec<String> {
+    r.lock()
+        .unwrap()
+        .batches
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+fn messages(r: &Arc<Mutex<Received>>) -> Vec<String> {
+    r.lock()
+        .unwrap()
+        .batches
+        .iter()
+        .flat_map(|(_, e)| e.iter().map(|e| e.message.clone()))
+        .collect()
+}
+
+fn all_messages(batches: &[&[LogEvent]]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| b.iter().map(|e| e.message.clone()))
+        .collect()
+}
+
+async fn send(sink: &Arc<ServerSink>, events: &[LogEvent]) {
+    tokio::time::timeout(Duration::from_secs(30), sink.send(events))
+        .await
+        .expect("not acknowledged within 30 s")
+        .unwrap();
+}
+
+/// How the first of two servers fails.
+#[derive(Clone, Copy, PartialEq)]
+enum FirstServer {
+    /// Nothing listens on its port.
+    RefusesConnections,
+    /// It answers every request 503.
+    Answers503,
+}
+
+/// A scale-out server behind a list of URLs (issue [2/7]): the first server fails, so the
+/// batch goes to the second at once, with the same batch id, and the sender stays there; every
+/// batch is acknowledged exactly once. When the second goes away and the first comes back,
+/// shipping continues there.
+async fn fails_over_and_back(first: FirstServer) {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let rec1 = Arc::new(Mutex::new(Received {
+        unavailable: true,
+        ..Default::default()
+    }));
+    let mut srv1 = None;
+    if first == FirstServer::Answers503 {
+        srv1 = Some(server(p1, rec1.clone()).await);
+    }
+    let rec2 = Arc::new(Mutex::new(Received::default()));
+    let srv2 = Stoppable::start(p2, rec2.clone()).await;
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let sink = ServerSink::open(two_servers(p1, p2, dir.path())).unwrap();
+    sink.spawn(rx);
+
+    // Logs and samples, in several batches (two events each).
+    let (a, s, b) = (events("a", 3), events("s", 4), events("b", 2));
+    send(&sink, &a).await;
+    sink.offer(&s).await.unwrap();
+    send(&sink, &b).await;
+    assert!(
+        sink.drain(Duration::from_secs(30)).await,
+        "spool not emptied"
+    );
+
+    let acked = ids(&rec2);
+    assert_eq!(acked.len(), 5, "2 + 2 + 1 batches: {acked:?}");
+    assert_eq!(
+        rec2.lock().unwrap().attempts,
+        acked,
+        "each batch reached the second server once"
+    );
+    assert_eq!(messages(&rec2), all_messages(&[&a, &s, &b]));
+    // The first batch was tried at the first server, then at the second with the same id;
+    // after that the sender stayed with the second.
+    assert_eq!(sink.stats.retries.load(Ordering::Relaxed), 1);
+    if first == FirstServer::Answers503 {
+        assert_eq!(rec1.lock().unwrap().attempts, vec![acked[0].clone()]);
+    }
+    assert!(rec1.lock().unwrap().batches.is_empty());
+
+    // The second goes away, the first comes back.
+    srv2.stop().await;
+    let c = events("c", 3);
+    let pending = {
+        let (sink, c) = (sink.clone(), c.clone());
+        tokio::spawn(async move { sink.send(&c).await })
+    };
+    match first {
+        FirstServer::RefusesConnections => {
+            *rec1.lock().unwrap() = Received::default();
+            srv1 = Some(server(p1, rec1.clone()).await);
+        }
+        FirstServer::Answers503 => rec1.lock().unwrap().unavailable = false,
+    }
+    tokio::time::timeout(Duration::from_secs(30), pending)
+        .await
+        .expect("not acknowledged within 30 s after the first server came back")
+        .unwrap()
+        .unwrap();
+    let d = events("d", 2);
+    send(&sink, &d).await;
+    assert_eq!(messages(&rec1), all_messages(&[&c, &d]));
+    let back = ids(&rec1);
+    assert_eq!(back.len(), 3, "{back:?}");
+    assert!(
+        back.iter().all(|id| !acked.contains(id)),
+        "batches acknowledged by the second were not sent again"
+    );
+    // The first server saw nothing but these (and, answering 503, the very first batch).
+    let seen = rec1.lock().unwrap().attempts.clone();
+    assert!(
+        seen.iter().all(|id| back.contains(id) || *id == acked[0]),
+        "{seen:?}"
+    );
+    assert_eq!(ids(&rec2), acked, "nothing more reached the second");
+    assert_eq!(sink.pending(), (0, 0));
+    drop(srv1);
+}
+
+#[tokio::test]
+async fn fails_over_from_a_server_that_refuses_connections_and_back() {
+    fails_over_and_back(FirstServer::RefusesConnections).await;
+}
+
+#[tokio::test]
+async fn fails_over_from_a_server_that_answers_503_and_back() {
+    fails_over_and_back(FirstServer::Answers503).await;
+}
+
+/// 4xx answers other than 408/429 say nothing about the server: the sender stays with it (a
+/// 400 refuses the batch for good, a 401 is retried at the same server); a 429 moves on.
+#[tokio::test]
+async fn client_errors_are_not_failover_reasons_but_429_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let rec1 = Arc::new(Mutex::new(Received {
+        script: vec![400, 401, 200, 429],
+        ..Default::default()
+    }));
+    let rec2 = Arc::new(Mutex::new(Received::default()));
+    let _srv1 = server(p1, rec1.clone()).await;
+    let _srv2 = server(p2, rec2.clone()).await;
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let sink = ServerSink::open(two_servers(p1, p2, dir.path())).unwrap();
+    sink.spawn(rx);
+    let err = sink.send(&events("bad", 1)).await.unwrap_err().to_string();
+    assert!(
+        err.contains("HTTP 400") && err.contains(&format!("http://127.0.0.1:{p1}")),
+        "the error names the server: {err}"
+    );
+    // 401, then stored: both at the first server.
+    send(&sink, &events("ok", 1)).await;
+    assert_eq!(ids(&rec1).len(), 1);
+    assert!(rec2.lock().unwrap().attempts.is_empty());
+    // 429: the batch goes to the second, with the same id.
+    send(&sink, &events("busy", 1)).await;
+    let at_first = rec1.lock().unwrap().attempts.clone();
+    assert_eq!(at_first.len(), 4, "{at_first:?}");
+    assert_eq!(ids(&rec2), vec![at_first[3].clone()]);
 }

@@ -44,14 +44,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// The server sink of the config: `kinsight.server_url`, token from `KINSIGHT_TOKEN` or
-/// `kinsight.server_token_file`, spool under `state_dir/spool`.
+/// The server sink of the config: `kinsight.server_url` (one or several servers), token from
+/// `KINSIGHT_TOKEN` or `kinsight.server_token_file`, spool under `state_dir/spool`.
 pub fn server_sink(cfg: &AgentConfig) -> anyhow::Result<Arc<ServerSink>> {
     let k = &cfg.kinsight;
-    let url = k
-        .server_url
-        .as_deref()
-        .context("--output server needs kinsight.server_url in the config")?;
+    if k.server_urls.is_empty() {
+        anyhow::bail!("--output server needs kinsight.server_url in the config");
+    }
     let token = match std::env::var("KINSIGHT_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
@@ -67,7 +66,7 @@ pub fn server_sink(cfg: &AgentConfig) -> anyhow::Result<Arc<ServerSink>> {
             None => None,
         },
     };
-    let mut sc = ShipperConfig::new(url, token, k.state_dir.join("spool"));
+    let mut sc = ShipperConfig::with_servers(&k.server_urls, token, k.state_dir.join("spool"));
     sc.max_bytes = k.buffer_max_bytes;
     sc.batch_max_events = k.batch_max_events;
     sc.batch_max_bytes = k.batch_max_bytes;
@@ -103,7 +102,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     }
     kinsight_agent::host::check_host_root(&cfg.kinsight.host_root).map_err(anyhow::Error::msg)?;
     let output = args.output.clone().unwrap_or_else(|| {
-        if cfg.kinsight.server_url.is_some() {
+        if !cfg.kinsight.server_urls.is_empty() {
             "server".into()
         } else {
             "-".into()
