@@ -29,7 +29,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 /// How long a call waits for a connection before the catalogue counts as unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Key of the advisory lock that serialises log appends.
-const LOG_LOCK: i64 = 0x6b69_6e73_6c6f_67; // "kinslog"
+const LOG_LOCK: i64 = 0x006b_696e_736c_6f67; // "kinslog"
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {

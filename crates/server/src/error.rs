@@ -182,9 +182,9 @@ impl From<StoreError> for ApiError {
             }
             StoreError::LimitExceeded { .. } => ErrorCode::LimitExceeded,
             StoreError::DiskFull { .. } => ErrorCode::InsufficientStorage,
-            StoreError::ShuttingDown | StoreError::Backpressure { .. } => {
-                ErrorCode::ServiceUnavailable
-            }
+            StoreError::ShuttingDown
+            | StoreError::Unavailable(_)
+            | StoreError::Backpressure { .. } => ErrorCode::ServiceUnavailable,
             StoreError::WalIo { .. }
             | StoreError::WalCorrupt { .. }
             | StoreError::Io { .. }

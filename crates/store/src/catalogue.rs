@@ -243,6 +243,8 @@ impl Catalogue {
                 g.deleted_streams.insert(stream.clone(), seq);
                 self.stream_count -= 1;
             }
+            // The memtable's business (`State::apply`).
+            CatalogueOp::Freeze => {}
         }
         Ok(fx)
     }

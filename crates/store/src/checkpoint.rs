@@ -133,6 +133,8 @@ pub(crate) struct Loaded {
     /// Segments the previous checkpoint lists and `checkpoint` does not (compaction inputs,
     /// expired segments): kept until a second checkpoint without them is durable.
     pub previous_only_paths: Vec<String>,
+    /// Replicas: the catalogue version of `checkpoint`.
+    pub version: Option<i64>,
 }
 
 /// Loads the newest checkpoint, or falls back to the previous one when the newest is damaged
@@ -185,6 +187,7 @@ pub(crate) async fn load(
                 newest_valid: true,
                 previous_seq,
                 previous_only_paths,
+                version: None,
             })
         }
         (None, None) => Ok(Loaded {
@@ -192,6 +195,7 @@ pub(crate) async fn load(
             newest_valid: false,
             previous_seq: None,
             previous_only_paths: Vec::new(),
+            version: None,
         }),
         (newest, prev) => {
             let why = match newest {
@@ -218,6 +222,7 @@ pub(crate) async fn load(
                             newest_valid: false,
                             previous_seq: None,
                             previous_only_paths: Vec::new(),
+                            version: None,
                         });
                     }
                     let prev_state = match other {
@@ -249,9 +254,61 @@ pub(crate) async fn load(
                 checkpoint: from,
                 newest_valid: false,
                 previous_only_paths: Vec::new(),
+                version: None,
             })
         }
     }
+}
+
+/// Replicas: loads the newest checkpoint the catalogue lists, or an older kept one when the
+/// newest object is damaged (the log is truncated only through the oldest kept checkpoint, so
+/// falling back loses nothing), or an empty state when none was published yet.
+pub(crate) async fn load_shared(
+    storage: &crate::storage::Storage,
+    catalogue: &kinsight_catalogue::Catalogue,
+    now_ms: i64,
+) -> Result<Loaded> {
+    let rows = catalogue
+        .checkpoints(crate::shared::CHECKPOINTS_KEPT)
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut problems = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let path = object_store::path::Path::from(row.object_key.as_str());
+        let decoded = match storage.get_opt(&path).await? {
+            Some(b) => Checkpoint::decode_or_damaged(&row.object_key, &b)?,
+            None => Err("it is missing".to_string()),
+        };
+        match decoded {
+            Ok(checkpoint) => {
+                if i > 0 {
+                    tracing::error!(problems = ?problems, fallback = %row.object_key,
+                        "the newest checkpoint is unusable; starting from an older one and the log after it");
+                }
+                return Ok(Loaded {
+                    checkpoint,
+                    newest_valid: i == 0,
+                    previous_seq: None,
+                    previous_only_paths: Vec::new(),
+                    version: Some(row.version),
+                });
+            }
+            Err(reason) => problems.push(format!("{}: {reason}", row.object_key)),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(StoreError::Format {
+            path: "checkpoints".into(),
+            reason: format!("no usable checkpoint: {}", problems.join("; ")),
+        });
+    }
+    Ok(Loaded {
+        checkpoint: Checkpoint::new(0, now_ms, Catalogue::default(), Manifest::default()),
+        newest_valid: false,
+        previous_seq: None,
+        previous_only_paths: Vec::new(),
+        version: None,
+    })
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub struct StoreConfig {
     pub retention_interval_ms: u64,
     /// Caps on the number of log groups and streams (issue 15, item 12).
     pub limits: CardinalityLimits,
+    /// A replica of a replicated deployment (issue 16): the log lives in the object store,
+    /// ordered by the PostgreSQL catalogue, instead of `wal/`. `None`: a single server.
+    pub shared: Option<crate::shared::SharedConfig>,
 }
 
 impl StoreConfig {
@@ -87,6 +90,7 @@ impl StoreConfig {
             compaction_interval_ms: 30_000,
             retention_interval_ms: 300_000,
             limits: CardinalityLimits::default(),
+            shared: None,
         }
     }
 

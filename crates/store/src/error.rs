@@ -113,6 +113,10 @@ pub enum StoreError {
         count: usize,
         limit: usize,
     },
+    /// A replicated server cannot reach what acknowledgements depend on (the PostgreSQL
+    /// catalogue or the object store) within a bounded wait: nothing was acknowledged.
+    #[error("{0}; retry later")]
+    Unavailable(String),
     /// The store is shutting down (or its writer thread died); the caller may retry later.
     #[error("the store is shutting down")]
     ShuttingDown,

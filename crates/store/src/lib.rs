@@ -20,8 +20,9 @@
 //!   on WAL replay, and hold back WAL truncation until they report it persisted (issue #6).
 //!
 //! What it deliberately does not: parse or plan queries (that is `kinsight-query`), know HTTP
-//! (`kinsight-server`), extract metrics (`kinsight-metrics`), or coordinate several writers on
-//! one bucket — one server owns one data directory and one object-store prefix.
+//! (`kinsight-server`) or extract metrics (`kinsight-metrics`). Several servers share one bucket
+//! only as replicas ([`shared`]): one log in the object store, ordered by a PostgreSQL
+//! catalogue, applied by all; without one, a server owns its data directory and prefix.
 //!
 //! On-disk formats: `docs/formats/wal.md`, `segments.md`, `catalogue.md`.
 
@@ -42,6 +43,7 @@ pub mod read;
 pub mod record;
 pub mod schema;
 pub mod segment;
+pub mod shared;
 mod state;
 pub mod storage;
 mod store;
@@ -60,5 +62,6 @@ pub use read::{
 };
 pub use record::{BatchRecord, event_id, seq_of_event_id};
 pub use segment::{CLUSTER_COLUMNS, SegmentMeta};
+pub use shared::SharedConfig;
 pub use storage::{ObjectStoreLocation, Storage};
 pub use store::{GroupInfo, Page, Store, StoreStats, StreamInfo, StreamOrder};

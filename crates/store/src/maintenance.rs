@@ -178,13 +178,30 @@ impl Store {
 
     /// Writes everything unflushed to segments and a checkpoint, then truncates the WAL.
     pub async fn flush(&self) -> Result<FlushReport> {
+        let replicated = self.inner.config.shared.is_some();
+        if replicated {
+            // Replicas: only the maintenance leader flushes, from the newest checkpoint, and
+            // freezes through the log so that every replica freezes the same rows.
+            if !self.may_maintain() {
+                return Ok(FlushReport::default());
+            }
+            self.require_current_checkpoint().await?;
+            let needed = {
+                let st = self.inner.shared.lock();
+                st.memtable.rows > 0
+                    || (st.frozen.is_empty() && st.applied_seq > st.saved_checkpoint_seq)
+            };
+            if needed {
+                self.freeze_everywhere().await?;
+            }
+        }
         let _m = self.inner.maintenance.lock().await;
         let mut report = FlushReport::default();
         // Retry memtables whose earlier flush failed, then freeze the active one.
         let todo: Vec<Arc<Frozen>> = {
             let mut st = self.inner.shared.lock();
             let mut todo = st.frozen.clone();
-            if st.memtable.rows > 0 || st.applied_seq > st.saved_checkpoint_seq {
+            if !replicated && (st.memtable.rows > 0 || st.applied_seq > st.saved_checkpoint_seq) {
                 let mem = st.memtable.freeze();
                 let frozen = Arc::new(Frozen {
                     seq: st.applied_seq,
@@ -324,6 +341,9 @@ impl Store {
     /// the checkpoint it replaces as the previous one —; on success truncates the WAL through
     /// the previous checkpoint and counts the checkpoint for objects waiting to be deleted.
     async fn persist_checkpoint(&self) -> Result<u64> {
+        if self.inner.config.shared.is_some() {
+            return self.persist_shared_checkpoint().await;
+        }
         let now = self.now_ms();
         let (seq, ckpt, dedup_entries, covered, rotate) = {
             let mut st = self.inner.shared.lock();
@@ -400,9 +420,71 @@ impl Store {
         Ok(seq)
     }
 
+    /// Replicas: writes the checkpoint under a key of its own and publishes it in the
+    /// catalogue (fenced by the maintenance lease), which also truncates the shared log.
+    async fn persist_shared_checkpoint(&self) -> Result<u64> {
+        let now = self.now_ms();
+        let (seq, ckpt, dedup_entries, covered) = {
+            let mut st = self.inner.shared.lock();
+            let seq = st.checkpoint_seq;
+            let ckpt = Checkpoint::new(
+                seq,
+                now,
+                (*st.checkpoint_catalogue).clone(),
+                st.manifest.clone(),
+            );
+            (
+                seq,
+                ckpt,
+                st.dedup.take_unsaved_through(seq),
+                st.pending_deletes.len(),
+            )
+        };
+        let key = paths::shared_checkpoint(seq, &uuid::Uuid::new_v4().to_string());
+        let res = async {
+            if !dedup_entries.is_empty() {
+                self.inner
+                    .storage
+                    .put_durable(
+                        &paths::dedup(seq),
+                        Bytes::from(dedup::encode(&dedup_entries)),
+                    )
+                    .await?;
+            }
+            self.inner
+                .storage
+                .put_durable(&key, Bytes::from(ckpt.encode()))
+                .await?;
+            self.publish_checkpoint(seq, key.as_ref()).await
+        }
+        .await;
+        if let Err(e) = res {
+            self.inner
+                .shared
+                .lock()
+                .dedup
+                .restore_unsaved(dedup_entries);
+            return Err(e);
+        }
+        let mut st = self.inner.shared.lock();
+        st.saved_checkpoint_seq = seq;
+        st.saved_checkpoint_ms = now;
+        st.newest_checkpoint_valid = true;
+        for d in st.pending_deletes.iter_mut().take(covered) {
+            d.checkpoints_without = d.checkpoints_without.saturating_add(1);
+        }
+        Ok(seq)
+    }
+
     /// Merges small segments of the same group and window into one. Returns how many
     /// segments were replaced.
     pub async fn compact(&self) -> Result<usize> {
+        if !self.may_maintain() {
+            return Ok(0);
+        }
+        if self.inner.config.shared.is_some() {
+            self.require_current_checkpoint().await?;
+        }
         let _m = self.inner.maintenance.lock().await;
         let cfg = &self.inner.config;
         let now = self.now_ms();
@@ -514,6 +596,12 @@ impl Store {
 
     /// Drops segments entirely older than their group's retention. Returns how many.
     pub async fn enforce_retention(&self) -> Result<usize> {
+        if !self.may_maintain() {
+            return Ok(0);
+        }
+        if self.inner.config.shared.is_some() {
+            self.require_current_checkpoint().await?;
+        }
         let _m = self.inner.maintenance.lock().await;
         let now = self.now_ms();
         let grace = self.inner.config.gc_grace_ms;
@@ -557,6 +645,9 @@ impl Store {
 
     /// Deletes objects dropped from a durable checkpoint whose grace period is over.
     pub async fn collect_garbage(&self) -> Result<usize> {
+        if !self.may_maintain() {
+            return Ok(0);
+        }
         let _m = self.inner.maintenance.lock().await;
         let now = self.now_ms();
         let due: Vec<String> = {

@@ -6,6 +6,8 @@
 //! v1/checkpoint.prev.json                              the checkpoint before it (fallback)
 //! v1/segments/<group id>/<window start ms>/<segment id>.parquet
 //! v1/dedup/<last seq, 20 digits>.bin                   batch ids of a checkpoint interval
+//! v1/log/<replica>/<uuid>.log                          replicas: one group commit of the shared log
+//! v1/checkpoints/<seq, 20 digits>-<uuid>.json          replicas: a published checkpoint
 //! ```
 //! Group ids (not names) appear in paths: names contain `/` and `#`, and a group deleted and
 //! created again under the same name must not find the old group's segments.
@@ -54,6 +56,27 @@ pub fn parse_dedup(path: &Path) -> Option<u64> {
     name.strip_suffix(".bin")?.parse().ok()
 }
 
+/// Key of one log object of a replica (issue 16). Characters of the replica id outside
+/// `[A-Za-z0-9._-]` become `_`.
+pub fn log_object(replica: &str, unique: &str) -> Path {
+    let safe: String = replica
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Path::from(format!("{ROOT}/log/{safe}/{unique}.log"))
+}
+
+/// Key of a checkpoint published by a replica (the catalogue says which is newest).
+pub fn shared_checkpoint(seq: u64, unique: &str) -> Path {
+    Path::from(format!("{ROOT}/checkpoints/{seq:020}-{unique}.json"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +95,10 @@ mod tests {
             None
         );
         assert_eq!(dedup(12).as_ref(), "v1/dedup/00000000000000000012.bin");
+        assert_eq!(log_object("pod/a b", "u").as_ref(), "v1/log/pod_a_b/u.log");
+        assert_eq!(
+            shared_checkpoint(3, "u").as_ref(),
+            "v1/checkpoints/00000000000000000003-u.json"
+        );
     }
 }

@@ -78,6 +78,10 @@ pub enum CatalogueOp {
         stream: String,
         deleted_ms: i64,
     },
+    /// Replicated servers only: every replica freezes its memtable here, so that the rows a
+    /// maintenance leader flushes after writing this record are the same rows on every
+    /// replica, and each drops them when the leader's checkpoint at this record is published.
+    Freeze,
 }
 
 /// One WAL record's content.

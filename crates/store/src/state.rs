@@ -12,7 +12,7 @@ use crate::checkpoint::Manifest;
 use crate::dedup::{DedupEntry, DedupIndex};
 use crate::error::Result;
 use crate::memtable::{Chunk, GroupMem, Memtable};
-use crate::record::{BatchRecord, WalEntry};
+use crate::record::{BatchRecord, CatalogueOp, WalEntry};
 
 /// A memtable taken out for flushing; readers still see it until its segments are in the
 /// manifest.
@@ -86,20 +86,31 @@ impl State {
 
     /// Applies one durable record. Errors are the outcome of a catalogue operation that
     /// changes nothing (e.g. creating a group that exists); they go back to the caller that
-    /// wrote it and are ignored on replay.
+    /// wrote it and are ignored on replay. `Some` for a batch whose id an earlier record
+    /// already stored (replicas that both wrote a retried batch): it changes nothing, and the
+    /// first outcome is returned.
+    ///
+    /// Everything here depends only on the state and the record (`now_ms` is the record's
+    /// commit time on replicated servers), so replicas applying the same log agree.
     pub fn apply(
         &mut self,
         seq: u64,
         entry: &WalEntry,
         now_ms: i64,
         gc_grace_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<Option<DedupEntry>> {
         debug_assert!(seq > self.applied_seq || self.applied_seq == 0);
         self.applied_seq = self.applied_seq.max(seq);
         match entry {
-            WalEntry::Batch(rec) => {
-                self.apply_batch(seq, rec, now_ms);
-                Ok(())
+            WalEntry::Batch(rec) => Ok(self.apply_batch(seq, rec, now_ms)),
+            WalEntry::Catalogue(CatalogueOp::Freeze) => {
+                let mem = self.memtable.freeze();
+                self.frozen.push(Arc::new(Frozen {
+                    seq,
+                    groups: mem.groups,
+                    catalogue: Arc::new(self.catalogue.clone()),
+                }));
+                Ok(None)
             }
             WalEntry::Catalogue(op) => {
                 let fx = self.catalogue.apply_op(seq, op)?;
@@ -116,12 +127,19 @@ impl State {
                     }
                     self.manifest.fields.remove(&gid);
                 }
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    fn apply_batch(&mut self, seq: u64, rec: &Arc<BatchRecord>, now_ms: i64) {
+    fn apply_batch(&mut self, seq: u64, rec: &Arc<BatchRecord>, now_ms: i64) -> Option<DedupEntry> {
+        // An id known from a dedup file may be this very record, replayed after falling back
+        // to an older checkpoint: only an earlier record makes it a duplicate.
+        if let Some(first) = rec.batch_id.as_deref().and_then(|id| self.dedup.get(id))
+            && first.seq < seq
+        {
+            return Some(first);
+        }
         let placed = self
             .catalogue
             .apply_events(&rec.events, rec.ingestion_time_ms);
@@ -157,5 +175,6 @@ impl State {
                 true,
             );
         }
+        None
     }
 }

@@ -13,13 +13,14 @@ use tokio::sync::{Notify, broadcast, oneshot, watch};
 use crate::cardinality::{CardinalityUsage, ClaimGuard};
 use crate::catalogue::{GroupEntry, StreamEntry};
 use crate::config::StoreConfig;
-use crate::dedup::{self, DedupIndex};
+use crate::dedup::{self, DedupEntry, DedupIndex};
 use crate::error::{Result, StoreError};
 use crate::ingest::{IngestOutcome, IngestRequest, Rejection, classify, validate_batch};
 use crate::memtable::Memtable;
 use crate::observer::{DurableBatch, IngestObserver};
 use crate::paths;
 use crate::record::{BatchRecord, CatalogueOp, WalEntry};
+use crate::shared::SharedLog;
 use crate::state::{PendingDelete, State};
 use crate::storage::Storage;
 use crate::wal::{self, Append, Durable, WalWriter};
@@ -51,10 +52,10 @@ pub(crate) struct Inner {
     pub config: StoreConfig,
     pub storage: Storage,
     pub shared: Arc<Shared>,
-    pub wal: WalWriter<u64>,
+    pub log: Log,
     pub observers: Vec<Arc<dyn IngestObserver>>,
     observer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    observer_tx: Mutex<Option<std::sync::mpsc::SyncSender<DurableBatch>>>,
+    pub(crate) observer_tx: Mutex<Option<std::sync::mpsc::SyncSender<DurableBatch>>>,
     /// Batch ids being written right now: a concurrent retry waits for the first attempt.
     inflight: Mutex<HashMap<String, Arc<Notify>>>,
     /// Serialises manifest changes and checkpoint writes.
@@ -66,6 +67,91 @@ pub(crate) struct Inner {
     /// First sequence number assigned by this process.
     first_seq: u64,
     _lock: File,
+}
+
+/// What applying a record answers its writer: its sequence number and, for a batch whose id
+/// an earlier record stored already, that record's outcome (nothing was applied).
+pub(crate) struct Applied {
+    pub seq: u64,
+    pub duplicate_of: Option<DedupEntry>,
+}
+
+/// Where records become durable: the local write-ahead log of a single server, or the log
+/// replicas share (`crate::shared`).
+pub(crate) enum Log {
+    Local(WalWriter<Applied>),
+    Shared(Arc<SharedLog>),
+}
+
+impl Log {
+    async fn append(&self, a: Append<Applied>) -> Result<()> {
+        match self {
+            Log::Local(w) => w.append(a).await,
+            Log::Shared(s) => s.append(a).await,
+        }
+    }
+
+    fn last_seq(&self) -> u64 {
+        match self {
+            Log::Local(w) => w.last_seq(),
+            Log::Shared(s) => s.applied.load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+
+    fn commits(&self) -> u64 {
+        match self {
+            Log::Local(w) => w.commits(),
+            Log::Shared(s) => s.commits.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> Option<&Arc<SharedLog>> {
+        match self {
+            Log::Local(_) => None,
+            Log::Shared(s) => Some(s),
+        }
+    }
+}
+
+/// Applies durable records in sequence order under the state lock, answers their writers,
+/// then hands batches to the observers and the follow feed. `now_ms` is the local clock on a
+/// single server and the records' commit time on replicas.
+pub(crate) fn apply_durable(
+    shared: &Shared,
+    observer_tx: Option<&std::sync::mpsc::SyncSender<DurableBatch>>,
+    group: Vec<Durable<Applied>>,
+    now_ms: i64,
+    gc_grace_ms: i64,
+) {
+    let mut results = Vec::with_capacity(group.len());
+    let mut batches = Vec::new();
+    {
+        let mut st = shared.lock();
+        for d in &group {
+            let r = st.apply(d.seq, &d.entry, now_ms, gc_grace_ms);
+            if let (Ok(None), WalEntry::Batch(record)) = (&r, &d.entry) {
+                batches.push(DurableBatch {
+                    seq: d.seq,
+                    record: record.clone(),
+                    replayed: false,
+                });
+            }
+            results.push(r);
+        }
+    }
+    for (d, r) in group.into_iter().zip(results) {
+        let _ = d.reply.send(r.map(|duplicate_of| Applied {
+            seq: d.seq,
+            duplicate_of,
+        }));
+    }
+    for b in batches {
+        if let Some(tx) = observer_tx {
+            // Blocks when the observers lag: backpressure, never loss.
+            let _ = tx.send(b.clone());
+        }
+        let _ = shared.feed.send(b);
+    }
 }
 
 /// A log group as listed.
@@ -164,7 +250,11 @@ impl Store {
         let now = config.clock.now_ms();
 
         let wal_dir = config.wal_dir();
-        let loaded = crate::checkpoint::load(&storage, &wal_dir, now).await?;
+        let loaded = match &config.shared {
+            None => crate::checkpoint::load(&storage, &wal_dir, now).await?,
+            Some(s) => crate::checkpoint::load_shared(&storage, &s.catalogue, now).await?,
+        };
+        let loaded_version = loaded.version;
         let ckpt = loaded.checkpoint;
         let mut dedup = DedupIndex::new(config.dedup_window_ms, config.dedup_max_entries);
         for obj in storage.list(&paths::dedup_root()).await? {
@@ -215,20 +305,28 @@ impl Store {
         let observer_seqs: Vec<u64> = observers.iter().map(|o| o.persisted_seq()).collect();
         let skip = observer_seqs.iter().copied().fold(ckpt.seq, u64::min);
         let mut first_replayed: Option<u64> = None;
-        let stats = wal::replay(&wal_dir, skip, |seq, kind, payload| {
-            first_replayed.get_or_insert(seq);
-            let entry = WalEntry::decode_payload(kind, payload).map_err(|reason| {
-                StoreError::WalCorrupt {
-                    path: wal_dir.clone(),
-                    offset: 0,
-                    reason: format!("record {seq}: {reason}"),
+        let replay = |seq: u64, entry: &WalEntry, now: i64, state: &mut State| {
+            // Outcomes of catalogue operations were reported when they were written; a batch
+            // another replica had stored under the same id changed nothing.
+            let duplicate = if seq > ckpt.seq {
+                matches!(
+                    state.apply(seq, entry, now, config.gc_grace_ms),
+                    Ok(Some(_))
+                )
+            } else {
+                match entry {
+                    WalEntry::Batch(r) => r
+                        .batch_id
+                        .as_deref()
+                        .and_then(|id| state.dedup.get(id))
+                        .is_some_and(|first| first.seq < seq),
+                    WalEntry::Catalogue(_) => false,
                 }
-            })?;
-            if seq > ckpt.seq {
-                // Outcomes of catalogue operations were reported when they were written.
-                let _ = state.apply(seq, &entry, now, config.gc_grace_ms);
+            };
+            if duplicate {
+                return;
             }
-            if let WalEntry::Batch(record) = &entry {
+            if let WalEntry::Batch(record) = entry {
                 let batch = DurableBatch {
                     seq,
                     record: record.clone(),
@@ -240,8 +338,27 @@ impl Store {
                     }
                 }
             }
-            Ok(())
-        })?;
+        };
+        let stats = if let Some(shared) = &config.shared {
+            crate::shared::replay(&storage, &shared.catalogue, skip, |seq, entry, now| {
+                first_replayed.get_or_insert(seq);
+                replay(seq, entry, now, &mut state);
+            })
+            .await?
+        } else {
+            wal::replay(&wal_dir, skip, |seq, kind, payload| {
+                first_replayed.get_or_insert(seq);
+                let entry = WalEntry::decode_payload(kind, payload).map_err(|reason| {
+                    StoreError::WalCorrupt {
+                        path: wal_dir.clone(),
+                        offset: 0,
+                        reason: format!("record {seq}: {reason}"),
+                    }
+                })?;
+                replay(seq, &entry, now, &mut state);
+                Ok(())
+            })?
+        };
         for (o, &p) in observers.iter().zip(&observer_seqs) {
             if p < ckpt.seq && first_replayed.is_none_or(|f| f > p + 1) {
                 tracing::warn!(
@@ -305,42 +422,25 @@ impl Store {
             let clock = config.clock.clone();
             let grace = config.gc_grace_ms;
             let observer_tx = observer_tx.clone();
-            Box::new(move |group: Vec<Durable<u64>>| {
-                let now = clock.now_ms();
-                let mut results = Vec::with_capacity(group.len());
-                let mut batches = Vec::new();
-                {
-                    let mut st = shared.lock();
-                    for d in &group {
-                        results.push(st.apply(d.seq, &d.entry, now, grace));
-                        if let WalEntry::Batch(record) = &d.entry {
-                            batches.push(DurableBatch {
-                                seq: d.seq,
-                                record: record.clone(),
-                                replayed: false,
-                            });
-                        }
-                    }
-                }
-                for (d, r) in group.into_iter().zip(results) {
-                    let _ = d.reply.send(r.map(|()| d.seq));
-                }
-                for b in batches {
-                    if let Some(tx) = &observer_tx {
-                        // Blocks when the observers lag: backpressure, never loss.
-                        let _ = tx.send(b.clone());
-                    }
-                    let _ = shared.feed.send(b);
-                }
-            }) as wal::OnDurable<u64>
+            Box::new(move |group: Vec<Durable<Applied>>| {
+                apply_durable(&shared, observer_tx.as_ref(), group, clock.now_ms(), grace);
+            }) as wal::OnDurable<Applied>
         };
-        let writer = WalWriter::start(
-            &wal_dir,
-            next_seq,
-            config.wal_file_bytes,
-            config.wal_queue,
-            on_durable,
-        )?;
+        let log = match &config.shared {
+            None => Log::Local(WalWriter::start(
+                &wal_dir,
+                next_seq,
+                config.wal_file_bytes,
+                config.wal_queue,
+                on_durable,
+            )?),
+            Some(s) => Log::Shared(Arc::new(SharedLog::new(
+                s.clone(),
+                config.wal_queue,
+                next_seq - 1,
+                now,
+            ))),
+        };
 
         let (shutdown, _) = watch::channel(false);
         let store = Store {
@@ -348,7 +448,7 @@ impl Store {
                 config,
                 storage,
                 shared,
-                wal: writer,
+                log,
                 observers,
                 observer_thread: Mutex::new(observer_thread),
                 background: Mutex::new(Vec::new()),
@@ -360,7 +460,17 @@ impl Store {
                 _lock: lock,
             }),
         };
-        store.sweep_orphans().await?;
+        if let Some(log) = store.inner.log.shared() {
+            // The checkpoint this replica started from is its manifest.
+            if let Some(v) = loaded_version {
+                log.adopted_version
+                    .store(v, std::sync::atomic::Ordering::Release);
+            }
+            store.start_shared();
+        } else {
+            // Replicas never sweep at start: the maintenance leader may be writing right now.
+            store.sweep_orphans().await?;
+        }
         if store.inner.config.background {
             store.spawn_background();
         }
@@ -371,6 +481,7 @@ impl Store {
     /// state needs no flush: the next open replays the WAL.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        self.stop_shared().await;
         // A flush or compaction in progress finishes first (for at most `SHUTDOWN_WAIT`: a long
         // compaction is safe to cut off — its output is not in the manifest yet); then the
         // tasks drop their handles on the store, and with the last one the directory's lock.
@@ -389,7 +500,9 @@ impl Store {
         }
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            inner.wal.shutdown();
+            if let Log::Local(w) = &inner.log {
+                w.shutdown();
+            }
             if let Ok(mut tx) = inner.observer_tx.lock() {
                 tx.take();
             }
@@ -418,7 +531,7 @@ impl Store {
 
     /// Highest durable WAL sequence number.
     pub fn last_seq(&self) -> u64 {
-        self.inner.wal.last_seq()
+        self.inner.log.last_seq()
     }
 
     /// A live feed of durable batches in sequence order (for follow/tail). A receiver that
@@ -567,9 +680,20 @@ impl Store {
             events,
         };
         self.wait_for_memory().await?;
-        let seq = self
+        let applied = self
             .append_claimed(WalEntry::Batch(Arc::new(record)), claim)
             .await?;
+        if let Some(first) = applied.duplicate_of {
+            // Another replica stored this batch id first (a retry sent to both).
+            return Ok(IngestOutcome {
+                seq: Some(first.seq),
+                accepted: first.accepted as usize,
+                rejected: Vec::new(),
+                rejected_count: first.rejected as usize,
+                duplicate: true,
+            });
+        }
+        let seq = applied.seq;
         Ok(IngestOutcome {
             seq: Some(seq),
             accepted: n_accepted,
@@ -605,14 +729,14 @@ impl Store {
         }
     }
 
-    /// Writes a record and waits until it is durable and applied; returns its sequence number.
-    async fn append(&self, entry: WalEntry) -> Result<u64> {
+    /// Writes a record and waits until it is durable and applied.
+    pub(crate) async fn append(&self, entry: WalEntry) -> Result<Applied> {
         let payload = entry.encode_payload();
         let mut crc = crc32fast::Hasher::new();
         crc.update(&payload);
         let (reply, rx) = oneshot::channel();
         self.inner
-            .wal
+            .log
             .append(Append {
                 entry,
                 payload,
@@ -626,7 +750,7 @@ impl Store {
     /// Writes a record that creates the names `claim` reserved; the reservation is released
     /// once the record is applied (or failed) — also when the caller goes away meanwhile, so
     /// that a cancelled request cannot free a reservation its record still needs.
-    async fn append_claimed(&self, entry: WalEntry, claim: ClaimGuard) -> Result<u64> {
+    async fn append_claimed(&self, entry: WalEntry, claim: ClaimGuard) -> Result<Applied> {
         if claim.claim.is_empty() {
             return self.append(entry).await;
         }
@@ -640,7 +764,7 @@ impl Store {
         .map_err(|e| StoreError::io("ingest task", std::io::Error::other(e)))?
     }
 
-    async fn catalogue_op(&self, op: CatalogueOp) -> Result<u64> {
+    async fn catalogue_op(&self, op: CatalogueOp) -> Result<Applied> {
         self.append(WalEntry::Catalogue(op)).await
     }
 
@@ -916,7 +1040,7 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let st = self.inner.shared.lock();
         StoreStats {
-            last_seq: self.inner.wal.last_seq(),
+            last_seq: self.inner.log.last_seq(),
             checkpoint_seq: st.saved_checkpoint_seq,
             groups: st.catalogue.groups.len(),
             segments: st.manifest.segments.values().map(|s| s.len()).sum(),
@@ -936,10 +1060,10 @@ impl Store {
             unflushed_bytes: st.unflushed_bytes(),
             dedup_ids: st.dedup.len(),
             wal_files: wal::list_files(&self.inner.config.wal_dir()).map_or(0, |f| f.len()),
-            wal_commits: self.inner.wal.commits(),
+            wal_commits: self.inner.log.commits(),
             wal_records: self
                 .inner
-                .wal
+                .log
                 .last_seq()
                 .saturating_sub(self.inner.first_seq.saturating_sub(1)),
             cardinality: crate::cardinality::usage(

@@ -11,6 +11,7 @@
 mod file;
 mod writer;
 
+pub(crate) use file::encode_record_header;
 pub use file::{
     FILE_HEADER_BYTES, FILE_MAGIC, FILE_VERSION, RECORD_HEADER_BYTES, ReplayStats, WalFileInfo,
     list_files, remove_files_through, replay,

@@ -8,6 +8,7 @@ mod dedup;
 mod durability;
 mod observer;
 mod reads;
+mod replicas;
 mod retention;
 mod s3;
 mod seaweed;
