@@ -454,7 +454,7 @@ def run_checker(checker: list[str], text: str, namespace: str) -> str:
     return out
 
 
-def check_server(m: Manifests, namespace: str, tokens_secret: str) -> None:
+def check_server(m: Manifests, namespace: str, tokens_secret: str, replicas: int = 1) -> None:
     sts = m.component("StatefulSet", "server")
     spec = sts["spec"]["template"]["spec"]
     c = container(sts, "server")
@@ -462,13 +462,15 @@ def check_server(m: Manifests, namespace: str, tokens_secret: str) -> None:
     args = c["args"]
     assert args[:5] == ["server", "--data-dir", "/data", "--listen", "0.0.0.0:8080"], f"args {args}"
     port = listen_port(args, "--listen")
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    # Alive while the process serves (/healthz); ready, and sent requests by the Service, once
+    # it has opened its store and, with a catalogue, joined it (/readyz).
+    for probe, path in (("startupProbe", "/healthz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         http = c[probe]["httpGet"]
-        assert http["path"] == "/healthz" and port_number(c, http["port"]) == port, f"{probe} {http}"
+        assert http["path"] == path and port_number(c, http["port"]) == port, f"{probe} {http}, expected {path}"
     data = [vm for vm in c["volumeMounts"] if vm["mountPath"] == "/data"]
-    claims = [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]]
+    claims = [t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])]
     assert data and data[0]["name"] in claims, "/data is not a PersistentVolumeClaim"
-    assert sts["spec"]["replicas"] == 1
+    assert sts["spec"]["replicas"] == replicas, f"replicas {sts['spec']['replicas']}, expected {replicas}"
     assert selector_matches(sts["spec"]["selector"]["matchLabels"], sts["spec"]["template"]["metadata"]["labels"])
     gov = m.find("Service", sts["spec"]["serviceName"], namespace)
     assert gov is not None and gov["spec"].get("clusterIP") == "None", "governing Service missing or not headless"
@@ -513,7 +515,7 @@ def check_token_refs(m: Manifests, namespace: str, tokens_secret: str, secret: s
     if secret == "generated":
         assert found is None, f"Secret {tokens_secret} is rendered: its tokens would change with every render"
         assert len(jobs) == 1, f"no single Job makes Secret {tokens_secret}: {len(jobs)}"
-        check_tokens_job(m, jobs[0], namespace, tokens_secret)
+        check_secret_job(m, jobs[0], namespace, tokens_secret)
         return
     assert found is not None, f"Secret {tokens_secret} missing"
     data = {**found.get("data", {}), **found.get("stringData", {})}
@@ -527,15 +529,20 @@ def check_token_refs(m: Manifests, namespace: str, tokens_secret: str, secret: s
         assert len(token) >= 32, f"{k} is only {len(token)} characters"
 
 
-def check_tokens_job(m: Manifests, job: dict, namespace: str, tokens_secret: str) -> None:
-    """The hook Job that makes the tokens Secret: the Secret the workloads read, a restricted
-    pod, and RBAC limited to that Secret (create cannot be narrowed by name)."""
-    c = container(job, "tokens")
+def check_secret_job(m: Manifests, job: dict, namespace: str, tokens_secret: str, name: str = "tokens",
+                     keys: list[str] | None = None) -> None:
+    """A hook Job that makes a Secret of random values (the tokens, or the bundled PostgreSQL's
+    password): the Secret the workloads read, with the keys they read, a restricted pod, and
+    RBAC limited to that Secret (create cannot be narrowed by name). `keys` None: the
+    command's default keys (admin-token and ingest-token)."""
+    c = container(job, name)
     assert c["command"] == [BINARY], c["command"]
     args = c["args"]
     assert args[:2] == ["tokens", "ensure-secret"], args
     assert args[args.index("--name") + 1] == tokens_secret, f"the Job makes {args}, the pods read {tokens_secret}"
     assert args[args.index("--namespace") + 1] == namespace
+    given = [args[i + 1] for i, a in enumerate(args) if a == "--key"]
+    assert given == (keys or []), f"the Job makes keys {given or 'admin-token, ingest-token'}, expected {keys}"
     spec = job["spec"]["template"]["spec"]
     psc, sc = spec["securityContext"], c["securityContext"]
     assert psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0, psc
@@ -579,10 +586,18 @@ def check_selectors(m: Manifests) -> None:
     a = m.component("DaemonSet", "agent")["spec"]["template"]["metadata"]["labels"]
     for s in m.all("Service"):
         assert not selector_matches(s["spec"]["selector"], a), f"Service {s['metadata']['name']} selects agents"
+    # Every Service and PodDisruptionBudget selects the pods of its own component, and only them.
+    pods = [o["spec"]["template"]["metadata"]["labels"] for k in ("DaemonSet", "StatefulSet", "Deployment") for o in m.all(k)]
+    for o in m.all("Service") + m.all("PodDisruptionBudget"):
+        sel = o["spec"]["selector"]
+        sel = sel.get("matchLabels", sel) if o["kind"] == "PodDisruptionBudget" else sel
+        own = o["metadata"]["labels"]["app.kubernetes.io/component"]
+        picked = {p["app.kubernetes.io/component"] for p in pods if selector_matches(sel, p)}
+        assert picked == {own}, f"{o['kind']} {o['metadata']['name']} selects pods of {sorted(picked)}, not {own}"
 
 
 def check_common(h: Harness, m: Manifests, namespace: str, tokens_secret: str, secret: str,
-                 checker: list[str], server: bool = True) -> None:
+                 checker: list[str], server: bool = True, replicas: int = 1) -> None:
     p = m.label
     h.check(f"{p}: every object validates against Kubernetes {', '.join(K8S_VERSIONS)} (strict)", check_schemas, m)
     h.check(f"{p}: everything is in namespace {namespace}", check_namespaced, m, namespace)
@@ -594,7 +609,7 @@ def check_common(h: Harness, m: Manifests, namespace: str, tokens_secret: str, s
     h.check(f"{p}: agent resources well under the seed's and the CloudWatch agent's", check_agent_resources, m)
     if server:
         h.check(f"{p}: agent config is accepted by kinsight's parser and matches mounts and Service", check_agent_config, m, namespace, checker)
-        h.check(f"{p}: server StatefulSet (command, probes, PVC, non-root, tokens)", check_server, m, namespace, tokens_secret)
+        h.check(f"{p}: server StatefulSet (command, probes, PVC, non-root, tokens, {replicas} replica{'s' if replicas > 1 else ''})", check_server, m, namespace, tokens_secret, replicas)
     h.check(f"{p}: token Secret references", check_token_refs, m, namespace, tokens_secret, secret)
     h.check(f"{p}: selectors match their pods and only them", check_selectors, m)
 
@@ -709,6 +724,19 @@ def plain_checks(h: Harness, repo: Path, kubectl: str, checker: list[str]) -> Ma
     return m
 
 
+def plain_ha_checks(h: Harness, repo: Path, kubectl: str, plain: Manifests, checker: list[str]) -> Manifests | None:
+    """deploy/kubernetes-ha: the overlay for 3 replicas sharing S3 and a PostgreSQL catalogue."""
+    got: list[Manifests] = []
+    h.check("deploy/kubernetes-ha: kubectl kustomize builds the overlay on deploy/kubernetes", lambda: got.append(plain_ha_manifests(repo, kubectl)))
+    if not got:
+        return None
+    m = got[0]
+    check_common(h, m, "kinsight", "kinsight-tokens", secret="empty", checker=checker, replicas=3)
+    h.check("deploy/kubernetes-ha: 3 replicas, S3, KINSIGHT_CATALOGUE from Secret kinsight-catalogue, replica id, PDB, /readyz; "
+            "nothing else changed", check_plain_ha, m, plain)
+    return m
+
+
 # --------------------------------------------------------------------------------------------
 # The Helm chart
 
@@ -764,19 +792,36 @@ def strip_helm(o: dict) -> dict:
         if isinstance(spec.get(k), dict):
             sel = spec[k].get("matchLabels", spec[k])
             sel.pop("app.kubernetes.io/instance", None)
+    for t in spec.get("template", {}).get("spec", {}).get("topologySpreadConstraints", []):
+        t.get("labelSelector", {}).get("matchLabels", {}).pop("app.kubernetes.io/instance", None)
     return o
 
 
-def check_no_drift(plain: Manifests, rendered: Manifests) -> None:
-    """The chart with default values deploys what deploy/kubernetes deploys."""
+def sort_env(o: dict) -> dict:
+    """An object with its containers' variables in name order. Kustomize's strategic merge puts
+    the variables an overlay adds first; their order means nothing while none refers to
+    another with $(NAME)."""
+    o = copy.deepcopy(o)
+    for c in o.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+        env = c.get("env", [])
+        assert not any("$(" in str(e.get("value", "")) for e in env), f"{c['name']}: a $(NAME) reference depends on the order"
+        if env:
+            c["env"] = sorted(env, key=lambda e: e["name"])
+    return o
+
+
+def check_no_drift(plain: Manifests, rendered: Manifests, env_order: bool = True) -> None:
+    """The chart with default values deploys what deploy/kubernetes deploys (and, with
+    env_order False, the chart's replicas what deploy/kubernetes-ha deploys)."""
     def key(o):
         return (o["kind"], o["metadata"]["name"])
 
     def hook(o):
         return "helm.sh/hook" in o["metadata"].get("annotations", {})
     # The tokens: an empty Secret the operator fills (plain) or a hook Job that fills it (chart).
-    p = {key(o): strip_helm(o) for o in plain.objects if o["kind"] not in ("Namespace", "Secret")}
-    r = {key(o): strip_helm(o) for o in rendered.objects if o["kind"] != "Secret" and not hook(o)}
+    norm = (lambda o: strip_helm(o)) if env_order else (lambda o: sort_env(strip_helm(o)))
+    p = {key(o): norm(o) for o in plain.objects if o["kind"] not in ("Namespace", "Secret")}
+    r = {key(o): norm(o) for o in rendered.objects if o["kind"] != "Secret" and not hook(o)}
     assert set(p) == set(r), f"objects differ: only plain {sorted(set(p) - set(r))}, only chart {sorted(set(r) - set(p))}"
     diffs = []
     for k in sorted(p):
@@ -900,6 +945,8 @@ def check_stable_renders(chart: Chart) -> None:
         ("explicit tokens", {"tokens": {"adminToken": "a" * 40, "ingestToken": "i" * 40}}),
         ("existing secret", {"tokens": {"existingSecret": "my-tokens"}}),
         ("agents only", {"server": {"enabled": False, "url": "http://x:8080"}}),
+        ("3 replicas", HA_VALUES),
+        ("bundled postgresql", {"server": {"replicas": 3}, "objectStorage": S3_VALUES, "postgresql": {"enabled": True}}),
     ):
         one, two = chart.template(values=values), chart.template(values=values)
         assert one.returncode == 0, one.stderr
@@ -1039,6 +1086,249 @@ def check_no_tls_by_default(chart: Chart) -> None:
     assert "server_ca_file" not in cfg_of(m)["kinsight"]
 
 
+# --------------------------------------------------------------------------------------------
+# Highly available replicas: several servers sharing one S3 bucket and a PostgreSQL catalogue
+
+
+S3_VALUES = {"enabled": True, "bucket": "logs", "prefix": "k1", "existingSecret": "s3-creds"}
+HA_VALUES = {"server": {"replicas": 3}, "objectStorage": S3_VALUES,
+             "catalogue": {"existingSecret": "pg-url", "secretKey": "dsn"}}
+# The chart's values that deploy exactly deploy/kubernetes-ha (no drift between the two).
+HA_PLAIN_VALUES = {"server": {"replicas": 3},
+                   "objectStorage": {"enabled": True, "bucket": "my-bucket", "prefix": "kinsight", "region": "",
+                                     "existingSecret": "kinsight-object-store"},
+                   "catalogue": {"existingSecret": "kinsight-catalogue"}}
+
+
+def server_service(m: Manifests) -> dict:
+    """The server's load-balancing Service (not the StatefulSet's headless one)."""
+    found = [s for s in m.all("Service") if s["metadata"]["labels"].get("app.kubernetes.io/component") == "server"
+             and s["spec"].get("clusterIP") != "None"]
+    assert len(found) == 1, f"{len(found)} server Services"
+    return found[0]
+
+
+def ha_checks(m: Manifests, replicas: int, bucket_url: str, catalogue: dict | None) -> None:
+    """What several server replicas promise, on any rendering of them. `catalogue`: the
+    secretKeyRef KINSIGHT_CATALOGUE comes from, or None when the chart composes it (bundled
+    PostgreSQL)."""
+    sts = m.component("StatefulSet", "server")
+    spec = sts["spec"]["template"]["spec"]
+    c = container(sts, "server")
+    assert sts["spec"]["replicas"] == replicas, f"replicas {sts['spec']['replicas']}"
+    args = c["args"]
+    assert "--object-store" in args and args[args.index("--object-store") + 1] == bucket_url, args
+    # The URL holds a password: from a Secret into the environment, never on the command line.
+    assert not any(a.startswith("--catalogue") or a.startswith("postgres") for a in args), args
+    env = env_map(c)
+    assert env.get("KINSIGHT_REPLICA_ID", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name", (
+        f"KINSIGHT_REPLICA_ID is not the pod's name: {env.get('KINSIGHT_REPLICA_ID')}")
+    cat = env.get("KINSIGHT_CATALOGUE")
+    assert cat is not None, "no KINSIGHT_CATALOGUE"
+    if catalogue is not None:
+        assert cat.get("valueFrom", {}).get("secretKeyRef") == catalogue, f"KINSIGHT_CATALOGUE: {cat}"
+        assert "value" not in cat, cat
+    # Readiness on /readyz (a replica gets requests once it joined the catalogue), liveness
+    # on /healthz.
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", c["readinessProbe"]
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", c["livenessProbe"]
+    # No volume shared by all the pods: /data is each pod's own claim or an emptyDir.
+    vols = {v["name"]: v for v in spec.get("volumes", [])}
+    assert not any("persistentVolumeClaim" in v for v in vols.values()), f"a claim shared by every replica: {vols}"
+    data = [vm["name"] for vm in c["volumeMounts"] if vm["mountPath"] == "/data"]
+    claims = {t["metadata"]["name"]: t for t in sts["spec"].get("volumeClaimTemplates", [])}
+    assert data and (data[0] in claims or "emptyDir" in vols.get(data[0], {})), f"/data is {data}"
+    if data[0] in claims:
+        assert claims[data[0]]["spec"]["accessModes"] == ["ReadWriteOnce"], claims[data[0]]["spec"]
+    # One replica at a time through voluntary disruptions.
+    pdbs = m.all("PodDisruptionBudget")
+    assert len(pdbs) == 1, f"{len(pdbs)} PodDisruptionBudgets"
+    pdb = pdbs[0]["spec"]
+    assert pdb.get("maxUnavailable") == 1 and "minAvailable" not in pdb, pdb
+    assert selector_matches(pdb["selector"]["matchLabels"], sts["spec"]["template"]["metadata"]["labels"]), pdb
+    # The Service spreads requests over every ready replica: no stickiness.
+    svc = server_service(m)
+    assert svc["spec"].get("sessionAffinity", "None") == "None", svc["spec"]
+    assert selector_matches(svc["spec"]["selector"], sts["spec"]["template"]["metadata"]["labels"])
+    # Replicas spread over nodes where possible.
+    spread = spec.get("topologySpreadConstraints", [])
+    assert [t["topologyKey"] for t in spread] == ["kubernetes.io/hostname"], spread
+    assert selector_matches(spread[0]["labelSelector"]["matchLabels"], sts["spec"]["template"]["metadata"]["labels"])
+
+
+def check_ha_chart(chart: Chart) -> None:
+    m = chart.render("3 replicas", values=HA_VALUES)
+    check_schemas(m)
+    ha_checks(m, 3, "s3://logs/k1", {"name": "pg-url", "key": "dsn"})
+    assert m.find("Secret", "pg-url") is None, "the existing catalogue Secret is rendered"
+    assert not m.all("Job") or all(j["metadata"]["labels"]["app.kubernetes.io/component"] == "tokens" for j in m.all("Job"))
+
+    # catalogue.url: the chart's Secret holds it, the server reads it from there.
+    url = "postgres://kinsight:s%40cret@pg.example.com:5432/kinsight"
+    m = chart.render("3 replicas, catalogue.url", values={**HA_VALUES, "catalogue": {"url": url}})
+    check_schemas(m)
+    ha_checks(m, 3, "s3://logs/k1", {"name": "kinsight-catalogue", "key": "url"})
+    sec = m.one("Secret", "kinsight-catalogue")
+    assert sec["stringData"] == {"url": url}, sec
+    assert url not in json.dumps(m.component("StatefulSet", "server")), "the URL is in the StatefulSet itself"
+
+    # A small cache instead of a volume per replica: an emptyDir of persistence.size.
+    m = chart.render("3 replicas on emptyDir", values={**HA_VALUES, "server": {"replicas": 3, "persistence": {"enabled": False, "size": "5Gi"}}})
+    check_schemas(m)
+    ha_checks(m, 3, "s3://logs/k1", {"name": "pg-url", "key": "dsn"})
+    sts = m.component("StatefulSet", "server")
+    assert "volumeClaimTemplates" not in sts["spec"], sts["spec"].get("volumeClaimTemplates")
+    data = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}["data"]
+    assert data == {"name": "data", "emptyDir": {"sizeLimit": "5Gi"}}, data
+
+    # One replica on a catalogue: shared mode, nothing of several replicas.
+    m = chart.render("1 replica with a catalogue", values={**HA_VALUES, "server": {"replicas": 1}})
+    check_schemas(m)
+    assert not m.all("PodDisruptionBudget"), "a PodDisruptionBudget for one replica blocks nothing and says nothing"
+    env = env_map(container(m.component("StatefulSet", "server"), "server"))
+    assert {"KINSIGHT_CATALOGUE", "KINSIGHT_REPLICA_ID"} <= set(env), sorted(env)
+
+    # The default: one replica, embedded catalogue, none of it.
+    m = chart.render("single node")
+    sts = m.component("StatefulSet", "server")
+    env = env_map(container(sts, "server"))
+    assert sts["spec"]["replicas"] == 1 and not m.all("PodDisruptionBudget")
+    assert not {"KINSIGHT_CATALOGUE", "KINSIGHT_REPLICA_ID", "KINSIGHT_CATALOGUE_PASSWORD"} & set(env), sorted(env)
+    assert "topologySpreadConstraints" not in sts["spec"]["template"]["spec"]
+    assert not [o for o in m.objects if o["metadata"]["labels"].get("app.kubernetes.io/component", "").startswith("postgresql")]
+
+
+# Several replicas without what they share: refused at render time, saying what to set.
+HA_REFUSED = [
+    ({"server": {"replicas": 3}, "objectStorage": S3_VALUES},
+     "server.replicas=3 needs a shared PostgreSQL catalogue: set catalogue.url (postgres://USER:PASSWORD@HOST:PORT/DB), "
+     "catalogue.existingSecret (a Secret with that URL under catalogue.secretKey) or postgresql.enabled=true"),
+    ({"server": {"replicas": 3}, "catalogue": {"existingSecret": "pg-url"}},
+     "server.replicas=3 needs a shared S3 bucket: set objectStorage.enabled=true and objectStorage.bucket"),
+    ({"server": {"replicas": 2}, "postgresql": {"enabled": True}},
+     "server.replicas=2 needs a shared S3 bucket: set objectStorage.enabled=true and objectStorage.bucket"),
+    ({"server": {"replicas": 3}},
+     "server.replicas=3 needs a shared S3 bucket"),
+    ({"server": {"replicas": 3}, "objectStorage": {"enabled": True}, "catalogue": {"existingSecret": "pg-url"}},
+     "objectStorage.bucket is required"),
+]
+
+
+def check_ha_refused(chart: Chart) -> None:
+    problems = []
+    for values, needle in HA_REFUSED:
+        p = chart.template(values=values)
+        if p.returncode == 0:
+            problems.append(f"{values} was accepted")
+        elif needle not in p.stderr:
+            problems.append(f"{values}: the error does not say {needle!r}: {p.stderr.strip()[:400]}")
+    # The same with --set, as in the docs.
+    p = chart.template(sets=["server.replicas=3", "objectStorage.enabled=true", "objectStorage.bucket=logs"])
+    if p.returncode == 0 or "needs a shared PostgreSQL catalogue" not in p.stderr:
+        problems.append(f"--set server.replicas=3 with S3 only: {p.returncode} {p.stderr.strip()[:300]}")
+    assert not problems, "; ".join(problems)
+
+
+def check_bundled_postgresql(chart: Chart) -> None:
+    m = chart.render("3 replicas, bundled postgresql", release="mon", namespace="obs", values={
+        "server": {"replicas": 3}, "objectStorage": S3_VALUES, "postgresql": {"enabled": True}})
+    check_schemas(m)
+    ha_checks(m, 3, "s3://logs/k1", None)
+    pg = m.component("StatefulSet", "postgresql")
+    assert pg["spec"]["replicas"] == 1
+    spec = pg["spec"]["template"]["spec"]
+    c = container(pg, "postgresql")
+    assert c["image"].split(":")[0] == "postgres" and c["image"].split(":")[1], c["image"]
+    env = env_map(c)
+    secret = "mon-kinsight-postgresql"
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}, env["POSTGRES_PASSWORD"]
+    user, db = env["POSTGRES_USER"]["value"], env["POSTGRES_DB"]["value"]
+    # Its data on its own claim, PGDATA below the mount point (a volume's root may hold lost+found).
+    claims = [t["metadata"]["name"] for t in pg["spec"]["volumeClaimTemplates"]]
+    mount = [vm for vm in c["volumeMounts"] if vm["name"] in claims]
+    assert len(mount) == 1, c["volumeMounts"]
+    assert env["PGDATA"]["value"].startswith(mount[0]["mountPath"].rstrip("/") + "/"), (env["PGDATA"], mount)
+    # Pod Security `restricted`: non-root from the start, nothing added, no API token.
+    psc, sc = spec["securityContext"], c["securityContext"]
+    assert psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) != 0, psc
+    assert psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", psc
+    assert sc.get("allowPrivilegeEscalation") is False and sc.get("readOnlyRootFilesystem") is True, sc
+    assert sc["capabilities"]["drop"] == ["ALL"] and not sc["capabilities"].get("add"), sc
+    assert spec.get("automountServiceAccountToken") is False
+    assert c["readinessProbe"]["exec"]["command"][0] == "pg_isready", c["readinessProbe"]
+    svc = m.find("Service", "mon-kinsight-postgresql", "obs")
+    assert svc is not None, "no Service for the bundled PostgreSQL"
+    assert selector_matches(svc["spec"]["selector"], pg["spec"]["template"]["metadata"]["labels"])
+    assert port_number(c, svc["spec"]["ports"][0]["targetPort"]) == 5432
+
+    # The server's catalogue URL points at it, with the password from the same Secret.
+    server = container(m.component("StatefulSet", "server"), "server")
+    names = [e["name"] for e in server["env"]]
+    senv = env_map(server)
+    assert senv["KINSIGHT_CATALOGUE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "password"}
+    # $(NAME) is expanded only from variables defined before it.
+    assert names.index("KINSIGHT_CATALOGUE_PASSWORD") < names.index("KINSIGHT_CATALOGUE"), names
+    value = senv["KINSIGHT_CATALOGUE"]["value"]
+    assert "$(KINSIGHT_CATALOGUE_PASSWORD)" in value, value
+    u = urlparse(value.replace("$(KINSIGHT_CATALOGUE_PASSWORD)", "Pw0rd"))
+    assert u.scheme == "postgres" and u.username == user and u.password == "Pw0rd", value
+    assert u.hostname == "mon-kinsight-postgresql.obs.svc" and u.port == svc["spec"]["ports"][0]["port"], value
+    assert u.path == f"/{db}", value
+
+    # No password given: made once in the cluster by a hook Job, never by the chart.
+    assert m.find("Secret", secret) is None, "the chart renders the password: it would change or sit in the values"
+    jobs = [j for j in m.all("Job") if j["metadata"]["labels"]["app.kubernetes.io/component"] == "postgresql-password"]
+    assert len(jobs) == 1, f"{len(jobs)} password Jobs"
+    check_secret_job(m, jobs[0], "obs", secret, name="password", keys=["password"])
+
+    # postgresql.password: the chart's Secret, kept on uninstall like the volume; no Job.
+    m = chart.render("bundled postgresql, password", values={
+        "server": {"replicas": 3}, "objectStorage": S3_VALUES, "postgresql": {"enabled": True, "password": "Zx-9.q_~"}})
+    check_schemas(m)
+    s = m.one("Secret", "kinsight-postgresql")
+    assert s["stringData"] == {"password": "Zx-9.q_~"}, s
+    assert s["metadata"]["annotations"].get("helm.sh/resource-policy") == "keep", s["metadata"]
+    assert not [j for j in m.all("Job") if j["metadata"]["name"] == "kinsight-postgresql-password"]
+    # postgresql.existingSecret: neither.
+    m = chart.render("bundled postgresql, existing secret", values={
+        "server": {"replicas": 3}, "objectStorage": S3_VALUES, "postgresql": {"enabled": True, "existingSecret": "pg-pass"}})
+    assert m.find("Secret", "kinsight-postgresql") is None and not [j for j in m.all("Job") if "postgresql" in j["metadata"]["name"]]
+    ref = env_map(container(m.component("StatefulSet", "postgresql"), "postgresql"))["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "pg-pass", "key": "password"}, ref
+    # A catalogue URL given as well: it wins; the bundled PostgreSQL is still installed.
+    m = chart.render("bundled postgresql, explicit URL", values={
+        "server": {"replicas": 3}, "objectStorage": S3_VALUES, "postgresql": {"enabled": True},
+        "catalogue": {"existingSecret": "pg-url"}})
+    ha_checks(m, 3, "s3://logs/k1", {"name": "pg-url", "key": "url"})
+    assert "KINSIGHT_CATALOGUE_PASSWORD" not in env_map(container(m.component("StatefulSet", "server"), "server"))
+    m.component("StatefulSet", "postgresql")
+    # Agents only: no server, no PostgreSQL.
+    m = chart.render("agents only, postgresql.enabled", values={"server": {"enabled": False, "url": "http://x:8080"}, "postgresql": {"enabled": True}})
+    assert not m.all("StatefulSet"), [o["metadata"]["name"] for o in m.all("StatefulSet")]
+
+
+def plain_ha_manifests(repo: Path, kubectl: str) -> Manifests:
+    """deploy/kubernetes-ha as `kubectl apply -k` sees it. Kustomize drops comments: the source
+    (for the checks of comments) is the files'."""
+    d = repo / "deploy/kubernetes-ha"
+    p = run([kubectl, "kustomize", str(d)])
+    assert p.returncode == 0, f"kubectl kustomize {d}: {p.stderr}"
+    files = sorted((repo / "deploy/kubernetes").glob("*.yaml")) + sorted(d.iterdir())
+    return Manifests("deploy/kubernetes-ha", load_yaml_docs(p.stdout), "\n".join(f.read_text() for f in files))
+
+
+def check_plain_ha(m: Manifests, plain: Manifests) -> None:
+    ha_checks(m, 3, "s3://my-bucket/kinsight", {"name": "kinsight-catalogue", "key": "url"})
+    c = container(m.component("StatefulSet", "server"), "server")
+    assert c.get("envFrom") == [{"secretRef": {"name": "kinsight-object-store"}}], c.get("envFrom")
+    # The base and the overlay: every object of deploy/kubernetes, plus the PodDisruptionBudget.
+    key = lambda o: (o["kind"], o["metadata"]["name"])
+    assert {key(o) for o in m.objects} == {key(o) for o in plain.objects} | {("PodDisruptionBudget", "kinsight-server")}
+    for o in plain.objects:
+        if o["kind"] != "StatefulSet":
+            assert o in m.objects, f"the overlay changes {key(o)}"
+
+
 BAD_VALUES = [
     ({"clusterName": "my cluster"}, "clusterName"),
     ({"clusterName": ""}, "clusterName"),
@@ -1055,6 +1345,18 @@ BAD_VALUES = [
     ({"server": {"tls": {"enabled": True}}}, "server.tls.secretName or server.tls.certManager.enabled"),
     ({"server": {"tls": {"enabled": True, "certManager": {"enabled": True}}}}, "server.tls.certManager.issuerRef.name is required"),
     ({"server": {"tls": {"enabled": "yes"}}}, "enabled"),
+    ({"server": {"replicas": -1}}, "replicas"),
+    ({"server": {"replicas": "3"}}, "replicas"),
+    ({"catalogue": {"url": "mysql://x@y/z"}}, "catalogue"),
+    ({"catalogue": {"url": "postgres://k:p@pg:5432/k", "existingSecret": "pg-url"}, "objectStorage": S3_VALUES},
+     "catalogue.url and catalogue.existingSecret exclude each other"),
+    ({"catalogue": {"existingSecret": "pg-url"}}, "set objectStorage.enabled=true and objectStorage.bucket too"),
+    ({"server": {"persistence": {"enabled": False}}}, "server.persistence.enabled=false puts /data on an emptyDir"),
+    ({"server": {"persistence": {"enabled": False}}, "objectStorage": S3_VALUES}, "server.persistence.enabled=false"),
+    ({"postgresql": {"enabled": True, "password": "has space"}, "objectStorage": S3_VALUES}, "password"),
+    ({"postgresql": {"enabled": True, "password": "p", "existingSecret": "s"}, "objectStorage": S3_VALUES},
+     "postgresql.password and postgresql.existingSecret exclude each other"),
+    ({"postgresql": {"enabled": True, "username": "Kin-sight"}, "objectStorage": S3_VALUES}, "username"),
 ]
 
 
@@ -1069,7 +1371,8 @@ def check_bad_values(chart: Chart) -> None:
     assert not problems, "; ".join(problems)
 
 
-def helm_checks(h: Harness, repo: Path, helm: str, plain: Manifests, checker: list[str]) -> list[dict]:
+def helm_checks(h: Harness, repo: Path, helm: str, plain: Manifests, plain_ha: Manifests | None,
+                checker: list[str]) -> list[dict]:
     """Runs the chart's checks; returns the Jobs of the default rendering."""
     chart = Chart(helm, repo / "deploy/helm/kinsight")
     v = chart.version
@@ -1092,6 +1395,23 @@ def helm_checks(h: Harness, repo: Path, helm: str, plain: Manifests, checker: li
     h.check(f"helm {v}: server.tls from a cert-manager Certificate for the Service's names", check_tls_cert_manager, chart, checker)
     h.check(f"helm {v}: no TLS objects or flags unless server.tls.enabled", check_no_tls_by_default, chart)
     h.check(f"helm {v}: bad values fail with an error naming them", check_bad_values, chart)
+    h.check(f"helm {v}: server.replicas=3 with S3 and a catalogue Secret (replicas, PDB, KINSIGHT_CATALOGUE from the Secret, "
+            "replica id, /readyz, own volumes); catalogue.url; emptyDir; nothing of it by default", check_ha_chart, chart)
+    h.check(f"helm {v}: server.replicas>1 without a catalogue or without S3 is refused, saying what to set", check_ha_refused, chart)
+    h.check(f"helm {v}: postgresql.enabled renders a PostgreSQL StatefulSet, and the catalogue URL points at its Service",
+            check_bundled_postgresql, chart)
+    ha: list[Manifests] = []
+    h.check(f"helm {v}: renders 3 replicas with S3 and a catalogue", lambda: ha.append(chart.render("3 replicas (shared checks)", values=HA_VALUES)))
+    if ha:
+        check_common(h, ha[0], "kinsight", "kinsight-tokens", secret="generated", checker=checker, replicas=3)
+    pg: list[Manifests] = []
+    h.check(f"helm {v}: renders 3 replicas with a bundled PostgreSQL", lambda: pg.append(chart.render("bundled postgresql (shared checks)", values={
+        "server": {"replicas": 3}, "objectStorage": S3_VALUES, "postgresql": {"enabled": True}})))
+    if pg:
+        check_common(h, pg[0], "kinsight", "kinsight-tokens", secret="generated", checker=checker, replicas=3)
+    if plain_ha is not None:
+        h.check(f"helm {v}: replicas, S3 and catalogue Secret deploy exactly deploy/kubernetes-ha (no drift)",
+                lambda: check_no_drift(plain_ha, chart.render("as kubernetes-ha", values=HA_PLAIN_VALUES), env_order=False))
     m = chart.render("agents only (shared checks)", values={"server": {"enabled": False, "url": "http://x:8080"}})
     check_common(h, m, "kinsight", "kinsight-tokens", secret="generated", checker=checker, server=False)
     return rendered[0].all("Job") if rendered else []
@@ -1157,9 +1477,10 @@ def main() -> None:
     h = Harness()
     print(f"config checker: {' '.join(checker)}")
     plain = plain_checks(h, a.repo, a.kubectl, checker)
+    plain_ha = plain_ha_checks(h, a.repo, a.kubectl, plain, checker)
     jobs: list[dict] = []
     for helm in a.helm:
-        jobs += helm_checks(h, a.repo, helm, plain, checker)
+        jobs += helm_checks(h, a.repo, helm, plain, plain_ha, checker)
     h.check("Dockerfile: hadolint, stages, small non-root runtime, binary path of the manifests", check_dockerfile, a.repo, a.hadolint, plain, jobs)
     print(f"deploy: {h.passed} passed, {len(h.failed)} failed")
     sys.exit(1 if h.failed else 0)

@@ -92,3 +92,52 @@ true
 {{- end -}}
 {{- toJson $groups -}}
 {{- end -}}
+
+{{/* The Secret holding the catalogue's URL: catalogue.existingSecret, or the chart's from catalogue.url. */}}
+{{- define "kinsight.catalogueSecret" -}}
+{{- .Values.catalogue.existingSecret | default (printf "%s-catalogue" (include "kinsight.fullname" .)) -}}
+{{- end -}}
+
+{{/* The bundled PostgreSQL's StatefulSet and Service. */}}
+{{- define "kinsight.postgresql" -}}
+{{- printf "%s-postgresql" (include "kinsight.fullname" .) -}}
+{{- end -}}
+
+{{/* The Secret with the bundled PostgreSQL's `password`. */}}
+{{- define "kinsight.postgresqlSecret" -}}
+{{- .Values.postgresql.existingSecret | default (include "kinsight.postgresql" .) -}}
+{{- end -}}
+
+{{/*
+Where the server's PostgreSQL catalogue comes from: "url" (catalogue.url, into a chart-made
+Secret), "secret" (catalogue.existingSecret), "postgresql" (the bundled one) or "" (none: the
+embedded single-node catalogue). Checks the combinations and refuses what cannot work.
+*/}}
+{{- define "kinsight.catalogue" -}}
+{{- $c := .Values.catalogue -}}
+{{- $replicas := int .Values.server.replicas -}}
+{{- if and $c.url $c.existingSecret -}}
+{{- fail "catalogue.url and catalogue.existingSecret exclude each other: set one (the URL goes into a Secret either way)" -}}
+{{- end -}}
+{{- $mode := "" -}}
+{{- if $c.url -}}
+{{- $mode = "url" -}}
+{{- else if $c.existingSecret -}}
+{{- $mode = "secret" -}}
+{{- else if .Values.postgresql.enabled -}}
+{{- $mode = "postgresql" -}}
+{{- end -}}
+{{- if and .Values.server.enabled (gt $replicas 1) (not .Values.objectStorage.enabled) -}}
+{{- fail (printf "server.replicas=%d needs a shared S3 bucket: set objectStorage.enabled=true and objectStorage.bucket (with its endpoint, region and credentials); every replica reads and writes the same s3://bucket/prefix. See docs/deploy.md, \"Highly available replicas\"." $replicas) -}}
+{{- end -}}
+{{- if and .Values.server.enabled (gt $replicas 1) (not $mode) -}}
+{{- fail (printf "server.replicas=%d needs a shared PostgreSQL catalogue: set catalogue.url (postgres://USER:PASSWORD@HOST:PORT/DB), catalogue.existingSecret (a Secret with that URL under catalogue.secretKey) or postgresql.enabled=true (a bundled PostgreSQL, for trying it out). See docs/deploy.md, \"Highly available replicas\"." $replicas) -}}
+{{- end -}}
+{{- if and .Values.server.enabled $mode (not .Values.objectStorage.enabled) -}}
+{{- fail "a PostgreSQL catalogue (catalogue.url, catalogue.existingSecret or postgresql.enabled) is shared by replicas that share one S3 bucket: set objectStorage.enabled=true and objectStorage.bucket too" -}}
+{{- end -}}
+{{- if and .Values.server.enabled (not .Values.server.persistence.enabled) (not $mode) -}}
+{{- fail "server.persistence.enabled=false puts /data on an emptyDir, lost with the pod: only for replicas sharing S3 and a PostgreSQL catalogue (objectStorage.enabled and catalogue.url, catalogue.existingSecret or postgresql.enabled)" -}}
+{{- end -}}
+{{- $mode -}}
+{{- end -}}

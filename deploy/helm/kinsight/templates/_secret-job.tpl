@@ -2,7 +2,7 @@
 A hook Job that makes a Secret of random values once, in the cluster (`kinsight tokens
 ensure-secret`), with its ServiceAccount and a Role limited to that Secret. The chart renders
 nothing random itself (docs/deploy.md, "Tokens with Helm and GitOps"). Used for the tokens
-(tokens-job.yaml):
+(tokens-job.yaml) and the bundled PostgreSQL's password (postgresql.yaml):
 
   include "kinsight.secretJob" (dict "root" . "component" "tokens" "container" "tokens"
     "what" "tokens" "secret" $name "keys" (list))
