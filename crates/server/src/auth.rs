@@ -104,6 +104,9 @@ pub enum AuthError {
 pub struct Auth {
     admin_sha256: Option<[u8; 32]>,
     path: Option<PathBuf>,
+    /// Replicas: the tokens are the catalogue's `tokens` document, changed with optimistic
+    /// concurrency and read again every second ([`Auth::refresh`]).
+    shared: Option<kinsight_catalogue::Catalogue>,
     /// By hex hash.
     tokens: RwLock<BTreeMap<String, TokenInfo>>,
     /// Tokens given by the environment (`KINSIGHT_INGEST_TOKEN`, `KINSIGHT_READ_TOKEN`): checked
@@ -152,9 +155,67 @@ impl Auth {
         Ok(Auth {
             admin_sha256: Some(sha256(admin_token)),
             path: Some(path),
+            shared: None,
             tokens: RwLock::new(tokens),
             fixed: RwLock::new(BTreeMap::new()),
         })
+    }
+
+    /// Replicas: authentication on, with the scoped tokens every replica shares in the
+    /// catalogue.
+    pub async fn open_shared(
+        admin_token: &str,
+        catalogue: kinsight_catalogue::Catalogue,
+    ) -> Result<Self, AuthError> {
+        let auth = Auth {
+            admin_sha256: Some(sha256(admin_token)),
+            path: None,
+            shared: Some(catalogue),
+            tokens: RwLock::new(BTreeMap::new()),
+            fixed: RwLock::new(BTreeMap::new()),
+        };
+        auth.refresh().await.map_err(|e| AuthError::File {
+            path: PathBuf::from("catalogue:tokens"),
+            reason: e.message,
+        })?;
+        Ok(auth)
+    }
+
+    /// Replicas: reads the shared tokens again (a token made or revoked on another replica
+    /// counts here from then on).
+    pub async fn refresh(&self) -> Result<(), ApiError> {
+        let Some(cat) = &self.shared else {
+            return Ok(());
+        };
+        let (_, tokens) = load_shared(cat).await?;
+        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+        Ok(())
+    }
+
+    /// Replicas: applies `change` to the shared tokens (retrying when another replica
+    /// changed them first) and takes the result as this replica's.
+    async fn change_shared(
+        &self,
+        cat: &kinsight_catalogue::Catalogue,
+        change: impl Fn(&mut BTreeMap<String, TokenInfo>) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        for _ in 0..50 {
+            let (version, mut tokens) = load_shared(cat).await?;
+            change(&mut tokens)?;
+            let body = encode_tokens(&tokens)?;
+            let done = cat
+                .replace_document(TOKENS_DOCUMENT, version, &body)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e.to_string()))?;
+            if done.is_some() {
+                *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+                return Ok(());
+            }
+        }
+        Err(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "the shared tokens kept changing under this request; retry",
+        ))
     }
 
     /// No authentication: every caller is admin (loopback only; the CLI enforces that).
@@ -162,6 +223,7 @@ impl Auth {
         Auth {
             admin_sha256: None,
             path: None,
+            shared: None,
             tokens: RwLock::new(BTreeMap::new()),
             fixed: RwLock::new(BTreeMap::new()),
         }
@@ -228,7 +290,7 @@ impl Auth {
     }
 
     /// Creates a scoped token; returns its info and the secret (shown only now).
-    pub fn create(
+    pub async fn create(
         &self,
         name: &str,
         scope: Scope,
@@ -261,6 +323,14 @@ impl Auth {
             created_ms: now_ms,
             sha256: hex::encode(sha256(&secret)),
         };
+        if let Some(cat) = &self.shared {
+            self.change_shared(cat, |t| {
+                t.insert(info.sha256.clone(), info.clone());
+                Ok(())
+            })
+            .await?;
+            return Ok((info, secret));
+        }
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
         tokens.insert(info.sha256.clone(), info.clone());
         if let Err(e) = self.save(&tokens) {
@@ -285,18 +355,26 @@ impl Auth {
     }
 
     /// Revokes a token by id.
-    pub fn revoke(&self, id: &str) -> Result<(), ApiError> {
+    pub async fn revoke(&self, id: &str) -> Result<(), ApiError> {
+        if let Some(cat) = &self.shared {
+            return self
+                .change_shared(cat, |t| {
+                    let key = t
+                        .iter()
+                        .find(|(_, t)| t.id == id)
+                        .map(|(k, _)| k.clone())
+                        .ok_or_else(|| no_token(id))?;
+                    t.remove(&key);
+                    Ok(())
+                })
+                .await;
+        }
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
         let key = tokens
             .iter()
             .find(|(_, t)| t.id == id)
             .map(|(k, _)| k.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::ResourceNotFound,
-                    format!("no token with id {id:?}"),
-                )
-            })?;
+            .ok_or_else(|| no_token(id))?;
         let removed = tokens.remove(&key);
         if let Err(e) = self.save(&tokens) {
             if let Some(t) = removed {
@@ -312,15 +390,55 @@ impl Auth {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let f = TokenFile {
-            format: TOKEN_FILE_FORMAT.into(),
-            version: 1,
-            tokens: tokens.values().cloned().collect(),
-        };
-        let bytes = serde_json::to_vec_pretty(&f)
-            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+        let bytes = encode_tokens(tokens)?;
         kinsight_store::storage::write_file_atomic(path, &bytes).map_err(ApiError::from)
     }
+}
+
+/// Name of the replicas' token document in the catalogue (the token file's JSON).
+const TOKENS_DOCUMENT: &str = "tokens";
+
+fn no_token(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ResourceNotFound,
+        format!("no token with id {id:?}"),
+    )
+}
+
+fn encode_tokens(tokens: &BTreeMap<String, TokenInfo>) -> Result<Vec<u8>, ApiError> {
+    let f = TokenFile {
+        format: TOKEN_FILE_FORMAT.into(),
+        version: 1,
+        tokens: tokens.values().cloned().collect(),
+    };
+    serde_json::to_vec_pretty(&f)
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))
+}
+
+/// The shared tokens and the document's version (0: none made yet).
+async fn load_shared(
+    cat: &kinsight_catalogue::Catalogue,
+) -> Result<(i64, BTreeMap<String, TokenInfo>), ApiError> {
+    let doc = cat
+        .document(TOKENS_DOCUMENT)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e.to_string()))?;
+    let Some((version, body)) = doc else {
+        return Ok((0, BTreeMap::new()));
+    };
+    let f: TokenFile = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InternalError,
+            format!("the catalogue's token document is damaged: {e}"),
+        )
+    })?;
+    Ok((
+        version,
+        f.tokens
+            .into_iter()
+            .map(|t| (t.sha256.clone(), t))
+            .collect(),
+    ))
 }
 
 /// Middleware: authenticates `Authorization: Bearer <token>` and stores the [`Caller`] in the
@@ -435,19 +553,19 @@ mod tests {
         assert!(!Scope::Read.allows(Action::Manage));
     }
 
-    #[test]
-    fn tokens_persist_as_hashes_and_can_be_revoked() {
+    #[tokio::test]
+    async fn tokens_persist_as_hashes_and_can_be_revoked() {
         let dir = tempfile::tempdir().unwrap();
         let auth = Auth::open("admin-secret", dir.path()).unwrap();
         assert_eq!(auth.check("admin-secret").unwrap().scope, Scope::Admin);
         assert!(auth.check("nope").is_none());
-        let (info, secret) = auth.create("agents", Scope::Ingest, 1).unwrap();
-        assert!(auth.create("x", Scope::Admin, 1).is_err());
+        let (info, secret) = auth.create("agents", Scope::Ingest, 1).await.unwrap();
+        assert!(auth.create("x", Scope::Admin, 1).await.is_err());
         let file = std::fs::read_to_string(dir.path().join("tokens.json")).unwrap();
         assert!(!file.contains(&secret), "the secret is never stored");
         let again = Auth::open("admin-secret", dir.path()).unwrap();
         assert_eq!(again.check(&secret).unwrap().token_id, info.id);
-        again.revoke(&info.id).unwrap();
+        again.revoke(&info.id).await.unwrap();
         assert!(again.check(&secret).is_none());
         assert!(
             Auth::open("admin-secret", dir.path())

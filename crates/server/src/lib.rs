@@ -107,9 +107,10 @@ impl Server {
         observers: Vec<Arc<dyn IngestObserver>>,
     ) -> Result<Server, ServerError> {
         config.validate()?;
-        let auth = match &config.admin_token {
-            Some(t) => Auth::open(t, &config.store.data_dir)?,
-            None => {
+        let auth = match (&config.admin_token, &config.store.shared) {
+            (Some(t), Some(shared)) => Auth::open_shared(t, shared.catalogue.clone()).await?,
+            (Some(t), None) => Auth::open(t, &config.store.data_dir)?,
+            (None, _) => {
                 tracing::warn!(listen = %config.listen, "no KINSIGHT_TOKEN: authentication is off (loopback only)");
                 Auth::disabled()
             }
@@ -132,9 +133,23 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        let state = AppState::with_config(store, auth, config.limits, config.query);
+        if config.store.shared.is_some() {
+            // Tokens made or revoked on another replica count here within a second.
+            let auth = Arc::downgrade(&state.auth);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    let Some(auth) = auth.upgrade() else { break };
+                    if let Err(e) = auth.refresh().await {
+                        tracing::warn!(error = %e.message, "reading the shared tokens failed");
+                    }
+                }
+            });
+        }
         Ok(Server {
             addr,
-            state: AppState::with_config(store, auth, config.limits, config.query),
+            state,
             listener,
             transport: config.transport,
             tls,

@@ -84,7 +84,7 @@ pub async fn fallback(req: Request) -> Response {
 }
 
 fn is_api_path(path: &str) -> bool {
-    path == "/v1" || path.starts_with("/v1/") || path == "/healthz"
+    path == "/v1" || path.starts_with("/v1/") || path == "/healthz" || path == "/readyz"
 }
 
 fn last_segment_has_extension(path: &str) -> bool {

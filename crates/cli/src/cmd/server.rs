@@ -35,6 +35,21 @@ pub struct ServerArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub flush_interval_secs: u64,
+    /// Run as one of several replicas sharing the --object-store bucket (s3:// only) and this
+    /// PostgreSQL catalogue: `postgres://USER[:PASSWORD]@HOST:PORT/DB` (libpq parameters such
+    /// as `?sslmode=require` accepted). Without it the server is a single node on its data
+    /// directory. Prefer the variable: a password on the command line is visible in `ps`.
+    #[arg(
+        long,
+        env = "KINSIGHT_CATALOGUE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub catalogue: Option<String>,
+    /// This replica's unique name in the catalogue (the pod name). Default: the host name
+    /// with a random suffix.
+    #[arg(long, env = "KINSIGHT_REPLICA_ID", value_name = "ID")]
+    pub replica_id: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -270,6 +285,9 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         store.object_store = ObjectStoreLocation::parse(url)?;
     }
     store.flush_interval_ms = (args.flush_interval_secs.max(1) * 1000) as i64;
+    if let Some(url) = args.catalogue.as_deref().filter(|u| !u.trim().is_empty()) {
+        store.shared = Some(join_replicas(args, url, &store.object_store).await?);
+    }
     store.limits = CardinalityLimits {
         max_log_groups: args.limits.max_log_groups,
         max_log_streams: args.limits.max_log_streams,
@@ -332,6 +350,60 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         server,
         _engine_tasks: engine_tasks,
     })
+}
+
+/// How long a starting replica keeps trying to reach the catalogue (PostgreSQL may start
+/// after the servers).
+const CATALOGUE_CONNECT_WAIT: Duration = Duration::from_secs(120);
+
+/// Connects to the replicas' catalogue (applying its migrations) and names this replica.
+async fn join_replicas(
+    args: &ServerArgs,
+    url: &str,
+    objects: &ObjectStoreLocation,
+) -> anyhow::Result<kinsight_store::SharedConfig> {
+    if !matches!(objects, ObjectStoreLocation::S3 { .. }) {
+        anyhow::bail!(
+            "--catalogue needs --object-store s3://BUCKET/PREFIX: replicas share one bucket, and a local directory is not shared"
+        );
+    }
+    let deadline = std::time::Instant::now() + CATALOGUE_CONNECT_WAIT;
+    let catalogue = loop {
+        match kinsight_catalogue::Catalogue::connect(url).await {
+            Ok(c) => break c,
+            Err(e @ kinsight_catalogue::CatalogueError::Url(_)) => {
+                return Err(anyhow::anyhow!("--catalogue: {e}"));
+            }
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "the catalogue is not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("--catalogue: {e}")),
+        }
+    };
+    let id = match args
+        .replica_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(id) => id.to_string(),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
+            let mut suffix = [0u8; 3];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut suffix);
+            format!(
+                "{}-{}",
+                if host.is_empty() { "kinsight" } else { &host },
+                hex::encode(suffix)
+            )
+        }
+    };
+    let mut shared = kinsight_store::SharedConfig::new(catalogue, id);
+    shared.address = args.listen.to_string();
+    Ok(shared)
 }
 
 /// The CloudWatch API's access keys: `KINSIGHT_AWS_ACCESS_KEY_ID` /

@@ -105,6 +105,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         object_store: args.object_store.clone(),
         flush_interval_secs: 60,
+        catalogue: None,
+        replica_id: None,
         limits: args.limits.clone(),
         transport: args.transport.clone(),
     };

@@ -8,6 +8,7 @@ mod e2e;
 mod hostile;
 mod limits;
 mod query;
+mod replicas;
 #[path = "../../../store/tests/it/seaweed.rs"]
 mod seaweed;
 mod server;

@@ -108,15 +108,15 @@ pub(crate) async fn api(
     )
 }
 
-fn log_of(data_dir: &Path) -> String {
+pub(crate) fn log_of(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default()
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -124,7 +124,7 @@ fn http() -> reqwest::Client {
 }
 
 /// The events of batch `n` of writer `w`: each message names (w, n, i).
-fn batch(w: usize, n: usize, events: usize) -> Vec<Value> {
+pub(crate) fn batch(w: usize, n: usize, events: usize) -> Vec<Value> {
     let ts = now_ms();
     (0..events)
         .map(|i| {
@@ -138,7 +138,7 @@ fn batch(w: usize, n: usize, events: usize) -> Vec<Value> {
         .collect()
 }
 
-async fn send(url: &str, id: &str, events: &[Value]) -> Result<Value, String> {
+pub(crate) async fn send(url: &str, id: &str, events: &[Value]) -> Result<Value, String> {
     let body = zstd::encode_all(serde_json::to_vec(events).unwrap().as_slice(), 1).unwrap();
     let resp = http()
         .post(format!("{url}/v1/ingest"))
@@ -160,7 +160,7 @@ async fn send(url: &str, id: &str, events: &[Value]) -> Result<Value, String> {
 }
 
 /// Reads every event of a group, oldest first.
-async fn all_messages(url: &str, group: &str) -> Vec<Value> {
+pub(crate) async fn all_messages(url: &str, group: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut next: Option<String> = None;
     loop {
@@ -190,15 +190,15 @@ async fn all_messages(url: &str, group: &str) -> Vec<Value> {
 }
 
 #[derive(Default)]
-struct Ledger {
+pub(crate) struct Ledger {
     /// Batches the server acknowledged (200 with every event accepted).
-    acked: BTreeSet<(usize, usize)>,
+    pub(crate) acked: BTreeSet<(usize, usize)>,
     /// Batches whose request failed (connection reset by the kill): state unknown.
-    unknown: BTreeSet<(usize, usize)>,
+    pub(crate) unknown: BTreeSet<(usize, usize)>,
 }
 
 /// Runs `writers` concurrent writers against `url` until `stop`; records what was acked.
-async fn load(
+pub(crate) async fn load(
     url: String,
     writers: usize,
     first_batch: usize,

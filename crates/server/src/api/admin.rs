@@ -44,7 +44,7 @@ async fn create_token(
     JsonBody(b): JsonBody<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let now = chrono::Utc::now().timestamp_millis();
-    let (mut info, token) = state.auth.create(&b.name, b.scope, now)?;
+    let (mut info, token) = state.auth.create(&b.name, b.scope, now).await?;
     info.sha256.clear();
     Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
 }
@@ -65,7 +65,7 @@ async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.auth.revoke(&id)?;
+    state.auth.revoke(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

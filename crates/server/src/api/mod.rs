@@ -13,7 +13,9 @@ pub mod metrics;
 pub mod query;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::Method;
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::get;
 use axum::{Json, extract::Request};
@@ -38,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(native)
         .merge(crate::cwlogs::routes())
         .merge(crate::ui::routes())
@@ -66,6 +69,26 @@ async fn healthz() -> Json<Health> {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
     })
+}
+
+/// Readiness: no authentication. A replica is ready once it has joined the catalogue and
+/// applies the shared log; a single server once it is serving.
+async fn readyz(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let ready = state.store.is_ready();
+    let replica = state.store.replica();
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "starting" },
+        "replica": replica.as_ref().map(|(id, _)| id),
+        "maintenance": replica.as_ref().map(|(_, leader)| leader),
+        "appliedSeq": state.store.last_seq(),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 pub(crate) async fn not_found(req: Request) -> ApiError {

@@ -342,7 +342,7 @@ async fn handle(
 ) -> Result<Response<TrackedBody<Body>>, Infallible> {
     let guard = activity.begin();
     let path = req.uri().path();
-    let exempt = path == "/healthz";
+    let exempt = path == "/healthz" || path == "/readyz";
     let long = req.method() == axum::http::Method::GET && matches!(path, "/v1/follow" | "/v1/tail");
     let pool = if long {
         &requests.long_polls
