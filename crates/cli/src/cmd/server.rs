@@ -341,9 +341,17 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         .map(|c| kinsight_alarms::egress::parse_cidr(c))
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("--alarm-webhook-allow-cidr: {e}"))?;
-    let engine_tasks = engine
-        .attach(&mut server.state, alarms, Arc::new(SystemClock))
-        .context("opening the alarm service")?;
+    let engine_tasks = if args
+        .catalogue
+        .as_deref()
+        .is_some_and(|u| !u.trim().is_empty())
+    {
+        engine.attach_without_alarms(&mut server.state)
+    } else {
+        engine
+            .attach(&mut server.state, alarms, Arc::new(SystemClock))
+            .context("opening the alarm service")?
+    };
     Ok(Started {
         addr: server.addr,
         url,

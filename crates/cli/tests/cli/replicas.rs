@@ -111,6 +111,14 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // Alarms are not shared between replicas yet: refused, saying so (not silently local).
+    let (st, body) = api(Method::GET, format!("{}/v1/alarms", r[1].url), TOKEN, None).await;
+    assert_eq!(st, 503, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("replicas"),
+        "{body}"
+    );
+
     // Writers on all three replicas.
     let stop = Arc::new(AtomicBool::new(false));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -280,5 +288,135 @@ async fn load_from(
             }
         }
         n += 1;
+    }
+}
+
+/// A writer that behaves like the agent: a batch that fails is sent again, same id, until it
+/// is acknowledged; returns the batches acknowledged and how many attempts failed.
+async fn retrying_writer(
+    url: String,
+    w: usize,
+    stop: Arc<AtomicBool>,
+    failed: Arc<std::sync::atomic::AtomicUsize>,
+) -> (BTreeSet<(usize, usize)>, usize) {
+    let mut acked = BTreeSet::new();
+    let mut failures = 0;
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        match send(&url, &format!("w{w}-b{n}"), &batch(w, n, 50)).await {
+            Ok(v) => {
+                assert_eq!(v["accepted"], 50, "{v}");
+                acked.insert((w, n));
+                n += 1;
+            }
+            Err(e) => {
+                failures += 1;
+                failed.fetch_add(1, Ordering::SeqCst);
+                // 503 with a message naming what is down, never another error.
+                assert!(e.starts_with("503"), "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    (acked, failures)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_and_s3_restarted_mid_ingest_lose_nothing_acknowledged() {
+    let Some(pg) = PgServer::start() else { return };
+    let Some(mut s3) = Seaweed::start() else {
+        return;
+    };
+    let store = format!("s3://{}/ha-outage", s3.bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let a = replica(dir.path(), "a", &s3, &store, &pg.url());
+    let b = replica(dir.path(), "b", &s3, &store, &pg.url());
+    wait_ready(&a.url).await;
+    wait_ready(&b.url).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writers: Vec<_> = [(&a, 0), (&b, 1)]
+        .into_iter()
+        .map(|(p, w)| {
+            tokio::spawn(retrying_writer(
+                p.url.clone(),
+                w,
+                stop.clone(),
+                failed.clone(),
+            ))
+        })
+        .collect();
+    // An outage lasts until both writers have been refused during it.
+    let outage_seen = |since: usize| {
+        let failed = failed.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while failed.load(Ordering::SeqCst) < since + 2 {
+                assert!(Instant::now() < deadline, "no writer noticed the outage");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let progress = |n: usize| {
+        let (a, b) = (a.url.clone(), b.url.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let (sa, _) = stored_batches(&a).await;
+                let (sb, _) = stored_batches(&b).await;
+                if sa.len() >= n && sb.len() >= n {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "ingest made no progress ({} / {})",
+                    sa.len(),
+                    sb.len()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    progress(10).await;
+    // PostgreSQL crashes (no shutdown checkpoint) and comes back.
+    let before = failed.load(Ordering::SeqCst);
+    pg.crash();
+    // Writes now fail with 503 after the bounded wait; reads of what is there keep working.
+    let (st, _) = api(Method::GET, format!("{}/v1/groups", a.url), TOKEN, None).await;
+    assert_eq!(st, 200);
+    outage_seen(before).await;
+    pg.resume();
+    progress(30).await;
+    // The object store goes away and comes back.
+    let before = failed.load(Ordering::SeqCst);
+    s3.stop();
+    outage_seen(before).await;
+    s3.resume();
+    progress(50).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut acked = BTreeSet::new();
+    let mut failures = 0;
+    for w in writers {
+        let (a, f) = w.await.unwrap();
+        acked.extend(a);
+        failures += f;
+    }
+    assert!(failures > 0, "the outages were never seen by a writer");
+    for p in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (stored, twice) = stored_batches(&p.url).await;
+            assert_eq!(twice, 0, "an event stored twice on {}", p.url);
+            if acked.is_subset(&stored) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} misses {:?}",
+                p.url,
+                acked.difference(&stored).take(5).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

@@ -36,10 +36,12 @@ pub fn routes() -> Router<AppState> {
 
 fn alarms_of(state: &AppState) -> ApiResult<Arc<AlarmService>> {
     state.alarms.clone().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ServiceUnavailable,
-            "alarms are not enabled on this server",
-        )
+        let message = if state.store.replica().is_some() {
+            "alarms are not shared between replicas yet: replicated servers (--catalogue) do not run alarms; run them on a single server"
+        } else {
+            "alarms are not enabled on this server"
+        };
+        ApiError::new(ErrorCode::ServiceUnavailable, message)
     })
 }
 

@@ -47,13 +47,15 @@ pub struct MetricsEngine {
 
 /// The engine's background tasks: alarm evaluator, notifier, metric store maintenance.
 pub struct EngineTasks {
-    pub alarms: BackgroundTasks,
+    pub alarms: Option<BackgroundTasks>,
     pub maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl EngineTasks {
     pub fn abort(&self) {
-        self.alarms.abort();
+        if let Some(a) = &self.alarms {
+            a.abort();
+        }
         self.maintenance.abort();
     }
 }
@@ -87,12 +89,24 @@ impl MetricsEngine {
         let service = AlarmService::open(self.data_dir.join("alarms"), alarms, clock)?;
         let source: Arc<dyn MetricSource> = self.metrics.clone();
         let tasks = EngineTasks {
-            alarms: service.spawn(source),
+            alarms: Some(service.spawn(source)),
             maintenance: spawn_maintenance(self.metrics.clone(), MAINTENANCE_INTERVAL),
         };
         state.metrics = Some(self.metrics);
         state.alarms = Some(service);
         Ok(tasks)
+    }
+
+    /// Replicas: the metric store only. Alarm definitions and states are not shared between
+    /// replicas yet, and evaluating them on every replica would notify once per replica, so
+    /// replicated servers refuse the alarm API with a message saying so.
+    pub fn attach_without_alarms(self, state: &mut AppState) -> EngineTasks {
+        let tasks = EngineTasks {
+            alarms: None,
+            maintenance: spawn_maintenance(self.metrics.clone(), MAINTENANCE_INTERVAL),
+        };
+        state.metrics = Some(self.metrics);
+        tasks
     }
 }
 

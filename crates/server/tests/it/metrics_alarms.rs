@@ -115,8 +115,10 @@ impl Running {
             alarms,
             maintenance,
         } = self.tasks;
-        let _ = alarms.evaluator.await;
-        let _ = alarms.notifier.await;
+        if let Some(alarms) = alarms {
+            let _ = alarms.evaluator.await;
+            let _ = alarms.notifier.await;
+        }
         let _ = maintenance.await;
     }
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 pub struct Seaweed {
     child: Child,
+    /// How it was started, to start it again ([`Seaweed::restart`]).
+    command: (std::path::PathBuf, Vec<String>),
     _dir: tempfile::TempDir,
     pub endpoint: String,
     pub bucket: String,
@@ -37,31 +39,30 @@ impl Seaweed {
             .map(|i| 20000 + ((std::process::id() as u16 % 50) * 100 + i * 37) % 9000)
             .find(|&b| (0..8).all(|o| port_free(b + o) && port_free(b + o + 10000)))
             .expect("free ports for SeaweedFS");
-        let log = std::fs::File::create(dir.path().join("weed.log")).expect("log");
-        let child = Command::new(weed)
-            .arg("mini")
-            .arg(format!("-dir={}", dir.path().join("data").display()))
-            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-bucket=kinsight"])
-            .arg(format!("-s3.config={}", ids_path.display()))
-            .args([
-                "-admin.ui=false",
-                "-webdav=false",
-                "-master.telemetry=false",
-            ])
-            .arg(format!("-master.port={base}"))
-            .arg(format!("-volume.port={}", base + 1))
-            .arg(format!("-filer.port={}", base + 2))
-            .arg(format!("-s3.port={}", base + 3))
-            .arg(format!("-s3.port.iceberg={}", base + 4))
-            .arg(format!("-debug.port={}", base + 5))
-            .arg(format!("-s3.port.lance={}", base + 6))
-            .arg(format!("-admin.port={}", base + 7))
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start weed");
+        let args: Vec<String> = vec![
+            "mini".into(),
+            format!("-dir={}", dir.path().join("data").display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            "-bucket=kinsight".into(),
+            format!("-s3.config={}", ids_path.display()),
+            "-admin.ui=false".into(),
+            "-webdav=false".into(),
+            "-master.telemetry=false".into(),
+            format!("-master.port={base}"),
+            format!("-volume.port={}", base + 1),
+            format!("-filer.port={}", base + 2),
+            format!("-s3.port={}", base + 3),
+            format!("-s3.port.iceberg={}", base + 4),
+            format!("-debug.port={}", base + 5),
+            format!("-s3.port.lance={}", base + 6),
+            format!("-admin.port={}", base + 7),
+        ];
+        let command = (weed, args);
+        let child = spawn(&command, dir.path());
         let s = Seaweed {
             child,
+            command,
             endpoint: format!("http://127.0.0.1:{}", base + 3),
             _dir: dir,
             bucket: "kinsight".into(),
@@ -70,6 +71,20 @@ impl Seaweed {
         };
         s.wait_ready();
         Some(s)
+    }
+
+    /// Stops the server (SIGKILL) until [`Seaweed::resume`]: S3 is down.
+    #[allow(dead_code)]
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same data and ports, and waits until it answers.
+    #[allow(dead_code)]
+    pub fn resume(&mut self) {
+        self.child = spawn(&self.command, self._dir.path());
+        self.wait_ready();
     }
 
     /// Waits until the S3 gateway answers and the bucket exists.
@@ -118,6 +133,20 @@ impl Drop for Seaweed {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(command: &(std::path::PathBuf, Vec<String>), dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("weed.log"))
+        .expect("log");
+    Command::new(&command.0)
+        .args(&command.1)
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start weed")
 }
 
 /// Status code of a plain `GET` (no client library: the harness must not need curl).
