@@ -60,6 +60,18 @@ impl PgServer {
         format!("postgres://postgres@127.0.0.1:{}/kinsight", self.port)
     }
 
+    /// Creates another database on this server; returns its catalogue URL.
+    pub fn create_database(&self, name: &str) -> String {
+        self.as_postgres(&format!(
+            "{} -h 127.0.0.1 -p {} -U postgres -q -c 'create database {name}'",
+            which("psql")
+                .unwrap_or_else(|| self.bin.join("psql"))
+                .display(),
+            self.port
+        ));
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
     /// Stops the server the way a crash would (`-m immediate`: no shutdown checkpoint).
     pub fn crash(&self) {
         self.pg_ctl("-m immediate stop");

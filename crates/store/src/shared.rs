@@ -300,9 +300,13 @@ impl Store {
                 tracing::warn!(error = %e, records = n, "shared log write failed; nothing of it is acknowledged");
                 // Unless the applier already found it (the commit went through after all),
                 // the writers get the error; a row that did commit is applied from the object.
+                let message = match &e {
+                    StoreError::Unavailable(m) => m.clone(),
+                    other => other.to_string(),
+                };
                 if let Some(group) = log.pending_take(key.as_ref()) {
                     for a in group {
-                        let _ = a.reply.send(Err(StoreError::Unavailable(e.to_string())));
+                        let _ = a.reply.send(Err(StoreError::Unavailable(message.clone())));
                     }
                 }
             }
@@ -354,6 +358,19 @@ impl Store {
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             if rows.is_empty() {
                 return Ok(());
+            }
+            if rows[0].first_seq > after + 1 {
+                // The leader truncated records this replica never applied (it was out of the
+                // registry too long): its state cannot be completed. Unhealthy → restarted →
+                // starts again from the newest checkpoint.
+                log.healthy.store(false, Ordering::Release);
+                return Err(StoreError::Format {
+                    path: rows[0].object_key.clone(),
+                    reason: format!(
+                        "the shared log continues at record {} but this replica applied only through {after}: it fell behind log truncation and must restart",
+                        rows[0].first_seq
+                    ),
+                });
             }
             // Others' objects are fetched a few at a time, applied strictly in order.
             use futures::StreamExt;
@@ -534,6 +551,8 @@ impl Store {
         let mut stop = log.stop.subscribe();
         let every = log.cfg.lease_ttl / 3;
         loop {
+            // The lease counts from before the request: it cannot have been granted earlier.
+            let renewed_at = Instant::now();
             let r = tokio::time::timeout(
                 every,
                 log.cfg.catalogue.acquire_lease(
@@ -543,7 +562,6 @@ impl Store {
                 ),
             )
             .await;
-            let renewed_at = Instant::now();
             match r {
                 Ok(Ok(Some(lease))) => {
                     let was = log.lease();
@@ -691,6 +709,13 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the store can go on at all: false only when a replica found the shared log
+    /// truncated past what it applied (it must restart from the newest checkpoint).
+    pub fn is_healthy(&self) -> bool {
+        self.shared_log()
+            .is_none_or(|l| l.healthy.load(Ordering::Acquire))
+    }
+
     /// Whether this replica can serve: the store is open, its applier keeps up and it has
     /// registered in the catalogue. Always true on a single server.
     pub fn is_ready(&self) -> bool {
@@ -809,6 +834,13 @@ pub(crate) async fn replay(
             return Ok(stats);
         }
         for row in rows {
+            if row.first_seq > next + 1 {
+                tracing::warn!(
+                    from = next + 1,
+                    to = row.first_seq - 1,
+                    "the shared log no longer holds these records (the checkpoint covers them; an observer that had not persisted them misses them)"
+                );
+            }
             let path = object_store::path::Path::from(row.object_key.as_str());
             let bytes = storage
                 .get_opt(&path)

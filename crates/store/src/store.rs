@@ -744,7 +744,20 @@ impl Store {
                 reply,
             })
             .await?;
-        rx.await.map_err(|_| StoreError::ShuttingDown)?
+        match self.inner.log.shared() {
+            None => rx.await.map_err(|_| StoreError::ShuttingDown)?,
+            // A replica applies its records in the log's order, after the others' before them:
+            // while the object store cannot serve those, the answer waits — boundedly. The
+            // record may still be applied later; a retry with the same batch id is then told
+            // it is a duplicate.
+            Some(log) => match tokio::time::timeout(log.cfg.commit_timeout * 2, rx).await {
+                Ok(r) => r.map_err(|_| StoreError::ShuttingDown)?,
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "the write is in the shared log but was not applied within {:?} (the object store is slow or unreachable)",
+                    log.cfg.commit_timeout * 2
+                ))),
+            },
+        }
     }
 
     /// Writes a record that creates the names `claim` reserved; the reservation is released

@@ -68,14 +68,18 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
     }
 
     // What one replica does is seen on the others: a group with retention, a token.
-    let (st, _) = api(
+    let (st, body) = api(
         Method::POST,
         format!("{}/v1/groups", r[0].url),
         TOKEN,
         Some(json!({"name": "/made/on/r0", "retentionDays": 7})),
     )
     .await;
-    assert!(st < 300, "{st}");
+    assert!(
+        st < 300,
+        "{st} {body}\n{}",
+        crate::server::log_of(&dir.path().join("r0"))
+    );
     let (st, made) = api(
         Method::POST,
         format!("{}/v1/tokens", r[1].url),

@@ -39,11 +39,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_with(data, &[], env)
+    }
+
+    /// [`Server::start`] with more arguments (`--object-store s3://…`).
+    pub fn start_with(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(kinsight_bin())
             .arg("server")
             .arg("--data-dir")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .env("KINSIGHT_TOKEN", TOKEN)
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())

@@ -63,12 +63,22 @@ struct Health {
     version: &'static str,
 }
 
-/// Liveness: no authentication, no details beyond the version.
-async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+/// Liveness: no authentication, no details beyond the version. 503 only when the store
+/// cannot go on (a replica that fell behind the shared log's truncation): restarting it is
+/// the remedy.
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let healthy = state.store.is_healthy();
+    (
+        if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Json(Health {
+            status: if healthy { "ok" } else { "restart needed" },
+            version: env!("CARGO_PKG_VERSION"),
+        }),
+    )
 }
 
 /// Readiness: no authentication. A replica is ready once it has joined the catalogue and

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 pub struct Seaweed {
     child: Child,
+    /// Held while this server runs (also while it is stopped for an outage): one SeaweedFS at
+    /// a time on the machine — each is several servers and up to a GB of memory, and tests in
+    /// parallel processes would otherwise also race for the same free ports.
+    _exclusive: std::fs::File,
     /// How it was started, to start it again ([`Seaweed::restart`]).
     command: (std::path::PathBuf, Vec<String>),
     _dir: tempfile::TempDir,
@@ -26,6 +30,13 @@ impl Seaweed {
     /// Starts SeaweedFS on free ports; `None` (with a message) if `weed` is not installed.
     pub fn start() -> Option<Seaweed> {
         let weed = which("weed")?;
+        let exclusive = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::env::temp_dir().join("kinsight-seaweedfs.lock"))
+            .expect("SeaweedFS lock file");
+        exclusive.lock().expect("lock SeaweedFS lock file");
         let dir = tempfile::tempdir().expect("tempdir");
         let access_key = "KINSIGHTTEST".to_string();
         let secret_key = format!("secret-{}", std::process::id());
@@ -61,6 +72,7 @@ impl Seaweed {
         let command = (weed, args);
         let child = spawn(&command, dir.path());
         let s = Seaweed {
+            _exclusive: exclusive,
             child,
             command,
             endpoint: format!("http://127.0.0.1:{}", base + 3),
