@@ -337,13 +337,13 @@ impl Store {
         Ok((metas, fields))
     }
 
-    /// Writes the dedup file and the checkpoint for the manifest as it is now — after keeping
-    /// the checkpoint it replaces as the previous one —; on success truncates the WAL through
-    /// the previous checkpoint and counts the checkpoint for objects waiting to be deleted.
+    /// Writes the dedup file and the checkpoint for the manifest as it is now. A single server
+    /// first keeps the checkpoint it replaces as the previous one and, on success, truncates
+    /// the WAL through the previous checkpoint; a replica writes it under a key of its own and
+    /// publishes it in the catalogue (fenced by the maintenance lease), which also truncates
+    /// the shared log. Either way the checkpoint then counts for objects waiting to be deleted.
     async fn persist_checkpoint(&self) -> Result<u64> {
-        if self.inner.config.shared.is_some() {
-            return self.persist_shared_checkpoint().await;
-        }
+        let replicated = self.inner.config.shared.is_some();
         let now = self.now_ms();
         let (seq, ckpt, dedup_entries, covered, rotate) = {
             let mut st = self.inner.shared.lock();
@@ -372,6 +372,14 @@ impl Store {
                         Bytes::from(dedup::encode(&dedup_entries)),
                     )
                     .await?;
+            }
+            if replicated {
+                let key = paths::shared_checkpoint(seq, &uuid::Uuid::new_v4().to_string());
+                self.inner
+                    .storage
+                    .put_durable(&key, Bytes::from(ckpt.encode()))
+                    .await?;
+                return self.publish_checkpoint(seq, key.as_ref()).await;
             }
             // The checkpoint being replaced becomes the previous one: what a start falls back
             // to if the new one turns out damaged (issue 15, item 11).
@@ -406,6 +414,9 @@ impl Store {
             }
             st.previous_checkpoint_seq
         };
+        if replicated {
+            return Ok(seq);
+        }
         // Records after the previous checkpoint stay: falling back to it replays them.
         let through = self
             .inner
@@ -417,62 +428,6 @@ impl Store {
         tokio::task::spawn_blocking(move || wal::remove_files_through(&dir, through))
             .await
             .map_err(join_err)??;
-        Ok(seq)
-    }
-
-    /// Replicas: writes the checkpoint under a key of its own and publishes it in the
-    /// catalogue (fenced by the maintenance lease), which also truncates the shared log.
-    async fn persist_shared_checkpoint(&self) -> Result<u64> {
-        let now = self.now_ms();
-        let (seq, ckpt, dedup_entries, covered) = {
-            let mut st = self.inner.shared.lock();
-            let seq = st.checkpoint_seq;
-            let ckpt = Checkpoint::new(
-                seq,
-                now,
-                (*st.checkpoint_catalogue).clone(),
-                st.manifest.clone(),
-            );
-            (
-                seq,
-                ckpt,
-                st.dedup.take_unsaved_through(seq),
-                st.pending_deletes.len(),
-            )
-        };
-        let key = paths::shared_checkpoint(seq, &uuid::Uuid::new_v4().to_string());
-        let res = async {
-            if !dedup_entries.is_empty() {
-                self.inner
-                    .storage
-                    .put_durable(
-                        &paths::dedup(seq),
-                        Bytes::from(dedup::encode(&dedup_entries)),
-                    )
-                    .await?;
-            }
-            self.inner
-                .storage
-                .put_durable(&key, Bytes::from(ckpt.encode()))
-                .await?;
-            self.publish_checkpoint(seq, key.as_ref()).await
-        }
-        .await;
-        if let Err(e) = res {
-            self.inner
-                .shared
-                .lock()
-                .dedup
-                .restore_unsaved(dedup_entries);
-            return Err(e);
-        }
-        let mut st = self.inner.shared.lock();
-        st.saved_checkpoint_seq = seq;
-        st.saved_checkpoint_ms = now;
-        st.newest_checkpoint_valid = true;
-        for d in st.pending_deletes.iter_mut().take(covered) {
-            d.checkpoints_without = d.checkpoints_without.saturating_add(1);
-        }
         Ok(seq)
     }
 

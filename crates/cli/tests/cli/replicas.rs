@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::seaweed::Seaweed;
-use crate::server::{Ledger, ServerProc, TOKEN, all_messages, api, batch, send};
+use crate::server::{Ledger, ServerProc, TOKEN, all_messages, api, batch, send, writer};
 
 fn replica(dir: &Path, name: &str, s3: &Seaweed, store: &str, catalogue: &str) -> ServerProc {
     let mut env = s3.env();
@@ -130,9 +130,10 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
     for (i, p) in r.iter().enumerate() {
         // Writers 0-1 on r0, 10-11 on r1, 20-21 on r2 (ids stay distinct).
         for w in [i * 10, i * 10 + 1] {
-            tasks.push(tokio::spawn(load_one(
+            tasks.push(tokio::spawn(writer(
                 p.url.clone(),
                 w,
+                0,
                 stop.clone(),
                 ledger.clone(),
             )));
@@ -176,7 +177,7 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
             .map(|(_, n)| n + 1)
             .max()
             .unwrap_or(0);
-        tasks.push(tokio::spawn(load_from(
+        tasks.push(tokio::spawn(writer(
             r1.url.clone(),
             w,
             next,
@@ -264,35 +265,6 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
     .await;
     assert_eq!(g, 200, "{body}");
     assert_eq!(body["retentionDays"], 7, "{body}");
-}
-
-async fn load_one(url: String, w: usize, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>>) {
-    load_from(url, w, 0, stop, ledger).await
-}
-
-/// One writer from batch `first` until `stop` or its server fails (the batch then counts
-/// as unknown).
-async fn load_from(
-    url: String,
-    w: usize,
-    first: usize,
-    stop: Arc<AtomicBool>,
-    ledger: Arc<Mutex<Ledger>>,
-) {
-    let mut n = first;
-    while !stop.load(Ordering::SeqCst) {
-        match send(&url, &format!("w{w}-b{n}"), &batch(w, n, 200)).await {
-            Ok(v) => {
-                assert_eq!(v["accepted"], 200, "{v}");
-                ledger.lock().unwrap().acked.insert((w, n));
-            }
-            Err(_) => {
-                ledger.lock().unwrap().unknown.insert((w, n));
-                return;
-            }
-        }
-        n += 1;
-    }
 }
 
 /// A writer that behaves like the agent: a batch that fails is sent again, same id, until it

@@ -207,29 +207,43 @@ pub(crate) async fn load(
 ) {
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
-            let (url, stop, ledger) = (url.clone(), stop.clone(), ledger.clone());
-            tokio::spawn(async move {
-                let mut n = first_batch;
-                while !stop.load(Ordering::SeqCst) {
-                    let events = batch(w, n, 200);
-                    match send(&url, &format!("w{w}-b{n}"), &events).await {
-                        Ok(v) => {
-                            assert_eq!(v["accepted"], 200, "{v}");
-                            ledger.lock().unwrap().acked.insert((w, n));
-                        }
-                        Err(_) => {
-                            ledger.lock().unwrap().unknown.insert((w, n));
-                            // The server is gone: stop this writer.
-                            return;
-                        }
-                    }
-                    n += 1;
-                }
-            })
+            tokio::spawn(writer(
+                url.clone(),
+                w,
+                first_batch,
+                stop.clone(),
+                ledger.clone(),
+            ))
         })
         .collect();
     for t in tasks {
         t.await.unwrap();
+    }
+}
+
+/// Writer `w`: batches of 200 events from `first` on until `stop`, or until a request fails
+/// (the server is gone: that batch counts as unknown).
+pub(crate) async fn writer(
+    url: String,
+    w: usize,
+    first: usize,
+    stop: Arc<AtomicBool>,
+    ledger: Arc<Mutex<Ledger>>,
+) {
+    let mut n = first;
+    while !stop.load(Ordering::SeqCst) {
+        let events = batch(w, n, 200);
+        match send(&url, &format!("w{w}-b{n}"), &events).await {
+            Ok(v) => {
+                assert_eq!(v["accepted"], 200, "{v}");
+                ledger.lock().unwrap().acked.insert((w, n));
+            }
+            Err(_) => {
+                ledger.lock().unwrap().unknown.insert((w, n));
+                return;
+            }
+        }
+        n += 1;
     }
 }
 
