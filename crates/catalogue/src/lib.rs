@@ -345,9 +345,10 @@ impl Catalogue {
         .transpose()
     }
 
-    /// Gives a lease up (at shutdown), so another replica need not wait for it to lapse.
+    /// Gives a lease up (at shutdown), so another replica need not wait for it to lapse. The
+    /// row stays (expired), so the next holder's epoch is still higher than every earlier one.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+        sqlx::query("UPDATE leases SET expires_ms = 0 WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
             .execute(&self.pool)

@@ -99,14 +99,22 @@ async fn a_lease_moves_only_when_it_lapses_and_fences_its_old_holder() {
             .is_none()
     );
     assert_eq!(c.checkpoints(10).await.unwrap().len(), 1);
-    // Released, it is free at once.
+    // Released, it is free at once, and the epoch still grows (never reused).
     c.release_lease("maintenance", "b").await.unwrap();
-    assert!(
-        c.acquire_lease("maintenance", "a", ttl)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    let a3 = c
+        .acquire_lease("maintenance", "a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(a3.epoch > b.epoch, "{a3:?} after {b:?}");
+    // Even the same holder gets a new epoch after giving it up (a restarted process).
+    c.release_lease("maintenance", "a").await.unwrap();
+    let a4 = c
+        .acquire_lease("maintenance", "a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(a4.epoch > a3.epoch);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

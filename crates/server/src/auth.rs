@@ -107,6 +107,9 @@ pub struct Auth {
     /// Replicas: the tokens are the catalogue's `tokens` document, changed with optimistic
     /// concurrency and read again every second ([`Auth::refresh`]).
     shared: Option<kinsight_catalogue::Catalogue>,
+    /// Replicas: the version of the tokens document `tokens` holds; an older read (a refresh
+    /// that raced a change made here) is not taken.
+    shared_version: std::sync::atomic::AtomicI64,
     /// By hex hash.
     tokens: RwLock<BTreeMap<String, TokenInfo>>,
     /// Tokens given by the environment (`KINSIGHT_INGEST_TOKEN`, `KINSIGHT_READ_TOKEN`): checked
@@ -156,6 +159,7 @@ impl Auth {
             admin_sha256: Some(sha256(admin_token)),
             path: Some(path),
             shared: None,
+            shared_version: Default::default(),
             tokens: RwLock::new(tokens),
             fixed: RwLock::new(BTreeMap::new()),
         })
@@ -171,6 +175,7 @@ impl Auth {
             admin_sha256: Some(sha256(admin_token)),
             path: None,
             shared: Some(catalogue),
+            shared_version: Default::default(),
             tokens: RwLock::new(BTreeMap::new()),
             fixed: RwLock::new(BTreeMap::new()),
         };
@@ -187,9 +192,19 @@ impl Auth {
         let Some(cat) = &self.shared else {
             return Ok(());
         };
-        let (_, tokens) = load_shared(cat).await?;
-        *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+        let (version, tokens) = load_shared(cat).await?;
+        self.take_shared(version, tokens);
         Ok(())
+    }
+
+    /// Takes the shared tokens at `version` unless a newer version is held already.
+    fn take_shared(&self, version: i64, tokens: BTreeMap<String, TokenInfo>) {
+        use std::sync::atomic::Ordering;
+        let mut held = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        if version >= self.shared_version.load(Ordering::Acquire) {
+            self.shared_version.store(version, Ordering::Release);
+            *held = tokens;
+        }
     }
 
     /// Replicas: applies `change` to the shared tokens (retrying when another replica
@@ -207,8 +222,8 @@ impl Auth {
                 .replace_document(TOKENS_DOCUMENT, version, &body)
                 .await
                 .map_err(|e| ApiError::new(ErrorCode::ServiceUnavailable, e.to_string()))?;
-            if done.is_some() {
-                *self.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
+            if let Some(version) = done {
+                self.take_shared(version, tokens);
                 return Ok(());
             }
         }
@@ -224,6 +239,7 @@ impl Auth {
             admin_sha256: None,
             path: None,
             shared: None,
+            shared_version: Default::default(),
             tokens: RwLock::new(BTreeMap::new()),
             fixed: RwLock::new(BTreeMap::new()),
         }

@@ -221,6 +221,9 @@ impl Store {
             {
                 let mut st = self.inner.shared.lock();
                 st.frozen.retain(|f| !Arc::ptr_eq(f, &frozen));
+                if replicated {
+                    st.unpublished.push(frozen.clone());
+                }
                 for (gid, metas, fields) in written {
                     report.rows += metas.iter().map(|m| m.rows).sum::<u64>();
                     report.bytes += metas.iter().map(|m| m.size_bytes).sum::<u64>();
@@ -406,6 +409,7 @@ impl Store {
         }
         let previous = {
             let mut st = self.inner.shared.lock();
+            st.unpublished.retain(|f| f.seq > seq);
             st.saved_checkpoint_seq = seq;
             st.saved_checkpoint_ms = now;
             st.newest_checkpoint_valid = true;

@@ -52,6 +52,9 @@ pub const CHECKPOINTS_KEPT: u32 = 2;
 const OBJECT_MAGIC: &[u8; 8] = b"KSIGHTLG";
 const OBJECT_VERSION: u32 = 1;
 const OBJECT_HEADER_BYTES: usize = 24;
+/// How long a replica that does not lead remembers objects a checkpoint dropped (for when it
+/// becomes the leader); past that, the leader of the time has deleted them.
+const FOLLOWER_DELETE_MEMORY_MS: i64 = 3_600_000;
 /// Group commits being written at once by one replica (each an object put and a catalogue
 /// transaction; their order is settled by the catalogue).
 const COMMITS_IN_FLIGHT: usize = 4;
@@ -217,7 +220,13 @@ impl Store {
         let _ =
             tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(tasks)).await;
         let cat = &log.cfg.catalogue;
-        if log.lease().is_some() {
+        let held = log
+            .lease
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some();
+        if held {
             let _ = cat
                 .release_lease(MAINTENANCE_LEASE, &log.cfg.replica_id)
                 .await;
@@ -386,8 +395,14 @@ impl Store {
             .buffered(8);
             while let Some(item) = fetched.next().await {
                 let (row, records) = item?;
-                self.apply_row(&row, records);
-                log.applied.store(row.last_seq, Ordering::Release);
+                let last = row.last_seq;
+                // Applying hands batches to the observers' bounded queue, which blocks while
+                // they lag: not on a runtime worker.
+                let store = self.clone();
+                tokio::task::spawn_blocking(move || store.apply_row(&row, records))
+                    .await
+                    .map_err(|e| StoreError::io("applier", std::io::Error::other(e)))?;
+                log.applied.store(last, Ordering::Release);
             }
         }
     }
@@ -439,8 +454,19 @@ impl Store {
         loop {
             match self.inner.storage.get_opt(&path).await {
                 Ok(Some(bytes)) => {
-                    let entries = decode_object(&row.object_key, &bytes)?;
+                    // A log object this build cannot read stops this replica for good (an
+                    // upgrade must not mix readers of different formats): unhealthy → restart.
+                    let unreadable = |e: StoreError| {
+                        if let Some(l) = self.shared_log() {
+                            l.healthy.store(false, Ordering::Release);
+                        }
+                        e
+                    };
+                    let entries = decode_object(&row.object_key, &bytes).map_err(unreadable)?;
                     if entries.len() as u64 != row.last_seq - row.first_seq + 1 {
+                        if let Some(l) = self.shared_log() {
+                            l.healthy.store(false, Ordering::Release);
+                        }
                         return Err(StoreError::Format {
                             path: row.object_key.clone(),
                             reason: format!(
@@ -514,9 +540,23 @@ impl Store {
         let ckpt = crate::checkpoint::Checkpoint::decode(&row.object_key, &bytes)?;
         let _m = self.inner.maintenance.lock().await;
         {
+            let now = self.now_ms();
             let mut st = self.inner.shared.lock();
             let st = &mut *st;
             st.frozen.retain(|f| f.seq > ckpt.seq);
+            // Rows this replica flushed but never got published stay readable (and flushable).
+            let restore: Vec<_> = std::mem::take(&mut st.unpublished)
+                .into_iter()
+                .filter(|f| f.seq > ckpt.seq)
+                .collect();
+            if !restore.is_empty() {
+                tracing::warn!(
+                    frozen = restore.len(),
+                    "a checkpoint without this replica's unpublished flush was adopted; its rows are unflushed again"
+                );
+                st.frozen.extend(restore);
+                st.frozen.sort_by_key(|f| f.seq);
+            }
             let mut manifest = ckpt.manifest;
             for (gid, fields) in &st.manifest.fields {
                 crate::schema::merge_fields(manifest.fields.entry(*gid).or_default(), fields);
@@ -529,6 +569,24 @@ impl Store {
                 .fields
                 .retain(|gid, _| st.catalogue.group_by_id(*gid).is_some());
             manifest.next_segment_id = manifest.next_segment_id.max(st.manifest.next_segment_id);
+            // What the checkpoint dropped is deleted by whoever leads when it is safe (two
+            // checkpoints without it, the grace period over), so a change of leader leaks
+            // nothing; entries long past due were the previous leader's to delete.
+            let kept = manifest.paths();
+            for d in &mut st.pending_deletes {
+                d.checkpoints_without = d.checkpoints_without.saturating_add(1);
+            }
+            st.pending_deletes
+                .retain(|d| d.due_ms > now - FOLLOWER_DELETE_MEMORY_MS);
+            for path in st.manifest.paths() {
+                if !kept.contains(&path) && !st.pending_deletes.iter().any(|d| d.path == path) {
+                    st.pending_deletes.push(crate::state::PendingDelete {
+                        due_ms: now + self.inner.config.gc_grace_ms,
+                        path,
+                        checkpoints_without: 1,
+                    });
+                }
+            }
             st.manifest = manifest;
             st.checkpoint_seq = ckpt.seq;
             st.checkpoint_catalogue = Arc::new(ckpt.catalogue);
@@ -536,8 +594,6 @@ impl Store {
             st.saved_checkpoint_ms = self.now_ms();
             st.newest_checkpoint_valid = true;
             st.dedup.take_unsaved_through(ckpt.seq);
-            // The leader deletes what checkpoints dropped.
-            st.pending_deletes.clear();
         }
         log.adopted_version.store(row.version, Ordering::Release);
         self.inner.shared.memory_freed.notify_waiters();
@@ -647,18 +703,30 @@ impl Store {
         let lease = log.lease().ok_or_else(not_leader)?;
         let unavailable =
             |e: kinsight_catalogue::CatalogueError| StoreError::Unavailable(e.to_string());
-        let published = cfg
-            .catalogue
-            .publish_checkpoint(
+        let timeout = cfg.commit_timeout;
+        async fn timed<T>(
+            timeout: Duration,
+            f: impl std::future::Future<Output = Result<T, kinsight_catalogue::CatalogueError>>,
+        ) -> Result<T, kinsight_catalogue::CatalogueError> {
+            tokio::time::timeout(timeout, f).await.unwrap_or_else(|_| {
+                Err(kinsight_catalogue::CatalogueError::Unavailable(format!(
+                    "no answer within {timeout:?}"
+                )))
+            })
+        }
+        let published = timed(
+            timeout,
+            cfg.catalogue.publish_checkpoint(
                 seq,
                 key,
                 MAINTENANCE_LEASE,
                 &cfg.replica_id,
                 lease.epoch,
                 CHECKPOINTS_KEPT,
-            )
-            .await
-            .map_err(unavailable)?;
+            ),
+        )
+        .await
+        .map_err(unavailable)?;
         let Some((row, dropped)) = published else {
             let _ = self
                 .inner
@@ -676,15 +744,11 @@ impl Store {
                 .await;
         }
         // Log objects every kept checkpoint and every live replica are past can go.
-        let kept = cfg
-            .catalogue
-            .checkpoints(CHECKPOINTS_KEPT)
+        let kept = timed(timeout, cfg.catalogue.checkpoints(CHECKPOINTS_KEPT))
             .await
             .map_err(unavailable)?;
         let oldest_kept = kept.iter().map(|c| c.seq).min().unwrap_or(0);
-        let live = cfg
-            .catalogue
-            .live_replicas(cfg.lease_ttl * 3)
+        let live = timed(timeout, cfg.catalogue.live_replicas(cfg.lease_ttl * 3))
             .await
             .map_err(unavailable)?;
         let through = live
@@ -692,11 +756,13 @@ impl Store {
             .map(|r| r.applied_seq)
             .chain(self.inner.observers.iter().map(|o| o.persisted_seq()))
             .fold(oldest_kept, u64::min);
-        if let Some(keys) = cfg
-            .catalogue
-            .truncate_log(through, MAINTENANCE_LEASE, &cfg.replica_id, lease.epoch)
-            .await
-            .map_err(unavailable)?
+        if let Some(keys) = timed(
+            timeout,
+            cfg.catalogue
+                .truncate_log(through, MAINTENANCE_LEASE, &cfg.replica_id, lease.epoch),
+        )
+        .await
+        .map_err(unavailable)?
         {
             for k in keys {
                 let _ = self
@@ -816,16 +882,27 @@ pub(crate) fn decode_object(key: &str, buf: &[u8]) -> Result<Vec<WalEntry>> {
 }
 
 /// At start: visits every record the catalogue lists after `after`, in order, with its commit
-/// time. Returns what a local WAL replay would (records, last sequence number).
+/// time. Records at or below `checkpoint_seq` may be gone (only observers wanted them); a gap
+/// above it is an error — the state would be incomplete. Returns what a local WAL replay
+/// would (records, last sequence number).
 pub(crate) async fn replay(
     storage: &crate::storage::Storage,
-    catalogue: &Catalogue,
+    cfg: &SharedConfig,
+    started_ms: i64,
     after: u64,
+    checkpoint_seq: u64,
     mut visit: impl FnMut(u64, &WalEntry, i64),
 ) -> Result<crate::wal::ReplayStats> {
+    let catalogue = &cfg.catalogue;
     let mut stats = crate::wal::ReplayStats::default();
     let mut next = after;
     loop {
+        // Still registered (with what it still needs) while a long replay runs, so that the
+        // leader does not truncate the log under it.
+        catalogue
+            .heartbeat(&cfg.replica_id, &cfg.address, started_ms, after)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let rows = catalogue
             .log_after(next, 256)
             .await
@@ -834,6 +911,15 @@ pub(crate) async fn replay(
             return Ok(stats);
         }
         for row in rows {
+            if row.first_seq > next + 1 && row.first_seq > checkpoint_seq + 1 {
+                return Err(StoreError::Format {
+                    path: row.object_key.clone(),
+                    reason: format!(
+                        "the shared log continues at record {} after {next}, past the checkpoint at {checkpoint_seq}: it was truncated while this replica started; start it again",
+                        row.first_seq
+                    ),
+                });
+            }
             if row.first_seq > next + 1 {
                 tracing::warn!(
                     from = next + 1,

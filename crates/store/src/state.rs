@@ -51,6 +51,11 @@ pub(crate) struct State {
     pub pending_deletes: Vec<PendingDelete>,
     /// Groups and streams that records on their way to the WAL will create.
     pub reservations: Reservations,
+    /// Replicas: frozen memtables this replica flushed (their segments are in its manifest)
+    /// whose checkpoint is not published yet. Should a checkpoint without them be adopted
+    /// instead (the lease moved mid-flush), they become frozen again: their rows must not
+    /// disappear before a published checkpoint covers them.
+    pub unpublished: Vec<Arc<Frozen>>,
 }
 
 /// An object to delete once neither checkpoint (the newest and the previous one, the

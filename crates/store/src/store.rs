@@ -300,6 +300,7 @@ impl Store {
                 })
                 .collect(),
             reservations: Default::default(),
+            unpublished: Vec::new(),
         };
 
         let observer_seqs: Vec<u64> = observers.iter().map(|o| o.persisted_seq()).collect();
@@ -340,7 +341,9 @@ impl Store {
             }
         };
         let stats = if let Some(shared) = &config.shared {
-            crate::shared::replay(&storage, &shared.catalogue, skip, |seq, entry, now| {
+            // Registered before (and while) replaying, with what it still needs: the leader
+            // truncates the log only through what every registered replica has applied.
+            crate::shared::replay(&storage, shared, now, skip, ckpt.seq, |seq, entry, now| {
                 first_replayed.get_or_insert(seq);
                 replay(seq, entry, now, &mut state);
             })
@@ -481,7 +484,6 @@ impl Store {
     /// state needs no flush: the next open replays the WAL.
     pub async fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
-        self.stop_shared().await;
         // A flush or compaction in progress finishes first (for at most `SHUTDOWN_WAIT`: a long
         // compaction is safe to cut off — its output is not in the manifest yet); then the
         // tasks drop their handles on the store, and with the last one the directory's lock.
@@ -498,6 +500,9 @@ impl Store {
                 "background maintenance still running after {SHUTDOWN_WAIT:?}; stopping without it"
             );
         }
+        // Replicas: background maintenance has stopped, so giving up the lease now cannot
+        // let another leader start while this one still writes.
+        self.stop_shared().await;
         let inner = self.inner.clone();
         let _ = tokio::task::spawn_blocking(move || {
             if let Log::Local(w) = &inner.log {
