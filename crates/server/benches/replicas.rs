@@ -69,7 +69,18 @@ fn batches(n: usize, events: usize) -> Vec<(Vec<u8>, u64)> {
 }
 
 async fn post(http: &reqwest::Client, url: &str, id: &str, body: Vec<u8>) -> bool {
-    http.post(format!("{url}/v1/ingest"))
+    let id: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match http
+        .post(format!("{url}/v1/ingest"))
         .bearer_auth(TOKEN)
         .header("content-type", "application/json")
         .header("content-encoding", "zstd")
@@ -77,7 +88,21 @@ async fn post(http: &reqwest::Client, url: &str, id: &str, body: Vec<u8>) -> boo
         .body(body)
         .send()
         .await
-        .is_ok_and(|r| r.status().is_success())
+    {
+        Ok(r) if r.status().is_success() => true,
+        Ok(r) => {
+            eprintln!(
+                "ingest refused: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("ingest failed: {e}");
+            false
+        }
+    }
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -102,7 +127,8 @@ async fn measure(name: &str, servers: &[Server], data: &[(Vec<u8>, u64)]) -> Mea
     for i in 0..probes {
         let writer = &servers[i % servers.len()].url;
         let reader = &servers[(i + 1) % servers.len()].url;
-        let stream = format!("probe-{name}-{i}");
+        let tag: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+        let stream = format!("probe-{tag}-{i}");
         let ev = json!([{"logGroupName": GROUP, "logStreamName": stream,
                          "timestamp": chrono::Utc::now().timestamp_millis(), "message": "probe"}]);
         let t = Instant::now();
