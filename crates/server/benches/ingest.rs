@@ -12,7 +12,7 @@
 //! (`KINSIGHT_BIN` overrides the binary; `BENCH_SECONDS`, `BENCH_CLIENTS` the load).
 
 mod common;
-use common::{Server, TOKEN};
+use common::{Server, TOKEN, write_to_read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -326,46 +326,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Sends one event and polls `/v1/events` until it is readable; returns (ack ms, visible ms).
-async fn write_to_read(c: &reqwest::Client, url: &str, i: usize) -> (f64, f64) {
-    let marker = format!("probe-{i}-{}", rand::random::<u64>());
-    let stream = format!("probe-{i}");
-    let now = chrono::Utc::now().timestamp_millis();
-    let body = json!([{"logGroupName": GROUP, "logStreamName": stream, "timestamp": now, "message": marker}]);
-    let t0 = Instant::now();
-    let r = c
-        .post(format!("{url}/v1/ingest"))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-    let ack = t0.elapsed();
-    loop {
-        let page: Value = c
-            .get(format!("{url}/v1/events"))
-            .bearer_auth(TOKEN)
-            .query(&[
-                ("group", GROUP),
-                ("stream", stream.as_str()),
-                ("limit", "1"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["events"][0]["message"] == marker.as_str() {
-            return (
-                ack.as_secs_f64() * 1000.0,
-                t0.elapsed().as_secs_f64() * 1000.0,
-            );
-        }
-    }
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs bench binaries without
@@ -403,7 +363,7 @@ async fn main() {
     // Idle write → read latency first.
     let mut idle = Vec::new();
     for i in 0..200 {
-        idle.push(write_to_read(&c, &server.url, i).await);
+        idle.push(write_to_read(&c, &server.url, &server.url, GROUP, &format!("probe-{i}")).await);
     }
 
     // Throughput: `clients` concurrent posters for `seconds`, cycling through the batches
@@ -509,7 +469,16 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut loaded = Vec::new();
     for i in 0..100 {
-        loaded.push(write_to_read(&c, &server.url, 1000 + i).await);
+        loaded.push(
+            write_to_read(
+                &c,
+                &server.url,
+                &server.url,
+                GROUP,
+                &format!("probe-{}", 1000 + i),
+            )
+            .await,
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, Ordering::Relaxed);

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, TOKEN};
+use common::{Server, TOKEN, write_to_read};
 use kinsight_catalogue::testing::PgServer;
 use serde_json::{Value, json};
 
@@ -129,45 +129,10 @@ async fn measure(name: &str, servers: &[Server], data: &[(Vec<u8>, u64)]) -> Mea
         let writer = &servers[i % servers.len()].url;
         let reader = &servers[(i + 1) % servers.len()].url;
         let tag: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
-        let stream = format!("probe-{tag}-{i}");
-        let ev = json!([{"logGroupName": GROUP, "logStreamName": stream,
-                         "timestamp": chrono::Utc::now().timestamp_millis(), "message": "probe"}]);
-        let t = Instant::now();
-        assert!(
-            post(
-                &http,
-                writer,
-                &format!("{name}-p{i}"),
-                zstd::encode_all(ev.to_string().as_bytes(), 1).unwrap()
-            )
-            .await
-        );
-        acks.push(t.elapsed().as_secs_f64() * 1e3);
-        loop {
-            let r: Value = http
-                .get(format!("{reader}/v1/events"))
-                .bearer_auth(TOKEN)
-                .query(&[
-                    ("group", GROUP),
-                    ("stream", stream.as_str()),
-                    ("limit", "1"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap_or(Value::Null);
-            if r["events"].as_array().is_some_and(|e| !e.is_empty()) {
-                break;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "probe {i} never readable on {reader}"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        reads.push(t.elapsed().as_secs_f64() * 1e3);
+        let (ack, readable) =
+            write_to_read(&http, writer, reader, GROUP, &format!("probe-{tag}-{i}")).await;
+        acks.push(ack);
+        reads.push(readable);
     }
 
     let seconds = env_or("BENCH_SECONDS", 20);

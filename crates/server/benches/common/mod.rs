@@ -94,3 +94,50 @@ fn clock_ticks_per_second() -> f64 {
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
 }
+
+/// Sends one event to `writer` and polls `/v1/events` of its stream on `reader` (the same
+/// server, or another replica) until the event is there; returns (ack ms, readable ms).
+#[allow(dead_code)] // not every bench measures freshness
+pub async fn write_to_read(
+    c: &reqwest::Client,
+    writer: &str,
+    reader: &str,
+    group: &str,
+    stream: &str,
+) -> (f64, f64) {
+    let marker = format!("{stream}-{}", rand::random::<u64>());
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = serde_json::json!([{"logGroupName": group, "logStreamName": stream, "timestamp": now, "message": marker}]);
+    let t0 = std::time::Instant::now();
+    let r = c
+        .post(format!("{writer}/v1/ingest"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let ack = t0.elapsed();
+    loop {
+        let page: serde_json::Value = c
+            .get(format!("{reader}/v1/events"))
+            .bearer_auth(TOKEN)
+            .query(&[("group", group), ("stream", stream), ("limit", "1")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(serde_json::Value::Null);
+        if page["events"][0]["message"] == marker.as_str() {
+            return (
+                ack.as_secs_f64() * 1000.0,
+                t0.elapsed().as_secs_f64() * 1000.0,
+            );
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "{stream} never readable on {reader}"
+        );
+    }
+}
