@@ -11,6 +11,16 @@ use kinsight_store::{ObjectStoreLocation, SharedConfig, Store, StoreConfig};
 use crate::support::{all_events, ev, ingest, now_ms};
 
 async fn replica(dir: &Path, objects: &Path, url: &str, id: &str) -> Store {
+    replica_with_lease(dir, objects, url, id, Duration::from_millis(900)).await
+}
+
+async fn replica_with_lease(
+    dir: &Path,
+    objects: &Path,
+    url: &str,
+    id: &str,
+    lease_ttl: Duration,
+) -> Store {
     let mut c = StoreConfig::new(dir.join(id));
     c.object_store = ObjectStoreLocation::Local(objects.to_path_buf());
     c.background = false;
@@ -18,7 +28,7 @@ async fn replica(dir: &Path, objects: &Path, url: &str, id: &str) -> Store {
     c.compaction_min_open_segments = 2;
     let mut s = SharedConfig::new(Catalogue::connect(url).await.unwrap(), id);
     s.poll_interval = Duration::from_millis(20);
-    s.lease_ttl = Duration::from_millis(900);
+    s.lease_ttl = lease_ttl;
     c.shared = Some(s);
     Store::open(c, Vec::new()).await.unwrap()
 }
@@ -237,6 +247,64 @@ async fn replicas_racing_to_flush_and_compact_never_lose_or_duplicate_a_row() {
         })
         .await;
     }
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_whose_checkpoint_was_refused_stays_readable_when_an_older_checkpoint_is_adopted() {
+    let Some(pg) = PgServer::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let objects = dir.path().join("bucket");
+    // Leases of a minute: nothing renews or moves them during the test but the test itself.
+    let ttl = Duration::from_secs(60);
+    let a = replica_with_lease(dir.path(), &objects, &pg.url(), "a", ttl).await;
+    let b = replica_with_lease(dir.path(), &objects, &pg.url(), "b", ttl).await;
+    let leader = leader_of(&[&a, &b]).await.clone();
+    let other = if leader.replica().unwrap().0 == "a" {
+        "b"
+    } else {
+        "a"
+    };
+    let t = now_ms();
+    ingest(&leader, Some("x"), vec![ev("/h1", "s", t, "x")]).await;
+    let first = leader.flush().await.unwrap();
+    let cat = Catalogue::connect(&pg.url()).await.unwrap();
+    let published = cat.checkpoints(1).await.unwrap().remove(0);
+    assert_eq!(published.seq, first.checkpoint_seq);
+
+    // The lease moves to the other replica behind the leader's back ...
+    ingest(&leader, Some("y"), vec![ev("/h1", "s", t, "y")]).await;
+    cat.release_lease("maintenance", &leader.replica().unwrap().0)
+        .await
+        .unwrap();
+    let stolen = cat
+        .acquire_lease("maintenance", other, ttl)
+        .await
+        .unwrap()
+        .unwrap();
+    // ... so the leader's next flush writes its segments but cannot publish them,
+    let refused = leader.flush().await.unwrap_err();
+    assert!(refused.to_string().contains("lease"), "{refused}");
+    // and the new holder publishes a checkpoint older than that flush.
+    cat.publish_checkpoint(
+        published.seq,
+        &published.object_key,
+        "maintenance",
+        other,
+        stolen.epoch,
+        2,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    eventually("the old leader to adopt the older checkpoint", || async {
+        leader.stats().checkpoint_seq == published.seq
+    })
+    .await;
+    // The rows of the refused flush are still there (in memory again), once.
+    assert_eq!(messages(&leader, "/h1").await, ["x", "y"]);
+    assert!(leader.stats().unflushed_rows >= 1);
     a.shutdown().await;
     b.shutdown().await;
 }
