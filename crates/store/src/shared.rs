@@ -138,13 +138,7 @@ impl SharedLog {
     }
 
     pub async fn append(&self, a: Append<Applied>) -> Result<()> {
-        let tx = self
-            .tx
-            .lock()
-            .map_err(|_| StoreError::ShuttingDown)?
-            .clone()
-            .ok_or(StoreError::ShuttingDown)?;
-        tx.send(a).await.map_err(|_| StoreError::ShuttingDown)
+        crate::wal::queue(&self.tx, a).await
     }
 
     /// The maintenance lease, if this replica holds it (renewed recently enough that no other

@@ -140,19 +140,7 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
         }
     }
     // Until r0 has acknowledged a fair amount, then kill it and delete its disk.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ledger
-        .lock()
-        .unwrap()
-        .acked
-        .iter()
-        .filter(|(w, _)| *w < 10)
-        .count()
-        < 20
-    {
-        assert!(Instant::now() < deadline, "r0 acknowledged too little");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_acked_by_r0_writers(&ledger, 20, "r0 acknowledged too little").await;
     let mut r = r.into_iter();
     let r0 = r.next().unwrap();
     let (r1, r2) = (r.next().unwrap(), r.next().unwrap());
@@ -186,29 +174,8 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
         )));
     }
     // The failed-over writers get acknowledgements from r1 too.
-    let before = ledger
-        .lock()
-        .unwrap()
-        .acked
-        .iter()
-        .filter(|(w, _)| *w < 10)
-        .count();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ledger
-        .lock()
-        .unwrap()
-        .acked
-        .iter()
-        .filter(|(w, _)| *w < 10)
-        .count()
-        < before + 10
-    {
-        assert!(
-            Instant::now() < deadline,
-            "failed-over writers made no progress"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let before = acked_by_r0_writers(&ledger);
+    wait_acked_by_r0_writers(&ledger, before + 10, "failed-over writers made no progress").await;
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         t.await.unwrap();
@@ -265,6 +232,26 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
     .await;
     assert_eq!(g, 200, "{body}");
     assert_eq!(body["retentionDays"], 7, "{body}");
+}
+
+/// Batches acknowledged for the writers that started on r0 (ids below 10), wherever they went.
+fn acked_by_r0_writers(ledger: &Mutex<Ledger>) -> usize {
+    ledger
+        .lock()
+        .unwrap()
+        .acked
+        .iter()
+        .filter(|(w, _)| *w < 10)
+        .count()
+}
+
+/// Waits (at most a minute) until r0's writers have `n` acknowledged batches.
+async fn wait_acked_by_r0_writers(ledger: &Mutex<Ledger>, n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked_by_r0_writers(ledger) < n {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A writer that behaves like the agent: a batch that fails is sent again, same id, until it

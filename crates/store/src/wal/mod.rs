@@ -16,7 +16,7 @@ pub use file::{
     FILE_HEADER_BYTES, FILE_MAGIC, FILE_VERSION, RECORD_HEADER_BYTES, ReplayStats, WalFileInfo,
     list_files, remove_files_through, replay,
 };
-pub(crate) use writer::{Append, Durable, OnDurable, WalWriter};
+pub(crate) use writer::{Append, Durable, OnDurable, WalWriter, queue};
 
 /// Upper bound on the bytes written by one group commit.
 pub const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;

@@ -118,13 +118,7 @@ impl<R: Send + 'static> WalWriter<R> {
 
     /// Queues a record; waits (asynchronously) while the queue is full.
     pub(crate) async fn append(&self, a: Append<R>) -> Result<()> {
-        let tx = self
-            .tx
-            .lock()
-            .map_err(|_| StoreError::ShuttingDown)?
-            .clone()
-            .ok_or(StoreError::ShuttingDown)?;
-        tx.send(a).await.map_err(|_| StoreError::ShuttingDown)
+        queue(&self.tx, a).await
     }
 
     /// Highest sequence number made durable so far.
@@ -147,6 +141,20 @@ impl<R: Send + 'static> WalWriter<R> {
             let _ = t.join();
         }
     }
+}
+
+/// Hands a record to a writer's queue (waiting while it is full); `ShuttingDown` once the
+/// queue is closed. The local WAL writer and the replicas' shared-log writer both queue here.
+pub(crate) async fn queue<R>(
+    tx: &std::sync::Mutex<Option<mpsc::Sender<Append<R>>>>,
+    a: Append<R>,
+) -> Result<()> {
+    let tx = tx
+        .lock()
+        .map_err(|_| StoreError::ShuttingDown)?
+        .clone()
+        .ok_or(StoreError::ShuttingDown)?;
+    tx.send(a).await.map_err(|_| StoreError::ShuttingDown)
 }
 
 struct WriterThread<R> {
