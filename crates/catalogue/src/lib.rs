@@ -105,6 +105,14 @@ impl Catalogue {
     /// Connects (`postgres://USER[:PASSWORD]@HOST:PORT/DB`, libpq's parameters such as
     /// `sslmode` accepted) and applies pending schema migrations.
     pub async fn connect(url: &str) -> Result<Catalogue> {
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
+        {
+            return Err(CatalogueError::Url(
+                "expected postgres://USER[:PASSWORD]@HOST:PORT/DB".into(),
+            ));
+        }
         let opts: PgConnectOptions = url
             .parse()
             .map_err(|e: sqlx::Error| CatalogueError::Url(e.to_string()))?;

@@ -208,3 +208,15 @@ async fn a_restart_of_postgresql_is_survived_by_the_pool() {
     let r = c.append_log("log/3", "a", 1, 1).await.unwrap();
     assert_eq!(r.first_seq, 2, "the failed append took no number");
 }
+
+#[tokio::test]
+async fn a_url_that_is_not_postgresql_is_refused_at_once_without_echoing_it() {
+    for url in ["mysql://u:secret@h/db", "secret", ""] {
+        let err = Catalogue::connect(url).await.unwrap_err();
+        assert!(
+            matches!(err, kinsight_catalogue::CatalogueError::Url(_)),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+}
