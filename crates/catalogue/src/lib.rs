@@ -13,7 +13,12 @@
 //!   evaluation, renewed by its holder, taken over when it lapses.
 //! - **the replica registry** ([`Catalogue::heartbeat`]).
 //! - **documents** ([`Catalogue::document`], [`Catalogue::replace_document`]): small state
-//!   replaced as a whole with optimistic concurrency (tokens, access keys, alarms).
+//!   replaced as a whole with optimistic concurrency (scoped tokens).
+//! - **journals** ([`Catalogue::journal_append`], [`Catalogue::journal_read`],
+//!   [`Catalogue::journal_snapshot`]): state every replica keeps in memory and changes often
+//!   (alarms) as numbered change sets; an append is a compare-and-set on the last number, so
+//!   every replica applies the same changes in the same order, and writes of background work
+//!   can be fenced by a lease.
 //!
 //! Schema changes are versioned migrations (`migrations/`), applied by [`Catalogue::connect`]
 //! under sqlx's migration lock, so replicas starting together apply each once.
@@ -79,6 +84,45 @@ pub struct ReplicaRow {
     pub started_ms: i64,
     pub heartbeat_ms: i64,
     pub applied_seq: u64,
+}
+
+/// A write made as the holder of a lease: refused unless `holder` still holds `lease` at
+/// `epoch` when it commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence<'a> {
+    pub lease: &'a str,
+    pub holder: &'a str,
+    pub epoch: i64,
+}
+
+/// What [`Catalogue::journal_append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalAppend {
+    /// Stored as entry `seq`, at `written_ms` (PostgreSQL's clock).
+    Appended { seq: u64, written_ms: i64 },
+    /// Another entry came first: the caller is behind; read, apply and try again.
+    Behind,
+    /// The fence's lease is no longer held: nothing was written.
+    Fenced,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub seq: u64,
+    pub written_ms: i64,
+    pub payload: Vec<u8>,
+}
+
+/// What a reader at some entry needs to catch up: the snapshot when it folded entries the
+/// reader has not applied (start again from it), then the entries after.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalRead {
+    /// `(snapshot_seq, snapshot)`.
+    pub snapshot: Option<(u64, Vec<u8>)>,
+    pub entries: Vec<JournalEntry>,
+    /// The journal's last entry number when read.
+    pub last_seq: u64,
 }
 
 /// A lease held: its name and the epoch that fences writes made under it.
@@ -469,6 +513,146 @@ impl Catalogue {
             .await?
         };
         row.map(|r| Ok(r.try_get(0)?)).transpose()
+    }
+}
+
+impl Catalogue {
+    // ---- journals ----
+
+    /// Appends `payload` as entry `expected + 1` of journal `name` if `expected` is its last
+    /// entry (0: none yet), and — with a fence — only while the fence's lease is held.
+    pub async fn journal_append(
+        &self,
+        name: &str,
+        expected: u64,
+        payload: &[u8],
+        fence: Option<Fence<'_>>,
+    ) -> Result<JournalAppend> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(f) = fence
+            && !holds(&mut tx, f.lease, f.holder, f.epoch).await?
+        {
+            return Ok(JournalAppend::Fenced);
+        }
+        sqlx::query(
+            "INSERT INTO journal_heads (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE journal_heads SET last_seq = last_seq + 1
+             WHERE name = $1 AND last_seq = $2 RETURNING last_seq, {NOW_MS}"
+        )))
+        .bind(name)
+        .bind(expected as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(JournalAppend::Behind);
+        };
+        let (n, written_ms): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        sqlx::query(
+            "INSERT INTO journal_entries (name, seq, written_ms, payload) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(n)
+        .bind(written_ms)
+        .bind(payload)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(JournalAppend::Appended {
+            seq: seq(n),
+            written_ms,
+        })
+    }
+
+    /// What a reader that has applied entries up to `after` needs, at most `limit` entries:
+    /// the snapshot if it covers entries after `after`, then the entries after both. One
+    /// consistent view (a snapshot folded meanwhile cannot leave a hole).
+    pub async fn journal_read(&self, name: &str, after: u64, limit: u32) -> Result<JournalRead> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let head = sqlx::query(
+            "SELECT last_seq, snapshot_seq, snapshot FROM journal_heads WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(head) = head else {
+            return Ok(JournalRead::default());
+        };
+        let last_seq = seq(head.try_get(0)?);
+        let snapshot_seq = seq(head.try_get(1)?);
+        let snapshot = match head.try_get::<Option<Vec<u8>>, _>(2)? {
+            Some(bytes) if snapshot_seq > after => Some((snapshot_seq, bytes)),
+            _ => None,
+        };
+        let from = after.max(snapshot_seq);
+        let rows = sqlx::query(
+            "SELECT seq, written_ms, payload FROM journal_entries
+             WHERE name = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(name)
+        .bind(from as i64)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let entries = rows
+            .iter()
+            .map(|r| {
+                Ok(JournalEntry {
+                    seq: seq(r.try_get(0)?),
+                    written_ms: r.try_get(1)?,
+                    payload: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(JournalRead {
+            snapshot,
+            entries,
+            last_seq,
+        })
+    }
+
+    /// Replaces entries `..= through` of journal `name` with `snapshot` (the state after
+    /// applying them), under the fence; returns false when fenced off or when a snapshot at or
+    /// past `through` is already there.
+    pub async fn journal_snapshot(
+        &self,
+        name: &str,
+        through: u64,
+        snapshot: &[u8],
+        fence: Fence<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        if !holds(&mut tx, fence.lease, fence.holder, fence.epoch).await? {
+            return Ok(false);
+        }
+        let done = sqlx::query(
+            "UPDATE journal_heads SET snapshot_seq = $2, snapshot = $3
+             WHERE name = $1 AND snapshot_seq < $2 AND last_seq >= $2",
+        )
+        .bind(name)
+        .bind(through as i64)
+        .bind(snapshot)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if done {
+            sqlx::query("DELETE FROM journal_entries WHERE name = $1 AND seq <= $2")
+                .bind(name)
+                .bind(through as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(done)
     }
 }
 

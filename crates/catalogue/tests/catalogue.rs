@@ -220,3 +220,107 @@ async fn a_url_that_is_not_postgresql_is_refused_at_once_without_echoing_it() {
         assert!(!err.to_string().contains("secret"), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_appends_are_compare_and_set_fenced_and_folded_into_snapshots() {
+    use kinsight_catalogue::{Fence, JournalAppend};
+    let Some(pg) = PgServer::start() else { return };
+    let c = Catalogue::connect(&pg.url()).await.unwrap();
+    // Two writers that each read the last entry, then append after it: one of each pair of
+    // racing appends is told it is behind, so no number is taken twice and none is skipped.
+    let mut tasks = Vec::new();
+    for w in 0..2u8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while mine.len() < 10 {
+                let last = c.journal_read("alarms", 0, 1000).await.unwrap().last_seq;
+                match c.journal_append("alarms", last, &[w], None).await.unwrap() {
+                    JournalAppend::Appended { seq, .. } => mine.push(seq),
+                    JournalAppend::Behind => {}
+                    JournalAppend::Fenced => panic!("no fence given"),
+                }
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (1..=20).collect::<Vec<u64>>());
+    let read = c.journal_read("alarms", 5, 1000).await.unwrap();
+    assert_eq!(read.last_seq, 20);
+    assert!(read.snapshot.is_none());
+    assert_eq!(
+        read.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (6..=20).collect::<Vec<_>>()
+    );
+    // A stale writer (expects entry 3 to be the last) is behind.
+    assert_eq!(
+        c.journal_append("alarms", 3, b"x", None).await.unwrap(),
+        JournalAppend::Behind
+    );
+
+    // Fenced writes: only the lease's holder at its epoch.
+    let ttl = Duration::from_secs(30);
+    let lease = c.acquire_lease("maintenance", "a", ttl).await.unwrap().unwrap();
+    let fence = |holder, epoch| Fence {
+        lease: "maintenance",
+        holder,
+        epoch,
+    };
+    assert_eq!(
+        c.journal_append("alarms", 20, b"b", Some(fence("b", lease.epoch)))
+            .await
+            .unwrap(),
+        JournalAppend::Fenced
+    );
+    assert!(matches!(
+        c.journal_append("alarms", 20, b"a", Some(fence("a", lease.epoch)))
+            .await
+            .unwrap(),
+        JournalAppend::Appended { seq: 21, .. }
+    ));
+    assert!(
+        !c.journal_snapshot("alarms", 15, b"S15", fence("a", lease.epoch + 1))
+            .await
+            .unwrap(),
+        "a snapshot under a stale epoch is refused"
+    );
+    assert!(
+        c.journal_snapshot("alarms", 15, b"S15", fence("a", lease.epoch))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !c.journal_snapshot("alarms", 12, b"S12", fence("a", lease.epoch))
+            .await
+            .unwrap(),
+        "a snapshot never goes back"
+    );
+    // A reader behind the snapshot gets it and the entries after; one past it only entries.
+    let read = c.journal_read("alarms", 4, 1000).await.unwrap();
+    assert_eq!(read.snapshot, Some((15, b"S15".to_vec())));
+    assert_eq!(
+        read.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (16..=21).collect::<Vec<_>>()
+    );
+    let read = c.journal_read("alarms", 17, 2).await.unwrap();
+    assert!(read.snapshot.is_none());
+    assert_eq!(
+        read.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![18, 19]
+    );
+    assert_eq!(read.entries[1].payload.len(), 1);
+    // Appends continue after the snapshot; another journal is independent.
+    assert!(matches!(
+        c.journal_append("alarms", 21, b"z", None).await.unwrap(),
+        JournalAppend::Appended { seq: 22, .. }
+    ));
+    assert!(matches!(
+        c.journal_append("other", 0, b"z", None).await.unwrap(),
+        JournalAppend::Appended { seq: 1, .. }
+    ));
+}
