@@ -16,7 +16,10 @@
 //! What it deliberately does not: HTTP (the server wraps it), alarm logic (`kinsight-alarms`),
 //! its own write-ahead log (the server's WAL is the source of truth until
 //! [`MetricStore::persisted_seq`] says the data is in segment files), metric math, or
-//! object storage — metric segments are small and live on the server's local disk.
+//! object storage — metric segments are small and live on the server's local disk. For a
+//! replica that must start from another's state it hands out a consistent, pinned set of files
+//! ([`MetricStore::snapshot`]) and rebuilds a store from such a set ([`restore_snapshot`]);
+//! moving the bytes is the server's business.
 //!
 //! On-disk format: docs/formats/metrics.md.
 
@@ -26,6 +29,7 @@ mod manifest;
 pub mod query;
 mod segment;
 pub mod series;
+mod snapshot;
 pub mod statistic;
 mod store;
 pub mod tier;
@@ -34,6 +38,9 @@ pub mod wire;
 pub use query::{MetricQuery, QueryResult, SeriesValues};
 pub use series::{
     CardinalityStats, DimensionMatcher, SeriesInfo, SeriesKey, SeriesSelector, SeriesUsage,
+};
+pub use snapshot::{
+    MetricSnapshot, RestoreOutcome, SnapshotFile, restore_snapshot, snapshot_file_names,
 };
 pub use statistic::{SlotSummary, Statistic, nearest_rank};
 pub use store::{IngestOutcome, MaintenanceReport, MetricStore, MetricStoreConfig, StoreStats};
@@ -55,6 +62,9 @@ pub enum MetricsError {
     UnsupportedVersion { path: PathBuf, version: u64 },
     #[error("invalid metric query: {0}")]
     InvalidQuery(String),
+    /// [`restore_snapshot`]'s `fetch` failed for the snapshot file `name`.
+    #[error("metric snapshot file {name}: {reason}")]
+    SnapshotFetch { name: String, reason: String },
 }
 
 impl MetricsError {

@@ -54,8 +54,10 @@ impl Default for Manifest {
     }
 }
 
+pub(crate) const MANIFEST_NAME: &str = "MANIFEST";
+
 pub(crate) fn manifest_path(dir: &Path) -> PathBuf {
-    dir.join("MANIFEST")
+    dir.join(MANIFEST_NAME)
 }
 
 pub(crate) fn series_path(dir: &Path, generation: u64) -> PathBuf {
@@ -68,6 +70,18 @@ pub(crate) fn segment_path(dir: &Path, tier: Tier, generation: u64) -> PathBuf {
         .join(format!("{generation:012}.kms"))
 }
 
+/// The name of a series file relative to the store directory, `/`-separated: what
+/// [`series_path`] points at.
+pub(crate) fn series_name(generation: u64) -> String {
+    format!("series/{generation:012}.kmi")
+}
+
+/// The name of a segment file relative to the store directory, `/`-separated: what
+/// [`segment_path`] points at.
+pub(crate) fn segment_name(tier: Tier, generation: u64) -> String {
+    format!("segments/{}/{generation:012}.kms", tier.as_str())
+}
+
 impl Manifest {
     pub fn load(dir: &Path) -> Result<Option<Manifest>, MetricsError> {
         let path = manifest_path(dir);
@@ -76,10 +90,16 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(MetricsError::io(&path, e)),
         };
+        Manifest::parse(&bytes, &path).map(Some)
+    }
+
+    /// Decodes manifest bytes; `path` only names them in errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Manifest, MetricsError> {
+        let path = path.to_path_buf();
         // Check format and version before the full shape, so that a newer manifest gets a
         // clear "unsupported version" instead of a field error.
         let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| MetricsError::Corrupt {
+            serde_json::from_slice(bytes).map_err(|e| MetricsError::Corrupt {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
@@ -93,20 +113,22 @@ impl Manifest {
         if version != VERSION {
             return Err(MetricsError::UnsupportedVersion { path, version });
         }
-        serde_json::from_value(v)
-            .map(Some)
-            .map_err(|e| MetricsError::Corrupt {
-                path,
-                reason: e.to_string(),
-            })
+        serde_json::from_value(v).map_err(|e| MetricsError::Corrupt {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The bytes [`Manifest::store`] writes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, MetricsError> {
+        serde_json::to_vec_pretty(self).map_err(|e| MetricsError::Corrupt {
+            path: PathBuf::from(MANIFEST_NAME),
+            reason: e.to_string(),
+        })
     }
 
     pub fn store(&self, dir: &Path) -> Result<(), MetricsError> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| MetricsError::Corrupt {
-            path: manifest_path(dir),
-            reason: e.to_string(),
-        })?;
-        write_atomically(&manifest_path(dir), &bytes)
+        write_atomically(&manifest_path(dir), &self.to_bytes()?)
     }
 }
 

@@ -16,6 +16,7 @@ use crate::segment::{Segment, SegmentWriter};
 use crate::series::{
     CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, SeriesSelector, SeriesUsage,
 };
+use crate::snapshot::{self, MetricSnapshot, SharedPins};
 use crate::statistic::{SlotSummary, Statistic};
 use crate::tier::{Retention, Tier, tier_for};
 use kinsight_model::LogEvent;
@@ -148,6 +149,8 @@ pub struct MetricStore {
     cache: BlockCache,
     samples_ingested: AtomicU64,
     emf_errors: AtomicU64,
+    /// Files held by live [`MetricSnapshot`]s: compaction and retention defer their deletion.
+    pins: SharedPins,
 }
 
 impl MetricStore {
@@ -170,30 +173,7 @@ impl MetricStore {
         }
         let manifest = Manifest::load(&dir)?.unwrap_or_default();
         let mut registry = Registry::new(config.max_series_per_namespace, config.max_series);
-        for f in &manifest.series_files {
-            for info in manifest::read_series_file(&dir, f.generation)? {
-                registry
-                    .restore(info)
-                    .map_err(|reason| MetricsError::Corrupt {
-                        path: manifest::series_path(&dir, f.generation),
-                        reason,
-                    })?;
-            }
-        }
-        let mut segments = Vec::with_capacity(manifest.segments.len());
-        for s in &manifest.segments {
-            let seg = Segment::open(
-                &manifest::segment_path(&dir, s.tier, s.generation),
-                s.generation,
-            )?;
-            if seg.tier != s.tier || seg.partition_start != s.partition_start_ms {
-                return Err(MetricsError::Corrupt {
-                    path: seg.path.clone(),
-                    reason: "segment header disagrees with the manifest".into(),
-                });
-            }
-            segments.push(Arc::new(seg));
-        }
+        let segments = load_committed(&dir, &manifest, &mut registry)?;
         remove_orphans(&dir, &manifest)?;
         let series_persisted = registry.len() as u32;
         let high_seq = manifest.persisted_seq;
@@ -213,7 +193,25 @@ impl MetricStore {
             maintenance: Mutex::new(()),
             samples_ingested: AtomicU64::new(0),
             emf_errors: AtomicU64::new(0),
+            pins: SharedPins::default(),
         })
+    }
+
+    /// The committed state as of the current manifest, for another server to restore with
+    /// [`restore_snapshot`](crate::restore_snapshot): the manifest's bytes, its
+    /// `persisted_seq`, and every file it lists (series files and segments). Data ingested
+    /// but not yet flushed is not in it. `None` when nothing was ever flushed.
+    ///
+    /// The listed files stay on disk while the returned value lives: compaction and retention
+    /// still drop them from the manifest, but defer deleting them until the last snapshot
+    /// holding them is dropped (then the drop deletes them; a crash before leaves them
+    /// unlisted, and the next open deletes them). Cheap: no I/O, one short read lock.
+    pub fn snapshot(&self) -> Result<Option<MetricSnapshot>, MetricsError> {
+        // Pinned under the state lock: a compaction or retention that removes these files
+        // from the manifest updates the state under the write lock before deleting, so it
+        // either ran before (and this manifest no longer lists them) or sees the pins.
+        let st = self.read();
+        MetricSnapshot::new(&self.dir, &st.manifest, &self.pins)
     }
 
     pub fn dir(&self) -> &Path {
@@ -509,11 +507,8 @@ impl MetricStore {
             st.manifest.next_gen = manifest.next_gen;
         }
         self.cache.forget_generations(&gone);
-        for s in &inputs {
-            // The manifest no longer lists it; a failed delete is only wasted space, and the
-            // next open removes it as an orphan.
-            let _ = fs::remove_file(&s.path);
-        }
+        // The manifest no longer lists them; a snapshot may still be uploading them.
+        snapshot::remove_or_defer(&self.pins, inputs.iter().map(|s| s.path.as_path()));
         Ok(())
     }
 
@@ -543,9 +538,7 @@ impl MetricStore {
             st.manifest.segments = manifest.segments;
         }
         self.cache.forget_generations(&gone);
-        for s in &expired {
-            let _ = fs::remove_file(&s.path);
-        }
+        snapshot::remove_or_defer(&self.pins, expired.iter().map(|s| s.path.as_path()));
         Ok(expired.len())
     }
 
@@ -961,6 +954,40 @@ fn pick_compaction(
     None
 }
 
+/// Reads the series files `m` lists into `registry` and opens the segments it lists, checking
+/// each segment's header against the manifest.
+pub(crate) fn load_committed(
+    dir: &Path,
+    m: &Manifest,
+    registry: &mut Registry,
+) -> Result<Vec<Arc<Segment>>, MetricsError> {
+    for f in &m.series_files {
+        for info in manifest::read_series_file(dir, f.generation)? {
+            registry
+                .restore(info)
+                .map_err(|reason| MetricsError::Corrupt {
+                    path: manifest::series_path(dir, f.generation),
+                    reason,
+                })?;
+        }
+    }
+    let mut segments = Vec::with_capacity(m.segments.len());
+    for s in &m.segments {
+        let seg = Segment::open(
+            &manifest::segment_path(dir, s.tier, s.generation),
+            s.generation,
+        )?;
+        if seg.tier != s.tier || seg.partition_start != s.partition_start_ms {
+            return Err(MetricsError::Corrupt {
+                path: seg.path.clone(),
+                reason: "segment header disagrees with the manifest".into(),
+            });
+        }
+        segments.push(Arc::new(seg));
+    }
+    Ok(segments)
+}
+
 /// Removes what a crash may leave: temporary files and files the manifest does not list.
 fn remove_orphans(dir: &Path, m: &Manifest) -> Result<(), MetricsError> {
     let mut keep: BTreeSet<PathBuf> = m
@@ -973,13 +1000,7 @@ fn remove_orphans(dir: &Path, m: &Manifest) -> Result<(), MetricsError> {
             .iter()
             .map(|f| manifest::series_path(dir, f.generation)),
     );
-    let mut dirs = vec![dir.join("series")];
-    dirs.extend(
-        Tier::ALL
-            .iter()
-            .map(|t| dir.join("segments").join(t.as_str())),
-    );
-    for d in dirs {
+    for d in snapshot::store_subdirs(dir) {
         let entries = fs::read_dir(&d).map_err(|e| MetricsError::io(&d, e))?;
         for entry in entries {
             let path = entry.map_err(|e| MetricsError::io(&d, e))?.path();

@@ -2,4 +2,5 @@
 
 mod equivalence;
 mod events;
+mod snapshot;
 mod store;
