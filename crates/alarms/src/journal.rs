@@ -29,8 +29,8 @@ pub(crate) enum Op {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Line {
-    ops: Vec<Op>,
+pub(crate) struct Line {
+    pub ops: Vec<Op>,
 }
 
 pub(crate) struct Journal {
@@ -157,8 +157,8 @@ impl Journal {
 }
 
 #[derive(Serialize)]
-struct LineRef<'a> {
-    ops: &'a [Op],
+pub(crate) struct LineRef<'a> {
+    pub ops: &'a [Op],
 }
 
 /// Removes journal generations other than `keep` (left by a crash between a snapshot and the

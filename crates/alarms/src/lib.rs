@@ -15,6 +15,10 @@
 //! - Multi-series alarms (a dimension value `*`, kinsight extension) and the default
 //!   Kubernetes alarm pack built on them ([`pack`]).
 //!
+//! - Replicated servers share one alarm state through a [`SharedJournal`] (the PostgreSQL
+//!   catalogue): every replica serves the API; one leader evaluates and notifies, its
+//!   writes fenced, so one transition is notified once ([`AlarmService::open_shared`]).
+//!
 //! What it deliberately does not: serve HTTP (the server does), read metrics any other way
 //! than through [`MetricSource`], metric math, anomaly bands, composite alarms, or SNS/EC2
 //! actions — an action is a URL.
@@ -27,6 +31,7 @@ pub mod model;
 pub mod notify;
 pub mod pack;
 mod service;
+pub mod shared;
 pub mod source;
 pub mod state;
 pub mod wire;
@@ -39,6 +44,7 @@ pub use pack::{PackOptions, kubernetes_pack};
 pub use service::{
     AlarmService, AlarmServiceConfig, BackgroundTasks, DescribeFilter, EvalReport, Transition,
 };
+pub use shared::{Appended, SharedJournal, SharedRead};
 pub use source::MetricSource;
 pub use state::{AlarmHistoryItem, HistoryItemType, MetricAlarm};
 
@@ -64,6 +70,14 @@ pub enum AlarmError {
     Corrupt { path: PathBuf, reason: String },
     #[error("HTTP client: {0}")]
     Http(String),
+    /// Replicas: the shared alarm state cannot be read or written now (the catalogue is
+    /// unreachable, or this replica lost the lead of background work).
+    #[error("the shared alarm state is unavailable: {0}")]
+    Unavailable(String),
+    /// Replicas: another replica changed the alarms first; the service catches up and plans
+    /// the change again (callers see it only as [`AlarmError::Unavailable`] after many tries).
+    #[error("the alarms changed concurrently")]
+    Conflict,
 }
 
 impl From<kinsight_model::durable::DurableError> for AlarmError {

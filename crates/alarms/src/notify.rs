@@ -220,6 +220,10 @@ pub fn slack_text(message: &Value) -> String {
 
 /// Sends one notification once, with a client from [`EgressPolicy::client`] (which checks
 /// names and redirects); address literals are checked here.
+/// Header carrying [`Notification::id`]: one state transition's notification to one action
+/// keeps its id across retries and across replicas.
+pub const NOTIFICATION_ID_HEADER: &str = "x-kinsight-notification-id";
+
 pub async fn deliver(
     client: &reqwest::Client,
     policy: &EgressPolicy,
@@ -245,6 +249,8 @@ pub async fn deliver(
             "user-agent",
             concat!("kinsight-alarms/", env!("CARGO_PKG_VERSION")),
         )
+        // The same on every attempt (and on every replica): receivers can drop a repeat.
+        .header(NOTIFICATION_ID_HEADER, n.id.to_string())
         .json(&body)
         .send()
         .await;

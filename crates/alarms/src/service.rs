@@ -8,6 +8,7 @@ use crate::evaluate::{EvalParams, Point, evaluate, num};
 use crate::journal::{self, Journal, Op};
 use crate::model::{Alarm, AlarmConfig, LowSampleCountPercentile, StateValue, TreatMissingData};
 use crate::notify::{Delivery, Notification, NotifierConfig, Target, deliver, redact_url};
+use crate::shared::{Appended, SHARED_JOURNAL_NAME, SharedJournal, SharedRead};
 use crate::source::MetricSource;
 use crate::state::{
     self, AlarmHistoryItem, AlarmState, Document, HISTORY_RETENTION_MS, HistoryItemType,
@@ -70,6 +71,7 @@ pub struct EvalReport {
     pub errors: Vec<(String, String)>,
 }
 
+#[derive(Clone)]
 struct Entry {
     alarm: Arc<Alarm>,
     state: AlarmState,
@@ -81,16 +83,77 @@ struct Entry {
     last_tick_ms: i64,
 }
 
-struct Inner {
+/// What the journal records: everything but in-memory bookkeeping.
+#[derive(Clone, Default)]
+struct Data {
     alarms: BTreeMap<String, Entry>,
     history: Vec<StoredHistoryItem>,
     outbox: Vec<Notification>,
-    in_flight: HashSet<u64>,
     next_id: u64,
-    journal: Journal,
+}
+
+impl Data {
+    fn from_document(doc: Document, path: &Path) -> Result<Data, AlarmError> {
+        let mut data = Data {
+            history: doc.history,
+            outbox: doc.outbox,
+            next_id: doc.next_notification_id.max(1),
+            ..Data::default()
+        };
+        for s in doc.alarms {
+            let e = entry_of(s, path)?;
+            data.alarms.insert(e.alarm.name().to_string(), e);
+        }
+        Ok(data)
+    }
+
+    fn document(&self, journal_generation: u64) -> Document {
+        Document {
+            format: state::FORMAT.into(),
+            version: state::VERSION,
+            journal_generation,
+            alarms: self.alarms.values().map(stored).collect(),
+            history: self.history.clone(),
+            outbox: self.outbox.clone(),
+            next_notification_id: self.next_id,
+        }
+    }
+}
+
+struct Inner {
+    data: Data,
+    in_flight: HashSet<u64>,
+    backend: Backend,
     /// Size of the last snapshot: the journal is folded into a new one once it is larger.
     snapshot_bytes: u64,
 }
+
+/// Where changes go: the local journal of a single server, or the replicas' shared journal.
+enum Backend {
+    Local(Journal),
+    Shared(Box<Shared>),
+}
+
+/// A replica's view of the shared journal.
+struct Shared {
+    journal: Arc<dyn SharedJournal>,
+    /// The last entry applied.
+    applied: u64,
+    /// The state as of `applied`: a change the journal refused (another replica came first,
+    /// or the catalogue is down) is undone by going back to it.
+    committed: Data,
+    /// Entries and bytes applied since the last snapshot this replica saw or wrote.
+    entries_since_snapshot: u64,
+    bytes_since_snapshot: u64,
+}
+
+/// Entries after which the leader folds the shared journal into a snapshot.
+const SHARED_ENTRIES_BEFORE_SNAPSHOT: u64 = 1_000;
+/// Change sets one catch-up reads per round trip.
+const SHARED_READ_PAGE: u32 = 256;
+/// A refused shared append is retried this often (re-planned on the newer state) before the
+/// caller is told the alarms are too busy.
+const SHARED_APPEND_TRIES: u32 = 20;
 
 /// The journal is folded into a snapshot once it exceeds both this and the last snapshot.
 const MIN_JOURNAL_BYTES_BEFORE_SNAPSHOT: u64 = 4 << 20;
@@ -119,7 +182,7 @@ fn entry_of(s: StoredAlarm, path: &Path) -> Result<Entry, AlarmError> {
     })
 }
 
-fn apply(inner: &mut Inner, op: Op, path: &Path) -> Result<(), AlarmError> {
+fn apply(inner: &mut Data, op: Op, path: &Path) -> Result<(), AlarmError> {
     match op {
         Op::Put(s) => {
             let e = entry_of(*s, path)?;
@@ -197,30 +260,64 @@ impl AlarmService {
         let generation = doc.as_ref().map_or(0, |d| d.journal_generation);
         journal::remove_stale(dir, generation)?;
         let (journal, batches) = Journal::open(dir, generation)?;
-        let mut inner = Inner {
-            alarms: BTreeMap::new(),
-            history: Vec::new(),
-            outbox: Vec::new(),
-            in_flight: HashSet::new(),
-            next_id: 1,
-            journal,
-            snapshot_bytes,
+        let mut data = match doc {
+            Some(doc) => Data::from_document(doc, &path)?,
+            None => Data {
+                next_id: 1,
+                ..Data::default()
+            },
         };
-        if let Some(doc) = doc {
-            for s in doc.alarms {
-                let e = entry_of(s, &path)?;
-                inner.alarms.insert(e.alarm.name().to_string(), e);
-            }
-            inner.history = doc.history;
-            inner.outbox = doc.outbox;
-            inner.next_id = doc.next_notification_id.max(1);
-        }
         let jpath = journal::journal_path(dir, generation);
         for ops in batches {
             for op in ops {
-                apply(&mut inner, op, &jpath)?;
+                apply(&mut data, op, &jpath)?;
             }
         }
+        let inner = Inner {
+            data,
+            in_flight: HashSet::new(),
+            backend: Backend::Local(journal),
+            snapshot_bytes,
+        };
+        Self::with(inner, path, config, clock)
+    }
+
+    /// Replicated servers: the alarm state lives in the replicas' shared journal (the
+    /// PostgreSQL catalogue). Every replica serves the whole API and applies every change in
+    /// the journal's order; only the one that [`SharedJournal::leading`] evaluates and
+    /// notifies, its writes fenced by its lease. Reads the journal before returning.
+    pub fn open_shared(
+        journal: Arc<dyn SharedJournal>,
+        config: AlarmServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, AlarmError> {
+        let data = Data {
+            next_id: 1,
+            ..Data::default()
+        };
+        let inner = Inner {
+            data: data.clone(),
+            in_flight: HashSet::new(),
+            backend: Backend::Shared(Box::new(Shared {
+                journal,
+                applied: 0,
+                committed: data,
+                entries_since_snapshot: 0,
+                bytes_since_snapshot: 0,
+            })),
+            snapshot_bytes: 0,
+        };
+        let svc = Self::with(inner, PathBuf::from(SHARED_JOURNAL_NAME), config, clock)?;
+        svc.sync()?;
+        Ok(svc)
+    }
+
+    fn with(
+        inner: Inner,
+        path: PathBuf,
+        config: AlarmServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, AlarmError> {
         let http = config
             .notifier
             .egress
@@ -240,42 +337,225 @@ impl AlarmService {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes a change set durable (one fsynced journal line); folds the journal into a new
-    /// snapshot when it has grown large.
-    fn commit(&self, inner: &mut Inner, ops: Vec<Op>) -> Result<(), AlarmError> {
-        inner.journal.append(&ops)?;
-        if inner.journal.bytes() > MIN_JOURNAL_BYTES_BEFORE_SNAPSHOT.max(inner.snapshot_bytes) {
-            // The change is already durable in the journal: a failed snapshot is retried at
-            // the next change, not reported as a failed change.
-            if let Err(e) = self.snapshot(inner) {
-                tracing::error!(
-                    "alarm state snapshot failed (the journal keeps every change): {e}"
-                );
+    /// Whether this service runs evaluation and notification now: always on a single server;
+    /// on replicas, only the leader.
+    pub fn leading(&self) -> bool {
+        match &self.lock().backend {
+            Backend::Local(_) => true,
+            Backend::Shared(s) => s.journal.leading(),
+        }
+    }
+
+    /// Replicas: applies the changes other replicas made (blocking; a no-op on a single
+    /// server). The background evaluator calls it every poll. The catalogue is read without
+    /// holding the service's lock, so readers never wait for it.
+    pub fn sync(&self) -> Result<(), AlarmError> {
+        loop {
+            let (journal, after) = match &self.lock().backend {
+                Backend::Local(_) => return Ok(()),
+                Backend::Shared(s) => (s.journal.clone(), s.applied),
+            };
+            let read = journal
+                .read(after, SHARED_READ_PAGE)
+                .map_err(AlarmError::Unavailable)?;
+            let mut g = self.lock();
+            if matches!(&g.backend, Backend::Shared(s) if s.applied != after) {
+                continue; // a change of this replica's moved on meanwhile: read again from there
+            }
+            if !self.apply_read(&mut g, read)? {
+                return Ok(());
             }
         }
-        Ok(())
+    }
+
+    /// Catches up while holding the lock (after a refused append, before planning again).
+    fn catch_up(&self, inner: &mut Inner) -> Result<(), AlarmError> {
+        loop {
+            let Backend::Shared(shared) = &inner.backend else {
+                return Ok(());
+            };
+            let read = shared
+                .journal
+                .read(shared.applied, SHARED_READ_PAGE)
+                .map_err(AlarmError::Unavailable)?;
+            if !self.apply_read(inner, read)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies what a read of the shared journal returned; true when there is more to read.
+    fn apply_read(&self, inner: &mut Inner, read: SharedRead) -> Result<bool, AlarmError> {
+        let Backend::Shared(shared) = &mut inner.backend else {
+            return Ok(false);
+        };
+        let mut changed = false;
+        if let Some((seq, bytes)) = read.snapshot {
+            let doc: Document =
+                serde_json::from_slice(&bytes).map_err(|e| AlarmError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!("snapshot at entry {seq}: {e}"),
+                })?;
+            inner.data = Data::from_document(doc, &self.path)?;
+            shared.applied = seq;
+            shared.entries_since_snapshot = 0;
+            shared.bytes_since_snapshot = 0;
+            changed = true;
+        }
+        let n = read.entries.len();
+        for (seq, payload) in read.entries {
+            let line: journal::Line =
+                serde_json::from_slice(&payload).map_err(|e| AlarmError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!("entry {seq}: {e}"),
+                })?;
+            for op in line.ops {
+                apply(&mut inner.data, op, &self.path)?;
+            }
+            shared.applied = seq;
+            shared.entries_since_snapshot += 1;
+            shared.bytes_since_snapshot += payload.len() as u64;
+            changed = true;
+        }
+        if changed {
+            shared.committed = inner.data.clone();
+        }
+        Ok(n >= SHARED_READ_PAGE as usize && shared.applied < read.last_seq)
+    }
+
+    /// Runs `f` again while the shared journal says another replica changed the alarms first
+    /// (`f` re-plans on the newer state each time).
+    fn retrying<T>(&self, mut f: impl FnMut() -> Result<T, AlarmError>) -> Result<T, AlarmError> {
+        let mut tries = 1;
+        loop {
+            match f() {
+                Err(AlarmError::Conflict) if tries < SHARED_APPEND_TRIES => tries += 1,
+                Err(AlarmError::Conflict) => {
+                    return Err(AlarmError::Unavailable(format!(
+                        "the alarms changed concurrently {tries} times in a row; try again"
+                    )));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Makes a change set durable: one fsynced local journal line, or one entry of the shared
+    /// journal (`fenced`: only while this replica leads). On a single server, folds the journal
+    /// into a new snapshot when it has grown large. On replicas a refused change is undone in
+    /// memory (back to the last committed state) and reported as [`AlarmError::Conflict`]
+    /// (caught up: plan again) or as unavailable.
+    fn commit(&self, inner: &mut Inner, ops: Vec<Op>, fenced: bool) -> Result<(), AlarmError> {
+        let shared = match &mut inner.backend {
+            Backend::Local(journal) => {
+                journal.append(&ops)?;
+                if journal.bytes() > MIN_JOURNAL_BYTES_BEFORE_SNAPSHOT.max(inner.snapshot_bytes) {
+                    // The change is already durable in the journal: a failed snapshot is
+                    // retried at the next change, not reported as a failed change.
+                    if let Err(e) = self.snapshot(inner) {
+                        tracing::error!(
+                            "alarm state snapshot failed (the journal keeps every change): {e}"
+                        );
+                    }
+                }
+                return Ok(());
+            }
+            Backend::Shared(shared) => shared,
+        };
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let payload = serde_json::to_vec(&journal::LineRef { ops: &ops }).map_err(|e| {
+            AlarmError::Corrupt {
+                path: self.path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let refused = match shared.journal.append(shared.applied, &payload, fenced) {
+            Ok(Appended::Done(seq)) => {
+                for op in ops {
+                    apply(&mut shared.committed, op, &self.path)?;
+                }
+                shared.applied = seq;
+                shared.entries_since_snapshot += 1;
+                shared.bytes_since_snapshot += payload.len() as u64;
+                return Ok(());
+            }
+            Ok(Appended::Behind) => AlarmError::Conflict,
+            Ok(Appended::Fenced) => AlarmError::Unavailable(
+                "this replica no longer leads alarm evaluation; its change was not made".into(),
+            ),
+            Err(e) => AlarmError::Unavailable(e),
+        };
+        inner.data = shared.committed.clone();
+        if matches!(refused, AlarmError::Conflict) {
+            self.catch_up(inner)?;
+        }
+        Err(refused)
     }
 
     fn snapshot(&self, inner: &mut Inner) -> Result<(), AlarmError> {
         let now = self.clock.now_ms();
-        prune_history(&mut inner.history, now, self.config.max_history_per_alarm);
-        let doc = Document {
-            format: state::FORMAT.into(),
-            version: state::VERSION,
-            journal_generation: inner.journal.generation() + 1,
-            alarms: inner.alarms.values().map(stored).collect(),
-            history: inner.history.clone(),
-            outbox: inner.outbox.clone(),
-            next_notification_id: inner.next_id,
-        };
-        state::save(&self.path, &doc)?;
-        inner.snapshot_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
-        inner.journal.rotate()
+        prune_history(
+            &mut inner.data.history,
+            now,
+            self.config.max_history_per_alarm,
+        );
+        match &mut inner.backend {
+            Backend::Local(journal) => {
+                state::save(&self.path, &inner.data.document(journal.generation() + 1))?;
+                inner.snapshot_bytes = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+                journal.rotate()
+            }
+            Backend::Shared(shared) => {
+                prune_history(
+                    &mut shared.committed.history,
+                    now,
+                    self.config.max_history_per_alarm,
+                );
+                let bytes = serde_json::to_vec(&shared.committed.document(0)).map_err(|e| {
+                    AlarmError::Corrupt {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                if shared
+                    .journal
+                    .snapshot(shared.applied, &bytes)
+                    .map_err(AlarmError::Unavailable)?
+                {
+                    shared.entries_since_snapshot = 0;
+                    shared.bytes_since_snapshot = 0;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Writes a snapshot now (starting a new journal), dropping history older than 14 days.
+    /// On replicas only the leader folds the shared journal (a no-op elsewhere).
     pub fn compact_state(&self) -> Result<(), AlarmError> {
         let mut g = self.lock();
+        if let Backend::Shared(s) = &g.backend
+            && !s.journal.leading()
+        {
+            return Ok(());
+        }
+        self.snapshot(&mut g)
+    }
+
+    /// Replicas, leader: folds the shared journal once it has grown.
+    fn snapshot_if_grown(&self) -> Result<(), AlarmError> {
+        let mut g = self.lock();
+        let Backend::Shared(s) = &g.backend else {
+            return Ok(());
+        };
+        if !s.journal.leading()
+            || (s.entries_since_snapshot < SHARED_ENTRIES_BEFORE_SNAPSHOT
+                && s.bytes_since_snapshot < MIN_JOURNAL_BYTES_BEFORE_SNAPSHOT)
+        {
+            return Ok(());
+        }
         self.snapshot(&mut g)
     }
 
@@ -307,10 +587,14 @@ impl AlarmService {
     pub fn put(&self, config: AlarmConfig) -> Result<MetricAlarm, AlarmError> {
         let alarm = Arc::new(Alarm::try_from(config)?);
         self.check_destinations(&alarm)?;
+        self.retrying(|| self.put_once(alarm.clone()))
+    }
+
+    fn put_once(&self, alarm: Arc<Alarm>) -> Result<MetricAlarm, AlarmError> {
         let now = self.clock.now_ms();
         let mut g = self.lock();
         let name = alarm.name().to_string();
-        let previous = g.alarms.remove(&name);
+        let previous = g.data.alarms.remove(&name);
         let created = previous.is_none();
         let entry = match &previous {
             Some(p) => Entry {
@@ -347,16 +631,16 @@ impl AlarmService {
             }),
         };
         let ops = vec![Op::Put(Box::new(stored(&entry))), Op::History(item.clone())];
-        if let Err(e) = self.commit(&mut g, ops) {
+        if let Err(e) = self.commit(&mut g, ops, false) {
             // Nothing half-done stays in memory.
             if let Some(p) = previous {
-                g.alarms.insert(name, p);
+                g.data.alarms.insert(name, p);
             }
             return Err(e);
         }
-        g.alarms.insert(name.clone(), entry);
-        g.history.push(item);
-        let e = &g.alarms[&name];
+        g.data.alarms.insert(name.clone(), entry);
+        g.data.history.push(item);
+        let e = &g.data.alarms[&name];
         Ok(state::describe(
             &e.alarm,
             &e.state,
@@ -383,9 +667,13 @@ impl AlarmService {
 
     /// DeleteAlarms (one name).
     pub fn delete(&self, name: &str) -> Result<(), AlarmError> {
+        self.retrying(|| self.delete_once(name))
+    }
+
+    fn delete_once(&self, name: &str) -> Result<(), AlarmError> {
         let now = self.clock.now_ms();
         let mut g = self.lock();
-        let Some(removed) = g.alarms.remove(name) else {
+        let Some(removed) = g.data.alarms.remove(name) else {
             return Err(AlarmError::NotFound(name.to_string()));
         };
         let item = StoredHistoryItem {
@@ -396,18 +684,19 @@ impl AlarmService {
             data: json!({"version": "1.0", "type": "Delete", "deletedAlarm": removed.alarm.config}),
         };
         let ops = vec![Op::Delete(name.to_string()), Op::History(item.clone())];
-        if let Err(e) = self.commit(&mut g, ops) {
-            g.alarms.insert(name.to_string(), removed);
+        if let Err(e) = self.commit(&mut g, ops, false) {
+            g.data.alarms.insert(name.to_string(), removed);
             return Err(e);
         }
-        g.history.push(item);
+        g.data.history.push(item);
         Ok(())
     }
 
     /// DescribeAlarms.
     pub fn describe(&self, filter: &DescribeFilter) -> Vec<MetricAlarm> {
         let g = self.lock();
-        g.alarms
+        g.data
+            .alarms
             .values()
             .filter(|e| {
                 filter.alarm_names.is_empty()
@@ -426,13 +715,14 @@ impl AlarmService {
 
     pub fn get(&self, name: &str) -> Option<MetricAlarm> {
         let g = self.lock();
-        g.alarms
+        g.data
+            .alarms
             .get(name)
             .map(|e| state::describe(&e.alarm, &e.state, e.config_updated_ms, &e.series))
     }
 
     pub fn len(&self) -> usize {
-        self.lock().alarms.len()
+        self.lock().data.alarms.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -449,7 +739,8 @@ impl AlarmService {
         // Expired items vanish at once; the next snapshot drops them from disk.
         let horizon = self.clock.now_ms() - HISTORY_RETENTION_MS;
         let g = self.lock();
-        g.history
+        g.data
+            .history
             .iter()
             .rev()
             .take_while(|h| h.timestamp_ms >= horizon)
@@ -462,15 +753,24 @@ impl AlarmService {
 
     /// Pending notifications (not yet delivered or given up).
     pub fn outbox(&self) -> Vec<Notification> {
-        self.lock().outbox.clone()
+        self.lock().data.outbox.clone()
     }
 
     /// SetAlarmState: sets the state until the next evaluation says otherwise; runs the
     /// actions if the state changes.
     pub fn set_state(&self, name: &str, value: StateValue, reason: &str) -> Result<(), AlarmError> {
+        self.retrying(|| self.set_state_once(name, value, reason))
+    }
+
+    fn set_state_once(
+        &self,
+        name: &str,
+        value: StateValue,
+        reason: &str,
+    ) -> Result<(), AlarmError> {
         let now = self.clock.now_ms();
         let mut g = self.lock();
-        let Some(e) = g.alarms.get(name) else {
+        let Some(e) = g.data.alarms.get(name) else {
             return Err(AlarmError::NotFound(name.to_string()));
         };
         let alarm = e.alarm.clone();
@@ -487,15 +787,15 @@ impl AlarmService {
             },
         };
         let mut ops = if value == old.value {
-            if let Some(e) = g.alarms.get_mut(name) {
+            if let Some(e) = g.data.alarms.get_mut(name) {
                 e.state = new;
             }
             Vec::new()
         } else {
             self.transition(&mut g, &alarm, new, &[], &[])
         };
-        ops.push(Op::Put(Box::new(stored(&g.alarms[name]))));
-        self.commit(&mut g, ops)?;
+        ops.push(Op::Put(Box::new(stored(&g.data.alarms[name]))));
+        self.commit(&mut g, ops, false)?;
         drop(g);
         self.wake.notify_one();
         Ok(())
@@ -512,7 +812,7 @@ impl AlarmService {
     ) -> Vec<Op> {
         let now = self.clock.now_ms();
         let name = alarm.name().to_string();
-        let Some(entry) = g.alarms.get_mut(&name) else {
+        let Some(entry) = g.data.alarms.get_mut(&name) else {
             return Vec::new();
         };
         let old = std::mem::replace(&mut entry.state, new.clone());
@@ -529,14 +829,14 @@ impl AlarmService {
             }),
         };
         ops.push(Op::History(item.clone()));
-        g.history.push(item);
+        g.data.history.push(item);
         if !alarm.actions_enabled {
             return ops;
         }
         let message = transition_message(alarm, &old, &new, now, values, series);
         for action in alarm.actions_for(new.value) {
-            let id = g.next_id;
-            g.next_id += 1;
+            let id = g.data.next_id;
+            g.data.next_id += 1;
             let n = Notification {
                 id,
                 alarm_name: name.clone(),
@@ -548,9 +848,9 @@ impl AlarmService {
                 last_error: None,
             };
             ops.push(Op::OutboxPut(Box::new(n.clone())));
-            g.outbox.push(n);
+            g.data.outbox.push(n);
         }
-        ops.push(Op::NextNotificationId(g.next_id));
+        ops.push(Op::NextNotificationId(g.data.next_id));
         ops
     }
 
@@ -561,10 +861,18 @@ impl AlarmService {
         now_ms: i64,
         source: &dyn MetricSource,
     ) -> Result<EvalReport, AlarmError> {
+        self.retrying(|| self.evaluate_once(now_ms, source))
+    }
+
+    fn evaluate_once(
+        &self,
+        now_ms: i64,
+        source: &dyn MetricSource,
+    ) -> Result<EvalReport, AlarmError> {
         let due: Vec<DueAlarm> = {
             let mut g = self.lock();
             let mut due = Vec::new();
-            for (name, e) in g.alarms.iter_mut() {
+            for (name, e) in g.data.alarms.iter_mut() {
                 let cadence = e.alarm.cadence_ms();
                 let tick = (now_ms - self.config.evaluation_lag_ms).div_euclid(cadence) * cadence;
                 if tick > e.last_tick_ms {
@@ -597,7 +905,7 @@ impl AlarmService {
         let mut ops = Vec::new();
         for o in outcomes {
             let mut changed = false;
-            let Some(entry) = g.alarms.get_mut(&o.name) else {
+            let Some(entry) = g.data.alarms.get_mut(&o.name) else {
                 continue;
             };
             if !Arc::ptr_eq(&entry.alarm, &o.alarm) {
@@ -630,13 +938,13 @@ impl AlarmService {
                 });
                 changed = true;
             }
-            if changed && let Some(e) = g.alarms.get(&o.name) {
+            if changed && let Some(e) = g.data.alarms.get(&o.name) {
                 ops.push(Op::Put(Box::new(stored(e))));
             }
         }
         if !ops.is_empty() {
-            // One fsynced journal line for the whole round.
-            self.commit(&mut g, ops)?;
+            // One fsynced journal line (one shared entry, fenced) for the whole round.
+            self.commit(&mut g, ops, true)?;
             drop(g);
             self.wake.notify_one();
         }
@@ -645,22 +953,19 @@ impl AlarmService {
 
     /// Sends the notifications that are due, once each; records results in the history and
     /// reschedules failures with backoff. Returns how many were attempted.
-    pub async fn deliver_due(&self) -> Result<usize, AlarmError> {
+    ///
+    /// On replicas only the leader delivers, and it first records a claim on what it is about
+    /// to send (fenced by its lease, due again only after [`Self::claim_ms`]): a replica that
+    /// lost the lease cannot send, and its successor does not send what is being sent. Only a
+    /// leader that dies between sending and recording the result leaves a notification that is
+    /// sent again (at least once; the `x-kinsight-notification-id` header lets receivers drop
+    /// the repeat).
+    pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, AlarmError> {
         let now = self.clock.now_ms();
-        let batch: Vec<Notification> = {
-            let mut g = self.lock();
-            let due: Vec<Notification> = g
-                .outbox
-                .iter()
-                .filter(|n| n.next_attempt_ms <= now && !g.in_flight.contains(&n.id))
-                .take(self.config.notifier.concurrency.max(1) * 4)
-                .cloned()
-                .collect();
-            for n in &due {
-                g.in_flight.insert(n.id);
-            }
-            due
-        };
+        let svc = self.clone();
+        let batch = tokio::task::spawn_blocking(move || svc.claim_due(now))
+            .await
+            .map_err(|e| AlarmError::Http(e.to_string()))??;
         if batch.is_empty() {
             return Ok(0);
         }
@@ -679,20 +984,79 @@ impl AlarmService {
                 }
             }
         }
+        let attempted = batch.len();
+        let svc = self.clone();
+        tokio::task::spawn_blocking(move || {
+            svc.retrying(|| svc.record_deliveries(&batch, &results))
+        })
+        .await
+        .map_err(|e| AlarmError::Http(e.to_string()))??;
+        Ok(attempted)
+    }
+
+    /// How long a replica's claim on a notification it is sending holds off its successor:
+    /// longer than a delivery round can take.
+    pub fn claim_ms(&self) -> i64 {
+        let n = &self.config.notifier;
+        let rounds = 4; // a round sends up to 4 × concurrency, `concurrency` at a time
+        (n.timeout_ms as i64).saturating_mul(rounds + 1) + 30_000
+    }
+
+    /// Picks the due notifications (replicas: claims them in the shared journal).
+    fn claim_due(&self, now: i64) -> Result<Vec<Notification>, AlarmError> {
+        self.retrying(|| {
+            let mut g = self.lock();
+            let shared = match &g.backend {
+                Backend::Local(_) => false,
+                Backend::Shared(s) if s.journal.leading() => true,
+                Backend::Shared(_) => return Ok(Vec::new()),
+            };
+            let due: Vec<Notification> = g
+                .data
+                .outbox
+                .iter()
+                .filter(|n| n.next_attempt_ms <= now && !g.in_flight.contains(&n.id))
+                .take(self.config.notifier.concurrency.max(1) * 4)
+                .cloned()
+                .collect();
+            if shared && !due.is_empty() {
+                let until = now + self.claim_ms();
+                let mut ops = Vec::new();
+                for n in &due {
+                    if let Some(x) = g.data.outbox.iter_mut().find(|x| x.id == n.id) {
+                        x.next_attempt_ms = until;
+                        ops.push(Op::OutboxPut(Box::new(x.clone())));
+                    }
+                }
+                self.commit(&mut g, ops, true)?;
+            }
+            for n in &due {
+                g.in_flight.insert(n.id);
+            }
+            Ok(due)
+        })
+    }
+
+    /// Records the results of a delivery round: history, retries, removals.
+    fn record_deliveries(
+        &self,
+        batch: &[Notification],
+        results: &HashMap<u64, Delivery>,
+    ) -> Result<(), AlarmError> {
         let done_at = self.clock.now_ms();
         let mut g = self.lock();
         let mut ops = Vec::new();
-        for n in &batch {
+        for n in batch {
             g.in_flight.remove(&n.id);
-            let Some(result) = results.remove(&n.id) else {
+            let Some(result) = results.get(&n.id) else {
                 continue;
             };
-            let Some(pos) = g.outbox.iter().position(|x| x.id == n.id) else {
+            let Some(pos) = g.data.outbox.iter().position(|x| x.id == n.id) else {
                 continue;
             };
             // Logs and the history show the URL without its secret parts (issue 15, item 10).
             let url = redact_url(&n.action);
-            let (summary, give_up) = match &result {
+            let (summary, give_up) = match result {
                 Delivery::Delivered(status) => (
                     Some(format!(
                         "Successfully executed action {url} (HTTP {status})"
@@ -701,7 +1065,7 @@ impl AlarmService {
                 ),
                 Delivery::Failed(e) => (Some(format!("Failed to execute action {url}: {e}")), true),
                 Delivery::Retry(e) => {
-                    let attempts = g.outbox[pos].attempts + 1;
+                    let attempts = g.data.outbox[pos].attempts + 1;
                     if attempts >= self.config.notifier.max_attempts {
                         (
                             Some(format!(
@@ -710,7 +1074,7 @@ impl AlarmService {
                             true,
                         )
                     } else {
-                        let item = &mut g.outbox[pos];
+                        let item = &mut g.data.outbox[pos];
                         item.attempts = attempts;
                         item.last_error = Some(e.clone());
                         item.next_attempt_ms = done_at + self.config.notifier.backoff_ms(attempts);
@@ -721,7 +1085,7 @@ impl AlarmService {
                 }
             };
             if give_up {
-                let item = g.outbox.remove(pos);
+                let item = g.data.outbox.remove(pos);
                 ops.push(Op::OutboxRemove(item.id));
                 if let Some(summary) = summary {
                     if !matches!(result, Delivery::Delivered(_)) {
@@ -736,12 +1100,11 @@ impl AlarmService {
                                       "newState": item.message.get("NewStateValue")}),
                     };
                     ops.push(Op::History(h.clone()));
-                    g.history.push(h);
+                    g.data.history.push(h);
                 }
             }
         }
-        self.commit(&mut g, ops)?;
-        Ok(batch.len())
+        self.commit(&mut g, ops, false)
     }
 
     /// Spawns the evaluator and the notifier on the current tokio runtime.
@@ -751,11 +1114,24 @@ impl AlarmService {
             loop {
                 let now = svc.clock.now_ms();
                 let (s, src) = (svc.clone(), source.clone());
-                match tokio::task::spawn_blocking(move || s.evaluate_at(now, &*src)).await {
+                // Replicas: every one applies the others' changes; the leader evaluates.
+                let round = move || -> Result<Option<EvalReport>, AlarmError> {
+                    s.sync()?;
+                    if !s.leading() {
+                        return Ok(None);
+                    }
+                    let report = s.evaluate_at(now, &*src)?;
+                    s.snapshot_if_grown()?;
+                    Ok(Some(report))
+                };
+                match tokio::task::spawn_blocking(round).await {
                     Ok(Ok(report)) => {
-                        for (name, e) in &report.errors {
+                        for (name, e) in report.iter().flat_map(|r| &r.errors) {
                             tracing::warn!(alarm = %name, "alarm not evaluated: {e}");
                         }
+                    }
+                    Ok(Err(e @ AlarmError::Unavailable(_))) => {
+                        tracing::warn!("alarm evaluation: {e}")
                     }
                     Ok(Err(e)) => tracing::error!("alarm evaluation failed: {e}"),
                     Err(e) => tracing::error!("alarm evaluation task failed: {e}"),

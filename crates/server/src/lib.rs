@@ -21,6 +21,7 @@ pub mod budget;
 pub mod cwlogs;
 pub mod error;
 pub mod feed;
+pub mod replicas;
 pub mod state;
 pub mod transport;
 pub mod ui;

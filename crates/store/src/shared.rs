@@ -783,6 +783,13 @@ impl Store {
             .is_none_or(|l| l.joined.load(Ordering::Acquire) && l.healthy.load(Ordering::Acquire))
     }
 
+    /// The epoch of the maintenance lease while this replica holds it (`None` on a single
+    /// server and on the others). Other background work (alarms) runs under the same lease
+    /// and fences its writes with this epoch ([`MAINTENANCE_LEASE`]).
+    pub fn maintenance_epoch(&self) -> Option<i64> {
+        self.shared_log().and_then(|l| l.lease()).map(|l| l.epoch)
+    }
+
     /// This replica's id and whether it runs maintenance now (`None` on a single server).
     pub fn replica(&self) -> Option<(String, bool)> {
         self.shared_log()

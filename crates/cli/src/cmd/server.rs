@@ -285,8 +285,11 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         store.object_store = ObjectStoreLocation::parse(url)?;
     }
     store.flush_interval_ms = (args.flush_interval_secs.max(1) * 1000) as i64;
+    let mut replica = None;
     if let Some(url) = args.catalogue.as_deref().filter(|u| !u.trim().is_empty()) {
-        store.shared = Some(join_replicas(args, url, &store.object_store).await?);
+        let shared = join_replicas(args, url, &store.object_store).await?;
+        replica = Some((shared.catalogue.clone(), shared.replica_id.clone()));
+        store.shared = Some(shared);
     }
     store.limits = CardinalityLimits {
         max_log_groups: args.limits.max_log_groups,
@@ -341,12 +344,17 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         .map(|c| kinsight_alarms::egress::parse_cidr(c))
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("--alarm-webhook-allow-cidr: {e}"))?;
-    let engine_tasks = if args
-        .catalogue
-        .as_deref()
-        .is_some_and(|u| !u.trim().is_empty())
-    {
-        engine.attach_without_alarms(&mut server.state)
+    let engine_tasks = if let Some((catalogue, replica_id)) = replica {
+        engine
+            .attach_replica(
+                &mut server.state,
+                alarms,
+                Arc::new(SystemClock),
+                catalogue,
+                &replica_id,
+            )
+            .await
+            .context("opening the shared alarm service")?
     } else {
         engine
             .attach(&mut server.state, alarms, Arc::new(SystemClock))

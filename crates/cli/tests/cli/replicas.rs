@@ -115,13 +115,16 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // Alarms are not shared between replicas yet: refused, saying so (not silently local).
-    let (st, body) = api(Method::GET, format!("{}/v1/alarms", r[1].url), TOKEN, None).await;
-    assert_eq!(st, 503, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("replicas"),
-        "{body}"
-    );
+    // An alarm made on r1 is seen on r2.
+    let (st, body) = api(
+        Method::PUT,
+        format!("{}/v1/alarms", r[1].url),
+        TOKEN,
+        Some(cpu_alarm("made-on-r1", "http://127.0.0.1:9")),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    wait_alarm_seen(&r[2].url, "made-on-r1").await;
 
     // Writers on all three replicas.
     let stop = Arc::new(AtomicBool::new(false));
@@ -232,6 +235,48 @@ async fn three_replicas_lose_nothing_acknowledged_when_one_is_killed_with_its_di
     .await;
     assert_eq!(g, 200, "{body}");
     assert_eq!(body["retentionDays"], 7, "{body}");
+    wait_alarm_seen(&r3.url, "made-on-r1").await;
+}
+
+/// A node CPU alarm (10-s period, one datapoint decides) with its ALARM and OK actions at
+/// `hooks/alarm` and `hooks/ok`.
+fn cpu_alarm(name: &str, hooks: &str) -> serde_json::Value {
+    json!({
+        "AlarmName": name,
+        "Namespace": "ContainerInsights",
+        "MetricName": "node_cpu_utilization",
+        "Dimensions": [{"Name": "ClusterName", "Value": "ha"}],
+        "Statistic": "Maximum",
+        "Period": 10,
+        "EvaluationPeriods": 1,
+        "Threshold": 50,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "ignore",
+        "AlarmActions": [format!("{hooks}/alarm")],
+        "OKActions": [format!("{hooks}/ok")],
+    })
+}
+
+/// Waits (bounded) until replica `url` describes alarm `name`.
+async fn wait_alarm_seen(url: &str, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (st, _) = api(
+            Method::GET,
+            format!("{url}/v1/alarm?name={name}"),
+            TOKEN,
+            None,
+        )
+        .await;
+        if st == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alarm {name} not seen on {url}: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Batches acknowledged for the writers that started on r0 (ids below 10), wherever they went.
@@ -382,4 +427,190 @@ async fn postgresql_and_s3_restarted_mid_ingest_lose_nothing_acknowledged() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+fn logs(dir: &Path, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("--- {n}\n{}", crate::server::log_of(&dir.join(n))))
+        .collect()
+}
+
+/// Requests a webhook receiver got, by path.
+type Inbox = Arc<Mutex<Vec<String>>>;
+
+async fn receiver() -> (String, Inbox) {
+    use axum::extract::{Path as UrlPath, State};
+    let inbox: Inbox = Arc::default();
+    async fn hook(State(inbox): State<Inbox>, UrlPath(p): UrlPath<String>) -> &'static str {
+        inbox.lock().unwrap().push(p);
+        "ok"
+    }
+    let app = axum::Router::new()
+        .route("/{p}", axum::routing::post(hook))
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), inbox)
+}
+
+fn count(inbox: &Inbox, path: &str) -> usize {
+    inbox.lock().unwrap().iter().filter(|p| *p == path).count()
+}
+
+/// Which of `urls` holds the maintenance lease (and so evaluates and notifies), waiting for
+/// one to take it.
+async fn leader(urls: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for url in urls {
+            if let Ok(r) = reqwest::get(format!("{url}/readyz")).await
+                && let Ok(v) = r.json::<serde_json::Value>().await
+                && v["maintenance"] == true
+            {
+                return url.to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no replica took the lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The alarm's history items of type `Action` (one per recorded delivery), from `url`.
+async fn actions(url: &str, name: &str) -> usize {
+    let (st, body) = api(
+        Method::GET,
+        format!("{url}/v1/alarm/history?name={name}"),
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    body["AlarmHistoryItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["HistoryItemType"] == "Action")
+        .count()
+}
+
+/// Until `stop`, sends one node performance event a second with CPU `cpu` (percent, read at
+/// each send) to the first replica of `urls` that answers.
+async fn feeder(urls: Vec<String>, cpu: Arc<std::sync::atomic::AtomicU64>, stop: Arc<AtomicBool>) {
+    let client = reqwest::Client::new();
+    while !stop.load(Ordering::SeqCst) {
+        let ts = chrono::Utc::now().timestamp_millis();
+        let mut ev = json!({"Type": "Node", "Version": "0", "Timestamp": ts.to_string(),
+            "ClusterName": "ha", "NodeName": "n1", "InstanceId": "i-1",
+            "node_cpu_utilization": cpu.load(Ordering::SeqCst) as f64});
+        ev["CloudWatchMetrics"] = serde_json::to_value(kinsight_model::catalogue::directives_for(
+            ev.as_object().unwrap(),
+            false,
+        ))
+        .unwrap();
+        let events = json!([{"logGroupName": "/kinsight/ha/performance", "logStreamName": "n1",
+            "timestamp": ts, "message": ev.to_string()}]);
+        for url in &urls {
+            let sent = client
+                .post(format!("{url}/v1/ingest"))
+                .bearer_auth(TOKEN)
+                .timeout(Duration::from_secs(5))
+                .json(&events)
+                .send()
+                .await;
+            if sent.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_alarm_transition_is_notified_once_while_replicas_are_killed() {
+    let Some(pg) = PgServer::start() else { return };
+    let Some(s3) = Seaweed::start() else { return };
+    let store = format!("s3://{}/alarms", s3.bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let mut live: Vec<ServerProc> = ["a0", "a1", "a2"]
+        .iter()
+        .map(|n| replica(dir.path(), n, &s3, &store, &pg.url()))
+        .collect();
+    for p in &live {
+        wait_ready(&p.url).await;
+    }
+    let (hooks, inbox) = receiver().await;
+    let urls = |live: &[ServerProc]| live.iter().map(|p| p.url.clone()).collect::<Vec<_>>();
+    let kill_leader = |live: &mut Vec<ServerProc>, leader: &str| {
+        let i = live.iter().position(|p| p.url == leader).unwrap();
+        live.remove(i).kill9();
+    };
+
+    // The alarm is made on a replica that does not lead; then the leader is killed before
+    // any data arrives: the transition to ALARM is the next leader's to make.
+    let first = leader(&urls(&live).iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let other = urls(&live).into_iter().find(|u| *u != first).unwrap();
+    let (st, body) = api(
+        Method::PUT,
+        format!("{other}/v1/alarms"),
+        TOKEN,
+        Some(cpu_alarm("cpu-ha", &hooks)),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    kill_leader(&mut live, &first);
+
+    let cpu = Arc::new(std::sync::atomic::AtomicU64::new(95));
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeding = tokio::spawn(feeder(urls(&live), cpu.clone(), stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count(&inbox, "alarm") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no ALARM notification\n{}",
+            logs(dir.path(), &["a0", "a1", "a2"])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Once the delivery is recorded, the replica that sent it is killed too; a fresh replica
+    // joins. The survivor takes over: the metric recovers and it makes the OK transition.
+    let second = leader(&urls(&live).iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let survivor = urls(&live).into_iter().find(|u| *u != second).unwrap();
+    while actions(&survivor, "cpu-ha").await < 1 {
+        assert!(Instant::now() < deadline, "the delivery was never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kill_leader(&mut live, &second);
+    live.push(replica(dir.path(), "a3", &s3, &store, &pg.url()));
+    wait_ready(&live[1].url).await;
+    cpu.store(10, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count(&inbox, "ok") == 0 || actions(&survivor, "cpu-ha").await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no OK notification recorded: {:?}\n{}",
+            inbox.lock().unwrap(),
+            logs(dir.path(), &["a0", "a1", "a2", "a3"])
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    feeding.await.unwrap();
+    // One transition, one notification each — whichever replicas lived or died.
+    assert_eq!(count(&inbox, "alarm"), 1, "{:?}", inbox.lock().unwrap());
+    assert_eq!(count(&inbox, "ok"), 1, "{:?}", inbox.lock().unwrap());
+    assert_eq!(actions(&survivor, "cpu-ha").await, 2);
+    let (st, body) = api(
+        Method::GET,
+        format!("{}/v1/alarm?name=cpu-ha", live[1].url),
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, body["StateValue"].as_str()),
+        (200, Some("OK")),
+        "{body}"
+    );
 }

@@ -36,12 +36,10 @@ pub fn routes() -> Router<AppState> {
 
 fn alarms_of(state: &AppState) -> ApiResult<Arc<AlarmService>> {
     state.alarms.clone().ok_or_else(|| {
-        let message = if state.store.replica().is_some() {
-            "alarms are not shared between replicas yet: replicated servers (--catalogue) do not run alarms; run them on a single server"
-        } else {
-            "alarms are not enabled on this server"
-        };
-        ApiError::new(ErrorCode::ServiceUnavailable, message)
+        ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "alarms are not enabled on this server",
+        )
     })
 }
 
@@ -62,11 +60,15 @@ fn alarm_error(e: AlarmError) -> ApiError {
     match e {
         AlarmError::Invalid { .. } => ApiError::bad_param(e.to_string()),
         AlarmError::NotFound(_) => ApiError::new(ErrorCode::ResourceNotFound, e.to_string()),
+        AlarmError::Unavailable(_) | AlarmError::Conflict => {
+            ApiError::new(ErrorCode::ServiceUnavailable, e.to_string())
+        }
         other => ApiError::new(ErrorCode::InternalError, other.to_string()),
     }
 }
 
-/// Runs a service call that may write the state file off the async workers.
+/// Runs a service call off the async workers: it may write the state file, or (replicas) wait
+/// for the service's lock while a change is written to the catalogue.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AlarmError> + Send + 'static,
 ) -> ApiResult<T> {
@@ -117,12 +119,9 @@ async fn describe_alarms(
         alarm_name_prefix: p.prefix,
         state_value,
     };
+    let found = blocking(move || Ok(svc.describe(&filter))).await?;
     Ok(Json(DescribeAlarmsResponse {
-        metric_alarms: svc
-            .describe(&filter)
-            .into_iter()
-            .map(|a| shown(a, &require.0))
-            .collect(),
+        metric_alarms: found.into_iter().map(|a| shown(a, &require.0)).collect(),
     }))
 }
 
@@ -137,10 +136,11 @@ async fn describe_alarm(
     State(state): State<AppState>,
     QueryParams(p): QueryParams<NameParam>,
 ) -> ApiResult<Json<MetricAlarm>> {
-    alarms_of(&state)?
-        .get(&p.name)
+    let svc = alarms_of(&state)?;
+    let name = p.name.clone();
+    blocking(move || svc.get(&name).ok_or(AlarmError::NotFound(name)))
+        .await
         .map(|a| Json(shown(a, &require.0)))
-        .ok_or_else(|| alarm_error(AlarmError::NotFound(p.name)))
 }
 
 async fn delete_alarm(
@@ -178,13 +178,18 @@ async fn history(
         Some(n) => n.min(10_000),
         None => 100,
     };
-    let mut items = svc.history(Some(&p.name), item_type, limit);
+    let name = p.name.clone();
+    let mut items = blocking(move || {
+        let items = svc.history(Some(&name), item_type, limit);
+        if items.is_empty() && svc.get(&name).is_none() {
+            return Err(AlarmError::NotFound(name));
+        }
+        Ok(items)
+    })
+    .await?;
     if !sees_webhook_urls(&require.0) {
         // Configuration items carry the alarm's actions; older action items their URL.
         items.iter_mut().for_each(|i| i.redact_actions());
-    }
-    if items.is_empty() && svc.get(&p.name).is_none() {
-        return Err(alarm_error(AlarmError::NotFound(p.name)));
     }
     Ok(Json(DescribeAlarmHistoryResponse {
         alarm_history_items: items,
@@ -199,11 +204,12 @@ async fn set_state(
     let svc = alarms_of(&state)?;
     let value: StateValue = req.state_value.parse().map_err(alarm_error)?;
     let name = req.alarm_name.clone();
-    let s = svc.clone();
-    blocking(move || s.set_state(&req.alarm_name, value, &req.state_reason)).await?;
-    svc.get(&name)
-        .map(Json)
-        .ok_or_else(|| alarm_error(AlarmError::NotFound(name)))
+    blocking(move || {
+        svc.set_state(&req.alarm_name, value, &req.state_reason)?;
+        svc.get(&name).ok_or(AlarmError::NotFound(name))
+    })
+    .await
+    .map(Json)
 }
 
 async fn install_pack(

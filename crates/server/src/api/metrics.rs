@@ -97,16 +97,38 @@ impl MetricsEngine {
         Ok(tasks)
     }
 
-    /// Replicas: the metric store only. Alarm definitions and states are not shared between
-    /// replicas yet, and evaluating them on every replica would notify once per replica, so
-    /// replicated servers refuse the alarm API with a message saying so.
-    pub fn attach_without_alarms(self, state: &mut AppState) -> EngineTasks {
+    /// Replicas: the metric store, and the alarm service on the replicas' shared journal in
+    /// the catalogue (`replicas::CatalogueJournal`): every replica serves the alarm API; the
+    /// one holding the maintenance lease evaluates and notifies, its writes fenced by it.
+    pub async fn attach_replica(
+        self,
+        state: &mut AppState,
+        alarms: AlarmServiceConfig,
+        clock: Arc<dyn Clock>,
+        catalogue: kinsight_catalogue::Catalogue,
+        replica_id: &str,
+    ) -> Result<EngineTasks, AlarmError> {
+        let store = state.store.clone();
+        let journal = crate::replicas::CatalogueJournal::new(
+            catalogue,
+            replica_id,
+            kinsight_store::shared::MAINTENANCE_LEASE,
+            Arc::new(move || store.maintenance_epoch()),
+        );
+        // Reads the journal through the catalogue: off the async workers.
+        let service = tokio::task::spawn_blocking(move || {
+            AlarmService::open_shared(Arc::new(journal), alarms, clock)
+        })
+        .await
+        .map_err(|e| AlarmError::Unavailable(e.to_string()))??;
+        let source: Arc<dyn MetricSource> = self.metrics.clone();
         let tasks = EngineTasks {
-            alarms: None,
+            alarms: Some(service.spawn(source)),
             maintenance: spawn_maintenance(self.metrics.clone(), MAINTENANCE_INTERVAL),
         };
         state.metrics = Some(self.metrics);
-        tasks
+        state.alarms = Some(service);
+        Ok(tasks)
     }
 }
 

@@ -9,6 +9,7 @@ mod filter_pattern;
 mod fuzz_corpus;
 mod metrics_alarms;
 mod query;
+mod replica_alarms;
 mod router;
 mod sigv4;
 mod socket;
