@@ -265,7 +265,11 @@ async fn journal_appends_are_compare_and_set_fenced_and_folded_into_snapshots() 
 
     // Fenced writes: only the lease's holder at its epoch.
     let ttl = Duration::from_secs(30);
-    let lease = c.acquire_lease("maintenance", "a", ttl).await.unwrap().unwrap();
+    let lease = c
+        .acquire_lease("maintenance", "a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     let fence = |holder, epoch| Fence {
         lease: "maintenance",
         holder,
