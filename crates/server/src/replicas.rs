@@ -119,3 +119,295 @@ impl SharedJournal for CatalogueJournal {
         (self.epoch)().is_some()
     }
 }
+
+// ---- metric history for replicas that join ----
+
+/// Opening a replica's metric store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaMetricsError {
+    #[error("restoring the published metric snapshot: {0}")]
+    Restore(String),
+    #[error(transparent)]
+    Open(#[from] kinsight_metrics::MetricsError),
+}
+
+/// The catalogue document naming the published metric store snapshots.
+pub const METRICS_DOCUMENT: &str = "metrics";
+
+/// One published snapshot of the leader's metric store: its manifest and files in the bucket.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Publication {
+    pub persisted_seq: u64,
+    pub manifest: String,
+    /// Store-relative file name → object key.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+impl Publication {
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.manifest.as_str()).chain(self.files.values().map(String::as_str))
+    }
+}
+
+/// The `metrics` document: the newest publication and the one before it (kept, with its
+/// objects, so that a replica that read it just before the newer one appeared can still
+/// restore it and find the log after it).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    pub current: Option<Publication>,
+    pub previous: Option<Publication>,
+}
+
+impl Published {
+    /// What the leader keeps the shared log above: the older publication kept.
+    pub fn bound(&self) -> u64 {
+        self.previous
+            .as_ref()
+            .or(self.current.as_ref())
+            .map_or(0, |p| p.persisted_seq)
+    }
+}
+
+async fn published(catalogue: &Catalogue) -> Result<(i64, Published), String> {
+    match timed(catalogue.document(METRICS_DOCUMENT)).await? {
+        None => Ok((0, Published::default())),
+        Some((version, body)) => serde_json::from_slice(&body)
+            .map(|p| (version, p))
+            .map_err(|e| format!("the catalogue's {METRICS_DOCUMENT:?} document: {e}")),
+    }
+}
+
+async fn timed<T>(f: impl Future<Output = Result<T, CatalogueError>>) -> Result<T, String> {
+    match tokio::time::timeout(CATALOGUE_CALL_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "the PostgreSQL catalogue did not answer within {CATALOGUE_CALL_TIMEOUT:?}"
+        )),
+    }
+}
+
+/// The leader's side: after each metric store maintenance, uploads the files of the committed
+/// state it has not uploaded yet (files are immutable; names are unique within a store
+/// directory, keys unique to this process) and publishes the snapshot, never going back; then
+/// deletes the objects of the publication that dropped out. Keeps [`Self::bound`] — what the
+/// log must be kept above — for the store's truncation.
+pub struct MetricsPublisher {
+    catalogue: Catalogue,
+    storage: kinsight_store::Storage,
+    prefix: String,
+    uploaded: tokio::sync::Mutex<std::collections::BTreeSet<String>>,
+    bound: Arc<std::sync::atomic::AtomicU64>,
+    last_sweep: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How often the leader looks for snapshot objects no publication names (uploads of a leader
+/// that died before publishing), and how old such an object must be to go.
+const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(600);
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(3600);
+
+impl MetricsPublisher {
+    pub fn new(catalogue: Catalogue, storage: kinsight_store::Storage) -> Self {
+        MetricsPublisher {
+            catalogue,
+            storage,
+            prefix: format!("v1/metrics/{}", uuid::Uuid::new_v4()),
+            uploaded: Default::default(),
+            bound: Arc::default(),
+            last_sweep: Default::default(),
+        }
+    }
+
+    /// Shared with the metric store's ingest observer (`IngestObserver::shared_bound`).
+    pub fn bound(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.bound.clone()
+    }
+
+    /// Publishes the store's committed state if it is newer than the published one.
+    pub async fn publish(&self, store: &Arc<kinsight_metrics::MetricStore>) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        let (version, doc) = published(&self.catalogue).await?;
+        self.bound.store(doc.bound(), Ordering::Release);
+        let s = store.clone();
+        let Some(snap) = tokio::task::spawn_blocking(move || s.snapshot())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(());
+        };
+        if doc
+            .current
+            .as_ref()
+            .is_some_and(|c| c.persisted_seq >= snap.persisted_seq)
+        {
+            return Ok(());
+        }
+        let mut uploaded = self.uploaded.lock().await;
+        let mut files = std::collections::BTreeMap::new();
+        for f in &snap.files {
+            let key = format!("{}/{}", self.prefix, f.name);
+            if !uploaded.contains(&f.name) {
+                let bytes = tokio::fs::read(&f.path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", f.path.display()))?;
+                self.storage
+                    .put_durable(&object_store::path::Path::from(key.as_str()), bytes.into())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                uploaded.insert(f.name.clone());
+            }
+            files.insert(f.name.clone(), key);
+        }
+        let manifest = format!("{}/MANIFEST-{:020}", self.prefix, snap.persisted_seq);
+        self.storage
+            .put_durable(
+                &object_store::path::Path::from(manifest.as_str()),
+                snap.manifest.clone().into(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let next = Published {
+            current: Some(Publication {
+                persisted_seq: snap.persisted_seq,
+                manifest,
+                files,
+            }),
+            previous: doc.current.clone(),
+        };
+        let body = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
+        if timed(
+            self.catalogue
+                .replace_document(METRICS_DOCUMENT, version, &body),
+        )
+        .await?
+        .is_none()
+        {
+            return Ok(()); // another replica published meanwhile: next round
+        }
+        self.bound.store(next.bound(), Ordering::Release);
+        // The publication that dropped out: its objects no kept publication names.
+        if let Some(dropped) = &doc.previous {
+            let kept: std::collections::BTreeSet<&str> = next
+                .current
+                .iter()
+                .chain(next.previous.iter())
+                .flat_map(Publication::keys)
+                .collect();
+            for key in dropped.keys().filter(|k| !kept.contains(k)) {
+                if let Err(e) = self
+                    .storage
+                    .delete(&object_store::path::Path::from(key))
+                    .await
+                {
+                    tracing::warn!(key, error = %e, "deleting an old metric snapshot object failed");
+                }
+            }
+        }
+        self.sweep_orphans(&next).await;
+        Ok(())
+    }
+
+    /// Deletes objects under `v1/metrics/` that no kept publication names, once they are old
+    /// enough that no leader can still be about to publish them (at most every ten minutes).
+    async fn sweep_orphans(&self, kept: &Published) {
+        {
+            let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < ORPHAN_SWEEP_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let named: std::collections::BTreeSet<&str> = kept
+            .current
+            .iter()
+            .chain(kept.previous.iter())
+            .flat_map(Publication::keys)
+            .collect();
+        let listed = match self
+            .storage
+            .list(&object_store::path::Path::from("v1/metrics"))
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing metric snapshot objects failed");
+                return;
+            }
+        };
+        let horizon = chrono::Utc::now()
+            - chrono::Duration::from_std(ORPHAN_MIN_AGE).unwrap_or(chrono::Duration::zero());
+        for o in listed {
+            let key = o.location.to_string();
+            if named.contains(key.as_str())
+                || key.starts_with(&format!("{}/", self.prefix))
+                || o.last_modified > horizon
+            {
+                continue;
+            }
+            if let Err(e) = self.storage.delete(&o.location).await {
+                tracing::warn!(key, error = %e, "deleting an orphaned metric snapshot object failed");
+            }
+        }
+    }
+}
+
+/// A replica starting: when the published metric snapshot is newer than what `dir` holds
+/// (an empty data directory, or one that was away), makes `dir` that snapshot, so the store
+/// replays only the log after it. Returns the restored `persisted_seq`, `None` when the local
+/// state was kept or nothing is published.
+pub async fn restore_metrics(
+    catalogue: &Catalogue,
+    storage: &kinsight_store::Storage,
+    dir: &std::path::Path,
+) -> Result<Option<u64>, String> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (_, doc) = published(catalogue).await?;
+        let Some(current) = doc.current else {
+            return Ok(None);
+        };
+        let Some(manifest) = storage
+            .get_opt(&object_store::path::Path::from(current.manifest.as_str()))
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            if tries < 3 {
+                continue; // replaced and deleted meanwhile: read the document again
+            }
+            return Err(format!("{} is missing from the bucket", current.manifest));
+        };
+        let (storage, dir, runtime) = (
+            storage.clone(),
+            dir.to_path_buf(),
+            tokio::runtime::Handle::current(),
+        );
+        let files = current.files.clone();
+        let restored = tokio::task::spawn_blocking(move || {
+            kinsight_metrics::restore_snapshot(&dir, &manifest, |name| {
+                let key = files
+                    .get(name)
+                    .ok_or_else(|| format!("the publication does not name {name}"))?;
+                runtime
+                    .block_on(storage.get_opt(&object_store::path::Path::from(key.as_str())))
+                    .map_err(|e| e.to_string())?
+                    .map(|b| b.to_vec())
+                    .ok_or_else(|| format!("{key} is missing from the bucket"))
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match restored {
+            Ok(kinsight_metrics::RestoreOutcome::Restored { persisted_seq }) => {
+                return Ok(Some(persisted_seq));
+            }
+            Ok(kinsight_metrics::RestoreOutcome::Kept { .. }) => return Ok(None),
+            Err(e) if tries < 3 => {
+                tracing::warn!(error = %e, "restoring the published metric snapshot failed; trying again");
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}

@@ -37,6 +37,14 @@ pub trait IngestObserver: Send + Sync + 'static {
     /// at start-up (to choose what to replay) and before WAL files are deleted.
     fn persisted_seq(&self) -> u64;
 
+    /// Replicas: the highest sequence number from which a replica that joins can rebuild this
+    /// observer's state — it restores what the leader published to the bucket up to there and
+    /// replays the log after it. The leader keeps the shared log above it. `None`: the
+    /// observer publishes nothing, and its [`Self::persisted_seq`] is the bound.
+    fn shared_bound(&self) -> Option<u64> {
+        None
+    }
+
     /// Called on a dedicated thread (never the WAL thread), in `seq` order. A slow observer
     /// slows ingest down through a bounded queue rather than losing batches.
     fn on_batch(&self, batch: &DurableBatch);

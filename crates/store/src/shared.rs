@@ -748,7 +748,12 @@ impl Store {
         let through = live
             .iter()
             .map(|r| r.applied_seq)
-            .chain(self.inner.observers.iter().map(|o| o.persisted_seq()))
+            .chain(
+                self.inner
+                    .observers
+                    .iter()
+                    .map(|o| o.shared_bound().unwrap_or_else(|| o.persisted_seq())),
+            )
             .fold(oldest_kept, u64::min);
         if let Some(keys) = timed(
             timeout,

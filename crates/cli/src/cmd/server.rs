@@ -311,8 +311,17 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
     };
     config.validate()?;
     // Metrics and alarms (issue #6): the metric store sees every durable batch.
-    let engine =
-        MetricsEngine::open(&args.data_dir, metrics).context("opening the metric store")?;
+    let engine = match &replica {
+        Some((catalogue, _)) => {
+            let storage =
+                kinsight_store::Storage::open(&config.store.object_store, &config.store.s3_options)
+                    .context("opening the object store")?;
+            MetricsEngine::open_replica(&args.data_dir, metrics, catalogue.clone(), storage)
+                .await
+                .context("opening the metric store")?
+        }
+        None => MetricsEngine::open(&args.data_dir, metrics).context("opening the metric store")?,
+    };
     // CloudWatch-compatible API (issue #8): access keys from the environment.
     let aws_keys = aws_keys_from_env()?;
     let mut server = Server::bind(config, vec![engine.observer()])

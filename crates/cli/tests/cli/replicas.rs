@@ -614,3 +614,138 @@ async fn an_alarm_transition_is_notified_once_while_replicas_are_killed() {
         "{body}"
     );
 }
+
+/// Node CPU samples (EMF) at `times`, through replica `url`.
+async fn ingest_cpu(url: &str, times: &[i64], cpu: f64) {
+    let events: Vec<serde_json::Value> = times
+        .iter()
+        .map(|ts| {
+            let mut ev = json!({"Type": "Node", "Version": "0", "Timestamp": ts.to_string(),
+                "ClusterName": "history", "NodeName": "n1", "InstanceId": "i-1",
+                "node_cpu_utilization": cpu});
+            ev["CloudWatchMetrics"] = serde_json::to_value(
+                kinsight_model::catalogue::directives_for(ev.as_object().unwrap(), false),
+            )
+            .unwrap();
+            json!({"logGroupName": "/kinsight/history/performance", "logStreamName": "n1",
+                "timestamp": ts, "message": ev.to_string()})
+        })
+        .collect();
+    let v = send(url, &format!("cpu-{}", times[0]), &events)
+        .await
+        .unwrap();
+    assert_eq!(v["accepted"], times.len(), "{v}");
+}
+
+/// (sample count, sum) of the node CPU samples `url` answers for [from, to).
+async fn cpu_totals(url: &str, from: i64, to: i64) -> (f64, f64) {
+    let mut out = [0.0; 2];
+    for (i, stat) in ["SampleCount", "Sum"].iter().enumerate() {
+        let (st, v) = api(
+            Method::POST,
+            format!("{url}/v1/metrics/query"),
+            TOKEN,
+            Some(
+                json!({"Namespace": "ContainerInsights", "MetricName": "node_cpu_utilization",
+                "Dimensions": [{"Name": "ClusterName", "Value": "history"}], "Statistic": stat,
+                "Period": 3600, "StartTime": from, "EndTime": to}),
+            ),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        out[i] = v["Series"][0]["Values"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).sum())
+            .unwrap_or(0.0);
+    }
+    (out[0], out[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_joins_after_the_log_was_truncated_has_the_whole_metric_history() {
+    let Some(pg) = PgServer::start() else { return };
+    let Some(s3) = Seaweed::start() else { return };
+    let store = format!("s3://{}/history", s3.bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let r: Vec<ServerProc> = ["h0", "h1"]
+        .iter()
+        .map(|n| replica(dir.path(), n, &s3, &store, &pg.url()))
+        .collect();
+    for p in &r {
+        wait_ready(&p.url).await;
+    }
+    let catalogue = kinsight_catalogue::Catalogue::connect(&pg.url())
+        .await
+        .unwrap();
+
+    // Thirty samples in the last half hour, acknowledged by h0 and in its metric store.
+    let now = chrono::Utc::now().timestamp_millis();
+    let (from, to) = (now - 3_600_000, now + 60_000);
+    let times: Vec<i64> = (0..30).map(|i| now - 1_800_000 + i * 60_000).collect();
+    ingest_cpu(&r[0].url, &times, 40.0).await;
+    let data_seq = catalogue.last_seq().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cpu_totals(&r[0].url, from, to).await != (30.0, 1200.0) {
+        assert!(
+            Instant::now() < deadline,
+            "h0's metric store never had the samples"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Keep the log moving and the leader flushing until it has truncated the log past those
+    // samples: from then on only the published metric snapshot holds them.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut n = 0;
+    loop {
+        let first = catalogue.log_after(0, 1).await.unwrap();
+        if first.first().is_none_or(|row| row.first_seq > data_seq)
+            && catalogue.last_seq().await.unwrap() > data_seq
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log was never truncated past the samples ({first:?})\n{}",
+            logs(dir.path(), &["h0", "h1"])
+        );
+        n += 1;
+        let v = send(&r[1].url, &format!("filler-{n}"), &batch(99, n, 1))
+            .await
+            .unwrap();
+        assert_eq!(v["accepted"], 1, "{v}");
+        for p in &r {
+            let (st, body) = api(
+                Method::POST,
+                format!("{}/v1/admin/flush", p.url),
+                TOKEN,
+                None,
+            )
+            .await;
+            assert_eq!(st, 200, "{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // A replica with an empty disk joins and answers the same.
+    let h2 = replica(dir.path(), "h2", &s3, &store, &pg.url());
+    wait_ready(&h2.url).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = cpu_totals(&h2.url, from, to).await;
+        if got == (30.0, 1200.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new replica answers {got:?}, not (30, 1200)\n{}",
+            logs(dir.path(), &["h2"])
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        cpu_totals(&r[1].url, from, to).await,
+        (30.0, 1200.0),
+        "and so does the replica that was up all along"
+    );
+}

@@ -43,6 +43,8 @@ pub fn routes() -> Router<AppState> {
 pub struct MetricsEngine {
     pub metrics: Arc<MetricStore>,
     data_dir: PathBuf,
+    /// Replicas: publishes the metric store for replicas that join (`open_replica`).
+    publisher: Option<Arc<crate::replicas::MetricsPublisher>>,
 }
 
 /// The engine's background tasks: alarm evaluator, notifier, metric store maintenance.
@@ -69,13 +71,50 @@ impl MetricsEngine {
         Ok(MetricsEngine {
             metrics: Arc::new(MetricStore::open(data_dir.join("metrics"), config)?),
             data_dir: data_dir.to_path_buf(),
+            publisher: None,
         })
+    }
+
+    /// Replicas: first makes `<data_dir>/metrics` the metric snapshot the leader published, if
+    /// that is newer (a replica joining with an empty disk gets the whole history), then
+    /// opens it; as leader, the replica publishes its own after each maintenance
+    /// (`replicas::MetricsPublisher`), and the shared log is kept above what was published.
+    pub async fn open_replica(
+        data_dir: &Path,
+        config: MetricStoreConfig,
+        catalogue: kinsight_catalogue::Catalogue,
+        storage: kinsight_store::Storage,
+    ) -> Result<Self, crate::replicas::ReplicaMetricsError> {
+        use crate::replicas::ReplicaMetricsError;
+        let dir = data_dir.join("metrics");
+        if let Some(seq) = crate::replicas::restore_metrics(&catalogue, &storage, &dir)
+            .await
+            .map_err(ReplicaMetricsError::Restore)?
+        {
+            tracing::info!(
+                persisted_seq = seq,
+                "metric store restored from the published snapshot"
+            );
+        }
+        let mut engine = tokio::task::spawn_blocking({
+            let data_dir = data_dir.to_path_buf();
+            move || Self::open(&data_dir, config)
+        })
+        .await
+        .map_err(|e| ReplicaMetricsError::Restore(e.to_string()))??;
+        engine.publisher = Some(Arc::new(crate::replicas::MetricsPublisher::new(
+            catalogue, storage,
+        )));
+        Ok(engine)
     }
 
     /// The observer to register with the log store: every durable batch, live or replayed,
     /// reaches the metric store.
     pub fn observer(&self) -> Arc<dyn IngestObserver> {
-        Arc::new(MetricsObserver(self.metrics.clone()))
+        Arc::new(MetricsObserver {
+            store: self.metrics.clone(),
+            shared_bound: self.publisher.as_ref().map(|p| p.bound()),
+        })
     }
 
     /// Opens the alarm service under `<data_dir>/alarms`, puts both engines in the server's
@@ -122,9 +161,18 @@ impl MetricsEngine {
         .await
         .map_err(|e| AlarmError::Unavailable(e.to_string()))??;
         let source: Arc<dyn MetricSource> = self.metrics.clone();
+        let maintenance = match self.publisher.clone() {
+            Some(p) => spawn_replica_maintenance(
+                self.metrics.clone(),
+                p,
+                state.store.clone(),
+                MAINTENANCE_INTERVAL,
+            ),
+            None => spawn_maintenance(self.metrics.clone(), MAINTENANCE_INTERVAL),
+        };
         let tasks = EngineTasks {
             alarms: Some(service.spawn(source)),
-            maintenance: spawn_maintenance(self.metrics.clone(), MAINTENANCE_INTERVAL),
+            maintenance,
         };
         state.metrics = Some(self.metrics);
         state.alarms = Some(service);
@@ -132,8 +180,43 @@ impl MetricsEngine {
     }
 }
 
+/// Replicas: maintenance as on a single server, and on the leader the publication of the
+/// store's committed state after it.
+fn spawn_replica_maintenance(
+    store: Arc<MetricStore>,
+    publisher: Arc<crate::replicas::MetricsPublisher>,
+    logs: kinsight_store::Store,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            maintain_once(&store).await;
+            if logs.maintenance_epoch().is_some()
+                && let Err(e) = publisher.publish(&store).await
+            {
+                tracing::warn!(error = %e, "publishing the metric store for replicas failed");
+            }
+        }
+    })
+}
+
+async fn maintain_once(store: &Arc<MetricStore>) {
+    let s = store.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    match tokio::task::spawn_blocking(move || s.maintain(now)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!("metric store maintenance: {e}"),
+        Err(e) => tracing::error!("metric store maintenance task: {e}"),
+    }
+}
+
 /// Feeds the metric store from the WAL: EMF datapoints of every event of every durable batch.
-pub struct MetricsObserver(pub Arc<MetricStore>);
+pub struct MetricsObserver {
+    pub store: Arc<MetricStore>,
+    /// Replicas: what the leader published (`IngestObserver::shared_bound`).
+    pub shared_bound: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
 
 impl IngestObserver for MetricsObserver {
     fn name(&self) -> &str {
@@ -141,11 +224,17 @@ impl IngestObserver for MetricsObserver {
     }
 
     fn persisted_seq(&self) -> u64 {
-        self.0.persisted_seq().unwrap_or(0)
+        self.store.persisted_seq().unwrap_or(0)
+    }
+
+    fn shared_bound(&self) -> Option<u64> {
+        self.shared_bound
+            .as_ref()
+            .map(|b| b.load(std::sync::atomic::Ordering::Acquire))
     }
 
     fn on_batch(&self, batch: &DurableBatch) {
-        let out = self.0.ingest_events(batch.seq, &batch.record.events);
+        let out = self.store.ingest_events(batch.seq, &batch.record.events);
         if out.rejected > 0 {
             tracing::debug!(
                 seq = batch.seq,
@@ -165,13 +254,7 @@ pub fn spawn_maintenance(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            let s = store.clone();
-            let now = chrono::Utc::now().timestamp_millis();
-            match tokio::task::spawn_blocking(move || s.maintain(now)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::error!("metric store maintenance: {e}"),
-                Err(e) => tracing::error!("metric store maintenance task: {e}"),
-            }
+            maintain_once(&store).await;
         }
     })
 }
