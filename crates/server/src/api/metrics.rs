@@ -161,15 +161,11 @@ impl MetricsEngine {
         .await
         .map_err(|e| AlarmError::Unavailable(e.to_string()))??;
         let source: Arc<dyn MetricSource> = self.metrics.clone();
-        let maintenance = match self.publisher.clone() {
-            Some(p) => spawn_replica_maintenance(
-                self.metrics.clone(),
-                p,
-                state.store.clone(),
-                MAINTENANCE_INTERVAL,
-            ),
-            None => spawn_maintenance(self.metrics.clone(), MAINTENANCE_INTERVAL),
-        };
+        let maintenance = spawn_maintenance_publishing(
+            self.metrics.clone(),
+            MAINTENANCE_INTERVAL,
+            self.publisher.clone().map(|p| (p, state.store.clone())),
+        );
         let tasks = EngineTasks {
             alarms: Some(service.spawn(source)),
             maintenance,
@@ -178,27 +174,6 @@ impl MetricsEngine {
         state.alarms = Some(service);
         Ok(tasks)
     }
-}
-
-/// Replicas: maintenance as on a single server, and on the leader the publication of the
-/// store's committed state after it.
-fn spawn_replica_maintenance(
-    store: Arc<MetricStore>,
-    publisher: Arc<crate::replicas::MetricsPublisher>,
-    logs: kinsight_store::Store,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(interval).await;
-            maintain_once(&store).await;
-            if logs.maintenance_epoch().is_some()
-                && let Err(e) = publisher.publish(&store).await
-            {
-                tracing::warn!(error = %e, "publishing the metric store for replicas failed");
-            }
-        }
-    })
 }
 
 async fn maintain_once(store: &Arc<MetricStore>) {
@@ -251,10 +226,29 @@ pub fn spawn_maintenance(
     store: Arc<MetricStore>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
+    spawn_maintenance_publishing(store, interval, None)
+}
+
+/// Maintenance; on replicas, while this one leads (`logs` holds the maintenance lease), also
+/// the publication of the store's committed state after it.
+fn spawn_maintenance_publishing(
+    store: Arc<MetricStore>,
+    interval: Duration,
+    publish: Option<(
+        Arc<crate::replicas::MetricsPublisher>,
+        kinsight_store::Store,
+    )>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
             maintain_once(&store).await;
+            if let Some((publisher, logs)) = &publish
+                && logs.maintenance_epoch().is_some()
+                && let Err(e) = publisher.publish(&store).await
+            {
+                tracing::warn!(error = %e, "publishing the metric store for replicas failed");
+            }
         }
     })
 }

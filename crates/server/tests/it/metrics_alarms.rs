@@ -9,52 +9,27 @@
 //! evaluator and notifier tasks and every HTTP exchange are real.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::routing::post;
 use kinsight_alarms::{AlarmServiceConfig, ManualClock};
 use kinsight_metrics::MetricStoreConfig;
 use kinsight_model::catalogue::directives_for;
 use kinsight_server::api::metrics::{EngineTasks, MetricsEngine};
 use kinsight_server::{Server, ServerConfig};
 use kinsight_store::StoreConfig;
+
+use crate::support::{Inbox, receiver};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "metrics-alarms-token-0123";
 const MIN: i64 = 60_000;
 
-type Inbox = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// A webhook receiver on 127.0.0.1 that records every request.
-async fn receiver() -> (String, Inbox) {
-    let inbox: Inbox = Arc::default();
-    async fn hook(State(inbox): State<Inbox>, Path(p): Path<String>, body: Bytes) -> &'static str {
-        inbox
-            .lock()
-            .unwrap()
-            .push((p, serde_json::from_slice(&body).unwrap_or(Value::Null)));
-        "ok"
-    }
-    let app = Router::new()
-        .route("/{p}", post(hook))
-        .with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), inbox)
-}
-
+/// The bodies the receiver got at `/<path>`.
 fn received(inbox: &Inbox, path: &str) -> Vec<Value> {
-    inbox
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(p, _)| p == path)
-        .map(|(_, v)| v.clone())
+    crate::support::received(inbox, path)
+        .into_iter()
+        .map(|h| h.body)
         .collect()
 }
 

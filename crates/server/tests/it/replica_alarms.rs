@@ -11,11 +11,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::routing::post;
 use kinsight_alarms::{
     AlarmConfig, AlarmError, AlarmService, AlarmServiceConfig, Dimension, HistoryItemType,
     ManualClock, StateValue,
@@ -26,48 +21,12 @@ use kinsight_metrics::{MetricStore, MetricStoreConfig};
 use kinsight_model::emf::Datapoint;
 use kinsight_server::replicas::CatalogueJournal;
 
+use crate::support::{received, receiver};
+
 /// A minute boundary: 2026-01-01T00:00:00Z.
 const T0: i64 = 1_767_225_600_000;
 const MIN: i64 = 60_000;
 const LAG: i64 = 10_000;
-
-/// `(path, notification id header)` of every request received.
-type Inbox = Arc<Mutex<Vec<(String, String)>>>;
-
-async fn receiver() -> (String, Inbox) {
-    let inbox: Inbox = Arc::default();
-    async fn hook(
-        State(inbox): State<Inbox>,
-        Path(p): Path<String>,
-        headers: HeaderMap,
-        _body: Bytes,
-    ) -> &'static str {
-        let id = headers
-            .get("x-kinsight-notification-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        inbox.lock().unwrap().push((p, id));
-        "ok"
-    }
-    let app = Router::new()
-        .route("/{p}", post(hook))
-        .with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), inbox)
-}
-
-fn received(inbox: &Inbox, path: &str) -> Vec<String> {
-    inbox
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(p, _)| p == path)
-        .map(|(_, id)| id.clone())
-        .collect()
-}
 
 fn cpu(ts: i64, v: f64) -> Datapoint {
     Datapoint {
@@ -248,7 +207,7 @@ async fn replicas_share_alarms_and_a_transition_is_notified_once_across_a_takeov
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, id)| id.clone())
+        .map(|h| h.notification_id.clone())
         .collect();
     assert_eq!(ids.len(), 2, "distinct notification ids: {ids:?}");
     assert!(ids.iter().all(|id| id.parse::<u64>().is_ok()), "{ids:?}");

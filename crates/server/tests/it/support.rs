@@ -1,4 +1,4 @@
-//! A server state on a temporary directory and a small request helper.
+//! A server state on a temporary directory, a small request helper, and a webhook receiver.
 
 use axum::Router;
 use axum::body::Body;
@@ -98,4 +98,57 @@ impl Call {
 
 pub fn event(group: &str, stream: &str, ts: i64, msg: &str) -> Value {
     serde_json::json!({"logGroupName": group, "logStreamName": stream, "timestamp": ts, "message": msg})
+}
+
+/// One request a [`receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub path: String,
+    /// The `x-kinsight-notification-id` header.
+    pub notification_id: String,
+    pub body: Value,
+}
+
+pub type Inbox = std::sync::Arc<std::sync::Mutex<Vec<Hook>>>;
+
+/// A webhook receiver on 127.0.0.1 that records every request (`POST /<path>`).
+pub async fn receiver() -> (String, Inbox) {
+    use axum::extract::{Path, State};
+    let inbox: Inbox = Default::default();
+    async fn hook(
+        State(inbox): State<Inbox>,
+        Path(path): Path<String>,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> &'static str {
+        let notification_id = headers
+            .get("x-kinsight-notification-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        inbox.lock().unwrap().push(Hook {
+            path,
+            notification_id,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        });
+        "ok"
+    }
+    let app = Router::new()
+        .route("/{p}", axum::routing::post(hook))
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), inbox)
+}
+
+/// What the receiver got at `/<path>`, in order.
+pub fn received(inbox: &Inbox, path: &str) -> Vec<Hook> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|h| h.path == path)
+        .cloned()
+        .collect()
 }
