@@ -25,6 +25,7 @@
 
 mod block;
 mod cache;
+pub mod labels;
 mod manifest;
 pub mod query;
 mod segment;

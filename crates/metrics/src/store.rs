@@ -655,11 +655,17 @@ impl MetricStore {
         }
     }
 
+    /// Every registered series, under the state's read lock (the PromQL read path,
+    /// [`crate::labels`]).
+    pub(crate) fn with_series<R>(&self, f: impl FnOnce(&[SeriesInfo]) -> R) -> R {
+        f(self.read().registry.all())
+    }
+
     /// The blocks holding rows of series `id` in `tier` within `[start, end)`: segment blocks
     /// (decoded through the cache, sorted) and the frozen and live heads (unsorted). Taken as
     /// one consistent snapshot — under one read lock — so a concurrent flush can neither hide
     /// nor double rows.
-    fn blocks(
+    pub(crate) fn blocks(
         &self,
         id: u32,
         tier: Tier,

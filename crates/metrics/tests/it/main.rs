@@ -2,5 +2,6 @@
 
 mod equivalence;
 mod events;
+mod prom_read;
 mod snapshot;
 mod store;
