@@ -11,6 +11,8 @@ if ! command -v podman >/dev/null 2>&1 || [ ! -x /lib/systemd/systemd-journal-re
 fi
 # The PostgreSQL catalogue of replicated servers (issue 16): Debian's server, started by the tests.
 [ -x /usr/lib/postgresql/*/bin/initdb ] 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+# The PromQL evaluator's differential test (crates/promql): Debian's Prometheus as the oracle.
+command -v prometheus >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 # The HTTPS tests of scripts/tests/cwlogs make their CA with the openssl command.
 command -v openssl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 python3 -c 'import duckdb' >/dev/null 2>&1 || pip install --quiet duckdb  # DuckDB: the query engine's differential test and benchmark
