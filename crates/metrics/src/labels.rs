@@ -83,6 +83,17 @@ impl MetricStore {
         self.with_series(|all| all.iter().filter(|s| pred(s)).cloned().collect())
     }
 
+    /// For each of `ids`, whether the series has raw samples with `start_ms <= t <= end_ms`
+    /// — exact for data not yet flushed, at the granularity of a raw segment (one UTC day per
+    /// partition: its first and last sample of the series) for the rest, so a series may be
+    /// reported with samples elsewhere in the same day. Cheap: reads no segment data.
+    pub fn raw_overlapping(&self, ids: &[u32], start_ms: i64, end_ms: i64) -> Vec<bool> {
+        if end_ms < start_ms {
+            return vec![false; ids.len()];
+        }
+        self.raw_overlapping_impl(ids, start_ms, end_ms.saturating_add(1))
+    }
+
     /// The raw samples of series `id` with `start_ms <= t <= end_ms`, sorted by time (stable:
     /// samples of one timestamp — the values of one EMF datapoint — in the order stored),
     /// from the head, the head being flushed and the raw segments, as one consistent view.

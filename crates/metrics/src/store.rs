@@ -661,6 +661,33 @@ impl MetricStore {
         f(self.read().registry.all())
     }
 
+    /// For each of `ids`, whether it may have raw samples in `[start, end)`: rows of the
+    /// heads (exact), or a raw segment whose index gives the series rows from before `end`
+    /// to at or after `start` (a day partition's min and max, not its gaps). One read lock.
+    pub(crate) fn raw_overlapping_impl(&self, ids: &[u32], start: i64, end: i64) -> Vec<bool> {
+        let st = self.read();
+        let segments: Vec<&Arc<Segment>> = st
+            .segments
+            .iter()
+            .filter(|s| s.tier == Tier::Raw && s.min_ts < end && s.max_ts >= start)
+            .collect();
+        let in_head = |h: &Head, id: u32| {
+            h.tier(Tier::Raw)
+                .get(&id)
+                .is_some_and(|b| b.ts().iter().any(|t| *t >= start && *t < end))
+        };
+        ids.iter()
+            .map(|&id| {
+                in_head(&st.head, id)
+                    || st.frozen.as_ref().is_some_and(|f| in_head(f, id))
+                    || segments.iter().any(|s| {
+                        s.entry(id)
+                            .is_some_and(|e| e.min_ts < end && e.max_ts >= start)
+                    })
+            })
+            .collect()
+    }
+
     /// The blocks holding rows of series `id` in `tier` within `[start, end)`: segment blocks
     /// (decoded through the cache, sorted) and the frozen and live heads (unsorted). Taken as
     /// one consistent snapshot — under one read lock — so a concurrent flush can neither hide

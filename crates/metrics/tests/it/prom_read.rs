@@ -168,3 +168,43 @@ fn non_finite_values_are_dropped_at_ingest() {
         vec![(T0, 1.0), (T0, 2.0)]
     );
 }
+
+#[test]
+fn raw_overlapping_is_exact_in_the_head_and_by_segment_index_after_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), MetricStoreConfig::default()).unwrap();
+    store.ingest(
+        1,
+        &[cpu("a", T0 + 1_000, &[1.0]), cpu("a", T0 + 9_000, &[1.0])],
+    );
+    store.ingest(2, &[cpu("b", T0 + DAY + 5_000, &[1.0])]);
+    let (a, b) = (id_of(&store, "a"), id_of(&store, "b"));
+    let ids = [a, b, 9_999];
+    assert_eq!(
+        store.raw_overlapping(&ids, T0, T0 + 1_000),
+        vec![true, false, false]
+    );
+    assert_eq!(
+        store.raw_overlapping(&ids, T0 + 1_001, T0 + 8_999),
+        vec![false, false, false]
+    );
+    assert_eq!(
+        store.raw_overlapping(&ids, T0 + 9_000, T0 + 2 * DAY),
+        vec![true, true, false]
+    );
+    assert_eq!(store.raw_overlapping(&ids, T0 + 10, T0), vec![false; 3]);
+    store.flush().unwrap();
+    // From the segments' indexes: first and last sample of the series per partition.
+    assert_eq!(
+        store.raw_overlapping(&ids, T0 + 1_001, T0 + 8_999),
+        vec![true, false, false]
+    );
+    assert_eq!(
+        store.raw_overlapping(&ids, T0 + 9_001, T0 + DAY),
+        vec![false, false, false]
+    );
+    assert_eq!(
+        store.raw_overlapping(&ids, T0 + DAY + 5_000, T0 + DAY + 5_000),
+        vec![false, true, false]
+    );
+}
