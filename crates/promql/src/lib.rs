@@ -1,6 +1,56 @@
-//! PromQL evaluator (work in progress).
+//! kinsight-promql: a PromQL evaluator with Prometheus's float semantics, over any
+//! [`Source`] of raw samples (the metric store implements it; the HTTP API calls
+//! [`instant_query`] and [`range_query`]).
+//!
+//! Parsing is done by the `promql-parser` crate; evaluation is ours. The reference is
+//! Prometheus 2.x as packaged by Debian (2.42, the oracle of the differential test in
+//! `tests/`); where Prometheus 3 differs, we follow 2.x:
+//!
+//! * range selectors `x[5m]` take the samples in `[t - 5m, t]`, both ends inclusive
+//!   (Prometheus 3 excludes the left end), and so do subqueries;
+//! * an instant selector takes the latest sample in `[t - lookback, t]` (3.x: left-open);
+//!   if that sample is a staleness marker ([`STALE_NAN_BITS`]) the series has no value;
+//! * regular expressions are fully anchored and `.` does not match a newline (3.x: it does).
+//!
+//! Supported: number and string literals, instant and range selectors, `offset`, `@`
+//! (including `start()` and `end()`), subqueries (default step one minute, Prometheus's
+//! default evaluation interval), unary minus, arithmetic `+ - * / % ^ atan2`, comparisons
+//! with and without `bool`, vector matching (`on`, `ignoring`, `group_left`, `group_right`,
+//! with Prometheus's many-to-many and duplicate errors), `and`, `or`, `unless`; the
+//! aggregations sum, avg, min, max, count, group, stddev, stdvar, topk, bottomk, quantile,
+//! count_values with `by`/`without`; the functions rate, increase, delta (Prometheus's
+//! extrapolation), irate, idelta, resets, changes, deriv, predict_linear, avg/min/max/sum/
+//! count/quantile/stddev/stdvar/last/present_over_time, absent, absent_over_time, abs, ceil,
+//! floor, round, exp, ln, log2, log10, sqrt, sgn, the trigonometric functions, deg, rad, pi,
+//! clamp, clamp_min, clamp_max, timestamp, time, vector, scalar, sort, sort_desc,
+//! label_replace, label_join, histogram_quantile (classic `le` buckets), day_of_month,
+//! day_of_week, day_of_year, days_in_month, hour, minute, month, year.
+//!
+//! Not supported (a `BadData` error naming it, never a silent wrong answer): native
+//! histograms and the histogram_* functions other than histogram_quantile over classic
+//! buckets, limitk/limit_ratio, the experimental functions and `fill`/`or`-matcher syntax
+//! of newer parsers (sort_by_label, mad_over_time, first_over_time, info,
+//! double_exponential_smoothing, …), and Prometheus 3's left-open ranges. `@` is accepted
+//! on selectors and subqueries only (as in Prometheus). Subqueries use the fixed
+//! one-minute default step when none is given (Prometheus uses its configured
+//! evaluation interval).
+//!
+//! Limits: every sample loaded from the source and every point a range query or subquery
+//! produces counts against [`Options::max_samples`]; the timeout is checked between steps.
+
+mod aggregate;
+mod eval;
+mod functions;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use std::time::Duration;
+
+use promql_parser::parser::Expr;
+use promql_parser::parser::value::ValueType;
+
+use crate::eval::{Evaluator, Val, bad};
 
 /// A label set, sorted by name, names unique; includes "__name__" for selected series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -39,20 +89,54 @@ pub struct Matcher {
     pub value: String,
 }
 
+thread_local! {
+    static REGEX_CACHE: RefCell<HashMap<String, Option<regex::Regex>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The fully anchored regex of a matcher value, compiled once per thread (as the parser
+/// compiles it, Go's `{` literal quirk included); `None` if it does not compile.
+fn matcher_regex(value: &str) -> Option<regex::Regex> {
+    REGEX_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(r) = c.get(value) {
+            return r.clone();
+        }
+        if c.len() > 1024 {
+            c.clear();
+        }
+        let r = promql_parser::label::Matcher::new_matcher(
+            promql_parser::parser::token::T_EQL_REGEX,
+            String::new(),
+            value.to_string(),
+        )
+        .ok()
+        .and_then(|m| match m.op {
+            promql_parser::label::MatchOp::Re(r) => Some(r),
+            _ => None,
+        });
+        c.insert(value.to_string(), r.clone());
+        r
+    })
+}
+
 impl Matcher {
+    /// Whether a label value satisfies the matcher; an absent label is the value "".
+    /// Regular expressions are fully anchored, as in Prometheus.
     pub fn matches(&self, value: &str) -> bool {
         match self.op {
             MatchOp::Equal => value == self.value,
             MatchOp::NotEqual => value != self.value,
             MatchOp::Re | MatchOp::NotRe => {
-                let re = regex::Regex::new(&format!("^(?s:{})$", self.value));
-                let m = re.map(|r| r.is_match(value)).unwrap_or(false);
+                let m = matcher_regex(&self.value).is_some_and(|r| r.is_match(value));
                 (self.op == MatchOp::Re) == m
             }
         }
     }
 }
 
+/// Raw samples of one series: (timestamp ms, value), ascending; a Prometheus staleness
+/// marker is the NaN with bits [`STALE_NAN_BITS`], kept in the data and honoured by the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub labels: Labels,
@@ -116,26 +200,104 @@ pub enum PromError {
     Source(String),
 }
 
+fn parse(query: &str) -> Result<Expr, PromError> {
+    promql_parser::parser::parse(query).map_err(|e| bad(format!("parse error: {e}")))
+}
+
+/// Evaluates `query` at `t_ms`.
 pub fn instant_query(
-    _src: &dyn Source,
-    _query: &str,
-    _t_ms: i64,
-    _opts: &Options,
+    src: &dyn Source,
+    query: &str,
+    t_ms: i64,
+    opts: &Options,
 ) -> Result<Value, PromError> {
-    Err(PromError::Execution("not implemented yet".into()))
+    let expr = parse(query)?;
+    let mut ev = Evaluator::new(src, opts, t_ms, t_ms);
+    ev.prepare(&expr, t_ms, t_ms)?;
+    Ok(match ev.eval(&expr, t_ms)? {
+        Val::Scalar(v) => Value::Scalar { t: t_ms, v },
+        Val::Str(v) => Value::String { t: t_ms, v },
+        Val::Vector(v) => {
+            eval::check_unique(&v)?;
+            Value::Vector(
+                v.into_iter()
+                    .map(|s| Sample {
+                        labels: s.labels,
+                        t: t_ms,
+                        v: s.v,
+                    })
+                    .collect(),
+            )
+        }
+        Val::Matrix(m) => Value::Matrix(m),
+    })
 }
 
+/// Evaluates `query` at start, start+step, … <= end. Result is a Value::Matrix (series
+/// sorted by labels), or an error, like Prometheus.
 pub fn range_query(
-    _src: &dyn Source,
-    _query: &str,
-    _start_ms: i64,
-    _end_ms: i64,
-    _step_ms: i64,
-    _opts: &Options,
+    src: &dyn Source,
+    query: &str,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    opts: &Options,
 ) -> Result<Value, PromError> {
-    Err(PromError::Execution("not implemented yet".into()))
+    if step_ms <= 0 {
+        return Err(bad(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if end_ms < start_ms {
+        return Err(bad("end timestamp must not be before start time"));
+    }
+    let expr = parse(query)?;
+    match expr.value_type() {
+        ValueType::Scalar | ValueType::Vector => {}
+        other => {
+            let name = match other {
+                ValueType::Matrix => "range vector".to_string(),
+                o => o.to_string(),
+            };
+            return Err(bad(format!(
+                "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+            )));
+        }
+    }
+    let mut ev = Evaluator::new(src, opts, start_ms, end_ms);
+    ev.prepare(&expr, start_ms, end_ms)?;
+    let mut acc: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut t = start_ms;
+    while t <= end_ms {
+        ev.check_deadline()?;
+        match ev.eval(&expr, t)? {
+            Val::Scalar(v) => {
+                ev.add_samples(1)?;
+                acc.entry(Labels::default()).or_default().push((t, v));
+            }
+            Val::Vector(v) => {
+                eval::check_unique(&v)?;
+                ev.add_samples(v.len())?;
+                for s in v {
+                    acc.entry(s.labels).or_default().push((t, s.v));
+                }
+            }
+            _ => return Err(bad("range query of a non-instant expression")),
+        }
+        t = match t.checked_add(step_ms) {
+            Some(n) => n,
+            None => break,
+        };
+    }
+    Ok(Value::Matrix(
+        acc.into_iter()
+            .map(|(labels, samples)| Series { labels, samples })
+            .collect(),
+    ))
 }
 
+/// Prometheus's float formatting for the API ("+Inf", "-Inf", "NaN", otherwise the
+/// shortest decimal that round-trips, never an exponent, like Go's `FormatFloat(v, 'f', -1, 64)`).
 pub fn format_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
