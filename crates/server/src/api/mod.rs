@@ -3,13 +3,15 @@
 //! does not. Later modules plug in here:
 //! `query` (issue #5) and `metrics`/`alarms` (#6) join the native router; `cwlogs` (#8, AWS
 //! JSON 1.1 on `POST /` with its own SigV4 auth) and `ui` (#7, static assets) are merged
-//! beside it with their own authentication.
+//! beside it with their own authentication. `prometheus` (issue 17) is the Prometheus HTTP
+//! API under `/api/v1/...`, behind the same bearer authentication.
 
 pub mod admin;
 pub mod alarms;
 pub mod ingest;
 pub mod logs;
 pub mod metrics;
+pub mod prometheus;
 pub mod query;
 
 use axum::Router;
@@ -34,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(alarms::routes())
         .merge(query::routes())
+        .merge(prometheus::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
