@@ -396,44 +396,10 @@ fn store_of(state: &AppState) -> Result<Arc<MetricStore>, PromApiError> {
 // ---------------------------------------------------------------------------------------
 // Selection: the engine's `Source`, and `match[]`
 
-/// A matcher with its regular expression compiled once.
-struct Compiled {
-    name: String,
-    op: MatchOp,
-    value: String,
-    re: Option<regex::Regex>,
-}
-
-impl Compiled {
-    fn new(m: &Matcher) -> Result<Compiled, String> {
-        let re = match m.op {
-            MatchOp::Re | MatchOp::NotRe => Some(
-                regex::Regex::new(&format!("^(?s:{})$", m.value))
-                    .map_err(|e| format!("invalid regular expression {:?}: {e}", m.value))?,
-            ),
-            MatchOp::Equal | MatchOp::NotEqual => None,
-        };
-        Ok(Compiled {
-            name: m.name.clone(),
-            op: m.op.clone(),
-            value: m.value.clone(),
-            re,
-        })
-    }
-
-    fn matches(&self, v: &str) -> bool {
-        match (&self.op, &self.re) {
-            (MatchOp::Equal, _) => v == self.value,
-            (MatchOp::NotEqual, _) => v != self.value,
-            (MatchOp::Re, Some(re)) => re.is_match(v),
-            (MatchOp::NotRe, Some(re)) => !re.is_match(v),
-            _ => false,
-        }
-    }
-}
-
 /// Whether `labels` (sorted) satisfy every matcher; an absent label is the empty value.
-fn labels_match(labels: &[(String, String)], matchers: &[Compiled]) -> bool {
+/// Matching is the engine's (`Matcher::matches`: fully anchored regular expressions,
+/// compiled once per thread).
+fn labels_match(labels: &[(String, String)], matchers: &[&Matcher]) -> bool {
     matchers.iter().all(|m| {
         let v = labels
             .binary_search_by(|(n, _)| n.as_str().cmp(&m.name))
@@ -449,22 +415,9 @@ type Labelled = (SeriesInfo, Vec<(String, String)>);
 /// The series of the store whose labels satisfy all `matchers`, with their labels. Metric
 /// name matchers are tried first, on the series' name, before its labels are built.
 fn select_series(store: &MetricStore, matchers: &[Matcher]) -> Result<Vec<Labelled>, String> {
-    let compiled: Vec<Compiled> = matchers
-        .iter()
-        .map(Compiled::new)
-        .collect::<Result<_, _>>()?;
-    let (by_name, rest): (Vec<&Compiled>, Vec<&Compiled>) =
-        compiled.iter().partition(|m| m.name == "__name__");
+    let (by_name, rest): (Vec<&Matcher>, Vec<&Matcher>) =
+        matchers.iter().partition(|m| m.name == "__name__");
     let infos = store.series_matching(|s| by_name.iter().all(|m| m.matches(&s.key.name)));
-    let rest: Vec<Compiled> = rest
-        .into_iter()
-        .map(|m| Compiled {
-            name: m.name.clone(),
-            op: m.op.clone(),
-            value: m.value.clone(),
-            re: m.re.clone(),
-        })
-        .collect();
     Ok(infos
         .into_iter()
         .filter_map(|info| {

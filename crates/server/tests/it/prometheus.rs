@@ -411,3 +411,183 @@ async fn bad_parameters_unknown_endpoints_and_missing_tokens() {
 async fn app_without_metrics() -> TestApp {
     app().await
 }
+
+/// A numeric JSON timestamp as Prometheus prints it.
+fn ts(ms: i64) -> Value {
+    serde_json::from_str(&secs(ms).trim_end_matches(".000").to_string()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instant_and_range_queries_compute_from_the_ingested_samples() {
+    let p = prom_app().await;
+    let app = &p.app;
+    let t0 = (now_ms() / MIN) * MIN - 20 * MIN;
+    ingest(app, t0).await;
+    let node_a = json!({"ClusterName": "prod", "InstanceId": "i-a", "NodeName": "ip-10-0-1-5",
+        "__name__": "node_cpu_utilization", "cloudwatch_namespace": "ContainerInsights"});
+    let query = |q: &str, t: i64| format!("/api/v1/query?query={}&time={}", enc(q), secs(t));
+
+    // The latest sample within the lookback: node A's last (t0+110 s, CPU 10 + 11).
+    let (s, v) = get(
+        app,
+        &query(
+            r#"node_cpu_utilization{NodeName="ip-10-0-1-5"}"#,
+            t0 + 120_000,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": node_a, "value": [ts(t0 + 120_000), "21"]}
+        ]}})
+    );
+    // Milliseconds travel both ways: at t0+55.5 s node A's latest is t0+50 s (CPU 15).
+    let (_, v) = get(
+        app,
+        &query(
+            r#"node_cpu_utilization{NodeName="ip-10-0-1-5"}"#,
+            t0 + 55_500,
+        ),
+    )
+    .await;
+    assert_eq!(
+        v["data"]["result"][0]["value"],
+        json!([ts(t0 + 55_500), "15"])
+    );
+    // Per node 21 (A at t0+110 s) and 42 (B at t0+115 s, 20 + 2·11); the cluster-level
+    // series (both nodes' samples) is left out by NodeName!="".
+    let (_, v) = get(
+        app,
+        &query(
+            r#"sum by (ClusterName) (node_cpu_utilization{NodeName!=""})"#,
+            t0 + 120_000,
+        ),
+    )
+    .await;
+    assert_eq!(
+        v["data"],
+        json!({"resultType": "vector", "result": [
+            {"metric": {"ClusterName": "prod"}, "value": [ts(t0 + 120_000), "63"]}
+        ]})
+    );
+    // The cluster-level series interleaves both nodes: its latest sample is node B's.
+    let (_, v) = get(
+        app,
+        &query(
+            r#"node_cpu_utilization{NodeName="",ClusterName="prod"}"#,
+            t0 + 120_000,
+        ),
+    )
+    .await;
+    assert_eq!(v["data"]["result"][0]["value"][1], "42", "{v}");
+    // `requests` rises by 10 every 10 s: [t0+50 s, t0+110 s] holds 50…110, rate 1/s.
+    let (_, v) = get(app, &query("rate(requests[1m])", t0 + 110_000)).await;
+    assert_eq!(
+        v["data"],
+        json!({"resultType": "vector", "result": [
+            {"metric": {"cloudwatch_namespace": "App", "k8s_pod_name": "api-0"},
+             "value": [ts(t0 + 110_000), "1"]}
+        ]})
+    );
+    let (_, v) = get(app, &query("1 + 1", t0)).await;
+    assert_eq!(
+        v["data"],
+        json!({"resultType": "scalar", "result": [ts(t0), "2"]})
+    );
+    let (_, v) = get(app, &query(r#""hello""#, t0)).await;
+    assert_eq!(
+        v["data"],
+        json!({"resultType": "string", "result": [ts(t0), "hello"]})
+    );
+
+    // Range queries, GET and POST.
+    let (s, v) = get(
+        app,
+        &format!(
+            "/api/v1/query_range?query={}&start={}&end={}&step=30s",
+            enc(r#"node_cpu_utilization{NodeName="ip-10-0-1-5"}"#),
+            secs(t0),
+            secs(t0 + 60_000)
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v,
+        json!({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": node_a, "values": [
+                [ts(t0), "10"], [ts(t0 + 30_000), "13"], [ts(t0 + 60_000), "16"]
+            ]}
+        ]}})
+    );
+    let (s, v) = call("POST", "/api/v1/query_range")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(format!(
+            "query={}&start={}&end={}&step=50",
+            enc("sum(rate(requests[1m]))"),
+            secs(t0 + 60_000),
+            secs(t0 + 110_000)
+        ))
+        .send(app)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"],
+        json!({"resultType": "matrix", "result": [
+            {"metric": {}, "values": [[ts(t0 + 60_000), "1"], [ts(t0 + 110_000), "1"]]}
+        ]})
+    );
+
+    // Errors: the engine's parse errors are bad data about `query`, evaluation errors
+    // are 422 `execution`.
+    let (s, v) = get(app, &query("sum(", t0)).await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::BAD_REQUEST,
+        "bad_data",
+        r#"invalid parameter "query""#,
+    );
+    let (s, v) = get(app, "/api/v1/query").await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::BAD_REQUEST,
+        "bad_data",
+        r#"invalid parameter "query""#,
+    );
+    let (s, v) = get(
+        app,
+        &format!(
+            "/api/v1/query_range?query={}&start={}&end={}&step=10",
+            enc("requests[1m]"),
+            secs(t0),
+            secs(t0 + 60_000)
+        ),
+    )
+    .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::BAD_REQUEST,
+        "bad_data",
+        "invalid expression type",
+    );
+    let (s, v) = get(
+        app,
+        &query(
+            "node_cpu_utilization + on(ClusterName) node_memory_utilization",
+            t0 + 120_000,
+        ),
+    )
+    .await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "execution",
+        "many-to-many matching not allowed",
+    );
+}
