@@ -414,7 +414,7 @@ async fn app_without_metrics() -> TestApp {
 
 /// A numeric JSON timestamp as Prometheus prints it.
 fn ts(ms: i64) -> Value {
-    serde_json::from_str(&secs(ms).trim_end_matches(".000").to_string()).unwrap()
+    serde_json::from_str(secs(ms).trim_end_matches(".000")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
