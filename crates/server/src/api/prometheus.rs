@@ -802,7 +802,13 @@ async fn run(
     })
     .await
     .map_err(|e| PromApiError::internal(e.to_string()))?;
-    res.map_err(|e| match e {
+    res.map_err(|e| engine_error(e, exceeded))
+}
+
+/// The engine's errors as Prometheus's API answers them; `exceeded`: the source stopped at
+/// its sample limit.
+fn engine_error(e: PromError, exceeded: bool) -> PromApiError {
+    match e {
         PromError::BadData(m) => PromApiError::param("query", m),
         PromError::Execution(m) => PromApiError::execution(m),
         PromError::Timeout => PromApiError {
@@ -815,7 +821,7 @@ async fn run(
         ),
         PromError::Source(m) if exceeded => PromApiError::execution(m),
         PromError::Source(m) => PromApiError::internal(m),
-    })
+    }
 }
 
 async fn query(_: Require<CanRead>, State(state): State<AppState>, p: Params) -> PromResult {
@@ -1014,6 +1020,100 @@ mod tests {
         assert_eq!(p(1_435_781_451_000), "1435781451");
         assert_eq!(p(0), "0");
         assert_eq!(p(-1_500), "-1.500");
+    }
+
+    fn point(ts: i64, values: &[f64]) -> kinsight_model::emf::Datapoint {
+        kinsight_model::emf::Datapoint {
+            namespace: "App".into(),
+            name: "m".into(),
+            dimensions: [("k8s.pod".to_string(), "p".to_string())].into(),
+            timestamp_ms: ts,
+            values: values.to_vec(),
+            unit: None,
+            storage_resolution: 60,
+        }
+    }
+
+    #[test]
+    fn the_source_keeps_one_sample_per_timestamp_and_stops_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            MetricStore::open(dir.path(), kinsight_metrics::MetricStoreConfig::default()).unwrap(),
+        );
+        store.ingest(1, &[point(1_000, &[1.0, 2.0]), point(2_000, &[3.0])]);
+        store.ingest(2, &[point(3_000, &[4.0]), point(4_000, &[5.0])]);
+        let m = |name: &str, op, value: &str| Matcher {
+            name: name.into(),
+            op,
+            value: value.into(),
+        };
+        let src = StoreSource::new(store.clone(), 100);
+        let got = src
+            .select(
+                &[
+                    m("__name__", MatchOp::Equal, "m"),
+                    m("k8s_pod", MatchOp::Re, "p|q"),
+                    m("cloudwatch_namespace", MatchOp::NotEqual, "x"),
+                ],
+                1_000,
+                3_000,
+            )
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].labels.0,
+            vec![
+                ("__name__".to_string(), "m".to_string()),
+                ("cloudwatch_namespace".to_string(), "App".to_string()),
+                ("k8s_pod".to_string(), "p".to_string()),
+            ]
+        );
+        assert_eq!(
+            got[0].samples,
+            vec![(1_000, 2.0), (2_000, 3.0), (3_000, 4.0)]
+        );
+        assert!(
+            src.select(&[m("k8s_pod", MatchOp::Equal, "")], 0, 10_000)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!src.exceeded());
+
+        let small = StoreSource::new(store, 3);
+        let err = kinsight_promql::instant_query(
+            &small,
+            "count_over_time(m[1m])",
+            10_000,
+            &kinsight_promql::Options::default(),
+        )
+        .unwrap_err();
+        assert!(small.exceeded());
+        let e = engine_error(err, small.exceeded());
+        assert_eq!(
+            (e.status, e.kind),
+            (StatusCode::UNPROCESSABLE_ENTITY, "execution")
+        );
+        assert!(e.message.contains("more than 3 samples"), "{}", e.message);
+    }
+
+    #[test]
+    fn engine_errors_map_to_prometheus_statuses() {
+        let cases = [
+            (PromError::BadData("x".into()), 400, "bad_data"),
+            (PromError::Execution("x".into()), 422, "execution"),
+            (PromError::Timeout, 503, "timeout"),
+            (PromError::TooManySamples, 422, "execution"),
+            (PromError::Source("disk".into()), 500, "internal"),
+        ];
+        for (e, status, kind) in cases {
+            let got = engine_error(e, false);
+            assert_eq!((got.status.as_u16(), got.kind), (status, kind));
+        }
+        assert!(
+            engine_error(PromError::BadData("x".into()), false)
+                .message
+                .starts_with(r#"invalid parameter "query": "#)
+        );
     }
 
     #[test]
