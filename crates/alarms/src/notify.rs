@@ -218,12 +218,12 @@ pub fn slack_text(message: &Value) -> String {
     )
 }
 
-/// Sends one notification once, with a client from [`EgressPolicy::client`] (which checks
-/// names and redirects); address literals are checked here.
 /// Header carrying [`Notification::id`]: one state transition's notification to one action
 /// keeps its id across retries and across replicas.
 pub const NOTIFICATION_ID_HEADER: &str = "x-kinsight-notification-id";
 
+/// Sends one notification once, with a client from [`EgressPolicy::client`] (which checks
+/// names and redirects); address literals are checked here.
 pub async fn deliver(
     client: &reqwest::Client,
     policy: &EgressPolicy,

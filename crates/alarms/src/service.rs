@@ -209,7 +209,21 @@ pub struct AlarmService {
     inner: Mutex<Inner>,
     wake: tokio::sync::Notify,
     http: reqwest::Client,
+    /// Replicas: after a failed call to the shared journal, changes fail at once until then
+    /// (the lock is not held for a catalogue timeout by every caller during an outage).
+    journal_down_until: Mutex<Option<std::time::Instant>>,
+    /// Replicas: delivery results that could not be recorded yet (recorded before the next
+    /// claim, so a catalogue hiccup does not make the claim lapse and the webhook repeat).
+    unrecorded: Mutex<Unrecorded>,
+    /// When followers last dropped expired history (the leader does it in its snapshots).
+    last_prune_ms: std::sync::atomic::AtomicI64,
 }
+
+/// Sent notifications with their results, not recorded yet.
+type Unrecorded = Vec<(Vec<Notification>, HashMap<u64, Delivery>)>;
+
+/// How long changes fail fast after the shared journal could not be reached.
+const JOURNAL_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Handles of the background tasks; dropping them does not stop the tasks, `abort` does.
 pub struct BackgroundTasks {
@@ -330,11 +344,38 @@ impl AlarmService {
             inner: Mutex::new(inner),
             wake: tokio::sync::Notify::new(),
             http,
+            journal_down_until: Mutex::new(None),
+            unrecorded: Mutex::new(Vec::new()),
+            last_prune_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
         }))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One call to the shared journal: refused at once for a moment after one failed.
+    fn journal_call<T>(&self, f: impl FnOnce() -> Result<T, String>) -> Result<T, AlarmError> {
+        let mut down = self
+            .journal_down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if down.is_some_and(|t| std::time::Instant::now() < t) {
+            return Err(AlarmError::Unavailable(
+                "the catalogue did not answer a moment ago; try again shortly".into(),
+            ));
+        }
+        drop(down);
+        let r = f();
+        down = self
+            .journal_down_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *down = match &r {
+            Err(_) => Some(std::time::Instant::now() + JOURNAL_BACKOFF),
+            Ok(_) => None,
+        };
+        r.map_err(AlarmError::Unavailable)
     }
 
     /// Whether this service runs evaluation and notification now: always on a single server;
@@ -355,16 +396,41 @@ impl AlarmService {
                 Backend::Local(_) => return Ok(()),
                 Backend::Shared(s) => (s.journal.clone(), s.applied),
             };
+            // Not through `journal_call`: the poll is what finds the catalogue back.
             let read = journal
                 .read(after, SHARED_READ_PAGE)
-                .map_err(AlarmError::Unavailable)?;
+                .map_err(AlarmError::Unavailable);
+            *self
+                .journal_down_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = match &read {
+                Err(_) => Some(std::time::Instant::now() + JOURNAL_BACKOFF),
+                Ok(_) => None,
+            };
+            let read = read?;
             let mut g = self.lock();
             if matches!(&g.backend, Backend::Shared(s) if s.applied != after) {
                 continue; // a change of this replica's moved on meanwhile: read again from there
             }
             if !self.apply_read(&mut g, read)? {
+                self.prune_followers_history(&mut g);
                 return Ok(());
             }
+        }
+    }
+
+    /// Followers drop expired history once a minute, as the leader's snapshots do.
+    fn prune_followers_history(&self, inner: &mut Inner) {
+        use std::sync::atomic::Ordering;
+        let now = self.clock.now_ms();
+        if now.saturating_sub(self.last_prune_ms.load(Ordering::Relaxed)) < 60_000 {
+            return;
+        }
+        self.last_prune_ms.store(now, Ordering::Relaxed);
+        let max = self.config.max_history_per_alarm;
+        prune_history(&mut inner.data.history, now, max);
+        if let Backend::Shared(s) = &mut inner.backend {
+            prune_history(&mut s.committed.history, now, max);
         }
     }
 
@@ -374,10 +440,8 @@ impl AlarmService {
             let Backend::Shared(shared) = &inner.backend else {
                 return Ok(());
             };
-            let read = shared
-                .journal
-                .read(shared.applied, SHARED_READ_PAGE)
-                .map_err(AlarmError::Unavailable)?;
+            let (journal, after) = (shared.journal.clone(), shared.applied);
+            let read = self.journal_call(|| journal.read(after, SHARED_READ_PAGE))?;
             if !self.apply_read(inner, read)? {
                 return Ok(());
             }
@@ -389,36 +453,73 @@ impl AlarmService {
         let Backend::Shared(shared) = &mut inner.backend else {
             return Ok(false);
         };
-        let mut changed = false;
-        if let Some((seq, bytes)) = read.snapshot {
-            let doc: Document =
-                serde_json::from_slice(&bytes).map_err(|e| AlarmError::Corrupt {
-                    path: self.path.clone(),
+        let before = (
+            shared.applied,
+            shared.entries_since_snapshot,
+            shared.bytes_since_snapshot,
+        );
+        let applied = Self::apply_read_to(&self.path, &mut inner.data, shared, read);
+        match applied {
+            Ok(more) => Ok(more),
+            Err(e) => {
+                // All of the read or none of it: back to the committed state.
+                inner.data = shared.committed.clone();
+                (
+                    shared.applied,
+                    shared.entries_since_snapshot,
+                    shared.bytes_since_snapshot,
+                ) = before;
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_read_to(
+        path: &Path,
+        data: &mut Data,
+        shared: &mut Shared,
+        read: SharedRead,
+    ) -> Result<bool, AlarmError> {
+        // Decode everything before changing anything.
+        let snapshot = match read.snapshot {
+            Some((seq, bytes)) => Some((
+                seq,
+                serde_json::from_slice::<Document>(&bytes).map_err(|e| AlarmError::Corrupt {
+                    path: path.to_path_buf(),
                     reason: format!("snapshot at entry {seq}: {e}"),
+                })?,
+            )),
+            None => None,
+        };
+        let mut lines = Vec::with_capacity(read.entries.len());
+        for (seq, payload) in &read.entries {
+            let line: journal::Line =
+                serde_json::from_slice(payload).map_err(|e| AlarmError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("entry {seq}: {e}"),
                 })?;
-            inner.data = Data::from_document(doc, &self.path)?;
+            lines.push((*seq, payload.len() as u64, line));
+        }
+        let mut changed = false;
+        if let Some((seq, doc)) = snapshot {
+            *data = Data::from_document(doc, path)?;
             shared.applied = seq;
             shared.entries_since_snapshot = 0;
             shared.bytes_since_snapshot = 0;
             changed = true;
         }
-        let n = read.entries.len();
-        for (seq, payload) in read.entries {
-            let line: journal::Line =
-                serde_json::from_slice(&payload).map_err(|e| AlarmError::Corrupt {
-                    path: self.path.clone(),
-                    reason: format!("entry {seq}: {e}"),
-                })?;
+        let n = lines.len();
+        for (seq, bytes, line) in lines {
             for op in line.ops {
-                apply(&mut inner.data, op, &self.path)?;
+                apply(data, op, path)?;
             }
             shared.applied = seq;
             shared.entries_since_snapshot += 1;
-            shared.bytes_since_snapshot += payload.len() as u64;
+            shared.bytes_since_snapshot += bytes;
             changed = true;
         }
         if changed {
-            shared.committed = inner.data.clone();
+            shared.committed = data.clone();
         }
         Ok(n >= SHARED_READ_PAGE as usize && shared.applied < read.last_seq)
     }
@@ -471,7 +572,12 @@ impl AlarmService {
                 reason: e.to_string(),
             }
         })?;
-        let refused = match shared.journal.append(shared.applied, &payload, fenced) {
+        let (journal, after) = (shared.journal.clone(), shared.applied);
+        let appended = self.journal_call(|| journal.append(after, &payload, fenced));
+        let Backend::Shared(shared) = &mut inner.backend else {
+            return Ok(());
+        };
+        let refused = match appended {
             Ok(Appended::Done(seq)) => {
                 for op in ops {
                     apply(&mut shared.committed, op, &self.path)?;
@@ -485,7 +591,7 @@ impl AlarmService {
             Ok(Appended::Fenced) => AlarmError::Unavailable(
                 "this replica no longer leads alarm evaluation; its change was not made".into(),
             ),
-            Err(e) => AlarmError::Unavailable(e),
+            Err(e) => e,
         };
         inner.data = shared.committed.clone();
         if matches!(refused, AlarmError::Conflict) {
@@ -519,11 +625,12 @@ impl AlarmService {
                         reason: e.to_string(),
                     }
                 })?;
-                if shared
-                    .journal
-                    .snapshot(shared.applied, &bytes)
-                    .map_err(AlarmError::Unavailable)?
-                {
+                let (journal, through) = (shared.journal.clone(), shared.applied);
+                let done = self.journal_call(|| journal.snapshot(through, &bytes))?;
+                let Backend::Shared(shared) = &mut inner.backend else {
+                    return Ok(());
+                };
+                if done {
                     shared.entries_since_snapshot = 0;
                     shared.bytes_since_snapshot = 0;
                 }
@@ -632,8 +739,9 @@ impl AlarmService {
         };
         let ops = vec![Op::Put(Box::new(stored(&entry))), Op::History(item.clone())];
         if let Err(e) = self.commit(&mut g, ops, false) {
-            // Nothing half-done stays in memory.
-            if let Some(p) = previous {
+            // Nothing half-done stays in memory (replicas: `commit` went back to the committed
+            // state, which may be newer than `previous`).
+            if let (Backend::Local(_), Some(p)) = (&g.backend, previous) {
                 g.data.alarms.insert(name, p);
             }
             return Err(e);
@@ -685,7 +793,9 @@ impl AlarmService {
         };
         let ops = vec![Op::Delete(name.to_string()), Op::History(item.clone())];
         if let Err(e) = self.commit(&mut g, ops, false) {
-            g.data.alarms.insert(name.to_string(), removed);
+            if let Backend::Local(_) = &g.backend {
+                g.data.alarms.insert(name.to_string(), removed);
+            }
             return Err(e);
         }
         g.data.history.push(item);
@@ -956,16 +1066,19 @@ impl AlarmService {
     ///
     /// On replicas only the leader delivers, and it first records a claim on what it is about
     /// to send (fenced by its lease, due again only after [`Self::claim_ms`]): a replica that
-    /// lost the lease cannot send, and its successor does not send what is being sent. Only a
-    /// leader that dies between sending and recording the result leaves a notification that is
-    /// sent again (at least once; the `x-kinsight-notification-id` header lets receivers drop
-    /// the repeat).
+    /// lost the lease cannot send, and its successor does not send what is being sent. Results
+    /// the catalogue could not take are kept and recorded before the next claim. Only a leader
+    /// that dies between sending and recording the result (or cannot record it before its
+    /// claim lapses) leaves a notification that is sent again (at least once; the
+    /// `x-kinsight-notification-id` header lets receivers drop the repeat).
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, AlarmError> {
-        let now = self.clock.now_ms();
         let svc = self.clone();
-        let batch = tokio::task::spawn_blocking(move || svc.claim_due(now))
-            .await
-            .map_err(|e| AlarmError::Http(e.to_string()))??;
+        let batch = tokio::task::spawn_blocking(move || {
+            svc.record_unrecorded()?;
+            svc.claim_due()
+        })
+        .await
+        .map_err(|e| AlarmError::Http(e.to_string()))??;
         if batch.is_empty() {
             return Ok(0);
         }
@@ -987,11 +1100,44 @@ impl AlarmService {
         let attempted = batch.len();
         let svc = self.clone();
         tokio::task::spawn_blocking(move || {
-            svc.retrying(|| svc.record_deliveries(&batch, &results))
+            let r = svc.retrying(|| svc.record_deliveries(&batch, &results));
+            if r.is_err() {
+                // Kept (and still in flight) until they can be recorded: sent, not to be sent
+                // again.
+                let mut g = svc.lock();
+                g.in_flight.extend(batch.iter().map(|n| n.id));
+                drop(g);
+                svc.unrecorded_lock().push((batch, results));
+            }
+            r
         })
         .await
         .map_err(|e| AlarmError::Http(e.to_string()))??;
         Ok(attempted)
+    }
+
+    fn unrecorded_lock(&self) -> MutexGuard<'_, Unrecorded> {
+        self.unrecorded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the results a catalogue outage kept from being recorded, oldest first.
+    fn record_unrecorded(&self) -> Result<(), AlarmError> {
+        let pending = std::mem::take(&mut *self.unrecorded_lock());
+        let mut left = pending.into_iter();
+        while let Some((batch, results)) = left.next() {
+            if let Err(e) = self.retrying(|| self.record_deliveries(&batch, &results)) {
+                let mut g = self.lock();
+                g.in_flight.extend(batch.iter().map(|n| n.id));
+                drop(g);
+                let mut keep = vec![(batch, results)];
+                keep.extend(left);
+                let mut u = self.unrecorded_lock();
+                keep.append(&mut u);
+                *u = keep;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// How long a replica's claim on a notification it is sending holds off its successor:
@@ -1003,9 +1149,11 @@ impl AlarmService {
     }
 
     /// Picks the due notifications (replicas: claims them in the shared journal).
-    fn claim_due(&self, now: i64) -> Result<Vec<Notification>, AlarmError> {
+    fn claim_due(&self) -> Result<Vec<Notification>, AlarmError> {
         self.retrying(|| {
             let mut g = self.lock();
+            // Taken under the lock: a claim lasts `claim_ms` from when it is written.
+            let now = self.clock.now_ms();
             let shared = match &g.backend {
                 Backend::Local(_) => false,
                 Backend::Shared(s) if s.journal.leading() => true,

@@ -170,6 +170,19 @@ impl Published {
     }
 }
 
+/// A key the `metrics` document names, checked: the document is shared state, not trusted
+/// to point anywhere but the snapshot objects.
+fn snapshot_object(key: &str) -> Result<object_store::path::Path, String> {
+    let ok = key.starts_with("v1/metrics/")
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if !ok {
+        return Err(format!("{key:?} is not a metric snapshot object"));
+    }
+    Ok(object_store::path::Path::from(key))
+}
+
 async fn published(catalogue: &Catalogue) -> Result<(i64, Published), String> {
     match timed(catalogue.document(METRICS_DOCUMENT)).await? {
         None => Ok((0, Published::default())),
@@ -197,7 +210,6 @@ pub struct MetricsPublisher {
     catalogue: Catalogue,
     storage: kinsight_store::Storage,
     prefix: String,
-    uploaded: tokio::sync::Mutex<std::collections::BTreeSet<String>>,
     bound: Arc<std::sync::atomic::AtomicU64>,
     last_sweep: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -213,7 +225,6 @@ impl MetricsPublisher {
             catalogue,
             storage,
             prefix: format!("v1/metrics/{}", uuid::Uuid::new_v4()),
-            uploaded: Default::default(),
             bound: Arc::default(),
             last_sweep: Default::default(),
         }
@@ -244,11 +255,18 @@ impl MetricsPublisher {
         {
             return Ok(());
         }
-        let mut uploaded = self.uploaded.lock().await;
+        // Uploaded already = named by a kept publication (objects of others may be gone: a
+        // replica that led before and leads again uploads what was deleted meanwhile).
+        let named: std::collections::BTreeSet<&str> = doc
+            .current
+            .iter()
+            .chain(doc.previous.iter())
+            .flat_map(Publication::keys)
+            .collect();
         let mut files = std::collections::BTreeMap::new();
         for f in &snap.files {
             let key = format!("{}/{}", self.prefix, f.name);
-            if !uploaded.contains(&f.name) {
+            if !named.contains(key.as_str()) {
                 let bytes = tokio::fs::read(&f.path)
                     .await
                     .map_err(|e| format!("{}: {e}", f.path.display()))?;
@@ -256,7 +274,6 @@ impl MetricsPublisher {
                     .put_durable(&object_store::path::Path::from(key.as_str()), bytes.into())
                     .await
                     .map_err(|e| e.to_string())?;
-                uploaded.insert(f.name.clone());
             }
             files.insert(f.name.clone(), key);
         }
@@ -296,11 +313,11 @@ impl MetricsPublisher {
                 .flat_map(Publication::keys)
                 .collect();
             for key in dropped.keys().filter(|k| !kept.contains(k)) {
-                if let Err(e) = self
-                    .storage
-                    .delete(&object_store::path::Path::from(key))
-                    .await
-                {
+                let Ok(path) = snapshot_object(key) else {
+                    tracing::warn!(key, "not deleting a key outside v1/metrics/");
+                    continue;
+                };
+                if let Err(e) = self.storage.delete(&path).await {
                     tracing::warn!(key, error = %e, "deleting an old metric snapshot object failed");
                 }
             }
@@ -357,10 +374,14 @@ impl MetricsPublisher {
 /// (an empty data directory, or one that was away), makes `dir` that snapshot, so the store
 /// replays only the log after it. Returns the restored `persisted_seq`, `None` when the local
 /// state was kept or nothing is published.
+///
+/// While it downloads, the replica is registered as needing the log after the snapshot (`me`:
+/// its id and address), so the leader does not truncate what it will replay.
 pub async fn restore_metrics(
     catalogue: &Catalogue,
     storage: &kinsight_store::Storage,
     dir: &std::path::Path,
+    me: (&str, &str),
 ) -> Result<Option<u64>, String> {
     let mut tries = 0;
     loop {
@@ -369,8 +390,9 @@ pub async fn restore_metrics(
         let Some(current) = doc.current else {
             return Ok(None);
         };
+        let _registered = HoldLog::start(catalogue, me, current.persisted_seq).await?;
         let Some(manifest) = storage
-            .get_opt(&object_store::path::Path::from(current.manifest.as_str()))
+            .get_opt(&snapshot_object(&current.manifest)?)
             .await
             .map_err(|e| e.to_string())?
         else {
@@ -391,7 +413,7 @@ pub async fn restore_metrics(
                     .get(name)
                     .ok_or_else(|| format!("the publication does not name {name}"))?;
                 runtime
-                    .block_on(storage.get_opt(&object_store::path::Path::from(key.as_str())))
+                    .block_on(storage.get_opt(&snapshot_object(key)?))
                     .map_err(|e| e.to_string())?
                     .map(|b| b.to_vec())
                     .ok_or_else(|| format!("{key} is missing from the bucket"))
@@ -409,5 +431,32 @@ pub async fn restore_metrics(
             }
             Err(e) => return Err(e.to_string()),
         }
+    }
+}
+
+/// Registers a starting replica as needing the shared log after `seq` until dropped
+/// (heartbeats every two seconds; the store's own heartbeats take over once it opens).
+struct HoldLog(tokio::task::JoinHandle<()>);
+
+impl HoldLog {
+    async fn start(catalogue: &Catalogue, me: (&str, &str), seq: u64) -> Result<HoldLog, String> {
+        let (id, address) = (me.0.to_string(), me.1.to_string());
+        let started_ms = chrono::Utc::now().timestamp_millis();
+        timed(catalogue.heartbeat(&id, &address, started_ms, seq)).await?;
+        let catalogue = catalogue.clone();
+        Ok(HoldLog(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let Err(e) = timed(catalogue.heartbeat(&id, &address, started_ms, seq)).await {
+                    tracing::warn!(error = %e, "heartbeat while restoring metrics failed");
+                }
+            }
+        })))
+    }
+}
+
+impl Drop for HoldLog {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -288,7 +288,11 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
     let mut replica = None;
     if let Some(url) = args.catalogue.as_deref().filter(|u| !u.trim().is_empty()) {
         let shared = join_replicas(args, url, &store.object_store).await?;
-        replica = Some((shared.catalogue.clone(), shared.replica_id.clone()));
+        replica = Some((
+            shared.catalogue.clone(),
+            shared.replica_id.clone(),
+            shared.address.clone(),
+        ));
         store.shared = Some(shared);
     }
     store.limits = CardinalityLimits {
@@ -312,13 +316,19 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
     config.validate()?;
     // Metrics and alarms (issue #6): the metric store sees every durable batch.
     let engine = match &replica {
-        Some((catalogue, _)) => {
+        Some((catalogue, id, address)) => {
             let storage =
                 kinsight_store::Storage::open(&config.store.object_store, &config.store.s3_options)
                     .context("opening the object store")?;
-            MetricsEngine::open_replica(&args.data_dir, metrics, catalogue.clone(), storage)
-                .await
-                .context("opening the metric store")?
+            MetricsEngine::open_replica(
+                &args.data_dir,
+                metrics,
+                catalogue.clone(),
+                storage,
+                (id, address),
+            )
+            .await
+            .context("opening the metric store")?
         }
         None => MetricsEngine::open(&args.data_dir, metrics).context("opening the metric store")?,
     };
@@ -353,7 +363,7 @@ pub async fn start(args: &ServerArgs, admin_token: Option<String>) -> anyhow::Re
         .map(|c| kinsight_alarms::egress::parse_cidr(c))
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("--alarm-webhook-allow-cidr: {e}"))?;
-    let engine_tasks = if let Some((catalogue, replica_id)) = replica {
+    let engine_tasks = if let Some((catalogue, replica_id, _)) = replica {
         engine
             .attach_replica(
                 &mut server.state,

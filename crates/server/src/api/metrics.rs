@@ -84,17 +84,21 @@ impl MetricsEngine {
         config: MetricStoreConfig,
         catalogue: kinsight_catalogue::Catalogue,
         storage: kinsight_store::Storage,
+        me: (&str, &str),
     ) -> Result<Self, crate::replicas::ReplicaMetricsError> {
         use crate::replicas::ReplicaMetricsError;
         let dir = data_dir.join("metrics");
-        if let Some(seq) = crate::replicas::restore_metrics(&catalogue, &storage, &dir)
-            .await
-            .map_err(ReplicaMetricsError::Restore)?
-        {
-            tracing::info!(
+        match crate::replicas::restore_metrics(&catalogue, &storage, &dir, me).await {
+            Ok(Some(seq)) => tracing::info!(
                 persisted_seq = seq,
                 "metric store restored from the published snapshot"
-            );
+            ),
+            Ok(None) => {}
+            // The server still starts: the store then holds what the kept log holds.
+            Err(e) => tracing::error!(
+                error = %e,
+                "restoring the published metric snapshot failed; the metric history before the kept log is missing on this replica"
+            ),
         }
         let mut engine = tokio::task::spawn_blocking({
             let data_dir = data_dir.to_path_buf();

@@ -164,6 +164,25 @@ async fn replicas_share_alarms_and_a_transition_is_notified_once_across_a_takeov
     assert_eq!(a.deliver_due().await.unwrap(), 1);
     assert_eq!(received(&inbox, "alarm").len(), 1);
 
+    // b has not seen the transition yet when it updates the alarm's definition: its append is
+    // refused, it catches up and plans the update again on the new state — the update keeps
+    // ALARM (a stale copy written back would reset it, and the next evaluation page again).
+    let (s, h) = (b.clone(), hooks.clone());
+    blocking(move || {
+        let mut updated = alarm("cpu-high", &h);
+        updated.alarm_description = Some("updated on b".into());
+        s.put(updated)
+    })
+    .await
+    .unwrap();
+    for svc in [&a, &b] {
+        let s = svc.clone();
+        blocking(move || s.sync()).await.unwrap();
+        let got = svc.get("cpu-high").unwrap();
+        assert_eq!(got.state_value, StateValue::Alarm);
+        assert_eq!(got.alarm_description.as_deref(), Some("updated on b"));
+    }
+
     // Takeover: a's lease lapses (released here), b takes it with a higher epoch. b has
     // nothing left to send and, re-evaluating the same window, no transition to make.
     cat.release_lease("maintenance", "a").await.unwrap();
@@ -247,7 +266,7 @@ async fn replicas_share_alarms_and_a_transition_is_notified_once_across_a_takeov
     assert_eq!(count(HistoryItemType::Action), 2, "{history:?}");
     assert_eq!(
         count(HistoryItemType::ConfigurationUpdate),
-        1,
+        2,
         "{history:?}"
     );
 }
