@@ -318,9 +318,11 @@ async fn the_request_cap_answers_503_with_retry_after_and_frees_up() {
     );
     let seq = last_seq(&c, &url, "/cap").await;
     // Two long-polls take both long-poll places, none of the request places (issue 15: a
-    // read token must not starve ingest with waiting polls).
+    // read token must not starve ingest with waiting polls). They wait the longest the API
+    // allows — longer than any deadline below — so that a slow machine cannot see them end
+    // before the probe is refused.
     let follow = format!(
-        "GET /v1/follow?group=/cap&after={seq}&waitMs=15000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
+        "GET /v1/follow?group=/cap&after={seq}&waitMs=60000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\r\n"
     );
     let mut long = Vec::new();
     for _ in 0..2 {
@@ -331,7 +333,7 @@ async fn the_request_cap_answers_503_with_retry_after_and_frees_up() {
     // A third long-poll is refused once both wait; ordinary requests are still served. (The
     // probe waits briefly: on a loaded machine it may get in before the two, and must not then
     // hold the place it took for long.)
-    let probe = follow.replace("waitMs=15000", "waitMs=100");
+    let probe = follow.replace("waitMs=60000", "waitMs=100");
     let deadline = Instant::now() + DEADLINE;
     loop {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
