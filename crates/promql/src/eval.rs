@@ -127,6 +127,31 @@ pub(crate) struct Evaluator<'a> {
     samples: usize,
     /// Loaded series of each selector node (by address), sorted by labels.
     loaded: HashMap<usize, Vec<Series>>,
+    /// Results of each subquery's inner expression by inner step time, so that the
+    /// overlapping windows of consecutive steps evaluate each inner step once; entries
+    /// older than the current window are dropped.
+    subquery_cache: HashMap<usize, SubqueryCache>,
+}
+
+/// Inner results of one subquery: label sets interned, points by inner step time.
+#[derive(Default)]
+struct SubqueryCache {
+    labels: Vec<Labels>,
+    index: HashMap<Labels, u32>,
+    /// Per step: (label set id, value); a scalar inner expression uses the empty label set.
+    steps: BTreeMap<i64, Vec<(u32, f64)>>,
+}
+
+impl SubqueryCache {
+    fn intern(&mut self, l: Labels) -> u32 {
+        if let Some(&i) = self.index.get(&l) {
+            return i;
+        }
+        let i = self.labels.len() as u32;
+        self.labels.push(l.clone());
+        self.index.insert(l, i);
+        i
+    }
 }
 
 impl<'a> Evaluator<'a> {
@@ -139,6 +164,7 @@ impl<'a> Evaluator<'a> {
             deadline: Instant::now() + opts.timeout,
             samples: 0,
             loaded: HashMap::new(),
+            subquery_cache: HashMap::new(),
         }
     }
 
@@ -392,26 +418,43 @@ impl<'a> Evaluator<'a> {
         if ts < lo {
             ts += step;
         }
-        let mut acc: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        let id = node_id(sq);
+        let mut cache = self.subquery_cache.remove(&id).unwrap_or_default();
+        cache.steps = cache.steps.split_off(&ts);
+        let mut acc: BTreeMap<u32, Vec<(i64, f64)>> = BTreeMap::new();
         while ts <= te {
             self.check_deadline()?;
-            match self.eval(&sq.expr, ts)? {
-                Val::Scalar(v) => acc.entry(Labels::default()).or_default().push((ts, v)),
-                Val::Vector(v) => {
-                    check_unique(&v)?;
-                    self.add_samples(v.len())?;
-                    for s in v {
-                        acc.entry(s.labels).or_default().push((ts, s.v));
+            if !cache.steps.contains_key(&ts) {
+                let pts = match self.eval(&sq.expr, ts)? {
+                    Val::Scalar(v) => vec![(cache.intern(Labels::default()), v)],
+                    Val::Vector(v) => {
+                        check_unique(&v)?;
+                        self.add_samples(v.len())?;
+                        v.into_iter()
+                            .map(|s| (cache.intern(s.labels), s.v))
+                            .collect()
                     }
+                    _ => return Err(exec("subquery of a non-vector expression")),
+                };
+                cache.steps.insert(ts, pts);
+            }
+            if let Some(pts) = cache.steps.get(&ts) {
+                for &(l, v) in pts {
+                    acc.entry(l).or_default().push((ts, v));
                 }
-                _ => return Err(exec("subquery of a non-vector expression")),
             }
             ts += step;
         }
-        Ok(acc
+        let mut out: Vec<Series> = acc
             .into_iter()
-            .map(|(labels, samples)| Series { labels, samples })
-            .collect())
+            .map(|(l, samples)| Series {
+                labels: cache.labels[l as usize].clone(),
+                samples,
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        self.subquery_cache.insert(id, cache);
+        Ok(out)
     }
 
     fn binary(&mut self, b: &BinaryExpr, t: i64) -> Result<Val, PromError> {
