@@ -728,15 +728,19 @@ async fn metadata(_: Require<CanRead>, State(state): State<AppState>, p: Params)
         .get("metric")
         .filter(|m| !m.is_empty())
         .map(str::to_string);
-    let all = store.series_matching(|s| metric.as_ref().is_none_or(|m| *m == s.key.name));
-    let mut by_name: BTreeMap<String, Vec<(&'static str, String)>> = BTreeMap::new();
-    for info in &all {
-        let entry = metadata_of(info);
-        let list = by_name.entry(info.key.name.clone()).or_default();
-        if !list.contains(&entry) {
-            list.push(entry);
+    let by_name = blocking(move || {
+        let all = store.series_matching(|s| metric.as_ref().is_none_or(|m| *m == s.key.name));
+        let mut by_name: BTreeMap<String, Vec<(&'static str, String)>> = BTreeMap::new();
+        for info in &all {
+            let entry = metadata_of(info);
+            let list = by_name.entry(info.key.name.clone()).or_default();
+            if !list.contains(&entry) {
+                list.push(entry);
+            }
         }
-    }
+        Ok(by_name)
+    })
+    .await?;
     let mut data = serde_json::Map::new();
     for (name, entries) in by_name {
         if limit > 0 && data.len() >= limit {

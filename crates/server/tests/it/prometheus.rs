@@ -491,6 +491,16 @@ async fn instant_and_range_queries_compute_from_the_ingested_samples() {
              "value": [ts(t0 + 110_000), "1"]}
         ]})
     );
+    // A range selector: the raw samples with their own timestamps, [t0+100 s, t0+110 s].
+    let (_, v) = get(app, &query("requests[10s]", t0 + 110_000)).await;
+    assert_eq!(
+        v["data"],
+        json!({"resultType": "matrix", "result": [
+            {"metric": {"__name__": "requests", "cloudwatch_namespace": "App",
+                        "k8s_pod_name": "api-0"},
+             "values": [[ts(t0 + 100_000), "100"], [ts(t0 + 110_000), "110"]]}
+        ]})
+    );
     let (_, v) = get(app, &query("1 + 1", t0)).await;
     assert_eq!(
         v["data"],
