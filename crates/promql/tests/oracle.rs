@@ -741,6 +741,11 @@ fn matches_prometheus() {
         "sum(temperature) by (room) * 2 > bool 30",
         "delta((-http_requests_total)[5m:1m])",
         "temperature offset 5m",
+        "temperature[5m:1m]",
+        "rate(http_requests_total[2m])[6m:2m] offset 1m",
+        "absent_over_time((temperature{room=\"y\"} > 100)[5m:1m])",
+        "avg_over_time(temperature[10m:1m] @ start())",
+        "sum_over_time(vector(time())[3m:40s])",
     ];
     let opts = Options::default();
     let mut failures = Vec::new();
@@ -819,6 +824,8 @@ fn matches_prometheus() {
     let expected = [
         "range http_requests_total[2m]:",
         "range \"hello\":",
+        "range temperature[5m:1m]:",
+        "range rate(http_requests_total[2m])[6m:2m] offset 1m:",
         "http_requests_total + on (job) http_requests_total:",
         "machine_info * on (os) group_left http_requests_total:",
     ];
