@@ -274,6 +274,8 @@ impl<'a> Evaluator<'a> {
             .map_err(PromError::Source)?;
         let mut n = 0;
         for s in &mut series {
+            // Sorted and unique whatever the source did; empty values mean absent labels.
+            s.labels = Labels::new(std::mem::take(&mut s.labels.0));
             s.labels.0.retain(|(_, v)| !v.is_empty());
             s.samples.retain(|&(t, _)| t >= mint && t <= maxt);
             if !s.samples.is_sorted_by_key(|&(t, _)| t) {

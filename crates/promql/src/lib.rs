@@ -59,10 +59,12 @@ pub struct Labels(pub Vec<(String, String)>);
 impl Labels {
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
+        // A linear scan: label sets are small, and one built through the public field may
+        // not be sorted.
         self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Sorts by name and keeps the last value of a repeated name.
