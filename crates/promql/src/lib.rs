@@ -28,12 +28,25 @@
 //!
 //! Not supported (a `BadData` error naming it, never a silent wrong answer): native
 //! histograms and the histogram_* functions other than histogram_quantile over classic
-//! buckets, limitk/limit_ratio, the experimental functions and `fill`/`or`-matcher syntax
-//! of newer parsers (sort_by_label, mad_over_time, first_over_time, info,
-//! double_exponential_smoothing, …), and Prometheus 3's left-open ranges. `@` is accepted
-//! on selectors and subqueries only (as in Prometheus). Subqueries use the fixed
-//! one-minute default step when none is given (Prometheus uses its configured
-//! evaluation interval).
+//! buckets (histogram_count, histogram_sum, histogram_fraction, histogram_avg, …),
+//! limitk/limit_ratio, the experimental functions and syntax of newer Prometheus versions
+//! that the parser knows (sort_by_label, sort_by_label_desc, mad_over_time,
+//! first_over_time, ts_of_*_over_time, info, double_exponential_smoothing, integral,
+//! max_of/min_of, start()/end()/step()/range() as functions, `fill` modifiers, `or` inside
+//! label matchers), and extension nodes.
+//!
+//! Other differences: `@` is accepted on selectors and subqueries only (the parser refuses
+//! it elsewhere, as Prometheus does); a subquery without a step uses one minute (Prometheus
+//! uses its configured evaluation interval, one minute by default); the "vector cannot
+//! contain metrics with the same labelset" check is made per step (Prometheus 2.x makes it
+//! over a whole range-vector function's output); Prometheus 3's left-open ranges are not
+//! implemented (see above).
+//!
+//! Errors: [`PromError::BadData`] for what the query says (parse errors, bad arguments,
+//! unsupported features; HTTP 400 `bad_data`), [`PromError::Execution`] for what the data
+//! makes impossible (many-to-many matching, duplicate label sets; 422 `execution`),
+//! [`PromError::Timeout`], [`PromError::TooManySamples`] and [`PromError::Source`] (the
+//! source's own error).
 //!
 //! Limits: every sample loaded from the source and every point a range query or subquery
 //! produces counts against [`Options::max_samples`]; the timeout is checked between steps.
@@ -76,6 +89,7 @@ impl Labels {
     }
 }
 
+/// A label matcher's operator: `=`, `!=`, `=~`, `!~`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MatchOp {
     Equal,
@@ -84,6 +98,7 @@ pub enum MatchOp {
     NotRe,
 }
 
+/// One label matcher of a selector (`__name__` for the metric name).
 #[derive(Debug, Clone)]
 pub struct Matcher {
     pub name: String,
@@ -145,8 +160,12 @@ pub struct Series {
     pub samples: Vec<(i64, f64)>,
 }
 
+/// The bits of Prometheus's staleness marker NaN.
 pub const STALE_NAN_BITS: u64 = 0x7ff0000000000002;
 
+/// Where samples come from (the metric store implements it). Returns every series whose
+/// labels satisfy ALL matchers, with its samples in [start_ms, end_ms] (both inclusive).
+/// Series without samples in the range may be left out.
 pub trait Source: Send + Sync {
     fn select(
         &self,
@@ -156,6 +175,7 @@ pub trait Source: Send + Sync {
     ) -> Result<Vec<Series>, String>;
 }
 
+/// One element of an instant vector result (`t`: the evaluation time).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub labels: Labels,
@@ -163,6 +183,7 @@ pub struct Sample {
     pub v: f64,
 }
 
+/// A query result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Scalar { t: i64, v: f64 },
@@ -173,8 +194,11 @@ pub enum Value {
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// How far back an instant selector looks for a sample (default 300_000, 5 minutes).
     pub lookback_ms: i64,
+    /// Total points loaded or produced (default 50_000_000); over → TooManySamples.
     pub max_samples: usize,
+    /// Wall-clock limit of one query (default 2 minutes).
     pub timeout: Duration,
 }
 
@@ -190,14 +214,19 @@ impl Default for Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromError {
+    /// Parse errors, bad arguments, unsupported features: HTTP 400, errorType bad_data.
     #[error("{0}")]
     BadData(String),
+    /// Errors the data causes (many-to-many matching, …): errorType execution, 422.
     #[error("{0}")]
     Execution(String),
+    /// Over [`Options::timeout`]: errorType timeout.
     #[error("query timed out")]
     Timeout,
+    /// Over [`Options::max_samples`]: errorType execution, like Prometheus.
     #[error("query processing would load too many samples into memory")]
     TooManySamples,
+    /// The [`Source`] failed (errorType internal).
     #[error("{0}")]
     Source(String),
 }
