@@ -131,6 +131,10 @@ pub(crate) struct Evaluator<'a> {
     /// overlapping windows of consecutive steps evaluate each inner step once; entries
     /// older than the current window are dropped.
     subquery_cache: HashMap<usize, SubqueryCache>,
+    /// Per range-vector function call: output label set → input label set, over the whole
+    /// query (Prometheus 2.x refuses two inputs that become one output series anywhere in
+    /// the range, not only at one step).
+    range_outputs: HashMap<usize, HashMap<Labels, Labels>>,
 }
 
 /// Inner results of one subquery: label sets interned, points by inner step time.
@@ -165,6 +169,7 @@ impl<'a> Evaluator<'a> {
             samples: 0,
             loaded: HashMap::new(),
             subquery_cache: HashMap::new(),
+            range_outputs: HashMap::new(),
         }
     }
 
@@ -182,6 +187,27 @@ impl<'a> Evaluator<'a> {
             Err(PromError::TooManySamples)
         } else {
             Ok(())
+        }
+    }
+
+    /// Records that a range-vector function turned the series `input` into `output`;
+    /// fails if another input series already became `output`.
+    pub(crate) fn note_range_output(
+        &mut self,
+        c: &Call,
+        output: &Labels,
+        input: &Labels,
+    ) -> Result<(), PromError> {
+        let m = self.range_outputs.entry(node_id(c)).or_default();
+        match m.get(output) {
+            Some(prev) if prev != input => {
+                Err(exec("vector cannot contain metrics with the same labelset"))
+            }
+            Some(_) => Ok(()),
+            None => {
+                m.insert(output.clone(), input.clone());
+                Ok(())
+            }
         }
     }
 

@@ -611,7 +611,9 @@ fn range_function(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, PromE
             let labels = if name == "last_over_time" {
                 s.labels
             } else {
-                without_name(&s.labels)
+                let dropped = without_name(&s.labels);
+                ev.note_range_output(c, &dropped, &s.labels)?;
+                dropped
             };
             out.push(Smp { labels, v, ts: t });
         }

@@ -38,8 +38,8 @@
 //! Other differences: `@` is accepted on selectors and subqueries only (the parser refuses
 //! it elsewhere, as Prometheus does); a subquery without a step uses one minute (Prometheus
 //! uses its configured evaluation interval, one minute by default); the "vector cannot
-//! contain metrics with the same labelset" check is made per step (Prometheus 2.x makes it
-//! over a whole range-vector function's output); Prometheus 3's left-open ranges are not
+//! contain metrics with the same labelset" check is made over a range-vector function's
+//! whole output as in Prometheus 2.x, and per step elsewhere; Prometheus 3's left-open ranges are not
 //! implemented (see above).
 //!
 //! Errors: [`PromError::BadData`] for what the query says (parse errors, bad arguments,

@@ -310,6 +310,16 @@ fn dataset(base: i64) -> Vec<Series> {
             );
         }
     }
+    // Two metrics with the same other labels at disjoint times: a range function over both
+    // yields one label set from two series.
+    push(
+        &[("__name__", "dup_a"), ("k", "1")],
+        (0..60).map(|i| (ts(i), i as f64)).collect(),
+    );
+    push(
+        &[("__name__", "dup_b"), ("k", "1")],
+        (120..n).map(|i| (ts(i), i as f64)).collect(),
+    );
     // Info metric for group_left joins.
     for (inst, os) in [("a", "linux"), ("b", "windows"), ("c", "linux")] {
         push(
@@ -578,7 +588,7 @@ fn matches_prometheus() {
     loop {
         let q = format!(
             "/api/v1/query?query={}&time={}",
-            urlencode("count({__name__=~\".+\"})"),
+            urlencode("count(last_over_time({__name__=~\".+\"}[1h]))"),
             secs(end)
         );
         if let Ok(Value::Vector(v)) = oracle(server.port, &q) {
@@ -746,6 +756,8 @@ fn matches_prometheus() {
         "absent_over_time((temperature{room=\"y\"} > 100)[5m:1m])",
         "avg_over_time(temperature[10m:1m] @ start())",
         "sum_over_time(vector(time())[3m:40s])",
+        "rate({__name__=~\"dup_.*\"}[5m])",
+        "abs({__name__=~\"dup_.*\"})",
     ];
     let opts = Options::default();
     let mut failures = Vec::new();
@@ -825,6 +837,7 @@ fn matches_prometheus() {
         "range http_requests_total[2m]:",
         "range \"hello\":",
         "range temperature[5m:1m]:",
+        "range rate({__name__=~\"dup_.*\"}[5m]):",
         "range rate(http_requests_total[2m])[6m:2m] offset 1m:",
         "http_requests_total + on (job) http_requests_total:",
         "machine_info * on (os) group_left http_requests_total:",
