@@ -165,7 +165,9 @@ impl<'a> Evaluator<'a> {
             opts,
             start,
             end,
-            deadline: Instant::now() + opts.timeout,
+            deadline: Instant::now()
+                .checked_add(opts.timeout)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)),
             samples: 0,
             loaded: HashMap::new(),
             subquery_cache: HashMap::new(),
@@ -222,7 +224,7 @@ impl<'a> Evaluator<'a> {
 
     /// The time a selector or subquery is evaluated at for the outer time `t`.
     pub(crate) fn eff_time(&self, at: &Option<AtModifier>, off: &Option<Offset>, t: i64) -> i64 {
-        self.at_ms(at).unwrap_or(t) - offset_ms(off)
+        self.at_ms(at).unwrap_or(t).saturating_sub(offset_ms(off))
     }
 
     /// Checks what is supported and loads the samples of every selector for outer
@@ -235,14 +237,14 @@ impl<'a> Evaluator<'a> {
                     self.eff_time(&vs.at, &vs.offset, s),
                     self.eff_time(&vs.at, &vs.offset, t),
                 );
-                self.load(vs, a - self.opts.lookback_ms, b)
+                self.load(vs, a.saturating_sub(self.opts.lookback_ms), b)
             }
             Expr::MatrixSelector(ms) => {
                 let (a, b) = (
                     self.eff_time(&ms.vs.at, &ms.vs.offset, s),
                     self.eff_time(&ms.vs.at, &ms.vs.offset, t),
                 );
-                self.load(&ms.vs, a - dur_ms(&ms.range), b)
+                self.load(&ms.vs, a.saturating_sub(dur_ms(&ms.range)), b)
             }
             Expr::Subquery(sq) => {
                 let (a, b) = (
@@ -252,7 +254,7 @@ impl<'a> Evaluator<'a> {
                 if sq.step.as_ref().is_some_and(|d| dur_ms(d) <= 0) {
                     return Err(bad("zero or negative subquery step"));
                 }
-                self.prepare(&sq.expr, a - dur_ms(&sq.range), b)
+                self.prepare(&sq.expr, a.saturating_sub(dur_ms(&sq.range)), b)
             }
             Expr::Aggregate(a) => {
                 let op = a.op.id();
@@ -338,7 +340,7 @@ impl<'a> Evaluator<'a> {
                 let te = self.eff_time(&ms.vs.at, &ms.vs.offset, t);
                 Ok(Val::Matrix(self.select_range(
                     &ms.vs,
-                    te - dur_ms(&ms.range),
+                    te.saturating_sub(dur_ms(&ms.range)),
                     te,
                 )?))
             }
@@ -382,7 +384,7 @@ impl<'a> Evaluator<'a> {
     /// (Prometheus 2.x: the left end is inclusive), none if it is a staleness marker.
     fn select_instant(&self, vs: &VectorSelector, t: i64) -> Result<Vec<Smp>, PromError> {
         let te = self.eff_time(&vs.at, &vs.offset, t);
-        let lo = te - self.opts.lookback_ms;
+        let lo = te.saturating_sub(self.opts.lookback_ms);
         let mut out = Vec::new();
         for s in self.loaded_series(vs)? {
             let i = s.samples.partition_point(|&(ts, _)| ts <= te);
@@ -441,7 +443,7 @@ impl<'a> Evaluator<'a> {
         if step <= 0 {
             return Err(bad("zero or negative subquery step"));
         }
-        let lo = te - dur_ms(&sq.range);
+        let lo = te.saturating_sub(dur_ms(&sq.range));
         let mut ts = lo.div_euclid(step) * step;
         if ts < lo {
             ts += step;
@@ -454,7 +456,10 @@ impl<'a> Evaluator<'a> {
             self.check_deadline()?;
             if !cache.steps.contains_key(&ts) {
                 let pts = match self.eval(&sq.expr, ts)? {
-                    Val::Scalar(v) => vec![(cache.intern(Labels::default()), v)],
+                    Val::Scalar(v) => {
+                        self.add_samples(1)?;
+                        vec![(cache.intern(Labels::default()), v)]
+                    }
                     Val::Vector(v) => {
                         check_unique(&v)?;
                         self.add_samples(v.len())?;
@@ -471,7 +476,10 @@ impl<'a> Evaluator<'a> {
                     acc.entry(l).or_default().push((ts, v));
                 }
             }
-            ts += step;
+            ts = match ts.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
         }
         let mut out: Vec<Series> = acc
             .into_iter()

@@ -520,7 +520,11 @@ fn range_arg(
         Expr::MatrixSelector(ms) => {
             let te = ev.eff_time(&ms.vs.at, &ms.vs.offset, t);
             let range = i64::try_from(ms.range.as_millis()).unwrap_or(i64::MAX / 4);
-            Ok((ev.select_range(&ms.vs, te - range, te)?, range, te))
+            Ok((
+                ev.select_range(&ms.vs, te.saturating_sub(range), te)?,
+                range,
+                te,
+            ))
         }
         Expr::Subquery(sq) => {
             let te = ev.eff_time(&sq.at, &sq.offset, t);
@@ -555,9 +559,9 @@ fn range_function(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, PromE
     for s in series {
         let p = &s.samples;
         let v = match name {
-            "rate" => extrapolated_rate(p, te - range, te, range, true, true),
-            "increase" => extrapolated_rate(p, te - range, te, range, true, false),
-            "delta" => extrapolated_rate(p, te - range, te, range, false, false),
+            "rate" => extrapolated_rate(p, te.saturating_sub(range), te, range, true, true),
+            "increase" => extrapolated_rate(p, te.saturating_sub(range), te, range, true, false),
+            "delta" => extrapolated_rate(p, te.saturating_sub(range), te, range, false, false),
             "irate" => instant_value(p, true),
             "idelta" => instant_value(p, false),
             "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),

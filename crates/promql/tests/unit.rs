@@ -692,3 +692,35 @@ fn duplicate_label_sets_are_refused() {
     let e = err(&s, "abs({i=\"1\"})", 0);
     assert!(e.to_string().contains("same labelset"), "{e}");
 }
+
+#[test]
+fn extreme_queries_do_not_panic() {
+    let s = counter_src();
+    let quick = Options {
+        timeout: Duration::from_millis(300),
+        max_samples: 1_000_000,
+        ..Options::default()
+    };
+    for q in [
+        "c offset 100000000y",
+        "c offset -100000000y",
+        "c @ 1e15",
+        "c @ -1e15",
+        "rate(c[100000000y])",
+        "rate(c[1ms])",
+        "c[1d:1ms]",
+        "max_over_time(vector(1)[1d:1ms])",
+        "c[100000000y:100000000y]",
+        "topk(1e300, c)",
+        "topk(NaN, c)",
+        "quantile(NaN, c)",
+        "histogram_quantile(0.5, c)",
+        "round(c, 0)",
+        "label_replace(c, \"a\", \"$99\", \"job\", \"(.*)\")",
+        "day_of_week(vector(1e300))",
+        "year(vector(NaN))",
+    ] {
+        let _ = instant_query(&s, q, 600 * S, &quick);
+        let _ = range_query(&s, q, 0, 600 * S, 60 * S, &quick);
+    }
+}
