@@ -11,6 +11,7 @@ pub mod alarms;
 pub mod ingest;
 pub mod logs;
 pub mod metrics;
+pub mod otlp;
 pub mod prometheus;
 pub mod query;
 
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(alarms::routes())
         .merge(query::routes())
         .merge(prometheus::routes())
+        .merge(otlp::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -8,6 +8,7 @@ mod cwlogs;
 mod filter_pattern;
 mod fuzz_corpus;
 mod metrics_alarms;
+mod otlp;
 mod prometheus;
 mod query;
 mod replica_alarms;

@@ -1,0 +1,351 @@
+//! OTLP/HTTP logs (issue 17, docs/api.md "OpenTelemetry (OTLP/HTTP)"): `POST /v1/logs` with an
+//! `ExportLogsServiceRequest` as protobuf (`application/x-protobuf`) or OTLP/JSON
+//! (`application/json`), `Content-Encoding: gzip | zstd` optional — what OpenTelemetry SDKs and
+//! collectors send to CloudWatch's own OTLP endpoint. Records go to the log group and stream the
+//! `x-aws-log-group` / `x-aws-log-stream` headers name (defaults: [`DEFAULT_GROUP`], and the
+//! resource's `service.name`, else [`DEFAULT_STREAM`]); each becomes one JSON event holding its
+//! body, severity, attributes, resource attributes, scope and trace/span ids, so Logs Insights
+//! queries fields like `attributes.user.id`. The answer is an `ExportLogsServiceResponse` in the
+//! request's encoding, with `partialSuccess` when some records were refused (too old, …).
+//!
+//! `/v1/traces` is answered with a clear 404: kinsight stores no traces.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine as _;
+use kinsight_model::limits::MAX_BATCH_EVENTS;
+use kinsight_store::{IngestRequest, LogEvent};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use prost::Message;
+use serde_json::{Map, Value, json};
+
+use crate::auth::{CanIngest, Require};
+use crate::body::DecodedBody;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
+
+/// Log group of records sent without `x-aws-log-group`.
+pub const DEFAULT_GROUP: &str = "/kinsight/otlp";
+/// Log stream of records sent without `x-aws-log-stream` whose resource has no `service.name`.
+pub const DEFAULT_STREAM: &str = "otlp";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/logs", post(export_logs))
+        .route("/v1/traces", post(traces))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+fn encoding(content_type: Option<&str>) -> ApiResult<Encoding> {
+    match content_type {
+        Some("application/x-protobuf") | Some("application/protobuf") => Ok(Encoding::Protobuf),
+        Some("application/json") => Ok(Encoding::Json),
+        other => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "Content-Type {}: OTLP/HTTP takes application/x-protobuf or application/json",
+                other.map_or_else(|| "missing".to_string(), |c| format!("{c:?}"))
+            ),
+        )),
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> ApiResult<Option<String>> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map(|s| s.trim().to_string())
+                .map_err(|_| ApiError::bad_param(format!("{name} must be ASCII")))
+        })
+        .transpose()
+        .map(|v| v.filter(|s| !s.is_empty()))
+}
+
+async fn export_logs(
+    _: Require<CanIngest>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: DecodedBody,
+) -> ApiResult<Response> {
+    let enc = encoding(body.content_type.as_deref())?;
+    let request = decode_logs(body.content_type.as_deref(), &body.bytes)?;
+    let group = header(&headers, "x-aws-log-group")?;
+    let stream = header(&headers, "x-aws-log-stream")?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let events = to_events(&request, group.as_deref(), stream.as_deref(), now_ms)?;
+    let outcome = if events.is_empty() {
+        None
+    } else {
+        Some(
+            state
+                .store
+                .ingest(IngestRequest {
+                    batch_id: None,
+                    events,
+                    auto_create_groups: true,
+                })
+                .await?,
+        )
+    };
+    let partial = outcome
+        .filter(|o| o.rejected_count > 0)
+        .map(|o| ExportLogsPartialSuccess {
+            rejected_log_records: o.rejected_count as i64,
+            error_message: partial_message(&o.rejected),
+        });
+    Ok(answer(
+        enc,
+        ExportLogsServiceResponse {
+            partial_success: partial,
+        },
+    ))
+}
+
+/// CloudWatch's partial-success message: counts by reason, as JSON.
+fn partial_message(rejected: &[kinsight_store::Rejection]) -> String {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for r in rejected {
+        let reason = serde_json::to_value(r.reason)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "rejected".into());
+        *counts.entry(format!("{reason}LogEventCount")).or_default() += 1;
+    }
+    serde_json::to_string(&counts).unwrap_or_default()
+}
+
+fn answer(enc: Encoding, response: ExportLogsServiceResponse) -> Response {
+    match enc {
+        Encoding::Protobuf => (
+            StatusCode::OK,
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            )],
+            response.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => {
+            let body = match &response.partial_success {
+                Some(p) => json!({"partialSuccess": {
+                    "rejectedLogRecords": p.rejected_log_records,
+                    "errorMessage": p.error_message,
+                }}),
+                None => json!({}),
+            };
+            (StatusCode::OK, Json(body)).into_response()
+        }
+    }
+}
+
+/// An `ExportLogsServiceRequest` from a (decompressed) body of the given media type.
+pub fn decode_logs(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> ApiResult<ExportLogsServiceRequest> {
+    match encoding(content_type)? {
+        Encoding::Protobuf => ExportLogsServiceRequest::decode(bytes).map_err(|e| {
+            ApiError::bad_param(format!(
+                "the body is not an OTLP ExportLogsServiceRequest: {e}"
+            ))
+        }),
+        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("the body is not OTLP/JSON logs: {e}"),
+            )
+        }),
+    }
+}
+
+async fn traces() -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        "kinsight stores logs and metrics, not traces: send OTLP traces to a tracing backend",
+    )
+}
+
+/// The request's records as log events, in order. More than [`MAX_BATCH_EVENTS`] records are
+/// refused as a whole (OpenTelemetry SDKs export 512 at a time by default).
+pub fn to_events(
+    request: &ExportLogsServiceRequest,
+    group: Option<&str>,
+    stream: Option<&str>,
+    now_ms: i64,
+) -> ApiResult<Vec<LogEvent>> {
+    let total: usize = request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum();
+    if total > MAX_BATCH_EVENTS {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "{total} log records in one request; at most {MAX_BATCH_EVENTS} (lower the exporter's batch size)"
+            ),
+        ));
+    }
+    let group = group.unwrap_or(DEFAULT_GROUP);
+    let mut events = Vec::with_capacity(total);
+    for rl in &request.resource_logs {
+        let resource = rl
+            .resource
+            .as_ref()
+            .map(|r| attributes(&r.attributes))
+            .unwrap_or_default();
+        let stream = stream
+            .map(str::to_string)
+            .or_else(|| {
+                resource
+                    .get("service.name")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| DEFAULT_STREAM.to_string());
+        for sl in &rl.scope_logs {
+            let scope = sl.scope.as_ref().map(|s| {
+                let mut m = Map::new();
+                m.insert("name".into(), Value::String(s.name.clone()));
+                if !s.version.is_empty() {
+                    m.insert("version".into(), Value::String(s.version.clone()));
+                }
+                if !s.attributes.is_empty() {
+                    m.insert(
+                        "attributes".into(),
+                        Value::Object(attributes(&s.attributes)),
+                    );
+                }
+                Value::Object(m)
+            });
+            for r in &sl.log_records {
+                let mut m = Map::new();
+                if !resource.is_empty() {
+                    m.insert("resource".into(), json!({"attributes": resource}));
+                }
+                if let Some(s) = &scope {
+                    m.insert("scope".into(), s.clone());
+                }
+                if r.time_unix_nano != 0 {
+                    m.insert("timeUnixNano".into(), json!(r.time_unix_nano));
+                }
+                if r.observed_time_unix_nano != 0 {
+                    m.insert(
+                        "observedTimeUnixNano".into(),
+                        json!(r.observed_time_unix_nano),
+                    );
+                }
+                if r.severity_number != 0 {
+                    m.insert("severityNumber".into(), json!(r.severity_number));
+                }
+                if !r.severity_text.is_empty() {
+                    m.insert("severityText".into(), json!(r.severity_text));
+                }
+                if !r.event_name.is_empty() {
+                    m.insert("eventName".into(), json!(r.event_name));
+                }
+                if let Some(b) = &r.body {
+                    m.insert("body".into(), any_value(b));
+                }
+                if !r.attributes.is_empty() {
+                    m.insert(
+                        "attributes".into(),
+                        Value::Object(attributes(&r.attributes)),
+                    );
+                }
+                if r.dropped_attributes_count != 0 {
+                    m.insert(
+                        "droppedAttributesCount".into(),
+                        json!(r.dropped_attributes_count),
+                    );
+                }
+                if r.flags != 0 {
+                    m.insert("flags".into(), json!(r.flags));
+                }
+                if r.trace_id.iter().any(|b| *b != 0) {
+                    m.insert("traceId".into(), json!(hex::encode(&r.trace_id)));
+                }
+                if r.span_id.iter().any(|b| *b != 0) {
+                    m.insert("spanId".into(), json!(hex::encode(&r.span_id)));
+                }
+                let nanos = if r.time_unix_nano != 0 {
+                    r.time_unix_nano
+                } else {
+                    r.observed_time_unix_nano
+                };
+                let timestamp = if nanos == 0 {
+                    now_ms
+                } else {
+                    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+                };
+                events.push(LogEvent::new(
+                    group,
+                    stream.clone(),
+                    timestamp,
+                    Value::Object(m).to_string(),
+                ));
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// Attributes as a JSON object (a repeated key keeps its last value, as OTLP says keys are
+/// unique).
+fn attributes(kvs: &[KeyValue]) -> Map<String, Value> {
+    kvs.iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map_or(Value::Null, any_value),
+            )
+        })
+        .collect()
+}
+
+/// An OTLP value as plain JSON: strings, booleans, integers and finite doubles as themselves,
+/// non-finite doubles as strings (`"NaN"`, `"Infinity"`), bytes as base64, arrays and key-value
+/// lists as arrays and objects.
+fn any_value(v: &AnyValue) -> Value {
+    match &v.value {
+        None => Value::Null,
+        Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
+        Some(any_value::Value::IntValue(i)) => json!(i),
+        Some(any_value::Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
+            .map(Value::Number)
+            .unwrap_or_else(|| {
+                Value::String(if d.is_nan() {
+                    "NaN".into()
+                } else if *d > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                })
+            }),
+        Some(any_value::Value::ArrayValue(a)) => {
+            Value::Array(a.values.iter().map(any_value).collect())
+        }
+        Some(any_value::Value::KvlistValue(l)) => Value::Object(attributes(&l.values)),
+        Some(any_value::Value::BytesValue(b)) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+    }
+}
