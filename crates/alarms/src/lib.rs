@@ -14,13 +14,17 @@
 //!   after DNS and at every redirect), their URLs redacted in logs and history.
 //! - Multi-series alarms (a dimension value `*`, kinsight extension) and the default
 //!   Kubernetes alarm pack built on them ([`pack`]).
+//! - PromQL alarms (member `PromQL`, kinsight extension): each period's datapoint is the
+//!   expression's value at the period's end, from [`MetricSource::promql_instant`] (the
+//!   server implements it with kinsight-promql; this crate only parses the expression to
+//!   validate it); several label sets make it a multi-series alarm.
 //!
 //! - Replicated servers share one alarm state through a [`SharedJournal`] (the PostgreSQL
 //!   catalogue): every replica serves the API; one leader evaluates and notifies, its
 //!   writes fenced, so one transition is notified once ([`AlarmService::open_shared`]).
 //!
 //! What it deliberately does not: serve HTTP (the server does), read metrics any other way
-//! than through [`MetricSource`], metric math, anomaly bands, composite alarms, or SNS/EC2
+//! than through [`MetricSource`], evaluate PromQL itself, metric math, anomaly bands, composite alarms, or SNS/EC2
 //! actions — an action is a URL.
 
 pub mod clock;

@@ -13,6 +13,8 @@ pub const MAX_ACTIONS_PER_STATE: usize = 5;
 pub const MAX_EVALUATION_SPAN_S: u64 = 86_400;
 /// The dimension value that turns an alarm into a kinsight multi-series alarm (extension).
 pub const WILDCARD: &str = "*";
+/// The longest PromQL expression an alarm takes, in characters.
+pub const MAX_PROMQL_CHARS: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StateValue {
@@ -155,8 +157,15 @@ pub struct AlarmConfig {
     pub alarm_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_description: Option<String>,
+    /// Empty (and left out of the JSON) for a PromQL alarm.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub metric_name: String,
+    /// kinsight extension: a PromQL expression whose value at the end of each period is that
+    /// period's datapoint; replaces Namespace, MetricName, Dimensions and (Extended)Statistic.
+    #[serde(default, rename = "PromQL", skip_serializing_if = "Option::is_none")]
+    pub promql: Option<String>,
     #[serde(default)]
     pub dimensions: Vec<Dimension>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +198,7 @@ pub struct AlarmConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alarm {
     pub config: AlarmConfig,
+    /// The metric's statistic (`Average`, unused, for a PromQL alarm).
     pub statistic: Statistic,
     pub period_s: u64,
     pub evaluation_periods: u32,
@@ -209,9 +219,15 @@ impl Alarm {
     }
 
     /// A dimension value of `*` makes the alarm watch every series with these dimension
-    /// names that matches the other values (kinsight extension, see docs/api.md).
+    /// names that matches the other values (kinsight extension, see docs/api.md). A PromQL
+    /// alarm may be: it keeps one state per label set when its expression gives several.
     pub fn is_multi_series(&self) -> bool {
-        self.config.dimensions.iter().any(|d| d.value == WILDCARD)
+        self.config.promql.is_some() || self.config.dimensions.iter().any(|d| d.value == WILDCARD)
+    }
+
+    /// The expression of a PromQL alarm (kinsight extension).
+    pub fn promql(&self) -> Option<&str> {
+        self.config.promql.as_deref()
     }
 
     /// The single series of a classic alarm.
@@ -268,6 +284,40 @@ impl Alarm {
     }
 }
 
+/// A PromQL alarm: no metric members, and an expression that parses to an instant vector
+/// or a scalar.
+fn check_promql(config: &AlarmConfig, expr: &str) -> Result<(), AlarmError> {
+    for (given, member) in [
+        (!config.namespace.is_empty(), "Namespace"),
+        (!config.metric_name.is_empty(), "MetricName"),
+        (!config.dimensions.is_empty(), "Dimensions"),
+        (config.statistic.is_some(), "Statistic"),
+        (config.extended_statistic.is_some(), "ExtendedStatistic"),
+        (
+            config.evaluate_low_sample_count_percentile.is_some(),
+            "EvaluateLowSampleCountPercentile",
+        ),
+    ] {
+        if given {
+            return Err(AlarmError::invalid(
+                "PromQL",
+                format!("give either PromQL or {member} (a metric alarm), not both"),
+            ));
+        }
+    }
+    check_len("PromQL", expr, MAX_PROMQL_CHARS)?;
+    let parsed = promql_parser::parser::parse(expr)
+        .map_err(|e| AlarmError::invalid("PromQL", format!("parse error: {e}")))?;
+    use promql_parser::parser::value::ValueType;
+    match parsed.value_type() {
+        ValueType::Vector | ValueType::Scalar => Ok(()),
+        other => Err(AlarmError::invalid(
+            "PromQL",
+            format!("the expression gives a {other}; an alarm needs an instant vector or a scalar"),
+        )),
+    }
+}
+
 fn check_len(field: &'static str, s: &str, max: usize) -> Result<(), AlarmError> {
     let n = s.chars().count();
     if n == 0 || n > max {
@@ -290,63 +340,68 @@ impl TryFrom<AlarmConfig> for Alarm {
                 "must not contain ASCII control characters",
             ));
         }
-        check_len("Namespace", &config.namespace, 255)?;
-        check_len("MetricName", &config.metric_name, 255)?;
-        if config.dimensions.len() > 30 {
-            return Err(AlarmError::invalid(
-                "Dimensions",
-                format!("{} dimensions; at most 30", config.dimensions.len()),
-            ));
-        }
-        for d in &config.dimensions {
-            check_len("Dimensions.Name", &d.name, 255)?;
-            check_len("Dimensions.Value", &d.value, 1024)?;
-        }
-        let mut names: Vec<&str> = config.dimensions.iter().map(|d| d.name.as_str()).collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(AlarmError::invalid(
-                "Dimensions",
-                format!("dimension {:?} is given twice", w[0]),
-            ));
-        }
-        let statistic = match (&config.statistic, &config.extended_statistic) {
-            (Some(_), Some(_)) | (None, None) => {
+        let statistic = if let Some(expr) = &config.promql {
+            check_promql(&config, expr)?;
+            Statistic::Average
+        } else {
+            check_len("Namespace", &config.namespace, 255)?;
+            check_len("MetricName", &config.metric_name, 255)?;
+            if config.dimensions.len() > 30 {
                 return Err(AlarmError::invalid(
-                    "Statistic",
-                    "give exactly one of Statistic and ExtendedStatistic",
+                    "Dimensions",
+                    format!("{} dimensions; at most 30", config.dimensions.len()),
                 ));
             }
-            (Some(s), None) => {
-                let st: Statistic =
-                    s.parse()
-                        .map_err(|e: kinsight_metrics::statistic::StatisticParseError| {
-                            AlarmError::invalid("Statistic", e.to_string())
-                        })?;
-                if st.is_extended() {
+            for d in &config.dimensions {
+                check_len("Dimensions.Name", &d.name, 255)?;
+                check_len("Dimensions.Value", &d.value, 1024)?;
+            }
+            let mut names: Vec<&str> = config.dimensions.iter().map(|d| d.name.as_str()).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(AlarmError::invalid(
+                    "Dimensions",
+                    format!("dimension {:?} is given twice", w[0]),
+                ));
+            }
+            match (&config.statistic, &config.extended_statistic) {
+                (Some(_), Some(_)) | (None, None) => {
                     return Err(AlarmError::invalid(
                         "Statistic",
-                        format!("{s} is an extended statistic: pass it as ExtendedStatistic"),
+                        "give exactly one of Statistic and ExtendedStatistic",
                     ));
                 }
-                st
-            }
-            (None, Some(s)) => {
-                let st: Statistic = s.parse().map_err(|_| {
-                    AlarmError::invalid(
-                        "ExtendedStatistic",
-                        format!(
-                            "{s:?} is not supported: kinsight evaluates percentiles pNN and pNN.NN"
-                        ),
-                    )
-                })?;
-                if !st.is_extended() {
-                    return Err(AlarmError::invalid(
-                        "ExtendedStatistic",
-                        format!("{s} is a plain statistic: pass it as Statistic"),
-                    ));
+                (Some(s), None) => {
+                    let st: Statistic = s.parse().map_err(
+                        |e: kinsight_metrics::statistic::StatisticParseError| {
+                            AlarmError::invalid("Statistic", e.to_string())
+                        },
+                    )?;
+                    if st.is_extended() {
+                        return Err(AlarmError::invalid(
+                            "Statistic",
+                            format!("{s} is an extended statistic: pass it as ExtendedStatistic"),
+                        ));
+                    }
+                    st
                 }
-                st
+                (None, Some(s)) => {
+                    let st: Statistic = s.parse().map_err(|_| {
+                        AlarmError::invalid(
+                            "ExtendedStatistic",
+                            format!(
+                                "{s:?} is not supported: kinsight evaluates percentiles pNN and pNN.NN"
+                            ),
+                        )
+                    })?;
+                    if !st.is_extended() {
+                        return Err(AlarmError::invalid(
+                            "ExtendedStatistic",
+                            format!("{s} is a plain statistic: pass it as Statistic"),
+                        ));
+                    }
+                    st
+                }
             }
         };
         let p = config.period;

@@ -1354,16 +1354,17 @@ fn fetch_points(
 
 fn reason_data(alarm: &Alarm, tick: i64, now: i64, points: &[Point], evaluated: &[Point]) -> Value {
     let start = points.first().map_or(tick, |p| p.timestamp_ms);
-    json!({
+    let mut data = json!({
         "version": "1.0",
         "queryDate": iso(now),
         "startDate": iso(start),
-        "statistic": alarm.statistic.to_string(),
         "period": alarm.period_s,
         "recentDatapoints": points.iter().filter_map(|p| p.value).collect::<Vec<f64>>(),
         "threshold": alarm.threshold(),
         "evaluatedDatapoints": evaluated.iter().map(|p| json!({"timestamp": iso(p.timestamp_ms), "value": p.value})).collect::<Vec<_>>(),
-    })
+    });
+    add_measure(alarm, &mut data);
+    data
 }
 
 fn evaluate_alarm(
@@ -1385,6 +1386,9 @@ fn evaluate_alarm(
         series: None,
         breaching_series: Vec::new(),
     };
+    if alarm.promql().is_some() {
+        return evaluate_promql_alarm(alarm, tick, now, current, series, source, out);
+    }
     if !alarm.is_multi_series() {
         let (points, low) = fetch_points(alarm, &alarm.series_key(), tick, source)?;
         if low {
@@ -1402,7 +1406,138 @@ fn evaluate_alarm(
     // machine with its own state; the alarm is ALARM if any series is, else OK if any is,
     // else INSUFFICIENT_DATA. Series that disappeared are forgotten.
     let keys = source.matching(&alarm.selector());
-    if keys.is_empty() {
+    let mut watched = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let (points, low) = fetch_points(alarm, key, tick, source)?;
+        watched.push(Watched {
+            label: series_label(key, alarm),
+            dimensions: json!(key.dimensions),
+            points,
+            low,
+        });
+    }
+    Ok(evaluate_series(
+        alarm, tick, now, current, series, watched, out,
+    ))
+}
+
+/// One series of a multi-series alarm: its label (the key of its state), what the webhook
+/// names it by, its evaluation range, and whether its newest period has too few samples.
+struct Watched {
+    label: String,
+    dimensions: Value,
+    points: Vec<Point>,
+    low: bool,
+}
+
+/// A PromQL result's label set, sorted by name.
+type PromLabels = Vec<(String, String)>;
+
+/// A PromQL alarm: the expression evaluated at the end of each period of the evaluation
+/// range, by label set. A label set without a value at a period's end (or with NaN) is
+/// missing data there.
+fn promql_points(
+    alarm: &Alarm,
+    expr: &str,
+    tick: i64,
+    source: &dyn MetricSource,
+) -> Result<BTreeMap<PromLabels, Vec<Point>>, String> {
+    let period_ms = alarm.period_s as i64 * 1000;
+    let n = alarm.evaluation_range();
+    let start = tick - n as i64 * period_ms;
+    let mut by_labels: BTreeMap<PromLabels, Vec<Point>> = BTreeMap::new();
+    for i in 0..n {
+        let end = start + (i as i64 + 1) * period_ms;
+        for (labels, v) in source.promql_instant(expr, end)? {
+            let points = by_labels.entry(labels).or_insert_with(|| {
+                (0..n)
+                    .map(|j| Point {
+                        timestamp_ms: start + j as i64 * period_ms,
+                        value: None,
+                    })
+                    .collect()
+            });
+            if !v.is_nan() {
+                points[i].value = Some(v);
+            }
+        }
+    }
+    Ok(by_labels)
+}
+
+/// `k=v,…` of a PromQL result's labels; `{}` for none.
+fn labels_label(labels: &[(String, String)]) -> String {
+    if labels.is_empty() {
+        return "{}".into();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn evaluate_promql_alarm(
+    alarm: &Arc<Alarm>,
+    tick: i64,
+    now: i64,
+    current: StateValue,
+    series: &BTreeMap<String, AlarmState>,
+    source: &dyn MetricSource,
+    mut out: Outcome,
+) -> Result<Outcome, String> {
+    let expr = alarm.promql().unwrap_or_default();
+    let mut by_labels = promql_points(alarm, expr, tick, source)?;
+    if by_labels.len() > 1 {
+        let watched = by_labels
+            .into_iter()
+            .map(|(labels, points)| Watched {
+                label: labels_label(&labels),
+                dimensions: json!(labels.into_iter().collect::<BTreeMap<_, _>>()),
+                points,
+                low: false,
+            })
+            .collect();
+        return Ok(evaluate_series(
+            alarm, tick, now, current, series, watched, out,
+        ));
+    }
+    // One label set (or none): a single-series alarm over the expression's values.
+    let points = match by_labels.pop_first() {
+        Some((_, points)) => points,
+        None => {
+            let n = alarm.evaluation_range();
+            let period_ms = alarm.period_s as i64 * 1000;
+            (0..n)
+                .map(|i| Point {
+                    timestamp_ms: tick - (n - i) as i64 * period_ms,
+                    value: None,
+                })
+                .collect()
+        }
+    };
+    let ev = evaluate(&EvalParams::from(&**alarm), &points, current);
+    out.state = ev.state;
+    out.reason = ev.reason;
+    out.reason_data = reason_data(alarm, tick, now, &points, &ev.evaluated);
+    out.values = ev.evaluated;
+    out.series = Some(BTreeMap::new());
+    Ok(out)
+}
+
+/// The multi-series machinery over the series `watched` (matching series of a `*` alarm,
+/// label sets of a PromQL alarm).
+fn evaluate_series(
+    alarm: &Arc<Alarm>,
+    tick: i64,
+    now: i64,
+    current: StateValue,
+    series: &BTreeMap<String, AlarmState>,
+    watched: Vec<Watched>,
+    mut out: Outcome,
+) -> Outcome {
+    let params = EvalParams::from(&**alarm);
+    if watched.is_empty() {
         let n = alarm.evaluation_range();
         let period_ms = alarm.period_s as i64 * 1000;
         let empty: Vec<Point> = (0..n)
@@ -1417,17 +1552,22 @@ fn evaluate_alarm(
             .reason
             .map(|r| format!("No series matches the alarm's dimensions yet. {r}"));
         out.series = Some(BTreeMap::new());
-        return Ok(out);
+        return out;
     }
     let mut states = BTreeMap::new();
     let (mut alarming, mut ok) = (Vec::new(), 0usize);
-    for key in &keys {
-        let label = series_label(key, alarm);
+    let total = watched.len();
+    for Watched {
+        label,
+        dimensions,
+        points,
+        low,
+    } in watched
+    {
         let prev = series.get(&label).cloned();
         let prev_value = prev
             .as_ref()
             .map_or(StateValue::InsufficientData, |p| p.value);
-        let (points, low) = fetch_points(alarm, key, tick, source)?;
         let (value, reason, evaluated) = if low {
             (prev_value, None, Vec::new())
         } else {
@@ -1438,12 +1578,7 @@ fn evaluate_alarm(
             .or_else(|| prev.as_ref().map(|p| p.reason.clone()))
             .unwrap_or_default();
         if value == StateValue::Alarm {
-            alarming.push((
-                label.clone(),
-                reason.clone(),
-                evaluated.clone(),
-                key.dimensions.clone(),
-            ));
+            alarming.push((label.clone(), reason.clone(), evaluated.clone(), dimensions));
         } else if value == StateValue::Ok {
             ok += 1;
         }
@@ -1467,7 +1602,6 @@ fn evaluate_alarm(
             },
         );
     }
-    let total = keys.len();
     if !alarming.is_empty() {
         out.state = StateValue::Alarm;
         let listed: Vec<String> = alarming
@@ -1512,10 +1646,19 @@ fn evaluate_alarm(
         out.state = current;
         out.reason = None;
     }
-    out.reason_data = json!({"version": "1.0", "queryDate": iso(now), "statistic": alarm.statistic.to_string(),
-        "period": alarm.period_s, "threshold": alarm.threshold(), "seriesInAlarm": alarming.len(), "seriesTotal": total});
+    out.reason_data = json!({"version": "1.0", "queryDate": iso(now), "period": alarm.period_s,
+        "threshold": alarm.threshold(), "seriesInAlarm": alarming.len(), "seriesTotal": total});
+    add_measure(alarm, &mut out.reason_data);
     out.series = Some(states);
-    Ok(out)
+    out
+}
+
+/// What the datapoints are: the statistic of a metric alarm, the expression of a PromQL one.
+fn add_measure(alarm: &Alarm, data: &mut Value) {
+    match alarm.promql() {
+        Some(expr) => data["promQL"] = json!(expr),
+        None => data["statistic"] = json!(alarm.statistic.to_string()),
+    }
 }
 
 /// `K=V,…` of the wildcard dimensions only: what tells the series of one alarm apart.
@@ -1573,6 +1716,20 @@ fn transition_message(
         },
         "Values": values.iter().map(|p| json!({"Timestamp": iso(p.timestamp_ms), "Value": p.value})).collect::<Vec<_>>(),
     });
+    if let Some(expr) = alarm.promql() {
+        // No metric: the expression instead (kinsight extension).
+        let t = m["Trigger"].as_object_mut().expect("an object");
+        for k in [
+            "MetricName",
+            "Namespace",
+            "StatisticType",
+            "Statistic",
+            "Dimensions",
+        ] {
+            t.remove(k);
+        }
+        t.insert("PromQL".into(), json!(expr));
+    }
     if !series.is_empty() {
         m["Series"] = Value::Array(series.to_vec());
     }

@@ -1,5 +1,6 @@
 //! Where alarms read their metric: the metric store, behind a trait so the state machine's
-//! tests and benchmarks can feed datapoints directly.
+//! tests and benchmarks can feed datapoints directly. PromQL alarms need a source that
+//! evaluates PromQL: the alarms crate does not (the server wraps the store with its engine).
 
 use kinsight_metrics::{MetricStore, SeriesKey, SeriesSelector, SlotSummary};
 
@@ -17,7 +18,18 @@ pub trait MetricSource: Send + Sync {
 
     /// Series a multi-series alarm watches.
     fn matching(&self, selector: &SeriesSelector) -> Vec<SeriesKey>;
+
+    /// The value of the PromQL expression `expr` at `t_ms` (an instant query): one element
+    /// per series, its labels sorted by name (a scalar: no labels). By default the source
+    /// cannot evaluate PromQL, and PromQL alarms fail to evaluate with this error.
+    fn promql_instant(&self, expr: &str, t_ms: i64) -> Result<Vec<PromSample>, String> {
+        let _ = (expr, t_ms);
+        Err("this metric source does not evaluate PromQL".into())
+    }
 }
+
+/// One element of a PromQL instant result: labels sorted by name, and the value.
+pub type PromSample = (Vec<(String, String)>, f64);
 
 impl MetricSource for MetricStore {
     fn fetch(

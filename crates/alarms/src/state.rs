@@ -99,8 +99,13 @@ pub struct MetricAlarm {
     pub state_reason_data: Option<String>,
     pub state_updated_timestamp: String,
     pub state_transitioned_timestamp: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub metric_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    /// kinsight extension: the expression of a PromQL alarm (instead of the metric).
+    #[serde(default, rename = "PromQL", skip_serializing_if = "Option::is_none")]
+    pub promql: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistic: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,7 +180,9 @@ pub(crate) fn describe(
         state_transitioned_timestamp: iso(state.transitioned_ms),
         metric_name: c.metric_name.clone(),
         namespace: c.namespace.clone(),
-        statistic: (!alarm.statistic.is_extended()).then(|| alarm.statistic.to_string()),
+        promql: c.promql.clone(),
+        statistic: (c.promql.is_none() && !alarm.statistic.is_extended())
+            .then(|| alarm.statistic.to_string()),
         extended_statistic: alarm
             .statistic
             .is_extended()

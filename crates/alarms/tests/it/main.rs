@@ -4,6 +4,7 @@
 
 mod egress;
 mod end_to_end;
+mod promql;
 mod receiver;
 mod service;
 mod state_machine;

@@ -42,19 +42,21 @@ struct PutArgs {
     alarm_name: String,
     #[arg(long)]
     alarm_description: Option<String>,
+    /// The metric's namespace (a metric alarm; not with --promql).
     #[arg(long)]
-    namespace: String,
+    namespace: Option<String>,
+    /// The metric (a metric alarm; not with --promql).
     #[arg(long)]
-    metric_name: String,
+    metric_name: Option<String>,
+    /// A PromQL expression instead of a metric (kinsight): each period's datapoint is its
+    /// value at the period's end; several label sets make a multi-series alarm.
+    #[arg(long, value_name = "EXPR")]
+    promql: Option<String>,
     /// `Name=K,Value=V`, several allowed; `Value=*` makes a multi-series alarm (kinsight).
     #[arg(long, num_args = 1.., value_name = "Name=K,Value=V")]
     dimensions: Vec<String>,
     /// SampleCount, Average, Sum, Minimum or Maximum.
-    #[arg(
-        long,
-        conflicts_with = "extended_statistic",
-        required_unless_present = "extended_statistic"
-    )]
+    #[arg(long, conflicts_with = "extended_statistic")]
     statistic: Option<String>,
     /// A percentile: pNN or pNN.NN.
     #[arg(long)]
@@ -208,7 +210,52 @@ pub fn run(args: AlarmsArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Exactly one of a metric (`--namespace`, `--metric-name`, a statistic) and `--promql`.
+fn check_source(a: &PutArgs) -> anyhow::Result<()> {
+    let metric_flags: Vec<&str> = [
+        ("--namespace", a.namespace.is_some()),
+        ("--metric-name", a.metric_name.is_some()),
+        ("--dimensions", !a.dimensions.is_empty()),
+        ("--statistic", a.statistic.is_some()),
+        ("--extended-statistic", a.extended_statistic.is_some()),
+        (
+            "--evaluate-low-sample-count-percentile",
+            a.evaluate_low_sample_count_percentile.is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(f, given)| given.then_some(f))
+    .collect();
+    if a.promql.is_some() {
+        if !metric_flags.is_empty() {
+            bail!(
+                "--promql replaces the metric: drop {} (give either --promql or --namespace/--metric-name/--statistic)",
+                metric_flags.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if a.namespace.is_none() {
+        missing.push("--namespace");
+    }
+    if a.metric_name.is_none() {
+        missing.push("--metric-name");
+    }
+    if a.statistic.is_none() && a.extended_statistic.is_none() {
+        missing.push("--statistic (or --extended-statistic)");
+    }
+    if !missing.is_empty() {
+        bail!(
+            "an alarm watches a metric or a PromQL expression: give --promql EXPR, or {} for a metric alarm",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 fn config_of(a: &PutArgs) -> anyhow::Result<AlarmConfig> {
+    check_source(a)?;
     let mut dimensions = Vec::new();
     for d in parse_dimensions(&a.dimensions)? {
         let Some(value) = d.value else {
@@ -225,8 +272,9 @@ fn config_of(a: &PutArgs) -> anyhow::Result<AlarmConfig> {
     Ok(AlarmConfig {
         alarm_name: a.alarm_name.clone(),
         alarm_description: a.alarm_description.clone(),
-        namespace: a.namespace.clone(),
-        metric_name: a.metric_name.clone(),
+        namespace: a.namespace.clone().unwrap_or_default(),
+        metric_name: a.metric_name.clone().unwrap_or_default(),
+        promql: a.promql.clone(),
         dimensions,
         statistic: a.statistic.clone(),
         extended_statistic: a.extended_statistic.clone(),
@@ -278,16 +326,23 @@ async fn list(a: ListArgs) -> anyhow::Result<ExitCode> {
                     vec![
                         m.alarm_name.clone(),
                         m.state_value.to_string(),
-                        format!(
-                            "{} {} {} {}",
-                            m.metric_name,
-                            m.statistic
-                                .clone()
-                                .or(m.extended_statistic.clone())
-                                .unwrap_or_default(),
-                            operator_symbol(&m.comparison_operator),
-                            m.threshold
-                        ),
+                        match &m.promql {
+                            Some(expr) => format!(
+                                "{expr} {} {}",
+                                operator_symbol(&m.comparison_operator),
+                                m.threshold
+                            ),
+                            None => format!(
+                                "{} {} {} {}",
+                                m.metric_name,
+                                m.statistic
+                                    .clone()
+                                    .or(m.extended_statistic.clone())
+                                    .unwrap_or_default(),
+                                operator_symbol(&m.comparison_operator),
+                                m.threshold
+                            ),
+                        },
                         m.state_reason.chars().take(100).collect(),
                     ]
                 })
@@ -439,27 +494,52 @@ mod tests {
         assert_eq!(c.alarm_actions.len(), 2);
         assert_eq!(c.datapoints_to_alarm, Some(3));
         kinsight_alarms::Alarm::try_from(c).unwrap();
-        // Exactly one of --statistic / --extended-statistic.
-        assert!(
-            T::try_parse_from([
-                "x",
-                "put",
-                "--alarm-name",
-                "a",
-                "--namespace",
-                "n",
-                "--metric-name",
-                "m",
-                "--period",
-                "60",
-                "--evaluation-periods",
-                "1",
-                "--threshold",
-                "1",
-                "--comparison-operator",
-                "GreaterThanThreshold"
-            ])
-            .is_err()
-        );
+        // A metric alarm needs --statistic or --extended-statistic (not a clap rule: not
+        // needed with --promql).
+        let t = T::try_parse_from([
+            "x",
+            "put",
+            "--alarm-name",
+            "a",
+            "--namespace",
+            "n",
+            "--metric-name",
+            "m",
+            "--period",
+            "60",
+            "--evaluation-periods",
+            "1",
+            "--threshold",
+            "1",
+            "--comparison-operator",
+            "GreaterThanThreshold",
+        ])
+        .unwrap();
+        let AlarmsCommand::Put(a) = t.c else { panic!() };
+        let e = config_of(&a).unwrap_err().to_string();
+        assert!(e.contains("--statistic (or --extended-statistic)"), "{e}");
+        // --promql instead of the metric.
+        let t = T::try_parse_from([
+            "x",
+            "put",
+            "--alarm-name",
+            "a",
+            "--promql",
+            "sum(rate(x[5m]))",
+            "--period",
+            "60",
+            "--evaluation-periods",
+            "1",
+            "--threshold",
+            "1",
+            "--comparison-operator",
+            "GreaterThanThreshold",
+        ])
+        .unwrap();
+        let AlarmsCommand::Put(a) = t.c else { panic!() };
+        let c = config_of(&a).unwrap();
+        assert_eq!(c.promql.as_deref(), Some("sum(rate(x[5m]))"));
+        assert!(c.namespace.is_empty() && c.statistic.is_none());
+        kinsight_alarms::Alarm::try_from(c).unwrap();
     }
 }

@@ -425,3 +425,92 @@ fn alarms_and_metrics_cli_against_a_real_server_with_a_sigkill_restart() {
     assert_eq!(list["MetricAlarms"].as_array().unwrap().len(), 7);
     drop(srv);
 }
+
+/// `--promql` (kinsight extension): errors that name the problem without reaching a server,
+/// then a PromQL alarm saved on a real server, listed with its expression and described with
+/// its `PromQL` member.
+#[test]
+fn put_with_promql() {
+    let common = [
+        "--alarm-name",
+        "cpu-promql",
+        "--period",
+        "60",
+        "--evaluation-periods",
+        "3",
+        "--threshold",
+        "80",
+        "--comparison-operator",
+        "GreaterThanThreshold",
+    ];
+    let put = |extra: &[&str], server: &str| {
+        let mut args = vec!["alarms", "put"];
+        args.extend(common);
+        args.extend(extra);
+        args.extend(["--server", server]);
+        kinsight(&args)
+    };
+    let nowhere = "http://127.0.0.1:9";
+    let expr = r#"avg(node_cpu_utilization{ClusterName="prod"})"#;
+
+    // Both ways.
+    let (code, _, err) = put(
+        &[
+            "--promql",
+            expr,
+            "--namespace",
+            "ContainerInsights",
+            "--statistic",
+            "Average",
+        ],
+        nowhere,
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--promql replaces the metric: drop --namespace, --statistic"),
+        "{err}"
+    );
+    // Neither.
+    let (code, _, err) = put(&[], nowhere);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("give --promql EXPR, or --namespace, --metric-name, --statistic"),
+        "{err}"
+    );
+    // A metric alarm missing its statistic is named as such.
+    let (code, _, err) = put(&["--namespace", "N", "--metric-name", "m"], nowhere);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("or --statistic (or --extended-statistic) for a metric alarm"),
+        "{err}"
+    );
+    // An expression that does not parse, or is not an instant vector: refused locally.
+    let (code, _, err) = put(&["--promql", "avg(node_cpu_utilization"], nowhere);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid PromQL: parse error"), "{err}");
+    let (code, _, err) = put(&["--promql", "node_cpu_utilization[5m]"], nowhere);
+    assert_ne!(code, 0);
+    assert!(err.contains("instant vector or a scalar"), "{err}");
+
+    // Saved on a real server.
+    let dir = tempfile::tempdir().unwrap();
+    let srv = ServerProc::start(&dir.path().join("data"));
+    let (code, _, err) = put(&["--promql", expr], &srv.url);
+    assert_eq!(code, 0, "{err}");
+    let table = ok(&["alarms", "list", "--server", &srv.url]);
+    assert!(table.contains(&format!("{expr} > 80")), "{table}");
+    let v: Value = serde_json::from_str(&ok(&[
+        "alarms",
+        "describe",
+        "cpu-promql",
+        "--server",
+        &srv.url,
+    ]))
+    .unwrap();
+    let a = &v["MetricAlarms"][0];
+    assert_eq!(a["PromQL"], expr);
+    assert!(
+        a.get("MetricName").is_none() && a.get("Statistic").is_none(),
+        "{a}"
+    );
+}
