@@ -4,9 +4,11 @@
 //!
 //! Invariants: no panic (deeply nested values included); a body is decoded or refused with a
 //! 4xx error; every record becomes one event in the header's group (else the default), whose
-//! message is a JSON object that parses back; at most the batch limit of events.
+//! message is a JSON object that parses back and fits the event limit (or the record is
+//! counted as too large); at most the batch limit of events; refusals of the whole request are
+//! 413.
 
-use kinsight_model::limits::MAX_BATCH_EVENTS;
+use kinsight_model::limits::{MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES};
 use kinsight_server::api::otlp::{DEFAULT_GROUP, decode_logs, to_events};
 
 const NOW_MS: i64 = 1_767_225_600_000;
@@ -36,22 +38,23 @@ pub fn run(data: &[u8]) {
         .map(|s| s.log_records.len())
         .sum();
     match to_events(&request, group, stream, NOW_MS) {
-        Ok(events) => {
-            assert_eq!(events.len(), records);
+        Ok(prepared) => {
+            let events = &prepared.events;
+            assert_eq!(events.len() + prepared.too_large, records);
             assert!(events.len() <= MAX_BATCH_EVENTS);
-            for e in &events {
+            for e in events {
                 assert_eq!(e.log_group_name, group.unwrap_or(DEFAULT_GROUP));
                 if let Some(s) = stream {
                     assert_eq!(e.log_stream_name, s);
                 }
+                assert!(e.message.len() <= MAX_MESSAGE_BYTES);
                 let v: serde_json::Value =
                     serde_json::from_str(&e.message).expect("the event is JSON");
                 assert!(v.is_object());
             }
         }
         Err(e) => {
-            assert!(e.code.status().is_client_error(), "{e:?}");
-            assert!(records > MAX_BATCH_EVENTS);
+            assert_eq!(e.code.status(), 413, "{e:?}");
         }
     }
 }

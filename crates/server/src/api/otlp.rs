@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
-use kinsight_model::limits::MAX_BATCH_EVENTS;
+use kinsight_model::limits::{
+    EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_MESSAGE_BYTES,
+};
 use kinsight_store::{IngestRequest, LogEvent};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -87,27 +89,32 @@ async fn export_logs(
     let group = header(&headers, "x-aws-log-group")?;
     let stream = header(&headers, "x-aws-log-stream")?;
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let events = to_events(&request, group.as_deref(), stream.as_deref(), now_ms)?;
-    let outcome = if events.is_empty() {
-        None
-    } else {
-        Some(
-            state
-                .store
-                .ingest(IngestRequest {
-                    batch_id: None,
-                    events,
-                    auto_create_groups: true,
-                })
-                .await?,
-        )
-    };
-    let partial = outcome
-        .filter(|o| o.rejected_count > 0)
-        .map(|o| ExportLogsPartialSuccess {
-            rejected_log_records: o.rejected_count as i64,
-            error_message: partial_message(&o.rejected),
-        });
+    let prepared = to_events(&request, group.as_deref(), stream.as_deref(), now_ms)?;
+    // The store takes batches of at most 10,000 events and 1 MiB: a collector's batch (8,192
+    // records, each carrying its resource) is stored in as many ingests as it needs.
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut rejected = prepared.too_large as u64;
+    if prepared.too_large > 0 {
+        counts.insert("tooLargeLogEventCount".into(), prepared.too_large as u64);
+    }
+    for chunk in batches(prepared.events) {
+        let outcome = state
+            .store
+            .ingest(IngestRequest {
+                batch_id: None,
+                events: chunk,
+                auto_create_groups: true,
+            })
+            .await?;
+        rejected += outcome.rejected_count as u64;
+        for r in &outcome.rejected {
+            *counts.entry(reason_key(r.reason)).or_default() += 1;
+        }
+    }
+    let partial = (rejected > 0).then(|| ExportLogsPartialSuccess {
+        rejected_log_records: rejected as i64,
+        error_message: serde_json::to_string(&counts).unwrap_or_default(),
+    });
     Ok(answer(
         enc,
         ExportLogsServiceResponse {
@@ -116,17 +123,34 @@ async fn export_logs(
     ))
 }
 
-/// CloudWatch's partial-success message: counts by reason, as JSON.
-fn partial_message(rejected: &[kinsight_store::Rejection]) -> String {
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    for r in rejected {
-        let reason = serde_json::to_value(r.reason)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "rejected".into());
-        *counts.entry(format!("{reason}LogEventCount")).or_default() += 1;
+/// Splits events into the store's batches: at most [`MAX_BATCH_EVENTS`] events and
+/// [`MAX_BATCH_BYTES`] (messages plus 26 bytes each), order kept.
+fn batches(events: Vec<LogEvent>) -> Vec<Vec<LogEvent>> {
+    let mut out: Vec<Vec<LogEvent>> = Vec::new();
+    let mut bytes = 0;
+    for e in events {
+        let size = e.message.len() + EVENT_OVERHEAD_BYTES;
+        match out.last_mut() {
+            Some(b) if b.len() < MAX_BATCH_EVENTS && bytes + size <= MAX_BATCH_BYTES => {
+                bytes += size;
+                b.push(e);
+            }
+            _ => {
+                bytes = size;
+                out.push(vec![e]);
+            }
+        }
     }
-    serde_json::to_string(&counts).unwrap_or_default()
+    out
+}
+
+/// CloudWatch's partial-success counters: `tooOldLogEventCount`, ….
+fn reason_key(reason: kinsight_store::RejectReason) -> String {
+    let reason = serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "rejected".into());
+    format!("{reason}LogEventCount")
 }
 
 fn answer(enc: Encoding, response: ExportLogsServiceResponse) -> Response {
@@ -180,14 +204,28 @@ async fn traces() -> ApiError {
     )
 }
 
-/// The request's records as log events, in order. More than [`MAX_BATCH_EVENTS`] records are
-/// refused as a whole (OpenTelemetry SDKs export 512 at a time by default).
+/// Most message bytes one request may expand to (resource and scope attributes are repeated in
+/// every record's event): beyond it the request is refused before more is built.
+pub const MAX_REQUEST_EXPANDED_BYTES: usize = 64 << 20;
+
+/// A request's records as log events.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// In the request's order.
+    pub events: Vec<LogEvent>,
+    /// Records whose event would exceed the event size limit (not built; refused like the
+    /// store refuses too large events).
+    pub too_large: usize,
+}
+
+/// The request's records as log events, in order. More than [`MAX_BATCH_EVENTS`] records, or
+/// more than [`MAX_REQUEST_EXPANDED_BYTES`] of events, are refused as a whole (413).
 pub fn to_events(
     request: &ExportLogsServiceRequest,
     group: Option<&str>,
     stream: Option<&str>,
     now_ms: i64,
-) -> ApiResult<Vec<LogEvent>> {
+) -> ApiResult<Prepared> {
     let total: usize = request
         .resource_logs
         .iter()
@@ -203,7 +241,11 @@ pub fn to_events(
         ));
     }
     let group = group.unwrap_or(DEFAULT_GROUP);
-    let mut events = Vec::with_capacity(total);
+    let mut out = Prepared {
+        events: Vec::with_capacity(total),
+        too_large: 0,
+    };
+    let mut expanded = 0usize;
     for rl in &request.resource_logs {
         let resource = rl
             .resource
@@ -216,12 +258,14 @@ pub fn to_events(
                 resource
                     .get("service.name")
                     .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
+                    .and_then(stream_name)
             })
             .unwrap_or_else(|| DEFAULT_STREAM.to_string());
+        // Serialised once, spliced into every record's event.
+        let resource_json =
+            (!resource.is_empty()).then(|| json!({"attributes": resource}).to_string());
         for sl in &rl.scope_logs {
-            let scope = sl.scope.as_ref().map(|s| {
+            let scope_json = sl.scope.as_ref().map(|s| {
                 let mut m = Map::new();
                 m.insert("name".into(), Value::String(s.name.clone()));
                 if !s.version.is_empty() {
@@ -233,57 +277,49 @@ pub fn to_events(
                         Value::Object(attributes(&s.attributes)),
                     );
                 }
-                Value::Object(m)
+                Value::Object(m).to_string()
             });
+            let shared = resource_json.as_ref().map_or(0, |r| r.len() + 12)
+                + scope_json.as_ref().map_or(0, |s| s.len() + 9);
             for r in &sl.log_records {
-                let mut m = Map::new();
-                if !resource.is_empty() {
-                    m.insert("resource".into(), json!({"attributes": resource}));
+                if shared > MAX_MESSAGE_BYTES {
+                    out.too_large += 1;
+                    continue;
                 }
-                if let Some(s) = &scope {
-                    m.insert("scope".into(), s.clone());
+                let rest = Value::Object(record_fields(r)).to_string();
+                let mut message = String::with_capacity(shared + rest.len() + 2);
+                message.push('{');
+                if let Some(r) = &resource_json {
+                    message.push_str("\"resource\":");
+                    message.push_str(r);
+                    message.push(',');
                 }
-                if r.time_unix_nano != 0 {
-                    m.insert("timeUnixNano".into(), json!(r.time_unix_nano));
+                if let Some(s) = &scope_json {
+                    message.push_str("\"scope\":");
+                    message.push_str(s);
+                    message.push(',');
                 }
-                if r.observed_time_unix_nano != 0 {
-                    m.insert(
-                        "observedTimeUnixNano".into(),
-                        json!(r.observed_time_unix_nano),
-                    );
+                // `rest` is an object: `{}` or `{…}`.
+                if rest.len() > 2 {
+                    message.push_str(&rest[1..]);
+                } else {
+                    if message.ends_with(',') {
+                        message.pop();
+                    }
+                    message.push('}');
                 }
-                if r.severity_number != 0 {
-                    m.insert("severityNumber".into(), json!(r.severity_number));
+                if message.len() > MAX_MESSAGE_BYTES {
+                    out.too_large += 1;
+                    continue;
                 }
-                if !r.severity_text.is_empty() {
-                    m.insert("severityText".into(), json!(r.severity_text));
-                }
-                if !r.event_name.is_empty() {
-                    m.insert("eventName".into(), json!(r.event_name));
-                }
-                if let Some(b) = &r.body {
-                    m.insert("body".into(), any_value(b));
-                }
-                if !r.attributes.is_empty() {
-                    m.insert(
-                        "attributes".into(),
-                        Value::Object(attributes(&r.attributes)),
-                    );
-                }
-                if r.dropped_attributes_count != 0 {
-                    m.insert(
-                        "droppedAttributesCount".into(),
-                        json!(r.dropped_attributes_count),
-                    );
-                }
-                if r.flags != 0 {
-                    m.insert("flags".into(), json!(r.flags));
-                }
-                if r.trace_id.iter().any(|b| *b != 0) {
-                    m.insert("traceId".into(), json!(hex::encode(&r.trace_id)));
-                }
-                if r.span_id.iter().any(|b| *b != 0) {
-                    m.insert("spanId".into(), json!(hex::encode(&r.span_id)));
+                expanded += message.len();
+                if expanded > MAX_REQUEST_EXPANDED_BYTES {
+                    return Err(ApiError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!(
+                            "the request's records expand to more than {MAX_REQUEST_EXPANDED_BYTES} bytes of events (resource and scope attributes repeat in every record); send smaller batches"
+                        ),
+                    ));
                 }
                 let nanos = if r.time_unix_nano != 0 {
                     r.time_unix_nano
@@ -295,16 +331,75 @@ pub fn to_events(
                 } else {
                     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
                 };
-                events.push(LogEvent::new(
-                    group,
-                    stream.clone(),
-                    timestamp,
-                    Value::Object(m).to_string(),
-                ));
+                out.events
+                    .push(LogEvent::new(group, stream.clone(), timestamp, message));
             }
         }
     }
-    Ok(events)
+    Ok(out)
+}
+
+/// A default stream name from `service.name`: characters streams may not hold (`:` and `*`,
+/// as in the SDKs' `unknown_service:<process>`) become `_`, at most 512 bytes; `None` when
+/// nothing usable is left.
+fn stream_name(service: &str) -> Option<String> {
+    let mut name: String = service
+        .chars()
+        .map(|c| if c == ':' || c == '*' { '_' } else { c })
+        .collect();
+    while name.len() > 512 {
+        name.pop();
+    }
+    (!name.trim().is_empty() && kinsight_model::names::validate_log_stream_name(&name).is_ok())
+        .then_some(name)
+}
+
+/// A record's own fields (everything but resource and scope), empty ones left out.
+fn record_fields(r: &opentelemetry_proto::tonic::logs::v1::LogRecord) -> Map<String, Value> {
+    let mut m = Map::new();
+    if r.time_unix_nano != 0 {
+        m.insert("timeUnixNano".into(), json!(r.time_unix_nano));
+    }
+    if r.observed_time_unix_nano != 0 {
+        m.insert(
+            "observedTimeUnixNano".into(),
+            json!(r.observed_time_unix_nano),
+        );
+    }
+    if r.severity_number != 0 {
+        m.insert("severityNumber".into(), json!(r.severity_number));
+    }
+    if !r.severity_text.is_empty() {
+        m.insert("severityText".into(), json!(r.severity_text));
+    }
+    if !r.event_name.is_empty() {
+        m.insert("eventName".into(), json!(r.event_name));
+    }
+    if let Some(b) = &r.body {
+        m.insert("body".into(), any_value(b));
+    }
+    if !r.attributes.is_empty() {
+        m.insert(
+            "attributes".into(),
+            Value::Object(attributes(&r.attributes)),
+        );
+    }
+    if r.dropped_attributes_count != 0 {
+        m.insert(
+            "droppedAttributesCount".into(),
+            json!(r.dropped_attributes_count),
+        );
+    }
+    if r.flags != 0 {
+        m.insert("flags".into(), json!(r.flags));
+    }
+    if r.trace_id.iter().any(|b| *b != 0) {
+        m.insert("traceId".into(), json!(hex::encode(&r.trace_id)));
+    }
+    if r.span_id.iter().any(|b| *b != 0) {
+        m.insert("spanId".into(), json!(hex::encode(&r.span_id)));
+    }
+    m
 }
 
 /// Attributes as a JSON object (a repeated key keeps its last value, as OTLP says keys are

@@ -287,3 +287,121 @@ async fn bad_bodies_and_traces_get_clear_errors() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(v["message"].as_str().unwrap().contains("traces"), "{v}");
 }
+
+#[tokio::test]
+async fn big_batches_are_stored_whole_and_repeated_resources_cannot_blow_up() {
+    let t = app().await;
+    let now = now_ms();
+    // A collector-sized batch: 3,000 records each repeating a ~600-byte resource, about 2.5 MB
+    // of events — more than one store batch (1 MiB): stored whole, in several ingests. The
+    // SDKs' default service name holds a ':' that stream names may not: it becomes '_'.
+    let mut req = request(
+        Some("unknown_service:python"),
+        (0..3_000).map(|i| record(now, &format!("r{i}"))).collect(),
+    );
+    req.resource_logs[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(kv("padding", V::StringValue("x".repeat(600))));
+    let (s, body) = post(
+        &t.app,
+        "application/x-protobuf",
+        true,
+        req.encode_to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        ExportLogsServiceResponse::decode(&body[..])
+            .unwrap()
+            .partial_success,
+        None
+    );
+    // Forward pages until a page comes back empty (the token then stays put).
+    let mut bodies: Vec<String> = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut uri = "/v1/events?group=/kinsight/otlp&stream=unknown_service_python&direction=forward&limit=10000".to_string();
+        if let Some(n) = &next {
+            uri.push_str(&format!("&next={}", urlencode(n)));
+        }
+        let (s, v) = call("GET", &uri).send(&t.app).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let page = v["events"].as_array().unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for e in page {
+            let m: Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
+            bodies.push(m["body"].as_str().unwrap().to_string());
+        }
+        next = v["nextForwardToken"].as_str().map(str::to_string);
+        assert!(next.is_some(), "{v}");
+    }
+    assert_eq!(
+        bodies,
+        (0..3_000).map(|i| format!("r{i}")).collect::<Vec<_>>(),
+        "every record once, in order"
+    );
+
+    // A resource too large for any event: every record refused as too large, nothing built.
+    let mut req = request(Some("big"), (0..10).map(|_| record(now, "x")).collect());
+    req.resource_logs[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(kv("blob", V::StringValue("y".repeat(300_000))));
+    let (s, body) = post(
+        &t.app,
+        "application/x-protobuf",
+        false,
+        req.encode_to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let partial = ExportLogsServiceResponse::decode(&body[..])
+        .unwrap()
+        .partial_success
+        .unwrap();
+    assert_eq!(partial.rejected_log_records, 10);
+    assert!(partial.error_message.contains("tooLargeLogEventCount"));
+
+    // A 200 KB resource shared by 10,000 empty records would expand to 2 GB of events: refused
+    // (413) as soon as the expansion passes its cap, without building it.
+    let mut req = request(
+        Some("huge"),
+        (0..10_000).map(|_| LogRecord::default()).collect(),
+    );
+    req.resource_logs[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(kv("blob", V::StringValue("z".repeat(200_000))));
+    let (s, body) = post(
+        &t.app,
+        "application/x-protobuf",
+        true,
+        req.encode_to_vec(),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(String::from_utf8_lossy(&body).contains("expand"));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
