@@ -203,4 +203,53 @@ fn kinsight_up_sees_a_podman_pod_cpu_and_every_log_line() {
         (1..=max).collect::<Vec<_>>(),
         "no line lost or stored twice"
     );
+
+    // The agent's metrics through PromQL (issue 17): the node's memory utilization at the time
+    // of its latest performance event is that event's value — the series named by the metric,
+    // its dimensions as labels.
+    let latest = query(
+        &server,
+        &token,
+        perf,
+        r#"filter Type="Node" | sort @timestamp desc | limit 1 | fields node_memory_utilization as v, NodeName as node, toMillis(@timestamp) as t"#,
+    );
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    let node = latest[0]["node"].as_str().unwrap().to_string();
+    let t_ms = num(&latest[0]["t"]) as i64;
+    let promql = format!(r#"node_memory_utilization{{ClusterName="local",NodeName="{node}"}}"#);
+    let time = format!("{:.3}", t_ms as f64 / 1000.0);
+    let answer: Value = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            reqwest::Client::new()
+                .get(format!("{server}/api/v1/query"))
+                .bearer_auth(&token)
+                .query(&[("query", promql.as_str()), ("time", time.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+    assert_eq!(answer["status"], "success", "{answer}");
+    let result = answer["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "{answer}");
+    assert_eq!(result[0]["metric"]["__name__"], "node_memory_utilization");
+    assert_eq!(
+        result[0]["metric"]["cloudwatch_namespace"],
+        "ContainerInsights"
+    );
+    let promql_value = num(&result[0]["value"][1]);
+    let logs_value = num(&latest[0]["v"]);
+    assert!(
+        (promql_value - logs_value).abs() <= 1e-9 * logs_value.abs().max(1.0),
+        "PromQL {promql_value} vs the event's {logs_value}"
+    );
+    assert!(
+        promql_value > 0.0 && promql_value <= 100.0,
+        "{promql_value}"
+    );
 }
