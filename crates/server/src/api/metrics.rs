@@ -130,7 +130,8 @@ impl MetricsEngine {
         clock: Arc<dyn Clock>,
     ) -> Result<EngineTasks, AlarmError> {
         let service = AlarmService::open(self.data_dir.join("alarms"), alarms, clock)?;
-        let source: Arc<dyn MetricSource> = self.metrics.clone();
+        let source: Arc<dyn MetricSource> =
+            Arc::new(super::prometheus::AlarmSource(self.metrics.clone()));
         let tasks = EngineTasks {
             alarms: Some(service.spawn(source)),
             maintenance: spawn_maintenance(self.metrics.clone(), MAINTENANCE_INTERVAL),
@@ -164,7 +165,8 @@ impl MetricsEngine {
         })
         .await
         .map_err(|e| AlarmError::Unavailable(e.to_string()))??;
-        let source: Arc<dyn MetricSource> = self.metrics.clone();
+        let source: Arc<dyn MetricSource> =
+            Arc::new(super::prometheus::AlarmSource(self.metrics.clone()));
         let maintenance = spawn_maintenance_publishing(
             self.metrics.clone(),
             MAINTENANCE_INTERVAL,

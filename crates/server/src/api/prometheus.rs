@@ -491,6 +491,61 @@ impl Source for StoreSource {
     }
 }
 
+/// Limits of one instant query of a PromQL alarm (the evaluator runs them one after another,
+/// N + 2 per alarm and evaluation).
+const ALARM_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+const ALARM_QUERY_MAX_SAMPLES: usize = 10_000_000;
+
+/// What the alarms evaluate against: the metric store for metric alarms, and the PromQL
+/// engine over it ([`StoreSource`]) for PromQL alarms. kinsight-alarms depends on neither
+/// the server nor kinsight-promql: the server passes this to `AlarmService::spawn`.
+pub struct AlarmSource(pub Arc<MetricStore>);
+
+impl kinsight_alarms::MetricSource for AlarmSource {
+    fn fetch(
+        &self,
+        key: &kinsight_metrics::SeriesKey,
+        start_ms: i64,
+        period_ms: i64,
+        n: usize,
+        keep_samples: bool,
+    ) -> Result<Vec<kinsight_metrics::SlotSummary>, String> {
+        kinsight_alarms::MetricSource::fetch(&*self.0, key, start_ms, period_ms, n, keep_samples)
+    }
+
+    fn matching(
+        &self,
+        selector: &kinsight_metrics::SeriesSelector,
+    ) -> Vec<kinsight_metrics::SeriesKey> {
+        kinsight_alarms::MetricSource::matching(&*self.0, selector)
+    }
+
+    fn promql_instant(
+        &self,
+        expr: &str,
+        t_ms: i64,
+    ) -> Result<Vec<kinsight_alarms::source::PromSample>, String> {
+        let opts = kinsight_promql::Options {
+            timeout: ALARM_QUERY_TIMEOUT,
+            max_samples: ALARM_QUERY_MAX_SAMPLES,
+            ..Default::default()
+        };
+        let source = StoreSource::new(self.0.clone(), opts.max_samples);
+        match kinsight_promql::instant_query(&source, expr, t_ms, &opts)
+            .map_err(|e| e.to_string())?
+        {
+            Value::Scalar { v, .. } => Ok(vec![(Vec::new(), v)]),
+            Value::Vector(samples) => Ok(samples
+                .into_iter()
+                .map(|s| (Labels::new(s.labels.0).0, s.v))
+                .collect()),
+            Value::String { .. } | Value::Matrix(_) => {
+                Err("the expression does not give an instant vector or a scalar".to_string())
+            }
+        }
+    }
+}
+
 /// A `match[]` series selector as alternatives (OR) of matcher sets (AND), parsed by
 /// promql-parser (the engine's parser).
 fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, PromApiError> {

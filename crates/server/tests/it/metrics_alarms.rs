@@ -368,3 +368,110 @@ async fn emf_through_the_api_to_alarm_webhook_restart_and_back_to_ok() {
     assert_eq!((s, v["code"].as_str()), (404, Some("ResourceNotFound")));
     srv.stop().await;
 }
+
+/// A PromQL alarm (kinsight extension) through the real server: EMF events ingested through
+/// the API, the expression evaluated by the server's PromQL engine at each period's end,
+/// ALARM after two of three breaching minutes, the webhook naming the expression, and
+/// DescribeAlarms returning it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promql_alarm_from_emf_to_webhook() {
+    let (hooks, inbox) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = (chrono::Utc::now().timestamp_millis() / MIN) * MIN - 20 * MIN;
+    let clock = Arc::new(ManualClock::new(t0));
+    let srv = start(dir.path(), &clock).await;
+    let expr = r#"avg(node_cpu_utilization{ClusterName="prod"})"#;
+
+    let (s, v) = srv
+        .call(
+            reqwest::Method::PUT,
+            "/v1/alarms",
+            Some(json!({
+                "AlarmName": "prod-cpu", "PromQL": expr,
+                "Period": 60, "EvaluationPeriods": 3, "DatapointsToAlarm": 2,
+                "Threshold": 80, "ComparisonOperator": "GreaterThanThreshold",
+                "AlarmActions": [format!("{hooks}/pager")]
+            })),
+        )
+        .await;
+    assert_eq!(
+        (s, v["StateValue"].as_str()),
+        (200, Some("INSUFFICIENT_DATA")),
+        "{v}"
+    );
+    assert_eq!(v["PromQL"], expr);
+    // Both ways, or an expression that does not parse: 400 naming PromQL.
+    for bad in [
+        json!({"AlarmName": "x", "PromQL": expr, "Namespace": "ContainerInsights",
+               "Period": 60, "EvaluationPeriods": 1, "Threshold": 1,
+               "ComparisonOperator": "GreaterThanThreshold"}),
+        json!({"AlarmName": "x", "PromQL": "avg(", "Period": 60, "EvaluationPeriods": 1,
+               "Threshold": 1, "ComparisonOperator": "GreaterThanThreshold"}),
+    ] {
+        let (s, v) = srv
+            .call(reqwest::Method::PUT, "/v1/alarms", Some(bad))
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (400, Some("InvalidParameter")),
+            "{v}"
+        );
+        assert!(v["message"].as_str().unwrap().contains("PromQL"), "{v}");
+    }
+
+    let state = async |want: &str| {
+        for _ in 0..400 {
+            let (s, v) = srv
+                .call(reqwest::Method::GET, "/v1/alarm?name=prod-cpu", None)
+                .await;
+            assert_eq!(s, 200, "{v}");
+            if v["StateValue"] == want {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the PromQL alarm never reached {want}");
+    };
+    for m in 0..3 {
+        srv.ingest_minute(t0 + m * MIN, 35.0).await;
+    }
+    srv.wait_samples(t0, t0 + 3 * MIN, 18.0).await;
+    clock.set(t0 + 3 * MIN + 10_000);
+    state("OK").await;
+    for m in 3..5 {
+        srv.ingest_minute(t0 + m * MIN, 95.0).await;
+    }
+    srv.wait_samples(t0, t0 + 5 * MIN, 30.0).await;
+    clock.set(t0 + 5 * MIN + 10_000);
+    let v = state("ALARM").await;
+    assert!(v.get("MetricName").is_none(), "{v}");
+    for _ in 0..200 {
+        if !received(&inbox, "pager").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let pager = received(&inbox, "pager");
+    assert_eq!(pager.len(), 1);
+    assert_eq!(pager[0]["NewStateValue"], "ALARM");
+    assert_eq!(pager[0]["Trigger"]["PromQL"], expr);
+    assert!(pager[0]["Trigger"].get("MetricName").is_none());
+    let values: Vec<f64> = pager[0]["Values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["Value"].as_f64())
+        .collect();
+    // Newest first. An instant query at a period's end sees a sample at exactly that end:
+    // the minute t0+2m..t0+3m ends on the first 95 sample (at t0+3m).
+    assert_eq!(values, vec![95.0, 95.0, 95.0], "{}", pager[0]);
+    assert_eq!(
+        pager[0]["Values"][2]["Timestamp"],
+        kinsight_alarms::state::iso(t0 + 2 * MIN)
+    );
+
+    let (s, v) = srv.call(reqwest::Method::GET, "/v1/alarms", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["MetricAlarms"][0]["PromQL"], expr, "{v}");
+    srv.stop().await;
+}
