@@ -567,7 +567,7 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, Pro
     Ok(out)
 }
 
-fn convert_matchers(m: &Matchers) -> Vec<Matcher> {
+pub(crate) fn convert_matchers(m: &Matchers) -> Vec<Matcher> {
     m.matchers
         .iter()
         .map(|m| Matcher {

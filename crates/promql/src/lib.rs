@@ -54,6 +54,9 @@
 mod aggregate;
 mod eval;
 mod functions;
+mod guard;
+
+pub use guard::{MAX_DURATION_SECS, MAX_NESTING_DEPTH, MAX_OPERATORS, MAX_QUERY_BYTES, check};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -231,8 +234,51 @@ pub enum PromError {
     Source(String),
 }
 
+/// Parses `query` after [`check`]; a panic of the parser (the last line of defence against
+/// input the check does not foresee) becomes a `BadData` error.
 fn parse(query: &str) -> Result<Expr, PromError> {
-    promql_parser::parser::parse(query).map_err(|e| bad(format!("parse error: {e}")))
+    check(query)?;
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(query)) {
+        Ok(r) => r.map_err(|e| bad(format!("parse error: {e}"))),
+        Err(_) => Err(bad(
+            "parse error: the query could not be parsed (a number out of range?)",
+        )),
+    }
+}
+
+/// Parses a series selector (the `match[]` parameter of the series and label APIs) into
+/// alternatives (OR, from `{a="1" or b="2"}`) of matcher sets (AND), the metric name as a
+/// `__name__` matcher; anything but a plain selector is `BadData`. Guarded as queries are.
+pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, PromError> {
+    let expr = parse(s)?;
+    let Expr::VectorSelector(vs) = expr else {
+        return Err(bad(format!("{s:?} is not a series selector")));
+    };
+    let convert = |ms: &promql_parser::label::Matchers| -> Vec<Matcher> {
+        let mut out = eval::convert_matchers(ms);
+        if let Some(name) = &vs.name {
+            out.push(Matcher {
+                name: eval::METRIC_NAME.into(),
+                op: MatchOp::Equal,
+                value: name.clone(),
+            });
+        }
+        out
+    };
+    if vs.matchers.or_matchers.is_empty() {
+        return Ok(vec![convert(&vs.matchers)]);
+    }
+    Ok(vs
+        .matchers
+        .or_matchers
+        .iter()
+        .map(|m| {
+            convert(&promql_parser::label::Matchers {
+                matchers: m.clone(),
+                or_matchers: Vec::new(),
+            })
+        })
+        .collect())
 }
 
 /// Evaluates `query` at `t_ms`.

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get};
 use kinsight_metrics::labels::{PROMETHEUS_NAMESPACE, is_valid_label_name, series_labels};
 use kinsight_metrics::{MetricStore, SeriesInfo};
-use kinsight_promql::{Labels, MatchOp, Matcher, PromError, Series, Source, Value};
+use kinsight_promql::{Labels, Matcher, PromError, Series, Source, Value};
 
 use crate::auth::{CanRead, Require};
 use crate::body::DecodedBody;
@@ -219,22 +219,52 @@ impl Params {
     }
 }
 
-fn parse_form(text: &str) -> Result<Vec<(String, String)>, PromApiError> {
-    let uri: axum::http::Uri = format!("/?{}", text.trim())
-        .parse()
-        .map_err(|_| PromApiError::bad_data("the parameters are not valid form encoding"))?;
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
-        .map(|q| q.0)
-        .map_err(|e| {
-            PromApiError::bad_data(format!("the parameters are not valid form encoding: {e}"))
+/// `application/x-www-form-urlencoded` text (a query string or a POST body) as pairs, in
+/// order: `&`-separated, `+` is a space, `%XX` a byte (an invalid escape is kept as written),
+/// invalid UTF-8 replaced. Parsed directly, not through a URI, so a body of any length the
+/// body limit allows is taken.
+fn parse_form(text: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = |c: u8| (c as char).to_digit(16);
+                    match (
+                        b.get(i + 1).and_then(|&c| hex(c)),
+                        b.get(i + 2).and_then(|&c| hex(c)),
+                    ) {
+                        (Some(h), Some(l)) => {
+                            out.push((h * 16 + l) as u8);
+                            i += 2;
+                        }
+                        _ => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    text.trim()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
         })
+        .collect()
 }
 
 impl FromRequest<AppState> for Params {
     type Rejection = PromApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let from_query = parse_form(req.uri().query().unwrap_or(""))?;
+        let from_query = parse_form(req.uri().query().unwrap_or(""));
         if req.method() != Method::POST {
             return Ok(Params(from_query));
         }
@@ -255,27 +285,11 @@ impl FromRequest<AppState> for Params {
             }
             let text = std::str::from_utf8(&body.bytes)
                 .map_err(|_| PromApiError::bad_data("the request body is not UTF-8"))?;
-            // Spaces and other characters a URI may not hold arrive percent-encoded in a form
-            // body; anything raw is encoded here so that the URI parser takes it.
-            params = parse_form(&encode_raw(text))?;
+            params = parse_form(text);
         }
         params.extend(from_query);
         Ok(Params(params))
     }
-}
-
-/// Percent-encodes bytes a URI query may not contain (form bodies are already encoded; this
-/// only guards against raw characters such as `{` or `"` sent unencoded).
-fn encode_raw(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A Prometheus timestamp: unix seconds (float, millisecond precision) or RFC 3339.
@@ -546,43 +560,11 @@ impl kinsight_alarms::MetricSource for AlarmSource {
     }
 }
 
-/// A `match[]` series selector as alternatives (OR) of matcher sets (AND), parsed by
-/// promql-parser (the engine's parser).
+/// A `match[]` series selector as alternatives (OR) of matcher sets (AND), parsed by the
+/// engine (`kinsight_promql::parse_selector`: guarded against deep nesting and parser
+/// panics). Called off the async workers (the parser recurses).
 fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, PromApiError> {
-    use promql_parser::label::MatchOp as P;
-    let bad = |m: String| PromApiError::param("match[]", m);
-    let expr = promql_parser::parser::parse(s).map_err(bad)?;
-    let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
-        return Err(bad(format!("{s:?} is not a series selector")));
-    };
-    let convert = |ms: &[promql_parser::label::Matcher]| -> Vec<Matcher> {
-        let mut out: Vec<Matcher> = ms
-            .iter()
-            .map(|m| Matcher {
-                name: m.name.clone(),
-                op: match m.op {
-                    P::Equal => MatchOp::Equal,
-                    P::NotEqual => MatchOp::NotEqual,
-                    P::Re(_) => MatchOp::Re,
-                    P::NotRe(_) => MatchOp::NotRe,
-                },
-                value: m.value.clone(),
-            })
-            .collect();
-        if let Some(name) = &vs.name {
-            out.push(Matcher {
-                name: "__name__".into(),
-                op: MatchOp::Equal,
-                value: name.clone(),
-            });
-        }
-        out
-    };
-    let mut alternatives = vec![convert(&vs.matchers.matchers)];
-    if !vs.matchers.or_matchers.is_empty() {
-        alternatives = vs.matchers.or_matchers.iter().map(|m| convert(m)).collect();
-    }
-    Ok(alternatives)
+    kinsight_promql::parse_selector(s).map_err(|e| PromApiError::param("match[]", e))
 }
 
 /// The series every `match[]` (or, without any, every series) selects that have samples in
@@ -630,8 +612,13 @@ fn matched_series(
     Ok(found)
 }
 
-fn selectors(p: &Params) -> Result<Vec<Vec<Vec<Matcher>>>, PromApiError> {
-    p.all("match[]").into_iter().map(parse_selector).collect()
+/// The `match[]` parameters, parsed off the async workers.
+async fn selectors(p: &Params) -> Result<Vec<Vec<Vec<Matcher>>>, PromApiError> {
+    let texts: Vec<String> = p.all("match[]").into_iter().map(str::to_string).collect();
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    blocking(move || texts.iter().map(|s| parse_selector(s)).collect()).await
 }
 
 fn range_params(p: &Params) -> Result<(i64, i64), PromApiError> {
@@ -667,7 +654,7 @@ fn truncate<T>(v: &mut Vec<T>, limit: usize, warnings: &mut Vec<String>) {
 
 async fn series(_: Require<CanRead>, State(state): State<AppState>, p: Params) -> PromResult {
     let store = store_of(&state)?;
-    let sel = selectors(&p)?;
+    let sel = selectors(&p).await?;
     if sel.is_empty() {
         return Err(PromApiError::bad_data("no match[] parameter provided"));
     }
@@ -692,7 +679,7 @@ async fn series(_: Require<CanRead>, State(state): State<AppState>, p: Params) -
 
 async fn labels(_: Require<CanRead>, State(state): State<AppState>, p: Params) -> PromResult {
     let store = store_of(&state)?;
-    let sel = selectors(&p)?;
+    let sel = selectors(&p).await?;
     let (start, end) = range_params(&p)?;
     let limit = limit_param(&p)?;
     let mut names: Vec<String> = blocking(move || {
@@ -721,7 +708,7 @@ async fn label_values(
             "invalid label name: {name:?}"
         )));
     }
-    let sel = selectors(&p)?;
+    let sel = selectors(&p).await?;
     let (start, end) = range_params(&p)?;
     let limit = limit_param(&p)?;
     let mut values: Vec<String> = blocking(move || {
@@ -1024,6 +1011,7 @@ pub fn render_value(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kinsight_promql::MatchOp;
 
     #[test]
     fn times_parse_like_prometheus() {

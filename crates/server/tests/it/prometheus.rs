@@ -601,3 +601,58 @@ async fn instant_and_range_queries_compute_from_the_ingested_samples() {
         "many-to-many matching not allowed",
     );
 }
+
+async fn post(app: &Router, path: &str, body: String) -> (StatusCode, Value) {
+    call("POST", path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .raw(body)
+        .send(app)
+        .await
+}
+
+/// Queries and selectors built to crash the server (deep nesting overflowing a worker's
+/// stack, durations the parser panics on) are refused with 400 `bad_data`; the server still
+/// answers afterwards. They are sent as POST bodies of more than 64 KiB, which are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_queries_and_selectors_are_refused() {
+    let p = prom_app().await;
+    let app = &p.app;
+    let bad = StatusCode::BAD_REQUEST;
+    let deep = format!("{}1{}", "(".repeat(30_000), ")".repeat(30_000));
+    let chain = format!("1{}", "+1".repeat(30_000));
+    let deep_selector = format!("{}up{}", "(".repeat(30_000), ")".repeat(30_000));
+    for q in [&deep, &chain] {
+        let body = format!("query={}&time=100", enc(q));
+        assert!(body.len() > 65_535);
+        let (s, v) = post(app, "/api/v1/query", body).await;
+        assert_error(s, &v, bad, "bad_data", "too");
+        let body = format!("query={}&start=0&end=100&step=10", enc(q));
+        let (s, v) = post(app, "/api/v1/query_range", body).await;
+        assert_error(s, &v, bad, "bad_data", "too");
+    }
+    for path in ["/api/v1/series", "/api/v1/labels"] {
+        let (s, v) = post(app, path, format!("match[]={}", enc(&deep_selector))).await;
+        assert_error(s, &v, bad, "bad_data", "too deeply nested");
+    }
+    let uri = format!(
+        "/api/v1/label/job/values?match[]={}",
+        enc(&"(".repeat(5_000))
+    );
+    let (s, v) = get(app, &uri).await;
+    assert_error(s, &v, bad, "bad_data", "too deeply nested");
+    for q in ["up[1e30]", "up[NaN]", "up offset 1e20", "rate(up[1e+30])"] {
+        let (s, v) = get(app, &format!("/api/v1/query?query={}&time=100", enc(q))).await;
+        assert_error(s, &v, bad, "bad_data", "out of range");
+    }
+    // A long POST body is parsed whole: a query padded with a 100 KB comment.
+    let body = format!(
+        "query={}&time=100",
+        enc(&format!("1+1 # {}\n", "x".repeat(100_000)))
+    );
+    let (s, v) = post(app, "/api/v1/query", body).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["result"][1], "2");
+    let (s, v) = get(app, "/api/v1/query?query=1%2B1&time=100").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["result"][1], "2");
+}
