@@ -455,21 +455,25 @@ impl<'a> Evaluator<'a> {
         while ts <= te {
             self.check_deadline()?;
             if !cache.steps.contains_key(&ts) {
-                let pts = match self.eval(&sq.expr, ts)? {
-                    Val::Scalar(v) => {
-                        self.add_samples(1)?;
-                        vec![(cache.intern(Labels::default()), v)]
-                    }
+                let pts: Vec<(u32, f64)> = match self.eval(&sq.expr, ts)? {
+                    Val::Scalar(v) => vec![(cache.intern(Labels::default()), v)],
                     Val::Vector(v) => {
                         check_unique(&v)?;
-                        self.add_samples(v.len())?;
                         v.into_iter()
                             .map(|s| (cache.intern(s.labels), s.v))
                             .collect()
                     }
                     _ => return Err(exec("subquery of a non-vector expression")),
                 };
-                cache.steps.insert(ts, pts);
+                // Every inner step evaluated counts, its points and one more for the
+                // step itself (its cache entry, ~80 bytes, about what a sample costs the
+                // engine): `x[30d:1ms]` over nothing stops at the limit, not after
+                // billions of empty steps. Empty steps are not cached (they are cheap to
+                // evaluate again, and count again).
+                self.add_samples(pts.len().saturating_add(1))?;
+                if !pts.is_empty() {
+                    cache.steps.insert(ts, pts);
+                }
             }
             if let Some(pts) = cache.steps.get(&ts) {
                 for &(l, v) in pts {

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use kinsight_promql::{
     MAX_NESTING_DEPTH, MAX_OPERATORS, MAX_QUERY_BYTES, Options, PromError, Value, check,
     instant_query, parse_selector, range_query,
@@ -163,4 +165,33 @@ fn durations_the_parser_would_panic_on_are_refused() {
     // Bare numbers that fit are durations in seconds.
     instant_query(&s, "count_over_time(up[60])", 100 * S, &o).unwrap();
     instant_query(&s, "up offset 1e9", 100 * S, &o).unwrap();
+}
+
+#[test]
+fn every_subquery_step_counts_against_max_samples() {
+    let s = src();
+    let o = Options {
+        max_samples: 100_000,
+        timeout: Duration::from_secs(20),
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    for q in [
+        "max_over_time(nonexistent[30d:1ms])",
+        "count_over_time((nonexistent > 1)[30d:1ms])",
+        "max_over_time(vector(1)[30d:1ms])",
+    ] {
+        let r = instant_query(&s, q, 100 * S, &o);
+        assert!(matches!(r, Err(PromError::TooManySamples)), "{q}: {r:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Within the limit, empty steps cost one each.
+    let o = Options {
+        max_samples: 200,
+        ..Options::default()
+    };
+    let r = instant_query(&s, "max_over_time(nonexistent[100s:1s])", 100 * S, &o).unwrap();
+    assert_eq!(r, Value::Vector(Vec::new()));
+    let r = instant_query(&s, "max_over_time(nonexistent[300s:1s])", 100 * S, &o);
+    assert!(matches!(r, Err(PromError::TooManySamples)), "{r:?}");
 }
