@@ -16,8 +16,8 @@
 //!   Kubernetes alarm pack built on them ([`pack`]).
 //! - PromQL alarms (member `PromQL`, kinsight extension): each period's datapoint is the
 //!   expression's value at the period's end, from [`MetricSource::promql_instant`] (the
-//!   server implements it with kinsight-promql; this crate only parses the expression to
-//!   validate it); several label sets make it a multi-series alarm.
+//!   server implements it with kinsight-promql's engine; this crate only checks and parses
+//!   the expression to validate it); several label sets make it a multi-series alarm.
 //!
 //! - Replicated servers share one alarm state through a [`SharedJournal`] (the PostgreSQL
 //!   catalogue): every replica serves the API; one leader evaluates and notifies, its

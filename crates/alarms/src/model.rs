@@ -306,7 +306,11 @@ fn check_promql(config: &AlarmConfig, expr: &str) -> Result<(), AlarmError> {
         }
     }
     check_len("PromQL", expr, MAX_PROMQL_CHARS)?;
-    let parsed = promql_parser::parser::parse(expr)
+    // The engine's own check first (nesting, operators, durations): the parser recurses and
+    // may panic on what it refuses.
+    kinsight_promql::check(expr).map_err(|e| AlarmError::invalid("PromQL", e.to_string()))?;
+    let parsed = std::panic::catch_unwind(|| promql_parser::parser::parse(expr))
+        .map_err(|_| AlarmError::invalid("PromQL", "the expression cannot be parsed"))?
         .map_err(|e| AlarmError::invalid("PromQL", format!("parse error: {e}")))?;
     use promql_parser::parser::value::ValueType;
     match parsed.value_type() {

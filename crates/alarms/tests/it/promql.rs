@@ -260,3 +260,12 @@ fn json_member_and_describe() {
     let svc = service(dir.path());
     assert_eq!(svc.get("x").unwrap().promql.as_deref(), Some(EXPR));
 }
+
+#[test]
+fn deeply_nested_expressions_are_refused_not_parsed() {
+    let deep = format!("{}1{}", "(".repeat(5_000), ")".repeat(5_000));
+    let e = invalid(promql_alarm("x", &deep));
+    assert!(e.contains("invalid PromQL"), "{e}");
+    let e = invalid(promql_alarm("x", "up[1e30s]"));
+    assert!(e.contains("invalid PromQL"), "{e}");
+}
