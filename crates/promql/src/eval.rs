@@ -444,10 +444,17 @@ impl<'a> Evaluator<'a> {
             return Err(bad("zero or negative subquery step"));
         }
         let lo = te.saturating_sub(dur_ms(&sq.range));
-        let mut ts = lo.div_euclid(step) * step;
-        if ts < lo {
-            ts += step;
-        }
+        // The first multiple of the step at or after `lo`, computed without overflow (`lo`
+        // may have saturated to i64::MIN); none if past i64::MAX.
+        let first = i128::from(lo).div_euclid(i128::from(step)) * i128::from(step);
+        let first = if first < i128::from(lo) {
+            first + i128::from(step)
+        } else {
+            first
+        };
+        let Ok(mut ts) = i64::try_from(first) else {
+            return Ok(Vec::new());
+        };
         let id = node_id(sq);
         let mut cache = self.subquery_cache.remove(&id).unwrap_or_default();
         cache.steps = cache.steps.split_off(&ts);

@@ -626,6 +626,12 @@ fn range_function(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, PromE
     Ok(Val::Vector(out))
 }
 
+/// `a - b` in seconds, without overflow whatever the two times (an `@` far from the
+/// evaluation time, samples at extreme timestamps).
+fn secs_between(a: i64, b: i64) -> f64 {
+    (i128::from(a) - i128::from(b)) as f64 / 1000.0
+}
+
 /// Prometheus's extrapolatedRate (rate, increase, delta) over the samples in
 /// [range_start, range_end].
 fn extrapolated_rate(
@@ -651,9 +657,9 @@ fn extrapolated_rate(
             prev = v;
         }
     }
-    let mut duration_to_start = (first_t - range_start) as f64 / 1000.0;
-    let duration_to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let mut duration_to_start = secs_between(first_t, range_start);
+    let duration_to_end = secs_between(range_end, last_t);
+    let sampled = secs_between(last_t, first_t);
     let avg_between = sampled / (p.len() - 1) as f64;
     if is_counter && result > 0.0 && first_v >= 0.0 {
         let duration_to_zero = sampled * (first_v / result);
@@ -688,12 +694,11 @@ fn instant_value(p: &[(i64, f64)], is_rate: bool) -> Option<f64> {
     let (lt, lv) = p[p.len() - 1];
     let (pt, pv) = p[p.len() - 2];
     let mut result = if is_rate && lv < pv { lv } else { lv - pv };
-    let interval = lt - pt;
-    if interval == 0 {
+    if lt == pt {
         return None;
     }
     if is_rate {
-        result /= interval as f64 / 1000.0;
+        result /= secs_between(lt, pt);
     }
     Some(result)
 }
@@ -709,7 +714,7 @@ fn linear_regression(p: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
             const_y = false;
         }
         n += 1.0;
-        let x = (ts - intercept_time) as f64 / 1000.0;
+        let x = secs_between(ts, intercept_time);
         (sum_x, cx) = kahan_inc(x, sum_x, cx);
         (sum_y, cy) = kahan_inc(v, sum_y, cy);
         (sum_xy, cxy) = kahan_inc(x * v, sum_xy, cxy);

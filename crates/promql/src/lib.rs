@@ -49,7 +49,15 @@
 //! source's own error).
 //!
 //! Limits: every sample loaded from the source and every point a range query or subquery
-//! produces counts against [`Options::max_samples`]; the timeout is checked between steps.
+//! produces counts against [`Options::max_samples`], and every subquery inner step at least
+//! one more (so that `x[30d:1ms]` over nothing stops at the limit); the timeout is checked
+//! between steps, subquery inner steps included. Before parsing, [`check`] refuses
+//! (`BadData`, naming the limit) text longer than [`MAX_QUERY_BYTES`], nested deeper than
+//! [`MAX_NESTING_DEPTH`] brackets or with more than [`MAX_OPERATORS`] operators — the parser
+//! and the evaluator recurse, and such a query would overflow a 2 MiB stack — and durations
+//! written as numbers that are not finite or over [`MAX_DURATION_SECS`] (the parser panics on
+//! `up[1e30]`); a panic of the parser is caught and refused as well. Evaluation times must
+//! be within [`MAX_EVAL_TIME_MS`] of 1970; time arithmetic saturates or is done in i128.
 
 mod aggregate;
 mod eval;
@@ -281,6 +289,20 @@ pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, PromError> {
         .collect())
 }
 
+/// Latest (and, negated, earliest) evaluation time accepted, in ms: i64::MAX / 4, about
+/// 73 million years from 1970, so that time arithmetic with offsets, `@` and ranges (each
+/// clamped to the same bound) stays far from overflowing.
+pub const MAX_EVAL_TIME_MS: i64 = i64::MAX / 4;
+
+fn check_time(t_ms: i64) -> Result<(), PromError> {
+    if t_ms.unsigned_abs() > MAX_EVAL_TIME_MS as u64 {
+        return Err(bad(format!(
+            "evaluation time {t_ms} ms out of range: at most {MAX_EVAL_TIME_MS} ms from 1970"
+        )));
+    }
+    Ok(())
+}
+
 /// Evaluates `query` at `t_ms`.
 pub fn instant_query(
     src: &dyn Source,
@@ -288,6 +310,7 @@ pub fn instant_query(
     t_ms: i64,
     opts: &Options,
 ) -> Result<Value, PromError> {
+    check_time(t_ms)?;
     let expr = parse(query)?;
     let mut ev = Evaluator::new(src, opts, t_ms, t_ms);
     ev.prepare(&expr, t_ms, t_ms)?;
@@ -328,6 +351,8 @@ pub fn range_query(
     if end_ms < start_ms {
         return Err(bad("end timestamp must not be before start time"));
     }
+    check_time(start_ms)?;
+    check_time(end_ms)?;
     let expr = parse(query)?;
     match expr.value_type() {
         ValueType::Scalar | ValueType::Vector => {}

@@ -195,3 +195,51 @@ fn every_subquery_step_counts_against_max_samples() {
     let r = instant_query(&s, "max_over_time(nonexistent[300s:1s])", 100 * S, &o);
     assert!(matches!(r, Err(PromError::TooManySamples)), "{r:?}");
 }
+
+#[test]
+fn extreme_times_are_refused_or_computed_without_overflow() {
+    let mut s = src();
+    let far = kinsight_promql::MAX_EVAL_TIME_MS;
+    s.add(
+        &[("__name__", "far")],
+        vec![(far - 60_000, 1.0), (far - 30_000, 2.0), (far, 4.0)],
+    );
+    let o = Options {
+        timeout: Duration::from_secs(5),
+        ..Options::default()
+    };
+    // Outside the evaluation range: refused.
+    for t in [-9_223_372_036_854_774_000, i64::MIN, far + 1, -far - 1] {
+        let r = instant_query(&s, "max_over_time(vector(1)[1h:])", t, &o);
+        assert!(matches!(r, Err(PromError::BadData(ref m)) if m.contains("out of range")));
+        let r = range_query(&s, "vector(1)", t.min(0), t.max(0), i64::MAX / 2, &o);
+        assert!(matches!(r, Err(PromError::BadData(ref m)) if m.contains("out of range")));
+    }
+    // At its edges, with offsets, ranges and `@` pushing times further: no overflow (a
+    // panic in debug builds).
+    let nested = "max_over_time((max_over_time(vector(1)[100000000y:100000000y] offset 100000000y))[100000000y:100000000y] offset 100000000y)";
+    for q in [
+        "max_over_time(vector(1)[1h:])",
+        nested,
+        "predict_linear(far[1h] @ 2305843009213693, 0)",
+        "deriv(far[1h] @ 2305843009213693)",
+        "rate(far[1h] @ 2305843009213693)",
+        "irate(far[1h] @ 2305843009213693)",
+        "max_over_time(predict_linear(far[1h] @ 2305843009213693, 0)[100000000y:100000000y] offset 100000000y)",
+    ] {
+        for t in [-far, far, 0] {
+            let r = instant_query(&s, q, t, &o);
+            assert!(
+                !matches!(r, Err(PromError::BadData(_))),
+                "{q} at {t}: {r:?}"
+            );
+        }
+    }
+    let r = instant_query(
+        &s,
+        "max_over_time(predict_linear(far[1h] @ 2305843009213693, 0)[100000000y:100000000y] offset 100000000y)",
+        -far,
+        &o,
+    );
+    assert!(r.is_ok(), "{r:?}");
+}

@@ -870,9 +870,24 @@ fn engine_error(e: PromError, exceeded: bool) -> PromApiError {
     }
 }
 
+/// A query's evaluation time: within the engine's range (`MAX_EVAL_TIME_MS`, about 73
+/// million years either side of 1970), else 400 naming the parameter.
+fn eval_time(name: &str, t: i64) -> Result<i64, PromApiError> {
+    if t.unsigned_abs() > kinsight_promql::MAX_EVAL_TIME_MS as u64 {
+        return Err(PromApiError::param(
+            name,
+            format!(
+                "time out of range: at most {} s from 1970",
+                kinsight_promql::MAX_EVAL_TIME_MS / 1000
+            ),
+        ));
+    }
+    Ok(t)
+}
+
 async fn query(_: Require<CanRead>, State(state): State<AppState>, p: Params) -> PromResult {
     let store = store_of(&state)?;
-    let t = time_param(&p, "time", now_ms())?;
+    let t = eval_time("time", time_param(&p, "time", now_ms())?)?;
     let opts = query_options(&p)?;
     let q = p.get("query").unwrap_or("").to_string();
     let value = run(store, opts, move |src, o| {
@@ -884,8 +899,8 @@ async fn query(_: Require<CanRead>, State(state): State<AppState>, p: Params) ->
 
 async fn query_range(_: Require<CanRead>, State(state): State<AppState>, p: Params) -> PromResult {
     let store = store_of(&state)?;
-    let start = required_time(&p, "start")?;
-    let end = required_time(&p, "end")?;
+    let start = eval_time("start", required_time(&p, "start")?)?;
+    let end = eval_time("end", required_time(&p, "end")?)?;
     if end < start {
         return Err(PromApiError::param(
             "end",
@@ -900,7 +915,8 @@ async fn query_range(_: Require<CanRead>, State(state): State<AppState>, p: Para
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    if (end - start) / step > MAX_POINTS_PER_SERIES {
+    if (i128::from(end) - i128::from(start)) / i128::from(step) > i128::from(MAX_POINTS_PER_SERIES)
+    {
         return Err(PromApiError::bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));

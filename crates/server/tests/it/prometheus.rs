@@ -656,3 +656,37 @@ async fn hostile_queries_and_selectors_are_refused() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["result"][1], "2");
 }
+
+/// Times whose arithmetic would overflow are refused with 400 naming the parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_query_times_are_refused() {
+    let p = prom_app().await;
+    let app = &p.app;
+    let bad = StatusCode::BAD_REQUEST;
+    let (s, v) = get(
+        app,
+        "/api/v1/query_range?query=up&start=-9e15&end=9e15&step=1",
+    )
+    .await;
+    assert_error(s, &v, bad, "bad_data", r#"invalid parameter "start""#);
+    let uri = format!(
+        "/api/v1/query?query={}&time=-9223372036854774",
+        enc("max_over_time(vector(1)[1h:])")
+    );
+    let (s, v) = get(app, &uri).await;
+    assert_error(
+        s,
+        &v,
+        bad,
+        "bad_data",
+        r#"invalid parameter "time": time out of range"#,
+    );
+    let (s, v) = get(app, "/api/v1/query_range?query=up&start=0&end=9e15&step=1").await;
+    assert_error(s, &v, bad, "bad_data", r#"invalid parameter "end""#);
+    let (s, v) = get(
+        app,
+        "/api/v1/query_range?query=up&start=-2e15&end=2e15&step=1",
+    )
+    .await;
+    assert_error(s, &v, bad, "bad_data", "exceeded maximum resolution");
+}
