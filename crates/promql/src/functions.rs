@@ -246,11 +246,11 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Prom
         "sort" | "sort_desc" => {
             let mut v = ev.eval_vector(arg(c, 0)?, t)?;
             let desc = name == "sort_desc";
-            // Prometheus puts NaN first in both orders.
+            // Prometheus puts NaN last in both orders.
             v.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
                 (true, true) => std::cmp::Ordering::Equal,
-                (true, false) => std::cmp::Ordering::Less,
-                (false, true) => std::cmp::Ordering::Greater,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
                 _ if desc => b.v.total_cmp(&a.v),
                 _ => a.v.total_cmp(&b.v),
             });

@@ -560,6 +560,19 @@ fn math_date_and_misc_functions() {
     assert_eq!(iq(&s, "clamp_max(g, 0)", 0)[1].1, 0.0);
     assert_eq!(iq_ordered(&s, "sort_desc(g)", 0)[0].1, 4.0);
     assert_eq!(iq_ordered(&s, "sort(g)", 0)[0].1, -2.5);
+    // NaN last in both orders, as Prometheus sorts.
+    let order = |q: &str| -> Vec<String> {
+        iq_ordered(&s, q, 0)
+            .into_iter()
+            .map(|(_, v)| format_value(v))
+            .collect()
+    };
+    let with_nan = "g or label_replace(vector(NaN), \"k\", \"n\", \"\", \"\")";
+    assert_eq!(order(&format!("sort({with_nan})")), ["-2.5", "4", "NaN"]);
+    assert_eq!(
+        order(&format!("sort_desc({with_nan})")),
+        ["4", "-2.5", "NaN"]
+    );
     assert_eq!(one(&s, "scalar(g{k=\"b\"})", 0), 4.0);
     assert!(one(&s, "scalar(g)", 0).is_nan());
     assert_eq!(one(&s, "time()", 90 * S), 90.0);
