@@ -835,12 +835,72 @@ fn query_options(p: &Params) -> Result<kinsight_promql::Options, PromApiError> {
     Ok(opts)
 }
 
-/// Runs the engine off the async workers and maps its errors to Prometheus's.
+/// Most PromQL queries evaluated at once (Prometheus's `--query.max-concurrency` default).
+pub const MAX_CONCURRENT_QUERIES: usize = 20;
+/// How long a query waits for one of the [`MAX_CONCURRENT_QUERIES`] slots before 503.
+pub const QUERY_SLOT_WAIT: Duration = Duration::from_secs(5);
+
+static QUERY_SLOTS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(MAX_CONCURRENT_QUERIES);
+
+/// A slot of `slots`, waiting at most `wait`; 503 `unavailable` when none frees up.
+async fn query_slot(
+    slots: &'static tokio::sync::Semaphore,
+    wait: Duration,
+) -> Result<tokio::sync::SemaphorePermit<'static>, PromApiError> {
+    match tokio::time::timeout(wait, slots.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(PromApiError::unavailable(format!(
+            "{MAX_CONCURRENT_QUERIES} PromQL queries are running, the most evaluated at once; retry shortly"
+        ))),
+    }
+}
+
+/// About how many bytes [`render_value`] makes of `v` (the JSON text of typical values, with
+/// room for escapes; a value such as 1e-300 prints hundreds of digits and is not foreseen).
+fn rendered_size(v: &Value) -> usize {
+    let labels = |l: &Labels| {
+        l.0.iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
+    };
+    64 + match v {
+        Value::Scalar { .. } => 64,
+        Value::String { v, .. } => 64 + 2 * v.len(),
+        Value::Vector(samples) => samples.iter().map(|s| 64 + labels(&s.labels)).sum(),
+        Value::Matrix(series) => series
+            .iter()
+            .map(|s| 48 + labels(&s.labels) + 48 * s.samples.len())
+            .sum(),
+    }
+}
+
+/// The answer to a query, rendered while its size is reserved in the request budget (503
+/// when there is no room within the budget's wait); the reservation stays with the answer
+/// until it is sent.
+async fn answer(state: &AppState, value: Value) -> PromResult {
+    let (data, reserved) =
+        crate::api::query::serialize_within_budget(state, rendered_size(&value), || {
+            let data = render_value(&value);
+            drop(value);
+            data
+        })
+        .await?;
+    let mut res = success_raw(&data, &[]);
+    drop(data);
+    res.extensions_mut()
+        .insert(crate::budget::HeldUntilSent(Arc::new(reserved)));
+    Ok(res)
+}
+
+/// Runs the engine off the async workers, in one of the [`MAX_CONCURRENT_QUERIES`] slots,
+/// and maps its errors to Prometheus's.
 async fn run(
     store: Arc<MetricStore>,
     opts: kinsight_promql::Options,
     f: impl FnOnce(&dyn Source, &kinsight_promql::Options) -> Result<Value, PromError> + Send + 'static,
 ) -> Result<Value, PromApiError> {
+    let _slot = query_slot(&QUERY_SLOTS, QUERY_SLOT_WAIT).await?;
     let source = StoreSource::new(store, opts.max_samples);
     let (res, exceeded) = tokio::task::spawn_blocking(move || {
         let r = f(&source, &opts);
@@ -894,7 +954,7 @@ async fn query(_: Require<CanRead>, State(state): State<AppState>, p: Params) ->
         kinsight_promql::instant_query(src, &q, t, o)
     })
     .await?;
-    Ok(success_raw(&render_value(&value), &[]))
+    answer(&state, value).await
 }
 
 async fn query_range(_: Require<CanRead>, State(state): State<AppState>, p: Params) -> PromResult {
@@ -927,7 +987,7 @@ async fn query_range(_: Require<CanRead>, State(state): State<AppState>, p: Para
         kinsight_promql::range_query(src, &q, start, end, step, o)
     })
     .await?;
-    Ok(success_raw(&render_value(&value), &[]))
+    answer(&state, value).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1177,6 +1237,57 @@ mod tests {
                 .message
                 .starts_with(r#"invalid parameter "query": "#)
         );
+    }
+
+    #[tokio::test]
+    async fn queries_wait_for_a_slot_then_get_503() {
+        static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+        let wait = Duration::from_millis(50);
+        let a = query_slot(&SLOTS, wait).await.unwrap();
+        let _b = query_slot(&SLOTS, wait).await.unwrap();
+        let e = query_slot(&SLOTS, wait).await.unwrap_err();
+        assert_eq!(
+            (e.status, e.kind),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        );
+        assert!(e.message.contains("retry shortly"), "{}", e.message);
+        drop(a);
+        let _c = query_slot(&SLOTS, wait).await.unwrap();
+    }
+
+    #[test]
+    fn rendered_size_bounds_the_rendering() {
+        let labels = Labels(vec![
+            ("__name__".into(), "m\"x".into()),
+            ("a".into(), "é".into()),
+        ]);
+        let values = [
+            Value::Scalar {
+                t: -1_500,
+                v: f64::NAN,
+            },
+            Value::String {
+                t: 1,
+                v: "\"\"\"".into(),
+            },
+            Value::Vector(vec![
+                kinsight_promql::Sample {
+                    labels: labels.clone(),
+                    t: i64::MIN / 4,
+                    v: -1_234_567.890_123_456_7
+                };
+                3
+            ]),
+            Value::Matrix(vec![Series {
+                labels,
+                samples: vec![(i64::MIN / 4, 0.1 + 0.2); 100],
+            }]),
+        ];
+        // Typical values; `serialize_within_budget` reserves twice the estimate, room for
+        // the rare value printed with hundreds of digits (Prometheus never uses exponents).
+        for v in values {
+            assert!(render_value(&v).len() <= rendered_size(&v), "{v:?}");
+        }
     }
 
     #[test]

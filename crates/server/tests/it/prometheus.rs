@@ -690,3 +690,47 @@ async fn extreme_query_times_are_refused() {
     .await;
     assert_error(s, &v, bad, "bad_data", "exceeded maximum resolution");
 }
+
+/// A query's answer is rendered within the request memory budget: with no room for it the
+/// client gets 503 instead of the server building it regardless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_answers_are_rendered_within_the_request_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = MetricsEngine::open(dir.path(), MetricStoreConfig::default()).unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.background = false;
+    let store = Store::open(cfg, vec![engine.observer()]).await.unwrap();
+    let mut state = AppState::new(store, Auth::open(ADMIN, dir.path()).unwrap());
+    state.metrics = Some(engine.metrics.clone());
+    state.budgets = kinsight_server::budget::Budgets::new(512 << 10);
+    state.budgets.wait = std::time::Duration::from_millis(100);
+    let budget = state.budgets.requests.clone();
+    let app = router(state);
+    // Another request holds the whole budget: no room to render even a small answer.
+    let held = budget.try_reserve(512 << 10).unwrap();
+    for uri in [
+        "/api/v1/query?query=vector(1)&time=100",
+        "/api/v1/query_range?query=vector(1)&start=0&end=999&step=1",
+    ] {
+        let (s, v) = get(&app, uri).await;
+        assert_error(
+            s,
+            &v,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "memory budget",
+        );
+    }
+    drop(held);
+    let (s, v) = get(
+        &app,
+        "/api/v1/query_range?query=vector(1)&start=0&end=999&step=1",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["data"]["result"][0]["values"].as_array().unwrap().len(),
+        1000
+    );
+    assert_eq!(budget.used_bytes(), 0);
+}
