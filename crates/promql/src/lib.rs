@@ -63,8 +63,10 @@ mod aggregate;
 mod eval;
 mod functions;
 mod guard;
+mod memory;
 
 pub use guard::{MAX_DURATION_SECS, MAX_NESTING_DEPTH, MAX_OPERATORS, MAX_QUERY_BYTES, check};
+pub use memory::MemorySource;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};

@@ -11,39 +11,14 @@
 use std::time::Duration;
 
 use kinsight_promql::{
-    Labels, Matcher, Options, PromError, Series, Source, Value, format_value, instant_query,
+    Labels, MemorySource, Options, PromError, Series, Value, format_value, instant_query,
     range_query,
 };
 use kinsight_server::api::prometheus::{parse_duration, parse_time};
 
 const T0: i64 = 1_767_225_600_000;
 
-struct Fixture(Vec<Series>);
-
-impl Source for Fixture {
-    fn select(&self, matchers: &[Matcher], start: i64, end: i64) -> Result<Vec<Series>, String> {
-        Ok(self
-            .0
-            .iter()
-            .filter(|s| {
-                matchers
-                    .iter()
-                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
-            })
-            .map(|s| Series {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .copied()
-                    .filter(|(t, _)| (start..=end).contains(t))
-                    .collect(),
-            })
-            .collect())
-    }
-}
-
-fn fixture() -> Fixture {
+fn fixture() -> MemorySource {
     let series = |name: &str, job: &str, f: fn(i64) -> f64| Series {
         labels: Labels::new(vec![
             ("__name__".into(), name.into()),
@@ -51,11 +26,13 @@ fn fixture() -> Fixture {
         ]),
         samples: (0..40).map(|i| (T0 + i * 15_000, f(i))).collect(),
     };
-    Fixture(vec![
+    MemorySource {
+        series: vec![
         series("requests_total", "api", |i| (i % 17) as f64 * 3.0),
         series("requests_total", "web", |i| i as f64),
         series("temperature", "api", |i| (i as f64).sin() * 10.0),
-    ])
+        ],
+    }
 }
 
 pub fn run(data: &[u8]) {
