@@ -284,8 +284,15 @@ impl Alarm {
     }
 }
 
-/// A PromQL alarm: no metric members, and an expression that parses to an instant vector
-/// or a scalar.
+/// Most evaluation periods of a PromQL alarm: each evaluation runs one instant query per
+/// period of its range, so the cost of one alarm stays bounded.
+pub const MAX_PROMQL_EVALUATION_PERIODS: u32 = 100;
+/// Most label sets a PromQL alarm's expression may give: each is a series state kept and
+/// journalled with the alarm; beyond it the alarm is not evaluated (an evaluation error).
+pub const MAX_PROMQL_SERIES: usize = 1_000;
+
+/// A PromQL alarm: no metric members, at most [`MAX_PROMQL_EVALUATION_PERIODS`] periods, and
+/// an expression that parses to an instant vector or a scalar.
 fn check_promql(config: &AlarmConfig, expr: &str) -> Result<(), AlarmError> {
     for (given, member) in [
         (!config.namespace.is_empty(), "Namespace"),
@@ -306,6 +313,16 @@ fn check_promql(config: &AlarmConfig, expr: &str) -> Result<(), AlarmError> {
         }
     }
     check_len("PromQL", expr, MAX_PROMQL_CHARS)?;
+    // Each evaluation runs one instant query per period of the range (N + 2).
+    if config.evaluation_periods > MAX_PROMQL_EVALUATION_PERIODS {
+        return Err(AlarmError::invalid(
+            "EvaluationPeriods",
+            format!(
+                "a PromQL alarm evaluates at most {MAX_PROMQL_EVALUATION_PERIODS} periods (one query each), got {}",
+                config.evaluation_periods
+            ),
+        ));
+    }
     // The engine's own check first (nesting, operators, durations): the parser recurses and
     // may panic on what it refuses.
     kinsight_promql::check(expr).map_err(|e| AlarmError::invalid("PromQL", e.to_string()))?;

@@ -6,7 +6,9 @@ use crate::AlarmError;
 use crate::clock::Clock;
 use crate::evaluate::{EvalParams, Point, evaluate, num};
 use crate::journal::{self, Journal, Op};
-use crate::model::{Alarm, AlarmConfig, LowSampleCountPercentile, StateValue, TreatMissingData};
+use crate::model::{
+    Alarm, AlarmConfig, LowSampleCountPercentile, MAX_PROMQL_SERIES, StateValue, TreatMissingData,
+};
 use crate::notify::{Delivery, Notification, NotifierConfig, Target, deliver, redact_url};
 use crate::shared::{Appended, SHARED_JOURNAL_NAME, SharedJournal, SharedRead};
 use crate::source::MetricSource;
@@ -1449,6 +1451,11 @@ fn promql_points(
     for i in 0..n {
         let end = start + (i as i64 + 1) * period_ms;
         for (labels, v) in source.promql_instant(expr, end)? {
+            if !by_labels.contains_key(&labels) && by_labels.len() >= MAX_PROMQL_SERIES {
+                return Err(format!(
+                    "the expression gives more than {MAX_PROMQL_SERIES} series; a PromQL alarm evaluates at most {MAX_PROMQL_SERIES} (aggregate with by (...))"
+                ));
+            }
             let points = by_labels.entry(labels).or_insert_with(|| {
                 (0..n)
                     .map(|j| Point {

@@ -269,3 +269,32 @@ fn deeply_nested_expressions_are_refused_not_parsed() {
     let e = invalid(promql_alarm("x", "up[1e30s]"));
     assert!(e.contains("invalid PromQL"), "{e}");
 }
+
+#[test]
+fn the_cost_of_one_promql_alarm_is_bounded() {
+    // At most 100 periods (one instant query each per evaluation) …
+    let mut c = promql_alarm("long", EXPR);
+    c.period = 10;
+    c.evaluation_periods = 101;
+    let e = invalid(c);
+    assert!(e.contains("EvaluationPeriods") && e.contains("100"), "{e}");
+    let mut c = promql_alarm("long", EXPR);
+    c.period = 10;
+    c.evaluation_periods = 100;
+    Alarm::try_from(c).unwrap();
+
+    // … and at most 1,000 label sets: beyond, the alarm is not evaluated (an error), and no
+    // series state is kept.
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    svc.put(promql_alarm("wide", EXPR)).unwrap();
+    let wide = Fake::new(|_| (0..1_001).map(|i| node(&format!("n{i}"), 1.0)).collect());
+    let r = svc.evaluate_at(T0 + 10 * MIN + LAG, &wide).unwrap();
+    assert_eq!(r.errors.len(), 1, "{r:?}");
+    assert!(r.errors[0].1.contains("1000 series"), "{r:?}");
+    assert!(svc.get("wide").unwrap().series_states.is_empty());
+    let ok = Fake::new(|_| (0..1_000).map(|i| node(&format!("n{i}"), 1.0)).collect());
+    let r = svc.evaluate_at(T0 + 11 * MIN + LAG, &ok).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(svc.get("wide").unwrap().series_states.len(), 1_000);
+}
