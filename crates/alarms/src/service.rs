@@ -1472,14 +1472,26 @@ fn promql_points(
     Ok(by_labels)
 }
 
-/// `k=v,…` of a PromQL result's labels; `{}` for none.
+/// `k=v,…` of a PromQL result's labels; `{}` for none. `\`, `,` and `=` in values are
+/// escaped with `\`, so two label sets never share a key (label names cannot hold them).
 fn labels_label(labels: &[(String, String)]) -> String {
     if labels.is_empty() {
         return "{}".into();
     }
     labels
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| {
+            let mut out = String::with_capacity(k.len() + v.len() + 1);
+            out.push_str(k);
+            out.push('=');
+            for c in v.chars() {
+                if matches!(c, '\\' | ',' | '=') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        })
         .collect::<Vec<_>>()
         .join(",")
 }

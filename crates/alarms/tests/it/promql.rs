@@ -298,3 +298,28 @@ fn the_cost_of_one_promql_alarm_is_bounded() {
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(svc.get("wide").unwrap().series_states.len(), 1_000);
 }
+
+#[test]
+fn label_sets_whose_values_hold_separators_keep_their_own_states() {
+    // {a="1,b=2"} and {a="1", b="2"} would both read `a=1,b=2` unescaped.
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    svc.put(promql_alarm("sep", EXPR)).unwrap();
+    let source = Fake::new(|_| {
+        vec![
+            (vec![("a".to_string(), "1,b=2".to_string())], 95.0),
+            (
+                vec![
+                    ("a".to_string(), "1".to_string()),
+                    ("b".to_string(), "2".to_string()),
+                ],
+                10.0,
+            ),
+        ]
+    });
+    svc.evaluate_at(T0 + 10 * MIN + LAG, &source).unwrap();
+    let states = svc.get("sep").unwrap().series_states;
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!(states["a=1\\,b\\=2"], StateValue::Alarm);
+    assert_eq!(states["a=1,b=2"], StateValue::Ok);
+}
