@@ -1377,8 +1377,7 @@ fn evaluate_alarm(
     series: &BTreeMap<String, AlarmState>,
     source: &dyn MetricSource,
 ) -> Result<Outcome, String> {
-    let params = EvalParams::from(&**alarm);
-    let mut out = Outcome {
+    let out = Outcome {
         name: String::new(),
         alarm: alarm.clone(),
         state: current,
@@ -1396,12 +1395,7 @@ fn evaluate_alarm(
         if low {
             return Ok(out); // keep the state while the sample is too small
         }
-        let ev = evaluate(&params, &points, current);
-        out.state = ev.state;
-        out.reason = ev.reason;
-        out.reason_data = reason_data(alarm, tick, now, &points, &ev.evaluated);
-        out.values = ev.evaluated;
-        return Ok(out);
+        return Ok(evaluate_single(alarm, tick, now, &points, current, out));
     }
 
     // Multi-series (kinsight extension): every matching series through the same state
@@ -1524,24 +1518,39 @@ fn evaluate_promql_alarm(
     // One label set (or none): a single-series alarm over the expression's values.
     let points = match by_labels.pop_first() {
         Some((_, points)) => points,
-        None => {
-            let n = alarm.evaluation_range();
-            let period_ms = alarm.period_s as i64 * 1000;
-            (0..n)
-                .map(|i| Point {
-                    timestamp_ms: tick - (n - i) as i64 * period_ms,
-                    value: None,
-                })
-                .collect()
-        }
+        None => empty_range(alarm, tick),
     };
-    let ev = evaluate(&EvalParams::from(&**alarm), &points, current);
+    out.series = Some(BTreeMap::new());
+    Ok(evaluate_single(alarm, tick, now, &points, current, out))
+}
+
+/// A single-series alarm's next state over its evaluation range.
+fn evaluate_single(
+    alarm: &Alarm,
+    tick: i64,
+    now: i64,
+    points: &[Point],
+    current: StateValue,
+    mut out: Outcome,
+) -> Outcome {
+    let ev = evaluate(&EvalParams::from(alarm), points, current);
     out.state = ev.state;
     out.reason = ev.reason;
-    out.reason_data = reason_data(alarm, tick, now, &points, &ev.evaluated);
+    out.reason_data = reason_data(alarm, tick, now, points, &ev.evaluated);
     out.values = ev.evaluated;
-    out.series = Some(BTreeMap::new());
-    Ok(out)
+    out
+}
+
+/// The evaluation range ending at `tick` with no value in any period.
+fn empty_range(alarm: &Alarm, tick: i64) -> Vec<Point> {
+    let n = alarm.evaluation_range();
+    let period_ms = alarm.period_s as i64 * 1000;
+    (0..n)
+        .map(|i| Point {
+            timestamp_ms: tick - (n - i) as i64 * period_ms,
+            value: None,
+        })
+        .collect()
 }
 
 /// The multi-series machinery over the series `watched` (matching series of a `*` alarm,
@@ -1557,15 +1566,7 @@ fn evaluate_series(
 ) -> Outcome {
     let params = EvalParams::from(&**alarm);
     if watched.is_empty() {
-        let n = alarm.evaluation_range();
-        let period_ms = alarm.period_s as i64 * 1000;
-        let empty: Vec<Point> = (0..n)
-            .map(|i| Point {
-                timestamp_ms: tick - (n - i) as i64 * period_ms,
-                value: None,
-            })
-            .collect();
-        let ev = evaluate(&params, &empty, current);
+        let ev = evaluate(&params, &empty_range(alarm, tick), current);
         out.state = ev.state;
         out.reason = ev
             .reason
