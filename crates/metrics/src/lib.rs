@@ -28,6 +28,8 @@ mod cache;
 pub mod labels;
 mod manifest;
 pub mod query;
+pub mod remote_write;
+pub mod samples;
 mod segment;
 pub mod series;
 mod snapshot;

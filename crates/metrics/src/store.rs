@@ -11,7 +11,9 @@ use crate::MetricsError;
 use crate::block::BlockData;
 use crate::cache::BlockCache;
 use crate::manifest::{self, Manifest, SegmentMeta, SeriesFileMeta};
+use crate::labels::PROMETHEUS_NAMESPACE;
 use crate::query::{MetricQuery, QueryResult, SeriesValues};
+use crate::samples::SampleSeries;
 use crate::segment::{Segment, SegmentWriter};
 use crate::series::{
     CardinalityStats, Registry, Resolve, SeriesInfo, SeriesKey, SeriesSelector, SeriesUsage,
@@ -124,6 +126,33 @@ impl Head {
 
     fn tier(&self, t: Tier) -> &HashMap<u32, BlockData> {
         &self.tiers[t.code() as usize]
+    }
+
+    /// One sample into the raw tier and its minute and hour rollups.
+    fn push(&mut self, id: u32, t: i64, v: f64) {
+        let [raw, min, hr] = &mut self.tiers;
+        raw.entry(id)
+            .or_insert_with(|| BlockData::empty(Tier::Raw))
+            .push_raw(t, v);
+        let mut new_rows = 0;
+        for (tier, blocks) in [(Tier::Minute, min), (Tier::Hour, hr)] {
+            let b = blocks.entry(id).or_insert_with(|| BlockData::empty(tier));
+            let before = b.rows();
+            b.add_to_bucket(tier.bucket_of(t), v);
+            new_rows += b.rows() - before;
+        }
+        self.bytes += 16 + 40 * new_rows;
+        self.samples += 1;
+    }
+
+    /// A value the rollups must not see (NaN, a staleness marker): raw tier only.
+    fn push_raw_only(&mut self, id: u32, t: i64, v: f64) {
+        self.tiers[Tier::Raw.code() as usize]
+            .entry(id)
+            .or_insert_with(|| BlockData::empty(Tier::Raw))
+            .push_raw(t, v);
+        self.bytes += 16;
+        self.samples += 1;
     }
 }
 
@@ -259,30 +288,48 @@ impl MetricStore {
                     }
                 };
             out.datapoints += 1;
-            let minute = Tier::Minute.bucket_of(dp.timestamp_ms);
-            let hour = Tier::Hour.bucket_of(dp.timestamp_ms);
             for &v in &dp.values {
                 // JSON numbers are finite; anything else would poison sums forever.
-                if !v.is_finite() {
+                if v.is_finite() {
+                    head.push(id, dp.timestamp_ms, v);
+                    out.samples += 1;
+                }
+            }
+        }
+        head.max_seq = Some(seq);
+        st.high_seq = Some(seq);
+        self.samples_ingested
+            .fetch_add(out.samples, Ordering::Relaxed);
+        out
+    }
+
+    /// Adds the Prometheus-model samples of the WAL record `seq` (remote write, OTLP —
+    /// [`crate::samples`]) to the `Prometheus` namespace, under the same idempotence rule as
+    /// [`Self::ingest`]. Values are kept bit for bit in the raw tier — NaN and staleness
+    /// markers included, for PromQL — and only finite ones enter the rollups.
+    pub fn ingest_samples(&self, seq: u64, series: &[SampleSeries]) -> IngestOutcome {
+        let mut st = self.write();
+        let mut out = IngestOutcome::default();
+        if st.high_seq.is_some_and(|h| seq <= h) {
+            out.skipped = true;
+            return out;
+        }
+        let State { registry, head, .. } = &mut *st;
+        for s in series {
+            let id = match registry.resolve(PROMETHEUS_NAMESPACE, &s.name, &s.labels, None) {
+                Resolve::Known(id) | Resolve::Created(id) => id,
+                Resolve::Rejected => {
+                    out.rejected += s.samples.len() as u64;
                     continue;
                 }
-                let [raw, min, hr] = &mut head.tiers;
-                let r = raw.entry(id).or_insert_with(|| BlockData::empty(Tier::Raw));
-                r.push_raw(dp.timestamp_ms, v);
-                let rows_before = (
-                    min.get(&id).map_or(0, BlockData::rows),
-                    hr.get(&id).map_or(0, BlockData::rows),
-                );
-                min.entry(id)
-                    .or_insert_with(|| BlockData::empty(Tier::Minute))
-                    .add_to_bucket(minute, v);
-                hr.entry(id)
-                    .or_insert_with(|| BlockData::empty(Tier::Hour))
-                    .add_to_bucket(hour, v);
-                let new_rows = (min.get(&id).map_or(0, BlockData::rows) - rows_before.0)
-                    + (hr.get(&id).map_or(0, BlockData::rows) - rows_before.1);
-                head.bytes += 16 + 40 * new_rows;
-                head.samples += 1;
+            };
+            out.datapoints += s.samples.len() as u64;
+            for &(t, v) in &s.samples {
+                if v.is_finite() {
+                    head.push(id, t, v);
+                } else {
+                    head.push_raw_only(id, t, v);
+                }
                 out.samples += 1;
             }
         }
@@ -661,6 +708,41 @@ impl MetricStore {
         f(self.read().registry.all())
     }
 
+    /// The newest raw sample of a series (the last stored of its newest timestamp), if the
+    /// raw tier still holds any: what remote write's order rule compares with
+    /// ([`crate::remote_write::OrderGate`]).
+    pub fn newest_raw_sample(
+        &self,
+        namespace: &str,
+        name: &str,
+        dims: &BTreeMap<String, String>,
+    ) -> Result<Option<(i64, f64)>, MetricsError> {
+        let (id, newest) = {
+            let st = self.read();
+            let Some(id) = st.registry.lookup(namespace, name, dims) else {
+                return Ok(None);
+            };
+            let in_head = |h: &Head| {
+                h.tier(Tier::Raw)
+                    .get(&id)
+                    .and_then(|b| b.ts().iter().copied().max())
+            };
+            let newest = [in_head(&st.head), st.frozen.as_deref().and_then(in_head)]
+                .into_iter()
+                .flatten()
+                .chain(
+                    st.segments
+                        .iter()
+                        .filter(|s| s.tier == Tier::Raw)
+                        .filter_map(|s| s.entry(id).map(|e| e.max_ts)),
+                )
+                .max();
+            (id, newest)
+        };
+        let Some(t) = newest else { return Ok(None) };
+        Ok(self.raw_samples(id, t, t)?.last().copied())
+    }
+
     /// For each of `ids`, whether it may have raw samples in `[start, end)`: rows of the
     /// heads (exact), or a raw segment whose index gives the series rows from before `end`
     /// to at or after `start` (a day partition's min and max, not its gaps). One read lock.
@@ -763,7 +845,8 @@ impl MetricStore {
             match &*b {
                 BlockData::Raw { ts, vals } => {
                     for i in rows {
-                        if ts[i] >= start && ts[i] < end {
+                        // NaN and staleness markers (remote write) are PromQL's, not statistics'.
+                        if ts[i] >= start && ts[i] < end && vals[i].is_finite() {
                             let slot = ((ts[i] - start) / period_ms) as usize;
                             slots[slot].add_value(vals[i], keep);
                         }
@@ -810,7 +893,7 @@ impl MetricStore {
             match &*b {
                 BlockData::Raw { ts, vals } => {
                     for i in rows {
-                        if ts[i] >= start && ts[i] < end {
+                        if ts[i] >= start && ts[i] < end && vals[i].is_finite() {
                             cells[((ts[i] - start) / period_ms) as usize].add(vals[i]);
                         }
                     }
@@ -861,10 +944,11 @@ impl MetricStore {
         };
         let mut offsets = vec![0usize; n + 1];
         for (b, sorted) in &blocks {
-            let ts = b.ts();
-            for i in rows_of(b, *sorted) {
-                if ts[i] >= start && ts[i] < end {
-                    offsets[((ts[i] - start) / period_ms) as usize + 1] += 1;
+            if let BlockData::Raw { ts, vals } = &**b {
+                for i in rows_of(b, *sorted) {
+                    if ts[i] >= start && ts[i] < end && vals[i].is_finite() {
+                        offsets[((ts[i] - start) / period_ms) as usize + 1] += 1;
+                    }
                 }
             }
         }
@@ -876,7 +960,7 @@ impl MetricStore {
         for (b, sorted) in &blocks {
             if let BlockData::Raw { ts, vals } = &**b {
                 for i in rows_of(b, *sorted) {
-                    if ts[i] >= start && ts[i] < end {
+                    if ts[i] >= start && ts[i] < end && vals[i].is_finite() {
                         let slot = ((ts[i] - start) / period_ms) as usize;
                         flat[fill[slot]] = vals[i];
                         fill[slot] += 1;

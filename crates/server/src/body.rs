@@ -180,9 +180,27 @@ pub fn decode(
             let mut d = flate2::read::MultiGzDecoder::new(&raw[..]);
             read_limited(&mut d, "gzip")
         }
+        // Snappy's block format, as remote write sends it: the decoded size is in the header.
+        "snappy" => {
+            let n = snap::raw::decompress_len(&raw).map_err(|e| {
+                ApiError::new(ErrorCode::BadEncoding, format!("invalid snappy body: {e}"))
+            })?;
+            if n > max {
+                return Err(too_big());
+            }
+            reserve(n).ok_or_else(busy)?;
+            snap::raw::Decoder::new()
+                .decompress_vec(&raw)
+                .map(Bytes::from)
+                .map_err(|e| {
+                    ApiError::new(ErrorCode::BadEncoding, format!("invalid snappy body: {e}"))
+                })
+        }
         other => Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            format!("Content-Encoding {other:?} is not supported; use zstd, gzip or none"),
+            format!(
+                "Content-Encoding {other:?} is not supported; use zstd, gzip, snappy or none"
+            ),
         )),
     }
 }

@@ -25,6 +25,8 @@ pub struct AppState {
     pub aws_keys: Arc<crate::cwlogs::AccessKeys>,
     /// What request bodies and large answers in progress may hold.
     pub budgets: crate::budget::Budgets,
+    /// Remote write's and OTLP metrics' per-series order rule (`api::remote_write`).
+    pub sample_gate: Arc<std::sync::Mutex<kinsight_metrics::remote_write::OrderGate>>,
 }
 
 /// Request size limits.
@@ -94,6 +96,7 @@ impl AppState {
             query,
             aws_keys: Arc::new(crate::cwlogs::AccessKeys::none()),
             budgets: crate::budget::Budgets::new(limits.request_memory_bytes),
+            sample_gate: crate::api::remote_write::new_gate(),
         }
     }
 }

@@ -56,11 +56,11 @@ pub use error::StoreError;
 pub use ingest::{IngestOutcome, IngestRequest, RejectReason, Rejection};
 pub use kinsight_model::LogEvent;
 pub use maintenance::FlushReport;
-pub use observer::{DurableBatch, IngestObserver};
+pub use observer::{DurableBatch, DurableSamples, IngestObserver};
 pub use read::{
     Cursor, Direction, EventPage, EventQuery, GroupScan, MAX_PAGE_BYTES, StoredEvent, event_bytes,
 };
-pub use record::{BatchRecord, event_id, seq_of_event_id};
+pub use record::{BatchRecord, SamplesRecord, event_id, seq_of_event_id};
 pub use segment::{CLUSTER_COLUMNS, SegmentMeta};
 pub use shared::SharedConfig;
 pub use storage::{ObjectStoreLocation, Storage};

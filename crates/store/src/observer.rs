@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::record::{BatchRecord, event_id};
+use crate::record::{BatchRecord, SamplesRecord, event_id};
 
 /// A batch that is durable in the WAL.
 #[derive(Debug, Clone)]
@@ -26,6 +26,37 @@ impl DurableBatch {
     /// The `@id` of the event at `index` of `record.events`.
     pub fn event_id(&self, index: usize) -> i64 {
         event_id(self.seq, index)
+    }
+}
+
+/// Metric samples that are durable in the WAL (`Store::append_samples`).
+#[derive(Debug, Clone)]
+pub struct DurableSamples {
+    pub seq: u64,
+    pub record: Arc<SamplesRecord>,
+    pub replayed: bool,
+}
+
+/// What the observers' queue carries, in `seq` order.
+#[derive(Debug, Clone)]
+pub(crate) enum Observed {
+    Batch(DurableBatch),
+    Samples(DurableSamples),
+}
+
+impl Observed {
+    pub(crate) fn seq(&self) -> u64 {
+        match self {
+            Observed::Batch(b) => b.seq,
+            Observed::Samples(s) => s.seq,
+        }
+    }
+
+    pub(crate) fn deliver(&self, o: &dyn IngestObserver) {
+        match self {
+            Observed::Batch(b) => o.on_batch(b),
+            Observed::Samples(s) => o.on_samples(s),
+        }
     }
 }
 
@@ -48,4 +79,8 @@ pub trait IngestObserver: Send + Sync + 'static {
     /// Called on a dedicated thread (never the WAL thread), in `seq` order. A slow observer
     /// slows ingest down through a bounded queue rather than losing batches.
     fn on_batch(&self, batch: &DurableBatch);
+
+    /// Samples records, under the same contract as batches (same thread, `seq` order with
+    /// them). Observers that do not keep metrics ignore them.
+    fn on_samples(&self, _samples: &DurableSamples) {}
 }

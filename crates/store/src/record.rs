@@ -84,21 +84,34 @@ pub enum CatalogueOp {
     Freeze,
 }
 
+/// Metric samples (remote write, OTLP metrics — issue 17) made durable for the ingest
+/// observers: the store neither reads nor indexes the payload, whose format belongs to the
+/// metric store (`kinsight_metrics::samples`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamplesRecord {
+    /// When the server received the samples.
+    pub ingestion_time_ms: i64,
+    pub payload: Vec<u8>,
+}
+
 /// One WAL record's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalEntry {
     Batch(Arc<BatchRecord>),
     Catalogue(CatalogueOp),
+    Samples(Arc<SamplesRecord>),
 }
 
 pub const KIND_BATCH: u8 = 1;
 pub const KIND_CATALOGUE: u8 = 2;
+pub const KIND_SAMPLES: u8 = 3;
 
 impl WalEntry {
     pub fn kind(&self) -> u8 {
         match self {
             WalEntry::Batch(_) => KIND_BATCH,
             WalEntry::Catalogue(_) => KIND_CATALOGUE,
+            WalEntry::Samples(_) => KIND_SAMPLES,
         }
     }
 
@@ -108,6 +121,12 @@ impl WalEntry {
             WalEntry::Batch(b) => encode_batch(b),
             // Serialising an enum of strings, integers and maps cannot fail.
             WalEntry::Catalogue(op) => serde_json::to_vec(op).expect("catalogue op serialises"),
+            WalEntry::Samples(s) => {
+                let mut out = Vec::with_capacity(8 + s.payload.len());
+                out.extend_from_slice(&s.ingestion_time_ms.to_le_bytes());
+                out.extend_from_slice(&s.payload);
+                out
+            }
         }
     }
 
@@ -117,6 +136,15 @@ impl WalEntry {
             KIND_CATALOGUE => serde_json::from_slice(payload)
                 .map(WalEntry::Catalogue)
                 .map_err(|e| format!("catalogue operation: {e}")),
+            KIND_SAMPLES => {
+                let (t, rest) = payload
+                    .split_first_chunk::<8>()
+                    .ok_or_else(|| "samples record shorter than its header".to_string())?;
+                Ok(WalEntry::Samples(Arc::new(SamplesRecord {
+                    ingestion_time_ms: i64::from_le_bytes(*t),
+                    payload: rest.to_vec(),
+                })))
+            }
             k => Err(format!("unknown record kind {k}")),
         }
     }
@@ -301,6 +329,17 @@ mod tests {
     }
 
     #[test]
+    fn samples_record_round_trips_and_short_ones_are_refused() {
+        let e = WalEntry::Samples(Arc::new(SamplesRecord {
+            ingestion_time_ms: 1_700_000_000_123,
+            payload: vec![1, 2, 3],
+        }));
+        let p = e.encode_payload();
+        assert_eq!(WalEntry::decode_payload(KIND_SAMPLES, &p).unwrap(), e);
+        assert!(WalEntry::decode_payload(KIND_SAMPLES, &p[..7]).is_err());
+    }
+
+    #[test]
     fn event_ids_encode_seq_and_index() {
         let id = event_id(123_456, 9_999);
         assert_eq!(seq_of_event_id(id), 123_456);
@@ -312,6 +351,7 @@ mod tests {
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = WalEntry::decode_payload(KIND_BATCH, &bytes);
             let _ = WalEntry::decode_payload(KIND_CATALOGUE, &bytes);
+            let _ = WalEntry::decode_payload(KIND_SAMPLES, &bytes);
         }
 
         #[test]

@@ -108,6 +108,8 @@ impl State {
         self.applied_seq = self.applied_seq.max(seq);
         match entry {
             WalEntry::Batch(rec) => Ok(self.apply_batch(seq, rec, now_ms)),
+            // For the observers only: nothing of the log store's state changes.
+            WalEntry::Samples(_) => Ok(None),
             WalEntry::Catalogue(CatalogueOp::Freeze) => {
                 let mem = self.memtable.freeze();
                 self.frozen.push(Arc::new(Frozen {

@@ -17,9 +17,9 @@ use crate::dedup::{self, DedupEntry, DedupIndex};
 use crate::error::{Result, StoreError};
 use crate::ingest::{IngestOutcome, IngestRequest, Rejection, classify, validate_batch};
 use crate::memtable::Memtable;
-use crate::observer::{DurableBatch, IngestObserver};
+use crate::observer::{DurableBatch, DurableSamples, IngestObserver, Observed};
 use crate::paths;
-use crate::record::{BatchRecord, CatalogueOp, WalEntry};
+use crate::record::{BatchRecord, CatalogueOp, SamplesRecord, WalEntry};
 use crate::shared::SharedLog;
 use crate::state::{PendingDelete, State};
 use crate::storage::Storage;
@@ -55,7 +55,7 @@ pub(crate) struct Inner {
     pub log: Log,
     pub observers: Vec<Arc<dyn IngestObserver>>,
     observer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    pub(crate) observer_tx: Mutex<Option<std::sync::mpsc::SyncSender<DurableBatch>>>,
+    pub(crate) observer_tx: Mutex<Option<std::sync::mpsc::SyncSender<Observed>>>,
     /// Batch ids being written right now: a concurrent retry waits for the first attempt.
     inflight: Mutex<HashMap<String, Arc<Notify>>>,
     /// Serialises manifest changes and checkpoint writes.
@@ -118,7 +118,7 @@ impl Log {
 /// single server and the records' commit time on replicas.
 pub(crate) fn apply_durable(
     shared: &Shared,
-    observer_tx: Option<&std::sync::mpsc::SyncSender<DurableBatch>>,
+    observer_tx: Option<&std::sync::mpsc::SyncSender<Observed>>,
     group: Vec<Durable<Applied>>,
     now_ms: i64,
     gc_grace_ms: i64,
@@ -129,12 +129,22 @@ pub(crate) fn apply_durable(
         let mut st = shared.lock();
         for d in &group {
             let r = st.apply(d.seq, &d.entry, now_ms, gc_grace_ms);
-            if let (Ok(None), WalEntry::Batch(record)) = (&r, &d.entry) {
-                batches.push(DurableBatch {
-                    seq: d.seq,
-                    record: record.clone(),
-                    replayed: false,
-                });
+            match (&r, &d.entry) {
+                (Ok(None), WalEntry::Batch(record)) => {
+                    batches.push(Observed::Batch(DurableBatch {
+                        seq: d.seq,
+                        record: record.clone(),
+                        replayed: false,
+                    }))
+                }
+                (Ok(None), WalEntry::Samples(record)) => {
+                    batches.push(Observed::Samples(DurableSamples {
+                        seq: d.seq,
+                        record: record.clone(),
+                        replayed: false,
+                    }))
+                }
+                _ => {}
             }
             results.push(r);
         }
@@ -150,7 +160,9 @@ pub(crate) fn apply_durable(
             // Blocks when the observers lag: backpressure, never loss.
             let _ = tx.send(b.clone());
         }
-        let _ = shared.feed.send(b);
+        if let Observed::Batch(b) = b {
+            let _ = shared.feed.send(b);
+        }
     }
 }
 
@@ -321,22 +333,28 @@ impl Store {
                         .as_deref()
                         .and_then(|id| state.dedup.get(id))
                         .is_some_and(|first| first.seq < seq),
-                    WalEntry::Catalogue(_) => false,
+                    WalEntry::Catalogue(_) | WalEntry::Samples(_) => false,
                 }
             };
             if duplicate {
                 return;
             }
-            if let WalEntry::Batch(record) = entry {
-                let batch = DurableBatch {
+            let observed = match entry {
+                WalEntry::Batch(record) => Observed::Batch(DurableBatch {
                     seq,
                     record: record.clone(),
                     replayed: true,
-                };
-                for (o, &p) in observers.iter().zip(&observer_seqs) {
-                    if seq > p {
-                        o.on_batch(&batch);
-                    }
+                }),
+                WalEntry::Samples(record) => Observed::Samples(DurableSamples {
+                    seq,
+                    record: record.clone(),
+                    replayed: true,
+                }),
+                WalEntry::Catalogue(_) => return,
+            };
+            for (o, &p) in observers.iter().zip(&observer_seqs) {
+                if seq > p {
+                    observed.deliver(o.as_ref());
                 }
             }
         };
@@ -394,7 +412,7 @@ impl Store {
         let (observer_tx, observer_thread) = if observers.is_empty() {
             (None, None)
         } else {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<DurableBatch>(1024);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Observed>(1024);
             let obs = observers.clone();
             let t = std::thread::Builder::new()
                 .name("kinsight-observers".into())
@@ -404,12 +422,12 @@ impl Store {
                             // A panicking observer must not take the others (or the WAL
                             // thread, blocked on this queue) down with it.
                             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                o.on_batch(&b)
+                                b.deliver(o.as_ref())
                             }));
                             if r.is_err() {
                                 tracing::error!(
                                     observer = o.name(),
-                                    seq = b.seq,
+                                    seq = b.seq(),
                                     "ingest observer panicked on a batch; it will see it again after a restart if it did not persist it"
                                 );
                             }
@@ -706,6 +724,18 @@ impl Store {
             rejected,
             duplicate: false,
         })
+    }
+
+    /// Makes metric samples durable (issue 17: remote write, OTLP metrics) and returns their
+    /// sequence number once they are — fsynced in the local WAL, or in the replicas' shared
+    /// log. The observers (the metric store) receive them like batches; `payload` is theirs
+    /// to read (`kinsight_metrics::samples`).
+    pub async fn append_samples(&self, payload: Vec<u8>) -> Result<u64> {
+        let record = SamplesRecord {
+            ingestion_time_ms: self.now_ms(),
+            payload,
+        };
+        Ok(self.append(WalEntry::Samples(Arc::new(record))).await?.seq)
     }
 
     /// Backpressure: while too much is unflushed, ask for a flush and wait.

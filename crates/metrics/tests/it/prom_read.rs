@@ -208,3 +208,85 @@ fn raw_overlapping_is_exact_in_the_head_and_by_segment_index_after_a_flush() {
         vec![false, true, false]
     );
 }
+
+/// Remote-write and OTLP samples (`ingest_samples`): the `Prometheus` namespace, every value
+/// bit for bit in the raw tier (NaN and staleness markers too) through flush, compaction and
+/// a restart, while CloudWatch statistics and rollups see only the finite ones.
+#[test]
+fn prometheus_samples_keep_nan_and_staleness_markers_for_promql_only() {
+    use kinsight_metrics::samples::SampleSeries;
+    use kinsight_metrics::{MetricQuery, SeriesKey, SeriesSelector, Statistic};
+    const STALE: u64 = 0x7ff0000000000002;
+    let dir = tempfile::tempdir().unwrap();
+    let store = MetricStore::open(dir.path(), MetricStoreConfig::default()).unwrap();
+    let series = |samples: Vec<(i64, f64)>| SampleSeries {
+        name: "queue_depth".into(),
+        labels: [("job".to_string(), "worker".to_string())].into(),
+        samples,
+    };
+    let out = store.ingest_samples(
+        1,
+        &[series(vec![
+            (T0 + 1_000, 4.0),
+            (T0 + 2_000, f64::NAN),
+            (T0 + 3_000, 8.0),
+            (T0 + 4_000, f64::from_bits(STALE)),
+        ])],
+    );
+    assert_eq!((out.samples, out.rejected), (4, 0));
+    // The same sequence number again (a replay) changes nothing.
+    assert!(store.ingest_samples(1, &[series(vec![(T0, 1.0)])]).skipped);
+    let found = store.series_matching(|s| s.key.name == "queue_depth");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key.namespace, "Prometheus");
+    assert_eq!(
+        series_labels(&found[0].key),
+        vec![
+            ("__name__".to_string(), "queue_depth".to_string()),
+            ("job".to_string(), "worker".to_string())
+        ]
+    );
+    let id = found[0].id;
+    let bits = |store: &MetricStore| -> Vec<(i64, u64)> {
+        store
+            .raw_samples(id, T0, T0 + DAY)
+            .unwrap()
+            .into_iter()
+            .map(|(t, v)| (t, v.to_bits()))
+            .collect()
+    };
+    let want = vec![
+        (T0 + 1_000, 4.0f64.to_bits()),
+        (T0 + 2_000, f64::NAN.to_bits()),
+        (T0 + 3_000, 8.0f64.to_bits()),
+        (T0 + 4_000, STALE),
+    ];
+    let key = SeriesKey::new("Prometheus", "queue_depth", [("job", "worker")]);
+    let stats = |store: &MetricStore, period_s: u32| -> Vec<Option<f64>> {
+        let mut q = MetricQuery {
+            selector: SeriesSelector::metric(&key),
+            statistic: Statistic::Sum,
+            period_s,
+            start_ms: T0,
+            end_ms: T0 + 60_000,
+            max_series: 10,
+        };
+        let sum = store.query(&q).unwrap().series[0].values[0];
+        q.statistic = Statistic::SampleCount;
+        let count = store.query(&q).unwrap().series[0].values[0];
+        q.statistic = Statistic::Percentile(50.0);
+        let p50 = store.query(&q).unwrap().series[0].values[0];
+        vec![sum, count, p50]
+    };
+    let finite_only = vec![Some(12.0), Some(2.0), Some(4.0)];
+    assert_eq!(bits(&store), want);
+    // A 60-s period (raw tier) and a 1-h period (the hour rollup).
+    assert_eq!(stats(&store, 60), finite_only);
+    assert_eq!(stats(&store, 3_600)[..2], finite_only[..2]);
+    store.flush().unwrap();
+    store.compact(T0 + 10 * DAY).unwrap();
+    drop(store);
+    let store = MetricStore::open(dir.path(), MetricStoreConfig::default()).unwrap();
+    assert_eq!(bits(&store), want);
+    assert_eq!(stats(&store, 60), finite_only);
+}

@@ -18,7 +18,7 @@ use kinsight_metrics::wire::{
     ListMetricsRequest, ListMetricsResponse, MetricQueryRequest, MetricQueryResponse,
 };
 use kinsight_metrics::{CardinalityStats, MetricStore, MetricStoreConfig, MetricsError};
-use kinsight_store::{DurableBatch, IngestObserver};
+use kinsight_store::{DurableBatch, DurableSamples, IngestObserver};
 
 use crate::auth::{CanRead, Require};
 use crate::body::JsonBody;
@@ -222,6 +222,24 @@ impl IngestObserver for MetricsObserver {
                 rejected = out.rejected,
                 "datapoints refused by the cardinality guard"
             );
+        }
+    }
+
+    fn on_samples(&self, batch: &DurableSamples) {
+        // The record was written by this server's receivers: garbage means a corrupted WAL
+        // record that still passed its checksum, and only its samples are lost.
+        match kinsight_metrics::samples::decode(&batch.record.payload) {
+            Ok(series) => {
+                let out = self.store.ingest_samples(batch.seq, &series);
+                if out.rejected > 0 {
+                    tracing::debug!(
+                        seq = batch.seq,
+                        rejected = out.rejected,
+                        "samples refused by the cardinality guard"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(seq = batch.seq, "samples record unreadable: {e}"),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod prometheus;
 pub mod query;
+pub mod remote_write;
 
 use axum::Router;
 use axum::extract::State;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(query::routes())
         .merge(prometheus::routes())
         .merge(otlp::routes())
+        .merge(remote_write::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -11,6 +11,7 @@ mod metrics_alarms;
 mod otlp;
 mod prometheus;
 mod query;
+mod remote_write;
 mod replica_alarms;
 mod router;
 mod sigv4;

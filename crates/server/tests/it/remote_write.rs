@@ -1,0 +1,267 @@
+//! Prometheus remote write in (issue 17): `POST /api/v1/write` through the router. Samples
+//! acknowledged with 204 are answered by PromQL (staleness markers honoured); bad bodies get
+//! 400 with a message; refused samples (bad series, out of order, a conflicting duplicate,
+//! native histograms) get 400 naming why while the rest of the request is kept.
+
+use axum::Router;
+use axum::http::StatusCode;
+use kinsight_metrics::MetricStoreConfig;
+use kinsight_metrics::remote_write::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use kinsight_server::api::metrics::MetricsEngine;
+use kinsight_server::{AppState, Auth, router};
+use kinsight_store::{Store, StoreConfig};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const STALE: u64 = 0x7ff0000000000002;
+
+struct App {
+    app: Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn rw_app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = MetricsEngine::open(dir.path(), MetricStoreConfig::default()).unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.background = false;
+    let store = Store::open(cfg, vec![engine.observer()]).await.unwrap();
+    let mut state = AppState::new(store, Auth::open(ADMIN, dir.path()).unwrap());
+    state.metrics = Some(engine.metrics.clone());
+    App {
+        app: router(state),
+        _dir: dir,
+    }
+}
+
+fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+    TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|&(t, v)| Sample {
+                value: v,
+                timestamp: t,
+            })
+            .collect(),
+        exemplars: vec![],
+        histograms: vec![],
+    }
+}
+
+async fn write(app: &Router, ts: Vec<TimeSeries>) -> (StatusCode, Value) {
+    let req = WriteRequest {
+        timeseries: ts,
+        metadata: vec![],
+    };
+    call("POST", "/api/v1/write")
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "snappy")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .raw(req.to_body())
+        .send(app)
+        .await
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The instant vector of `q` at `t_ms`, as (labels, value) pairs — waiting until `want`
+/// holds: the metric store applies acknowledged samples right after the answer.
+async fn query_until(
+    app: &Router,
+    q: &str,
+    t_ms: i64,
+    want: impl Fn(&[(Value, String)]) -> bool,
+) -> Vec<(Value, String)> {
+    let mut last = Vec::new();
+    for _ in 0..400 {
+        let (s, v) = call(
+            "GET",
+            &format!(
+                "/api/v1/query?query={}&time={}.{:03}",
+                enc(q),
+                t_ms / 1000,
+                t_ms % 1000
+            ),
+        )
+        .send(app)
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        last = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["metric"].clone(), r["value"][1].as_str().unwrap().to_string()))
+            .collect();
+        if want(&last) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{q} at {t_ms}: never as wanted; last answer {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_samples_are_queryable_and_staleness_markers_end_a_series() {
+    let a = rw_app().await;
+    let t0 = (now_ms() / 60_000) * 60_000 - 10 * 60_000;
+    let (s, v) = write(
+        &a.app,
+        vec![
+            series(
+                &[("__name__", "http_requests_total"), ("job", "api"), ("code", "200")],
+                &[(t0, 1.0), (t0 + 15_000, 4.0), (t0 + 30_000, 9.0)],
+            ),
+            series(
+                &[("__name__", "queue_depth"), ("job", "worker")],
+                &[(t0, 3.0), (t0 + 15_000, f64::from_bits(STALE))],
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let got = query_until(&a.app, "http_requests_total", t0 + 30_000, |r| !r.is_empty()).await;
+    assert_eq!(
+        got,
+        vec![(
+            json!({"__name__": "http_requests_total", "code": "200", "job": "api"}),
+            "9".to_string()
+        )]
+    );
+    // Remote-write series carry their own labels only: no cloudwatch_namespace.
+    let got = query_until(&a.app, "increase(http_requests_total[1m])", t0 + 30_000, |r| {
+        !r.is_empty()
+    })
+    .await;
+    // 8 over the 30 s of samples, extrapolated to the counter's zero 3.75 s before the first.
+    assert_eq!(got[0].1, "9");
+    // Before the marker the gauge answers; after it (within the 5-minute lookback) it does not.
+    let got = query_until(&a.app, "queue_depth", t0 + 10_000, |r| !r.is_empty()).await;
+    assert_eq!(got[0].1, "3");
+    let got = query_until(&a.app, "queue_depth", t0 + 20_000, |r| r.is_empty()).await;
+    assert!(got.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_refused_with_a_message() {
+    let a = rw_app().await;
+    let good = WriteRequest {
+        timeseries: vec![series(&[("__name__", "up")], &[(now_ms(), 1.0)])],
+        metadata: vec![],
+    };
+    // Protobuf without the snappy it claims.
+    let (s, v) = call("POST", "/api/v1/write")
+        .header("content-encoding", "snappy")
+        .raw(prost::Message::encode_to_vec(&good))
+        .send(&a.app)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("snappy"), "{v}");
+    // No Content-Encoding: read as snappy, as Prometheus does.
+    let (s, v) = call("POST", "/api/v1/write")
+        .raw(b"definitely not snappy".to_vec())
+        .send(&a.app)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("snappy"), "{v}");
+    // Snappy around something that is not a WriteRequest.
+    let garbage = snap::raw::Encoder::new()
+        .compress_vec(&[0x0a, 0xff, 0xff, 0xff, 0x0f])
+        .unwrap();
+    let (s, v) = call("POST", "/api/v1/write")
+        .header("content-encoding", "snappy")
+        .raw(garbage)
+        .send(&a.app)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("WriteRequest"), "{v}");
+    // An encoding nobody speaks here.
+    let (s, v) = call("POST", "/api/v1/write")
+        .header("content-encoding", "br")
+        .raw(good.to_body())
+        .send(&a.app)
+        .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+    // Without a token.
+    let (s, _) = call("POST", "/api/v1/write")
+        .token(None)
+        .header("content-encoding", "snappy")
+        .raw(good.to_body())
+        .send(&a.app)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The good one still goes in.
+    let (s, v) = write(&a.app, good.timeseries.clone()).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_samples_are_named_and_the_rest_is_kept() {
+    let a = rw_app().await;
+    let t0 = (now_ms() / 60_000) * 60_000 - 10 * 60_000;
+    let temp = [("__name__", "temperature"), ("room", "a")];
+    let (s, v) = write(&a.app, vec![series(&temp, &[(t0 + 60_000, 20.0)])]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let mut hist = series(&[("__name__", "latency")], &[]);
+    hist.histograms = vec![vec![]];
+    let (s, v) = write(
+        &a.app,
+        vec![
+            // Older than the stored sample, the same time with another value, the same
+            // sample again (a resend: no error), and a newer one that is kept.
+            series(
+                &temp,
+                &[
+                    (t0 + 30_000, 1.0),
+                    (t0 + 60_000, 99.0),
+                    (t0 + 60_000, 20.0),
+                    (t0 + 90_000, 22.0),
+                ],
+            ),
+            series(&[("job", "nameless")], &[(t0, 1.0)]),
+            series(&[("__name__", "x"), ("bad.label", "v")], &[(t0, 1.0)]),
+            hist,
+            series(&[("__name__", "kept"), ("job", "j")], &[(t0 + 90_000, 5.0)]),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let m = v["message"].as_str().unwrap();
+    for want in [
+        "5 samples refused",
+        "1 out of order",
+        "1 duplicate sample for timestamp",
+        "no __name__",
+        "invalid label name \"bad.label\"",
+        "native histogram",
+        "the other 2 were stored",
+    ] {
+        assert!(m.contains(want), "{want:?} not in {m}");
+    }
+    let got = query_until(&a.app, "temperature", t0 + 90_000, |r| {
+        r.first().is_some_and(|x| x.1 == "22")
+    })
+    .await;
+    assert_eq!(got.len(), 1);
+    query_until(&a.app, "kept", t0 + 90_000, |r| r.len() == 1).await;
+    // The refused older sample (t0+30 s) was not stored: at t0+45 s there is no sample.
+    let got = query_until(&a.app, "temperature", t0 + 45_000, |_| true).await;
+    assert!(got.is_empty(), "{got:?}");
+}
