@@ -13,8 +13,12 @@ export default defineConfig({
     chunkSizeWarningLimit: 600,
   },
   server: {
-    // `npm run dev` against a running `kinsight up` (KINSIGHT_URL, default :8080).
-    proxy: { '/v1': process.env.KINSIGHT_URL ?? 'http://127.0.0.1:8080' },
+    // `npm run dev` against a running `kinsight up` (KINSIGHT_URL, default :8080): the native
+    // API and the Prometheus API (the metrics explorer).
+    proxy: {
+      '/v1': process.env.KINSIGHT_URL ?? 'http://127.0.0.1:8080',
+      '/api/v1': process.env.KINSIGHT_URL ?? 'http://127.0.0.1:8080',
+    },
   },
   test: {
     environment: 'jsdom',

@@ -3,8 +3,9 @@
 // scripts/tests/ui.sh. Sign in through /?token=, charts of this host, drill-down cluster →
 // node → pod → container → logs, a query with its histogram, an expanded record and a syntax
 // error marked in place, live tail, an alarm created through the form and the Kubernetes
-// pack installed from the page, dark theme, keyboard. Screenshots go to $ARTIFACTS; any
-// console error or uncaught exception fails the run.
+// pack installed from the page, dark theme, keyboard, the PromQL metrics explorer (completion,
+// chart, instant table, the server's parse error). Screenshots go to $ARTIFACTS; any console
+// error or uncaught exception fails the run.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -290,6 +291,79 @@ test('dark theme, 1280 px, keyboard', async () => {
   await page.keyboard.press('Enter');
   await page.waitForURL(/\/logs$/);
   await page.getByRole('button', { name: /Switch to light theme/ }).click();
+});
+
+test('metrics explorer: PromQL with completion, chart, instant values, link', async () => {
+  const editor = page.getByTestId('promql-editor');
+  const option = page.locator('[data-testid="completions"] [role="option"]', {
+    has: page.locator('.completion-label', { hasText: /^node_memory_utilization$/ }),
+  });
+  // Metric names are read once per page load: reload until this host's agent has sent them.
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    await page.goto(`${BASE}/metrics?range=15m`);
+    await editor.click();
+    await editor.pressSequentially('node_mem');
+    try {
+      await option.waitFor({ timeout: 5_000 });
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+    }
+  }
+  const offered = await page.locator('[data-testid="completions"] .completion-label').allTextContents();
+  assert.ok(offered.every((m) => m.startsWith('node_mem')), `only names starting with what was typed: ${offered}`);
+  // Arrow down to it, Enter accepts.
+  for (let i = 0; i < offered.length && (await option.getAttribute('aria-selected')) !== 'true'; i++) await editor.press('ArrowDown');
+  assert.equal(await option.getAttribute('aria-selected'), 'true');
+  await shot('16-metrics-completion');
+  await editor.press('Enter');
+  assert.equal(await editor.inputValue(), 'node_memory_utilization');
+  await page.locator('[data-testid="completions"]').waitFor({ state: 'detached' });
+  await editor.press('Control+Enter');
+  await page.waitForURL(/\/metrics\?.*q=node_memory_utilization/);
+  await page.waitForSelector('[data-testid="promql-chart"] canvas');
+  assert.ok(Number(await page.getByTestId('promql-chart').getAttribute('data-series')) >= 1, 'at least one series drawn');
+  await page.waitForSelector('[data-testid="promql-table"] tbody tr:has-text("NodeName=")');
+  const rows = await page.locator('[data-testid="promql-table"] tbody tr').allInnerTexts();
+  assert.ok(rows.some((r) => r.startsWith('node_memory_utilization{') && /NodeName="[^"]+"/.test(r)), rows.join('\n'));
+  await shot('16-metrics');
+
+  // The link reproduces it.
+  const link = page.url();
+  await page.goto(`${BASE}/dashboards`);
+  await page.goto(link);
+  assert.equal(await editor.inputValue(), 'node_memory_utilization');
+  await page.waitForSelector('[data-testid="promql-chart"] canvas');
+  await page.waitForSelector('[data-testid="promql-table"] tbody tr:has-text("NodeName=")');
+});
+
+test('metrics explorer: a query that does not parse shows the server’s message', async () => {
+  // Its own page: the server answers 400, which the browser logs as an error on purpose.
+  const p = await context.newPage();
+  const own = [];
+  watchErrors(p, own);
+  await p.goto(`${BASE}/metrics?range=15m`);
+  const editor = p.getByTestId('promql-editor');
+  await editor.click();
+  await editor.pressSequentially('sum(');
+  await p.getByTestId('run-promql').click();
+  const alert = p.locator('[role="alert"][data-testid="promql-error"]');
+  await alert.waitFor();
+  const server = await fetch(`${BASE}/api/v1/query?query=${encodeURIComponent('sum(')}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(server.status, 400);
+  const { error } = await server.json();
+  assert.match(error, /parse error/);
+  assert.match(await alert.innerText(), /parse error/);
+  assert.ok((await alert.innerText()).includes(error), `${await alert.innerText()} shows ${error}`);
+  assert.equal(await p.locator('[data-testid="promql-chart"]').count(), 0);
+  await p.screenshot({ path: join(ARTIFACTS, '17-metrics-error.png'), fullPage: true });
+  await p.close();
+  assert.deepEqual(
+    own.filter((e) => !/status of 400 \(Bad Request\)/.test(e)),
+    [],
+    'nothing but the two refused queries (range and instant)',
+  );
 });
 
 test('no console errors or uncaught exceptions', () => {

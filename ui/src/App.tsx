@@ -10,6 +10,7 @@ import { Dashboards } from './pages/Dashboards';
 import { LogGroups } from './pages/LogGroups';
 import { Insights } from './pages/Insights';
 import { Alarms } from './pages/Alarms';
+import { Metrics } from './pages/Metrics';
 
 type AuthState = 'checking' | 'in' | 'out';
 
@@ -17,6 +18,7 @@ const PAGES = [
   { path: '/dashboards', label: 'Dashboards' },
   { path: '/logs', label: 'Log groups' },
   { path: '/insights', label: 'Logs Insights' },
+  { path: '/metrics', label: 'Metrics' },
   { path: '/alarms', label: 'Alarms' },
 ];
 
@@ -64,6 +66,7 @@ export function App() {
   if (path.startsWith('/dashboards')) page = <Dashboards />;
   else if (path.startsWith('/logs')) page = <LogGroups />;
   else if (path.startsWith('/insights')) page = <Insights />;
+  else if (path.startsWith('/metrics')) page = <Metrics />;
   else if (path.startsWith('/alarms')) page = <Alarms />;
   else
     page = (

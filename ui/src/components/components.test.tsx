@@ -4,6 +4,9 @@ import { QueryEditor } from './QueryEditor';
 import { JsonView } from './JsonView';
 import { Sparkline } from './Sparkline';
 import { toPutBody } from '../pages/Alarms';
+import { PromqlEditor } from './PromqlEditor';
+import { valuesKey, type Catalogue, type PromCursor } from '../lib/prometheus';
+import { useState } from 'react';
 
 afterEach(cleanup);
 
@@ -84,5 +87,60 @@ describe('alarm form', () => {
     expect(p.ExtendedStatistic).toBe('p99');
     expect(p.Statistic).toBeUndefined();
     expect(p.EvaluateLowSampleCountPercentile).toBe('evaluate');
+  });
+});
+
+describe('PromqlEditor', () => {
+  const catalogue: Catalogue = {
+    metrics: ['node_cpu_utilization', 'node_memory_limit', 'node_memory_utilization'],
+    labels: new Map([['node_memory_utilization', ['ClusterName', 'NodeName']]]),
+    values: new Map([[valuesKey('node_memory_utilization', 'NodeName'), ['ip-10-0-1-11', 'vm']]]),
+  };
+  function Harness(p: { onRun?: () => void; onContext?: (c: PromCursor) => void; initial?: string }) {
+    const [v, setV] = useState(p.initial ?? '');
+    return <PromqlEditor value={v} onChange={setV} onRun={p.onRun} onContext={p.onContext} catalogue={catalogue} />;
+  }
+  const type = (ta: HTMLTextAreaElement, value: string) => {
+    fireEvent.change(ta, { target: { value, selectionStart: value.length, selectionEnd: value.length } });
+  };
+  const options = () => screen.queryAllByRole('option').map((o) => o.querySelector('.completion-label')!.textContent);
+
+  it('lists completions while typing; arrows move, Enter accepts, Escape closes', () => {
+    render(<Harness />);
+    const ta = screen.getByTestId('promql-editor') as HTMLTextAreaElement;
+    type(ta, 'node_mem');
+    expect(ta.getAttribute('aria-expanded')).toBe('true');
+    expect(options()).toEqual(['node_memory_limit', 'node_memory_utilization']);
+    expect(screen.getAllByRole('option')[0].getAttribute('aria-selected')).toBe('true');
+    fireEvent.keyDown(ta, { key: 'ArrowDown' });
+    expect(screen.getAllByRole('option')[1].getAttribute('aria-selected')).toBe('true');
+    fireEvent.keyDown(ta, { key: 'Enter' });
+    expect(ta.value).toBe('node_memory_utilization');
+    expect(screen.queryByRole('listbox')).toBeNull();
+
+    type(ta, 'node_memory_utilization{');
+    expect(options()).toEqual(['ClusterName', 'NodeName']);
+    fireEvent.keyDown(ta, { key: 'Escape' });
+    expect(screen.queryByRole('listbox')).toBeNull();
+    type(ta, 'node_memory_utilization{NodeName="');
+    expect(options()).toEqual(['ip-10-0-1-11', 'vm']);
+    fireEvent.keyDown(ta, { key: 'ArrowUp' });
+    fireEvent.keyDown(ta, { key: 'Tab' });
+    expect(ta.value).toBe('node_memory_utilization{NodeName="vm"');
+  });
+
+  it('accepts a clicked completion, tells the page the context, runs on Ctrl+Enter', () => {
+    const run = vi.fn();
+    const ctx = vi.fn();
+    render(<Harness onRun={run} onContext={ctx} />);
+    const ta = screen.getByTestId('promql-editor') as HTMLTextAreaElement;
+    type(ta, 'sum(node_c');
+    fireEvent.mouseDown(screen.getByRole('option'));
+    expect(ta.value).toBe('sum(node_cpu_utilization');
+    type(ta, 'sum(node_cpu_utilization) by (');
+    expect(ctx).toHaveBeenLastCalledWith(expect.objectContaining({ context: expect.objectContaining({ kind: 'label', metric: 'node_cpu_utilization' }) }));
+    fireEvent.keyDown(ta, { key: 'Enter', ctrlKey: true });
+    expect(run).toHaveBeenCalledTimes(1);
+    expect(screen.queryByRole('listbox')).toBeNull();
   });
 });

@@ -1,5 +1,6 @@
 // The native API (docs/api.md), typed for what the console uses. Every call sends the stored
-// bearer token; errors carry the server's `{code, message}`.
+// bearer token; errors carry the server's `{code, message}` (or, under /api/v1, Prometheus's
+// `{errorType, error}`).
 
 import { storedToken } from './auth';
 
@@ -54,6 +55,10 @@ export async function api<T>(
       if (v && typeof v.code === 'string') {
         code = v.code;
         message = v.message ?? message;
+      } else if (v && v.status === 'error' && typeof v.error === 'string') {
+        // Prometheus's envelope (/api/v1, src/lib/prometheus.ts).
+        code = typeof v.errorType === 'string' ? v.errorType : code;
+        message = v.error;
       }
     } catch {
       /* not JSON */
