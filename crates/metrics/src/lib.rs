@@ -27,6 +27,7 @@ mod block;
 mod cache;
 pub mod labels;
 mod manifest;
+pub mod otlp;
 pub mod query;
 pub mod remote_write;
 pub mod samples;
