@@ -7,6 +7,9 @@ mod durations;
 mod e2e;
 mod hostile;
 mod limits;
+#[path = "../../../promql/tests/support/prometheus.rs"]
+mod prom_oracle;
+mod prometheus;
 mod query;
 mod replicas;
 #[path = "../../../store/tests/it/seaweed.rs"]

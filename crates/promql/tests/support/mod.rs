@@ -19,3 +19,6 @@ pub fn labels(pairs: &[(&str, &str)]) -> Labels {
 
 /// The crate's in-memory source, under the name the tests use.
 pub type MemSource = kinsight_promql::MemorySource;
+
+/// The real Prometheus as an oracle (also included by the kinsight binary's tests).
+pub mod prometheus;
