@@ -313,8 +313,14 @@ impl OrderGate {
                 match last {
                     Some((lt, _)) if t <= lt => refused.out_of_order += 1,
                     _ => {
+                        // A staleness marker (NaN) ends the series as it is; after it, or
+                        // after any non-number, counting starts again from zero.
                         let base = last.map_or(0.0, |l| l.1);
-                        let v = if base.is_finite() { base + d } else { d };
+                        let v = if d.is_nan() || !base.is_finite() {
+                            d
+                        } else {
+                            base + d
+                        };
                         last = Some((t, v));
                         kept.push((t, v));
                     }
@@ -497,5 +503,11 @@ mod tests {
         let mut batch = vec![series(&[(10, 2.0)])];
         gate.admit_delta(&mut batch, |_, _| Some((5, f64::NAN)));
         assert_eq!(batch[0].samples, vec![(10, 2.0)]);
+        // A staleness marker is kept as it is, and the next increment starts from zero.
+        let stale = f64::from_bits(0x7ff0000000000002);
+        let mut batch = vec![series(&[(20, stale), (30, 4.0)])];
+        gate.admit_delta(&mut batch, |_, _| None);
+        assert_eq!(batch[0].samples[0].1.to_bits(), stale.to_bits());
+        assert_eq!(batch[0].samples[1], (30, 4.0));
     }
 }

@@ -1,4 +1,4 @@
-//! OTLP/HTTP logs (issue 17, docs/api.md "OpenTelemetry (OTLP/HTTP)"): `POST /v1/logs` with an
+//! OTLP/HTTP logs and metrics (issue 17, docs/api.md "OpenTelemetry (OTLP/HTTP)"): `POST /v1/logs` with an
 //! `ExportLogsServiceRequest` as protobuf (`application/x-protobuf`) or OTLP/JSON
 //! (`application/json`), `Content-Encoding: gzip | zstd` optional — what OpenTelemetry SDKs and
 //! collectors send to CloudWatch's own OTLP endpoint. Records go to the log group and stream the
@@ -7,6 +7,11 @@
 //! body, severity, attributes, resource attributes, scope and trace/span ids, so Logs Insights
 //! queries fields like `attributes.user.id`. The answer is an `ExportLogsServiceResponse` in the
 //! request's encoding, with `partialSuccess` when some records were refused (too old, …).
+//!
+//! `POST /v1/metrics` takes an `ExportMetricsServiceRequest` the same ways: its points become
+//! Prometheus series (`kinsight_metrics::otlp`, Prometheus 3's naming) stored through remote
+//! write's samples path (`super::remote_write::store_samples`); the answer's `partialSuccess`
+//! counts the points refused and says why.
 //!
 //! `/v1/traces` is answered with a clear 404: kinsight stores no traces.
 
@@ -26,6 +31,9 @@ use kinsight_store::{IngestRequest, LogEvent};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message;
 use serde_json::{Map, Value, json};
@@ -43,6 +51,7 @@ pub const DEFAULT_STREAM: &str = "otlp";
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/logs", post(export_logs))
+        .route("/v1/metrics", post(export_metrics))
         .route("/v1/traces", post(traces))
 }
 
@@ -121,6 +130,231 @@ async fn export_logs(
             partial_success: partial,
         },
     ))
+}
+
+/// Most samples one metrics request may become (a histogram point is one sample per bucket
+/// plus `_sum` and `_count`): beyond it the request is refused (413) before it is translated.
+pub const MAX_METRIC_SAMPLES: u64 = 1_000_000;
+/// Most label bytes one metrics request may become (resource and point attributes repeat in
+/// every series of every point): beyond it the request is refused (413).
+pub const MAX_METRIC_LABEL_BYTES: u64 = 256 << 20;
+
+async fn export_metrics(
+    _: Require<CanIngest>,
+    State(state): State<AppState>,
+    body: DecodedBody,
+) -> ApiResult<Response> {
+    let enc = encoding(body.content_type.as_deref())?;
+    let store = state.metrics.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            "the metric store is not enabled on this server",
+        )
+    })?;
+    let request = decode_metrics(body.content_type.as_deref(), &body.bytes)?;
+    drop(body);
+    check_metrics_expansion(&request)?;
+    let translated = tokio::task::spawn_blocking(move || kinsight_metrics::otlp::translate(&request))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+    let stored = super::remote_write::store_samples(
+        &state,
+        &store,
+        translated.absolute,
+        translated.delta,
+    )
+    .await?;
+    let rejected = translated.rejected_points + stored.refused;
+    let mut reasons = translated.errors;
+    reasons.extend(stored.reasons);
+    let partial = (rejected > 0 || !reasons.is_empty()).then(|| ExportMetricsPartialSuccess {
+        rejected_data_points: rejected as i64,
+        error_message: reasons.join("; "),
+    });
+    let response = ExportMetricsServiceResponse {
+        partial_success: partial,
+    };
+    Ok(match enc {
+        Encoding::Protobuf => (
+            StatusCode::OK,
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            )],
+            response.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => {
+            let body = match &response.partial_success {
+                Some(p) => json!({"partialSuccess": {
+                    "rejectedDataPoints": p.rejected_data_points,
+                    "errorMessage": p.error_message,
+                }}),
+                None => json!({}),
+            };
+            (StatusCode::OK, Json(body)).into_response()
+        }
+    })
+}
+
+/// An `ExportMetricsServiceRequest` from a (decompressed) body of the given media type.
+pub fn decode_metrics(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> ApiResult<ExportMetricsServiceRequest> {
+    match encoding(content_type)? {
+        Encoding::Protobuf => ExportMetricsServiceRequest::decode(bytes).map_err(|e| {
+            ApiError::bad_param(format!(
+                "the body is not an OTLP ExportMetricsServiceRequest: {e}"
+            ))
+        }),
+        Encoding::Json => {
+            let bad = |e: serde_json::Error| {
+                ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("the body is not OTLP/JSON metrics: {e}"),
+                )
+            };
+            let mut v: Value = serde_json::from_slice(bytes).map_err(bad)?;
+            int64_strings_to_numbers(&mut v);
+            serde_json::from_value(v).map_err(bad)
+        }
+    }
+}
+
+/// OTLP/JSON writes 64-bit integers as strings (`"asInt": "12"`, `"count": "3"`,
+/// `"bucketCounts": ["1", "2"]`), and receivers take numbers too. The OTLP types' serde
+/// mapping is stricter and uneven: it reads counts and `asInt` only as numbers (a string there
+/// silently loses the point's value), the timestamps of gauge, sum and histogram points only as
+/// strings, and those of exponential histogram, summary and exemplar points only as numbers.
+/// Each member is made what the mapping reads first. serde_json's own recursion limit bounds
+/// the walk.
+fn int64_strings_to_numbers(v: &mut Value) {
+    normalize_otlp_json(v, Times::Keep)
+}
+
+#[derive(Clone, Copy)]
+enum Times {
+    Keep,
+    Strings,
+    Numbers,
+}
+
+fn normalize_otlp_json(v: &mut Value, times: Times) {
+    const COUNTS: [&str; 4] = ["asInt", "count", "bucketCounts", "zeroCount"];
+    const TIMES: [&str; 2] = ["timeUnixNano", "startTimeUnixNano"];
+    fn number(v: &mut Value) {
+        let n = match v.as_str() {
+            Some(s) => s
+                .parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| s.parse::<u64>().map(Value::from)),
+            None => return,
+        };
+        if let Ok(n) = n {
+            *v = n;
+        }
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                match k.as_str() {
+                    "gauge" | "sum" | "histogram" => normalize_otlp_json(child, Times::Strings),
+                    "exponentialHistogram" | "summary" | "exemplars" => {
+                        normalize_otlp_json(child, Times::Numbers)
+                    }
+                    k if TIMES.contains(&k) => match (times, &*child) {
+                        (Times::Strings, Value::Number(n)) => *child = Value::String(n.to_string()),
+                        (Times::Numbers, Value::String(_)) => number(child),
+                        _ => {}
+                    },
+                    k if COUNTS.contains(&k) => match child {
+                        Value::Array(items) => items.iter_mut().for_each(number),
+                        other => number(other),
+                    },
+                    _ => normalize_otlp_json(child, times),
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| normalize_otlp_json(item, times)),
+        _ => {}
+    }
+}
+
+/// Refuses (413) a request whose translation would pass [`MAX_METRIC_SAMPLES`] samples or
+/// [`MAX_METRIC_LABEL_BYTES`] of labels, counted before anything is built.
+pub fn check_metrics_expansion(request: &ExportMetricsServiceRequest) -> ApiResult<()> {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    fn attr_bytes(attrs: &[KeyValue]) -> u64 {
+        attrs
+            .iter()
+            .map(|kv| {
+                kv.key.len() as u64
+                    + kv.value
+                        .as_ref()
+                        .map_or(0, |v| prost::Message::encoded_len(v) as u64)
+            })
+            .sum()
+    }
+    let (mut samples, mut label_bytes) = (0u64, 0u64);
+    for rm in &request.resource_metrics {
+        let resource = rm
+            .resource
+            .as_ref()
+            .map_or(0, |r| attr_bytes(&r.attributes));
+        for sm in &rm.scope_metrics {
+            let scope = sm.scope.as_ref().map_or(0, |s| {
+                (s.name.len() + s.version.len()) as u64 + attr_bytes(&s.attributes)
+            });
+            for m in &sm.metrics {
+                let points: Vec<(u64, u64)> = match &m.data {
+                    Some(Data::Gauge(g)) => g
+                        .data_points
+                        .iter()
+                        .map(|p| (1, attr_bytes(&p.attributes)))
+                        .collect(),
+                    Some(Data::Sum(g)) => g
+                        .data_points
+                        .iter()
+                        .map(|p| (1, attr_bytes(&p.attributes)))
+                        .collect(),
+                    Some(Data::Histogram(h)) => h
+                        .data_points
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.explicit_bounds.len().max(p.bucket_counts.len()) as u64 + 3,
+                                attr_bytes(&p.attributes),
+                            )
+                        })
+                        .collect(),
+                    Some(Data::Summary(s)) => s
+                        .data_points
+                        .iter()
+                        .map(|p| (p.quantile_values.len() as u64 + 2, attr_bytes(&p.attributes)))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                for (n, attrs) in points {
+                    samples = samples.saturating_add(n);
+                    label_bytes = label_bytes.saturating_add(
+                        n.saturating_mul(resource + scope + attrs + m.name.len() as u64 + 32),
+                    );
+                }
+            }
+        }
+    }
+    if samples > MAX_METRIC_SAMPLES || label_bytes > MAX_METRIC_LABEL_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the request's data points become {samples} samples with {label_bytes} bytes of labels; at most {MAX_METRIC_SAMPLES} samples and {MAX_METRIC_LABEL_BYTES} bytes (send smaller batches)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Splits events into the store's batches: at most [`MAX_BATCH_EVENTS`] events and

@@ -265,3 +265,85 @@ async fn refused_samples_are_named_and_the_rest_is_kept() {
     let got = query_until(&a.app, "temperature", t0 + 45_000, |_| true).await;
     assert!(got.is_empty(), "{got:?}");
 }
+
+// OTLP metrics (`POST /v1/metrics`) share the samples path; the SDK test is
+// scripts/tests/cwlogs/test_otlp.py.
+
+async fn otlp(app: &Router, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    call("POST", "/v1/metrics")
+        .header("content-type", content_type)
+        .raw(body)
+        .send(app)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_metrics_are_stored_and_untranslatable_points_are_partial_success() {
+    let a = rw_app().await;
+    let t = (now_ms() / 1000) * 1000;
+    let ns = |ms: i64| (ms * 1_000_000).to_string();
+    let body = json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+        "scopeMetrics": [{"metrics": [
+            {"name": "process.open_fds", "unit": "{fd}", "gauge": {"dataPoints": [
+                {"timeUnixNano": ns(t - 1000), "asInt": "12"},
+                // A number where OTLP/JSON writes a string: taken too.
+                {"timeUnixNano": t * 1_000_000, "asDouble": 14.0}]}},
+            {"name": "rpc.latency", "unit": "s", "exponentialHistogram": {
+                "aggregationTemporality": 2,
+                "dataPoints": [{"attributes": [], "startTimeUnixNano": "0",
+                                "timeUnixNano": ns(t), "count": "1", "scale": 0,
+                                "zeroCount": "0", "flags": 0, "exemplars": [],
+                                "zeroThreshold": 0.0,
+                                "positive": {"offset": 0, "bucketCounts": ["1"]}}]}}
+        ]}]
+    }]});
+    let (s, v) = otlp(&a.app, "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["partialSuccess"]["rejectedDataPoints"], 1, "{v}");
+    assert!(
+        v["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("exponential histogram"),
+        "{v}"
+    );
+    let got = query_until(&a.app, "process_open_fds", t, |r| !r.is_empty()).await;
+    assert_eq!(got[0].1, "14");
+    assert_eq!(got[0].0["job"], "api", "{got:?}");
+    // Sent again: the newest sample is a no-op, the older one is out of order (as in
+    // Prometheus's OTLP receiver).
+    let (s, v) = otlp(&a.app, "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["partialSuccess"]["rejectedDataPoints"], 2, "{v}");
+    assert!(
+        v["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("1 out of order"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_metrics_bad_and_exploding_bodies_are_refused() {
+    let a = rw_app().await;
+    let (s, v) = otlp(&a.app, "application/x-protobuf", vec![0x0a, 0xff, 0xff]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("ExportMetricsServiceRequest"));
+    let (s, _) = otlp(&a.app, "text/plain", b"x".to_vec()).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A 100 KiB resource attribute repeated in 3,000 series: 300 MB of labels from 200 KB.
+    let big = "x".repeat(100 << 10);
+    let points: Vec<Value> = (0..3_000)
+        .map(|i| json!({"timeUnixNano": "1", "asInt": "1",
+                        "attributes": [{"key": "i", "value": {"intValue": i.to_string()}}]}))
+        .collect();
+    let body = json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "blob", "value": {"stringValue": big}}]},
+        "scopeMetrics": [{"metrics": [{"name": "g", "gauge": {"dataPoints": points}}]}]
+    }]});
+    let (s, v) = otlp(&a.app, "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("bytes of labels"), "{v}");
+}
