@@ -661,6 +661,80 @@ async fn cpu_totals(url: &str, from: i64, to: i64) -> (f64, f64) {
     (out[0], out[1])
 }
 
+/// Remote-writes `queue_depth{job="history"}` = 1, 2, … at `times` through replica `url`.
+async fn remote_write_queue(url: &str, times: &[i64]) {
+    use kinsight_metrics::remote_write::prompb::{Label, Sample, TimeSeries, WriteRequest};
+    let req = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: [("__name__", "queue_depth"), ("job", "history")]
+                .iter()
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            samples: times
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| Sample {
+                    value: (i + 1) as f64,
+                    timestamp: t,
+                })
+                .collect(),
+            exemplars: vec![],
+            histograms: vec![],
+        }],
+        metadata: vec![],
+    };
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/api/v1/write"))
+        .bearer_auth(TOKEN)
+        .header("content-encoding", "snappy")
+        .header("content-type", "application/x-protobuf")
+        .body(req.to_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204, "{}", resp.text().await.unwrap());
+}
+
+/// `count_over_time(queue_depth[2h])` and `sum_over_time(…)` at `at_ms` from `url`'s PromQL API
+/// (0, 0 when the series is unknown there).
+async fn queue_totals(url: &str, at_ms: i64) -> (f64, f64) {
+    let mut out = [0.0; 2];
+    for (i, f) in ["count_over_time", "sum_over_time"].iter().enumerate() {
+        let q = format!("{f}(queue_depth{{job=\"history\"}}[2h])");
+        let t = format!("{:.3}", at_ms as f64 / 1000.0);
+        let (st, v) = api(
+            Method::GET,
+            format!(
+                "{url}/api/v1/query?query={}&time={t}",
+                url_escape(&q)
+            ),
+            TOKEN,
+            None,
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        out[i] = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map_or(0.0, |x| x.parse().unwrap());
+    }
+    (out[0], out[1])
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_that_joins_after_the_log_was_truncated_has_the_whole_metric_history() {
     let Some(pg) = PgServer::start() else { return };
@@ -683,7 +757,17 @@ async fn a_replica_that_joins_after_the_log_was_truncated_has_the_whole_metric_h
     let (from, to) = (now - 3_600_000, now + 60_000);
     let times: Vec<i64> = (0..30).map(|i| now - 1_800_000 + i * 60_000).collect();
     ingest_cpu(&r[0].url, &times, 40.0).await;
+    // And thirty remote-write samples (issue 17): the other replica answers them at once.
+    remote_write_queue(&r[0].url, &times).await;
     let data_seq = catalogue.last_seq().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue_totals(&r[1].url, now).await != (30.0, 465.0) {
+        assert!(
+            Instant::now() < deadline,
+            "h1 never answered h0's remote-write samples"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while cpu_totals(&r[0].url, from, to).await != (30.0, 1200.0) {
         assert!(
@@ -747,5 +831,10 @@ async fn a_replica_that_joins_after_the_log_was_truncated_has_the_whole_metric_h
         cpu_totals(&r[1].url, from, to).await,
         (30.0, 1200.0),
         "and so does the replica that was up all along"
+    );
+    assert_eq!(
+        queue_totals(&h2.url, now).await,
+        (30.0, 465.0),
+        "the remote-write samples are in the published history too"
     );
 }
