@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(back[0].name, "up");
         assert_eq!(back[0].labels, s[0].labels);
         let bits: Vec<u64> = back[0].samples.iter().map(|p| p.1.to_bits()).collect();
-        assert_eq!(bits, vec![1.0f64.to_bits(), 0x7ff0000000000002, f64::NAN.to_bits()]);
+        assert_eq!(
+            bits,
+            vec![1.0f64.to_bits(), 0x7ff0000000000002, f64::NAN.to_bits()]
+        );
         assert!(back[1].samples.is_empty());
     }
 

@@ -10,8 +10,8 @@
 use crate::MetricsError;
 use crate::block::BlockData;
 use crate::cache::BlockCache;
-use crate::manifest::{self, Manifest, SegmentMeta, SeriesFileMeta};
 use crate::labels::PROMETHEUS_NAMESPACE;
+use crate::manifest::{self, Manifest, SegmentMeta, SeriesFileMeta};
 use crate::query::{MetricQuery, QueryResult, SeriesValues};
 use crate::samples::SampleSeries;
 use crate::segment::{Segment, SegmentWriter};

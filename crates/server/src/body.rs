@@ -198,9 +198,7 @@ pub fn decode(
         }
         other => Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            format!(
-                "Content-Encoding {other:?} is not supported; use zstd, gzip, snappy or none"
-            ),
+            format!("Content-Encoding {other:?} is not supported; use zstd, gzip, snappy or none"),
         )),
     }
 }

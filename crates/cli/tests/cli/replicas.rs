@@ -695,7 +695,12 @@ async fn remote_write_queue(url: &str, times: &[i64]) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status().as_u16(), 204, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        resp.status().as_u16(),
+        204,
+        "{}",
+        resp.text().await.unwrap()
+    );
 }
 
 /// `count_over_time(queue_depth[2h])` and `sum_over_time(…)` at `at_ms` from `url`'s PromQL API
@@ -707,10 +712,7 @@ async fn queue_totals(url: &str, at_ms: i64) -> (f64, f64) {
         let t = format!("{:.3}", at_ms as f64 / 1000.0);
         let (st, v) = api(
             Method::GET,
-            format!(
-                "{url}/api/v1/query?query={}&time={t}",
-                url_escape(&q)
-            ),
+            format!("{url}/api/v1/query?query={}&time={t}", url_escape(&q)),
             TOKEN,
             None,
         )

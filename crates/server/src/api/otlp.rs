@@ -154,16 +154,13 @@ async fn export_metrics(
     let request = decode_metrics(body.content_type.as_deref(), &body.bytes)?;
     drop(body);
     check_metrics_expansion(&request)?;
-    let translated = tokio::task::spawn_blocking(move || kinsight_metrics::otlp::translate(&request))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
-    let stored = super::remote_write::store_samples(
-        &state,
-        &store,
-        translated.absolute,
-        translated.delta,
-    )
-    .await?;
+    let translated =
+        tokio::task::spawn_blocking(move || kinsight_metrics::otlp::translate(&request))
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
+    let stored =
+        super::remote_write::store_samples(&state, &store, translated.absolute, translated.delta)
+            .await?;
     let rejected = translated.rejected_points + stored.refused;
     let mut reasons = translated.errors;
     reasons.extend(stored.reasons);
@@ -333,7 +330,12 @@ pub fn check_metrics_expansion(request: &ExportMetricsServiceRequest) -> ApiResu
                     Some(Data::Summary(s)) => s
                         .data_points
                         .iter()
-                        .map(|p| (p.quantile_values.len() as u64 + 2, attr_bytes(&p.attributes)))
+                        .map(|p| {
+                            (
+                                p.quantile_values.len() as u64 + 2,
+                                attr_bytes(&p.attributes),
+                            )
+                        })
                         .collect(),
                     _ => Vec::new(),
                 };

@@ -108,7 +108,12 @@ async fn query_until(
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| (r["metric"].clone(), r["value"][1].as_str().unwrap().to_string()))
+            .map(|r| {
+                (
+                    r["metric"].clone(),
+                    r["value"][1].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
         if want(&last) {
             return last;
@@ -126,7 +131,11 @@ async fn written_samples_are_queryable_and_staleness_markers_end_a_series() {
         &a.app,
         vec![
             series(
-                &[("__name__", "http_requests_total"), ("job", "api"), ("code", "200")],
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("job", "api"),
+                    ("code", "200"),
+                ],
                 &[(t0, 1.0), (t0 + 15_000, 4.0), (t0 + 30_000, 9.0)],
             ),
             series(
@@ -137,7 +146,10 @@ async fn written_samples_are_queryable_and_staleness_markers_end_a_series() {
     )
     .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
-    let got = query_until(&a.app, "http_requests_total", t0 + 30_000, |r| !r.is_empty()).await;
+    let got = query_until(&a.app, "http_requests_total", t0 + 30_000, |r| {
+        !r.is_empty()
+    })
+    .await;
     assert_eq!(
         got,
         vec![(
@@ -146,9 +158,12 @@ async fn written_samples_are_queryable_and_staleness_markers_end_a_series() {
         )]
     );
     // Remote-write series carry their own labels only: no cloudwatch_namespace.
-    let got = query_until(&a.app, "increase(http_requests_total[1m])", t0 + 30_000, |r| {
-        !r.is_empty()
-    })
+    let got = query_until(
+        &a.app,
+        "increase(http_requests_total[1m])",
+        t0 + 30_000,
+        |r| !r.is_empty(),
+    )
     .await;
     // 8 over the 30 s of samples, extrapolated to the counter's zero 3.75 s before the first.
     assert_eq!(got[0].1, "9");
@@ -191,7 +206,10 @@ async fn bad_bodies_are_refused_with_a_message() {
         .send(&a.app)
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("WriteRequest"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("WriteRequest"),
+        "{v}"
+    );
     // An encoding nobody speaks here.
     let (s, v) = call("POST", "/api/v1/write")
         .header("content-encoding", "br")
@@ -330,14 +348,21 @@ async fn otlp_metrics_bad_and_exploding_bodies_are_refused() {
     let a = rw_app().await;
     let (s, v) = otlp(&a.app, "application/x-protobuf", vec![0x0a, 0xff, 0xff]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("ExportMetricsServiceRequest"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("ExportMetricsServiceRequest")
+    );
     let (s, _) = otlp(&a.app, "text/plain", b"x".to_vec()).await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // A 100 KiB resource attribute repeated in 3,000 series: 300 MB of labels from 200 KB.
     let big = "x".repeat(100 << 10);
     let points: Vec<Value> = (0..3_000)
-        .map(|i| json!({"timeUnixNano": "1", "asInt": "1",
-                        "attributes": [{"key": "i", "value": {"intValue": i.to_string()}}]}))
+        .map(|i| {
+            json!({"timeUnixNano": "1", "asInt": "1",
+                        "attributes": [{"key": "i", "value": {"intValue": i.to_string()}}]})
+        })
         .collect();
     let body = json!({"resourceMetrics": [{
         "resource": {"attributes": [{"key": "blob", "value": {"stringValue": big}}]},
@@ -345,5 +370,8 @@ async fn otlp_metrics_bad_and_exploding_bodies_are_refused() {
     }]});
     let (s, v) = otlp(&a.app, "application/json", body.to_string().into_bytes()).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("bytes of labels"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("bytes of labels"),
+        "{v}"
+    );
 }
