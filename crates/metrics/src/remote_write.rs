@@ -256,34 +256,21 @@ impl OrderGate {
     pub fn admit(
         &mut self,
         series: &mut Vec<SampleSeries>,
-        mut newest: impl FnMut(&str, &BTreeMap<String, String>) -> Option<(i64, f64)>,
+        newest: impl FnMut(&str, &BTreeMap<String, String>) -> Option<(i64, f64)>,
     ) -> GateRefusals {
-        let mut refused = GateRefusals::default();
-        for s in series.iter_mut() {
-            let key = self.key(s);
-            let mut last = self.newest_of(key, s, &mut newest);
-            s.samples.retain(|&(t, v)| match last {
-                Some((lt, _)) if t < lt => {
-                    refused.out_of_order += 1;
-                    false
-                }
-                Some((lt, lv)) if t == lt => {
-                    if lv.to_bits() != v.to_bits() {
-                        refused.duplicate_timestamp += 1;
-                    }
-                    false
-                }
-                _ => {
-                    last = Some((t, v));
-                    true
-                }
-            });
-            if let Some(l) = last {
-                self.newest.insert(key, l);
+        self.each_sample(series, newest, |last, refused, (t, v)| match last {
+            Some((lt, _)) if t < lt => {
+                refused.out_of_order += 1;
+                None
             }
-        }
-        series.retain(|s| !s.samples.is_empty());
-        refused
+            Some((lt, lv)) if t == lt => {
+                if lv.to_bits() != v.to_bits() {
+                    refused.duplicate_timestamp += 1;
+                }
+                None
+            }
+            _ => Some(v),
+        })
     }
 
     /// Forgets what the gate remembers of `series`: after their samples could not be made
@@ -302,31 +289,48 @@ impl OrderGate {
     pub fn admit_delta(
         &mut self,
         series: &mut Vec<SampleSeries>,
+        newest: impl FnMut(&str, &BTreeMap<String, String>) -> Option<(i64, f64)>,
+    ) -> GateRefusals {
+        self.each_sample(series, newest, |last, refused, (t, d)| match last {
+            Some((lt, _)) if t <= lt => {
+                refused.out_of_order += 1;
+                None
+            }
+            // A staleness marker (NaN) ends the series as it is; after it, or after any
+            // non-number, counting starts again from zero.
+            _ => {
+                let base = last.map_or(0.0, |l| l.1);
+                Some(if d.is_nan() || !base.is_finite() {
+                    d
+                } else {
+                    base + d
+                })
+            }
+        })
+    }
+
+    /// Runs `rule` over every sample with its series' newest (remembered or from the store):
+    /// `Some(value)` keeps the sample with that value and makes it the newest, `None` drops
+    /// it. Series left without samples are removed.
+    fn each_sample(
+        &mut self,
+        series: &mut Vec<SampleSeries>,
         mut newest: impl FnMut(&str, &BTreeMap<String, String>) -> Option<(i64, f64)>,
+        mut rule: impl FnMut(Option<(i64, f64)>, &mut GateRefusals, (i64, f64)) -> Option<f64>,
     ) -> GateRefusals {
         let mut refused = GateRefusals::default();
         for s in series.iter_mut() {
             let key = self.key(s);
             let mut last = self.newest_of(key, s, &mut newest);
-            let mut kept = Vec::with_capacity(s.samples.len());
-            for &(t, d) in &s.samples {
-                match last {
-                    Some((lt, _)) if t <= lt => refused.out_of_order += 1,
-                    _ => {
-                        // A staleness marker (NaN) ends the series as it is; after it, or
-                        // after any non-number, counting starts again from zero.
-                        let base = last.map_or(0.0, |l| l.1);
-                        let v = if d.is_nan() || !base.is_finite() {
-                            d
-                        } else {
-                            base + d
-                        };
-                        last = Some((t, v));
-                        kept.push((t, v));
+            s.samples
+                .retain_mut(|(t, v)| match rule(last, &mut refused, (*t, *v)) {
+                    Some(kept) => {
+                        *v = kept;
+                        last = Some((*t, kept));
+                        true
                     }
-                }
-            }
-            s.samples = kept;
+                    None => false,
+                });
             if let Some(l) = last {
                 self.newest.insert(key, l);
             }

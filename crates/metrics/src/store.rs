@@ -156,6 +156,20 @@ impl Head {
     }
 }
 
+/// The series id of a key, `None` when the cardinality guard refuses a new series.
+fn resolve(
+    registry: &mut Registry,
+    namespace: &str,
+    name: &str,
+    dims: &BTreeMap<String, String>,
+    unit: Option<&str>,
+) -> Option<u32> {
+    match registry.resolve(namespace, name, dims, unit) {
+        Resolve::Known(id) | Resolve::Created(id) => Some(id),
+        Resolve::Rejected => None,
+    }
+}
+
 struct State {
     registry: Registry,
     head: Head,
@@ -270,37 +284,24 @@ impl MetricStore {
     /// at or below the high-water mark is skipped, so calls must come in increasing `seq`
     /// order — as live ingest and WAL replay both do.
     pub fn ingest(&self, seq: u64, points: &[Datapoint]) -> IngestOutcome {
-        let mut st = self.write();
-        let mut out = IngestOutcome::default();
-        if st.high_seq.is_some_and(|h| seq <= h) {
-            out.skipped = true;
-            return out;
-        }
-        let State { registry, head, .. } = &mut *st;
-        for dp in points {
-            let id =
-                match registry.resolve(&dp.namespace, &dp.name, &dp.dimensions, dp.unit.as_deref())
-                {
-                    Resolve::Known(id) | Resolve::Created(id) => id,
-                    Resolve::Rejected => {
-                        out.rejected += 1;
-                        continue;
-                    }
+        self.ingest_record(seq, |registry, head, out| {
+            for dp in points {
+                let unit = dp.unit.as_deref();
+                let Some(id) = resolve(registry, &dp.namespace, &dp.name, &dp.dimensions, unit)
+                else {
+                    out.rejected += 1;
+                    continue;
                 };
-            out.datapoints += 1;
-            for &v in &dp.values {
-                // JSON numbers are finite; anything else would poison sums forever.
-                if v.is_finite() {
-                    head.push(id, dp.timestamp_ms, v);
-                    out.samples += 1;
+                out.datapoints += 1;
+                for &v in &dp.values {
+                    // JSON numbers are finite; anything else would poison sums forever.
+                    if v.is_finite() {
+                        head.push(id, dp.timestamp_ms, v);
+                        out.samples += 1;
+                    }
                 }
             }
-        }
-        head.max_seq = Some(seq);
-        st.high_seq = Some(seq);
-        self.samples_ingested
-            .fetch_add(out.samples, Ordering::Relaxed);
-        out
+        })
     }
 
     /// Adds the Prometheus-model samples of the WAL record `seq` (remote write, OTLP —
@@ -308,6 +309,34 @@ impl MetricStore {
     /// [`Self::ingest`]. Values are kept bit for bit in the raw tier — NaN and staleness
     /// markers included, for PromQL — and only finite ones enter the rollups.
     pub fn ingest_samples(&self, seq: u64, series: &[SampleSeries]) -> IngestOutcome {
+        self.ingest_record(seq, |registry, head, out| {
+            for s in series {
+                let n = s.samples.len() as u64;
+                let Some(id) = resolve(registry, PROMETHEUS_NAMESPACE, &s.name, &s.labels, None)
+                else {
+                    out.rejected += n;
+                    continue;
+                };
+                out.datapoints += n;
+                out.samples += n;
+                for &(t, v) in &s.samples {
+                    if v.is_finite() {
+                        head.push(id, t, v);
+                    } else {
+                        head.push_raw_only(id, t, v);
+                    }
+                }
+            }
+        })
+    }
+
+    /// The frame of every ingest: skip a record at or below the high-water mark, else let
+    /// `add` fill the head under the write lock, then advance the mark.
+    fn ingest_record(
+        &self,
+        seq: u64,
+        add: impl FnOnce(&mut Registry, &mut Head, &mut IngestOutcome),
+    ) -> IngestOutcome {
         let mut st = self.write();
         let mut out = IngestOutcome::default();
         if st.high_seq.is_some_and(|h| seq <= h) {
@@ -315,24 +344,7 @@ impl MetricStore {
             return out;
         }
         let State { registry, head, .. } = &mut *st;
-        for s in series {
-            let id = match registry.resolve(PROMETHEUS_NAMESPACE, &s.name, &s.labels, None) {
-                Resolve::Known(id) | Resolve::Created(id) => id,
-                Resolve::Rejected => {
-                    out.rejected += s.samples.len() as u64;
-                    continue;
-                }
-            };
-            out.datapoints += s.samples.len() as u64;
-            for &(t, v) in &s.samples {
-                if v.is_finite() {
-                    head.push(id, t, v);
-                } else {
-                    head.push_raw_only(id, t, v);
-                }
-                out.samples += 1;
-            }
-        }
+        add(registry, head, &mut out);
         head.max_seq = Some(seq);
         st.high_seq = Some(seq);
         self.samples_ingested

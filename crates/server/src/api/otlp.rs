@@ -124,12 +124,13 @@ async fn export_logs(
         rejected_log_records: rejected as i64,
         error_message: serde_json::to_string(&counts).unwrap_or_default(),
     });
-    Ok(answer(
-        enc,
-        ExportLogsServiceResponse {
-            partial_success: partial,
-        },
-    ))
+    let json = partial.as_ref().map(
+        |p| json!({"rejectedLogRecords": p.rejected_log_records, "errorMessage": p.error_message}),
+    );
+    let response = ExportLogsServiceResponse {
+        partial_success: partial,
+    };
+    Ok(answer(enc, response.encode_to_vec(), json))
 }
 
 /// Most samples one metrics request may become (a histogram point is one sample per bucket
@@ -168,30 +169,13 @@ async fn export_metrics(
         rejected_data_points: rejected as i64,
         error_message: reasons.join("; "),
     });
+    let json = partial.as_ref().map(
+        |p| json!({"rejectedDataPoints": p.rejected_data_points, "errorMessage": p.error_message}),
+    );
     let response = ExportMetricsServiceResponse {
         partial_success: partial,
     };
-    Ok(match enc {
-        Encoding::Protobuf => (
-            StatusCode::OK,
-            [(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-protobuf"),
-            )],
-            response.encode_to_vec(),
-        )
-            .into_response(),
-        Encoding::Json => {
-            let body = match &response.partial_success {
-                Some(p) => json!({"partialSuccess": {
-                    "rejectedDataPoints": p.rejected_data_points,
-                    "errorMessage": p.error_message,
-                }}),
-                None => json!({}),
-            };
-            (StatusCode::OK, Json(body)).into_response()
-        }
-    })
+    Ok(answer(enc, response.encode_to_vec(), json))
 }
 
 /// An `ExportMetricsServiceRequest` from a (decompressed) body of the given media type.
@@ -389,7 +373,9 @@ fn reason_key(reason: kinsight_store::RejectReason) -> String {
     format!("{reason}LogEventCount")
 }
 
-fn answer(enc: Encoding, response: ExportLogsServiceResponse) -> Response {
+/// An OTLP export answer in the request's encoding: the response message's protobuf bytes, or
+/// OTLP/JSON — `{}`, or `{"partialSuccess": …}` when `partial` is given.
+fn answer(enc: Encoding, protobuf: Vec<u8>, partial: Option<Value>) -> Response {
     match enc {
         Encoding::Protobuf => (
             StatusCode::OK,
@@ -397,15 +383,12 @@ fn answer(enc: Encoding, response: ExportLogsServiceResponse) -> Response {
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/x-protobuf"),
             )],
-            response.encode_to_vec(),
+            protobuf,
         )
             .into_response(),
         Encoding::Json => {
-            let body = match &response.partial_success {
-                Some(p) => json!({"partialSuccess": {
-                    "rejectedLogRecords": p.rejected_log_records,
-                    "errorMessage": p.error_message,
-                }}),
+            let body = match partial {
+                Some(p) => json!({ "partialSuccess": p }),
                 None => json!({}),
             };
             (StatusCode::OK, Json(body)).into_response()
