@@ -124,16 +124,15 @@ impl BlockData {
     /// Splits rows by the tier's time partition.
     pub fn split_by_partition(&self, tier: Tier) -> Vec<(i64, BlockData)> {
         let mut out: Vec<(i64, BlockData)> = Vec::new();
+        // Partition → index in `out`: rows spread over many partitions stay linear.
+        let mut index: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
         let ts = self.ts();
         for i in 0..ts.len() {
             let p = tier.partition_of(ts[i]);
-            let idx = match out.iter().position(|(q, _)| *q == p) {
-                Some(idx) => idx,
-                None => {
-                    out.push((p, BlockData::empty(tier)));
-                    out.len() - 1
-                }
-            };
+            let idx = *index.entry(p).or_insert_with(|| {
+                out.push((p, BlockData::empty(tier)));
+                out.len() - 1
+            });
             let dst = &mut out[idx].1;
             match (self, dst) {
                 (BlockData::Raw { vals, .. }, BlockData::Raw { ts: dt, vals: dv }) => {

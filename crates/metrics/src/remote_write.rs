@@ -195,9 +195,10 @@ pub fn is_valid_metric_name(name: &str) -> bool {
 }
 
 /// Prometheus's order rule for appended samples: per series, a sample older than the newest
-/// one is refused ("out of order"), one at the same timestamp is a no-op if the value is the
-/// same (a resend) and refused otherwise ("duplicate sample for timestamp"). It also turns
-/// OTLP delta points into cumulative values ([`OrderGate::admit_delta`]).
+/// one is refused ("out of order"), one at the same timestamp is refused if its value differs
+/// ("duplicate sample for timestamp") and kept if it is the same (a resend, which the metric
+/// store stores once). It also turns OTLP delta points into cumulative values
+/// ([`OrderGate::admit_delta`]).
 ///
 /// The gate remembers the newest accepted sample of each series it saw; for a series it does
 /// not remember it asks the store (`newest`), so a restart loses no rule. Memory is bounded:
@@ -263,14 +264,30 @@ impl OrderGate {
                 refused.out_of_order += 1;
                 None
             }
-            Some((lt, lv)) if t == lt => {
-                if lv.to_bits() != v.to_bits() {
-                    refused.duplicate_timestamp += 1;
-                }
+            // The same sample again (a client's retry) is kept: it is appended with the
+            // request that acknowledges it — the first copy may not be durable yet, or ever —
+            // and the metric store drops it if it already holds it.
+            Some((lt, lv)) if t == lt && lv.to_bits() == v.to_bits() => Some(v),
+            Some((lt, _)) if t == lt => {
+                refused.duplicate_timestamp += 1;
                 None
             }
             _ => Some(v),
         })
+    }
+
+    /// Drops samples outside `[min_ms, max_ms]` (in place; series left without samples are
+    /// removed) and returns how many: older than the store keeps raw samples, or too far ahead
+    /// — a timestamp in the wrong unit, which would also hold its series' order rule hostage.
+    pub fn bound(series: &mut Vec<SampleSeries>, min_ms: i64, max_ms: i64) -> u64 {
+        let mut dropped = 0;
+        for s in series.iter_mut() {
+            let before = s.samples.len();
+            s.samples.retain(|&(t, _)| (min_ms..=max_ms).contains(&t));
+            dropped += (before - s.samples.len()) as u64;
+        }
+        series.retain(|s| !s.samples.is_empty());
+        dropped
     }
 
     /// Forgets what the gate remembers of `series`: after their samples could not be made
@@ -462,7 +479,8 @@ mod tests {
                 duplicate_timestamp: 1
             }
         );
-        assert_eq!(batch[0].samples, vec![(110, 7.0), (120, 9.0)]);
+        // The resend of the newest sample is kept (the store keeps one copy).
+        assert_eq!(batch[0].samples, vec![(100, 5.0), (110, 7.0), (120, 9.0)]);
         // Remembered: the store is not asked again, and 115 is now out of order.
         let mut batch = vec![series(&[(115, 1.0)])];
         assert_eq!(gate.admit(&mut batch, store).out_of_order, 1);
@@ -493,6 +511,16 @@ mod tests {
         }
         assert_eq!(asked, 3);
         assert!(gate.newest.len() <= 1);
+    }
+
+    #[test]
+    fn samples_out_of_bounds_are_dropped_and_counted() {
+        let mut batch = vec![series(&[(5, 1.0), (10, 2.0), (20, 3.0), (i64::MIN, 0.0)])];
+        assert_eq!(OrderGate::bound(&mut batch, 10, 15), 3);
+        assert_eq!(batch[0].samples, vec![(10, 2.0)]);
+        let mut batch = vec![series(&[(i64::MAX, 1.0)])];
+        assert_eq!(OrderGate::bound(&mut batch, 0, 100), 1);
+        assert!(batch.is_empty());
     }
 
     #[test]

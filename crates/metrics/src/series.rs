@@ -225,6 +225,18 @@ impl Registry {
 
     /// Finds or creates the series; refuses to create one past the namespace's limit, counts
     /// the refusal, and logs once per namespace (per process) when the limit is first hit.
+    /// Whether [`Self::resolve`] would give the key an id now: known, or room for a new
+    /// series in its namespace and in all (a check ahead of ingest; a concurrent ingest may
+    /// still take the last room).
+    pub fn admits(&self, namespace: &str, name: &str, dims: &BTreeMap<String, String>) -> bool {
+        self.lookup(namespace, name, dims).is_some()
+            || (self.series.len() < self.limit_total
+                && self
+                    .guards
+                    .get(namespace)
+                    .is_none_or(|g| g.series < self.limit_per_namespace))
+    }
+
     pub fn resolve(
         &mut self,
         namespace: &str,

@@ -145,6 +145,14 @@ impl Head {
         self.samples += 1;
     }
 
+    /// The newest raw sample of series `id` in this head, as (timestamp, value bits).
+    fn last_raw(&self, id: u32) -> Option<(i64, u64)> {
+        match self.tier(Tier::Raw).get(&id)? {
+            BlockData::Raw { ts, vals } => Some((*ts.last()?, vals.last()?.to_bits())),
+            BlockData::Agg { .. } => None,
+        }
+    }
+
     /// A value the rollups must not see (NaN, a staleness marker): raw tier only.
     fn push_raw_only(&mut self, id: u32, t: i64, v: f64) {
         self.tiers[Tier::Raw.code() as usize]
@@ -318,8 +326,13 @@ impl MetricStore {
                     continue;
                 };
                 out.datapoints += n;
-                out.samples += n;
                 for &(t, v) in &s.samples {
+                    // A client's resend of the newest sample (the order gate lets it through
+                    // so that it is durable with the request that acknowledges it).
+                    if head.last_raw(id) == Some((t, v.to_bits())) {
+                        continue;
+                    }
+                    out.samples += 1;
                     if v.is_finite() {
                         head.push(id, t, v);
                     } else {
@@ -718,6 +731,22 @@ impl MetricStore {
     /// [`crate::labels`]).
     pub(crate) fn with_series<R>(&self, f: impl FnOnce(&[SeriesInfo]) -> R) -> R {
         f(self.read().registry.all())
+    }
+
+    /// Whether a datapoint of this series would be stored now rather than refused by the
+    /// cardinality guard (remote write and OTLP refuse such samples in their answer).
+    pub fn admits_series(
+        &self,
+        namespace: &str,
+        name: &str,
+        dims: &BTreeMap<String, String>,
+    ) -> bool {
+        self.read().registry.admits(namespace, name, dims)
+    }
+
+    /// How long raw samples are kept (`MetricStoreConfig::retention`).
+    pub fn raw_retention_ms(&self) -> i64 {
+        self.config.retention.raw_ms
     }
 
     /// The newest raw sample of a series (the last stored of its newest timestamp), if the

@@ -182,8 +182,10 @@ impl From<StoreError> for ApiError {
             }
             StoreError::LimitExceeded { .. } => ErrorCode::LimitExceeded,
             StoreError::DiskFull { .. } => ErrorCode::InsufficientStorage,
+            StoreError::RecordTooLarge { .. } => ErrorCode::PayloadTooLarge,
             StoreError::ShuttingDown
             | StoreError::Unavailable(_)
+            | StoreError::AppendedNotApplied(_)
             | StoreError::Backpressure { .. } => ErrorCode::ServiceUnavailable,
             StoreError::WalIo { .. }
             | StoreError::WalCorrupt { .. }

@@ -117,6 +117,14 @@ pub enum StoreError {
     /// catalogue or the object store) within a bounded wait: nothing was acknowledged.
     #[error("{0}; retry later")]
     Unavailable(String),
+    /// Replicated servers: the record is in the shared log — it will be applied — but was not
+    /// applied within the bounded wait. Retrying stores a batch with an id once; a record
+    /// without one (metric samples) would be stored twice.
+    #[error("{0}; retry later")]
+    AppendedNotApplied(String),
+    /// A record larger than the WAL takes (`wal::MAX_RECORD_BYTES`): refused before writing.
+    #[error("a write of {bytes} bytes exceeds the write-ahead log's record limit of {max} bytes")]
+    RecordTooLarge { bytes: usize, max: usize },
     /// The store is shutting down (or its writer thread died); the caller may retry later.
     #[error("the store is shutting down")]
     ShuttingDown,

@@ -767,6 +767,12 @@ impl Store {
     /// Writes a record and waits until it is durable and applied.
     pub(crate) async fn append(&self, entry: WalEntry) -> Result<Applied> {
         let payload = entry.encode_payload();
+        if payload.len() > crate::wal::MAX_RECORD_BYTES {
+            return Err(StoreError::RecordTooLarge {
+                bytes: payload.len(),
+                max: crate::wal::MAX_RECORD_BYTES,
+            });
+        }
         let mut crc = crc32fast::Hasher::new();
         crc.update(&payload);
         let (reply, rx) = oneshot::channel();
@@ -787,7 +793,7 @@ impl Store {
             // it is a duplicate.
             Some(log) => match tokio::time::timeout(log.cfg.commit_timeout * 2, rx).await {
                 Ok(r) => r.map_err(|_| StoreError::ShuttingDown)?,
-                Err(_) => Err(StoreError::Unavailable(format!(
+                Err(_) => Err(StoreError::AppendedNotApplied(format!(
                     "the write is in the shared log but was not applied within {:?} (the object store is slow or unreachable)",
                     log.cfg.commit_timeout * 2
                 ))),

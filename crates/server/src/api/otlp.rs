@@ -135,10 +135,11 @@ async fn export_logs(
 
 /// Most samples one metrics request may become (a histogram point is one sample per bucket
 /// plus `_sum` and `_count`): beyond it the request is refused (413) before it is translated.
-pub const MAX_METRIC_SAMPLES: u64 = 1_000_000;
-/// Most label bytes one metrics request may become (resource and point attributes repeat in
-/// every series of every point): beyond it the request is refused (413).
-pub const MAX_METRIC_LABEL_BYTES: u64 = 256 << 20;
+/// SDKs and collectors export far fewer per request.
+pub const MAX_METRIC_SAMPLES: u64 = 200_000;
+/// Most memory the translated series of one metrics request may take by
+/// [`check_metrics_expansion`]'s estimate (labels repeat in every series): beyond it, 413.
+pub const MAX_METRIC_EXPANDED_BYTES: u64 = 128 << 20;
 
 async fn export_metrics(
     _: Require<CanIngest>,
@@ -152,9 +153,22 @@ async fn export_metrics(
             "the metric store is not enabled on this server",
         )
     })?;
-    let request = decode_metrics(body.content_type.as_deref(), &body.bytes)?;
-    drop(body);
-    check_metrics_expansion(&request)?;
+    let content_type = body.content_type.clone();
+    // Decoding (JSON: a whole tree first) and the estimate are CPU work: off the async workers.
+    // The decoded request is about as large as the body, whose reservation it keeps.
+    let (request, _body_reservation, expanded) = tokio::task::spawn_blocking(move || {
+        let request = decode_metrics(content_type.as_deref(), &body.bytes)?;
+        let expanded = check_metrics_expansion(&request)?;
+        Ok::<_, ApiError>((request, body.reserved, expanded))
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))??;
+    // What translation builds is held in the request budget until the samples are stored.
+    let _reserved = state
+        .budgets
+        .requests
+        .try_reserve(expanded as usize)
+        .ok_or_else(crate::body::busy)?;
     let translated =
         tokio::task::spawn_blocking(move || kinsight_metrics::otlp::translate(&request))
             .await
@@ -167,7 +181,7 @@ async fn export_metrics(
     reasons.extend(stored.reasons);
     let partial = (rejected > 0 || !reasons.is_empty()).then(|| ExportMetricsPartialSuccess {
         rejected_data_points: rejected as i64,
-        error_message: reasons.join("; "),
+        error_message: truncate(reasons.join("; "), MAX_ERROR_MESSAGE_BYTES),
     });
     let json = partial.as_ref().map(
         |p| json!({"rejectedDataPoints": p.rejected_data_points, "errorMessage": p.error_message}),
@@ -264,42 +278,77 @@ fn normalize_otlp_json(v: &mut Value, times: Times) {
     }
 }
 
-/// Refuses (413) a request whose translation would pass [`MAX_METRIC_SAMPLES`] samples or
-/// [`MAX_METRIC_LABEL_BYTES`] of labels, counted before anything is built.
-pub fn check_metrics_expansion(request: &ExportMetricsServiceRequest) -> ApiResult<()> {
+/// At most this many bytes of refusal reasons in `partialSuccess.errorMessage` (reasons quote
+/// names the client chose).
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
+pub(crate) fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
+/// What one label costs in a translated series beyond its text (map node, two strings).
+const LABEL_OVERHEAD: u64 = 96;
+
+/// Estimates, before anything is built, the memory the request's translation takes — every
+/// sample's series carries the resource's, the scope's and the point's labels, rendered as text
+/// (arrays and maps as JSON, up to 6 bytes per encoded byte) — and refuses (413) a request past
+/// [`MAX_METRIC_SAMPLES`] samples or [`MAX_METRIC_EXPANDED_BYTES`]. Returns the estimate.
+pub fn check_metrics_expansion(request: &ExportMetricsServiceRequest) -> ApiResult<u64> {
     use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-    fn attr_bytes(attrs: &[KeyValue]) -> u64 {
+    fn value_bytes(v: Option<&AnyValue>) -> u64 {
+        match v.and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => s.len() as u64,
+            Some(any_value::Value::BytesValue(b)) => b.len() as u64 * 4 / 3 + 4,
+            Some(v @ (any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_))) => {
+                AnyValue {
+                    value: Some(v.clone()),
+                }
+                .encoded_len() as u64
+                    * 6
+                    + 2
+            }
+            _ => 24,
+        }
+    }
+    fn labels_bytes(attrs: &[KeyValue]) -> u64 {
         attrs
             .iter()
-            .map(|kv| {
-                kv.key.len() as u64
-                    + kv.value
-                        .as_ref()
-                        .map_or(0, |v| prost::Message::encoded_len(v) as u64)
-            })
+            .map(|kv| LABEL_OVERHEAD + kv.key.len() as u64 + value_bytes(kv.value.as_ref()))
             .sum()
     }
-    let (mut samples, mut label_bytes) = (0u64, 0u64);
+    let (mut samples, mut bytes) = (0u64, 0u64);
     for rm in &request.resource_metrics {
+        // job and instance too.
         let resource = rm
             .resource
             .as_ref()
-            .map_or(0, |r| attr_bytes(&r.attributes));
+            .map_or(0, |r| labels_bytes(&r.attributes))
+            + 2 * LABEL_OVERHEAD
+            + rm.schema_url.len() as u64;
         for sm in &rm.scope_metrics {
             let scope = sm.scope.as_ref().map_or(0, |s| {
-                (s.name.len() + s.version.len()) as u64 + attr_bytes(&s.attributes)
-            });
+                (s.name.len() + s.version.len()) as u64 + labels_bytes(&s.attributes)
+            }) + sm.schema_url.len() as u64
+                + 3 * LABEL_OVERHEAD;
             for m in &sm.metrics {
                 let points: Vec<(u64, u64)> = match &m.data {
                     Some(Data::Gauge(g)) => g
                         .data_points
                         .iter()
-                        .map(|p| (1, attr_bytes(&p.attributes)))
+                        .map(|p| (1, labels_bytes(&p.attributes)))
                         .collect(),
                     Some(Data::Sum(g)) => g
                         .data_points
                         .iter()
-                        .map(|p| (1, attr_bytes(&p.attributes)))
+                        .map(|p| (1, labels_bytes(&p.attributes)))
                         .collect(),
                     Some(Data::Histogram(h)) => h
                         .data_points
@@ -307,7 +356,7 @@ pub fn check_metrics_expansion(request: &ExportMetricsServiceRequest) -> ApiResu
                         .map(|p| {
                             (
                                 p.explicit_bounds.len().max(p.bucket_counts.len()) as u64 + 3,
-                                attr_bytes(&p.attributes),
+                                labels_bytes(&p.attributes),
                             )
                         })
                         .collect(),
@@ -317,30 +366,30 @@ pub fn check_metrics_expansion(request: &ExportMetricsServiceRequest) -> ApiResu
                         .map(|p| {
                             (
                                 p.quantile_values.len() as u64 + 2,
-                                attr_bytes(&p.attributes),
+                                labels_bytes(&p.attributes),
                             )
                         })
                         .collect(),
                     _ => Vec::new(),
                 };
+                // Per series: its name (with suffixes), an `le`/`quantile` label, the sample.
+                let per_series = resource + scope + 2 * m.name.len() as u64 + LABEL_OVERHEAD + 128;
                 for (n, attrs) in points {
                     samples = samples.saturating_add(n);
-                    label_bytes = label_bytes.saturating_add(
-                        n.saturating_mul(resource + scope + attrs + m.name.len() as u64 + 32),
-                    );
+                    bytes = bytes.saturating_add(n.saturating_mul(per_series + attrs));
                 }
             }
         }
     }
-    if samples > MAX_METRIC_SAMPLES || label_bytes > MAX_METRIC_LABEL_BYTES {
+    if samples > MAX_METRIC_SAMPLES || bytes > MAX_METRIC_EXPANDED_BYTES {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
             format!(
-                "the request's data points become {samples} samples with {label_bytes} bytes of labels; at most {MAX_METRIC_SAMPLES} samples and {MAX_METRIC_LABEL_BYTES} bytes (send smaller batches)"
+                "the request's data points become {samples} samples taking about {bytes} bytes with their labels; at most {MAX_METRIC_SAMPLES} samples and {MAX_METRIC_EXPANDED_BYTES} bytes (send smaller batches)"
             ),
         ));
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// Splits events into the store's batches: at most [`MAX_BATCH_EVENTS`] events and

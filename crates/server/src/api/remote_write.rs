@@ -62,6 +62,17 @@ async fn write(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("snappy"));
     let max = state.limits.max_decoded_bytes;
+    // The decoded message and its conversion take a few times the protobuf's size.
+    let decoded_len = if snappy_done {
+        body.bytes.len()
+    } else {
+        snap::raw::decompress_len(&body.bytes).unwrap_or(0).min(max)
+    };
+    let _reserved = state
+        .budgets
+        .requests
+        .try_reserve(decoded_len.saturating_mul(DECODE_FACTOR))
+        .ok_or_else(crate::body::busy)?;
     let bytes = body.bytes.clone();
     let converted = tokio::task::spawn_blocking(move || {
         let req = if snappy_done {
@@ -74,7 +85,13 @@ async fn write(
     })
     .await
     .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?
-    .map_err(|e| ApiError::new(ErrorCode::InvalidParameter, e.to_string()))?;
+    .map_err(|e| {
+        let code = match e {
+            remote_write::RemoteWriteError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            _ => ErrorCode::InvalidParameter,
+        };
+        ApiError::new(code, e.to_string())
+    })?;
     drop(body);
     let Converted {
         series,
@@ -87,8 +104,15 @@ async fn write(
     if outcome.refused == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    Err(ApiError::bad_param(outcome.message()))
+    Err(ApiError::bad_param(super::otlp::truncate(
+        outcome.message(),
+        super::otlp::MAX_ERROR_MESSAGE_BYTES,
+    )))
 }
+
+/// Memory a decoded WriteRequest and its conversion take per byte of protobuf, reserved in the
+/// request budget while they exist (prost's structures are larger than the wire form).
+const DECODE_FACTOR: usize = 4;
 
 /// What [`store_samples`] kept and refused.
 #[derive(Debug, Default)]
@@ -109,23 +133,56 @@ impl Stored {
     }
 }
 
-/// Applies the order rule to `absolute` series and turns `delta` series into cumulative
-/// ones ([`OrderGate`]), then makes what is left durable in one WAL record. Returns once it
-/// is durable.
+/// How far ahead of the server's clock a sample may be (as the log store takes events).
+pub const MAX_AHEAD_MS: i64 = 2 * 3_600_000;
+
+/// Checks and stores samples: drops those outside the raw tier's time range (older than its
+/// retention, or more than [`MAX_AHEAD_MS`] ahead) and those of new series past the metric
+/// store's cardinality limits, applies the order rule to `absolute` series and turns `delta`
+/// series into cumulative ones ([`OrderGate`]), then makes what is left durable in one WAL
+/// record. Runs to its end in a task of its own, so that a client going away cannot leave the
+/// gate ahead of what was stored; returns once the record is durable.
 pub async fn store_samples(
     state: &AppState,
     store: &Arc<MetricStore>,
+    absolute: Vec<SampleSeries>,
+    delta: Vec<SampleSeries>,
+) -> ApiResult<Stored> {
+    let state = state.clone();
+    let store = store.clone();
+    tokio::spawn(async move { store_samples_task(state, store, absolute, delta).await })
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?
+}
+
+async fn store_samples_task(
+    state: AppState,
+    store: Arc<MetricStore>,
     mut absolute: Vec<SampleSeries>,
     mut delta: Vec<SampleSeries>,
 ) -> ApiResult<Stored> {
     let mut out = Stored::default();
     let gate = state.sample_gate.clone();
-    let store = store.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    let (min_ms, max_ms) = (now - store.raw_retention_ms(), now + MAX_AHEAD_MS);
     // The gate may read the store's segments for series it does not remember.
-    let (absolute, delta, refusals) = tokio::task::spawn_blocking(move || {
+    let checked = store.clone();
+    let (series, counts) = tokio::task::spawn_blocking(move || {
+        let out_of_bounds = OrderGate::bound(&mut absolute, min_ms, max_ms)
+            + OrderGate::bound(&mut delta, min_ms, max_ms);
+        let mut over_limit = 0u64;
+        for list in [&mut absolute, &mut delta] {
+            list.retain(|s| {
+                let ok = checked.admits_series(PROMETHEUS_NAMESPACE, &s.name, &s.labels);
+                if !ok {
+                    over_limit += s.samples.len() as u64;
+                }
+                ok
+            });
+        }
         let mut gate = gate.lock().unwrap_or_else(|p| p.into_inner());
         let newest = |name: &str, labels: &std::collections::BTreeMap<String, String>| {
-            store
+            checked
                 .newest_raw_sample(PROMETHEUS_NAMESPACE, name, labels)
                 .unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "reading a series' newest sample failed");
@@ -136,37 +193,55 @@ pub async fn store_samples(
         let d = gate.admit_delta(&mut delta, newest);
         r.out_of_order += d.out_of_order;
         r.duplicate_timestamp += d.duplicate_timestamp;
-        (absolute, delta, r)
+        absolute.extend(delta);
+        (absolute, (out_of_bounds, over_limit, r))
     })
     .await
     .map_err(|e| ApiError::new(ErrorCode::InternalError, e.to_string()))?;
-    if refusals.out_of_order > 0 {
-        out.refused += refusals.out_of_order;
-        out.reasons.push(format!(
-            "{} out of order: older than the newest sample of their series",
-            refusals.out_of_order
-        ));
+    let (out_of_bounds, over_limit, refusals) = counts;
+    for (n, reason) in [
+        (
+            out_of_bounds,
+            "out of bounds: older than the raw samples' retention or more than 2 h ahead",
+        ),
+        (
+            over_limit,
+            "of new series past the metric store's series limits (GET /v1/metrics/cardinality)",
+        ),
+        (
+            refusals.out_of_order,
+            "out of order: older than the newest sample of their series",
+        ),
+        (
+            refusals.duplicate_timestamp,
+            "duplicate sample for timestamp: a different value at the newest sample's time",
+        ),
+    ] {
+        if n > 0 {
+            out.refused += n;
+            out.reasons.push(format!("{n} {reason}"));
+        }
     }
-    if refusals.duplicate_timestamp > 0 {
-        out.refused += refusals.duplicate_timestamp;
-        out.reasons.push(format!(
-            "{} duplicate sample for timestamp: a different value at the newest sample's time",
-            refusals.duplicate_timestamp
-        ));
-    }
-    let mut series = absolute;
-    series.extend(delta);
     out.kept = series.iter().map(|s| s.samples.len() as u64).sum();
     if out.kept > 0 {
         let payload = samples::encode(&series);
-        if let Err(e) = state.store.append_samples(payload).await {
-            // Nothing was stored: the client's retry must not meet these samples' traces.
-            state
-                .sample_gate
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .forget(&series);
-            return Err(e.into());
+        match state.store.append_samples(payload).await {
+            Ok(_) => {}
+            // In the replicas' shared log, applied later: what the gate remembers is true.
+            Err(e @ kinsight_store::StoreError::AppendedNotApplied(_)) => return Err(e.into()),
+            Err(e) => {
+                // Nothing was stored: a retry must be compared with the store, not with
+                // samples that never were. (The gate's lock may be held by a request reading
+                // the store: not on an async worker.)
+                let gate = state.sample_gate.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    gate.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .forget(&series)
+                })
+                .await;
+                return Err(e.into());
+            }
         }
     }
     Ok(out)

@@ -243,7 +243,7 @@ async fn refused_samples_are_named_and_the_rest_is_kept() {
         &a.app,
         vec![
             // Older than the stored sample, the same time with another value, the same
-            // sample again (a resend: no error), and a newer one that is kept.
+            // sample again (a resend: no error, stored once), and a newer one that is kept.
             series(
                 &temp,
                 &[
@@ -252,6 +252,11 @@ async fn refused_samples_are_named_and_the_rest_is_kept() {
                     (t0 + 60_000, 20.0),
                     (t0 + 90_000, 22.0),
                 ],
+            ),
+            // A timestamp in microseconds (far ahead) and one older than raw retention.
+            series(
+                &[("__name__", "bounds"), ("job", "j")],
+                &[(t0 * 1000, 1.0), (t0 - 16 * 86_400_000, 1.0), (t0, 3.0)],
             ),
             series(&[("job", "nameless")], &[(t0, 1.0)]),
             series(&[("__name__", "x"), ("bad.label", "v")], &[(t0, 1.0)]),
@@ -263,13 +268,14 @@ async fn refused_samples_are_named_and_the_rest_is_kept() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let m = v["message"].as_str().unwrap();
     for want in [
-        "5 samples refused",
+        "7 samples refused",
+        "2 out of bounds",
         "1 out of order",
         "1 duplicate sample for timestamp",
         "no __name__",
         "invalid label name \"bad.label\"",
         "native histogram",
-        "the other 2 were stored",
+        "the other 4 were stored",
     ] {
         assert!(m.contains(want), "{want:?} not in {m}");
     }
@@ -279,6 +285,20 @@ async fn refused_samples_are_named_and_the_rest_is_kept() {
     .await;
     assert_eq!(got.len(), 1);
     query_until(&a.app, "kept", t0 + 90_000, |r| r.len() == 1).await;
+    // The resent sample is stored once; of `bounds` only the sample in range.
+    let got = query_until(
+        &a.app,
+        "count_over_time(temperature[10m])",
+        t0 + 90_000,
+        |r| !r.is_empty(),
+    )
+    .await;
+    assert_eq!(got[0].1, "2", "{got:?}");
+    let got = query_until(&a.app, "count_over_time(bounds[1h])", t0 + 60_000, |r| {
+        !r.is_empty()
+    })
+    .await;
+    assert_eq!(got[0].1, "1", "{got:?}");
     // The refused older sample (t0+30 s) was not stored: at t0+45 s there is no sample.
     let got = query_until(&a.app, "temperature", t0 + 45_000, |_| true).await;
     assert!(got.is_empty(), "{got:?}");
@@ -371,7 +391,70 @@ async fn otlp_metrics_bad_and_exploding_bodies_are_refused() {
     let (s, v) = otlp(&a.app, "application/json", body.to_string().into_bytes()).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     assert!(
-        v["message"].as_str().unwrap().contains("bytes of labels"),
+        v["message"].as_str().unwrap().contains("with their labels"),
         "{v}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_of_series_past_the_cardinality_limit_are_refused_in_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = MetricStoreConfig {
+        max_series_per_namespace: 2,
+        ..MetricStoreConfig::default()
+    };
+    let engine = MetricsEngine::open(dir.path(), cfg).unwrap();
+    let mut scfg = StoreConfig::new(dir.path());
+    scfg.background = false;
+    let store = Store::open(scfg, vec![engine.observer()]).await.unwrap();
+    let mut state = AppState::new(store, Auth::open(ADMIN, dir.path()).unwrap());
+    state.metrics = Some(engine.metrics.clone());
+    let app = router(state);
+    let t = now_ms();
+    let (s, v) = write(
+        &app,
+        vec![
+            series(&[("__name__", "a")], &[(t, 1.0)]),
+            series(&[("__name__", "b")], &[(t, 1.0)]),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    query_until(&app, "count({__name__=~\"a|b\"})", t, |r| {
+        r.first().is_some_and(|x| x.1 == "2")
+    })
+    .await;
+    let (s, v) = write(
+        &app,
+        vec![
+            series(&[("__name__", "c")], &[(t, 1.0), (t + 1, 2.0)]),
+            series(&[("__name__", "a")], &[(t + 1, 5.0)]),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let m = v["message"].as_str().unwrap();
+    assert!(
+        m.contains("2 of new series past the metric store's series limits"),
+        "{m}"
+    );
+    assert!(m.contains("the other 1 were stored"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_scope_schema_urls_count_against_the_expansion_guard() {
+    let a = rw_app().await;
+    // A 1 MiB schema URL on the scope is a label of every one of 2,500 series.
+    let points: Vec<Value> = (0..2_500)
+        .map(|i| {
+            json!({"timeUnixNano": "1", "asInt": "1",
+                        "attributes": [{"key": "i", "value": {"intValue": i.to_string()}}]})
+        })
+        .collect();
+    let body = json!({"resourceMetrics": [{"scopeMetrics": [{
+        "scope": {"name": "s"}, "schemaUrl": "u".repeat(1 << 20),
+        "metrics": [{"name": "g", "gauge": {"dataPoints": points}}]
+    }]}]});
+    let (s, v) = otlp(&a.app, "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
 }

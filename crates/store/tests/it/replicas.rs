@@ -224,7 +224,11 @@ async fn replicas_racing_to_flush_and_compact_never_lose_or_duplicate_a_row() {
                 Ok(n) => compacted += n,
                 Err(e) => {
                     assert!(
-                        matches!(e, kinsight_store::StoreError::Unavailable(_)),
+                        matches!(
+                            e,
+                            kinsight_store::StoreError::Unavailable(_)
+                                | kinsight_store::StoreError::AppendedNotApplied(_)
+                        ),
                         "{e}"
                     );
                     refused.push(e.to_string());
