@@ -31,6 +31,35 @@ pub mod system_fields {
     pub const ALL: &[&str] = &[TIMESTAMP, MESSAGE, INGESTION_TIME, LOG_STREAM, LOG, PTR];
 }
 
+/// The result columns of `pattern` (reference §5.2, §5.3), in the order a query returns them.
+/// What each holds is kinsight's definition where the reference is silent: see the query
+/// crate's `pattern` module and docs/query.md.
+pub mod pattern_fields {
+    /// The pattern's text, its variable parts as `<*>`.
+    pub const PATTERN: &str = "@pattern";
+    /// The pattern's share of the events clustered (`@sampleCount` / all of them).
+    pub const RATIO: &str = "@ratio";
+    /// The number of events of the pattern.
+    pub const SAMPLE_COUNT: &str = "@sampleCount";
+    /// The severity most of the pattern's events carry (`Error`, `Warning`, `Info`, …).
+    pub const SEVERITY_LABEL: &str = "@severityLabel";
+    /// A stable identifier of the pattern's text.
+    pub const PATTERN_ID: &str = "@patternId";
+    /// The pattern's variable tokens, as JSON.
+    pub const TOKENS: &str = "@tokens";
+    /// The pattern's event counts over the query's time range, as JSON.
+    pub const VISUALIZATION: &str = "@visualization";
+    pub const ALL: &[&str] = &[
+        PATTERN,
+        RATIO,
+        SAMPLE_COUNT,
+        SEVERITY_LABEL,
+        PATTERN_ID,
+        TOKENS,
+        VISUALIZATION,
+    ];
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Query {
     pub commands: Vec<Located<Command>>,
@@ -63,6 +92,9 @@ pub enum Command {
     Dedup(Vec<FieldRef>),
     /// `unnest listField into item`
     Unnest(Unnest),
+    /// `pattern <expr>`: the values of `expr` (usually `@message`) clustered into patterns,
+    /// one result row per pattern (reference §5.3; the columns are [`pattern_fields`]).
+    Pattern(Expr),
 }
 
 impl Command {
@@ -77,6 +109,7 @@ impl Command {
             Command::Parse(_) => "parse",
             Command::Dedup(_) => "dedup",
             Command::Unnest(_) => "unnest",
+            Command::Pattern(_) => "pattern",
         }
     }
 }

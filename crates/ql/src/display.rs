@@ -276,6 +276,7 @@ impl Display for Command {
                 }
             }
             Command::Unnest(u) => write!(f, "{} into {}", u.expr, name_text(&u.into)),
+            Command::Pattern(e) => write!(f, "{e}"),
         }
     }
 }
@@ -345,6 +346,10 @@ impl Display for Pipeline {
             for o in &a.node.outputs {
                 writeln!(f, "  output {} = {}", name_text(&o.name), o.expr)?;
             }
+            stages(f, "output", &self.output)?;
+        }
+        if let Some(p) = &self.pattern {
+            writeln!(f, "pattern [{}:{}]: {}", p.pos.line, p.pos.column, p.node)?;
             stages(f, "output", &self.output)?;
         }
         writeln!(f, "columns: {}", self.columns.join(", "))?;

@@ -2,9 +2,11 @@
 //! applied (reference §5.3, §5.6), so that planning is a straight walk.
 //!
 //! Shape: row-level stages over the input events ([`Pipeline::input`]), at most one
-//! aggregation ([`Pipeline::aggregation`]), row-level stages over its result rows
+//! summary — an aggregation ([`Pipeline::aggregation`], from `stats`) or a clustering into
+//! patterns ([`Pipeline::pattern`], from `pattern`) —, row-level stages over its result rows
 //! ([`Pipeline::output`]), then the result columns and a row cap. Each rule below is applied in
-//! [`Pipeline::from_query`] and commented where it is applied:
+//! [`Pipeline::from_query`] and commented where it is applied (what is said of `stats` holds
+//! for `pattern`, whose result columns are [`pattern_fields::ALL`]):
 //!
 //! - a `filter` after `stats` that reads none of its result columns filters the input events
 //!   (§5.6 examples 4–7); one that reads only result columns filters the aggregated rows;
@@ -16,7 +18,7 @@
 //! - `fields` accumulate into the result columns unless a `display` exists; only the last
 //!   `display` counts (§5.3); plain field names in `fields` compute nothing and become no
 //!   stage;
-//! - only `limit` may follow `dedup` (§5.3); one `stats` per query;
+//! - only `limit` may follow `dedup` (§5.3); one `stats` or `pattern` per query;
 //! - without a `sort` before the first `limit`/`dedup`, events are sorted by
 //!   `@timestamp desc` there (§5.3 default order), and a query without `stats` returns its
 //!   rows in that order;
@@ -43,7 +45,10 @@ pub struct Pipeline {
     /// Stages over the input events, in order. For a query without `stats`, all of them.
     pub input: Vec<Located<Stage>>,
     pub aggregation: Option<Located<Aggregation>>,
-    /// Stages over the aggregated rows, in order.
+    /// `pattern <expr>`: the expression whose values are clustered into patterns. Never
+    /// together with `aggregation`.
+    pub pattern: Option<Located<Expr>>,
+    /// Stages over the aggregated rows (or the patterns), in order.
     pub output: Vec<Located<Stage>>,
     /// The result columns, in order.
     pub columns: Vec<String>,
@@ -124,7 +129,7 @@ impl Pipeline {
         let commands = &query.commands;
         let mut p = match commands
             .iter()
-            .position(|c| matches!(c.node, Command::Stats(_)))
+            .position(|c| matches!(c.node, Command::Stats(_) | Command::Pattern(_)))
         {
             None => events_pipeline(commands),
             Some(i) => aggregation_pipeline(commands, i)?,
@@ -137,6 +142,12 @@ impl Pipeline {
         self.aggregation.is_some()
     }
 
+    /// Whether the result rows are summaries (`stats` groups or `pattern` patterns) rather
+    /// than events.
+    pub fn is_summary(&self) -> bool {
+        self.aggregation.is_some() || self.pattern.is_some()
+    }
+
     /// Whether the raw text of events must be read (the widest column; queries that only
     /// touch extracted fields should not read it).
     pub fn needs_message(&self) -> bool {
@@ -145,10 +156,12 @@ impl Pipeline {
 }
 
 /// §5.3: only `limit` may follow `dedup`; one `stats` (a second `stats` over the first one's
-/// output is marked unverified in the reference and not supported).
+/// output is marked unverified in the reference and not supported), and no `stats` together
+/// with `pattern`: each replaces the events by summary rows, and kinsight does one of them.
 fn check_order(query: &Query) -> Result<(), ParseError> {
     let mut dedup: Option<Position> = None;
     let mut stats: Option<Position> = None;
+    let mut pattern: Option<Position> = None;
     for c in &query.commands {
         if let Some(d) = dedup
             && !matches!(c.node, Command::Limit(_))
@@ -171,7 +184,33 @@ fn check_order(query: &Query) -> Result<(), ParseError> {
                         format!("a query can have only one 'stats' command; the first is at {s}"),
                     ));
                 }
+                if let Some(p) = pattern {
+                    return Err(ParseError::new(
+                        c.pos,
+                        format!(
+                            "'stats' cannot be used with 'pattern' (at {p}): a query summarizes its events once; \
+                             filter, sort or limit the patterns instead"
+                        ),
+                    ));
+                }
                 stats = Some(c.pos);
+            }
+            Command::Pattern(_) => {
+                if let Some(p) = pattern {
+                    return Err(ParseError::new(
+                        c.pos,
+                        format!("a query can have only one 'pattern' command; the first is at {p}"),
+                    ));
+                }
+                if let Some(s) = stats {
+                    return Err(ParseError::new(
+                        c.pos,
+                        format!(
+                            "'pattern' cannot be used with 'stats' (at {s}): a query summarizes its events once"
+                        ),
+                    ));
+                }
+                pattern = Some(c.pos);
             }
             _ => {}
         }
@@ -224,7 +263,9 @@ fn simple_stage(node: &Command) -> Option<Stage> {
         Command::Parse(p) => Stage::Parse(p.clone()),
         Command::Dedup(f) => Stage::Dedup(f.clone()),
         Command::Unnest(u) => Stage::Unnest(u.clone()),
-        Command::Fields(_) | Command::Display(_) | Command::Stats(_) => return None,
+        Command::Fields(_) | Command::Display(_) | Command::Stats(_) | Command::Pattern(_) => {
+            return None;
+        }
     })
 }
 
@@ -267,6 +308,7 @@ fn events_pipeline(commands: &[Located<Command>]) -> Pipeline {
         result_row_cap: row_cap(&stages),
         input: stages,
         aggregation: None,
+        pattern: None,
         output: Vec::new(),
         columns,
         input_fields: BTreeSet::new(),
@@ -375,13 +417,14 @@ fn require_available(
     available: &[String],
     pos: Position,
     command: &str,
+    summary: &str,
 ) -> Result<(), ParseError> {
     match refs.iter().find(|f| !resolves(f, available)) {
         None => Ok(()),
         Some(f) => Err(ParseError::new(
             pos,
             format!(
-                "'{}' in '{command}' is not available after 'stats': its result columns are {}",
+                "'{}' in '{command}' is not available after '{summary}': its result columns are {}",
                 f.name(),
                 names_text(available)
             ),
@@ -389,13 +432,19 @@ fn require_available(
     }
 }
 
+/// The pipeline of a query with a summary at `at`: `stats` or `pattern`.
 fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipeline, ParseError> {
     let stats_cmd = &commands[at];
-    let Command::Stats(stats) = &stats_cmd.node else {
-        unreachable!("position() found a stats command");
+    let (aggregation, pattern) = match &stats_cmd.node {
+        Command::Stats(stats) => (Some(build_aggregation(stats, stats_cmd.pos)?), None),
+        Command::Pattern(e) => (None, Some(e.clone())),
+        _ => unreachable!("position() found a stats or pattern command"),
     };
-    let aggregation = build_aggregation(stats, stats_cmd.pos)?;
-    let stats_columns = aggregation.column_names();
+    let summary = stats_cmd.node.keyword();
+    let stats_columns = match &aggregation {
+        Some(a) => a.column_names(),
+        None => pattern_fields::ALL.iter().map(|c| c.to_string()).collect(),
+    };
     let mut available = stats_columns.clone();
     let mut warnings = Vec::new();
     let mut moved = Vec::new();
@@ -419,8 +468,8 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
                     return Err(ParseError::new(
                         c.pos,
                         format!(
-                            "this filter after 'stats' mixes its result columns ({}) with event fields ({}); \
-                             put the condition on event fields in a filter before 'stats'",
+                            "this filter after '{summary}' mixes its result columns ({}) with event fields ({}); \
+                             put the condition on event fields in a filter before '{summary}'",
                             ours.iter().map(|f| f.name()).collect::<Vec<_>>().join(", "),
                             theirs
                                 .iter()
@@ -444,13 +493,13 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
                         warnings.push(Warning::new(
                             c.pos,
                             format!(
-                                "sort key {} is ignored: after 'stats' only its result columns can be sorted ({})",
+                                "sort key {} is ignored: after '{summary}' only its result columns can be sorted ({})",
                                 k.expr,
                                 names_text(&available)
                             ),
                         ));
                     } else {
-                        require_available(&refs, &available, c.pos, "sort")?;
+                        require_available(&refs, &available, c.pos, "sort", summary)?;
                     }
                 }
                 if !kept.is_empty() {
@@ -462,7 +511,7 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
             }
             Command::Fields(items) => {
                 for p in items {
-                    require_available(&p.expr.field_refs(), &available, c.pos, "fields")?;
+                    require_available(&p.expr.field_refs(), &available, c.pos, "fields", summary)?;
                     push_unique(&mut fields, p.name());
                     push_unique(&mut available, p.name());
                 }
@@ -473,7 +522,7 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
             }
             Command::Display(f) => display = Some((c.pos, f.clone())),
             Command::Parse(p) => {
-                require_available(&[&p.source], &available, c.pos, "parse")?;
+                require_available(&[&p.source], &available, c.pos, "parse", summary)?;
                 p.pattern
                     .names()
                     .iter()
@@ -481,16 +530,24 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
                 output.push(stage(Stage::Parse(p.clone())));
             }
             Command::Unnest(u) => {
-                require_available(&u.expr.field_refs(), &available, c.pos, "unnest")?;
+                require_available(&u.expr.field_refs(), &available, c.pos, "unnest", summary)?;
                 push_unique(&mut available, u.into.clone());
                 output.push(stage(Stage::Unnest(u.clone())));
             }
             Command::Dedup(f) => {
-                require_available(&f.iter().collect::<Vec<_>>(), &available, c.pos, "dedup")?;
+                require_available(
+                    &f.iter().collect::<Vec<_>>(),
+                    &available,
+                    c.pos,
+                    "dedup",
+                    summary,
+                )?;
                 output.push(stage(Stage::Dedup(f.clone())));
             }
             Command::Limit(l) => output.push(stage(Stage::Limit(l.rows))),
-            Command::Stats(_) => unreachable!("check_order allows one stats"),
+            Command::Stats(_) | Command::Pattern(_) => {
+                unreachable!("check_order allows one stats or pattern")
+            }
         }
     }
 
@@ -509,7 +566,9 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
             }
             Command::Display(_) => warnings.push(Warning::new(
                 c.pos,
-                "'display' before 'stats' has no effect: the result has the columns of 'stats'",
+                format!(
+                    "'display' before '{summary}' has no effect: the result has the columns of '{summary}'"
+                ),
             )),
             // Order does not change an aggregate; it matters only to a `limit` before stats.
             Command::Sort(_)
@@ -524,18 +583,23 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
 
     let columns = match display {
         Some((pos, f)) => {
-            require_available(&f.iter().collect::<Vec<_>>(), &available, pos, "display")?;
+            require_available(
+                &f.iter().collect::<Vec<_>>(),
+                &available,
+                pos,
+                "display",
+                summary,
+            )?;
             f.iter().map(FieldRef::name).collect()
         }
         None if !fields.is_empty() => fields,
         None => stats_columns,
     };
+    let pos = stats_cmd.pos;
     Ok(Pipeline {
         input,
-        aggregation: Some(Located {
-            pos: stats_cmd.pos,
-            node: aggregation,
-        }),
+        aggregation: aggregation.map(|node| Located { pos, node }),
+        pattern: pattern.map(|node| Located { pos, node }),
         result_row_cap: row_cap(&output),
         output,
         columns,
@@ -585,6 +649,12 @@ fn input_fields(p: &Pipeline) -> BTreeSet<String> {
                 .for_each(|f| read(&Expr::Field(f.clone()), &defined, &mut inputs)),
             Stage::Limit(_) => {}
         }
+    }
+    if let Some(e) = &p.pattern {
+        read(&e.node, &defined, &mut inputs);
+        // The patterns' counts over time (`@visualization`).
+        inputs.insert(system_fields::TIMESTAMP.to_string());
+        return inputs;
     }
     match &p.aggregation {
         Some(a) => {

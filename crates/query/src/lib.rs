@@ -9,7 +9,8 @@
 //! - [`planner`] turns a `kinsight_ql` [`Pipeline`](kinsight_ql::Pipeline) into a DataFusion
 //!   logical plan — no interpreter of our own: every §5.5 function is a DataFusion expression
 //!   or one of the few functions in `functions` (JSON values, IP predicates, `parse`, the
-//!   nearest-rank `pct`, `@ptr`);
+//!   nearest-rank `pct`, `@ptr`), and `pattern`'s clustering ([`pattern`]) is a scalar
+//!   function and an aggregate function;
 //! - [`sql`] offers the same tables to SQL;
 //! - [`QueryService`] runs queries on a dedicated, lower-priority runtime with a per-query
 //!   memory pool, timeout and cancellation, keeps their status, results and statistics for
@@ -25,6 +26,7 @@ mod error;
 mod functions;
 pub mod guard;
 pub mod memory;
+pub mod pattern;
 pub mod planner;
 mod record;
 pub mod results;

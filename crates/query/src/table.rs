@@ -138,6 +138,11 @@ fn ts_literal(ms: i64) -> Expr {
 }
 
 impl LogTable {
+    /// The time range the table covers.
+    pub fn range(&self) -> TimeRange {
+        self.range
+    }
+
     pub fn new(groups: Vec<Arc<GroupData>>, range: TimeRange) -> Result<LogTable> {
         let mut fields = GroupFields::new();
         for g in &groups {

@@ -28,16 +28,15 @@ const MAX_NESTING: usize = 40;
 
 /// Commands kinsight parses (reference §5.3).
 pub const COMMANDS: &[&str] = &[
-    "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest", "head",
-    "tail",
+    "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest", "pattern",
+    "head", "tail",
 ];
 
-/// Commands of §5.3 that kinsight does not implement (ML patterns, data protection, index
-/// hints, query-time log group selection, 2025+ additions). Named so the error says
-/// "not supported" instead of "unknown".
+/// Commands of §5.3 that kinsight does not implement (pattern comparison and anomalies, data
+/// protection, index hints, query-time log group selection, 2025+ additions). Named so the
+/// error says "not supported" instead of "unknown".
 const UNSUPPORTED_COMMANDS: &[&str] = &[
     "unmask",
-    "pattern",
     "diff",
     "anomaly",
     "filterindex",
@@ -201,7 +200,7 @@ impl<'a> Parser<'a> {
                 "'|'",
                 "end of query",
             ],
-            "filter" | "unnest" => &["an operator", "'|'", "end of query"],
+            "filter" | "unnest" | "pattern" => &["an operator", "'|'", "end of query"],
             "display" | "dedup" => &["','", "'|'", "end of query"],
             "parse" => &["','", "'|'", "end of query"],
             _ => &["'|'", "end of query"],
@@ -274,6 +273,11 @@ impl<'a> Parser<'a> {
                 let into = self.name("a name for the list elements")?;
                 Command::Unnest(Unnest { expr, into })
             }
+            "pattern" => {
+                self.advance()?;
+                self.ctx = AggContext::Forbidden("in 'pattern'");
+                Command::Pattern(self.expr("the field to find patterns in, such as @message")?)
+            }
             w if UNSUPPORTED_COMMANDS.contains(&w) => {
                 return Err(ParseError::new(
                     pos,
@@ -289,7 +293,7 @@ impl<'a> Parser<'a> {
                 return Err(ParseError::expected(
                     pos,
                     format!(
-                        "unknown command {text}{hint} (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest)"
+                        "unknown command {text}{hint} (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern)"
                     ),
                     COMMANDS,
                 ));

@@ -201,3 +201,28 @@ fn display_and_limit_snapshot() {
         "fields a, b\r\n| display b, `a-b`, x.0.y\r\n| head 3 | tail 2 | limit 1"
     ));
 }
+
+#[test]
+fn pattern_takes_a_field_or_a_string_expression() {
+    let q = parse_ok("filter @logStream = 'a' | pattern @message");
+    let Command::Pattern(e) = &q.commands[1].node else {
+        panic!("{q:?}")
+    };
+    assert_eq!(e.to_string(), "@message");
+    // A parsed field, or a string manipulated by functions (reference §5.3); any case of the
+    // keyword, like every command.
+    for src in [
+        "parse @message 'user=* ' as user | pattern user",
+        "PATTERN replace(@message, 'x', 'y')",
+        "pattern concat(a, b)",
+    ] {
+        let q = parse_ok(src);
+        let text = q.to_string();
+        assert!(text.contains("pattern "), "{text}");
+        let nodes = |q: &kinsight_ql::Query| -> Vec<Command> {
+            q.commands.iter().map(|c| c.node.clone()).collect()
+        };
+        assert_eq!(nodes(&parse_ok(&text)), nodes(&q), "{src} prints as {text}");
+    }
+    insta::assert_yaml_snapshot!(parse_ok("pattern tolower(@message)"));
+}

@@ -26,7 +26,7 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "the query is empty: start with a command such as fields, filter or stats",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "head", "tail",
+            "pattern", "head", "tail",
         ],
     ),
     (
@@ -36,7 +36,7 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "the query is empty: start with a command such as fields, filter or stats",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "head", "tail",
+            "pattern", "head", "tail",
         ],
     ),
     (
@@ -46,7 +46,7 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "expected a command after '|', found end of query",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "head", "tail",
+            "pattern", "head", "tail",
         ],
     ),
     (
@@ -137,18 +137,49 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "fitler x = 1",
         1,
         1,
-        "unknown command 'fitler'; did you mean 'filter'? (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest)",
+        "unknown command 'fitler'; did you mean 'filter'? (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern)",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "head", "tail",
+            "pattern", "head", "tail",
         ],
     ),
     (
-        "fields a\n| pattern @message",
+        "pattern @message\n| diff",
         2,
         3,
-        "the command 'pattern' is not supported by kinsight",
+        "the command 'diff' is not supported by kinsight",
         &[],
+    ),
+    (
+        "filter x = 1 | pattern",
+        1,
+        23,
+        "expected the field to find patterns in, such as @message after 'pattern', found end of query",
+        &["an expression"],
+    ),
+    (
+        "pattern @message, @logStream",
+        1,
+        17,
+        "expected an operator, '|' or the end of the query after '@message', found ','",
+        &["an operator", "'|'", "end of query"],
+    ),
+    (
+        "pattern count(*)",
+        1,
+        9,
+        "the aggregation function count() is only allowed in 'stats', not in 'pattern'; compute it in stats with an alias (stats count(...) as n) and use n afterwards",
+        &[],
+    ),
+    (
+        "patern @message",
+        1,
+        1,
+        "unknown command 'patern'; did you mean 'pattern'? (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern)",
+        &[
+            "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
+            "pattern", "head", "tail",
+        ],
     ),
     (
         "filter x > 5min",

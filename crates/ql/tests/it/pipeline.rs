@@ -241,3 +241,87 @@ fn display_before_stats_is_ignored_with_a_warning() {
         "'display' before 'stats' has no effect: the result has the columns of 'stats'"
     );
 }
+
+#[test]
+fn pattern_summarizes_like_stats() {
+    let p = ok(
+        "filter @logStream = 'a' | pattern @message | filter @sampleCount > 5 \
+                | sort @severityLabel | limit 3",
+    );
+    assert!(p.is_summary() && !p.is_aggregation());
+    assert_eq!(p.pattern.as_ref().unwrap().node.to_string(), "@message");
+    assert_eq!(stages(&p.input), ["filter @logStream = \"a\""]);
+    assert_eq!(
+        stages(&p.output),
+        [
+            "filter @sampleCount > 5",
+            "sort @severityLabel asc",
+            "limit 3"
+        ]
+    );
+    assert_eq!(
+        p.columns,
+        [
+            "@pattern",
+            "@ratio",
+            "@sampleCount",
+            "@severityLabel",
+            "@patternId",
+            "@tokens",
+            "@visualization"
+        ]
+    );
+    assert_eq!(p.result_row_cap, MAX_RESULT_ROWS);
+    // It reads its expression's fields and @timestamp (the counts over time).
+    assert_eq!(
+        p.input_fields.iter().collect::<Vec<_>>(),
+        ["@logStream", "@message", "@timestamp"]
+    );
+    assert!(p.to_string().contains("pattern [1:27]: @message"), "{p}");
+
+    // A filter on event fields after pattern selects the events, as after stats.
+    let p = ok("pattern @message | filter @logStream = 'x' | display @pattern, @sampleCount");
+    assert_eq!(stages(&p.input), ["filter @logStream = \"x\""]);
+    assert_eq!(p.columns, ["@pattern", "@sampleCount"]);
+    assert_eq!(p.result_row_cap, DEFAULT_RESULT_ROWS);
+    // A limit before pattern keeps the newest events.
+    let p = ok("limit 100 | pattern @message");
+    assert_eq!(
+        stages(&p.input),
+        ["sort @timestamp desc (default order)", "limit 100"]
+    );
+    let p = ok("parse @message 'took *ms' as t | pattern t");
+    assert_eq!(
+        p.input_fields.iter().collect::<Vec<_>>(),
+        ["@message", "@timestamp"]
+    );
+}
+
+#[test]
+fn one_summary_per_query() {
+    let e = err("pattern @message\n| stats count() as n");
+    assert_eq!((e.line, e.column), (2, 3));
+    assert!(
+        e.message.contains("'stats' cannot be used with 'pattern'"),
+        "{e}"
+    );
+    let e = err("stats count() as n | pattern @message");
+    assert_eq!((e.line, e.column), (1, 22));
+    assert!(
+        e.message.contains("'pattern' cannot be used with 'stats'"),
+        "{e}"
+    );
+    let e = err("pattern @message | pattern @message");
+    assert!(e.message.contains("only one 'pattern'"), "{e}");
+    let e = err("pattern @message | display @message");
+    assert_eq!(
+        e.message,
+        "'@message' in 'display' is not available after 'pattern': its result columns are \
+         @pattern, @ratio, @sampleCount, @severityLabel, @patternId, @tokens, @visualization"
+    );
+    let e = err("pattern @message | filter @sampleCount > 1 and @logStream = 'a'");
+    assert!(e.message.contains("after 'pattern' mixes"), "{e}");
+    let p = ok("pattern @message | sort @timestamp desc");
+    assert!(p.output.is_empty());
+    assert!(p.warnings[0].message.contains("after 'pattern'"));
+}

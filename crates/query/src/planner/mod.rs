@@ -13,7 +13,11 @@
 //!    filter, `sort` a sort (nulls last), `limit` a limit, `dedup` a `row_number()` window
 //!    over the current order, `unnest` DataFusion's unnest of a JSON list;
 //! 3. the aggregation: group keys, the distinct aggregate calls (named by their text, e.g.
-//!    `avg(x)`), then a projection of the stats expressions over them;
+//!    `avg(x)`), then a projection of the stats expressions over them; or, for `pattern`,
+//!    the clustering of [`crate::pattern`] (shape per event, counts by shape and period, one
+//!    aggregate function clustering them, unnested into one row per pattern, sorted by
+//!    `@sampleCount` descending then `@pattern`; later sorts of the patterns break ties the
+//!    same way);
 //! 4. the output stages, like the input ones;
 //! 5. the result columns, plus `@ptr` for raw-event queries, and the row cap.
 //!
@@ -25,18 +29,22 @@ pub(crate) mod expr;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::functions::core::expr_fn::get_field;
+use datafusion::functions_aggregate::count::count_all;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{
-    Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, ScalarUDF, SortExpr, ident, lit,
+    Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, ScalarUDF, SortExpr, cast, ident, lit,
 };
 use kinsight_ql::{
     FieldRef, Function, Located, NamedExpr, ParsePattern, Pipeline, SortOrder, Stage,
+    pattern_fields,
 };
 
 use crate::error::{QueryError, Result};
 use crate::functions;
+use crate::pattern;
 use crate::table::{EVENT_ID, LOG, LogTable, MESSAGE, TIMESTAMP};
 use expr::{Scope, null_text};
 
@@ -70,6 +78,8 @@ struct Planner<'a> {
     positions: Vec<String>,
     /// See [`Scope::untyped`].
     untyped: HashSet<String>,
+    /// The rows are `pattern`'s patterns.
+    patterns: bool,
 }
 
 /// Plans `pipeline` over the table's groups.
@@ -78,7 +88,7 @@ pub fn plan_pipeline(
     table: &Arc<LogTable>,
     options: PlanOptions,
 ) -> Result<LogicalPlan> {
-    let raw = pipeline.aggregation.is_none();
+    let raw = !pipeline.is_summary();
     let scan = table.source_plan("logs").map_err(df)?;
     let mut p = Planner {
         plan: scan,
@@ -89,6 +99,7 @@ pub fn plan_pipeline(
         temp: 0,
         positions: Vec::new(),
         untyped: HashSet::new(),
+        patterns: false,
     };
     p.project_inputs(pipeline)?;
     for stage in &pipeline.input {
@@ -96,6 +107,11 @@ pub fn plan_pipeline(
     }
     if let Some(agg) = &pipeline.aggregation {
         p.aggregate(&agg.node)?;
+    }
+    if let Some(e) = &pipeline.pattern {
+        p.pattern(&e.node)?;
+    }
+    if pipeline.is_summary() {
         for stage in &pipeline.output {
             p.stage(stage)?;
         }
@@ -280,6 +296,10 @@ impl Planner<'_> {
                         sort.push(SortExpr::new(ident(p.clone()), true, false));
                     }
                 }
+                // Deterministic patterns: ties broken by count, then pattern.
+                if self.patterns {
+                    sort.extend(pattern_order(&scope));
+                }
                 self.order = sort.clone();
                 self.apply(|b| b.sort(sort))
             }
@@ -377,6 +397,48 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// `pattern <expr>`: see [`crate::pattern`].
+    fn pattern(&mut self, e: &kinsight_ql::Expr) -> Result<()> {
+        const KEY: &str = "__pattern_key";
+        const BUCKET: &str = "__pattern_bucket";
+        const COUNT: &str = "__pattern_count";
+        const LIST: &str = "__patterns";
+        let scope = self.scope();
+        let value = scope.text(scope.expr(e)?);
+        let buckets = pattern::Buckets::for_range(self.table.range());
+        let millis = scope.num(ident(TIMESTAMP));
+        let bucket = (millis - lit(buckets.origin_ms)) / lit(buckets.period_ms);
+        self.project(vec![
+            pattern::key_function().call(vec![value]).alias(KEY),
+            cast(bucket, DataType::Int64).alias(BUCKET),
+        ])?;
+        self.apply(|b| b.filter(ident(KEY).is_not_null()))?;
+        self.apply(|b| {
+            b.aggregate(
+                vec![ident(KEY), ident(BUCKET)],
+                vec![count_all().alias(COUNT)],
+            )
+        })?;
+        let call = pattern::aggregate_function(buckets).call(vec![
+            cast(ident(KEY), DataType::Utf8),
+            ident(BUCKET),
+            ident(COUNT),
+        ]);
+        self.apply(|b| b.aggregate(Vec::<Expr>::new(), vec![call.alias(LIST)]))?;
+        self.apply(|b| b.unnest_column(LIST))?;
+        self.project(
+            pattern_fields::ALL
+                .iter()
+                .map(|f| get_field(ident(LIST), *f).alias(*f))
+                .collect(),
+        )?;
+        self.order = pattern_order(&self.scope());
+        self.untyped.clear();
+        self.patterns = true;
+        let order = self.order.clone();
+        self.apply(|b| b.sort(order))
+    }
+
     /// Step 5: the result columns in order, `@ptr` last for raw events.
     fn project_result(&mut self, columns: &[String]) -> Result<()> {
         let scope = self.scope();
@@ -404,6 +466,23 @@ impl Planner<'_> {
         }
         self.project(exprs)
     }
+}
+
+/// The order of patterns: the most frequent first, then by pattern (when those columns are
+/// still there).
+fn pattern_order(scope: &Scope<'_>) -> Vec<SortExpr> {
+    let mut out = Vec::new();
+    if scope.has(pattern_fields::SAMPLE_COUNT) {
+        out.push(SortExpr::new(
+            ident(pattern_fields::SAMPLE_COUNT),
+            false,
+            false,
+        ));
+    }
+    if scope.has(pattern_fields::PATTERN) {
+        out.push(SortExpr::new(ident(pattern_fields::PATTERN), true, false));
+    }
+    out
 }
 
 /// A field read from the JSON of `@message` (a group past its field cap, reference §5.1).

@@ -6,6 +6,7 @@ mod differential;
 mod examples;
 mod functions;
 mod golden;
+mod patterns;
 mod plans;
 mod segments;
 mod semantics;
