@@ -1,6 +1,6 @@
 //! The Kubernetes API server, through kube-rs: this node's Node object (identity, conditions,
 //! capacity), and for the elected leader the cluster-wide lists (Nodes, Pods, Endpoints,
-//! workloads) behind the Cluster, ClusterNamespace and ClusterService events; Endpoints for
+//! workloads, Ingresses) behind the Cluster, ClusterNamespace and ClusterService events; Endpoints for
 //! the pod → Service map on every node (reference §2.1, §4.4).
 //!
 //! Leader election uses a coordination.k8s.io/v1 Lease (`kinsight-leader` in the agent's
@@ -16,6 +16,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use std::collections::BTreeMap;
@@ -50,6 +51,9 @@ pub struct ClusterState {
     pub daemon_sets: Vec<DaemonSet>,
     pub stateful_sets: Vec<StatefulSet>,
     pub replica_sets: Vec<ReplicaSet>,
+    /// Ingresses (`namespace_ingress_count`, enhanced mode); `None` when not listed or the
+    /// list failed (the rest of the state is still used).
+    pub ingresses: Option<Vec<Ingress>>,
 }
 
 /// What [`ApiServer::ensure_token_secret`] did.
@@ -192,6 +196,17 @@ impl ApiServer {
                 .items;
         }
         Ok(s)
+    }
+
+    /// Every Ingress (networking.k8s.io/v1) of the cluster, for the leader's
+    /// `namespace_ingress_count` (RBAC: `list` on `ingresses`).
+    pub async fn ingresses(&self) -> Result<Vec<Ingress>, ApiServerError> {
+        let lp = ListParams::default().match_any();
+        Ok(Api::<Ingress>::all(self.client.clone())
+            .list(&lp)
+            .await
+            .map_err(Self::err("list ingresses"))?
+            .items)
     }
 
     /// Makes sure Secret `namespace/name` holds a token under each of `keys`: creates it with

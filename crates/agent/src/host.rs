@@ -73,10 +73,21 @@ pub struct DiskCounters {
     pub writes: u64,
 }
 
+/// One line of /proc/diskstats: the kernel's name of the device, its number and counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskStat {
+    pub name: String,
+    /// Major and minor number (how the cgroup blkio files name the device).
+    pub dev: (u32, u32),
+    pub counters: DiskCounters,
+}
+
 /// One mounted filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filesystem {
     pub device: String,
+    /// Major and minor number of the filesystem (`st_dev`).
+    pub dev: (u32, u32),
     pub fstype: String,
     pub mount_point: String,
     pub capacity_bytes: u64,
@@ -239,12 +250,13 @@ impl Host {
         Ok(network_interfaces(&text))
     }
 
-    /// Block devices with I/O, keyed `/dev/<name>`. Partitions, loop and RAM devices are left
-    /// out so that I/O is not counted twice.
-    pub fn disk_io(&self) -> Result<BTreeMap<String, DiskCounters>, HostError> {
+    /// Block devices with I/O, in /proc/diskstats order (`name` without `/dev/`). Partitions,
+    /// loop and RAM devices are left out so that I/O is not counted twice.
+    pub fn disk_io(&self) -> Result<Vec<DiskStat>, HostError> {
         let (_, text) = self.read("proc/diskstats")?;
-        let mut out = BTreeMap::new();
-        for (name, c) in parse_diskstats(&text) {
+        let mut out = Vec::new();
+        for d in parse_diskstats(&text) {
+            let name = &d.name;
             if name.starts_with("loop") || name.starts_with("ram") || name.starts_with("zram") {
                 continue;
             }
@@ -256,12 +268,19 @@ impl Host {
             {
                 continue;
             }
-            if c == DiskCounters::default() {
+            if d.counters == DiskCounters::default() {
                 continue;
             }
-            out.insert(format!("/dev/{name}"), c);
+            out.push(d);
         }
         Ok(out)
+    }
+
+    /// The host's mount table (`/proc/1/mountinfo`: the mounts of the host's init, not of the
+    /// agent's container).
+    pub fn mount_table(&self) -> Result<Vec<MountInfo>, HostError> {
+        let (_, text) = self.read("proc/1/mountinfo")?;
+        Ok(parse_mountinfo(&text))
     }
 
     /// Filesystems of the host's mount table whose device matches cAdvisor's
@@ -274,13 +293,17 @@ impl Host {
     /// number is the mount's, so a filesystem the agent cannot reach is left out rather than
     /// reported with the numbers of whatever lies at that path in the container.
     pub fn filesystems(&self) -> Result<Vec<Filesystem>, HostError> {
-        let (_, text) = self.read("proc/1/mountinfo")?;
+        Ok(self.filesystems_of(&self.mount_table()?))
+    }
+
+    /// [`Host::filesystems`] of a mount table already read ([`Host::mount_table`]).
+    pub fn filesystems_of(&self, mounts: &[MountInfo]) -> Vec<Filesystem> {
         let own: Vec<MountInfo> = fs::read_to_string(&self.own_mountinfo)
             .map(|t| parse_mountinfo(&t))
             .unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for m in parse_mountinfo(&text) {
+        for m in mounts.iter().cloned() {
             if !(m.device == "tmpfs" || m.device == "overlay" || m.device.starts_with("/dev/")) {
                 continue;
             }
@@ -311,13 +334,14 @@ impl Host {
                 }
                 out.push(Filesystem {
                     device: m.device,
+                    dev: m.dev,
                     fstype: m.fstype,
                     mount_point: m.mount_point,
                     ..st
                 });
             }
         }
-        Ok(out)
+        out
     }
 }
 
@@ -421,7 +445,7 @@ pub fn parse_net_dev(text: &str) -> BTreeMap<String, NetCounters> {
     out
 }
 
-pub fn parse_diskstats(text: &str) -> Vec<(String, DiskCounters)> {
+pub fn parse_diskstats(text: &str) -> Vec<DiskStat> {
     text.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -429,15 +453,16 @@ pub fn parse_diskstats(text: &str) -> Vec<(String, DiskCounters)> {
                 return None;
             }
             let n = |i: usize| f[i].parse::<u64>().ok();
-            Some((
-                f[2].to_string(),
-                DiskCounters {
+            Some(DiskStat {
+                name: f[2].to_string(),
+                dev: (f[0].parse().ok()?, f[1].parse().ok()?),
+                counters: DiskCounters {
                     reads: n(3)?,
                     read_bytes: n(5)?.saturating_mul(512),
                     writes: n(7)?,
                     write_bytes: n(9)?.saturating_mul(512),
                 },
-            ))
+            })
         })
         .collect()
 }
@@ -540,6 +565,7 @@ pub fn statvfs(path: &Path) -> Option<Filesystem> {
     let capacity = st.f_blocks as u64 * frsize;
     Some(Filesystem {
         device: String::new(),
+        dev: (0, 0),
         fstype: String::new(),
         mount_point: String::new(),
         capacity_bytes: capacity,
@@ -595,9 +621,10 @@ mod tests {
         let d = parse_diskstats(
             " 254       0 vda 67668 7585 4819690 254960 4804 40947 5946536 21791 0 20832 277852\n",
         );
-        assert_eq!(d[0].0, "vda");
+        assert_eq!(d[0].name, "vda");
+        assert_eq!(d[0].dev, (254, 0));
         assert_eq!(
-            d[0].1,
+            d[0].counters,
             DiskCounters {
                 reads: 67668,
                 read_bytes: 4819690 * 512,

@@ -1,8 +1,10 @@
 //! The local kubelet's `/pods` endpoint: pod metadata, requests and limits, container
 //! statuses, restart counts and owners (reference §2.1: refreshed every 30 s in the CloudWatch
-//! agent; kinsight refreshes once per collection, at most every 10 s).
+//! agent; kinsight refreshes once per collection, at most every 10 s); and its Summary API
+//! (`/stats/summary`, [`crate::summary`]) for the containers' filesystems, on the same cadence.
 //!
-//! The kubelet cannot run on a test machine: tests serve recorded PodList JSON.
+//! The kubelet cannot run on a test machine: tests serve recorded PodList JSON and a Summary
+//! modelled on a kubelet's.
 
 use k8s_openapi::api::core::v1::Pod;
 use std::path::PathBuf;
@@ -33,8 +35,12 @@ pub enum KubeletError {
         status: u16,
         body: String,
     },
-    #[error("kubelet at {url} answered something that is not a PodList: {message}")]
-    Garbage { url: String, message: String },
+    #[error("kubelet at {url} answered something that is not a {what}: {message}")]
+    Garbage {
+        url: String,
+        what: &'static str,
+        message: String,
+    },
     #[error("cannot build the kubelet client: {0}")]
     Client(String),
 }
@@ -116,9 +122,30 @@ impl KubeletClient {
         &self.base_url
     }
 
-    /// `GET /pods`. The service-account token is re-read each time: it is rotated.
+    /// `GET /pods`.
     pub async fn pods(&self) -> Result<Vec<Pod>, KubeletError> {
-        let url = format!("{}/pods", self.base_url);
+        let (url, body) = self.get("/pods").await?;
+        parse_pod_list(&body).map_err(|message| KubeletError::Garbage {
+            url,
+            what: "PodList",
+            message,
+        })
+    }
+
+    /// `GET /stats/summary` (RBAC: `get` on `nodes/stats`).
+    pub async fn stats_summary(&self) -> Result<crate::summary::Summary, KubeletError> {
+        let (url, body) = self.get("/stats/summary").await?;
+        crate::summary::parse_summary(&body).map_err(|message| KubeletError::Garbage {
+            url,
+            what: "stats Summary",
+            message,
+        })
+    }
+
+    /// One GET of the kubelet: the URL asked and the body of a successful answer. The
+    /// service-account token is re-read each time: it is rotated.
+    async fn get(&self, path: &str) -> Result<(String, bytes::Bytes), KubeletError> {
+        let url = format!("{}{path}", self.base_url);
         let mut req = self.http.get(&url);
         if let Some(token) = self
             .token_file
@@ -155,7 +182,7 @@ impl KubeletClient {
                 body: text,
             });
         }
-        parse_pod_list(&body).map_err(|message| KubeletError::Garbage { url, message })
+        Ok((url, body))
     }
 }
 

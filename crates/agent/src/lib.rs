@@ -1,7 +1,8 @@
 //! kinsight-agent: the node agent.
 //!
 //! It collects Container Insights performance events from cgroups and /proc ([`cgroup`],
-//! [`host`]), the kubelet ([`kubelet`]) and the API server ([`apiserver`]), builds the
+//! [`host`], with EBS volume identity from sysfs: [`ebs`]), the kubelet ([`kubelet`], its
+//! Summary API: [`summary`]) and the API server ([`apiserver`]), builds the
 //! reference's events with their EMF directives ([`perf`]), collects container, host and
 //! dataplane logs ([`logs`]), and hands batches of [`kinsight_model::LogEvent`] to a
 //! [`sink::Sink`] that acknowledges only once they are durable.
@@ -11,6 +12,7 @@
 
 pub mod apiserver;
 pub mod cgroup;
+pub mod ebs;
 pub mod host;
 pub mod kubelet;
 pub mod logs;
@@ -22,3 +24,4 @@ pub mod runtime;
 pub mod server_tls;
 pub mod shipper;
 pub mod sink;
+pub mod summary;

@@ -57,6 +57,9 @@ pub struct MetricsLoop {
     /// The pod list, shared with the log enrichment ([`Self::pod_feed`]): parsed once.
     pods: Option<Arc<Vec<Pod>>>,
     pods_at: Option<Instant>,
+    /// The kubelet's `/stats/summary` (ContainerFS), asked on the pods' cadence.
+    summary: Option<crate::summary::Summary>,
+    summary_at: Option<Instant>,
     node: Option<Node>,
     node_at: Option<Instant>,
     services: Option<PodServices>,
@@ -129,6 +132,8 @@ impl MetricsLoop {
             is_leader,
             pods: None,
             pods_at: None,
+            summary: None,
+            summary_at: None,
             node: None,
             node_at: None,
             services: None,
@@ -216,6 +221,28 @@ impl MetricsLoop {
                     }
                 }
             }
+            // The containers' filesystems (ContainerFS), on the same cadence. There is no API
+            // server fallback: it would need nodes/proxy.
+            if Self::due(self.summary_at, interval.max(Duration::from_secs(10))) {
+                self.summary_at = Some(Instant::now());
+                match k.stats_summary().await {
+                    Ok(s) => {
+                        self.problems.clear("kubelet-summary");
+                        self.summary = Some(s);
+                    }
+                    Err(e) => {
+                        let hint = match &e {
+                            crate::kubelet::KubeletError::Status {
+                                status: 401 | 403, ..
+                            } => " (the agent needs `get` on nodes/stats)",
+                            _ => "",
+                        };
+                        self.problems
+                            .report("kubelet-summary", &format!("{e}{hint}; ContainerFS events"));
+                        self.summary = None;
+                    }
+                }
+            }
         } else if Self::due(self.pods_at, Duration::from_secs(10)) {
             // No kubelet: the containers of a local podman or docker stand in for pods.
             let (containers, errors) = crate::runtime::discover(&self.cfg.kinsight.host_root).await;
@@ -264,8 +291,22 @@ impl MetricsLoop {
             .cluster_state(self.cfg.enhanced_container_insights)
             .await
         {
-            Ok(s) => {
+            Ok(mut s) => {
                 self.problems.clear("apiserver-cluster");
+                if self.cfg.enhanced_container_insights {
+                    // A failing Ingress list (no RBAC for it yet, an old cluster) costs only
+                    // namespace_ingress_count.
+                    match api.ingresses().await {
+                        Ok(i) => {
+                            self.problems.clear("apiserver-ingresses");
+                            s.ingresses = Some(i);
+                        }
+                        Err(e) => self.problems.report(
+                            "apiserver-ingresses",
+                            &format!("{e}; namespace_ingress_count"),
+                        ),
+                    }
+                }
                 Some(s)
             }
             Err(e) => {
@@ -284,6 +325,7 @@ impl MetricsLoop {
         });
         let inputs = Inputs {
             pods: self.pods.as_ref(),
+            summary: self.summary.as_ref(),
             node: self.node.as_ref(),
             services: self.services.as_ref(),
             cluster: cluster.as_ref(),

@@ -40,6 +40,11 @@ pub mod keys {
     pub const INSTANCE_ID: &str = "InstanceId";
     pub const INSTANCE_TYPE: &str = "InstanceType";
     pub const AUTO_SCALING_GROUP_NAME: &str = "AutoScalingGroupName";
+    /// The EBS volume behind an event's `device`, `aws://<az>/<vol-id>` (NodeFS, NodeDiskIO,
+    /// ContainerFS).
+    pub const HOST_EBS_VOLUME_ID: &str = "EBSVolumeId";
+    /// The same, for a device the kubelet mounted as a persistent volume.
+    pub const EBS_VOLUME_ID: &str = "ebs_volume_id";
     pub const NAMESPACE: &str = "Namespace";
     pub const POD_NAME: &str = "PodName";
     pub const FULL_POD_NAME: &str = "FullPodName";
@@ -368,7 +373,10 @@ pub const ENHANCED: &[Declaration] = &[
         dimensions: &[&["PodName", "Namespace", "ClusterName"], &["ClusterName"]],
     },
     Declaration {
-        metrics: &["namespace_number_of_running_pods"],
+        metrics: &[
+            "namespace_number_of_running_pods",
+            "namespace_ingress_count",
+        ],
         dimensions: &[&["Namespace", "ClusterName"], &["ClusterName"]],
     },
     Declaration {
@@ -601,6 +609,81 @@ mod tests {
         assert_eq!(unit_of("node_filesystem_inodes_free"), Unit::Count);
         assert_eq!(unit_of("pod_number_of_container_restarts"), Unit::Count);
         assert_eq!(unit_of("cluster_failed_node_count"), Unit::Count);
+    }
+
+    /// ContainerFS, the sync/async disk I/O split and the namespace's Ingress count (issue 18):
+    /// units from the formula table, declared only where the reference's §2.4 declares them.
+    #[test]
+    fn container_fs_disk_io_split_and_ingress_count() {
+        for (m, u) in [
+            ("container_filesystem_capacity", Unit::Bytes),
+            ("container_filesystem_usage", Unit::Bytes),
+            ("container_filesystem_available", Unit::Bytes),
+            ("container_filesystem_utilization", Unit::Percent),
+            ("container_filesystem_inodes", Unit::Count),
+            ("container_filesystem_inodes_free", Unit::Count),
+            ("node_diskio_io_service_bytes_sync", Unit::BytesPerSecond),
+            ("node_diskio_io_service_bytes_async", Unit::BytesPerSecond),
+            ("node_diskio_io_serviced_sync", Unit::CountPerSecond),
+            ("node_diskio_io_serviced_async", Unit::CountPerSecond),
+            ("namespace_ingress_count", Unit::Count),
+        ] {
+            assert_eq!(unit_of(m), u, "{m}");
+        }
+        let container_fs = obj(json!({
+            "Type": "ContainerFS", "ClusterName": "c1", "Namespace": "ns", "PodName": "api",
+            "FullPodName": "api-7d9f8c6b5d-x2k4q", "ContainerName": "app",
+            "device": "/dev/nvme0n1p1", "fstype": "xfs",
+            "container_filesystem_capacity": 85_886_742_528u64,
+            "container_filesystem_usage": 24_576, "container_filesystem_utilization": 0.1
+        }));
+        assert!(
+            directives_for(&container_fs, false).is_empty(),
+            "standard mode declares no ContainerFS metric"
+        );
+        let d = directives_for(&container_fs, true);
+        assert_eq!(d.len(), 1);
+        let names: Vec<&str> = d[0].metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "container_filesystem_usage",
+                "container_filesystem_utilization"
+            ],
+            "capacity is log content only"
+        );
+        assert_eq!(
+            d[0].dimensions,
+            vec![
+                vec!["ClusterName"],
+                vec![
+                    "ClusterName",
+                    "ContainerName",
+                    "FullPodName",
+                    "Namespace",
+                    "PodName"
+                ],
+                vec!["ClusterName", "ContainerName", "Namespace", "PodName"],
+            ]
+        );
+        let disk = obj(json!({
+            "Type": "NodeDiskIO", "ClusterName": "c1", "NodeName": "n", "InstanceId": "i",
+            "node_diskio_io_service_bytes_sync": 1.0, "node_diskio_io_serviced_async": 1.0
+        }));
+        assert!(directives_for(&disk, false).is_empty());
+        assert!(
+            directives_for(&disk, true).is_empty(),
+            "only the totals are declared"
+        );
+        let ns = obj(json!({
+            "Type": "ClusterNamespace", "ClusterName": "c1", "Namespace": "prod",
+            "namespace_ingress_count": 2
+        }));
+        assert!(directives_for(&ns, false).is_empty(), "enhanced mode only");
+        assert_eq!(
+            directives_for(&ns, true)[0].dimensions,
+            vec![vec!["ClusterName", "Namespace"], vec!["ClusterName"]]
+        );
     }
 
     #[test]

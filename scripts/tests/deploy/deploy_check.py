@@ -49,6 +49,7 @@ AGENT_CLUSTER_RULES = {
     ("apps", "statefulsets"): {"get", "list", "watch"},
     ("apps", "replicasets"): {"get", "list", "watch"},
     ("batch", "jobs"): {"get", "list", "watch"},
+    ("networking.k8s.io", "ingresses"): {"list"},
     ("", "nodes/stats"): {"get"},
     ("", "nodes/metrics"): {"get"},
     ("", "nodes/pods"): {"get"},

@@ -60,13 +60,41 @@ impl Collector {
         }
         out.push(ev.into_fields());
 
-        // Namespaces with no running pod emit nothing (reference §2.3).
-        for (ns, n) in &running_by_ns {
+        // Ingress objects per namespace (enhanced mode: `namespace_ingress_count`, declared by
+        // the CloudWatch agent with {Namespace, ClusterName}, {ClusterName}; its producer is not
+        // in the receiver the reference read, so the count is kube-state-metrics' — every
+        // Ingress of the namespace, whatever its class or status).
+        let ingresses_by_ns: Option<BTreeMap<&str, u64>> = state.ingresses.as_ref().map(|list| {
+            let mut m = BTreeMap::new();
+            for i in list {
+                if let Some(ns) = &i.metadata.namespace {
+                    *m.entry(ns.as_str()).or_default() += 1;
+                }
+            }
+            m
+        });
+        // One event per namespace with running pods — a namespace without any has no running
+        // pod count (reference §2.3) — or, when Ingresses are counted, with Ingresses.
+        let mut namespaces: Vec<&str> = running_by_ns.keys().map(String::as_str).collect();
+        if let Some(by_ns) = &ingresses_by_ns {
+            namespaces.extend(by_ns.keys().copied());
+            namespaces.sort_unstable();
+            namespaces.dedup();
+        }
+        for ns in namespaces {
             let mut ev = Ev::new(types::CLUSTER_NAMESPACE, ts, &cluster);
             ev.s(keys::NODE_NAME, leader.clone())
-                .s(keys::NAMESPACE, ns.clone());
+                .s(keys::NAMESPACE, ns.to_string());
             ev.v(keys::KUBERNETES, json!({"namespace_name": ns}));
-            ev.u("namespace_number_of_running_pods", *n);
+            if let Some(n) = running_by_ns.get(ns) {
+                ev.u("namespace_number_of_running_pods", *n);
+            }
+            if let Some(by_ns) = &ingresses_by_ns {
+                ev.u(
+                    "namespace_ingress_count",
+                    by_ns.get(ns).copied().unwrap_or(0),
+                );
+            }
             out.push(ev.into_fields());
         }
 

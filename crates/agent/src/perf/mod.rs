@@ -9,6 +9,7 @@
 
 mod cluster;
 pub use cluster::replica_set_owners;
+mod container_fs;
 mod event;
 mod node;
 pub mod pods;
@@ -79,6 +80,8 @@ pub struct Inputs<'a> {
     /// The kubelet's pods; `None` when the kubelet could not be reached. Shared, so that the
     /// collector can tell the same list from a new one and keep what it derived from it.
     pub pods: Option<&'a Arc<Vec<Pod>>>,
+    /// The kubelet's `/stats/summary` (ContainerFS events); `None` without one.
+    pub summary: Option<&'a crate::summary::Summary>,
     /// This node's Node object, when the API server answered.
     pub node: Option<&'a Node>,
     pub services: Option<&'a PodServices>,
@@ -98,6 +101,8 @@ struct PodInfoCache {
 pub struct NodeIdentity {
     pub instance_id: String,
     pub instance_type: Option<String>,
+    /// The node's availability zone (the `<az>` of `EBSVolumeId`).
+    pub zone: Option<String>,
 }
 
 impl NodeIdentity {
@@ -122,9 +127,24 @@ impl NodeIdentity {
                     .or_else(|| l.get("beta.kubernetes.io/instance-type"))
             })
             .cloned();
+        // The well-known zone label, else the zone segment of an AWS providerID
+        // (`aws:///<az>/<instance id>`).
+        let zone = labels
+            .and_then(|l| {
+                l.get("topology.kubernetes.io/zone")
+                    .or_else(|| l.get("failure-domain.beta.kubernetes.io/zone"))
+            })
+            .cloned()
+            .or_else(|| {
+                let rest = provider.as_deref()?.strip_prefix("aws://")?;
+                let (zone, _) = rest.trim_start_matches('/').rsplit_once('/')?;
+                (!zone.is_empty() && !zone.contains('/')).then(|| zone.to_string())
+            })
+            .filter(|z| !z.is_empty());
         NodeIdentity {
             instance_id,
             instance_type,
+            zone,
         }
     }
 
@@ -189,6 +209,12 @@ pub struct Collector {
     pod_info_cache: Option<PodInfoCache>,
     /// `kubernetes` blocks per pod uid, for the pod details in `pod_info_cache`.
     kube_blocks: HashMap<String, Vec<workload::KubeBlock>>,
+    /// This collection's host mount table (NodeFS, ContainerFS devices, persistent volumes).
+    mounts: Vec<crate::host::MountInfo>,
+    /// This collection's block devices: EBS volume identity (`EBSVolumeId`) by kernel name.
+    devices: crate::ebs::BlockDevices,
+    /// This collection's `ebs_volume_id` by kernel device name.
+    pv_volumes: HashMap<String, String>,
 }
 
 impl Collector {
@@ -222,6 +248,9 @@ impl Collector {
             net_processes: HashMap::new(),
             pod_info_cache: None,
             kube_blocks: HashMap::new(),
+            mounts: Vec::new(),
+            devices: crate::ebs::BlockDevices::new(host_root, None),
+            pv_volumes: HashMap::new(),
         }
     }
 
@@ -275,16 +304,46 @@ impl Collector {
             c.sweep();
         }
         let id = NodeIdentity::from_node(inputs.node, &self.settings.node_name);
+        self.read_devices(&id);
         let mut out = Vec::new();
         // Node requests and every pod event need them (derived once per pod list).
         let pods = self.pod_infos(inputs);
         let pods = pods.as_deref().map(Vec::as_slice);
         self.node_events(t_ns, wall_ms, inputs, pods, &id, &mut out);
         self.workload_events(t_ns, wall_ms, inputs, pods, &id, &mut out);
+        self.container_fs_events(wall_ms, inputs, pods, &id, &mut out);
         if let Some(cluster) = inputs.cluster {
             self.cluster_events(wall_ms, cluster, &mut out);
         }
         out.into_iter().filter_map(|e| self.finish(e)).collect()
+    }
+
+    /// The host's mount table and block devices as of this collection.
+    fn read_devices(&mut self, id: &NodeIdentity) {
+        self.mounts = match self.host.mount_table() {
+            Ok(m) => {
+                self.problems.clear("node-fs");
+                m
+            }
+            Err(e) => {
+                self.problems.report("node-fs", &e.to_string());
+                Vec::new()
+            }
+        };
+        self.devices = crate::ebs::BlockDevices::new(self.host.root(), id.zone.as_deref());
+        self.pv_volumes = self.devices.persistent_volumes(&self.mounts);
+    }
+
+    /// `EBSVolumeId` and `ebs_volume_id` of an event's device, by its kernel name, when it is
+    /// an EBS volume (reference §1.1; [`crate::ebs`]).
+    fn device_volume_ids(&mut self, ev: &mut Ev, kernel_name: Option<&str>) {
+        let Some(name) = kernel_name else { return };
+        if let Some(v) = self.devices.host_volume_id(name) {
+            ev.s(keys::HOST_EBS_VOLUME_ID, v);
+        }
+        if let Some(v) = self.pv_volumes.get(name) {
+            ev.s(keys::EBS_VOLUME_ID, v.clone());
+        }
     }
 
     /// Adds the EMF directive. Standard mode keeps events without declared metrics as plain

@@ -150,6 +150,10 @@ impl Collector {
         self.host.cpu_times()
     }
 
+    /// One NodeDiskIO event per whole disk. Read, write and total from /proc/diskstats (every
+    /// request the device completed); sync and async from the root blkio cgroup where cgroup v1
+    /// keeps them — cAdvisor's source for all five (reference §2.2) — and nowhere else: cgroup
+    /// v2 has no such split ([`crate::cgroup::Cgroups::read_blkio`]).
     fn disk_events(&mut self, t_ns: u64, ts: i64, id: &NodeIdentity, out: &mut Vec<Fields>) {
         let disks = match self.host.disk_io() {
             Ok(d) => {
@@ -158,10 +162,25 @@ impl Collector {
             }
             Err(e) => return self.problems.report("node-diskio", &e.to_string()),
         };
-        for (device, c) in disks {
+        let blkio = match self.cgroups.as_ref().map(|c| c.read_blkio("/")) {
+            Some(Ok(b)) => {
+                self.problems.clear("node-blkio");
+                b
+            }
+            Some(Err(e)) => {
+                self.problems
+                    .report("node-blkio", &format!("{e}; node_diskio_* sync and async"));
+                None
+            }
+            None => None,
+        };
+        for d in disks {
+            let c = d.counters;
+            let device = format!("/dev/{}", d.name);
             let mut ev = Ev::new(types::NODE_DISK_IO, ts, &self.settings.cluster_name);
             id.apply(&mut ev, &self.settings.node_name);
             ev.s(keys::DEVICE, device.clone());
+            self.device_volume_ids(&mut ev, Some(&d.name));
             // The key includes the device: the upstream cache did not, mixing devices (§2.1 quirk).
             let key = |m: &'static str| ("diskio", device.as_str(), m);
             let rb = self.rates.per_second(key("rb"), c.read_bytes, t_ns);
@@ -172,32 +191,47 @@ impl Collector {
             let ro = self.rates.per_second(key("ro"), c.reads, t_ns);
             let wo = self.rates.per_second(key("wo"), c.writes, t_ns);
             let to = self.rates.per_second(key("to"), c.reads + c.writes, t_ns);
+            let bytes = blkio.as_ref().and_then(|b| b.service_bytes.get(&d.dev));
+            let ops = blkio.as_ref().and_then(|b| b.serviced.get(&d.dev));
+            let mut split = |m: &'static str, v: Option<u64>| {
+                v.and_then(|v| self.rates.per_second(key(m), v, t_ns))
+            };
+            let (sb, ab) = (
+                split("sb", bytes.and_then(|b| b.sync)),
+                split("ab", bytes.and_then(|b| b.async_)),
+            );
+            let (so, ao) = (
+                split("so", ops.and_then(|o| o.sync)),
+                split("ao", ops.and_then(|o| o.async_)),
+            );
             if tb.is_none() {
                 continue; // first sample of this device
             }
             ev.opt("node_diskio_io_service_bytes_read", rb)
                 .opt("node_diskio_io_service_bytes_write", wb)
+                .opt("node_diskio_io_service_bytes_sync", sb)
+                .opt("node_diskio_io_service_bytes_async", ab)
                 .opt("node_diskio_io_service_bytes_total", tb);
             ev.opt("node_diskio_io_serviced_read", ro)
                 .opt("node_diskio_io_serviced_write", wo)
+                .opt("node_diskio_io_serviced_sync", so)
+                .opt("node_diskio_io_serviced_async", ao)
                 .opt("node_diskio_io_serviced_total", to);
             out.push(ev.into_fields());
         }
     }
 
+    /// One NodeFS event per filesystem device of the host's mount table (read once per
+    /// collection, [`Collector::read_devices`]).
     fn fs_events(&mut self, ts: i64, id: &NodeIdentity, out: &mut Vec<Fields>) {
-        let fss = match self.host.filesystems() {
-            Ok(f) => {
-                self.problems.clear("node-fs");
-                f
-            }
-            Err(e) => return self.problems.report("node-fs", &e.to_string()),
-        };
+        let fss = self.host.filesystems_of(&self.mounts);
         for fs in fss {
             let mut ev = Ev::new(types::NODE_FS, ts, &self.settings.cluster_name);
             id.apply(&mut ev, &self.settings.node_name);
             ev.s(keys::DEVICE, fs.device.clone())
                 .s(keys::FSTYPE, fs.fstype.clone());
+            let name = self.devices.name_of(fs.dev);
+            self.device_volume_ids(&mut ev, name.as_deref());
             ev.u("node_filesystem_capacity", fs.capacity_bytes)
                 .u("node_filesystem_usage", fs.usage_bytes)
                 .u("node_filesystem_available", fs.available_bytes);

@@ -305,7 +305,7 @@ impl Collector {
     }
 
     /// Namespace, PodName (FullPodName), Service and the `kubernetes` block (reference §1.4).
-    fn pod_identity(
+    pub(super) fn pod_identity(
         &mut self,
         ev: &mut Ev,
         pod: &PodInfo,

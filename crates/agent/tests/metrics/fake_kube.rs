@@ -25,6 +25,11 @@ pub enum Mode {
 
 pub struct KubeState {
     pub kubelet_pods: String,
+    /// The kubelet's `/stats/summary`; `None`: 403, as a kubelet answers a caller without
+    /// `get` on `nodes/stats`.
+    pub kubelet_summary: Option<String>,
+    /// The API server's Ingresses (an IngressList).
+    pub ingresses: String,
     pub nodes: String,
     pub cluster_pods: String,
     pub endpoints: String,
@@ -87,6 +92,8 @@ impl FakeKube {
     fn state(kubelet_pods: String) -> Arc<Mutex<KubeState>> {
         Arc::new(Mutex::new(KubeState {
             kubelet_pods,
+            kubelet_summary: None,
+            ingresses: super::fixtures::kube("ingresses.json", &[]),
             nodes: super::fixtures::kube("nodes.json", &[]),
             cluster_pods: super::fixtures::kube("cluster-pods.json", &[]),
             endpoints: super::fixtures::kube("endpoints.json", &[]),
@@ -111,6 +118,13 @@ impl FakeKube {
             )
             .route("/api/v1/nodes/{name}", get(node))
             .route("/api/v1/pods", get(cluster_or_node_pods))
+            .route("/stats/summary", get(serve_kubelet_summary))
+            .route(
+                "/apis/networking.k8s.io/v1/ingresses",
+                get(|State(s): State<Arc<Mutex<KubeState>>>| async move {
+                    json_body(s.lock().unwrap().ingresses.clone())
+                }),
+            )
             .route(
                 "/apis/apps/v1/deployments",
                 get(|| async { json_body(super::fixtures::kube("deployments.json", &[])) }),
@@ -250,6 +264,17 @@ async fn cluster_or_node_pods(
         json_body(s.kubelet_pods.clone())
     } else {
         json_body(s.cluster_pods.clone())
+    }
+}
+
+async fn serve_kubelet_summary(State(s): State<Arc<Mutex<KubeState>>>) -> Response {
+    match s.lock().unwrap().kubelet_summary.clone() {
+        Some(body) => json_body(body),
+        None => (
+            StatusCode::FORBIDDEN,
+            "Forbidden (user=system:serviceaccount:kinsight:kinsight-agent, verb=get, resource=nodes, subresource=stats)",
+        )
+            .into_response(),
     }
 }
 

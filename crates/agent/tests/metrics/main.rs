@@ -13,4 +13,5 @@ mod leader;
 mod podman;
 mod real_cgroups;
 mod shipper;
+mod storage;
 mod token_secret;
