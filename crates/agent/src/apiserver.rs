@@ -7,6 +7,9 @@
 //! namespace) with the reference's timings: 60 s lease, renewed every 5 s. Optimistic
 //! concurrency (resourceVersion) makes exactly one agent win.
 //!
+//! For the control-plane events the leader also reads the API server's own `/metrics`
+//! ([`ApiServer::metrics`]; RBAC: `nonResourceURLs: ["/metrics"]`, verb `get`).
+//!
 //! [`ApiServer::ensure_token_secret`] creates the Secret of the server's and agents' tokens
 //! once, for the Helm chart's hook Job (`kinsight tokens ensure-secret`, issue 15, item 14).
 //!
@@ -30,6 +33,11 @@ pub const LEADER_LEASE_NAME: &str = "kinsight-leader";
 pub const LEASE_DURATION_S: i32 = 60;
 /// How often the lease is renewed or retried (reference §4.4: RetryPeriod 5 s).
 pub const LEASE_RETRY: Duration = Duration::from_secs(5);
+/// The longest `/metrics` text read. A large cluster's API server writes tens of megabytes;
+/// the text streams through the parser and is never held, so this bounds time, not memory.
+pub const METRICS_MAX_BYTES: usize = 256 << 20;
+/// The longest line of it (a label value longer than this is not one the API server writes).
+pub const METRICS_MAX_LINE_BYTES: usize = 64 << 10;
 
 #[derive(Debug, Error)]
 pub enum ApiServerError {
@@ -149,6 +157,84 @@ impl ApiServer {
             .await
             .map_err(Self::err("list endpoints"))?
             .items)
+    }
+
+    /// The API server's own metrics (`GET /metrics`, Prometheus text 0.0.4): the samples whose
+    /// series name `keep` accepts, parsed as the body streams in (at most
+    /// [`METRICS_MAX_BYTES`], lines of at most [`METRICS_MAX_LINE_BYTES`]).
+    pub async fn metrics(
+        &self,
+        keep: impl FnMut(&str) -> bool,
+    ) -> Result<Vec<crate::prometheus::Sample>, ApiServerError> {
+        use futures::AsyncBufReadExt;
+        const WHAT: &str = "get /metrics";
+        let request = http::Request::get("/metrics")
+            .header(http::header::ACCEPT, "text/plain;version=0.0.4")
+            .body(Vec::new())
+            .map_err(|e| ApiServerError::Client(e.to_string()))?;
+        let body = self.client.request_stream(request).await.map_err(|e| {
+            let hint = match &e {
+                kube::Error::Api(s) if s.code == 403 => {
+                    " (the agent's ClusterRole needs nonResourceURLs [\"/metrics\"], verb get)"
+                }
+                _ => "",
+            };
+            ApiServerError::Request {
+                what: WHAT,
+                message: format!("{}{hint}", crate::kubelet::error_chain(&e)),
+            }
+        })?;
+        let mut body = Box::pin(body);
+        let mut parser = crate::prometheus::TextParser::new(keep);
+        let bad = |message: String| ApiServerError::Request {
+            what: WHAT,
+            message,
+        };
+        let mut line: Vec<u8> = Vec::new();
+        let mut total = 0usize;
+        let feed = |line: &[u8], parser: &mut crate::prometheus::TextParser<_>| {
+            parser
+                .line(&String::from_utf8_lossy(line))
+                .map_err(|e| bad(e.to_string()))
+        };
+        loop {
+            let buf = body
+                .fill_buf()
+                .await
+                .map_err(|e| bad(format!("reading the body: {e}")))?;
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len();
+            total += n;
+            if total > METRICS_MAX_BYTES {
+                return Err(bad(format!(
+                    "longer than {METRICS_MAX_BYTES} bytes, not read further"
+                )));
+            }
+            let mut start = 0;
+            for nl in memchr::memchr_iter(b'\n', buf) {
+                if line.is_empty() {
+                    feed(&buf[start..nl], &mut parser)?;
+                } else {
+                    line.extend_from_slice(&buf[start..nl]);
+                    feed(&line, &mut parser)?;
+                    line.clear();
+                }
+                start = nl + 1;
+            }
+            line.extend_from_slice(&buf[start..]);
+            if line.len() > METRICS_MAX_LINE_BYTES {
+                return Err(bad(format!(
+                    "a line longer than {METRICS_MAX_LINE_BYTES} bytes"
+                )));
+            }
+            body.consume_unpin(n);
+        }
+        if !line.is_empty() {
+            feed(&line, &mut parser)?;
+        }
+        Ok(parser.finish())
     }
 
     /// Everything cluster-scoped events need. Workloads are listed only in enhanced mode.

@@ -39,6 +39,10 @@ impl Default for RunOptions {
     }
 }
 
+/// How long the leader waits for the API server's `/metrics` (it streams tens of megabytes on
+/// a large cluster; usually well under a second).
+pub const CONTROL_PLANE_SCRAPE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Wall-clock milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -143,6 +147,11 @@ impl MetricsLoop {
             pod_tx: watch::channel(Arc::new(Vec::new())).0,
             runtime_containers: Vec::new(),
         }
+    }
+
+    /// Whether this agent is the elected leader (as of the last election round).
+    pub fn is_leader(&self) -> bool {
+        *self.is_leader.borrow()
     }
 
     /// Pod lists as they arrive (kubelet `/pods`, or runtime containers presented as pods).
@@ -317,9 +326,47 @@ impl MetricsLoop {
         }
     }
 
+    /// The leader's reading of the API server's `/metrics` for the ControlPlane events, when
+    /// they are on (`enable_control_plane_metrics`, default: enhanced mode). A failed scrape
+    /// is logged (then at most every five minutes while it lasts), costs only this interval's
+    /// control-plane events, and is tried again next interval. An agent that is not the
+    /// leader forgets the last scrape, so a later leadership does not report the requests of
+    /// all the time in between as one interval's.
+    async fn scrape_control_plane(&mut self) -> Option<Vec<crate::prometheus::Sample>> {
+        let api = match &self.api {
+            Some(api) if self.cfg.control_plane_metrics && *self.is_leader.borrow() => api.clone(),
+            _ => {
+                self.collector.forget_control_plane();
+                return None;
+            }
+        };
+        let scrape = api.metrics(crate::perf::control_plane::wanted);
+        match tokio::time::timeout(CONTROL_PLANE_SCRAPE_TIMEOUT, scrape).await {
+            Ok(Ok(samples)) => {
+                self.problems.clear("apiserver-metrics");
+                Some(samples)
+            }
+            Ok(Err(e)) => {
+                self.problems
+                    .report("apiserver-metrics", &format!("{e}; control-plane metrics"));
+                None
+            }
+            Err(_) => {
+                self.problems.report(
+                    "apiserver-metrics",
+                    &format!(
+                        "API server /metrics: no complete answer within {CONTROL_PLANE_SCRAPE_TIMEOUT:?}; control-plane metrics"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// One collection: returns the performance group's log events.
     pub async fn tick(&mut self) -> (Vec<kinsight_model::LogEvent>, Vec<crate::perf::PerfEvent>) {
         let cluster = self.refresh().await;
+        let control_plane = self.scrape_control_plane().await;
         let owners = cluster.as_ref().map(|c| Owners {
             replica_set_to_deployment: crate::perf::replica_set_owners(c),
         });
@@ -329,6 +376,7 @@ impl MetricsLoop {
             node: self.node.as_ref(),
             services: self.services.as_ref(),
             cluster: cluster.as_ref(),
+            control_plane: control_plane.as_deref(),
             owners: owners.as_ref(),
         };
         let t_ns = self.started.elapsed().as_nanos() as u64;

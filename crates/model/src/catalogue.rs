@@ -27,6 +27,7 @@ pub mod types {
     pub const CLUSTER_DAEMON_SET: &str = "ClusterDaemonSet";
     pub const CLUSTER_STATEFUL_SET: &str = "ClusterStatefulSet";
     pub const CLUSTER_REPLICA_SET: &str = "ClusterReplicaSet";
+    pub const CONTROL_PLANE: &str = "ControlPlane";
 }
 
 /// Envelope and dimension keys of performance events (reference §1.1).
@@ -106,6 +107,9 @@ impl Unit {
 /// millicores, published without a unit.
 pub fn unit_of(metric: &str) -> Unit {
     let m = metric;
+    if control_plane::is_control_plane(m) {
+        return control_plane::unit_of(m);
+    }
     if m.contains("_utilization") || m.ends_with("_reserved_capacity") {
         return Unit::Percent;
     }
@@ -222,8 +226,8 @@ pub const STANDARD: &[Declaration] = &[
     },
 ];
 
-/// Enhanced observability, reference §2.4.b (without accelerated compute and control plane,
-/// which kinsight does not collect).
+/// Enhanced observability, reference §2.4.b (without accelerated compute, which kinsight
+/// does not collect; the control plane's are [`CONTROL_PLANE`]).
 pub const ENHANCED: &[Declaration] = &[
     Declaration {
         metrics: &[
@@ -394,6 +398,161 @@ pub fn declarations(enhanced: bool) -> &'static [Declaration] {
     if enhanced { ENHANCED } else { STANDARD }
 }
 
+/// The control-plane metrics of enhanced mode (reference §2.4.b), declared apart from
+/// [`ENHANCED`] because kinsight also produces them in standard mode when
+/// `enable_control_plane_metrics` is set. Only ControlPlane events carry these names, so the
+/// [`DirectiveBuilder`] of either mode applies them.
+pub const CONTROL_PLANE: &[Declaration] = &[
+    Declaration {
+        metrics: &[
+            "apiserver_storage_size_bytes",
+            "apiserver_storage_db_total_size_in_bytes",
+            "etcd_db_total_size_in_bytes",
+        ],
+        dimensions: &[&["ClusterName", "endpoint"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &[
+            "apiserver_storage_list_duration_seconds",
+            "apiserver_longrunning_requests",
+            "apiserver_storage_objects",
+        ],
+        dimensions: &[&["ClusterName", "resource"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &[
+            "apiserver_request_duration_seconds",
+            "rest_client_request_duration_seconds",
+        ],
+        dimensions: &[&["ClusterName", "verb"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["apiserver_request_total", "apiserver_request_total_5xx"],
+        dimensions: &[&["ClusterName", "code", "verb"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &[
+            "apiserver_admission_controller_admission_duration_seconds",
+            "apiserver_admission_step_admission_duration_seconds",
+            "etcd_request_duration_seconds",
+        ],
+        dimensions: &[&["ClusterName", "operation"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["rest_client_requests_total"],
+        dimensions: &[&["ClusterName", "code", "method"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &[
+            "apiserver_current_inflight_requests",
+            "apiserver_current_inqueue_requests",
+        ],
+        dimensions: &[&["ClusterName", "request_kind"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["apiserver_admission_webhook_admission_duration_seconds"],
+        dimensions: &[&["ClusterName", "name"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["apiserver_requested_deprecated_apis"],
+        dimensions: &[&["ClusterName", "group"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["apiserver_flowcontrol_rejected_requests_total"],
+        dimensions: &[&["ClusterName", "reason"], &["ClusterName"]],
+    },
+    Declaration {
+        metrics: &["apiserver_flowcontrol_request_concurrency_limit"],
+        dimensions: &[&["ClusterName", "priority_level"], &["ClusterName"]],
+    },
+];
+
+/// The API server metrics behind ControlPlane events (reference §2.5): which families the
+/// leader keeps from `/metrics`, and how each kind becomes a field.
+pub mod control_plane {
+    use super::Unit;
+
+    /// How the API server exposes a metric, which decides what its field holds.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        /// A cumulative counter: the field is its increase since the previous scrape (no
+        /// field on the first scrape; after a reset, the value since the reset).
+        Counter,
+        /// The value as read.
+        Gauge,
+        /// A histogram: the field is a statistic set `{"Count", "Sum"}` of the observations
+        /// since the previous scrape, from `<name>_count` and `<name>_sum` (buckets unused).
+        Histogram,
+    }
+
+    /// The reference's allow-list, with each family's Prometheus type. The storage-size
+    /// metrics are gauges; the CloudWatch agent's allow-list expects histogram series of them
+    /// (`_bucket|_sum|_count`) and so never publishes them — kinsight reads them as gauges.
+    pub const METRICS: &[(&str, Kind)] = &[
+        (
+            "apiserver_admission_controller_admission_duration_seconds",
+            Kind::Histogram,
+        ),
+        (
+            "apiserver_admission_step_admission_duration_seconds",
+            Kind::Histogram,
+        ),
+        (
+            "apiserver_admission_webhook_admission_duration_seconds",
+            Kind::Histogram,
+        ),
+        ("apiserver_current_inflight_requests", Kind::Gauge),
+        ("apiserver_current_inqueue_requests", Kind::Gauge),
+        (
+            "apiserver_flowcontrol_rejected_requests_total",
+            Kind::Counter,
+        ),
+        (
+            "apiserver_flowcontrol_request_concurrency_limit",
+            Kind::Gauge,
+        ),
+        ("apiserver_longrunning_requests", Kind::Gauge),
+        ("apiserver_request_duration_seconds", Kind::Histogram),
+        (REQUEST_TOTAL, Kind::Counter),
+        ("apiserver_requested_deprecated_apis", Kind::Gauge),
+        ("apiserver_storage_list_duration_seconds", Kind::Histogram),
+        ("apiserver_storage_objects", Kind::Gauge),
+        ("apiserver_storage_db_total_size_in_bytes", Kind::Gauge),
+        ("apiserver_storage_size_bytes", Kind::Gauge),
+        ("etcd_db_total_size_in_bytes", Kind::Gauge),
+        ("etcd_request_duration_seconds", Kind::Histogram),
+        ("rest_client_request_duration_seconds", Kind::Histogram),
+        ("rest_client_requests_total", Kind::Counter),
+    ];
+
+    /// `apiserver_request_total`, whose samples with a 5xx `code` are copied into
+    /// [`REQUEST_TOTAL_5XX`] (the agent's metricstransform rule, reference §4.1).
+    pub const REQUEST_TOTAL: &str = "apiserver_request_total";
+    pub const REQUEST_TOTAL_5XX: &str = "apiserver_request_total_5xx";
+
+    /// The Prometheus label `type` would collide with the event's `Type` (in a
+    /// case-insensitive reader): it becomes `kubernetes_type`, as the agent relabels it.
+    pub const TYPE_LABEL: &str = "type";
+    pub const TYPE_LABEL_RENAMED: &str = "kubernetes_type";
+
+    /// Whether `metric` is a control-plane metric name (one of [`METRICS`] or the 5xx copy).
+    pub fn is_control_plane(metric: &str) -> bool {
+        metric == REQUEST_TOTAL_5XX || METRICS.iter().any(|(m, _)| *m == metric)
+    }
+
+    /// Units forced on control-plane metrics, which have none in Prometheus (reference
+    /// §2.4.b): durations in Seconds, sizes in Bytes, everything else Count.
+    pub fn unit_of(metric: &str) -> Unit {
+        if metric.ends_with("_duration_seconds") {
+            Unit::Seconds
+        } else if metric.ends_with("_bytes") {
+            Unit::Bytes
+        } else {
+            Unit::Count
+        }
+    }
+}
+
 /// Builds the EMF directive for one performance event, as the agent's EMF exporter does:
 /// every numeric field matched by a declaration gets the declaration's dimension sets whose
 /// keys all exist (as strings) on the event; keys inside a set are sorted and sets are
@@ -431,7 +590,8 @@ impl EventFields for [(String, Value)] {
 /// builds directives for a thousand events per collection with the same few hundred names.
 #[derive(Debug, Clone)]
 pub struct DirectiveBuilder {
-    enhanced: bool,
+    /// The mode's declarations, then [`CONTROL_PLANE`].
+    decls: Vec<&'static Declaration>,
     matches: std::collections::HashMap<String, Vec<usize>>,
     /// Finished directives by the shape of the event they were built for (`None`: the shape
     /// declares no metric).
@@ -450,7 +610,7 @@ struct Built {
 impl DirectiveBuilder {
     pub fn new(enhanced: bool) -> DirectiveBuilder {
         DirectiveBuilder {
-            enhanced,
+            decls: declarations(enhanced).iter().chain(CONTROL_PLANE).collect(),
             matches: std::collections::HashMap::new(),
             built: Default::default(),
             shape: Vec::new(),
@@ -459,7 +619,7 @@ impl DirectiveBuilder {
 
     /// [`Self::build`] as the JSON of the `CloudWatchMetrics` array, or `None` when the event
     /// declares no metric. The directive depends only on the event's shape — its field names
-    /// in order, which hold numbers and which hold strings — so it is built once per shape
+    /// in order, which hold numbers, statistic sets or strings — so it is built once per shape
     /// (a node's events come in a few dozen shapes) and cloned after that.
     pub fn build_value<E: EventFields + ?Sized>(&mut self, event: &E) -> Option<Value> {
         self.memo(event).map(|b| b.value.clone())
@@ -485,6 +645,7 @@ impl DirectiveBuilder {
             shape.push(match v {
                 Value::Number(_) => 1,
                 Value::String(_) => 2,
+                v if crate::emf::statistic_set(v).is_some() => 4,
                 _ => 3,
             });
         }
@@ -506,7 +667,8 @@ impl DirectiveBuilder {
 
     fn declarations_of(&mut self, field: &str) -> &[usize] {
         if !self.matches.contains_key(field) {
-            let found = declarations(self.enhanced)
+            let found = self
+                .decls
                 .iter()
                 .enumerate()
                 .filter(|(_, d)| d.metrics.iter().any(|m| field.contains(m)))
@@ -518,20 +680,20 @@ impl DirectiveBuilder {
     }
 
     pub fn build<E: EventFields + ?Sized>(&mut self, event: &E) -> Vec<MetricDirective> {
-        let decls = declarations(self.enhanced);
         // (metric name, dimension sets) in field order.
         let mut per_metric: Vec<(&str, Vec<Vec<String>>)> = Vec::new();
         for (field, value) in event.each() {
-            if !value.is_number() {
+            // A metric's value is a number or a statistic set (control-plane histograms).
+            if !value.is_number() && crate::emf::statistic_set(value).is_none() {
                 continue;
             }
-            let idx = self.declarations_of(field);
+            let idx = self.declarations_of(field).to_vec();
             if idx.is_empty() {
                 continue;
             }
             let mut sets: Vec<Vec<String>> = Vec::new();
-            for &d in idx {
-                for set in decls[d].dimensions {
+            for d in idx {
+                for set in self.decls[d].dimensions {
                     if !set
                         .iter()
                         .all(|k| event.field(k).is_some_and(Value::is_string))
@@ -684,6 +846,57 @@ mod tests {
             directives_for(&ns, true)[0].dimensions,
             vec![vec!["ClusterName", "Namespace"], vec!["ClusterName"]]
         );
+    }
+
+    /// Issue 18: every control-plane name of the reference's §2.4.b is declared with its
+    /// dimension sets and forced unit, in both modes, and is one the agent knows how to read.
+    #[test]
+    fn control_plane_metrics_are_declared_in_both_modes() {
+        let declared: Vec<&str> = CONTROL_PLANE
+            .iter()
+            .flat_map(|d| d.metrics.iter().copied())
+            .collect();
+        let mut read: Vec<&str> = control_plane::METRICS.iter().map(|(m, _)| *m).collect();
+        read.push(control_plane::REQUEST_TOTAL_5XX);
+        let (mut a, mut b) = (declared.clone(), read.clone());
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "declared and read lists differ");
+        assert_eq!(declared.len(), 20);
+        assert_eq!(unit_of("apiserver_request_duration_seconds"), Unit::Seconds);
+        assert_eq!(unit_of("etcd_db_total_size_in_bytes"), Unit::Bytes);
+        assert_eq!(unit_of("apiserver_storage_size_bytes"), Unit::Bytes);
+        assert_eq!(unit_of("apiserver_request_total_5xx"), Unit::Count);
+        assert_eq!(unit_of("apiserver_current_inflight_requests"), Unit::Count);
+        assert_eq!(unit_of("apiserver_storage_objects"), Unit::Count);
+        assert_eq!(unit_of("apiserver_requested_deprecated_apis"), Unit::Count);
+        let ev = obj(json!({
+            "Type": "ControlPlane", "ClusterName": "c1", "NodeName": "n", "code": "503",
+            "resource": "pods", "verb": "LIST", "apiserver_request_total": 3,
+            "apiserver_request_total_5xx": 3,
+            "apiserver_request_duration_seconds": {"Count": 3, "Sum": 0.25},
+            "apiserver_storage_objects": "not a number"
+        }));
+        for enhanced in [false, true] {
+            let d = directives_for(&ev, enhanced);
+            assert_eq!(d.len(), 2, "{d:?}");
+            assert_eq!(
+                d[0].dimensions,
+                vec![vec!["ClusterName", "code", "verb"], vec!["ClusterName"]]
+            );
+            let names: Vec<_> = d[0].metrics.iter().map(|m| m.name.as_str()).collect();
+            assert_eq!(
+                names,
+                ["apiserver_request_total", "apiserver_request_total_5xx"]
+            );
+            assert_eq!(d[0].metrics[0].unit.as_deref(), Some("Count"));
+            assert_eq!(
+                d[1].dimensions,
+                vec![vec!["ClusterName", "verb"], vec!["ClusterName"]]
+            );
+            assert_eq!(d[1].metrics[0].name, "apiserver_request_duration_seconds");
+            assert_eq!(d[1].metrics[0].unit.as_deref(), Some("Seconds"));
+        }
     }
 
     #[test]

@@ -147,6 +147,11 @@ pub struct AgentConfig {
     pub tag_service: bool,
     pub disable_metric_extraction: bool,
     pub accelerated_compute_metrics: bool,
+    /// The elected leader scrapes the API server's `/metrics` into ControlPlane events:
+    /// `enable_control_plane_metrics`, which defaults to `enhanced_container_insights` (the
+    /// CloudWatch agent turns the scrape on with enhanced mode, reference §4.1; an explicit
+    /// `false` turns it off there too, for the log volume it costs — reference §8 item 2).
+    pub control_plane_metrics: bool,
     /// Whether `metrics_collected.kubernetes` was present (metrics enabled).
     pub metrics_enabled: bool,
     pub host_ip: Option<String>,
@@ -241,6 +246,7 @@ impl AgentConfig {
         let mut tag_service = true;
         let mut disable_metric_extraction = false;
         let mut accelerated = true;
+        let mut control_plane = None;
         let mut host_ip_cfg = None;
         let mut host_name_cfg = None;
         if let Some(mut logs) = top.object(logs_key)? {
@@ -270,6 +276,7 @@ impl AgentConfig {
                     disable_metric_extraction =
                         k.bool("disable_metric_extraction")?.unwrap_or(false);
                     accelerated = k.bool("accelerated_compute_metrics")?.unwrap_or(true);
+                    control_plane = k.bool("enable_control_plane_metrics")?;
                     host_ip_cfg = k.string("host_ip")?;
                     host_name_cfg = k.string("host_name")?;
                     k.string("kube_config_path")?;
@@ -277,7 +284,6 @@ impl AgentConfig {
                         "accelerated_compute_gpu_metrics_collection_interval",
                         "kueue_container_insights",
                         "jmx_container_insights",
-                        "enable_control_plane_metrics",
                     ]);
                     k.finish(&mut warnings);
                 }
@@ -342,6 +348,7 @@ impl AgentConfig {
             tag_service,
             disable_metric_extraction,
             accelerated_compute_metrics: accelerated,
+            control_plane_metrics: control_plane.unwrap_or(enhanced),
             metrics_enabled: k8s_present,
             host_ip,
             host_name,
@@ -848,6 +855,31 @@ mod tests {
             c.kinsight.kubelet_ca_file,
             PathBuf::from("/etc/kubelet-ca.pem")
         );
+    }
+
+    /// Issue 18: the control-plane scrape follows enhanced mode unless
+    /// `enable_control_plane_metrics` says otherwise, either way.
+    #[test]
+    fn control_plane_metrics_follow_enhanced_mode_unless_set() {
+        let with = |k8s: &str| {
+            let doc = format!(
+                r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "c"{k8s}}}}}}}}}"#
+            );
+            let c = AgentConfig::from_json_with_env(&doc, &env(&[])).unwrap();
+            assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+            c.control_plane_metrics
+        };
+        assert!(!with(""));
+        assert!(with(r#", "enhanced_container_insights": true"#));
+        assert!(with(r#", "enable_control_plane_metrics": true"#));
+        assert!(!with(
+            r#", "enhanced_container_insights": true, "enable_control_plane_metrics": false"#
+        ));
+        let doc = r#"{"logs": {"metrics_collected": {"kubernetes": {"cluster_name": "c", "enable_control_plane_metrics": "yes"}}}}"#;
+        let err = AgentConfig::from_json_with_env(doc, &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enable_control_plane_metrics"), "{err}");
     }
 
     #[test]

@@ -87,7 +87,8 @@ pub fn extract_from_message(
 /// Per the EMF rules: for every directive, every metric, every dimension set → one datapoint
 /// whose dimensions are the set's keys with the event's values. A set naming a key that is
 /// absent or not a string is skipped (the agent's exporter never emits such sets); a metric
-/// whose value is not a number or an array of numbers is skipped.
+/// whose value is not a number, an array of numbers or a statistic set ([`statistic_set`],
+/// one sample: its average) is skipped.
 pub fn extract(
     doc: &Map<String, Value>,
     fallback_ts_ms: i64,
@@ -183,8 +184,31 @@ fn numeric_values(v: &Value) -> Option<Vec<f64>> {
     match v {
         Value::Number(n) => n.as_f64().map(|f| vec![f]),
         Value::Array(items) => items.iter().map(Value::as_f64).collect(),
+        // The metric store keeps samples, not statistic sets: a set becomes one sample, its
+        // average — what CloudWatch's Average shows for one series and one set. Sum and
+        // SampleCount of several sets are not CloudWatch's (they count sets, not
+        // observations). A set of no observation has no average and gives no sample.
+        Value::Object(_) => {
+            let (count, sum) = statistic_set(v)?;
+            let avg = sum / count;
+            Some(if count > 0.0 && avg.is_finite() {
+                vec![avg]
+            } else {
+                Vec::new()
+            })
+        }
         _ => None,
     }
+}
+
+/// A statistic set — `{"Count": n, "Sum": s}`, with `Min` and `Max` when the writer knows
+/// them — as a metric value: its count and sum. CloudWatch accepts them in EMF; the agent
+/// writes the control plane's histograms so (reference §1.2).
+pub fn statistic_set(v: &Value) -> Option<(f64, f64)> {
+    let o = v.as_object()?;
+    let count = o.get("Count")?.as_f64()?;
+    let sum = o.get("Sum")?.as_f64()?;
+    (count >= 0.0).then_some((count, sum))
 }
 
 fn validate_directive(d: &MetricDirective) -> Result<(), String> {
@@ -297,6 +321,29 @@ mod tests {
             extract_from_message(&msg, 5),
             Err(EmfError::Directive { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn a_statistic_set_is_one_sample_its_average() {
+        let msg = json!({
+            "CloudWatchMetrics": [{"Namespace": "N", "Dimensions": [["A"]],
+                "Metrics": [{"Name": "lat", "Unit": "Seconds"}, {"Name": "idle"}, {"Name": "odd"}]}],
+            "A": "a", "Timestamp": "17",
+            "lat": {"Count": 4, "Sum": 1.0}, "idle": {"Count": 0, "Sum": 0.0}, "odd": {"Sum": 1.0}
+        })
+        .to_string();
+        let pts = extract_from_message(&msg, 0).unwrap().unwrap();
+        assert_eq!(pts.len(), 1, "{pts:?}");
+        assert_eq!(
+            (pts[0].name.as_str(), pts[0].values.as_slice()),
+            ("lat", &[0.25][..])
+        );
+        assert_eq!(
+            statistic_set(&json!({"Count": 2, "Sum": 3.5, "Min": 1, "Max": 2.5})),
+            Some((2.0, 3.5))
+        );
+        assert_eq!(statistic_set(&json!({"Count": -1, "Sum": 3.5})), None);
+        assert_eq!(statistic_set(&json!(3)), None);
     }
 
     #[test]

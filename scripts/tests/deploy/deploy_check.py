@@ -54,6 +54,8 @@ AGENT_CLUSTER_RULES = {
     ("", "nodes/metrics"): {"get"},
     ("", "nodes/pods"): {"get"},
 }
+# The one non-resource rule: the API server's own metrics, for the leader's ControlPlane events.
+AGENT_NON_RESOURCE_RULE = {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
 READ_VERBS = {"get", "list", "watch"}
 
 # Host paths the agent reads (host path -> why): these and no others (issue 15, item 8), all
@@ -250,8 +252,11 @@ def check_namespaced(m: Manifests, namespace: str) -> None:
 def check_cluster_role(m: Manifests) -> None:
     cr = m.component("ClusterRole", "agent")
     granted: dict[tuple[str, str], set[str]] = {}
+    non_resource = []
     for rule in cr["rules"]:
-        assert "nonResourceURLs" not in rule, f"non-resource rule: {rule}"
+        if "nonResourceURLs" in rule:
+            non_resource.append(rule)
+            continue
         assert "resourceNames" not in rule, f"unexpected resourceNames: {rule}"
         for g in rule["apiGroups"]:
             for r in rule["resources"]:
@@ -261,6 +266,9 @@ def check_cluster_role(m: Manifests) -> None:
         assert r != "secrets", "the agent must not read Secrets"
         assert r != "nodes/proxy", "nodes/proxy allows exec into every pod of the node"
         assert verbs <= READ_VERBS, f"{g or 'core'}/{r}: write verbs {sorted(verbs - READ_VERBS)}"
+    # The leader reads the API server's /metrics (control-plane events), and nothing else
+    # outside resources.
+    assert non_resource == [AGENT_NON_RESOURCE_RULE], f"non-resource rules: {non_resource}"
     assert granted == AGENT_CLUSTER_RULES, (
         f"ClusterRole differs from the contract: extra {sorted(set(granted) - set(AGENT_CLUSTER_RULES))}, "
         f"missing {sorted(set(AGENT_CLUSTER_RULES) - set(granted))}, "
@@ -302,7 +310,7 @@ def check_bindings(m: Manifests, namespace: str) -> None:
 def check_rules_commented(m: Manifests) -> None:
     """Every RBAC rule is preceded by a comment saying why."""
     lines = m.source.splitlines()
-    rule_lines = [i for i, line in enumerate(lines) if re.match(r"^\s*- apiGroups:", line)]
+    rule_lines = [i for i, line in enumerate(lines) if re.match(r"^\s*- (apiGroups|nonResourceURLs):", line)]
     assert rule_lines, "no RBAC rules found in the source"
     bare = []
     for i in rule_lines:
@@ -310,7 +318,7 @@ def check_rules_commented(m: Manifests) -> None:
         while j >= 0 and not lines[j].strip():
             j -= 1
         if j < 0 or not lines[j].strip().startswith("#"):
-            bare.append(lines[i].strip() + " " + lines[i + 2].strip())
+            bare.append(" ".join(line.strip() for line in lines[i : i + 3]))
     assert not bare, f"rules without a comment: {bare}"
 
 

@@ -10,6 +10,7 @@
 mod cluster;
 pub use cluster::replica_set_owners;
 mod container_fs;
+pub mod control_plane;
 mod event;
 mod node;
 pub mod pods;
@@ -87,6 +88,9 @@ pub struct Inputs<'a> {
     pub services: Option<&'a PodServices>,
     /// Cluster-wide state: only on the elected leader.
     pub cluster: Option<&'a ClusterState>,
+    /// The API server's `/metrics`, the samples [`control_plane::wanted`] kept: only on the
+    /// elected leader, when control-plane metrics are on and the scrape succeeded.
+    pub control_plane: Option<&'a [crate::prometheus::Sample]>,
     pub owners: Option<&'a Owners>,
 }
 
@@ -215,6 +219,8 @@ pub struct Collector {
     devices: crate::ebs::BlockDevices,
     /// This collection's `ebs_volume_id` by kernel device name.
     pv_volumes: HashMap<String, String>,
+    /// The previous `/metrics` scrape's counters and histograms (leader only).
+    control_plane: control_plane::ControlPlaneState,
 }
 
 impl Collector {
@@ -251,6 +257,7 @@ impl Collector {
             mounts: Vec::new(),
             devices: crate::ebs::BlockDevices::new(host_root, None),
             pv_volumes: HashMap::new(),
+            control_plane: Default::default(),
         }
     }
 
@@ -295,7 +302,7 @@ impl Collector {
 
     /// One collection at monotonic time `t_ns` and wall-clock `wall_ms`. Returns finished
     /// events (with their EMF directive) in the order: node-level, pods and containers,
-    /// cluster-level.
+    /// cluster-level, control plane.
     pub fn collect(&mut self, t_ns: u64, wall_ms: i64, inputs: &Inputs<'_>) -> Vec<PerfEvent> {
         self.rates.sweep(t_ns);
         if let Some(c) = &self.cgroups {
@@ -314,6 +321,9 @@ impl Collector {
         self.container_fs_events(wall_ms, inputs, pods, &id, &mut out);
         if let Some(cluster) = inputs.cluster {
             self.cluster_events(wall_ms, cluster, &mut out);
+        }
+        if let Some(samples) = inputs.control_plane {
+            self.control_plane_events(wall_ms, samples, &mut out);
         }
         out.into_iter().filter_map(|e| self.finish(e)).collect()
     }

@@ -1,7 +1,7 @@
 //! A test server standing in for the kubelet (`GET /pods`) and the API server (lists, this
-//! node's Node, Leases with resourceVersion conflicts). It serves the recorded documents in
-//! tests/fixtures/kube/ — the real kubelet and API server cannot run on a test machine —
-//! over plain HTTP, or over real TLS (rustls) with a certificate the test made.
+//! node's Node, Leases with resourceVersion conflicts, its own `/metrics`). It serves the
+//! recorded documents in tests/fixtures/kube/ — the real kubelet and API server cannot run on
+//! a test machine — over plain HTTP, or over real TLS (rustls) with a certificate the test made.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -45,6 +45,12 @@ pub struct KubeState {
     pub secrets: HashMap<(String, String), Value>,
     /// Secret creates and patches that reached the server.
     pub secret_writes: u64,
+    /// The API server's own `/metrics` (Prometheus text), and the status it is served with:
+    /// 200, or 403 with the API server's Status for a caller without `get` on `/metrics`.
+    pub apiserver_metrics: String,
+    pub apiserver_metrics_status: u16,
+    /// `/metrics` requests that reached the server.
+    pub apiserver_metrics_requests: u64,
 }
 
 #[derive(Clone)]
@@ -104,12 +110,16 @@ impl FakeKube {
             handshake_failures: 0,
             secrets: HashMap::new(),
             secret_writes: 0,
+            apiserver_metrics: super::fixtures::kube("apiserver-metrics-1.txt", &[]),
+            apiserver_metrics_status: 200,
+            apiserver_metrics_requests: 0,
         }))
     }
 
     fn router(state: Arc<Mutex<KubeState>>) -> Router {
         Router::new()
             .route("/pods", get(serve_kubelet_pods))
+            .route("/metrics", get(serve_apiserver_metrics))
             .route(
                 "/api/v1/nodes",
                 get(|State(s): State<Arc<Mutex<KubeState>>>| async move {
@@ -250,6 +260,27 @@ async fn serve_kubelet_pods(
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             json_body(body)
         }
+    }
+}
+
+async fn serve_apiserver_metrics(State(s): State<Arc<Mutex<KubeState>>>) -> Response {
+    let mut s = s.lock().unwrap();
+    s.apiserver_metrics_requests += 1;
+    match s.apiserver_metrics_status {
+        200 => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            s.apiserver_metrics.clone(),
+        )
+            .into_response(),
+        403 => status(
+            403,
+            "Forbidden",
+            r#"forbidden: User "system:serviceaccount:kinsight:kinsight-agent" cannot get path "/metrics""#.into(),
+        ),
+        code => status(code, "InternalError", "an error on the server".into()),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Integration tests of the agent's metrics side: formulas on fixture host trees (cgroup v2
 //! with the systemd driver and v1 with cgroupfs, layouts this machine partly lacks), real
 //! cgroups with real processes, the kubelet and API server served as recorded JSON by a test
-//! server (they cannot run here; the kubelet also over real TLS), leader election, and bad input.
+//! server (they cannot run here; the kubelet also over real TLS), leader election, the
+//! control-plane events from recorded-style API server `/metrics` text, and bad input.
 
 mod containerd;
+mod control_plane;
 mod fake_kube;
 mod fixtures;
 mod formulas;
