@@ -156,10 +156,16 @@ async fn throttled_burner_and_memory_holder_measured_from_real_cgroups() {
             .unwrap()
     };
     let throttled_after = std::fs::read_to_string(cg("cpu", &burner).join("cpu.stat")).unwrap();
-    assert!(
-        nr_throttled(&throttled_after) > nr_throttled(&throttled_before),
-        "the burner is CFS-throttled"
-    );
+    // The quota throttles the burner only when the machine gives it its 500 m: on a busy
+    // machine (both cores taken by builds) it may get less in every period and never reach it.
+    if lo >= 450.0 {
+        assert!(
+            nr_throttled(&throttled_after) > nr_throttled(&throttled_before),
+            "the burner ran at {lo:.0}..{hi:.0} m, at its quota, and was never CFS-throttled"
+        );
+    } else {
+        eprintln!("the burner got {lo:.0}..{hi:.0} m, below its quota: throttling not checked");
+    }
     let holder_ev = find(&evs, "Container", |e| {
         e["kubernetes"]["container_name"] == "envoy"
     });
