@@ -58,6 +58,14 @@ pub mod pattern_fields {
         TOKENS,
         VISUALIZATION,
     ];
+    /// `diff`: the pattern's events in the range compared with.
+    pub const PREVIOUS_SAMPLE_COUNT: &str = "@previousSampleCount";
+    /// `diff`: `@sampleCount - @previousSampleCount`.
+    pub const CHANGE_IN_COUNT: &str = "@changeInCount";
+    /// `diff`: `new`, `gone`, `increased`, `decreased` or `unchanged`.
+    pub const DIFF: &str = "@diff";
+    /// The columns `diff` adds after [`ALL`].
+    pub const DIFF_ALL: &[&str] = &[PREVIOUS_SAMPLE_COUNT, CHANGE_IN_COUNT, DIFF];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,6 +103,39 @@ pub enum Command {
     /// `pattern <expr>`: the values of `expr` (usually `@message`) clustered into patterns,
     /// one result row per pattern (reference §5.3; the columns are [`pattern_fields`]).
     Pattern(Expr),
+    /// `diff [previousDay|previousWeek|previousMonth]`: the patterns of the query's time range
+    /// against those of an earlier range of the same length (reference §5.3), after `pattern`
+    /// or on its own (then of `@message`).
+    Diff(DiffPeriod),
+}
+
+/// The range `diff` compares with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DiffPeriod {
+    /// The range just before the query's (`diff` alone).
+    PreviousPeriod,
+    PreviousDay,
+    PreviousWeek,
+    /// The same time of the previous calendar month.
+    PreviousMonth,
+}
+
+impl DiffPeriod {
+    /// The modifier after `diff`, none for the previous period.
+    pub fn modifier(self) -> Option<&'static str> {
+        match self {
+            DiffPeriod::PreviousPeriod => None,
+            DiffPeriod::PreviousDay => Some("previousDay"),
+            DiffPeriod::PreviousWeek => Some("previousWeek"),
+            DiffPeriod::PreviousMonth => Some("previousMonth"),
+        }
+    }
+
+    pub const MODIFIERS: &[DiffPeriod] = &[
+        DiffPeriod::PreviousDay,
+        DiffPeriod::PreviousWeek,
+        DiffPeriod::PreviousMonth,
+    ];
 }
 
 impl Command {
@@ -110,6 +151,7 @@ impl Command {
             Command::Dedup(_) => "dedup",
             Command::Unnest(_) => "unnest",
             Command::Pattern(_) => "pattern",
+            Command::Diff(_) => "diff",
         }
     }
 }

@@ -242,6 +242,12 @@ impl Display for Projection {
 impl Display for Command {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         f.write_str(self.keyword())?;
+        if let Command::Diff(period) = self {
+            if let Some(m) = period.modifier() {
+                write!(f, " {m}")?;
+            }
+            return Ok(());
+        }
         f.write_char(' ')?;
         match self {
             Command::Fields(items) => list(f, items, |f, p| write!(f, "{p}")),
@@ -277,6 +283,7 @@ impl Display for Command {
             }
             Command::Unnest(u) => write!(f, "{} into {}", u.expr, name_text(&u.into)),
             Command::Pattern(e) => write!(f, "{e}"),
+            Command::Diff(_) => Ok(()),
         }
     }
 }
@@ -350,6 +357,9 @@ impl Display for Pipeline {
         }
         if let Some(p) = &self.pattern {
             writeln!(f, "pattern [{}:{}]: {}", p.pos.line, p.pos.column, p.node)?;
+            if let Some(d) = &self.diff {
+                writeln!(f, "diff [{}:{}]: {:?}", d.pos.line, d.pos.column, d.node)?;
+            }
             stages(f, "output", &self.output)?;
         }
         writeln!(f, "columns: {}", self.columns.join(", "))?;

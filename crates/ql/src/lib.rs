@@ -8,13 +8,13 @@
 //!   ([`ParseError`]).
 //! - [`plan`] / [`Pipeline::from_query`] apply CloudWatch's semantic rules (filter after
 //!   stats, accumulated `fields`, last `display`, default order and row cap…) and split the
-//!   query into input stages, one summary (a `stats` aggregation or a `pattern` clustering)
-//!   and output stages, with the set of stored fields it reads.
+//!   query into input stages, one summary (a `stats` aggregation or a `pattern` clustering,
+//!   maybe compared by `diff`) and output stages, with the set of stored fields it reads.
 //! - `Display` on the tree prints a query that parses back to the same tree.
 //!
 //! What it deliberately does not: know DataFusion, Arrow or the store (the `query` crate plans
 //! a [`Pipeline`] onto DataFusion and clusters `pattern`'s values), evaluate anything, or
-//! implement the other ML / data-protection commands of §5.3 (`diff`, `anomaly`, `unmask`,
+//! implement the other ML / data-protection commands of §5.3 (`anomaly`, `unmask`,
 //! `filterIndex`, `SOURCE`, `lookup`, …), which are rejected with a clear "not supported"
 //! error.
 
@@ -27,9 +27,9 @@ mod parser;
 pub mod pipeline;
 
 pub use ast::{
-    BinaryOp, Command, Expr, FieldRef, Limit, LimitKeyword, Literal, Located, MatchOp, Parse,
-    ParsePattern, Pattern, Period, Projection, Query, Regex, SortKey, SortOrder, Stats, TimeUnit,
-    UnaryOp, Unnest, pattern_fields, system_fields,
+    BinaryOp, Command, DiffPeriod, Expr, FieldRef, Limit, LimitKeyword, Literal, Located, MatchOp,
+    Parse, ParsePattern, Pattern, Period, Projection, Query, Regex, SortKey, SortOrder, Stats,
+    TimeUnit, UnaryOp, Unnest, pattern_fields, system_fields,
 };
 pub use error::{ParseError, Position, Warning};
 pub use functions::{ArgKind, FUNCTIONS, Function, FunctionKind, FunctionSpec};

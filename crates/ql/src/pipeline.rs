@@ -48,6 +48,10 @@ pub struct Pipeline {
     /// `pattern <expr>`: the expression whose values are clustered into patterns. Never
     /// together with `aggregation`.
     pub pattern: Option<Located<Expr>>,
+    /// `diff`: the patterns are compared with those of an earlier range (`pattern` is then
+    /// set, to `@message` when the query has no `pattern`); its result columns add
+    /// [`pattern_fields::DIFF_ALL`].
+    pub diff: Option<Located<DiffPeriod>>,
     /// Stages over the aggregated rows (or the patterns), in order.
     pub output: Vec<Located<Stage>>,
     /// The result columns, in order.
@@ -127,10 +131,12 @@ impl Pipeline {
     pub fn from_query(query: &Query) -> Result<Pipeline, ParseError> {
         check_order(query)?;
         let commands = &query.commands;
-        let mut p = match commands
-            .iter()
-            .position(|c| matches!(c.node, Command::Stats(_) | Command::Pattern(_)))
-        {
+        let mut p = match commands.iter().position(|c| {
+            matches!(
+                c.node,
+                Command::Stats(_) | Command::Pattern(_) | Command::Diff(_)
+            )
+        }) {
             None => events_pipeline(commands),
             Some(i) => aggregation_pipeline(commands, i)?,
         };
@@ -158,11 +164,13 @@ impl Pipeline {
 /// §5.3: only `limit` may follow `dedup`; one `stats` (a second `stats` over the first one's
 /// output is marked unverified in the reference and not supported), and no `stats` together
 /// with `pattern`: each replaces the events by summary rows, and kinsight does one of them.
+/// `diff` compares patterns: it follows `pattern` directly, or stands for `pattern @message`.
 fn check_order(query: &Query) -> Result<(), ParseError> {
     let mut dedup: Option<Position> = None;
     let mut stats: Option<Position> = None;
     let mut pattern: Option<Position> = None;
-    for c in &query.commands {
+    let mut diff: Option<Position> = None;
+    for (i, c) in query.commands.iter().enumerate() {
         if let Some(d) = dedup
             && !matches!(c.node, Command::Limit(_))
         {
@@ -184,16 +192,56 @@ fn check_order(query: &Query) -> Result<(), ParseError> {
                         format!("a query can have only one 'stats' command; the first is at {s}"),
                     ));
                 }
-                if let Some(p) = pattern {
+                if let Some((p, what)) = pattern
+                    .map(|p| (p, "pattern"))
+                    .or(diff.map(|d| (d, "diff")))
+                {
                     return Err(ParseError::new(
                         c.pos,
                         format!(
-                            "'stats' cannot be used with 'pattern' (at {p}): a query summarizes its events once; \
+                            "'stats' cannot be used with '{what}' (at {p}): a query summarizes its events once; \
                              filter, sort or limit the patterns instead"
                         ),
                     ));
                 }
                 stats = Some(c.pos);
+            }
+            Command::Pattern(_) if diff.is_some() => {
+                return Err(ParseError::new(
+                    c.pos,
+                    format!(
+                        "'pattern' must come before 'diff' (at {}), which compares its patterns",
+                        diff.unwrap_or(Position::START)
+                    ),
+                ));
+            }
+            Command::Diff(_) => {
+                if let Some(d) = diff {
+                    return Err(ParseError::new(
+                        c.pos,
+                        format!("a query can have only one 'diff' command; the first is at {d}"),
+                    ));
+                }
+                if let Some(s) = stats {
+                    return Err(ParseError::new(
+                        c.pos,
+                        format!(
+                            "'diff' cannot be used with 'stats' (at {s}): it compares patterns of events"
+                        ),
+                    ));
+                }
+                if let Some(p) = pattern
+                    && !matches!(query.commands[i - 1].node, Command::Pattern(_))
+                {
+                    return Err(ParseError::new(
+                        c.pos,
+                        format!(
+                            "'diff' must follow 'pattern' (at {p}) directly: it compares the patterns, \
+                             and the commands after it work on the comparison"
+                        ),
+                    ));
+                }
+                diff = Some(c.pos);
             }
             Command::Pattern(_) => {
                 if let Some(p) = pattern {
@@ -263,7 +311,11 @@ fn simple_stage(node: &Command) -> Option<Stage> {
         Command::Parse(p) => Stage::Parse(p.clone()),
         Command::Dedup(f) => Stage::Dedup(f.clone()),
         Command::Unnest(u) => Stage::Unnest(u.clone()),
-        Command::Fields(_) | Command::Display(_) | Command::Stats(_) | Command::Pattern(_) => {
+        Command::Fields(_)
+        | Command::Display(_)
+        | Command::Stats(_)
+        | Command::Pattern(_)
+        | Command::Diff(_) => {
             return None;
         }
     })
@@ -309,6 +361,7 @@ fn events_pipeline(commands: &[Located<Command>]) -> Pipeline {
         input: stages,
         aggregation: None,
         pattern: None,
+        diff: None,
         output: Vec::new(),
         columns,
         input_fields: BTreeSet::new(),
@@ -435,23 +488,53 @@ fn require_available(
 /// The pipeline of a query with a summary at `at`: `stats` or `pattern`.
 fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipeline, ParseError> {
     let stats_cmd = &commands[at];
-    let (aggregation, pattern) = match &stats_cmd.node {
-        Command::Stats(stats) => (Some(build_aggregation(stats, stats_cmd.pos)?), None),
-        Command::Pattern(e) => (None, Some(e.clone())),
-        _ => unreachable!("position() found a stats or pattern command"),
+    // `diff` right after `pattern` is part of the summary; `diff` alone is `pattern @message`
+    // compared.
+    let diff = commands.get(at + 1).and_then(|c| match c.node {
+        Command::Diff(period) if matches!(stats_cmd.node, Command::Pattern(_)) => Some(Located {
+            pos: c.pos,
+            node: period,
+        }),
+        _ => None,
+    });
+    let (aggregation, pattern, diff) = match &stats_cmd.node {
+        Command::Stats(stats) => (Some(build_aggregation(stats, stats_cmd.pos)?), None, None),
+        Command::Pattern(e) => (None, Some(e.clone()), diff),
+        Command::Diff(period) => (
+            None,
+            Some(Expr::Field(FieldRef::new(system_fields::MESSAGE))),
+            Some(Located {
+                pos: stats_cmd.pos,
+                node: *period,
+            }),
+        ),
+        _ => unreachable!("position() found a stats, pattern or diff command"),
     };
-    let summary = stats_cmd.node.keyword();
-    let stats_columns = match &aggregation {
+    let summary = if diff.is_some() {
+        "diff"
+    } else {
+        stats_cmd.node.keyword()
+    };
+    let stats_columns: Vec<String> = match &aggregation {
         Some(a) => a.column_names(),
-        None => pattern_fields::ALL.iter().map(|c| c.to_string()).collect(),
+        None => pattern_fields::ALL
+            .iter()
+            .chain(if diff.is_some() {
+                pattern_fields::DIFF_ALL
+            } else {
+                &[]
+            })
+            .map(|c| c.to_string())
+            .collect(),
     };
+    let skip = usize::from(diff.as_ref().is_some_and(|d| d.pos != stats_cmd.pos));
     let mut available = stats_columns.clone();
     let mut warnings = Vec::new();
     let mut moved = Vec::new();
     let mut output = Vec::new();
     let mut fields = Vec::new();
     let mut display: Option<(Position, Vec<FieldRef>)> = None;
-    for c in &commands[at + 1..] {
+    for c in &commands[at + 1 + skip..] {
         let stage = |node| Located { pos: c.pos, node };
         match &c.node {
             Command::Filter(e) => {
@@ -545,8 +628,8 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
                 output.push(stage(Stage::Dedup(f.clone())));
             }
             Command::Limit(l) => output.push(stage(Stage::Limit(l.rows))),
-            Command::Stats(_) | Command::Pattern(_) => {
-                unreachable!("check_order allows one stats or pattern")
+            Command::Stats(_) | Command::Pattern(_) | Command::Diff(_) => {
+                unreachable!("check_order allows one stats or pattern (and diff right after it)")
             }
         }
     }
@@ -580,6 +663,26 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
     }
     input.extend(moved);
     insert_default_sort(&mut input, false);
+    // The two ranges' events go through the input stages together: a cut would take from
+    // both at once.
+    if let Some(d) = &diff
+        && let Some(cut) = input
+            .iter()
+            .find(|s| matches!(s.node, Stage::Limit(_) | Stage::Dedup(_)))
+    {
+        let what = if matches!(cut.node, Stage::Limit(_)) {
+            "limit"
+        } else {
+            "dedup"
+        };
+        return Err(ParseError::new(
+            cut.pos,
+            format!(
+                "'{what}' cannot come before 'diff' (at {}): it would cut the events of both ranges together",
+                d.pos
+            ),
+        ));
+    }
 
     let columns = match display {
         Some((pos, f)) => {
@@ -600,6 +703,7 @@ fn aggregation_pipeline(commands: &[Located<Command>], at: usize) -> Result<Pipe
         input,
         aggregation: aggregation.map(|node| Located { pos, node }),
         pattern: pattern.map(|node| Located { pos, node }),
+        diff,
         result_row_cap: row_cap(&output),
         output,
         columns,

@@ -37,7 +37,7 @@ pub mod table;
 
 pub use error::{QueryError, Result};
 pub use functions::ptr::RecordPointer;
-pub use planner::{PTR, PlanOptions, plan_pipeline};
+pub use planner::{PTR, PlanOptions, plan_pipeline, plan_pipeline_compared};
 pub use record::LogRecord;
 pub use results::{Row, Rows, format_timestamp_ms, value_text};
 pub use service::{

@@ -819,18 +819,17 @@ impl QueryService {
     }
 }
 
-/// Scans the groups and plans the query.
-async fn prepare(
+/// What the store holds of each group over `range`.
+async fn scan_groups(
     inner: &Inner,
-    req: &QueryRequest,
-    compiled: &Compiled,
-    counters: &Arc<ScanCounters>,
-) -> Result<(SessionContext, LogicalPlan)> {
-    let mut groups = Vec::with_capacity(req.groups.len());
-    for name in &req.groups {
+    names: &[String],
+    range: TimeRange,
+) -> Result<Vec<Arc<GroupData>>> {
+    let mut groups = Vec::with_capacity(names.len());
+    for name in names {
         let scan = inner
             .store
-            .scan(name, Some(req.start_ms), Some(req.end_ms))
+            .scan(name, Some(range.start_ms), Some(range.end_ms))
             .await
             .map_err(|e| match e {
                 kinsight_store::StoreError::GroupNotFound(g) => QueryError::GroupNotFound(g),
@@ -841,18 +840,41 @@ async fn prepare(
             scan,
         }));
     }
+    Ok(groups)
+}
+
+/// Scans the groups and plans the query.
+async fn prepare(
+    inner: &Inner,
+    req: &QueryRequest,
+    compiled: &Compiled,
+    counters: &Arc<ScanCounters>,
+) -> Result<(SessionContext, LogicalPlan)> {
     let range = TimeRange {
         start_ms: req.start_ms,
         end_ms: req.end_ms,
     };
+    let groups = scan_groups(inner, &req.groups, range).await?;
     let all = Arc::new(LogTable::new(groups.clone(), range)?.with_counters(counters.clone()));
     let ctx = QueryService::session(inner)?;
     let plan = match compiled {
         Compiled::Insights(pipeline) => {
             let row_cap = req.limit.unwrap_or(pipeline.result_row_cap);
-            planner::plan_pipeline(
+            // `diff` also reads the groups over the range it compares with.
+            let previous = match &pipeline.diff {
+                Some(d) => {
+                    let earlier = crate::pattern::previous_range(range, d.node);
+                    let groups = scan_groups(inner, &req.groups, earlier).await?;
+                    Some(Arc::new(
+                        LogTable::new(groups, earlier)?.with_counters(counters.clone()),
+                    ))
+                }
+                None => None,
+            };
+            planner::plan_pipeline_compared(
                 pipeline,
                 &all,
+                previous.as_ref(),
                 PlanOptions {
                     row_cap,
                     now_ms: now_ms(),

@@ -29,15 +29,14 @@ const MAX_NESTING: usize = 40;
 /// Commands kinsight parses (reference §5.3).
 pub const COMMANDS: &[&str] = &[
     "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest", "pattern",
-    "head", "tail",
+    "diff", "head", "tail",
 ];
 
-/// Commands of §5.3 that kinsight does not implement (pattern comparison and anomalies, data
-/// protection, index hints, query-time log group selection, 2025+ additions). Named so the
+/// Commands of §5.3 that kinsight does not implement (pattern anomalies, data protection,
+/// index hints, query-time log group selection, 2025+ additions). Named so the
 /// error says "not supported" instead of "unknown".
 const UNSUPPORTED_COMMANDS: &[&str] = &[
     "unmask",
-    "diff",
     "anomaly",
     "filterindex",
     "source",
@@ -278,6 +277,10 @@ impl<'a> Parser<'a> {
                 self.ctx = AggContext::Forbidden("in 'pattern'");
                 Command::Pattern(self.expr("the field to find patterns in, such as @message")?)
             }
+            "diff" => {
+                self.advance()?;
+                Command::Diff(self.diff_period()?)
+            }
             w if UNSUPPORTED_COMMANDS.contains(&w) => {
                 return Err(ParseError::new(
                     pos,
@@ -293,7 +296,7 @@ impl<'a> Parser<'a> {
                 return Err(ParseError::expected(
                     pos,
                     format!(
-                        "unknown command {text}{hint} (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern)"
+                        "unknown command {text}{hint} (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern, diff)"
                     ),
                     COMMANDS,
                 ));
@@ -457,6 +460,35 @@ impl<'a> Parser<'a> {
             if !self.eat(&TokenKind::Comma)? {
                 return Ok(out);
             }
+        }
+    }
+
+    /// The modifier after `diff`, if any (`previousDay`, `previousWeek`, `previousMonth`, in
+    /// any case).
+    fn diff_period(&mut self) -> Result<DiffPeriod, ParseError> {
+        let Some(word) = self.tok.word() else {
+            return Ok(DiffPeriod::PreviousPeriod);
+        };
+        let found = DiffPeriod::MODIFIERS
+            .iter()
+            .copied()
+            .find(|p| p.modifier().is_some_and(|m| m.eq_ignore_ascii_case(&word)));
+        match found {
+            Some(p) => {
+                self.advance()?;
+                Ok(p)
+            }
+            None if COMMANDS.contains(&word.as_str()) => Ok(DiffPeriod::PreviousPeriod),
+            None => Err(self.unexpected(
+                "previousDay, previousWeek, previousMonth, '|' or the end of the query",
+                &[
+                    "previousDay",
+                    "previousWeek",
+                    "previousMonth",
+                    "'|'",
+                    "end of query",
+                ],
+            )),
         }
     }
 

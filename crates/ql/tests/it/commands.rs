@@ -226,3 +226,55 @@ fn pattern_takes_a_field_or_a_string_expression() {
     }
     insta::assert_yaml_snapshot!(parse_ok("pattern tolower(@message)"));
 }
+
+#[test]
+fn diff_takes_an_optional_period() {
+    use kinsight_ql::DiffPeriod;
+    for (src, period, printed) in [
+        (
+            "pattern @message | diff",
+            DiffPeriod::PreviousPeriod,
+            "diff",
+        ),
+        (
+            "diff previousDay",
+            DiffPeriod::PreviousDay,
+            "diff previousDay",
+        ),
+        (
+            "DIFF PreviousWeek",
+            DiffPeriod::PreviousWeek,
+            "diff previousWeek",
+        ),
+        (
+            "diff previousmonth | limit 5",
+            DiffPeriod::PreviousMonth,
+            "diff previousMonth",
+        ),
+        (
+            "diff | filter @diff = 'new'",
+            DiffPeriod::PreviousPeriod,
+            "diff",
+        ),
+    ] {
+        let q = parse_ok(src);
+        let d = q
+            .commands
+            .iter()
+            .find_map(|c| match c.node {
+                Command::Diff(p) => Some(p),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{src}: no diff"));
+        assert_eq!(d, period, "{src}");
+        assert_eq!(Command::Diff(d).to_string(), printed);
+        let text = q.to_string();
+        let again = parse_ok(&text);
+        let nodes = |q: &kinsight_ql::Query| -> Vec<Command> {
+            q.commands.iter().map(|c| c.node.clone()).collect()
+        };
+        assert_eq!(nodes(&again), nodes(&q), "{src} prints as {text}");
+    }
+    let e = parse_err("diff stats");
+    assert_eq!(e.message, "expected '|' before the command 'stats'");
+}

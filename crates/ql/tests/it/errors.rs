@@ -26,7 +26,7 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "the query is empty: start with a command such as fields, filter or stats",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "pattern", "head", "tail",
+            "pattern", "diff", "head", "tail",
         ],
     ),
     (
@@ -36,7 +36,7 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "the query is empty: start with a command such as fields, filter or stats",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "pattern", "head", "tail",
+            "pattern", "diff", "head", "tail",
         ],
     ),
     (
@@ -46,7 +46,7 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "expected a command after '|', found end of query",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "pattern", "head", "tail",
+            "pattern", "diff", "head", "tail",
         ],
     ),
     (
@@ -137,18 +137,31 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "fitler x = 1",
         1,
         1,
-        "unknown command 'fitler'; did you mean 'filter'? (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern)",
+        "unknown command 'fitler'; did you mean 'filter'? (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern, diff)",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "pattern", "head", "tail",
+            "pattern", "diff", "head", "tail",
         ],
     ),
     (
-        "pattern @message\n| diff",
+        "pattern @message\n| anomaly",
         2,
         3,
-        "the command 'diff' is not supported by kinsight",
+        "the command 'anomaly' is not supported by kinsight",
         &[],
+    ),
+    (
+        "diff previousYear",
+        1,
+        6,
+        "expected previousDay, previousWeek, previousMonth, '|' or the end of the query after 'diff', found 'previousYear'",
+        &[
+            "previousDay",
+            "previousWeek",
+            "previousMonth",
+            "'|'",
+            "end of query",
+        ],
     ),
     (
         "filter x = 1 | pattern",
@@ -175,10 +188,10 @@ const CASES: &[(&str, usize, usize, &str, &[&str])] = &[
         "patern @message",
         1,
         1,
-        "unknown command 'patern'; did you mean 'pattern'? (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern)",
+        "unknown command 'patern'; did you mean 'pattern'? (commands: fields, display, filter, stats, sort, limit, parse, dedup, unnest, pattern, diff)",
         &[
             "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest",
-            "pattern", "head", "tail",
+            "pattern", "diff", "head", "tail",
         ],
     ),
     (

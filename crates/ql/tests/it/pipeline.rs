@@ -325,3 +325,76 @@ fn one_summary_per_query() {
     assert!(p.output.is_empty());
     assert!(p.warnings[0].message.contains("after 'pattern'"));
 }
+
+#[test]
+fn diff_compares_patterns() {
+    use kinsight_ql::DiffPeriod;
+    // Alone, diff compares the patterns of @message.
+    let p = ok("filter @logStream = 'a' | diff previousDay | filter @diff = 'new'");
+    assert_eq!(p.pattern.as_ref().unwrap().node.to_string(), "@message");
+    assert_eq!(p.diff.as_ref().unwrap().node, DiffPeriod::PreviousDay);
+    assert_eq!(stages(&p.input), ["filter @logStream = \"a\""]);
+    assert_eq!(stages(&p.output), ["filter @diff = \"new\""]);
+    assert_eq!(
+        p.columns,
+        [
+            "@pattern",
+            "@ratio",
+            "@sampleCount",
+            "@severityLabel",
+            "@patternId",
+            "@tokens",
+            "@visualization",
+            "@previousSampleCount",
+            "@changeInCount",
+            "@diff"
+        ]
+    );
+    // After pattern, it compares that pattern's values.
+    let p = ok("parse @message 'user=*,' as u | pattern u | diff | sort @changeInCount | limit 3");
+    assert_eq!(p.pattern.as_ref().unwrap().node.to_string(), "u");
+    assert_eq!(p.diff.as_ref().unwrap().node, DiffPeriod::PreviousPeriod);
+    assert_eq!(stages(&p.output), ["sort @changeInCount asc", "limit 3"]);
+    assert!(p.to_string().contains("diff [1:45]: PreviousPeriod"), "{p}");
+    // Without diff, no diff columns.
+    let e = err("pattern @message | display @diff");
+    assert!(e.message.contains("not available after 'pattern'"), "{e}");
+}
+
+#[test]
+fn diff_is_placed_after_pattern_only() {
+    let e = err("pattern @message | filter @sampleCount > 1\n| diff");
+    assert_eq!((e.line, e.column), (2, 3));
+    assert!(
+        e.message
+            .contains("'diff' must follow 'pattern' (at line 1, column 1) directly"),
+        "{e}"
+    );
+    let e = err("diff | pattern @message");
+    assert!(
+        e.message.contains("'pattern' must come before 'diff'"),
+        "{e}"
+    );
+    let e = err("stats count() as n | diff");
+    assert!(
+        e.message.contains("'diff' cannot be used with 'stats'"),
+        "{e}"
+    );
+    let e = err("diff | stats count() as n");
+    assert!(
+        e.message.contains("'stats' cannot be used with 'diff'"),
+        "{e}"
+    );
+    let e = err("diff | diff previousDay");
+    assert!(e.message.contains("only one 'diff'"), "{e}");
+    // A cut before diff would take from both ranges at once.
+    let e = err("limit 10 | diff");
+    assert_eq!((e.line, e.column), (1, 1));
+    assert!(
+        e.message.contains("'limit' cannot come before 'diff'"),
+        "{e}"
+    );
+    let e = err("fields a | dedup a | diff");
+    assert!(e.message.contains("only 'limit' may follow 'dedup'"), "{e}");
+    ok("sort @timestamp desc | diff");
+}

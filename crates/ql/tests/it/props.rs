@@ -9,10 +9,10 @@ use proptest::strategy::Union;
 
 const ATOMS: &[&str] = &[
     "fields", "display", "filter", "stats", "sort", "limit", "parse", "dedup", "unnest", "head",
-    "pattern", "@ratio", "by", "as", "into", "and", "or", "not", "in", "like", "asc", "desc",
-    "true", "count", "avg", "pct", "bin", "x", "@message", "a.b", "`q`", "(", ")", "[", "]", ",",
-    "|", "+", "-", "*", "/", "^", "%", "=", "!=", "<", ">=", "=~", "'s'", "\"t\"", "/re/", "5m",
-    "1.5", "42", "#c\n", "\n", "*", "\\", "`", "'", "\"",
+    "pattern", "diff", "@ratio", "by", "as", "into", "and", "or", "not", "in", "like", "asc",
+    "desc", "true", "count", "avg", "pct", "bin", "x", "@message", "a.b", "`q`", "(", ")", "[",
+    "]", ",", "|", "+", "-", "*", "/", "^", "%", "=", "!=", "<", ">=", "=~", "'s'", "\"t\"",
+    "/re/", "5m", "1.5", "42", "#c\n", "\n", "*", "\\", "`", "'", "\"",
 ];
 
 fn token_soup() -> impl Strategy<Value = String> {
@@ -328,6 +328,14 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(expr, into)| Command::Unnest(Unnest { expr, into }))
             .boxed(),
         scalar_expr().prop_map(Command::Pattern).boxed(),
+        prop::sample::select(vec![
+            DiffPeriod::PreviousPeriod,
+            DiffPeriod::PreviousDay,
+            DiffPeriod::PreviousWeek,
+            DiffPeriod::PreviousMonth,
+        ])
+        .prop_map(Command::Diff)
+        .boxed(),
     ])
 }
 

@@ -1,5 +1,7 @@
 //! The `pattern` aggregate function: `pattern(key, bucket, count)` over the events counted by
 //! shape and period, returning every pattern as one list of structs (see the module above).
+//! For `diff`, bucket `Buckets::count` holds the events of the range compared with, and each
+//! pattern also has its count there, the change and its kind.
 //!
 //! Partial accumulators (one per partition) keep the counts by shape; their state is the same
 //! triples as lists; the final accumulator sorts the shapes and clusters them. Nothing here
@@ -29,13 +31,15 @@ use super::{Buckets, DRAIN, ENUMERATED_VALUE_CHARS, ENUMERATED_VALUES, MAX_SHAPE
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Patterns {
     buckets: Buckets,
+    diff: bool,
     signature: Signature,
 }
 
 impl Patterns {
-    pub(crate) fn new(buckets: Buckets) -> Self {
+    pub(crate) fn new(buckets: Buckets, diff: bool) -> Self {
         Patterns {
             buckets,
+            diff,
             signature: Signature::exact(
                 vec![DataType::Utf8, DataType::Int64, DataType::Int64],
                 Volatility::Immutable,
@@ -44,9 +48,9 @@ impl Patterns {
     }
 }
 
-/// The fields of one pattern row, in the order of [`pf::ALL`].
-pub(crate) fn row_fields() -> Fields {
-    Fields::from(vec![
+/// The fields of one pattern row, in the order of [`pf::ALL`] (then [`pf::DIFF_ALL`]).
+pub(crate) fn row_fields(diff: bool) -> Fields {
+    let mut fields = vec![
         Field::new(pf::PATTERN, DataType::Utf8, false),
         Field::new(pf::RATIO, DataType::Float64, false),
         Field::new(pf::SAMPLE_COUNT, DataType::Int64, false),
@@ -54,11 +58,22 @@ pub(crate) fn row_fields() -> Fields {
         Field::new(pf::PATTERN_ID, DataType::Utf8, false),
         Field::new(pf::TOKENS, DataType::Utf8, false),
         Field::new(pf::VISUALIZATION, DataType::Utf8, false),
-    ])
+    ];
+    if diff {
+        fields.extend([
+            Field::new(pf::PREVIOUS_SAMPLE_COUNT, DataType::Int64, false),
+            Field::new(pf::CHANGE_IN_COUNT, DataType::Int64, false),
+            Field::new(pf::DIFF, DataType::Utf8, false),
+        ]);
+    }
+    Fields::from(fields)
 }
 
-fn list_item() -> Arc<Field> {
-    Arc::new(Field::new_list_field(DataType::Struct(row_fields()), true))
+fn list_item(diff: bool) -> Arc<Field> {
+    Arc::new(Field::new_list_field(
+        DataType::Struct(row_fields(diff)),
+        true,
+    ))
 }
 
 impl AggregateUDFImpl for Patterns {
@@ -69,14 +84,10 @@ impl AggregateUDFImpl for Patterns {
         &self.signature
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::List(list_item()))
+        Ok(DataType::List(list_item(self.diff)))
     }
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(PatternsAccumulator {
-            buckets: self.buckets,
-            shapes: HashMap::new(),
-            heap_bytes: 0,
-        }))
+        Ok(Box::new(PatternsAccumulator::new(self.buckets, self.diff)))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let list = |what: &str, t: DataType| {
@@ -94,11 +105,13 @@ impl AggregateUDFImpl for Patterns {
     }
 }
 
-/// The events of one shape: in all, and per period (sparse, ascending).
+/// The events of one shape: in all, and per period (sparse, ascending); for `diff`, in the
+/// range compared with.
 #[derive(Debug, Default)]
 struct ShapeCounts {
     total: u64,
     buckets: Vec<(usize, u64)>,
+    previous: u64,
 }
 
 impl ShapeCounts {
@@ -114,14 +127,25 @@ impl ShapeCounts {
 #[derive(Debug)]
 struct PatternsAccumulator {
     buckets: Buckets,
+    diff: bool,
     shapes: HashMap<String, ShapeCounts>,
     /// Bytes the keys and bucket vectors hold, for `size`.
     heap_bytes: usize,
 }
 
 impl PatternsAccumulator {
+    fn new(buckets: Buckets, diff: bool) -> Self {
+        PatternsAccumulator {
+            buckets,
+            diff,
+            shapes: HashMap::new(),
+            heap_bytes: 0,
+        }
+    }
+
     fn add(&mut self, key: &str, bucket: i64, n: i64) -> Result<()> {
         let n = u64::try_from(n).unwrap_or(0);
+        let previous = self.diff && bucket >= self.buckets.count as i64;
         let bucket = self.buckets.index(bucket);
         let entry = match self.shapes.get_mut(key) {
             Some(e) => e,
@@ -135,6 +159,10 @@ impl PatternsAccumulator {
                 self.shapes.entry(key.to_string()).or_default()
             }
         };
+        if previous {
+            entry.previous += n;
+            return Ok(());
+        }
         let before = entry.buckets.capacity();
         entry.add(bucket, n);
         self.heap_bytes +=
@@ -197,12 +225,16 @@ impl Accumulator for PatternsAccumulator {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let shapes = std::mem::take(&mut self.shapes);
         self.heap_bytes = 0;
-        let pairs: usize = shapes.values().map(|s| s.buckets.len()).sum();
+        let pairs: usize = shapes
+            .values()
+            .map(|s| s.buckets.len() + usize::from(s.previous > 0))
+            .sum();
         let mut keys = StringBuilder::with_capacity(pairs, 0);
         let mut buckets = Int64Builder::with_capacity(pairs);
         let mut counts = Int64Builder::with_capacity(pairs);
         for (key, s) in &shapes {
-            for &(b, n) in &s.buckets {
+            let previous = (s.previous > 0).then_some((self.buckets.count, s.previous));
+            for &(b, n) in s.buckets.iter().chain(&previous) {
                 keys.append_value(key);
                 buckets.append_value(b as i64);
                 counts.append_value(i64::try_from(n).unwrap_or(i64::MAX));
@@ -216,8 +248,8 @@ impl Accumulator for PatternsAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let rows = patterns(&self.shapes, self.buckets);
-        Ok(one_list(Arc::new(rows_array(&rows)?)))
+        let rows = patterns(&self.shapes, self.buckets, self.diff);
+        Ok(one_list(Arc::new(rows_array(&rows, self.diff)?)))
     }
 
     fn size(&self) -> usize {
@@ -237,9 +269,30 @@ pub(crate) struct PatternRow {
     pub pattern_id: String,
     pub tokens: String,
     pub visualization: String,
+    /// `diff`: the events in the range compared with.
+    pub previous: u64,
 }
 
-fn rows_array(rows: &[PatternRow]) -> Result<StructArray> {
+impl PatternRow {
+    fn change(&self) -> i64 {
+        i64::try_from(self.sample_count)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(self.previous).unwrap_or(i64::MAX))
+    }
+
+    /// `@diff`.
+    fn change_kind(&self) -> &'static str {
+        match (self.previous, self.sample_count) {
+            (0, _) => "new",
+            (_, 0) => "gone",
+            (p, n) if n > p => "increased",
+            (p, n) if n < p => "decreased",
+            _ => "unchanged",
+        }
+    }
+}
+
+fn rows_array(rows: &[PatternRow], diff: bool) -> Result<StructArray> {
     let mut pattern = StringBuilder::new();
     let mut ratio = Float64Builder::new();
     let mut count = Int64Builder::new();
@@ -247,7 +300,13 @@ fn rows_array(rows: &[PatternRow]) -> Result<StructArray> {
     let mut id = StringBuilder::new();
     let mut tokens = StringBuilder::new();
     let mut vis = StringBuilder::new();
+    let mut previous = Int64Builder::new();
+    let mut change = Int64Builder::new();
+    let mut kind = StringBuilder::new();
     for r in rows {
+        previous.append_value(i64::try_from(r.previous).unwrap_or(i64::MAX));
+        change.append_value(r.change());
+        kind.append_value(r.change_kind());
         pattern.append_value(&r.pattern);
         ratio.append_value(r.ratio);
         count.append_value(i64::try_from(r.sample_count).unwrap_or(i64::MAX));
@@ -256,7 +315,7 @@ fn rows_array(rows: &[PatternRow]) -> Result<StructArray> {
         tokens.append_value(&r.tokens);
         vis.append_value(&r.visualization);
     }
-    let arrays: Vec<ArrayRef> = vec![
+    let mut arrays: Vec<ArrayRef> = vec![
         Arc::new(pattern.finish()),
         Arc::new(ratio.finish()),
         Arc::new(count.finish()),
@@ -265,11 +324,23 @@ fn rows_array(rows: &[PatternRow]) -> Result<StructArray> {
         Arc::new(tokens.finish()),
         Arc::new(vis.finish()),
     ];
-    Ok(StructArray::try_new(row_fields(), arrays, None)?)
+    if diff {
+        arrays.extend([
+            Arc::new(previous.finish()) as ArrayRef,
+            Arc::new(change.finish()),
+            Arc::new(kind.finish()),
+        ]);
+    }
+    Ok(StructArray::try_new(row_fields(diff), arrays, None)?)
 }
 
-/// The patterns of the counted shapes, sorted by count (descending), then pattern.
-fn patterns(shapes: &HashMap<String, ShapeCounts>, buckets: Buckets) -> Vec<PatternRow> {
+/// The patterns of the counted shapes, sorted by count (descending), then pattern; for `diff`,
+/// by the size of the change first.
+fn patterns(
+    shapes: &HashMap<String, ShapeCounts>,
+    buckets: Buckets,
+    diff: bool,
+) -> Vec<PatternRow> {
     // The canonical order: Drain sees the shapes sorted, whatever order they came in.
     let mut sorted: Vec<(&str, &ShapeCounts)> =
         shapes.iter().map(|(k, c)| (k.as_str(), c)).collect();
@@ -299,12 +370,14 @@ fn patterns(shapes: &HashMap<String, ShapeCounts>, buckets: Buckets) -> Vec<Patt
         .into_iter()
         .map(|(text, (cluster, members))| {
             let mut count = 0u64;
+            let mut previous = 0u64;
             let mut severities = [0u64; Severity::ALL.len()];
             let mut series = vec![0u64; buckets.count];
             for &m in &members {
                 let c = sorted[m].1;
                 count += c.total;
-                severities[read[m].0 as usize] += c.total;
+                previous += c.previous;
+                severities[read[m].0 as usize] += c.total + c.previous;
                 for &(b, n) in &c.buckets {
                     series[b.min(buckets.count - 1)] += n;
                 }
@@ -314,8 +387,11 @@ fn patterns(shapes: &HashMap<String, ShapeCounts>, buckets: Buckets) -> Vec<Patt
                 .into_iter()
                 .max_by_key(|s| (severities[*s as usize], std::cmp::Reverse(*s as usize)))
                 .unwrap_or(Severity::Unknown);
+            // Values are counted in the query's range, or in the compared one for a pattern
+            // that is gone.
+            let weight = |c: &ShapeCounts| if count > 0 { c.total } else { c.previous };
             let tokens_json = match cluster {
-                Some(c) => token_list(c, &members, &tokens, &sorted),
+                Some(c) => token_list(c, &members, &tokens, &sorted, &weight),
                 None => json!([{
                     "dynamicTokenPosition": 1,
                     "inferredTokenName": "Token-1",
@@ -339,12 +415,18 @@ fn patterns(shapes: &HashMap<String, ShapeCounts>, buckets: Buckets) -> Vec<Patt
                     "counts": series,
                 })
                 .to_string(),
+                previous,
             }
         })
         .collect();
     rows.sort_by(|a, b| {
-        b.sample_count
-            .cmp(&a.sample_count)
+        let by_change = if diff {
+            b.change().unsigned_abs().cmp(&a.change().unsigned_abs())
+        } else {
+            std::cmp::Ordering::Equal
+        };
+        by_change
+            .then_with(|| b.sample_count.cmp(&a.sample_count))
             .then_with(|| a.pattern.cmp(&b.pattern))
     });
     rows
@@ -356,6 +438,7 @@ fn token_list(
     members: &[usize],
     tokens: &[Vec<KeyToken<'_>>],
     shapes: &[(&str, &ShapeCounts)],
+    weight: &dyn Fn(&ShapeCounts) -> u64,
 ) -> Value {
     let mut out = Vec::new();
     let mut position = 0;
@@ -385,7 +468,7 @@ fn token_list(
                 for kind in shape::placeholders(prefix) {
                     push(kind, &shown, None);
                 }
-                let (kind, values) = values_of(slot, i, members, tokens, shapes);
+                let (kind, values) = values_of(slot, i, members, tokens, shapes, weight);
                 push(kind, &shown, Some(values));
                 for kind in shape::placeholders(suffix) {
                     push(kind, &shown, None);
@@ -404,13 +487,17 @@ fn values_of(
     members: &[usize],
     tokens: &[Vec<KeyToken<'_>>],
     shapes: &[(&str, &ShapeCounts)],
+    weight: &dyn Fn(&ShapeCounts) -> u64,
 ) -> (Kind, Map<String, Value>) {
     let mut counts: HashMap<&str, u64> = HashMap::new();
     for &m in members {
         let Some(t) = tokens[m].get(i) else { continue };
-        *counts
-            .entry(drain::variable_part(slot, t.text))
-            .or_default() += shapes[m].1.total;
+        let n = weight(shapes[m].1);
+        if n > 0 {
+            *counts
+                .entry(drain::variable_part(slot, t.text))
+                .or_default() += n;
+        }
     }
     let mut kinds = counts.keys().map(|v| {
         let mut p = shape::placeholders(v);
@@ -451,11 +538,7 @@ mod tests {
 
     fn count(lines: &[String]) -> HashMap<String, ShapeCounts> {
         let m = Masker::new();
-        let mut acc = PatternsAccumulator {
-            buckets: BUCKETS,
-            shapes: HashMap::new(),
-            heap_bytes: 0,
-        };
+        let mut acc = PatternsAccumulator::new(BUCKETS, false);
         for (i, l) in lines.iter().enumerate() {
             acc.add(&m.key(l), (i % 3) as i64, 1).unwrap();
         }
@@ -478,7 +561,7 @@ mod tests {
             ));
         }
         lines.push("INFO started".to_string());
-        let rows = patterns(&count(&lines), BUCKETS);
+        let rows = patterns(&count(&lines), BUCKETS, false);
         assert_eq!(rows.len(), 2);
         let r = &rows[0];
         assert_eq!(
@@ -531,17 +614,14 @@ mod tests {
                 Arc::new(StringArray::from_iter_values(
                     idx.iter().map(|&i| keys[i].as_str()),
                 )),
+                // Bucket 3 is the compared range (diff).
                 Arc::new(Int64Array::from_iter_values(
-                    idx.iter().map(|&i| (i % 3) as i64),
+                    idx.iter().map(|&i| (i % 4) as i64),
                 )),
                 Arc::new(Int64Array::from_iter_values(idx.iter().map(|_| 1))),
             ]
         };
-        let new = || PatternsAccumulator {
-            buckets: BUCKETS,
-            shapes: HashMap::new(),
-            heap_bytes: 0,
-        };
+        let new = || PatternsAccumulator::new(BUCKETS, true);
         let all: Vec<usize> = (0..lines.len()).collect();
         let mut one = new();
         one.update_batch(&batch(&all)).unwrap();
@@ -570,11 +650,7 @@ mod tests {
 
     #[test]
     fn too_many_shapes_is_an_error() {
-        let mut acc = PatternsAccumulator {
-            buckets: BUCKETS,
-            shapes: HashMap::new(),
-            heap_bytes: 0,
-        };
+        let mut acc = PatternsAccumulator::new(BUCKETS, false);
         for i in 0..MAX_SHAPES {
             acc.add(&format!("U{i}"), 0, 1).unwrap();
         }
@@ -582,5 +658,62 @@ mod tests {
         assert!(e.to_string().contains("distinct shapes"), "{e}");
         // A known shape still counts.
         acc.add("U0", 1, 1).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+    use crate::pattern::shape::Masker;
+
+    #[test]
+    fn diff_rows_compare_the_two_ranges() {
+        let buckets = Buckets {
+            origin_ms: 0,
+            period_ms: 1000,
+            count: 2,
+        };
+        let m = Masker::new();
+        let mut acc = PatternsAccumulator::new(buckets, true);
+        let mut add = |line: &str, bucket: i64, n: i64| acc.add(&m.key(line), bucket, n).unwrap();
+        add("INFO kept 1", 0, 5);
+        add("INFO kept 2", 2, 5);
+        add("ERROR new failure 7", 1, 3);
+        add("WARN gone away user=ann", 2, 4);
+        add("WARN gone away user=bob", 2, 1);
+        add("DEBUG more 1", 0, 10);
+        add("DEBUG more 2", 2, 2);
+        let rows = patterns(&acc.shapes, buckets, true);
+        let got: Vec<(&str, u64, u64, i64, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.pattern.as_str(),
+                    r.sample_count,
+                    r.previous,
+                    r.change(),
+                    r.change_kind(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("DEBUG more <*>", 10, 2, 8, "increased"),
+                ("WARN gone away user=<*>", 0, 5, -5, "gone"),
+                ("ERROR new failure <*>", 3, 0, 3, "new"),
+                ("INFO kept <*>", 5, 5, 0, "unchanged"),
+            ]
+        );
+        // A pattern that is gone lists the values it had.
+        let gone: Value = serde_json::from_str(&rows[1].tokens).unwrap();
+        assert_eq!(gone[0]["enumerations"], json!({"ann": 4, "bob": 1}));
+        assert_eq!(rows[1].severity, Severity::Warning);
+        // Ratios and sparklines are of the query's range.
+        assert!((rows[0].ratio - 10.0 / 18.0).abs() < 1e-12);
+        let vis: Value = serde_json::from_str(&rows[2].visualization).unwrap();
+        assert_eq!(vis["counts"], json!([0, 3]));
+        let array = rows_array(&rows, true).unwrap();
+        assert_eq!(array.num_columns(), pf::ALL.len() + pf::DIFF_ALL.len());
     }
 }

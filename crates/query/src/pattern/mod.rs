@@ -40,6 +40,14 @@
 //!   the pattern's events per period from `startTime` over the query's time range, for a
 //!   sparkline (about [`TARGET_BUCKETS`] periods of a round length).
 //!
+//! `diff` ([`previous_range`]): the planner reads the groups over both ranges, marks each
+//! event with its range, and the events of the earlier range are counted in one extra bucket
+//! past the current range's; the clustering sees the shapes of both, so a pattern is the same
+//! in both ranges. Each row then also has `@previousSampleCount`, `@changeInCount` and
+//! `@diff` (`new`, `gone`, `increased`, `decreased`, `unchanged`), and rows come largest change
+//! first. The other columns are of the query's range (`@tokens` of a pattern that is gone:
+//! of the earlier one); `@severityLabel` is of both.
+//!
 //! Bounds (hostile input costs at most these): a shape keeps [`shape::MAX_TOKENS`] tokens of
 //! at most [`shape::MAX_TOKEN_BYTES`] bytes; at most [`MAX_SHAPES`] distinct shapes per query
 //! (past that the query fails and says to narrow it); at most [`MAX_PATTERNS`] patterns
@@ -60,6 +68,8 @@ use datafusion::logical_expr::{
     AggregateUDF, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
+
+use kinsight_ql::DiffPeriod;
 
 use crate::functions::{all_scalar, rows_for, shape as shape_result, text_arg};
 use crate::table::TimeRange;
@@ -206,10 +216,39 @@ pub(crate) fn key_function() -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::new_from_impl(PatternKey::new()))
 }
 
-pub(crate) fn aggregate_function(buckets: Buckets) -> Arc<AggregateUDF> {
+/// The `pattern` aggregate; with `diff`, bucket `buckets.count` holds the compared range's
+/// events.
+pub(crate) fn aggregate_function(buckets: Buckets, diff: bool) -> Arc<AggregateUDF> {
     Arc::new(AggregateUDF::new_from_impl(aggregate::Patterns::new(
-        buckets,
+        buckets, diff,
     )))
+}
+
+/// The range `diff` compares `range` with: the one just before it, or the same times a day, a
+/// week or a calendar month earlier (a day of the month the earlier month lacks becomes its
+/// last day, so that range may be a little shorter or longer).
+pub fn previous_range(range: TimeRange, period: DiffPeriod) -> TimeRange {
+    const DAY_MS: i64 = 86_400_000;
+    let shift = |by: i64| TimeRange {
+        start_ms: range.start_ms.saturating_sub(by),
+        end_ms: range.end_ms.saturating_sub(by),
+    };
+    match period {
+        DiffPeriod::PreviousPeriod => shift(range.end_ms.saturating_sub(range.start_ms)),
+        DiffPeriod::PreviousDay => shift(DAY_MS),
+        DiffPeriod::PreviousWeek => shift(7 * DAY_MS),
+        DiffPeriod::PreviousMonth => {
+            let month_earlier = |ms: i64| {
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .and_then(|t| t.checked_sub_months(chrono::Months::new(1)))
+                    .map_or(ms.saturating_sub(30 * DAY_MS), |t| t.timestamp_millis())
+            };
+            TimeRange {
+                start_ms: month_earlier(range.start_ms),
+                end_ms: month_earlier(range.end_ms),
+            }
+        }
+    }
 }
 
 /// FNV-1a, 128 bits: a stable hash (the same on every machine and release) for `@patternId`.
@@ -251,6 +290,26 @@ mod tests {
             end_ms: 5,
         });
         assert_eq!(b.count, 1);
+    }
+
+    #[test]
+    fn previous_ranges() {
+        let day = 86_400_000;
+        // 2026-03-31T10:00Z .. 2026-03-31T11:00Z
+        let r = TimeRange {
+            start_ms: 1_774_951_200_000,
+            end_ms: 1_774_954_800_000,
+        };
+        let p = previous_range(r, DiffPeriod::PreviousPeriod);
+        assert_eq!((p.start_ms, p.end_ms), (r.start_ms - 3_600_000, r.start_ms));
+        let p = previous_range(r, DiffPeriod::PreviousDay);
+        assert_eq!((p.start_ms, p.end_ms), (r.start_ms - day, r.end_ms - day));
+        let p = previous_range(r, DiffPeriod::PreviousWeek);
+        assert_eq!(p.start_ms, r.start_ms - 7 * day);
+        // March 31st a month earlier is February 28th (2026 is no leap year).
+        let p = previous_range(r, DiffPeriod::PreviousMonth);
+        assert_eq!(p.start_ms, r.start_ms - 31 * day);
+        assert_eq!(p.end_ms - p.start_ms, 3_600_000);
     }
 
     #[test]

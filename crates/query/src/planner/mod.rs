@@ -32,10 +32,12 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 use datafusion::functions::core::expr_fn::get_field;
+use datafusion::functions::math::expr_fn::abs;
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{
     Expr, ExprFunctionExt, LogicalPlan, LogicalPlanBuilder, ScalarUDF, SortExpr, cast, ident, lit,
+    when,
 };
 use kinsight_ql::{
     FieldRef, Function, Located, NamedExpr, ParsePattern, Pipeline, SortOrder, Stage,
@@ -88,6 +90,17 @@ pub fn plan_pipeline(
     table: &Arc<LogTable>,
     options: PlanOptions,
 ) -> Result<LogicalPlan> {
+    plan_pipeline_compared(pipeline, table, None, options)
+}
+
+/// Plans `pipeline` over the table's groups; a pipeline with `diff` also reads `previous`,
+/// the same groups over the range it compares with ([`crate::pattern::previous_range`]).
+pub fn plan_pipeline_compared(
+    pipeline: &Pipeline,
+    table: &Arc<LogTable>,
+    previous: Option<&Arc<LogTable>>,
+    options: PlanOptions,
+) -> Result<LogicalPlan> {
     let raw = !pipeline.is_summary();
     let scan = table.source_plan("logs").map_err(df)?;
     let mut p = Planner {
@@ -102,6 +115,35 @@ pub fn plan_pipeline(
         patterns: false,
     };
     p.project_inputs(pipeline)?;
+    if pipeline.diff.is_some() {
+        // Both ranges' events, each marked with its range, through the same stages.
+        let Some(previous) = previous else {
+            return Err(QueryError::Internal(
+                "a diff query is planned without the range it compares with".into(),
+            ));
+        };
+        let current = std::mem::take(&mut p.plan);
+        p.plan = previous.source_plan("previous").map_err(df)?;
+        p.project_inputs(pipeline)?;
+        let earlier = std::mem::take(&mut p.plan);
+        let mark = |plan: LogicalPlan, range: i64| -> Result<LogicalPlan> {
+            let mut exprs: Vec<Expr> = plan
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| ident(f.name().clone()))
+                .collect();
+            exprs.push(lit(range).alias(DIFF_RANGE));
+            LogicalPlanBuilder::from(plan)
+                .project(exprs)
+                .and_then(|b| b.build())
+                .map_err(df)
+        };
+        p.plan = LogicalPlanBuilder::from(mark(current, 0)?)
+            .union(mark(earlier, 1)?)
+            .and_then(|b| b.build())
+            .map_err(df)?;
+    }
     for stage in &pipeline.input {
         p.stage(stage)?;
     }
@@ -109,7 +151,7 @@ pub fn plan_pipeline(
         p.aggregate(&agg.node)?;
     }
     if let Some(e) = &pipeline.pattern {
-        p.pattern(&e.node)?;
+        p.pattern(&e.node, pipeline.diff.is_some())?;
     }
     if pipeline.is_summary() {
         for stage in &pipeline.output {
@@ -397,8 +439,8 @@ impl Planner<'_> {
         Ok(())
     }
 
-    /// `pattern <expr>`: see [`crate::pattern`].
-    fn pattern(&mut self, e: &kinsight_ql::Expr) -> Result<()> {
+    /// `pattern <expr>` (with `diff`: over both ranges): see [`crate::pattern`].
+    fn pattern(&mut self, e: &kinsight_ql::Expr, diff: bool) -> Result<()> {
         const KEY: &str = "__pattern_key";
         const BUCKET: &str = "__pattern_bucket";
         const COUNT: &str = "__pattern_count";
@@ -407,7 +449,13 @@ impl Planner<'_> {
         let value = scope.text(scope.expr(e)?);
         let buckets = pattern::Buckets::for_range(self.table.range());
         let millis = scope.num(ident(TIMESTAMP));
-        let bucket = (millis - lit(buckets.origin_ms)) / lit(buckets.period_ms);
+        let mut bucket = (millis - lit(buckets.origin_ms)) / lit(buckets.period_ms);
+        if diff {
+            // The compared range's events count in one bucket past the current range's.
+            bucket = when(ident(DIFF_RANGE).eq(lit(1i64)), lit(buckets.count as i64))
+                .otherwise(bucket)
+                .map_err(df)?;
+        }
         self.project(vec![
             pattern::key_function().call(vec![value]).alias(KEY),
             cast(bucket, DataType::Int64).alias(BUCKET),
@@ -419,19 +467,26 @@ impl Planner<'_> {
                 vec![count_all().alias(COUNT)],
             )
         })?;
-        let call = pattern::aggregate_function(buckets).call(vec![
+        let call = pattern::aggregate_function(buckets, diff).call(vec![
             cast(ident(KEY), DataType::Utf8),
             ident(BUCKET),
             ident(COUNT),
         ]);
         self.apply(|b| b.aggregate(Vec::<Expr>::new(), vec![call.alias(LIST)]))?;
         self.apply(|b| b.unnest_column(LIST))?;
-        self.project(
-            pattern_fields::ALL
-                .iter()
-                .map(|f| get_field(ident(LIST), *f).alias(*f))
-                .collect(),
-        )?;
+        let extra: &[&str] = if diff { pattern_fields::DIFF_ALL } else { &[] };
+        let mut columns: Vec<Expr> = pattern_fields::ALL
+            .iter()
+            .chain(extra)
+            .map(|f| get_field(ident(LIST), *f).alias(*f))
+            .collect();
+        if diff {
+            // The size of the change, to sort by (dropped with the result columns).
+            columns.push(
+                abs(get_field(ident(LIST), pattern_fields::CHANGE_IN_COUNT)).alias(CHANGE_SIZE),
+            );
+        }
+        self.project(columns)?;
         self.order = pattern_order(&self.scope());
         self.untyped.clear();
         self.patterns = true;
@@ -468,10 +523,20 @@ impl Planner<'_> {
     }
 }
 
-/// The order of patterns: the most frequent first, then by pattern (when those columns are
-/// still there).
+/// The column marking the range of each event of a `diff` query: 0 the query's, 1 the one it
+/// compares with.
+const DIFF_RANGE: &str = "__diff_range";
+
+/// The absolute `@changeInCount` of a `diff` query's patterns.
+const CHANGE_SIZE: &str = "__change_size";
+
+/// The order of patterns: with `diff`, the largest change first; then the most frequent,
+/// then by pattern (when those columns are still there).
 fn pattern_order(scope: &Scope<'_>) -> Vec<SortExpr> {
     let mut out = Vec::new();
+    if scope.has(CHANGE_SIZE) {
+        out.push(SortExpr::new(ident(CHANGE_SIZE), false, false));
+    }
     if scope.has(pattern_fields::SAMPLE_COUNT) {
         out.push(SortExpr::new(
             ident(pattern_fields::SAMPLE_COUNT),

@@ -463,3 +463,134 @@ async fn hostile_messages_are_bounded() {
     .collect();
     assert_eq!(got, want);
 }
+
+/// The last hour before the test clock's now.
+fn last_hour(query: &str) -> kinsight_query::QueryRequest {
+    kinsight_query::QueryRequest {
+        start_ms: NOW_MS - HOUR_MS,
+        end_ms: NOW_MS,
+        ..request(&[G], query)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_compares_with_the_previous_range() {
+    let mut events = Vec::new();
+    let mut rng = Rng::new(5);
+    let mut add = |range_start: i64, n: usize, template: &str| {
+        for i in 0..n {
+            let ts = range_start + rng.below(HOUR_MS as u64) as i64;
+            let message = template.replace("{n}", &i.to_string());
+            events.push(LogEvent::new(G, "s", ts, message));
+        }
+    };
+    let current = NOW_MS - HOUR_MS;
+    let previous = NOW_MS - 2 * HOUR_MS;
+    add(previous, 100, "INFO steady request {n} served");
+    add(current, 100, "INFO steady request {n} served");
+    add(previous, 50, "WARN cache node {n} is slow");
+    add(previous, 20, "ERROR payment {n} declined by the bank");
+    add(current, 70, "ERROR payment {n} declined by the bank");
+    add(current, 30, "ERROR disk {n} failed on host db");
+    // Outside both ranges: not counted.
+    add(NOW_MS - 3 * HOUR_MS, 40, "DEBUG old {n} noise");
+    // The same hour a day earlier, for `diff previousDay`.
+    add(current - 24 * HOUR_MS, 10, "INFO yesterday {n} only");
+    let mut reversed = events.clone();
+    reversed.reverse();
+    let d = store_with(events, 150, 2).await;
+
+    let out = d.svc.run(last_hour("diff")).await.unwrap();
+    assert_eq!(
+        out.columns[7..],
+        ["@previousSampleCount", "@changeInCount", "@diff"]
+    );
+    let got: Vec<(String, u64, u64, i64, String)> = rows(&out)
+        .iter()
+        .map(|r| {
+            (
+                r["@pattern"].as_str().unwrap().to_string(),
+                r["@sampleCount"].as_u64().unwrap(),
+                r["@previousSampleCount"].as_u64().unwrap(),
+                r["@changeInCount"].as_i64().unwrap(),
+                r["@diff"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let row =
+        |p: &str, n, prev, change, kind: &str| (p.to_string(), n, prev, change, kind.to_string());
+    // The largest change first (ties: the more frequent now).
+    assert_eq!(
+        got,
+        [
+            row(
+                "ERROR payment <*> declined by the bank",
+                70,
+                20,
+                50,
+                "increased"
+            ),
+            row("WARN cache node <*> is slow", 0, 50, -50, "gone"),
+            row("ERROR disk <*> failed on host db", 30, 0, 30, "new"),
+            row("INFO steady request <*> served", 100, 100, 0, "unchanged"),
+        ]
+    );
+    // Ratios are of the query's range.
+    let ratios: f64 = column(&out, "@ratio").iter().map(as_f64).sum();
+    assert!((ratios - 1.0).abs() < 1e-9);
+
+    // After `pattern`, and with filters on the comparison.
+    let out = d
+        .svc
+        .run(last_hour(
+            "filter @message like /ERROR/ | pattern @message | diff | filter @diff = 'new'",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        column(&out, "@pattern"),
+        [json!("ERROR disk <*> failed on host db")]
+    );
+
+    // A day earlier.
+    let out = d
+        .svc
+        .run(last_hour("diff previousDay | sort @pattern"))
+        .await
+        .unwrap();
+    let got: Vec<(String, String)> = rows(&out)
+        .iter()
+        .map(|r| {
+            (
+                r["@pattern"].as_str().unwrap().to_string(),
+                r["@diff"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "ERROR disk <*> failed on host db".to_string(),
+                "new".to_string()
+            ),
+            (
+                "ERROR payment <*> declined by the bank".to_string(),
+                "new".to_string()
+            ),
+            (
+                "INFO steady request <*> served".to_string(),
+                "new".to_string()
+            ),
+            ("INFO yesterday <*> only".to_string(), "gone".to_string()),
+        ]
+    );
+
+    // The same data in another order and other segments gives the same comparison.
+    let first = d.svc.run(last_hour("diff")).await.unwrap();
+    let other = store_with(reversed, 90, 3).await;
+    assert_eq!(
+        other.svc.run(last_hour("diff")).await.unwrap().rows,
+        first.rows
+    );
+}
