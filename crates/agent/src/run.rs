@@ -18,6 +18,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
+mod accelerators;
+
 /// How the agent runs, beyond its config.
 #[derive(Clone)]
 pub struct RunOptions {
@@ -68,12 +70,16 @@ pub struct MetricsLoop {
     node_at: Option<Instant>,
     services: Option<PodServices>,
     services_at: Option<Instant>,
+    /// Ended container instances and what is known of them (ContainerRestart events).
+    restarts: crate::restarts::RestartForensics,
     problems: Problems,
     started: Instant,
     /// Every pod list seen (kubelet or container runtime), for log enrichment.
     pod_tx: watch::Sender<Arc<Vec<Pod>>>,
     /// Containers of a local podman/docker when there is no kubelet.
     runtime_containers: Vec<crate::runtime::RuntimeContainer>,
+    /// GPUs (DCGM exporter), EFA devices and the kubelet's device assignments.
+    accelerators: accelerators::AcceleratorSources,
 }
 
 impl MetricsLoop {
@@ -142,11 +148,26 @@ impl MetricsLoop {
             node_at: None,
             services: None,
             services_at: None,
+            restarts: crate::restarts::RestartForensics::new(cfg, now_ms()),
             problems,
             started: Instant::now(),
             pod_tx: watch::channel(Arc::new(Vec::new())).0,
             runtime_containers: Vec::new(),
+            accelerators: accelerators::AcceleratorSources::new(cfg),
         }
+    }
+
+    /// Whether the sink took the performance events of the collections since the last call
+    /// (the ContainerRestart events among them are then remembered as reported in the state
+    /// directory; if not, they are emitted again at the next collection).
+    pub fn delivered(&mut self, ok: bool) {
+        self.restarts.delivered(ok);
+    }
+
+    /// The next collection asks the kubelet for its pods whatever the cadence (tests, and
+    /// callers that know the pods changed).
+    pub fn ask_for_pods(&mut self) {
+        self.pods_at = None;
     }
 
     /// Whether this agent is the elected leader (as of the last election round).
@@ -231,8 +252,11 @@ impl MetricsLoop {
                 }
             }
             // The containers' filesystems (ContainerFS), on the same cadence. There is no API
-            // server fallback: it would need nodes/proxy.
-            if Self::due(self.summary_at, interval.max(Duration::from_secs(10))) {
+            // server fallback: it would need nodes/proxy. Without pods (the kubelet is not
+            // reachable, already reported once) there is nothing to attribute them to.
+            if self.pods.is_some()
+                && Self::due(self.summary_at, interval.max(Duration::from_secs(10)))
+            {
                 self.summary_at = Some(Instant::now());
                 match k.stats_summary().await {
                     Ok(s) => {
@@ -367,6 +391,7 @@ impl MetricsLoop {
     pub async fn tick(&mut self) -> (Vec<kinsight_model::LogEvent>, Vec<crate::perf::PerfEvent>) {
         let cluster = self.refresh().await;
         let control_plane = self.scrape_control_plane().await;
+        let accelerators = self.accelerators.read(self.node.as_ref()).await;
         let owners = cluster.as_ref().map(|c| Owners {
             replica_set_to_deployment: crate::perf::replica_set_owners(c),
         });
@@ -378,10 +403,15 @@ impl MetricsLoop {
             cluster: cluster.as_ref(),
             control_plane: control_plane.as_deref(),
             owners: owners.as_ref(),
+            accelerators: accelerators.as_ref(),
         };
         let t_ns = self.started.elapsed().as_nanos() as u64;
         let wall = now_ms();
-        let events = self.collector.collect(t_ns, wall, &inputs);
+        let mut events = self.collector.collect(t_ns, wall, &inputs);
+        let restarts = self
+            .restarts
+            .collect(wall, self.pods.as_ref(), owners.as_ref(), &events);
+        events.extend(restarts);
         let group = self.cfg.log_groups().performance();
         (to_log_events(&events, &group, wall), events)
     }
@@ -453,6 +483,10 @@ async fn run_loop(
     ml.spawn_leader_election(shutdown.clone());
     if opts.once {
         ml.tick().await;
+        // The first collection is not sent: what it found ended is emitted by the second. Not
+        // remembered as reported either: one collection for a look does not speak for the
+        // agent that runs on the node.
+        ml.delivered(false);
         tokio::time::sleep(opts.sample_interval).await;
         let (events, raw) = ml.tick().await;
         publish(&opts, &raw);
@@ -471,17 +505,29 @@ async fn run_loop(
         }
         let (events, raw) = ml.tick().await;
         publish(&opts, &raw);
-        if let Err(e) = sink.offer(&events).await {
+        let offered = sink.offer(&events).await;
+        if let Err(e) = &offered {
             // Metric samples cannot be re-read later; the server sink buffers on disk, other
             // sinks failing is worth one line per interval.
             tracing::error!("performance events of this interval were not delivered: {e}");
         }
+        ml.delivered(offered.is_ok());
     }
 }
 
 fn publish(opts: &RunOptions, raw: &[crate::perf::PerfEvent]) {
     if let Some(p) = &opts.prometheus {
-        let maps: Vec<_> = raw.iter().map(|e| e.fields.to_map()).collect();
+        // A ContainerRestart event happens once: it is not a sample of a series.
+        let maps: Vec<_> = raw
+            .iter()
+            .filter(|e| {
+                e.fields.get(kinsight_model::catalogue::keys::TYPE)
+                    != Some(&serde_json::Value::from(
+                        kinsight_model::catalogue::restart::TYPE,
+                    ))
+            })
+            .map(|e| e.fields.to_map())
+            .collect();
         let text = crate::prometheus::render(&maps);
         if let Ok(mut g) = p.write() {
             *g = text;
