@@ -7,16 +7,23 @@
 //! dataplane logs ([`logs`]), and hands batches of [`kinsight_model::LogEvent`] to a
 //! [`sink::Sink`] that acknowledges only once they are durable.
 //!
+//! With accelerated compute metrics on, it also reads NVIDIA's DCGM exporter ([`dcgm`]), the
+//! EFA devices' counters in sysfs ([`efa`]) and the kubelet's device assignments
+//! ([`pod_resources`]).
+//!
 //! It deliberately does not depend on the storage or query crates (no DataFusion): the agent
 //! binary path stays small and quick to build.
 
 pub mod apiserver;
 pub mod cgroup;
+pub mod dcgm;
 pub mod ebs;
+pub mod efa;
 pub mod host;
 pub mod kubelet;
 pub mod logs;
 pub mod perf;
+pub mod pod_resources;
 pub mod prometheus;
 pub mod pseudofs;
 pub mod run;

@@ -22,6 +22,9 @@ const LABELS: &[(&str, &str)] = &[
     (keys::SERVICE, "service"),
     (keys::DEVICE, "device"),
     (keys::INTERFACE, "interface"),
+    // One GPU or EFA device per accelerator event (issue 18).
+    (keys::GPU_DEVICE, "gpu_device"),
+    (keys::EFA_DEVICE, "efa_device"),
 ];
 
 /// Renders events; metric families are grouped and sorted so the output is stable.

@@ -28,6 +28,14 @@ pub mod types {
     pub const CLUSTER_STATEFUL_SET: &str = "ClusterStatefulSet";
     pub const CLUSTER_REPLICA_SET: &str = "ClusterReplicaSet";
     pub const CONTROL_PLANE: &str = "ControlPlane";
+    /// Accelerated compute (issue 18, [`super::accelerated`]): one event per GPU (NodeGPU),
+    /// per pod and GPU (PodGPU), per container and GPU (ContainerGPU); the same per EFA device.
+    pub const CONTAINER_GPU: &str = "ContainerGPU";
+    pub const POD_GPU: &str = "PodGPU";
+    pub const NODE_GPU: &str = "NodeGPU";
+    pub const CONTAINER_EFA: &str = "ContainerEFA";
+    pub const POD_EFA: &str = "PodEFA";
+    pub const NODE_EFA: &str = "NodeEFA";
 }
 
 /// Envelope and dimension keys of performance events (reference §1.1).
@@ -60,6 +68,15 @@ pub mod keys {
     pub const CONTAINER_LAST_TERMINATION_REASON: &str = "container_last_termination_reason";
     pub const KUBERNETES: &str = "kubernetes";
     pub const CLOUDWATCH_METRICS: &str = "CloudWatchMetrics";
+    /// The GPU of a GPU event: the DCGM exporter's `device` label (`nvidia0`).
+    pub const GPU_DEVICE: &str = "GpuDevice";
+    /// The GPU's UUID (the DCGM exporter's `UUID` label).
+    pub const GPU_UUID: &str = "UUID";
+    /// The EFA device of an EFA event (its name under /sys/class/infiniband).
+    pub const EFA_DEVICE: &str = "EfaDevice";
+    /// The ENI of an EFA device: a dimension of the reference's EFA sets that only EC2's
+    /// metadata knows, which kinsight never asks (docs/agent.md); never set.
+    pub const NETWORK_INTERFACE_ID: &str = "NetworkInterfaceId";
 }
 
 /// `Sources` of each event type (reference §1.1).
@@ -71,6 +88,7 @@ pub fn sources_of(event_type: &str) -> &'static [&'static str] {
         }
         types::NODE_DISK_IO => &["cadvisor"],
         types::POD | types::CONTAINER => &["cadvisor", "pod", "calculated"],
+        t if accelerated::is_accelerator_type(t) => accelerated::sources_of(t),
         _ => &["apiserver"],
     }
 }
@@ -109,6 +127,9 @@ pub fn unit_of(metric: &str) -> Unit {
     let m = metric;
     if control_plane::is_control_plane(m) {
         return control_plane::unit_of(m);
+    }
+    if let Some(u) = accelerated::unit_of(m) {
+        return u;
     }
     if m.contains("_utilization") || m.ends_with("_reserved_capacity") {
         return Unit::Percent;
@@ -226,8 +247,8 @@ pub const STANDARD: &[Declaration] = &[
     },
 ];
 
-/// Enhanced observability, reference §2.4.b (without accelerated compute, which kinsight
-/// does not collect; the control plane's are [`CONTROL_PLANE`]).
+/// Enhanced observability, reference §2.4.b (the control plane's are [`CONTROL_PLANE`],
+/// accelerated compute's [`accelerated::DECLARATIONS`]).
 pub const ENHANCED: &[Declaration] = &[
     Declaration {
         metrics: &[
@@ -467,6 +488,8 @@ pub const CONTROL_PLANE: &[Declaration] = &[
     },
 ];
 
+pub mod accelerated;
+
 /// The API server metrics behind ControlPlane events (reference §2.5): which families the
 /// leader keeps from `/metrics`, and how each kind becomes a field.
 pub mod control_plane {
@@ -590,7 +613,7 @@ impl EventFields for [(String, Value)] {
 /// builds directives for a thousand events per collection with the same few hundred names.
 #[derive(Debug, Clone)]
 pub struct DirectiveBuilder {
-    /// The mode's declarations, then [`CONTROL_PLANE`].
+    /// The mode's declarations, then [`CONTROL_PLANE`] and [`accelerated::DECLARATIONS`].
     decls: Vec<&'static Declaration>,
     matches: std::collections::HashMap<String, Vec<usize>>,
     /// Finished directives by the shape of the event they were built for (`None`: the shape
@@ -610,7 +633,11 @@ struct Built {
 impl DirectiveBuilder {
     pub fn new(enhanced: bool) -> DirectiveBuilder {
         DirectiveBuilder {
-            decls: declarations(enhanced).iter().chain(CONTROL_PLANE).collect(),
+            decls: declarations(enhanced)
+                .iter()
+                .chain(CONTROL_PLANE)
+                .chain(accelerated::DECLARATIONS)
+                .collect(),
             matches: std::collections::HashMap::new(),
             built: Default::default(),
             shape: Vec::new(),

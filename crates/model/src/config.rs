@@ -134,7 +134,19 @@ pub struct KinsightSettings {
     pub batch_max_events: usize,
     pub batch_max_bytes: usize,
     pub logs: LogsSettings,
+    /// The DCGM exporter the agent reads GPU metrics from (`dcgm_exporter_url`, `${VAR}`
+    /// expanded; default `http://localhost:9400/metrics`); `None` when set to `""` (no GPU
+    /// metrics). Asked only with accelerated compute metrics on, on a node with an NVIDIA GPU.
+    pub dcgm_exporter_url: Option<String>,
+    /// The kubelet's pod-resources socket, a host path read under `host_root`
+    /// (`pod_resources_socket`): which container was given which GPU or EFA device.
+    pub pod_resources_socket: PathBuf,
 }
+
+/// Where dcgm-exporter listens by default (its `--address :9400`).
+pub const DEFAULT_DCGM_EXPORTER_URL: &str = "http://localhost:9400/metrics";
+/// Where the kubelet serves its pod-resources API (`v1.PodResourcesLister`).
+pub const DEFAULT_POD_RESOURCES_SOCKET: &str = "/var/lib/kubelet/pod-resources/kubelet.sock";
 
 /// The validated agent configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +158,11 @@ pub struct AgentConfig {
     pub prefer_full_pod_name: bool,
     pub tag_service: bool,
     pub disable_metric_extraction: bool,
+    /// GPU (DCGM exporter) and EFA metrics, and the GPU request fields of Node and Pod events
+    /// (issue 18): `accelerated_compute_metrics`, which defaults to
+    /// `enhanced_container_insights` — the CloudWatch agent's default is `true`, but it
+    /// collects them in enhanced mode only (reference §4.1); an explicit `true` turns them on
+    /// in standard mode too.
     pub accelerated_compute_metrics: bool,
     /// The elected leader scrapes the API server's `/metrics` into ControlPlane events:
     /// `enable_control_plane_metrics`, which defaults to `enhanced_container_insights` (the
@@ -245,7 +262,7 @@ impl AgentConfig {
         let mut prefer_full_pod_name = false;
         let mut tag_service = true;
         let mut disable_metric_extraction = false;
-        let mut accelerated = true;
+        let mut accelerated = None;
         let mut control_plane = None;
         let mut host_ip_cfg = None;
         let mut host_name_cfg = None;
@@ -275,7 +292,7 @@ impl AgentConfig {
                     tag_service = k.bool("tag_service")?.unwrap_or(true);
                     disable_metric_extraction =
                         k.bool("disable_metric_extraction")?.unwrap_or(false);
-                    accelerated = k.bool("accelerated_compute_metrics")?.unwrap_or(true);
+                    accelerated = k.bool("accelerated_compute_metrics")?;
                     control_plane = k.bool("enable_control_plane_metrics")?;
                     host_ip_cfg = k.string("host_ip")?;
                     host_name_cfg = k.string("host_name")?;
@@ -347,7 +364,7 @@ impl AgentConfig {
             prefer_full_pod_name,
             tag_service,
             disable_metric_extraction,
-            accelerated_compute_metrics: accelerated,
+            accelerated_compute_metrics: accelerated.unwrap_or(enhanced),
             control_plane_metrics: control_plane.unwrap_or(enhanced),
             metrics_enabled: k8s_present,
             host_ip,
@@ -508,6 +525,26 @@ fn parse_kinsight(
             .unwrap_or(crate::limits::MAX_BATCH_BYTES)
             .clamp(1024, crate::limits::MAX_BATCH_BYTES),
         logs,
+        dcgm_exporter_url: match k.string("dcgm_exporter_url")? {
+            None => Some(DEFAULT_DCGM_EXPORTER_URL.to_string()),
+            Some(u) if u.is_empty() => None,
+            Some(u) => {
+                let u = expand_env(&u, env);
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        key: k.key("dcgm_exporter_url"),
+                        message: format!(
+                            "{u:?} is not an http:// or https:// URL (\"\" turns GPU metrics off)"
+                        ),
+                    });
+                }
+                Some(u)
+            }
+        },
+        pod_resources_socket: PathBuf::from(
+            k.string("pod_resources_socket")?
+                .unwrap_or_else(|| DEFAULT_POD_RESOURCES_SOCKET.into()),
+        ),
     };
     if settings.server_ca_file.is_some() {
         let listed = settings.server_urls.len() > 1;
@@ -880,6 +917,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("enable_control_plane_metrics"), "{err}");
+    }
+
+    /// Issue 18: accelerated compute metrics follow enhanced mode unless
+    /// `accelerated_compute_metrics` says otherwise; where the DCGM exporter and the kubelet's
+    /// pod-resources socket are.
+    #[test]
+    fn accelerated_compute_metrics_and_their_sources() {
+        let with = |k8s: &str, own: &str| {
+            let doc = format!(
+                r#"{{"logs": {{"metrics_collected": {{"kubernetes": {{"cluster_name": "c"{k8s}}}}}}}, "kinsight": {{{own}}}}}"#
+            );
+            let c = AgentConfig::from_json_with_env(&doc, &env(&[("HOST_IP", "10.0.1.23")]))?;
+            assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+            Ok::<_, ConfigError>(c)
+        };
+        let c = with("", "").unwrap();
+        assert!(!c.accelerated_compute_metrics);
+        assert_eq!(
+            c.kinsight.dcgm_exporter_url.as_deref(),
+            Some("http://localhost:9400/metrics")
+        );
+        assert_eq!(
+            c.kinsight.pod_resources_socket,
+            PathBuf::from("/var/lib/kubelet/pod-resources/kubelet.sock")
+        );
+        let on = |k8s| with(k8s, "").unwrap().accelerated_compute_metrics;
+        assert!(on(r#", "enhanced_container_insights": true"#));
+        assert!(on(r#", "accelerated_compute_metrics": true"#));
+        assert!(!on(
+            r#", "enhanced_container_insights": true, "accelerated_compute_metrics": false"#
+        ));
+        let c = with(
+            "",
+            r#""dcgm_exporter_url": "http://${HOST_IP}:9400/metrics", "pod_resources_socket": "/run/pr.sock""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.kinsight.dcgm_exporter_url.as_deref(),
+            Some("http://10.0.1.23:9400/metrics")
+        );
+        assert_eq!(
+            c.kinsight.pod_resources_socket,
+            PathBuf::from("/run/pr.sock")
+        );
+        assert_eq!(
+            with("", r#""dcgm_exporter_url": """#)
+                .unwrap()
+                .kinsight
+                .dcgm_exporter_url,
+            None
+        );
+        let err = with("", r#""dcgm_exporter_url": "localhost:9400""#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kinsight.dcgm_exporter_url"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! (once, then at most every five minutes while it keeps failing) and left out of that
 //! interval; the rest is still produced.
 
+pub mod accelerator;
 mod cluster;
 pub use cluster::replica_set_owners;
 mod container_fs;
@@ -92,6 +93,9 @@ pub struct Inputs<'a> {
     /// elected leader, when control-plane metrics are on and the scrape succeeded.
     pub control_plane: Option<&'a [crate::prometheus::Sample]>,
     pub owners: Option<&'a Owners>,
+    /// GPU, EFA and device-assignment readings: `Some` exactly when accelerated compute
+    /// metrics are on (`accelerated_compute_metrics`).
+    pub accelerators: Option<&'a accelerator::AcceleratorInputs>,
 }
 
 struct PodInfoCache {
@@ -221,6 +225,8 @@ pub struct Collector {
     pv_volumes: HashMap<String, String>,
     /// The previous `/metrics` scrape's counters and histograms (leader only).
     control_plane: control_plane::ControlPlaneState,
+    /// GPU requests of this collection, EFA devices' holders (accelerated compute).
+    accelerators: accelerator::AcceleratorState,
 }
 
 impl Collector {
@@ -258,6 +264,7 @@ impl Collector {
             devices: crate::ebs::BlockDevices::new(host_root, None),
             pv_volumes: HashMap::new(),
             control_plane: Default::default(),
+            accelerators: Default::default(),
         }
     }
 
@@ -316,9 +323,11 @@ impl Collector {
         // Node requests and every pod event need them (derived once per pod list).
         let pods = self.pod_infos(inputs);
         let pods = pods.as_deref().map(Vec::as_slice);
+        self.prepare_accelerators(inputs);
         self.node_events(t_ns, wall_ms, inputs, pods, &id, &mut out);
         self.workload_events(t_ns, wall_ms, inputs, pods, &id, &mut out);
         self.container_fs_events(wall_ms, inputs, pods, &id, &mut out);
+        self.accelerator_events(t_ns, wall_ms, inputs, pods, &id, &mut out);
         if let Some(cluster) = inputs.cluster {
             self.cluster_events(wall_ms, cluster, &mut out);
         }

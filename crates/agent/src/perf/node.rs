@@ -126,6 +126,7 @@ impl Collector {
                 node_status_fields(&mut ev, node);
             }
         }
+        self.node_gpu_fields(&mut ev, pods);
         out.push(ev.into_fields());
 
         self.disk_events(t_ns, ts, id, out);

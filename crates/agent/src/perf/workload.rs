@@ -154,6 +154,7 @@ impl Collector {
             if self.settings.enhanced {
                 pod_status_fields(&mut ev, pod);
             }
+            self.pod_gpu_fields(&mut ev, pod);
             out.push(ev.into_fields());
 
             for c in &pod.containers {

@@ -4,6 +4,7 @@
 //! server (they cannot run here; the kubelet also over real TLS), leader election, the
 //! control-plane events from recorded-style API server `/metrics` text, and bad input.
 
+mod accelerator;
 mod containerd;
 mod control_plane;
 mod fake_kube;
