@@ -11,6 +11,9 @@
 //! EFA devices' counters in sysfs ([`efa`]) and the kubelet's device assignments
 //! ([`pod_resources`]).
 //!
+//! When a container instance ends, it reports why, with the instance's own last log lines and
+//! last readings ([`restarts`]).
+//!
 //! It deliberately does not depend on the storage or query crates (no DataFusion): the agent
 //! binary path stays small and quick to build.
 
@@ -26,6 +29,7 @@ pub mod perf;
 pub mod pod_resources;
 pub mod prometheus;
 pub mod pseudofs;
+pub mod restarts;
 pub mod run;
 pub mod runtime;
 pub mod server_tls;

@@ -88,10 +88,13 @@ pub fn sources_of(event_type: &str) -> &'static [&'static str] {
         }
         types::NODE_DISK_IO => &["cadvisor"],
         types::POD | types::CONTAINER => &["cadvisor", "pod", "calculated"],
+        restart::TYPE => restart::SOURCES,
         t if accelerated::is_accelerator_type(t) => accelerated::sources_of(t),
         _ => &["apiserver"],
     }
 }
+
+pub mod restart;
 
 /// CloudWatch units used by Container Insights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

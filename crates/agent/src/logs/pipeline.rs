@@ -321,31 +321,8 @@ impl Pipeline {
             )
         };
         let l = &self.s.logs;
-        let mut excluded = (!l.include_namespaces.is_empty()
-            && !l.include_namespaces.contains(&c.namespace))
-            || l.exclude_namespaces.contains(&c.namespace);
-        let mut multiline = l
-            .multiline
-            .iter()
-            .find(|r| {
-                r.namespace.as_ref().is_none_or(|n| *n == c.namespace)
-                    && r.pod.as_ref().is_none_or(|p| glob(p, &c.pod))
-                    && r.container.as_ref().is_none_or(|n| *n == c.container)
-            })
-            .and_then(|r| Language::parse(&r.language));
-        if let Some(m) = meta {
-            excluded |= m
-                .annotations
-                .get(EXCLUDE_ANNOTATION)
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            excluded |= l
-                .exclude_pod_labels
-                .iter()
-                .any(|(k, v)| m.labels.get(k) == Some(v));
-            if let Some(v) = m.annotations.get(MULTILINE_ANNOTATION) {
-                multiline = Language::parse(v);
-            }
-        }
+        let (excluded, multiline) =
+            log_policy(l, &c.namespace, &c.pod, &c.container, meta.map(|m| &**m));
         Route {
             group,
             stream,
@@ -832,6 +809,45 @@ impl Pipeline {
         }
         self.files.remove(&id);
     }
+}
+
+/// Whether a container's logs are excluded (`include_namespaces`, `exclude_namespaces`,
+/// `exclude_pod_labels`, the [`EXCLUDE_ANNOTATION`]) and how its stack traces are joined (the
+/// first matching `multiline` rule, overridden by the [`MULTILINE_ANNOTATION`]). `pod` is the
+/// pod's own name; `meta`, when known, brings its labels and annotations.
+pub fn log_policy(
+    l: &LogsSettings,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    meta: Option<&PodMeta>,
+) -> (bool, Option<Language>) {
+    let mut excluded = (!l.include_namespaces.is_empty()
+        && !l.include_namespaces.iter().any(|n| n == namespace))
+        || l.exclude_namespaces.iter().any(|n| n == namespace);
+    let mut multiline = l
+        .multiline
+        .iter()
+        .find(|r| {
+            r.namespace.as_ref().is_none_or(|n| n == namespace)
+                && r.pod.as_ref().is_none_or(|p| glob(p, pod))
+                && r.container.as_ref().is_none_or(|n| n == container)
+        })
+        .and_then(|r| Language::parse(&r.language));
+    if let Some(m) = meta {
+        excluded |= m
+            .annotations
+            .get(EXCLUDE_ANNOTATION)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        excluded |= l
+            .exclude_pod_labels
+            .iter()
+            .any(|(k, v)| m.labels.get(k) == Some(v));
+        if let Some(v) = m.annotations.get(MULTILINE_ANNOTATION) {
+            multiline = Language::parse(v);
+        }
+    }
+    (excluded, multiline)
 }
 
 /// Minimal glob: `*` matches any run of characters.

@@ -12,7 +12,7 @@ mod cluster;
 pub use cluster::replica_set_owners;
 mod container_fs;
 pub mod control_plane;
-mod event;
+pub(crate) mod event;
 mod node;
 pub mod pods;
 pub mod quantity;

@@ -15,6 +15,7 @@ mod kubelet_tls;
 mod leader;
 mod podman;
 mod real_cgroups;
+mod restarts;
 mod shipper;
 mod storage;
 mod token_secret;
