@@ -271,7 +271,11 @@ impl RestartForensics {
                 .find(|r| r.container_id == id)
         });
 
-        let mut ev = Ev::new(restart::TYPE, wall_ms, &self.cluster);
+        // Dated when the instance ended (the kubelet's clock is the node's), so its sample
+        // of RestartCount falls in the period of the restart, also for an instance found ended
+        // at start; the collection's time when the kubelet gives none.
+        let at_ms = finished_ms.map_or(wall_ms, |f| f.min(wall_ms));
+        let mut ev = Ev::new(restart::TYPE, at_ms, &self.cluster);
         ev.name(keys::NODE_NAME, &self.node)
             .name(keys::NAMESPACE, namespace)
             .name(keys::POD_NAME, &pod_name)
