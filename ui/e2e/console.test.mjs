@@ -263,7 +263,7 @@ test('alarms: create through the form, history, Kubernetes pack', async () => {
   await page.getByTestId('pack-form').locator('select').selectOption(SIM);
   await page.getByTestId('install-pack').click();
   await page.waitForSelector('[data-testid="pack-form"] [role="status"]');
-  assert.match(await page.getByTestId('pack-form').innerText(), /Installed 6 alarms/);
+  assert.match(await page.getByTestId('pack-form').innerText(), /Installed 7 alarms/);
   await page.getByRole('button', { name: 'Close' }).click();
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="alarm-list"] tbody tr').length === 7);
   await shot('14-alarm-list');

@@ -329,9 +329,9 @@ fn kubernetes_pack_installs_and_evaluates_without_data() {
     for c in kubernetes_pack(&opts) {
         svc.put(c).unwrap();
     }
-    assert_eq!(svc.len(), 6);
+    assert_eq!(svc.len(), 7);
     let r = svc.evaluate_at(T0 + 5 * MIN + LAG, &*store).unwrap();
-    assert_eq!(r.evaluated, 6);
+    assert_eq!(r.evaluated, 7);
     let by_state = |s| {
         svc.describe(&DescribeFilter {
             state_value: Some(s),
@@ -341,7 +341,7 @@ fn kubernetes_pack_installs_and_evaluates_without_data() {
     };
     // missing-data alarms wait for data; notBreaching ones are OK without any.
     assert_eq!(by_state(StateValue::InsufficientData), 3);
-    assert_eq!(by_state(StateValue::Ok), 3);
+    assert_eq!(by_state(StateValue::Ok), 4);
     // A node running hot trips the node CPU alarm of the pack.
     for m in 0..5 {
         store.ingest(m as u64 + 1, &[cpu(T0 + (5 + m) * MIN + 1000, "a", 97.0)]);
@@ -353,6 +353,36 @@ fn kubernetes_pack_installs_and_evaluates_without_data() {
             .any(|t| t.alarm_name == "kinsight-c1-node-cpu-high" && t.to == StateValue::Alarm),
         "{r:?}"
     );
+    // An OOM kill in namespace shop (the RestartCount sample of its ContainerRestart event,
+    // with the dimension sets the agent publishes) trips the OOM alarm for that namespace; a
+    // restart for another reason does not.
+    let restart = |ts: i64, ns: &str, reason: &str, count: f64| Datapoint {
+        namespace: "ContainerInsights".into(),
+        name: "RestartCount".into(),
+        dimensions: [("ClusterName", "c1"), ("Namespace", ns), ("Reason", reason)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        timestamp_ms: ts,
+        values: vec![count],
+        unit: Some("Count".into()),
+        storage_resolution: 60,
+    };
+    store.ingest(
+        20,
+        &[
+            restart(T0 + 11 * MIN, "shop", "OOMKilled", 4.0),
+            restart(T0 + 11 * MIN, "batch", "Error", 9.0),
+        ],
+    );
+    let r = svc.evaluate_at(T0 + 15 * MIN + LAG, &*store).unwrap();
+    let oom: Vec<_> = r
+        .transitions
+        .iter()
+        .filter(|t| t.alarm_name == "kinsight-c1-oom-kills")
+        .collect();
+    assert_eq!(oom.len(), 1, "{r:?}");
+    assert_eq!(oom[0].to, StateValue::Alarm);
     let prefixed = svc.describe(&DescribeFilter {
         alarm_name_prefix: Some("kinsight-c1-node".into()),
         ..Default::default()
