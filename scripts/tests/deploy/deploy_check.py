@@ -69,8 +69,9 @@ AGENT_HOST_PATHS = {
     "/var/lib/kinsight-agent": "state_dir (read-write)",
 }
 STATE_HOST_PATH = "/var/lib/kinsight-agent"
-# Optional, on request (agent.mountDockerSocket).
-OPTIONAL_HOST_PATHS = {"/var/run/docker.sock"}
+# Optional, on request: agent.mountDockerSocket; the kubelet's pod-resources socket with
+# accelerated compute on (accelerated.podResources: which container holds which EFA device/GPU).
+OPTIONAL_HOST_PATHS = {"/var/run/docker.sock", "/var/lib/kubelet/pod-resources"}
 # adm: Debian's and Ubuntu's syslog files (syslog:adm 0640).
 ADM_GID = 4
 # Template functions whose result differs between two renders of the same values, or that
@@ -1009,6 +1010,59 @@ def check_docker_socket(chart: Chart) -> None:
     assert "/var/run/docker.sock" not in host_mounts(plain, container(plain, "agent"))
 
 
+def check_accelerated(chart: Chart, checker: list[str]) -> None:
+    """Accelerated compute (issue 18): the opt-in DCGM exporter DaemonSet behind a node-local
+    Service the agents' dcgm_exporter_url names; the pod-resources mount; the flag itself."""
+    pr = "/var/lib/kubelet/pod-resources"
+    m = chart.render("accelerated with the DCGM exporter", values={
+        "accelerated": {"enabled": True, "dcgmExporter": {"enabled": True}}})
+    check_schemas(m)
+    check_selectors(m)
+    agent = m.component("DaemonSet", "agent")
+    cfg = cfg_of(m)
+    assert cfg["logs"]["metrics_collected"]["kubernetes"]["accelerated_compute_metrics"] is True
+    url = urlparse(cfg["kinsight"]["dcgm_exporter_url"])
+    svc_name, svc_ns = url.hostname.split(".")[:2]
+    assert url.hostname == f"{svc_name}.{svc_ns}.svc" and svc_ns == "kinsight" and url.path == "/metrics", url
+    svc = m.find("Service", svc_name, "kinsight")
+    assert svc is not None, f"dcgm_exporter_url names Service {svc_name}, which is not deployed"
+    assert svc["spec"].get("internalTrafficPolicy") == "Local", "each agent must reach its own node's exporter"
+    exporter = m.component("DaemonSet", "dcgm-exporter")
+    c = container(exporter, "dcgm-exporter")
+    port = [p for p in svc["spec"]["ports"] if p["port"] == url.port]
+    assert port and port_number(c, port[0]["targetPort"]) == url.port, f"Service port {url.port}"
+    assert selector_matches(svc["spec"]["selector"], exporter["spec"]["template"]["metadata"]["labels"])
+    assert env_map(c)["DCGM_EXPORTER_KUBERNETES"]["value"] == "true", "pods are labelled in Kubernetes mode"
+    assert env_map(c)["DCGM_EXPORTER_LISTEN"]["value"] == f":{url.port}"
+    assert pr in host_mounts(exporter, c), "the exporter reads the kubelet's pod-resources socket"
+    assert exporter["spec"]["template"]["spec"].get("nodeSelector"), "GPU nodes only"
+    counters = m.find("ConfigMap", exporter["metadata"]["name"], "kinsight")["data"]["counters.csv"]
+    for field in ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED_PERCENT", "DCGM_FI_DEV_FB_TOTAL", "DCGM_FI_DEV_FB_USED",
+                  "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE"):
+        assert f"{field}," in counters, f"{field} is not exported"
+    mv = host_mounts(agent, container(agent, "agent"))[pr]
+    assert mv["mount"]["mountPath"] == "/rootfs" + pr and mv["mount"]["readOnly"] is True, mv
+    run_checker(checker, json.dumps(cfg), "kinsight")
+
+    # Enhanced mode turns it on (the agent's default); no exporter, no URL: the agent's own default.
+    m = chart.render("enhanced", values={"enhanced": True})
+    assert "accelerated_compute_metrics" not in cfg_of(m)["logs"]["metrics_collected"]["kubernetes"]
+    assert "dcgm_exporter_url" not in cfg_of(m)["kinsight"]
+    assert not [o for o in m.all("DaemonSet") if "dcgm" in o["metadata"]["name"]]
+    agent = m.component("DaemonSet", "agent")
+    assert pr in host_mounts(agent, container(agent, "agent"))
+    # An exporter of one's own; and off in enhanced mode, with no mount.
+    m = chart.render("own exporter", values={"accelerated": {"enabled": True, "dcgmExporterUrl": "http://${HOST_IP}:9400/metrics"}})
+    assert cfg_of(m)["kinsight"]["dcgm_exporter_url"] == "http://${HOST_IP}:9400/metrics"
+    run_checker(checker, json.dumps(cfg_of(m)), "kinsight")
+    m = chart.render("enhanced, accelerated off", values={"enhanced": True, "accelerated": {"enabled": False}})
+    assert cfg_of(m)["logs"]["metrics_collected"]["kubernetes"]["accelerated_compute_metrics"] is False
+    agent = m.component("DaemonSet", "agent")
+    assert pr not in host_mounts(agent, container(agent, "agent"))
+    p = chart.template(values={"accelerated": {"dcgmExporter": {"enabled": True}}})
+    assert p.returncode != 0 and "no agent would read it" in p.stderr, p.stderr
+
+
 def tls_checks(m: Manifests, secret: str, namespace: str = "kinsight", ca_key: str | None = "ca.crt") -> None:
     """What server.tls promises, on any rendering with it: the server serves HTTPS from the
     whole Secret (no subPath, so updates reach it), probes speak HTTPS, agents ship to https://
@@ -1400,6 +1454,8 @@ def helm_checks(h: Harness, repo: Path, helm: str, plain: Manifests, plain_ha: M
     h.check(f"helm {v}: resources, persistence and tolerations", check_resources_and_tolerations, chart)
     h.check(f"helm {v}: agents only, shipping to an external server", check_external_server, chart, checker)
     h.check(f"helm {v}: optional docker socket mount is type Socket", check_docker_socket, chart)
+    h.check(f"helm {v}: accelerated compute: the opt-in DCGM exporter behind a node-local Service, the pod-resources mount, "
+            "the flag", check_accelerated, chart, checker)
     h.check(f"helm {v}: server.tls from an existing Secret (HTTPS server, probes, agents' CA and URL)", check_tls_existing_secret, chart, checker)
     h.check(f"helm {v}: server.tls from a cert-manager Certificate for the Service's names", check_tls_cert_manager, chart, checker)
     h.check(f"helm {v}: no TLS objects or flags unless server.tls.enabled", check_no_tls_by_default, chart)

@@ -69,13 +69,38 @@ true
 {{/* The agent configuration (reference §4.1 shape). Chart-owned keys win over agent.config. */}}
 {{- define "kinsight.agentConfig" -}}
 {{- $k8s := dict "cluster_name" .Values.clusterName "metrics_collection_interval" (int .Values.metricsCollectionInterval) "enhanced_container_insights" .Values.enhanced -}}
+{{- if not (kindIs "invalid" .Values.accelerated.enabled) -}}
+{{- $_ := set $k8s "accelerated_compute_metrics" .Values.accelerated.enabled -}}
+{{- end -}}
 {{- $logs := dict "metrics_collected" (dict "kubernetes" $k8s) "force_flush_interval" (int .Values.forceFlushInterval) -}}
 {{- $own := dict "host_root" "/rootfs" "state_dir" "/var/lib/kinsight-agent" "server_url" (include "kinsight.serverUrl" .) "log_group_prefix" .Values.logGroupPrefix -}}
 {{- if and (eq (include "kinsight.tls" .) "true") .Values.server.tls.caKey -}}
 {{- $_ := set $own "server_ca_file" (printf "%s/%s" (include "kinsight.serverCaDir" .) .Values.server.tls.caKey) -}}
 {{- end -}}
+{{- if eq (include "kinsight.accelerated" .) "true" -}}
+{{- if .Values.accelerated.dcgmExporter.enabled -}}
+{{- $_ := set $own "dcgm_exporter_url" (printf "http://%s.%s.svc:%d/metrics" (include "kinsight.dcgmExporter" .) .Release.Namespace (int .Values.accelerated.dcgmExporter.port)) -}}
+{{- else if .Values.accelerated.dcgmExporterUrl -}}
+{{- $_ := set $own "dcgm_exporter_url" .Values.accelerated.dcgmExporterUrl -}}
+{{- end -}}
+{{- end -}}
 {{- $kinsight := mergeOverwrite (deepCopy .Values.agent.config) $own -}}
 {{- dict "logs" $logs "kinsight" $kinsight | toPrettyJson -}}
+{{- end -}}
+
+{{/* Whether the agents collect accelerated compute metrics: accelerated.enabled, or `enhanced`
+when it is null (the agent's own default). */}}
+{{- define "kinsight.accelerated" -}}
+{{- if kindIs "invalid" .Values.accelerated.enabled -}}
+{{- ternary "true" "false" .Values.enhanced -}}
+{{- else -}}
+{{- ternary "true" "false" .Values.accelerated.enabled -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The DCGM exporter's DaemonSet and Service (accelerated.dcgmExporter). */}}
+{{- define "kinsight.dcgmExporter" -}}
+{{- printf "%s-dcgm-exporter" (include "kinsight.fullname" .) -}}
 {{- end -}}
 
 {{/* The agent pod's supplementalGroups (agent.hostGroups, nulls left out), as a JSON list. */}}
