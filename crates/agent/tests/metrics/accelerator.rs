@@ -794,8 +794,12 @@ async fn an_unlabelled_exporter_reaches_pods_through_the_kubelet() {
     assert_eq!(pod["pod_gpu_utilization"], json!(60));
 }
 
+/// Everything this test binary logs, from every thread: one process-wide subscriber. A
+/// subscriber set per test (`set_default`) misses events of callsites other tests' threads
+/// registered first (tracing caches each callsite's interest), so the tests that check a
+/// warning look for it here, by what makes it theirs (a URL with its port).
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -808,20 +812,29 @@ impl std::io::Write for Captured {
 }
 
 impl Captured {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 
+pub(crate) fn captured_log() -> &'static Captured {
+    static LOG: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        log
+    })
+}
+
 #[tokio::test]
 async fn a_failing_exporter_is_logged_and_asked_again_while_the_rest_goes_on() {
-    let log = Captured::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let log = captured_log();
 
     let t = gpu_host();
     let fake = gpu_kube().await;
@@ -856,7 +869,12 @@ async fn a_failing_exporter_is_logged_and_asked_again_while_the_rest_goes_on() {
             .any(|e| e.fields.get("pod_gpu_limit") == Some(&json!(2))),
         "and the GPU requests, which need no exporter"
     );
-    assert_eq!(log.text().matches("DCGM exporter at").count(), 1);
+    assert_eq!(
+        log.text()
+            .matches(&format!("DCGM exporter at {}", dcgm.url))
+            .count(),
+        1
+    );
     // It recovers: GPU events again at the next collection.
     dcgm.set(200, &fixture("dcgm-exporter.txt"));
     sample(&t, 2);

@@ -15,7 +15,6 @@ use kinsight_agent::perf::{Collector, CollectorSettings, Inputs, PerfEvent};
 use kinsight_agent::run::MetricsLoop;
 use kinsight_model::config::AgentConfig;
 use serde_json::{Map, Value, json};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const LEADER: &str = "ip-10-0-1-23.ec2.internal";
@@ -625,34 +624,10 @@ async fn off_in_standard_mode_unless_asked_for() {
 }
 
 /// A `tracing` writer into a buffer the test reads.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn a_failed_scrape_is_logged_skipped_and_retried() {
-    let log = Captured::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The process-wide log (see `crate::accelerator::captured_log`).
+    let log = crate::accelerator::captured_log();
 
     let fake = FakeKube::start(kube(
         "pods.json",
