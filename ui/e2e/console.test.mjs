@@ -3,7 +3,8 @@
 // scripts/tests/ui.sh. Sign in through /?token=, charts of this host, drill-down cluster →
 // node → pod → container → logs, a query with its histogram, an expanded record and a syntax
 // error marked in place, live tail, an alarm created through the form and the Kubernetes
-// pack installed from the page, dark theme, keyboard, the PromQL metrics explorer (completion,
+// pack installed from the page, a container restart with its last lines and memory (from the
+// pod dashboard), dark theme, keyboard, the PromQL metrics explorer (completion,
 // chart, instant table, the server's parse error). Screenshots go to $ARTIFACTS; any console
 // error or uncaught exception fails the run.
 
@@ -265,8 +266,67 @@ test('alarms: create through the form, history, Kubernetes pack', async () => {
   await page.waitForSelector('[data-testid="pack-form"] [role="status"]');
   assert.match(await page.getByTestId('pack-form').innerText(), /Installed 7 alarms/);
   await page.getByRole('button', { name: 'Close' }).click();
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid="alarm-list"] tbody tr').length === 7);
+  // The pack's seven and the one made through the form.
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="alarm-list"] tbody tr').length === 8);
   await shot('14-alarm-list');
+});
+
+test('restarts: an OOM kill with its last lines and memory, one click from the pod dashboard', async () => {
+  // What an agent ships for a container killed for memory (docs/agent.md, "Restart forensics"):
+  // its Container events of the minutes before, then its ContainerRestart event.
+  const group = `/kinsight/${SIM}/performance`;
+  const finished = Math.floor((Date.now() - 3 * 60_000) / 1000) * 1000;
+  const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+  const k = { pod_name: 'orders-6f7d8b9c4d-q8z2n', container_name: 'app', namespace_name: 'shop' };
+  const events = [];
+  for (let i = 10; i >= 1; i--) {
+    const t = finished - i * 60_000;
+    events.push({
+      logGroupName: group,
+      logStreamName: 'e2e-node',
+      timestamp: t,
+      message: JSON.stringify({ Type: 'Container', Timestamp: String(t), ClusterName: SIM, NodeName: 'e2e-node', Namespace: 'shop', PodName: 'orders', kubernetes: k, container_memory_working_set: (150 + 10 * (10 - i)) * 2 ** 20, container_memory_limit: 256 * 2 ** 20 }),
+    });
+  }
+  const trace = 'Exception in thread "main" java.lang.OutOfMemoryError: Java heap space\n\tat com.example.orders.Cache.put(Cache.java:88)';
+  events.push({
+    logGroupName: group,
+    logStreamName: 'e2e-node',
+    timestamp: finished,
+    message: JSON.stringify({
+      Type: 'ContainerRestart', Version: '0', Timestamp: String(finished), Sources: ['pod', 'log', 'cadvisor'], ClusterName: SIM, NodeName: 'e2e-node',
+      Namespace: 'shop', PodName: 'orders', FullPodName: k.pod_name, ContainerName: 'app', ContainerId: 'a1'.repeat(32), RestartCount: 3, Reason: 'OOMKilled', ExitCode: 137,
+      StartedAt: iso(finished - 3_600_000), FinishedAt: iso(finished), container_memory_working_set_before: 240 * 2 ** 20, container_cpu_usage_before: 61.7,
+      container_memory_limit: 256 * 2 ** 20, LastLogLines: ['INFO order 41 accepted', 'WARN heap at 97%', trace],
+    }),
+  });
+  const ingest = await fetch(`${BASE}/v1/ingest`, { method: 'POST', headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' }, body: JSON.stringify(events) });
+  assert.equal(ingest.status, 200, await ingest.text());
+
+  // The pod dashboard links to the pod's restarts.
+  await page.goto(`${BASE}/dashboards?cluster=${SIM}&level=pod&ns=shop&pod=orders&range=1h`);
+  await page.getByRole('link', { name: 'Restarts' }).last().click();
+  await page.waitForURL(/\/restarts\?cluster=sim&ns=shop&pod=orders/);
+  await waitWithReload('[data-testid="restarts"] tbody tr');
+  const list = await page.getByTestId('restarts').innerText();
+  assert.match(list, /orders-6f7d8b9c4d-q8z2n/);
+  assert.match(list, /OOMKilled/);
+  assert.match(list, /137/);
+  assert.equal(await rowCount('restarts'), 1);
+  await page.getByRole('button', { name: /orders-6f7d8b9c4d-q8z2n app: show why it ended/ }).click();
+  await page.waitForSelector('[data-testid="restart-lines"] pre');
+  const lines = await page.getByTestId('restart-lines').locator('pre').allInnerTexts();
+  assert.deepEqual(lines, ['INFO order 41 accepted', 'WARN heap at 97%', trace]);
+  assert.match(await page.getByTestId('restart-readings').innerText(), /240 MiB of 256 MiB \(93\.8 %\)/);
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid="restart-memory"]')?.getAttribute('data-values')) >= 10, undefined, { timeout: 60_000 });
+  await shot('14b-restarts');
+
+  // The cluster's list has it too; a namespace without restarts says so.
+  await page.goto(`${BASE}/restarts?cluster=${SIM}&range=1h`);
+  await waitWithReload('[data-testid="restarts"] tbody tr');
+  assert.match(await page.getByTestId('restarts').innerText(), /orders-6f7d8b9c4d-q8z2n/);
+  await page.goto(`${BASE}/restarts?cluster=${SIM}&ns=nowhere&range=1h`);
+  await page.waitForSelector('[data-testid="no-restarts"]');
 });
 
 test('dark theme, 1280 px, keyboard', async () => {

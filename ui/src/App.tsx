@@ -11,6 +11,7 @@ import { LogGroups } from './pages/LogGroups';
 import { Insights } from './pages/Insights';
 import { Alarms } from './pages/Alarms';
 import { Metrics } from './pages/Metrics';
+import { Restarts } from './pages/Restarts';
 
 type AuthState = 'checking' | 'in' | 'out';
 
@@ -20,6 +21,7 @@ const PAGES = [
   { path: '/insights', label: 'Logs Insights' },
   { path: '/metrics', label: 'Metrics' },
   { path: '/alarms', label: 'Alarms' },
+  { path: '/restarts', label: 'Restarts' },
 ];
 
 export function App() {
@@ -68,6 +70,7 @@ export function App() {
   else if (path.startsWith('/insights')) page = <Insights />;
   else if (path.startsWith('/metrics')) page = <Metrics />;
   else if (path.startsWith('/alarms')) page = <Alarms />;
+  else if (path.startsWith('/restarts')) page = <Restarts />;
   else
     page = (
       <div className="empty-state">

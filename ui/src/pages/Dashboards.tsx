@@ -136,6 +136,11 @@ export function Dashboards() {
         <Link className="button" to={href('/insights', { groups: perf.group, query: perf.query, range: rangeParam })}>
           Performance events
         </Link>
+        {(level === 'cluster' || level === 'namespace' || level === 'pod') && (
+          <Link className="button" to={href('/restarts', { cluster, ns: level === 'cluster' ? undefined : sel.ns, pod: level === 'pod' ? sel.pod : undefined })}>
+            Restarts
+          </Link>
+        )}
       </div>
       <div className="charts" data-testid="charts">
         {charts.map((c) =>
