@@ -13,8 +13,12 @@
 //! [`ApiServer::ensure_token_secret`] creates the Secret of the server's and agents' tokens
 //! once, for the Helm chart's hook Job (`kinsight tokens ensure-secret`, issue 15, item 14).
 //!
+//! Every request names its entry in [`crate::access`] (the list the RBAC of `deploy/` is
+//! checked against) and goes through one of the helpers at the end of this file.
+//!
 //! The API server cannot run on a test machine: tests serve recorded JSON from a test server.
 
+use crate::access::{self, Access, Scope, Verb};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -22,6 +26,8 @@ use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -121,19 +127,16 @@ impl ApiServer {
         Ok(ApiServer { client })
     }
 
-    fn err(what: &'static str) -> impl Fn(kube::Error) -> ApiServerError {
+    fn err(access: &'static Access) -> impl Fn(kube::Error) -> ApiServerError {
         move |e| ApiServerError::Request {
-            what,
+            what: access.name,
             message: crate::kubelet::error_chain(&e),
         }
     }
 
     /// This node's Node object.
     pub async fn node(&self, name: &str) -> Result<Node, ApiServerError> {
-        Api::<Node>::all(self.client.clone())
-            .get(name)
-            .await
-            .map_err(Self::err("get node"))
+        self.get(&access::GET_NODE, name).await
     }
 
     /// This node's pods, for kubelets that refuse `/pods` to the agent (before Kubernetes
@@ -142,21 +145,14 @@ impl ApiServer {
         let lp = ListParams::default()
             .fields(&format!("spec.nodeName={node}"))
             .match_any();
-        Ok(Api::<Pod>::all(self.client.clone())
-            .list(&lp)
-            .await
-            .map_err(Self::err("list this node's pods"))?
-            .items)
+        self.list(&access::LIST_NODE_PODS, &lp).await
     }
 
+    /// Every Endpoints object, for the pod → Service map (`tag_service`).
     pub async fn endpoints(&self) -> Result<Vec<Endpoints>, ApiServerError> {
         // resourceVersion=0: served from the API server's watch cache, cheap for big clusters.
         let lp = ListParams::default().match_any();
-        Ok(Api::<Endpoints>::all(self.client.clone())
-            .list(&lp)
-            .await
-            .map_err(Self::err("list endpoints"))?
-            .items)
+        self.list(&access::LIST_ENDPOINTS, &lp).await
     }
 
     /// The API server's own metrics (`GET /metrics`, Prometheus text 0.0.4): the samples whose
@@ -167,27 +163,14 @@ impl ApiServer {
         keep: impl FnMut(&str) -> bool,
     ) -> Result<Vec<crate::prometheus::Sample>, ApiServerError> {
         use futures::AsyncBufReadExt;
-        const WHAT: &str = "get /metrics";
-        let request = http::Request::get("/metrics")
-            .header(http::header::ACCEPT, "text/plain;version=0.0.4")
-            .body(Vec::new())
-            .map_err(|e| ApiServerError::Client(e.to_string()))?;
-        let body = self.client.request_stream(request).await.map_err(|e| {
-            let hint = match &e {
-                kube::Error::Api(s) if s.code == 403 => {
-                    " (the agent's ClusterRole needs nonResourceURLs [\"/metrics\"], verb get)"
-                }
-                _ => "",
-            };
-            ApiServerError::Request {
-                what: WHAT,
-                message: format!("{}{hint}", crate::kubelet::error_chain(&e)),
-            }
-        })?;
+        const METRICS: &Access = &access::GET_METRICS;
+        let body = self
+            .non_resource(METRICS, "text/plain;version=0.0.4")
+            .await?;
         let mut body = Box::pin(body);
         let mut parser = crate::prometheus::TextParser::new(keep);
         let bad = |message: String| ApiServerError::Request {
-            what: WHAT,
+            what: METRICS.name,
             message,
         };
         let mut line: Vec<u8> = Vec::new();
@@ -240,46 +223,17 @@ impl ApiServer {
     /// Everything cluster-scoped events need. Workloads are listed only in enhanced mode.
     pub async fn cluster_state(&self, enhanced: bool) -> Result<ClusterState, ApiServerError> {
         let lp = ListParams::default().match_any();
-        let c = &self.client;
         let mut s = ClusterState {
-            nodes: Api::<Node>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(Self::err("list nodes"))?
-                .items,
-            pods: Api::<Pod>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(Self::err("list pods"))?
-                .items,
-            endpoints: Api::<Endpoints>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(Self::err("list endpoints"))?
-                .items,
+            nodes: self.list(&access::LIST_NODES, &lp).await?,
+            pods: self.list(&access::LIST_PODS, &lp).await?,
+            endpoints: self.list(&access::LIST_CLUSTER_ENDPOINTS, &lp).await?,
             ..Default::default()
         };
         if enhanced {
-            s.deployments = Api::<Deployment>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(Self::err("list deployments"))?
-                .items;
-            s.daemon_sets = Api::<DaemonSet>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(Self::err("list daemonsets"))?
-                .items;
-            s.stateful_sets = Api::<StatefulSet>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(Self::err("list statefulsets"))?
-                .items;
-            s.replica_sets = Api::<ReplicaSet>::all(c.clone())
-                .list(&lp)
-                .await
-                .map_err(Self::err("list replicasets"))?
-                .items;
+            s.deployments = self.list(&access::LIST_DEPLOYMENTS, &lp).await?;
+            s.daemon_sets = self.list(&access::LIST_DAEMONSETS, &lp).await?;
+            s.stateful_sets = self.list(&access::LIST_STATEFULSETS, &lp).await?;
+            s.replica_sets = self.list(&access::LIST_REPLICASETS, &lp).await?;
         }
         Ok(s)
     }
@@ -288,11 +242,7 @@ impl ApiServer {
     /// `namespace_ingress_count` (RBAC: `list` on `ingresses`).
     pub async fn ingresses(&self) -> Result<Vec<Ingress>, ApiServerError> {
         let lp = ListParams::default().match_any();
-        Ok(Api::<Ingress>::all(self.client.clone())
-            .list(&lp)
-            .await
-            .map_err(Self::err("list ingresses"))?
-            .items)
+        self.list(&access::LIST_INGRESSES, &lp).await
     }
 
     /// Makes sure Secret `namespace/name` holds a token under each of `keys`: creates it with
@@ -308,8 +258,10 @@ impl ApiServer {
         labels: &BTreeMap<String, String>,
         annotations: &BTreeMap<String, String>,
     ) -> Result<SecretOutcome, ApiServerError> {
-        let api = Api::<Secret>::namespaced(self.client.clone(), namespace);
-        let existing = match api.get_opt(name).await.map_err(Self::err("get secret"))? {
+        let existing = match self
+            .get_opt::<Secret>(&access::GET_SECRET, namespace, name)
+            .await?
+        {
             Some(s) => s,
             None => {
                 let secret = Secret {
@@ -328,13 +280,22 @@ impl ApiServer {
                     ),
                     ..Default::default()
                 };
-                match api.create(&PostParams::default(), &secret).await {
+                match self
+                    .create(&access::CREATE_SECRET, namespace, &secret)
+                    .await
+                {
                     Ok(_) => return Ok(SecretOutcome::Created),
                     // Created meanwhile by someone else: complete that one instead.
-                    Err(kube::Error::Api(s)) if s.code == 409 => {
-                        api.get(name).await.map_err(Self::err("get secret"))?
-                    }
-                    Err(e) => return Err(Self::err("create secret")(e)),
+                    Err(kube::Error::Api(s)) if s.code == 409 => self
+                        .get_opt(&access::GET_SECRET, namespace, name)
+                        .await?
+                        .ok_or_else(|| ApiServerError::Request {
+                            what: access::GET_SECRET.name,
+                            message: format!(
+                                "creating secret {namespace}/{name} conflicted (409), but it is not there"
+                            ),
+                        })?,
+                    Err(e) => return Err(Self::err(&access::CREATE_SECRET)(e)),
                 }
             }
         };
@@ -364,9 +325,13 @@ impl ApiServer {
             "metadata": {"annotations": add_annotations},
             "data": data,
         });
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(Self::err("patch secret"))?;
+        self.patch::<Secret, _>(
+            &access::PATCH_SECRET,
+            namespace,
+            name,
+            &Patch::Merge(&patch),
+        )
+        .await?;
         Ok(if missing.is_empty() {
             SecretOutcome::Kept
         } else {
@@ -386,8 +351,9 @@ impl ApiServer {
     ) -> Result<bool, ApiServerError> {
         let now = k8s_openapi::jiff::Timestamp::from_millisecond(now_ms)
             .map_err(|e| ApiServerError::Client(e.to_string()))?;
-        let api = Api::<Lease>::namespaced(self.client.clone(), namespace);
-        let current = api.get_opt(name).await.map_err(Self::err("get lease"))?;
+        let current = self
+            .get_opt::<Lease>(&access::GET_LEASE, namespace, name)
+            .await?;
         let mine = LeaseSpec {
             holder_identity: Some(identity.to_string()),
             lease_duration_seconds: Some(LEASE_DURATION_S),
@@ -408,10 +374,10 @@ impl ApiServer {
                         ..mine
                     }),
                 };
-                match api.create(&PostParams::default(), &lease).await {
+                match self.create(&access::CREATE_LEASE, namespace, &lease).await {
                     Ok(_) => Ok(true),
                     Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-                    Err(e) => Err(Self::err("create lease")(e)),
+                    Err(e) => Err(Self::err(&access::CREATE_LEASE)(e)),
                 }
             }
             Some(lease) => {
@@ -440,12 +406,175 @@ impl ApiServer {
                         ..mine
                     }),
                 };
-                match api.replace(name, &PostParams::default(), &updated).await {
+                match self
+                    .replace(&access::UPDATE_LEASE, namespace, name, &updated)
+                    .await
+                {
                     Ok(_) => Ok(true),
                     Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-                    Err(e) => Err(Self::err("update lease")(e)),
+                    Err(e) => Err(Self::err(&access::UPDATE_LEASE)(e)),
                 }
             }
         }
     }
+
+    // --- The only requests: each names its entry in crate::access ---------------------------
+    // (access.rs's tests fail on a request made anywhere else.) In debug builds, and so in
+    // every test, each checks that the entry is this verb on this typed resource, in this
+    // scope.
+
+    /// `get` of a cluster-scoped object.
+    async fn get<K>(&self, access: &'static Access, name: &str) -> Result<K, ApiServerError>
+    where
+        K: kube::Resource<DynamicType = ()> + k8s_openapi::Resource,
+        K: Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        expect::<K>(access, Verb::Get, None);
+        Api::<K>::all(self.client.clone())
+            .get(name)
+            .await
+            .map_err(Self::err(access))
+    }
+
+    /// `list` across the cluster.
+    async fn list<K>(
+        &self,
+        access: &'static Access,
+        lp: &ListParams,
+    ) -> Result<Vec<K>, ApiServerError>
+    where
+        K: kube::Resource<DynamicType = ()> + k8s_openapi::Resource,
+        K: Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        expect::<K>(access, Verb::List, None);
+        Ok(Api::<K>::all(self.client.clone())
+            .list(lp)
+            .await
+            .map_err(Self::err(access))?
+            .items)
+    }
+
+    /// `get` of one object of `namespace`; `None` if there is none.
+    async fn get_opt<K>(
+        &self,
+        access: &'static Access,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<K>, ApiServerError>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+        K: k8s_openapi::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        expect::<K>(access, Verb::Get, Some(name));
+        Api::<K>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(Self::err(access))
+    }
+
+    /// `create` in `namespace`. The error is kube's: a conflict (409) is an answer here.
+    async fn create<K>(
+        &self,
+        access: &'static Access,
+        namespace: &str,
+        object: &K,
+    ) -> Result<K, kube::Error>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+        K: k8s_openapi::Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    {
+        expect::<K>(access, Verb::Create, None);
+        Api::<K>::namespaced(self.client.clone(), namespace)
+            .create(&PostParams::default(), object)
+            .await
+    }
+
+    /// `update` of one object of `namespace`. The error is kube's: a conflict (409) is an
+    /// answer here.
+    async fn replace<K>(
+        &self,
+        access: &'static Access,
+        namespace: &str,
+        name: &str,
+        object: &K,
+    ) -> Result<K, kube::Error>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+        K: k8s_openapi::Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    {
+        expect::<K>(access, Verb::Update, Some(name));
+        Api::<K>::namespaced(self.client.clone(), namespace)
+            .replace(name, &PostParams::default(), object)
+            .await
+    }
+
+    /// `patch` of one object of `namespace`.
+    async fn patch<K, P>(
+        &self,
+        access: &'static Access,
+        namespace: &str,
+        name: &str,
+        patch: &Patch<P>,
+    ) -> Result<K, ApiServerError>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+        K: k8s_openapi::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+        P: Serialize + std::fmt::Debug,
+    {
+        expect::<K>(access, Verb::Patch, Some(name));
+        Api::<K>::namespaced(self.client.clone(), namespace)
+            .patch(name, &PatchParams::default(), patch)
+            .await
+            .map_err(Self::err(access))
+    }
+
+    /// `GET` of a path outside the resources; the body as it streams in.
+    async fn non_resource(
+        &self,
+        access: &'static Access,
+        accept: &str,
+    ) -> Result<impl futures::AsyncBufRead + use<>, ApiServerError> {
+        let path = access.non_resource_path();
+        debug_assert!(path.is_some() && access.verb == Verb::Get, "{access}");
+        let request = http::Request::get(path.unwrap_or_default())
+            .header(http::header::ACCEPT, accept)
+            .body(Vec::new())
+            .map_err(|e| ApiServerError::Client(e.to_string()))?;
+        self.client.request_stream(request).await.map_err(|e| {
+            let hint = match &e {
+                kube::Error::Api(s) if s.code == 403 => format!(
+                    " (the agent's ClusterRole needs nonResourceURLs [\"{}\"], verb get)",
+                    path.unwrap_or_default()
+                ),
+                _ => String::new(),
+            };
+            ApiServerError::Request {
+                what: access.name,
+                message: format!("{}{hint}", crate::kubelet::error_chain(&e)),
+            }
+        })
+    }
+}
+
+/// Checks (debug builds) that `access` is `verb` on `K`, cluster-wide or (`name`: one object,
+/// `None` with create: any object) in a namespace, as the helper asking it does.
+fn expect<K: k8s_openapi::Resource>(access: &Access, verb: Verb, name: Option<&str>) {
+    debug_assert!(
+        access.is::<K>(verb),
+        "{access}: the request is {} on {}/{}",
+        verb.as_str(),
+        K::GROUP,
+        K::URL_PATH_SEGMENT
+    );
+    let scope_fits = match (access.scope, name) {
+        (Scope::Cluster, None) => true,
+        (Scope::Namespace, None) => verb == Verb::Create,
+        (Scope::Object(want), Some(name)) => want.is_none_or(|w| w == name),
+        _ => false,
+    };
+    debug_assert!(
+        scope_fits,
+        "{access}: scope {:?}, object {name:?}",
+        access.scope
+    );
 }

@@ -3,9 +3,13 @@
 //! agent; kinsight refreshes once per collection, at most every 10 s); and its Summary API
 //! (`/stats/summary`, [`crate::summary`]) for the containers' filesystems, on the same cadence.
 //!
+//! The paths asked are those of [`crate::access`] entries (`nodes/pods` and `nodes/stats` to
+//! the kubelet's authorizer), the list the RBAC of `deploy/` is checked against.
+//!
 //! The kubelet cannot run on a test machine: tests serve recorded PodList JSON and a Summary
 //! modelled on a kubelet's.
 
+use crate::access::{self, Access};
 use k8s_openapi::api::core::v1::Pod;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -122,9 +126,9 @@ impl KubeletClient {
         &self.base_url
     }
 
-    /// `GET /pods`.
+    /// `GET /pods` (RBAC: `get` on `nodes/pods`, honoured by kubelets 1.33+).
     pub async fn pods(&self) -> Result<Vec<Pod>, KubeletError> {
-        let (url, body) = self.get("/pods").await?;
+        let (url, body) = self.get(&access::KUBELET_PODS).await?;
         parse_pod_list(&body).map_err(|message| KubeletError::Garbage {
             url,
             what: "PodList",
@@ -134,7 +138,7 @@ impl KubeletClient {
 
     /// `GET /stats/summary` (RBAC: `get` on `nodes/stats`).
     pub async fn stats_summary(&self) -> Result<crate::summary::Summary, KubeletError> {
-        let (url, body) = self.get("/stats/summary").await?;
+        let (url, body) = self.get(&access::KUBELET_STATS_SUMMARY).await?;
         crate::summary::parse_summary(&body).map_err(|message| KubeletError::Garbage {
             url,
             what: "stats Summary",
@@ -142,10 +146,12 @@ impl KubeletClient {
         })
     }
 
-    /// One GET of the kubelet: the URL asked and the body of a successful answer. The
-    /// service-account token is re-read each time: it is rotated.
-    async fn get(&self, path: &str) -> Result<(String, bytes::Bytes), KubeletError> {
-        let url = format!("{}{path}", self.base_url);
+    /// One GET of the kubelet, of `access`'s path: the URL asked and the body of a successful
+    /// answer. The service-account token is re-read each time: it is rotated.
+    async fn get(&self, access: &'static Access) -> Result<(String, bytes::Bytes), KubeletError> {
+        let path = access.kubelet_path();
+        debug_assert!(path.is_some(), "{access} is not a kubelet path");
+        let url = format!("{}{}", self.base_url, path.unwrap_or_default());
         let mut req = self.http.get(&url);
         if let Some(token) = self
             .token_file

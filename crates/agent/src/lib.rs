@@ -2,7 +2,8 @@
 //!
 //! It collects Container Insights performance events from cgroups and /proc ([`cgroup`],
 //! [`host`], with EBS volume identity from sysfs: [`ebs`]), the kubelet ([`kubelet`], its
-//! Summary API: [`summary`]) and the API server ([`apiserver`]), builds the
+//! Summary API: [`summary`]) and the API server ([`apiserver`]; every request they make is an
+//! entry of [`access`], which the RBAC of `deploy/` is checked against), builds the
 //! reference's events with their EMF directives ([`perf`]), collects container, host and
 //! dataplane logs ([`logs`]), and hands batches of [`kinsight_model::LogEvent`] to a
 //! [`sink::Sink`] that acknowledges only once they are durable.
@@ -17,6 +18,7 @@
 //! It deliberately does not depend on the storage or query crates (no DataFusion): the agent
 //! binary path stays small and quick to build.
 
+pub mod access;
 pub mod apiserver;
 pub mod cgroup;
 pub mod dcgm;

@@ -2,10 +2,11 @@
 
 Every manifest, plain or rendered by helm, is validated against the Kubernetes schemas
 (strict), and then against what kinsight's manifests promise: the commands and ports of the
-contracts, least-privilege RBAC, read-only host paths, resources under the seed's, objects
-that refer to each other by the right names, an agent config that kinsight's own parser
-accepts, and no drift between deploy/kubernetes and the chart. Prints one line per check and
-closes with `N passed, N failed`.
+contracts, RBAC that grants exactly the requests kinsight makes (crates/agent/src/access.rs,
+each rule commented with the features it serves), read-only host paths, resources under the
+seed's, objects that refer to each other by the right names, an agent config that kinsight's
+own parser accepts, and no drift between deploy/kubernetes and the chart. Prints one line per
+check and closes with `N passed, N failed`.
 """
 
 from __future__ import annotations
@@ -36,27 +37,14 @@ AGENT_CONFIG_DIR = "/etc/cwagentconfig"
 BINARY = "/usr/local/bin/kinsight"
 LEASE_NAME = "kinsight-leader"
 
-# The agent's read access (issue #9 contract): (apiGroup, resource) -> verbs.
-AGENT_CLUSTER_RULES = {
-    ("", "nodes"): {"get", "list", "watch"},
-    ("", "pods"): {"get", "list", "watch"},
-    ("", "endpoints"): {"get", "list", "watch"},
-    ("", "services"): {"get", "list", "watch"},
-    ("", "namespaces"): {"get", "list", "watch"},
-    ("discovery.k8s.io", "endpointslices"): {"get", "list", "watch"},
-    ("apps", "deployments"): {"get", "list", "watch"},
-    ("apps", "daemonsets"): {"get", "list", "watch"},
-    ("apps", "statefulsets"): {"get", "list", "watch"},
-    ("apps", "replicasets"): {"get", "list", "watch"},
-    ("batch", "jobs"): {"get", "list", "watch"},
-    ("networking.k8s.io", "ingresses"): {"list"},
-    ("", "nodes/stats"): {"get"},
-    ("", "nodes/metrics"): {"get"},
-    ("", "nodes/pods"): {"get"},
-}
-# The one non-resource rule: the API server's own metrics, for the leader's ControlPlane events.
-AGENT_NON_RESOURCE_RULE = {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
-READ_VERBS = {"get", "list", "watch"}
+# What kinsight asks of Kubernetes, the agent's requests and those of `kinsight tokens
+# ensure-secret` (the chart's hook Jobs): crates/agent/src/access.rs, API_ACCESS, whose copy
+# `cargo test -p kinsight-agent` keeps current here and whose entries the agent's tests show
+# it really sends. The RBAC grants exactly these (issue 18, "RBAC matches the code").
+API_ACCESS = json.loads((Path(__file__).resolve().parent / "api_access.json").read_text())["access"]
+# `object` of an entry whose name is given at run time (`ensure-secret --name`).
+GIVEN_NAME = "$NAME"
+READ_VERBS = {"get", "list"}
 
 # Host paths the agent reads (host path -> why): these and no others (issue 15, item 8), all
 # read-only but the state directory, each mounted at host_root + its host path.
@@ -250,13 +238,62 @@ def check_namespaced(m: Manifests, namespace: str) -> None:
     assert not wrong, f"objects outside namespace {namespace}: {wrong}"
 
 
+def expected_cluster_grants(caller: str) -> tuple[dict[tuple[str, str], set[str]], dict[str, set[str]]]:
+    """What `caller`'s ClusterRole must grant: (apiGroup, resource) -> verbs, and
+    nonResourceURL -> verbs."""
+    resources: dict[tuple[str, str], set[str]] = {}
+    paths: dict[str, set[str]] = {}
+    for a in API_ACCESS:
+        if a["caller"] != caller or a["scope"] != "cluster":
+            continue
+        if a["resource"] is None:
+            paths.setdefault(a["path"], set()).add(a["verb"])
+        else:
+            resources.setdefault((a["api_group"], a["resource"]), set()).add(a["verb"])
+    return resources, paths
+
+
+def expected_role_grants(caller: str, given_name: str | None = None) -> dict[tuple[str, str, str | None], set[str]]:
+    """What `caller`'s Role must grant: (apiGroup, resource, resourceName or None) -> verbs."""
+    out: dict[tuple[str, str, str | None], set[str]] = {}
+    for a in API_ACCESS:
+        if a["caller"] != caller or a["scope"] == "cluster":
+            continue
+        name = a["object"]
+        if name == GIVEN_NAME:
+            name = given_name
+        out.setdefault((a["api_group"], a["resource"], name), set()).add(a["verb"])
+    return out
+
+
+def role_grants(role: dict) -> dict[tuple[str, str, str | None], set[str]]:
+    out: dict[tuple[str, str, str | None], set[str]] = {}
+    for rule in role["rules"]:
+        assert "nonResourceURLs" not in rule, f"{role['metadata']['name']}: a Role cannot grant paths: {rule}"
+        for g in rule["apiGroups"]:
+            for r in rule["resources"]:
+                for n in rule.get("resourceNames") or [None]:
+                    out.setdefault((g, r, n), set()).update(rule["verbs"])
+    return out
+
+
+def diff_grants(what: str, granted: dict, expected: dict) -> None:
+    extra = {k: sorted(v - expected.get(k, set())) for k, v in granted.items() if v - expected.get(k, set())}
+    missing = {k: sorted(v - granted.get(k, set())) for k, v in expected.items() if v - granted.get(k, set())}
+    assert not extra and not missing, (
+        f"{what} differs from crates/agent/src/access.rs (scripts/tests/deploy/api_access.json): "
+        f"granted but never asked {extra}; asked but not granted {missing}"
+    )
+
+
 def check_cluster_role(m: Manifests) -> None:
     cr = m.component("ClusterRole", "agent")
     granted: dict[tuple[str, str], set[str]] = {}
-    non_resource = []
+    paths: dict[str, set[str]] = {}
     for rule in cr["rules"]:
         if "nonResourceURLs" in rule:
-            non_resource.append(rule)
+            for u in rule["nonResourceURLs"]:
+                paths.setdefault(u, set()).update(rule["verbs"])
             continue
         assert "resourceNames" not in rule, f"unexpected resourceNames: {rule}"
         for g in rule["apiGroups"]:
@@ -266,33 +303,71 @@ def check_cluster_role(m: Manifests) -> None:
         assert "*" not in verbs and r != "*" and g != "*", f"wildcard in {g}/{r}: {verbs}"
         assert r != "secrets", "the agent must not read Secrets"
         assert r != "nodes/proxy", "nodes/proxy allows exec into every pod of the node"
-        assert verbs <= READ_VERBS, f"{g or 'core'}/{r}: write verbs {sorted(verbs - READ_VERBS)}"
-    # The leader reads the API server's /metrics (control-plane events), and nothing else
-    # outside resources.
-    assert non_resource == [AGENT_NON_RESOURCE_RULE], f"non-resource rules: {non_resource}"
-    assert granted == AGENT_CLUSTER_RULES, (
-        f"ClusterRole differs from the contract: extra {sorted(set(granted) - set(AGENT_CLUSTER_RULES))}, "
-        f"missing {sorted(set(AGENT_CLUSTER_RULES) - set(granted))}, "
-        f"verbs {[(k, sorted(granted[k])) for k in granted if k in AGENT_CLUSTER_RULES and granted[k] != AGENT_CLUSTER_RULES[k]]}"
-    )
+        assert verbs <= READ_VERBS, f"{g or 'core'}/{r}: verbs beyond get and list {sorted(verbs - READ_VERBS)}"
+    for u, verbs in paths.items():
+        assert "*" not in u and verbs == {"get"}, f"nonResourceURLs {u}: {sorted(verbs)}"
+    want_resources, want_paths = expected_cluster_grants("agent")
+    diff_grants("the agent's ClusterRole", granted, want_resources)
+    diff_grants("the agent's ClusterRole (nonResourceURLs)", paths, want_paths)
 
 
 def check_leader_role(m: Manifests, namespace: str) -> None:
     role = m.component("Role", "agent")
     assert role["metadata"]["namespace"] == namespace
-    creates, named = set(), set()
-    for rule in role["rules"]:
-        assert rule["apiGroups"] == ["coordination.k8s.io"] and rule["resources"] == ["leases"], (
-            f"the Role grants more than leases: {rule}"
-        )
-        if "resourceNames" in rule:
-            assert rule["resourceNames"] == [LEASE_NAME], f"lease names {rule['resourceNames']}"
-            named.update(rule["verbs"])
-        else:
-            creates.update(rule["verbs"])
+    granted = role_grants(role)
     # create cannot be narrowed by name; everything else is limited to the one Lease.
-    assert creates == {"create"}, f"verbs on any lease: {sorted(creates)}"
-    assert named == {"get", "update"}, f"verbs on {LEASE_NAME}: {sorted(named)}"
+    for (g, r, name), verbs in granted.items():
+        assert (g, r) == ("coordination.k8s.io", "leases"), f"the Role grants more than leases: {g}/{r}"
+        assert name == LEASE_NAME or verbs == {"create"}, f"verbs {sorted(verbs)} on any lease"
+    diff_grants("the agent's leader-election Role", granted, expected_role_grants("agent"))
+
+
+def rule_blocks(source: str) -> list[tuple[str, dict]]:
+    """Every RBAC rule of a YAML text, with the comment block right above it: (comment, rule)."""
+    lines = source.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not re.match(r"^\s*- (apiGroups|nonResourceURLs):", line):
+            continue
+        indent = len(line) - len(line.lstrip())
+        j = i + 1
+        while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) > indent):
+            j += 1
+        rule = yaml.safe_load("\n".join(l[indent:] for l in lines[i:j]))[0]
+        k = i - 1
+        comment = []
+        while k >= 0 and lines[k].strip().startswith("#"):
+            comment.insert(0, lines[k].strip().lstrip("#").strip())
+            k -= 1
+        out.append((" ".join(comment), rule))
+    return out
+
+
+def grants_access(rule: dict, a: dict) -> bool:
+    if a["verb"] not in rule.get("verbs", []):
+        return False
+    if a["resource"] is None:
+        return a["path"] in rule.get("nonResourceURLs", [])
+    if a["api_group"] not in rule.get("apiGroups", []) or a["resource"] not in rule.get("resources", []):
+        return False
+    names = rule.get("resourceNames")
+    return names is None or a["object"] == GIVEN_NAME or a["object"] in names
+
+
+def check_rules_commented(m: Manifests) -> None:
+    """Every RBAC rule is preceded by a comment saying why, which names the feature of every
+    request of crates/agent/src/access.rs that the rule grants."""
+    blocks = rule_blocks(m.source)
+    assert blocks, "no RBAC rules found in the source"
+    problems = []
+    for comment, rule in blocks:
+        if not comment:
+            problems.append(f"no comment above {rule}")
+            continue
+        for a in API_ACCESS:
+            if grants_access(rule, a) and a["feature"].lower() not in comment.lower():
+                problems.append(f"the comment above {rule} does not name {a['feature']!r} ({a['name']}: {a['why']})")
+    assert not problems, "; ".join(problems)
 
 
 def check_bindings(m: Manifests, namespace: str) -> None:
@@ -306,21 +381,6 @@ def check_bindings(m: Manifests, namespace: str) -> None:
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}], (
             f"{kind} subjects {b['subjects']} are not the agent's ServiceAccount {namespace}/{sa}"
         )
-
-
-def check_rules_commented(m: Manifests) -> None:
-    """Every RBAC rule is preceded by a comment saying why."""
-    lines = m.source.splitlines()
-    rule_lines = [i for i, line in enumerate(lines) if re.match(r"^\s*- (apiGroups|nonResourceURLs):", line)]
-    assert rule_lines, "no RBAC rules found in the source"
-    bare = []
-    for i in rule_lines:
-        j = i - 1
-        while j >= 0 and not lines[j].strip():
-            j -= 1
-        if j < 0 or not lines[j].strip().startswith("#"):
-            bare.append(" ".join(line.strip() for line in lines[i : i + 3]))
-    assert not bare, f"rules without a comment: {bare}"
 
 
 def check_agent_daemonset(m: Manifests, namespace: str) -> None:
@@ -566,17 +626,11 @@ def check_secret_job(m: Manifests, job: dict, namespace: str, tokens_secret: str
     role, binding = objs[1], objs[2]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]
-    granted = set()
-    for rule in role["rules"]:
-        assert rule["apiGroups"] == [""] and rule["resources"] == ["secrets"], f"the Role grants more than secrets: {rule}"
-        names = rule.get("resourceNames")
-        for v in rule["verbs"]:
-            if v == "create":
-                assert names is None, rule
-            else:
-                assert names == [tokens_secret], f"{v} on secrets other than {tokens_secret}: {rule}"
-            granted.add(v)
-    assert granted == {"create", "get", "patch"}, f"verbs {sorted(granted)}"
+    granted = role_grants(role)
+    for (g, r, n), verbs in granted.items():
+        assert (g, r) == ("", "secrets"), f"the Role grants more than secrets: {g}/{r}"
+        assert n == tokens_secret or verbs == {"create"}, f"{sorted(verbs)} on secrets other than {tokens_secret}"
+    diff_grants(f"the {name} Job's Role", granted, expected_role_grants("secret-job", tokens_secret))
     # Run by Helm (and Argo CD) before the workloads, and removed once done.
     weights = {}
     for o in [job, *objs]:
@@ -611,10 +665,12 @@ def check_common(h: Harness, m: Manifests, namespace: str, tokens_secret: str, s
     p = m.label
     h.check(f"{p}: every object validates against Kubernetes {', '.join(K8S_VERSIONS)} (strict)", check_schemas, m)
     h.check(f"{p}: everything is in namespace {namespace}", check_namespaced, m, namespace)
-    h.check(f"{p}: ClusterRole is the contract's read-only set, no secrets, no nodes/proxy", check_cluster_role, m)
-    h.check(f"{p}: leader election may only create leases and get/update {LEASE_NAME}", check_leader_role, m, namespace)
+    h.check(f"{p}: ClusterRole grants exactly the agent's cluster-wide requests (access.rs): get/list only, no secrets, "
+            "no nodes/proxy", check_cluster_role, m)
+    h.check(f"{p}: leader-election Role grants exactly the agent's Lease requests (access.rs), on {LEASE_NAME}",
+            check_leader_role, m, namespace)
     h.check(f"{p}: bindings grant the roles to the agent's ServiceAccount", check_bindings, m, namespace)
-    h.check(f"{p}: every RBAC rule has a comment saying why", check_rules_commented, m)
+    h.check(f"{p}: every RBAC rule has a comment naming the features (access.rs) it is granted for", check_rules_commented, m)
     h.check(f"{p}: agent DaemonSet (command, env, probes, host paths, privileges, scheduling)", check_agent_daemonset, m, namespace)
     h.check(f"{p}: agent resources well under the seed's and the CloudWatch agent's", check_agent_resources, m)
     if server:

@@ -51,6 +51,8 @@ pub struct KubeState {
     pub apiserver_metrics_status: u16,
     /// `/metrics` requests that reached the server.
     pub apiserver_metrics_requests: u64,
+    /// Every request that reached the server: (method, path, query).
+    pub requests: Vec<(String, String, String)>,
 }
 
 #[derive(Clone)]
@@ -113,6 +115,7 @@ impl FakeKube {
             apiserver_metrics: super::fixtures::kube("apiserver-metrics-1.txt", &[]),
             apiserver_metrics_status: 200,
             apiserver_metrics_requests: 0,
+            requests: Vec::new(),
         }))
     }
 
@@ -173,6 +176,7 @@ impl FakeKube {
                 "/api/v1/namespaces/{ns}/secrets/{name}",
                 get(get_secret).patch(patch_secret),
             )
+            .layer(axum::middleware::from_fn_with_state(state.clone(), record))
             .with_state(state)
     }
 
@@ -195,6 +199,22 @@ impl FakeKube {
             l["spec"]["renewTime"] = json!("2020-01-01T00:00:00.000000Z");
         }
     }
+}
+
+/// Notes every request in [`KubeState::requests`], whatever the answer.
+async fn record(
+    State(s): State<Arc<Mutex<KubeState>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri();
+    let seen = (
+        request.method().to_string(),
+        uri.path().to_string(),
+        uri.query().unwrap_or_default().to_string(),
+    );
+    s.lock().unwrap().requests.push(seen);
+    next.run(request).await
 }
 
 fn json_body(body: String) -> Response {

@@ -5,6 +5,7 @@
 //! control-plane events from recorded-style API server `/metrics` text, and bad input.
 
 mod accelerator;
+mod access;
 mod containerd;
 mod control_plane;
 mod fake_kube;

@@ -39,12 +39,14 @@ metadata:
     helm.sh/hook-weight: "-10"
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 rules:
-  # Creating the {{ .what }} Secret. A create request carries no object name to the authorizer, so
-  # this rule cannot be narrowed by resourceNames; it is narrowed to this namespace instead.
+  # `kinsight tokens ensure-secret` creates the {{ .what }} Secret. A create request carries no
+  # object name to the authorizer, so this rule cannot be narrowed by resourceNames; it is
+  # narrowed to this namespace instead.
   - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["create"]
-  # Reading it, and adding a key it lacks or the keep annotation: only the {{ .what }} Secret.
+  # `kinsight tokens ensure-secret` reads it, and adds a key it lacks or the keep annotation
+  # (a merge patch, never changing a value): only the {{ .what }} Secret.
   - apiGroups: [""]
     resources: ["secrets"]
     resourceNames: [{{ .secret | quote }}]
