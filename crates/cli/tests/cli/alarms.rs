@@ -412,17 +412,18 @@ fn alarms_and_metrics_cli_against_a_real_server_with_a_sigkill_restart() {
         "--server",
         &url,
     ]);
-    assert_eq!(installed.lines().count(), 6, "{installed}");
+    assert_eq!(installed.lines().count(), 7, "{installed}");
     assert!(installed.contains("kinsight-prod-node-cpu-high"));
+    assert!(installed.contains("kinsight-prod-oom-kills"), "{installed}");
     let shown: Value =
         serde_json::from_str(&ok(&["alarms", "pack", "show", "--cluster", "prod"])).unwrap();
-    assert_eq!(shown.as_array().unwrap().len(), 6);
+    assert_eq!(shown.as_array().unwrap().len(), 7);
     ok(&["alarms", "delete", "fast", "--server", &url]);
     let list: Value = serde_json::from_str(&ok(&[
         "alarms", "list", "--output", "json", "--server", &url,
     ]))
     .unwrap();
-    assert_eq!(list["MetricAlarms"].as_array().unwrap().len(), 7);
+    assert_eq!(list["MetricAlarms"].as_array().unwrap().len(), 8);
     drop(srv);
 }
 
