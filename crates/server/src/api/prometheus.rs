@@ -744,10 +744,16 @@ async fn label_values(
 fn metadata_of(info: &SeriesInfo) -> (&'static str, String) {
     use kinsight_model::catalogue;
     let known = info.key.namespace == catalogue::NAMESPACE
-        && [catalogue::STANDARD, catalogue::ENHANCED]
-            .iter()
-            .flat_map(|d| d.iter())
-            .any(|d| d.metrics.contains(&info.key.name.as_str()));
+        && [
+            catalogue::STANDARD,
+            catalogue::ENHANCED,
+            catalogue::CONTROL_PLANE,
+            catalogue::accelerated::DECLARATIONS,
+            catalogue::restart::DECLARATIONS,
+        ]
+        .iter()
+        .flat_map(|d| d.iter())
+        .any(|d| d.metrics.contains(&info.key.name.as_str()));
     if known {
         let unit = catalogue::unit_of(&info.key.name)
             .as_cloudwatch()
@@ -1086,6 +1092,33 @@ pub fn render_value(v: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn metadata_knows_every_catalogue_metric_and_its_unit() {
+        use kinsight_metrics::{SeriesInfo, SeriesKey};
+        let info = |name: &str, unit: Option<&str>| SeriesInfo {
+            id: 0,
+            key: SeriesKey::new("ContainerInsights", name, [("ClusterName", "c")]),
+            unit: unit.map(str::to_string),
+        };
+        // The catalogue's unit, not the first datapoint's.
+        for (name, unit) in [
+            ("node_cpu_utilization", "Percent"),
+            ("apiserver_request_duration_seconds", "Seconds"),
+            ("node_gpu_memory_used", "Bytes"),
+            ("RestartCount", "Count"),
+        ] {
+            assert_eq!(
+                super::metadata_of(&info(name, Some("Wrong"))),
+                ("gauge", unit.to_string()),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            super::metadata_of(&info("my_metric", Some("Bytes"))),
+            ("gauge", "Bytes".to_string())
+        );
+    }
+
     use super::*;
     use kinsight_promql::MatchOp;
 
