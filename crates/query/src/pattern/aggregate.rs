@@ -25,7 +25,7 @@ use kinsight_ql::pattern_fields as pf;
 use serde_json::{Map, Value, json};
 
 use super::drain::{self, Cluster, Slot};
-use super::shape::{self, KeyToken, Kind, Severity};
+use super::shape::{self, Kind, Severity};
 use super::{Buckets, DRAIN, ENUMERATED_VALUE_CHARS, ENUMERATED_VALUES, MAX_SHAPES, pattern_id};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -345,10 +345,8 @@ fn patterns(
     let mut sorted: Vec<(&str, &ShapeCounts)> =
         shapes.iter().map(|(k, c)| (k.as_str(), c)).collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let read: Vec<(Severity, Vec<KeyToken<'_>>)> =
-        sorted.iter().map(|(k, _)| shape::read_key(k)).collect();
-    let tokens: Vec<Vec<KeyToken<'_>>> = read.iter().map(|(_, t)| t.clone()).collect();
-    let clusters = drain::cluster(&tokens, DRAIN);
+    let keys: Vec<&str> = sorted.iter().map(|(k, _)| *k).collect();
+    let clusters = drain::cluster(&keys, DRAIN);
     let total: u64 = sorted.iter().map(|(_, c)| c.total).sum();
 
     // Clusters whose templates read the same are one pattern.
@@ -377,7 +375,7 @@ fn patterns(
                 let c = sorted[m].1;
                 count += c.total;
                 previous += c.previous;
-                severities[read[m].0 as usize] += c.total + c.previous;
+                severities[shape::key_severity(sorted[m].0) as usize] += c.total + c.previous;
                 for &(b, n) in &c.buckets {
                     series[b.min(buckets.count - 1)] += n;
                 }
@@ -391,7 +389,7 @@ fn patterns(
             // that is gone.
             let weight = |c: &ShapeCounts| if count > 0 { c.total } else { c.previous };
             let tokens_json = match cluster {
-                Some(c) => token_list(c, &members, &tokens, &sorted, &weight),
+                Some(c) => token_list(c, &members, &sorted, &weight),
                 None => json!([{
                     "dynamicTokenPosition": 1,
                     "inferredTokenName": "Token-1",
@@ -436,10 +434,31 @@ fn patterns(
 fn token_list(
     cluster: &Cluster<'_>,
     members: &[usize],
-    tokens: &[Vec<KeyToken<'_>>],
     shapes: &[(&str, &ShapeCounts)],
     weight: &dyn Fn(&ShapeCounts) -> u64,
 ) -> Value {
+    // The values of the variable positions, counted in one pass over the members' keys.
+    let wild: Vec<usize> = (0..cluster.template.len())
+        .filter(|&i| matches!(cluster.template[i], Slot::Wild { .. }))
+        .collect();
+    let mut counts: Vec<HashMap<&str, u64>> = vec![HashMap::new(); wild.len()];
+    if !wild.is_empty() {
+        for &m in members {
+            let (key, c) = shapes[m];
+            let n = weight(c);
+            if n == 0 {
+                continue;
+            }
+            let tokens = shape::read_key(key).1;
+            for (j, &i) in wild.iter().enumerate() {
+                if let Some(t) = tokens.get(i) {
+                    let value = drain::variable_part(&cluster.template[i], t.text);
+                    *counts[j].entry(value).or_default() += n;
+                }
+            }
+        }
+    }
+    let mut counts = counts.into_iter();
     let mut out = Vec::new();
     let mut position = 0;
     let mut push = |kind: Kind, token: &str, enumerations: Option<Map<String, Value>>| {
@@ -456,7 +475,7 @@ fn token_list(
         }
         out.push(Value::Object(t));
     };
-    for (i, slot) in cluster.template.iter().enumerate() {
+    for slot in &cluster.template {
         let shown = drain::render(std::slice::from_ref(slot), &[]);
         match slot {
             Slot::Lit(s) => {
@@ -468,7 +487,7 @@ fn token_list(
                 for kind in shape::placeholders(prefix) {
                     push(kind, &shown, None);
                 }
-                let (kind, values) = values_of(slot, i, members, tokens, shapes, weight);
+                let (kind, values) = values_of(counts.next().unwrap_or_default());
                 push(kind, &shown, Some(values));
                 for kind in shape::placeholders(suffix) {
                     push(kind, &shown, None);
@@ -479,26 +498,9 @@ fn token_list(
     Value::Array(out)
 }
 
-/// The type and the most frequent values of a variable position: the type of the masked
-/// value every member has there alone, else `Token`.
-fn values_of(
-    slot: &Slot<'_>,
-    i: usize,
-    members: &[usize],
-    tokens: &[Vec<KeyToken<'_>>],
-    shapes: &[(&str, &ShapeCounts)],
-    weight: &dyn Fn(&ShapeCounts) -> u64,
-) -> (Kind, Map<String, Value>) {
-    let mut counts: HashMap<&str, u64> = HashMap::new();
-    for &m in members {
-        let Some(t) = tokens[m].get(i) else { continue };
-        let n = weight(shapes[m].1);
-        if n > 0 {
-            *counts
-                .entry(drain::variable_part(slot, t.text))
-                .or_default() += n;
-        }
-    }
+/// The type and the most frequent values of a variable position, from its values' counts:
+/// the type of the masked value every member has there alone, else `Token`.
+fn values_of(counts: HashMap<&str, u64>) -> (Kind, Map<String, Value>) {
     let mut kinds = counts.keys().map(|v| {
         let mut p = shape::placeholders(v);
         match (p.next(), v.len() == 2) {

@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 
-use super::shape::{GLUE, KeyToken, PLACEHOLDER};
+use super::shape::{GLUE, KeyToken, PLACEHOLDER, read_key};
 
 /// The tree branch of variable tokens (no key token can be this: a placeholder is always
 /// followed by a type letter).
@@ -252,11 +252,13 @@ pub fn variable_part<'a>(slot: &Slot<'_>, token: &'a str) -> &'a str {
     }
 }
 
-/// Clusters `shapes` (each the tokens of one key), taken in the order given.
-pub fn cluster<'a>(shapes: &[Vec<KeyToken<'a>>], params: Params) -> Clusters<'a> {
+/// Clusters the shapes of `keys`, taken in the order given. Member `i` of a cluster is
+/// `keys[i]`; the templates borrow from the keys.
+pub fn cluster<'a>(keys: &[&'a str], params: Params) -> Clusters<'a> {
     let mut tree = Tree::new(params);
     let mut out = Clusters::default();
-    for (index, tokens) in shapes.iter().enumerate() {
+    for (index, key) in keys.iter().enumerate() {
+        let tokens = &read_key(key).1;
         let leaf = tree.search(tokens);
         let candidates: &[usize] = leaf.map_or(&[], |l| &tree.nodes[l].clusters);
         let mut best: Option<(usize, f64, usize)> = None;
@@ -320,7 +322,7 @@ pub fn render(template: &[Slot<'_>], glued: &[bool]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pattern::shape::{Masker, read_key};
+    use crate::pattern::shape::Masker;
 
     const PARAMS: Params = Params {
         depth: 4,
@@ -333,8 +335,8 @@ mod tests {
     fn patterns(lines: &[&str], params: Params) -> Vec<(String, Vec<usize>)> {
         let m = Masker::new();
         let keys: Vec<String> = lines.iter().map(|l| m.key(l)).collect();
-        let shapes: Vec<Vec<KeyToken<'_>>> = keys.iter().map(|k| read_key(k).1).collect();
-        let out = cluster(&shapes, params);
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let out = cluster(&keys, params);
         let mut v: Vec<(String, Vec<usize>)> = out
             .clusters
             .iter()

@@ -373,13 +373,19 @@ pub struct KeyToken<'a> {
     pub glued: bool,
 }
 
+/// The severity of a key (its first letter).
+pub fn key_severity(key: &str) -> Severity {
+    key.chars()
+        .next()
+        .map_or(Severity::Unknown, Severity::from_letter)
+}
+
 /// A key taken apart: severity and tokens.
 pub fn read_key(key: &str) -> (Severity, Vec<KeyToken<'_>>) {
-    let mut chars = key.chars();
-    let severity = chars
-        .next()
-        .map_or(Severity::Unknown, Severity::from_letter);
-    let rest = chars.as_str();
+    let severity = key_severity(key);
+    let rest = key
+        .get(key.chars().next().map_or(0, char::len_utf8)..)
+        .unwrap_or("");
     let mut tokens = Vec::new();
     if rest.is_empty() {
         return (severity, tokens);
