@@ -16,24 +16,9 @@ use crate::support::*;
 
 const MIN: i64 = 60_000;
 
-struct PromApp {
-    app: Router,
-    _dir: tempfile::TempDir,
-}
-
 /// A server with a metric store fed by its ingest path.
-async fn prom_app() -> PromApp {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = MetricsEngine::open(dir.path(), MetricStoreConfig::default()).unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.background = false;
-    let store = Store::open(cfg, vec![engine.observer()]).await.unwrap();
-    let mut state = AppState::new(store, Auth::open(ADMIN, dir.path()).unwrap());
-    state.metrics = Some(engine.metrics.clone());
-    PromApp {
-        app: router(state),
-        _dir: dir,
-    }
+async fn prom_app() -> MetricsApp {
+    metrics_app(MetricStoreConfig::default()).await
 }
 
 fn node_event(ts: i64, node: &str, instance: &str, cpu: f64, mem: f64) -> Value {

@@ -7,32 +7,14 @@ use axum::Router;
 use axum::http::StatusCode;
 use kinsight_metrics::MetricStoreConfig;
 use kinsight_metrics::remote_write::prompb::{Label, Sample, TimeSeries, WriteRequest};
-use kinsight_server::api::metrics::MetricsEngine;
-use kinsight_server::{AppState, Auth, router};
-use kinsight_store::{Store, StoreConfig};
 use serde_json::{Value, json};
 
 use crate::support::*;
 
 const STALE: u64 = 0x7ff0000000000002;
 
-struct App {
-    app: Router,
-    _dir: tempfile::TempDir,
-}
-
-async fn rw_app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = MetricsEngine::open(dir.path(), MetricStoreConfig::default()).unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.background = false;
-    let store = Store::open(cfg, vec![engine.observer()]).await.unwrap();
-    let mut state = AppState::new(store, Auth::open(ADMIN, dir.path()).unwrap());
-    state.metrics = Some(engine.metrics.clone());
-    App {
-        app: router(state),
-        _dir: dir,
-    }
+async fn rw_app() -> MetricsApp {
+    metrics_app(MetricStoreConfig::default()).await
 }
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
@@ -398,18 +380,12 @@ async fn otlp_metrics_bad_and_exploding_bodies_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_of_series_past_the_cardinality_limit_are_refused_in_the_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = MetricStoreConfig {
+    let a = metrics_app(MetricStoreConfig {
         max_series_per_namespace: 2,
         ..MetricStoreConfig::default()
-    };
-    let engine = MetricsEngine::open(dir.path(), cfg).unwrap();
-    let mut scfg = StoreConfig::new(dir.path());
-    scfg.background = false;
-    let store = Store::open(scfg, vec![engine.observer()]).await.unwrap();
-    let mut state = AppState::new(store, Auth::open(ADMIN, dir.path()).unwrap());
-    state.metrics = Some(engine.metrics.clone());
-    let app = router(state);
+    })
+    .await;
+    let app = a.app;
     let t = now_ms();
     let (s, v) = write(
         &app,

@@ -30,6 +30,26 @@ pub async fn app() -> TestApp {
     }
 }
 
+/// A server whose metric store is fed by its ingest path (EMF events, remote write, OTLP).
+pub struct MetricsApp {
+    pub app: Router,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn metrics_app(config: kinsight_metrics::MetricStoreConfig) -> MetricsApp {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = kinsight_server::api::metrics::MetricsEngine::open(dir.path(), config).unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.background = false;
+    let store = Store::open(cfg, vec![engine.observer()]).await.unwrap();
+    let mut state = AppState::new(store, Auth::open(ADMIN, dir.path()).unwrap());
+    state.metrics = Some(engine.metrics.clone());
+    MetricsApp {
+        app: router(state),
+        _dir: dir,
+    }
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
