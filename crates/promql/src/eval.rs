@@ -48,7 +48,7 @@ pub(crate) fn bad(msg: impl Into<String>) -> PromError {
     PromError::BadData(msg.into())
 }
 
-fn dur_ms(d: &Duration) -> i64 {
+pub(crate) fn dur_ms(d: &Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
@@ -237,14 +237,14 @@ impl<'a> Evaluator<'a> {
                     self.eff_time(&vs.at, &vs.offset, s),
                     self.eff_time(&vs.at, &vs.offset, t),
                 );
-                self.load(vs, a.saturating_sub(self.opts.lookback_ms), b)
+                self.load(vs, a.saturating_sub(self.opts.lookback_ms), b, false)
             }
             Expr::MatrixSelector(ms) => {
                 let (a, b) = (
                     self.eff_time(&ms.vs.at, &ms.vs.offset, s),
                     self.eff_time(&ms.vs.at, &ms.vs.offset, t),
                 );
-                self.load(&ms.vs, a.saturating_sub(dur_ms(&ms.range)), b)
+                self.load(&ms.vs, a.saturating_sub(dur_ms(&ms.range)), b, true)
             }
             Expr::Subquery(sq) => {
                 let (a, b) = (
@@ -294,7 +294,16 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn load(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<(), PromError> {
+    /// Loads the series of a selector for times in [mint, maxt], sorted by labels; a range
+    /// selector's (`drop_stale`) without its staleness markers, which range selectors never
+    /// return (they count against the limit all the same).
+    fn load(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        drop_stale: bool,
+    ) -> Result<(), PromError> {
         let matchers = selector_matchers(vs)?;
         let mut series = self
             .src
@@ -310,6 +319,9 @@ impl<'a> Evaluator<'a> {
                 s.samples.sort_by_key(|&(t, _)| t);
             }
             n += s.samples.len();
+            if drop_stale {
+                s.samples.retain(|&(_, v)| !is_stale(v));
+            }
         }
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         self.add_samples(n)?;
@@ -373,7 +385,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn loaded_series(&self, vs: &VectorSelector) -> Result<&[Series], PromError> {
+    pub(crate) fn loaded_series(&self, vs: &VectorSelector) -> Result<&[Series], PromError> {
         self.loaded
             .get(&node_id(vs))
             .map(|v| v.as_slice())
@@ -405,7 +417,8 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Range selector: samples in [lo, hi] (Prometheus 2.x: both ends inclusive; 3.x
-    /// excludes `lo`), staleness markers dropped; series without samples left out.
+    /// excludes `lo`), staleness markers dropped (at loading); series without samples left
+    /// out.
     pub(crate) fn select_range(
         &self,
         vs: &VectorSelector,
@@ -414,17 +427,11 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<Series>, PromError> {
         let mut out = Vec::new();
         for s in self.loaded_series(vs)? {
-            let a = s.samples.partition_point(|&(ts, _)| ts < lo);
-            let b = s.samples.partition_point(|&(ts, _)| ts <= hi);
-            let pts: Vec<(i64, f64)> = s.samples[a..b]
-                .iter()
-                .copied()
-                .filter(|&(_, v)| !is_stale(v))
-                .collect();
-            if !pts.is_empty() {
+            let w = window(&s.samples, lo, hi);
+            if !w.is_empty() {
                 out.push(Series {
                     labels: s.labels.clone(),
-                    samples: pts,
+                    samples: w.to_vec(),
                 });
             }
         }
@@ -601,7 +608,7 @@ pub(crate) fn is_comparison(op: TokenId) -> bool {
     )
 }
 
-fn is_arithmetic(op: TokenId) -> bool {
+pub(crate) fn is_arithmetic(op: TokenId) -> bool {
     matches!(
         op,
         token::T_ADD
@@ -615,7 +622,7 @@ fn is_arithmetic(op: TokenId) -> bool {
 }
 
 /// Prometheus's vectorElemBinop: the value and, for comparisons, whether to keep it.
-fn elem_binop(op: TokenId, l: f64, r: f64) -> Result<(f64, bool), PromError> {
+pub(crate) fn elem_binop(op: TokenId, l: f64, r: f64) -> Result<(f64, bool), PromError> {
     Ok(match op {
         token::T_ADD => (l + r, true),
         token::T_SUB => (l - r, true),
@@ -649,20 +656,12 @@ fn vector_scalar(
     if matches!(op, token::T_LAND | token::T_LOR | token::T_LUNLESS) {
         return Err(exec("set operator between a vector and a scalar"));
     }
+    let drop_name = is_arithmetic(op) || return_bool;
     let mut out = Vec::with_capacity(v.len());
     for mut s in v {
-        let (lv, rv) = if swap { (c, s.v) } else { (s.v, c) };
-        let (mut value, mut keep) = elem_binop(op, lv, rv)?;
-        if is_comparison(op) && swap {
-            value = rv;
-        }
-        if return_bool {
-            value = if keep { 1.0 } else { 0.0 };
-            keep = true;
-        }
-        if keep {
+        if let Some(value) = vector_scalar_elem(op, s.v, c, swap, return_bool)? {
             s.v = value;
-            if is_arithmetic(op) || return_bool {
+            if drop_name {
                 s.labels = without_name(&s.labels);
             }
             out.push(s);
@@ -671,9 +670,30 @@ fn vector_scalar(
     Ok(out)
 }
 
+/// One element `v` of vector ⊕ scalar `c` (`swap`: scalar ⊕ vector): its value, or `None`
+/// when a comparison drops it. Arithmetic and `bool` drop the metric name (the caller's job).
+pub(crate) fn vector_scalar_elem(
+    op: TokenId,
+    v: f64,
+    c: f64,
+    swap: bool,
+    return_bool: bool,
+) -> Result<Option<f64>, PromError> {
+    let (lv, rv) = if swap { (c, v) } else { (v, c) };
+    let (mut value, mut keep) = elem_binop(op, lv, rv)?;
+    if is_comparison(op) && swap {
+        value = rv;
+    }
+    if return_bool {
+        value = if keep { 1.0 } else { 0.0 };
+        keep = true;
+    }
+    Ok(keep.then_some(value))
+}
+
 /// The matching key of a label set: with `on`, only the listed labels; otherwise all but
 /// the listed ones and the metric name.
-fn signature(l: &Labels, on: bool, names: &[String]) -> Labels {
+pub(crate) fn signature(l: &Labels, on: bool, names: &[String]) -> Labels {
     if on {
         Labels(
             l.0.iter()
@@ -689,6 +709,27 @@ fn signature(l: &Labels, on: bool, names: &[String]) -> Labels {
                 .collect(),
         )
     }
+}
+
+/// The labels of a vector ⊕ vector result from the left-hand element's (Prometheus's
+/// resultMetric), before `group_left`/`group_right` copies labels from the other side.
+pub(crate) fn result_labels(
+    l: &Labels,
+    op: TokenId,
+    on: bool,
+    names: &[String],
+    one_to_one: bool,
+    return_bool: bool,
+) -> Labels {
+    let mut metric = if is_arithmetic(op) || return_bool {
+        without_name(l)
+    } else {
+        l.clone()
+    };
+    if one_to_one {
+        metric.0.retain(|(n, _)| names.iter().any(|x| x == n) == on);
+    }
+    metric
 }
 
 fn set_and(l: Vec<Smp>, r: Vec<Smp>, on: bool, names: &[String]) -> Vec<Smp> {
@@ -772,38 +813,15 @@ fn vector_vector(
         } else if !keep {
             continue;
         }
-        // Result labels (Prometheus's resultMetric).
-        let mut metric = ls.labels.clone();
-        if is_arithmetic(op) {
-            metric = without_name(&metric);
-        }
-        if one_to_one {
-            metric = if on {
-                Labels(
-                    metric
-                        .0
-                        .into_iter()
-                        .filter(|(n, _)| names.iter().any(|x| x == n))
-                        .collect(),
-                )
-            } else {
-                Labels(
-                    metric
-                        .0
-                        .into_iter()
-                        .filter(|(n, _)| !names.iter().any(|x| x == n))
-                        .collect(),
-                )
-            };
-        }
+        let mut metric = result_labels(&ls.labels, op, on, names, one_to_one, return_bool);
         if let Some(inc) = include {
             for ln in inc {
                 let v = rs.labels.get(ln).unwrap_or("").to_string();
                 set_label(&mut metric, ln, &v);
             }
-        }
-        if return_bool {
-            metric = without_name(&metric);
+            if return_bool {
+                metric = without_name(&metric);
+            }
         }
         let set = matched.entry(sig).or_default();
         if one_to_one {
@@ -825,6 +843,13 @@ fn vector_vector(
         });
     }
     Ok(out)
+}
+
+/// The points of `p` (sorted by time) in [lo, hi].
+pub(crate) fn window(p: &[(i64, f64)], lo: i64, hi: i64) -> &[(i64, f64)] {
+    let a = p.partition_point(|&(ts, _)| ts < lo);
+    let b = a + p[a..].partition_point(|&(ts, _)| ts <= hi);
+    &p[a..b]
 }
 
 /// Unwraps parentheses.

@@ -127,60 +127,102 @@ fn map_values(v: Vec<Smp>, f: impl Fn(f64) -> f64) -> Vec<Smp> {
         .collect()
 }
 
+/// A function of one value.
+pub(crate) type ValueFn = Box<dyn Fn(f64) -> f64>;
+
+/// An element-wise function of a vector whose other arguments are numbers (`scalars`, in
+/// argument order: round's `to`, clamp's min and max, clamp_min's and clamp_max's bound):
+/// the function of a value, or `Some(None)` when the result is empty (clamp with max < min);
+/// `None` for other functions. The output drops the metric name.
+pub(crate) fn value_function(name: &str, scalars: &[f64]) -> Option<Option<ValueFn>> {
+    let f: fn(f64) -> f64 = match name {
+        "abs" => f64::abs,
+        "ceil" => f64::ceil,
+        "floor" => f64::floor,
+        "exp" => f64::exp,
+        "ln" => f64::ln,
+        "log2" => f64::log2,
+        "log10" => f64::log10,
+        "sqrt" => f64::sqrt,
+        "sgn" => |x| {
+            if x < 0.0 {
+                -1.0
+            } else if x > 0.0 {
+                1.0
+            } else {
+                x
+            }
+        },
+        "acos" => f64::acos,
+        "acosh" => f64::acosh,
+        "asin" => f64::asin,
+        "asinh" => f64::asinh,
+        "atan" => f64::atan,
+        "atanh" => f64::atanh,
+        "cos" => f64::cos,
+        "cosh" => f64::cosh,
+        "sin" => f64::sin,
+        "sinh" => f64::sinh,
+        "tan" => f64::tan,
+        "tanh" => f64::tanh,
+        "deg" => |x| x * 180.0 / std::f64::consts::PI,
+        "rad" => |x| x * std::f64::consts::PI / 180.0,
+        "round" => {
+            let inv = 1.0 / scalars.first().copied().unwrap_or(1.0);
+            return Some(Some(Box::new(move |x| (x * inv + 0.5).floor() / inv)));
+        }
+        "clamp" => {
+            let (a, b) = (*scalars.first()?, *scalars.get(1)?);
+            if b < a {
+                return Some(None);
+            }
+            return Some(Some(Box::new(move |x| go_max(a, go_min(b, x)))));
+        }
+        "clamp_min" => {
+            let a = *scalars.first()?;
+            return Some(Some(Box::new(move |x| go_max(a, x))));
+        }
+        "clamp_max" => {
+            let a = *scalars.first()?;
+            return Some(Some(Box::new(move |x| go_min(a, x))));
+        }
+        _ if DATE_FUNCTIONS.contains(&name) => {
+            let name = DATE_FUNCTIONS.iter().find(|&&n| n == name)?;
+            return Some(Some(Box::new(move |x| date_part(name, x))));
+        }
+        _ => return None,
+    };
+    Some(Some(Box::new(f)))
+}
+
+/// [`value_function`] over a vector, duplicates refused.
+fn map_function(name: &str, v: Vec<Smp>, scalars: &[f64]) -> Result<Vec<Smp>, PromError> {
+    let Some(f) = value_function(name, scalars)
+        .ok_or_else(|| bad(format!("function {name:?} is not supported")))?
+    else {
+        return Ok(Vec::new());
+    };
+    let out = map_values(v, f);
+    check_unique(&out)?;
+    Ok(out)
+}
+
 pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, PromError> {
     let name = c.func.name;
     if RANGE_FUNCTIONS.contains(&name) {
         return range_function(ev, c, t);
     }
-    if MATH_FUNCTIONS.contains(&name) {
+    if MATH_FUNCTIONS.contains(&name) || DATE_FUNCTIONS.contains(&name) && call_arg(c, 0).is_some()
+    {
         let v = ev.eval_vector(arg(c, 0)?, t)?;
-        let f: fn(f64) -> f64 = match name {
-            "abs" => f64::abs,
-            "ceil" => f64::ceil,
-            "floor" => f64::floor,
-            "exp" => f64::exp,
-            "ln" => f64::ln,
-            "log2" => f64::log2,
-            "log10" => f64::log10,
-            "sqrt" => f64::sqrt,
-            "sgn" => |x| {
-                if x < 0.0 {
-                    -1.0
-                } else if x > 0.0 {
-                    1.0
-                } else {
-                    x
-                }
-            },
-            "acos" => f64::acos,
-            "acosh" => f64::acosh,
-            "asin" => f64::asin,
-            "asinh" => f64::asinh,
-            "atan" => f64::atan,
-            "atanh" => f64::atanh,
-            "cos" => f64::cos,
-            "cosh" => f64::cosh,
-            "sin" => f64::sin,
-            "sinh" => f64::sinh,
-            "tan" => f64::tan,
-            "tanh" => f64::tanh,
-            "deg" => |x| x * 180.0 / std::f64::consts::PI,
-            "rad" => |x| x * std::f64::consts::PI / 180.0,
-            _ => return Err(bad(format!("function {name:?} is not supported"))),
-        };
-        let out = map_values(v, f);
-        check_unique(&out)?;
-        return Ok(Val::Vector(out));
+        return Ok(Val::Vector(map_function(name, v, &[])?));
     }
     if DATE_FUNCTIONS.contains(&name) {
-        let v = match call_arg(c, 0) {
-            Some(e) => ev.eval_vector(e, t)?,
-            None => vec![Smp {
-                labels: Labels::default(),
-                v: t as f64 / 1000.0,
-                ts: t,
-            }],
-        };
+        let v = vec![Smp {
+            labels: Labels::default(),
+            v: t as f64 / 1000.0,
+            ts: t,
+        }];
         let out = map_values(v, |x| date_part(name, x));
         check_unique(&out)?;
         return Ok(Val::Vector(out));
@@ -206,27 +248,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, Prom
                 Some(e) => ev.eval_scalar(e, t)?,
                 None => 1.0,
             };
-            let inv = 1.0 / to;
-            let out = map_values(v, |x| (x * inv + 0.5).floor() / inv);
-            check_unique(&out)?;
-            Ok(Val::Vector(out))
+            Ok(Val::Vector(map_function(name, v, &[to])?))
         }
         "clamp" | "clamp_min" | "clamp_max" => {
             let v = ev.eval_vector(arg(c, 0)?, t)?;
-            let a = ev.eval_scalar(arg(c, 1)?, t)?;
-            let out = match name {
-                "clamp" => {
-                    let b = ev.eval_scalar(arg(c, 2)?, t)?;
-                    if b < a {
-                        return Ok(Val::Vector(Vec::new()));
-                    }
-                    map_values(v, |x| go_max(a, go_min(b, x)))
-                }
-                "clamp_min" => map_values(v, |x| go_max(a, x)),
-                _ => map_values(v, |x| go_min(a, x)),
-            };
-            check_unique(&out)?;
-            Ok(Val::Vector(out))
+            let mut scalars = vec![ev.eval_scalar(arg(c, 1)?, t)?];
+            if name == "clamp" {
+                scalars.push(ev.eval_scalar(arg(c, 2)?, t)?);
+            }
+            Ok(Val::Vector(map_function(name, v, &scalars)?))
         }
         "timestamp" => {
             let a = arg(c, 0)?;
@@ -364,20 +394,9 @@ fn histogram_quantile(q: f64, v: Vec<Smp>, t: i64) -> Vec<Smp> {
     let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
     let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     for s in v {
-        let Some(le) = s.labels.get("le") else {
+        let Some((ub, key)) = bucket_of(&s.labels) else {
             continue;
         };
-        let Some(ub) = parse_go_float(le) else {
-            continue;
-        };
-        let key = Labels(
-            s.labels
-                .0
-                .iter()
-                .filter(|(n, _)| n != METRIC_NAME && n != "le")
-                .cloned()
-                .collect(),
-        );
         let i = *index.entry(key.clone()).or_insert_with(|| {
             groups.push((key, Vec::new()));
             groups.len() - 1
@@ -394,6 +413,19 @@ fn histogram_quantile(q: f64, v: Vec<Smp>, t: i64) -> Vec<Smp> {
         .collect()
 }
 
+/// A histogram bucket's upper bound (its `le` label) and the labels of its histogram (all
+/// but `le` and the name); `None` without a valid `le`.
+pub(crate) fn bucket_of(l: &Labels) -> Option<(f64, Labels)> {
+    let ub = parse_go_float(l.get("le")?)?;
+    let key = Labels(
+        l.0.iter()
+            .filter(|(n, _)| n != METRIC_NAME && n != "le")
+            .cloned()
+            .collect(),
+    );
+    Some((ub, key))
+}
+
 fn parse_go_float(s: &str) -> Option<f64> {
     s.trim_start_matches('+').parse::<f64>().ok().or_else(|| {
         match s.to_ascii_lowercase().as_str() {
@@ -406,7 +438,7 @@ fn parse_go_float(s: &str) -> Option<f64> {
 }
 
 /// Prometheus's bucketQuantile over (upper bound, cumulative count) pairs.
-fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
+pub(crate) fn bucket_quantile(q: f64, mut b: Vec<(f64, f64)>) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
@@ -535,17 +567,153 @@ fn range_arg(
     }
 }
 
+/// A range-vector function other than `absent_over_time`, resolved once per call (the
+/// general path and the range path of [`crate::range`] compute values with [`Self::value`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeFunc {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Resets,
+    Changes,
+    Deriv,
+    PredictLinear,
+    AvgOverTime,
+    MinOverTime,
+    MaxOverTime,
+    SumOverTime,
+    CountOverTime,
+    QuantileOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    LastOverTime,
+    PresentOverTime,
+}
+
+impl RangeFunc {
+    pub(crate) fn from_name(name: &str) -> Option<RangeFunc> {
+        use RangeFunc::*;
+        Some(match name {
+            "rate" => Rate,
+            "increase" => Increase,
+            "delta" => Delta,
+            "irate" => Irate,
+            "idelta" => Idelta,
+            "resets" => Resets,
+            "changes" => Changes,
+            "deriv" => Deriv,
+            "predict_linear" => PredictLinear,
+            "avg_over_time" => AvgOverTime,
+            "min_over_time" => MinOverTime,
+            "max_over_time" => MaxOverTime,
+            "sum_over_time" => SumOverTime,
+            "count_over_time" => CountOverTime,
+            "quantile_over_time" => QuantileOverTime,
+            "stddev_over_time" => StddevOverTime,
+            "stdvar_over_time" => StdvarOverTime,
+            "last_over_time" => LastOverTime,
+            "present_over_time" => PresentOverTime,
+            _ => return None,
+        })
+    }
+
+    /// Index of the range-vector argument: the scalar parameter comes first in
+    /// quantile_over_time, second in predict_linear.
+    pub(crate) fn matrix_arg(self) -> usize {
+        if self == RangeFunc::QuantileOverTime {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// Index of the scalar parameter, if the function has one.
+    pub(crate) fn param_arg(self) -> Option<usize> {
+        match self {
+            RangeFunc::QuantileOverTime => Some(0),
+            RangeFunc::PredictLinear => Some(1),
+            _ => None,
+        }
+    }
+
+    /// Whether the output keeps the metric name (only last_over_time does).
+    pub(crate) fn keeps_name(self) -> bool {
+        self == RangeFunc::LastOverTime
+    }
+
+    /// The value over the points `p` (not empty, staleness markers removed) of a window
+    /// `range` long ending at `te`, for the outer evaluation time `t`; `None`: no output.
+    pub(crate) fn value(
+        self,
+        p: &[(i64, f64)],
+        range: i64,
+        te: i64,
+        t: i64,
+        param: Option<f64>,
+    ) -> Option<f64> {
+        use RangeFunc::*;
+        match self {
+            Rate => extrapolated_rate(p, te.saturating_sub(range), te, range, true, true),
+            Increase => extrapolated_rate(p, te.saturating_sub(range), te, range, true, false),
+            Delta => extrapolated_rate(p, te.saturating_sub(range), te, range, false, false),
+            Irate => instant_value(p, true),
+            Idelta => instant_value(p, false),
+            Resets => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
+            Changes => Some(
+                p.windows(2)
+                    .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
+                    .count() as f64,
+            ),
+            Deriv => {
+                if p.len() < 2 {
+                    None
+                } else {
+                    Some(linear_regression(p, p[0].0).0)
+                }
+            }
+            PredictLinear => {
+                if p.len() < 2 {
+                    None
+                } else {
+                    let (slope, intercept) = linear_regression(p, t);
+                    Some(slope * param.unwrap_or(0.0) + intercept)
+                }
+            }
+            AvgOverTime => Some(avg_over_time(p)),
+            MinOverTime => Some(
+                p.iter()
+                    .fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }),
+            ),
+            MaxOverTime => Some(
+                p.iter()
+                    .fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }),
+            ),
+            SumOverTime => {
+                let (s, c) = p
+                    .iter()
+                    .fold((0.0, 0.0), |(s, c), &(_, v)| kahan_inc(v, s, c));
+                Some(s + c)
+            }
+            CountOverTime => Some(p.len() as f64),
+            QuantileOverTime => Some(quantile(
+                param.unwrap_or(f64::NAN),
+                p.iter().map(|&(_, v)| v).collect(),
+            )),
+            StddevOverTime => Some(stdvar_over_time(p).sqrt()),
+            StdvarOverTime => Some(stdvar_over_time(p)),
+            LastOverTime => p.last().map(|&(_, v)| v),
+            PresentOverTime => Some(1.0),
+        }
+    }
+}
+
 fn range_function(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, PromError> {
     let name = c.func.name;
-    // Scalar parameters come first (quantile_over_time) or second (predict_linear).
-    let (mat_idx, param) = match name {
-        "quantile_over_time" => (1, Some(ev.eval_scalar(arg(c, 0)?, t)?)),
-        "predict_linear" => (0, Some(ev.eval_scalar(arg(c, 1)?, t)?)),
-        _ => (0, None),
-    };
-    let mat_expr = arg(c, mat_idx)?;
-    let (series, range, te) = range_arg(ev, mat_expr, t)?;
     if name == "absent_over_time" {
+        let mat_expr = arg(c, 0)?;
+        let (series, _, _) = range_arg(ev, mat_expr, t)?;
         if !series.is_empty() {
             return Ok(Val::Vector(Vec::new()));
         }
@@ -555,64 +723,17 @@ fn range_function(ev: &mut Evaluator<'_>, c: &Call, t: i64) -> Result<Val, PromE
             ts: t,
         }]));
     }
+    let f = RangeFunc::from_name(name)
+        .ok_or_else(|| bad(format!("function {name:?} is not supported")))?;
+    let param = match f.param_arg() {
+        Some(i) => Some(ev.eval_scalar(arg(c, i)?, t)?),
+        None => None,
+    };
+    let (series, range, te) = range_arg(ev, arg(c, f.matrix_arg())?, t)?;
     let mut out = Vec::with_capacity(series.len());
     for s in series {
-        let p = &s.samples;
-        let v = match name {
-            "rate" => extrapolated_rate(p, te.saturating_sub(range), te, range, true, true),
-            "increase" => extrapolated_rate(p, te.saturating_sub(range), te, range, true, false),
-            "delta" => extrapolated_rate(p, te.saturating_sub(range), te, range, false, false),
-            "irate" => instant_value(p, true),
-            "idelta" => instant_value(p, false),
-            "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
-            "changes" => Some(
-                p.windows(2)
-                    .filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan()))
-                    .count() as f64,
-            ),
-            "deriv" => {
-                if p.len() < 2 {
-                    None
-                } else {
-                    Some(linear_regression(p, p[0].0).0)
-                }
-            }
-            "predict_linear" => {
-                if p.len() < 2 {
-                    None
-                } else {
-                    let (slope, intercept) = linear_regression(p, t);
-                    Some(slope * param.unwrap_or(0.0) + intercept)
-                }
-            }
-            "avg_over_time" => Some(avg_over_time(p)),
-            "min_over_time" => Some(
-                p.iter()
-                    .fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }),
-            ),
-            "max_over_time" => Some(
-                p.iter()
-                    .fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }),
-            ),
-            "sum_over_time" => {
-                let (s, c) = p
-                    .iter()
-                    .fold((0.0, 0.0), |(s, c), &(_, v)| kahan_inc(v, s, c));
-                Some(s + c)
-            }
-            "count_over_time" => Some(p.len() as f64),
-            "quantile_over_time" => Some(quantile(
-                param.unwrap_or(f64::NAN),
-                p.iter().map(|&(_, v)| v).collect(),
-            )),
-            "stddev_over_time" => Some(stdvar_over_time(p).sqrt()),
-            "stdvar_over_time" => Some(stdvar_over_time(p)),
-            "last_over_time" => p.last().map(|&(_, v)| v),
-            "present_over_time" => Some(1.0),
-            _ => return Err(bad(format!("function {name:?} is not supported"))),
-        };
-        if let Some(v) = v {
-            let labels = if name == "last_over_time" {
+        if let Some(v) = f.value(&s.samples, range, te, t, param) {
+            let labels = if f.keeps_name() {
                 s.labels
             } else {
                 let dropped = without_name(&s.labels);
