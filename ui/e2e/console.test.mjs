@@ -305,7 +305,8 @@ test('restarts: an OOM kill with its last lines and memory, one click from the p
 
   // The pod dashboard links to the pod's restarts.
   await page.goto(`${BASE}/dashboards?cluster=${SIM}&level=pod&ns=shop&pod=orders&range=1h`);
-  await page.getByRole('link', { name: 'Restarts' }).last().click();
+  // The dashboard's own link once it shows the pod (the navigation has a cluster-wide one).
+  await page.locator('a.button[href*="/restarts?"][href*="pod=orders"]').click();
   await page.waitForURL(/\/restarts\?cluster=sim&ns=shop&pod=orders/);
   await waitWithReload('[data-testid="restarts"] tbody tr');
   const list = await page.getByTestId('restarts').innerText();
