@@ -192,6 +192,15 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// Points counted so far against [`Options::max_samples`], and the limit.
+    pub(crate) fn samples_budget(&self) -> (usize, usize) {
+        (self.samples, self.opts.max_samples)
+    }
+
+    pub(crate) fn lookback_ms(&self) -> i64 {
+        self.opts.lookback_ms
+    }
+
     /// Records that a range-vector function turned the series `input` into `output`;
     /// fails if another input series already became `output`.
     pub(crate) fn note_range_output(

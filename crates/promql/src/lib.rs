@@ -42,6 +42,14 @@
 //! whole output as in Prometheus 2.x, and per step elsewhere; Prometheus 3's left-open ranges are not
 //! implemented (see above).
 //!
+//! Evaluation: a pre-pass loads every selector's samples once; then the expression is
+//! evaluated step by step. A range query of a common shape (selectors, range functions over
+//! range selectors, aggregations, element-wise operations and functions, one-to-one
+//! matching, histogram_quantile; see `plan.rs`) goes through the range path, which numbers
+//! every series once per query and steps over them without rebuilding label sets; other
+//! queries, and those whose evaluation would fail, go through the general evaluator. Both
+//! compute the same answers, to the bit (a test compares them).
+//!
 //! Errors: [`PromError::BadData`] for what the query says (parse errors, bad arguments,
 //! unsupported features; HTTP 400 `bad_data`), [`PromError::Execution`] for what the data
 //! makes impossible (many-to-many matching, duplicate label sets; 422 `execution`),
@@ -64,6 +72,7 @@ mod eval;
 mod functions;
 mod guard;
 mod memory;
+mod plan;
 
 pub use guard::{MAX_DURATION_SECS, MAX_NESTING_DEPTH, MAX_OPERATORS, MAX_QUERY_BYTES, check};
 pub use memory::MemorySource;
@@ -345,6 +354,20 @@ pub fn range_query(
     step_ms: i64,
     opts: &Options,
 ) -> Result<Value, PromError> {
+    range_query_with(src, query, start_ms, end_ms, step_ms, opts, true)
+}
+
+/// [`range_query`]; `use_plan`: through the range path of [`plan`] when the query's shape
+/// allows (always, but for the tests that compare both paths).
+fn range_query_with(
+    src: &dyn Source,
+    query: &str,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    opts: &Options,
+    use_plan: bool,
+) -> Result<Value, PromError> {
     if step_ms <= 0 {
         return Err(bad(
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
@@ -370,6 +393,11 @@ pub fn range_query(
     }
     let mut ev = Evaluator::new(src, opts, start_ms, end_ms);
     ev.prepare(&expr, start_ms, end_ms)?;
+    if use_plan {
+        if let Some(r) = plan::range_series(&ev, &expr, start_ms, end_ms, step_ms) {
+            return r.map(Value::Matrix);
+        }
+    }
     let mut acc: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     let mut t = start_ms;
     while t <= end_ms {
