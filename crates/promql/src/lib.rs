@@ -44,7 +44,7 @@
 //!
 //! Evaluation: a pre-pass loads every selector's samples once; then the expression is
 //! evaluated step by step. A range query of a common shape (selectors, range functions over
-//! range selectors, aggregations, element-wise operations and functions, one-to-one
+//! range selectors and subqueries, aggregations, element-wise operations and functions, one-to-one
 //! matching, histogram_quantile; see `plan.rs`) goes through the range path, which numbers
 //! every series once per query and steps over them without rebuilding label sets; other
 //! queries, and those whose evaluation would fail, go through the general evaluator. Both

@@ -15,7 +15,9 @@
 //! answers are identical to the bit.
 //!
 //! Shapes handled: instant selectors; range functions but `absent_over_time` over a range
-//! selector; aggregations but `count_values`; the element-wise math, date, `round` and
+//! selector or over a subquery of a handled shape (not itself containing a subquery), whose
+//! inner steps are evaluated once each as in [`Evaluator::subquery`]; aggregations but
+//! `count_values`; the element-wise math, date, `round` and
 //! `clamp*` functions; `histogram_quantile`; unary minus; arithmetic and comparisons between
 //! a handled shape and a number, or between two handled shapes with one-to-one matching
 //! (`on`, `ignoring`); `and`, `unless`; parentheses — every parameter a number. Anything
@@ -25,17 +27,18 @@
 //! step where matching finds duplicates (the run stops there). The general evaluator then
 //! gives the exact answer or error.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{
-    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, VectorMatchCardinality, VectorSelector,
+    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, SubqueryExpr, VectorMatchCardinality,
+    VectorSelector,
 };
 
 use crate::aggregate::{Accumulator, AggOp, AggOut, group_labels};
 use crate::eval::{
-    Evaluator, METRIC_NAME, Val, dur_ms, elem_binop, is_arithmetic, is_comparison, is_stale,
-    result_labels, signature, unparen, vector_scalar_elem, without_name,
+    DEFAULT_SUBQUERY_STEP_MS, Evaluator, METRIC_NAME, Val, dur_ms, elem_binop, is_arithmetic,
+    is_comparison, is_stale, result_labels, signature, unparen, vector_scalar_elem, without_name,
 };
 use crate::functions::{RangeFunc, ValueFn, bucket_of, bucket_quantile, value_function};
 use crate::{Labels, PromError, Series};
@@ -74,6 +77,24 @@ impl From<PromError> for Stop {
     }
 }
 
+/// What a run counts and checks as it goes.
+struct Ctx<'e, 's> {
+    ev: &'e Evaluator<'s>,
+    /// Points counted against the limit: loaded, produced, and of subquery steps.
+    samples: usize,
+    max_samples: usize,
+}
+
+impl Ctx<'_, '_> {
+    fn count(&mut self, n: usize) -> Result<(), Stop> {
+        self.samples = self.samples.saturating_add(n);
+        if self.samples > self.max_samples {
+            return Err(PromError::TooManySamples.into());
+        }
+        Ok(())
+    }
+}
+
 fn run(
     ev: &Evaluator<'_>,
     root: &mut Node<'_>,
@@ -81,18 +102,20 @@ fn run(
     end: i64,
     step: i64,
 ) -> Result<Vec<Series>, Stop> {
-    let (mut samples, max_samples) = ev.samples_budget();
+    let (samples, max_samples) = ev.samples_budget();
+    let mut cx = Ctx {
+        ev,
+        samples,
+        max_samples,
+    };
     let mut points: Vec<Vec<(i64, f64)>> = vec![Vec::new(); root.len()];
     let mut buf = Vec::new();
     let mut t = start;
     while t <= end {
         ev.check_deadline()?;
         buf.clear();
-        root.step(ev, t, &mut buf)?;
-        samples = samples.saturating_add(buf.len());
-        if samples > max_samples {
-            return Err(PromError::TooManySamples.into());
-        }
+        root.step(&mut cx, t, &mut buf)?;
+        cx.count(buf.len())?;
         for &(id, v) in &buf {
             points[id as usize].push((t, v));
         }
@@ -184,6 +207,7 @@ impl Interner {
 enum Node<'a> {
     Select(Select<'a>),
     Window(Window<'a>),
+    SubWindow(Box<SubWindow<'a>>),
     Map(Box<Map<'a>>),
     Binary(Box<Binary<'a>>),
     Aggregate(Box<Aggregate<'a>>),
@@ -225,8 +249,11 @@ impl<'a> Node<'a> {
 
     fn call(ev: &'a Evaluator<'_>, c: &'a Call) -> Option<Node<'a>> {
         let name = c.func.name;
-        if RangeFunc::from_name(name).is_some() {
-            return Some(Node::Window(Window::new(ev, c)?));
+        if let Some(f) = RangeFunc::from_name(name) {
+            return match unparen(c.args.args.get(f.matrix_arg())?) {
+                Expr::Subquery(_) => Some(Node::SubWindow(Box::new(SubWindow::new(ev, c)?))),
+                _ => Some(Node::Window(Window::new(ev, c)?)),
+            };
         }
         if name == "histogram_quantile" {
             return Some(Node::Histogram(Box::new(Histogram::new(ev, c)?)));
@@ -249,6 +276,7 @@ impl<'a> Node<'a> {
         match self {
             Node::Select(s) => s.series.len(),
             Node::Window(w) => w.series.len(),
+            Node::SubWindow(w) => w.inner.len(),
             Node::Map(m) => m.inner.len(),
             Node::Binary(b) => b.lhs.len(),
             Node::Aggregate(a) => a.len(),
@@ -266,6 +294,13 @@ impl<'a> Node<'a> {
                 labels: &w.series[id as usize].labels,
                 drop_name: !w.f.keeps_name(),
             },
+            Node::SubWindow(w) => {
+                let v = w.inner.labels(id);
+                LabelsView {
+                    labels: v.labels,
+                    drop_name: v.drop_name || !w.f.keeps_name(),
+                }
+            }
             Node::Map(m) => {
                 let v = m.inner.labels(id);
                 LabelsView {
@@ -293,6 +328,7 @@ impl<'a> Node<'a> {
     fn unique(&self) -> bool {
         let children = match self {
             Node::Select(_) | Node::Window(_) => true,
+            Node::SubWindow(w) => w.inner.unique(),
             Node::Map(m) => m.inner.unique(),
             Node::Binary(b) => b.lhs.unique() && b.rhs.unique(),
             Node::Aggregate(a) => a.inner.unique(),
@@ -305,12 +341,25 @@ impl<'a> Node<'a> {
             )
     }
 
+    /// Whether a subquery is evaluated below.
+    fn has_subquery(&self) -> bool {
+        match self {
+            Node::Select(_) | Node::Window(_) => false,
+            Node::SubWindow(_) => true,
+            Node::Map(m) => m.inner.has_subquery(),
+            Node::Binary(b) => b.lhs.has_subquery() || b.rhs.has_subquery(),
+            Node::Aggregate(a) => a.inner.has_subquery(),
+            Node::Histogram(h) => h.inner.has_subquery(),
+        }
+    }
+
     /// Whether element ids are in the order of the whole label sets of their views
     /// (selected series are sorted by labels, and nodes that keep the ids of the series
     /// keep their order).
     fn sorted(&self) -> bool {
         match self {
             Node::Select(_) | Node::Window(_) => true,
+            Node::SubWindow(_) => false,
             Node::Map(m) => m.inner.sorted(),
             Node::Binary(b) => matches!(b.op, BinOp::And | BinOp::Unless) && b.lhs.sorted(),
             Node::Aggregate(a) => a.selects_members && a.inner.sorted(),
@@ -319,14 +368,20 @@ impl<'a> Node<'a> {
     }
 
     /// Appends the elements at outer time `t`, in the general evaluator's order.
-    fn step(&mut self, ev: &Evaluator<'_>, t: i64, out: &mut Vec<(u32, f64)>) -> Result<(), Stop> {
+    fn step(
+        &mut self,
+        cx: &mut Ctx<'_, '_>,
+        t: i64,
+        out: &mut Vec<(u32, f64)>,
+    ) -> Result<(), Stop> {
         match self {
-            Node::Select(s) => s.step(ev, t, out),
-            Node::Window(w) => w.step(ev, t, out),
-            Node::Map(m) => return m.step(ev, t, out),
-            Node::Binary(b) => return b.step(ev, t, out),
-            Node::Aggregate(a) => return a.step(ev, t, out),
-            Node::Histogram(h) => return h.step(ev, t, out),
+            Node::Select(s) => s.step(cx, t, out),
+            Node::Window(w) => w.step(cx, t, out),
+            Node::SubWindow(w) => return w.step(cx, t, out),
+            Node::Map(m) => return m.step(cx, t, out),
+            Node::Binary(b) => return b.step(cx, t, out),
+            Node::Aggregate(a) => return a.step(cx, t, out),
+            Node::Histogram(h) => return h.step(cx, t, out),
         }
         Ok(())
     }
@@ -347,10 +402,10 @@ impl Cursors {
         }
     }
 
-    fn set_bound(&mut self, bound: i64, series: &[Series]) {
+    fn set_bound<'p>(&mut self, bound: i64, points: impl Iterator<Item = &'p [(i64, f64)]>) {
         if bound < self.bound {
-            for (p, s) in self.pos.iter_mut().zip(series) {
-                *p = s.samples.partition_point(|&(ts, _)| ts <= bound);
+            for (pos, p) in self.pos.iter_mut().zip(points) {
+                *pos = p.partition_point(|&(ts, _)| ts <= bound);
             }
         }
         self.bound = bound;
@@ -365,6 +420,11 @@ impl Cursors {
         self.pos[i] = k;
         k
     }
+}
+
+/// The points of each series.
+fn points_of(series: &[Series]) -> impl Iterator<Item = &[(i64, f64)]> {
+    series.iter().map(|s| s.samples.as_slice())
 }
 
 /// An instant selector: per series the latest point in [T - lookback, T] unless stale.
@@ -386,10 +446,10 @@ impl<'a> Select<'a> {
         })
     }
 
-    fn step(&mut self, ev: &Evaluator<'_>, t: i64, out: &mut Vec<(u32, f64)>) {
-        let te = ev.eff_time(&self.vs.at, &self.vs.offset, t);
+    fn step(&mut self, cx: &mut Ctx<'_, '_>, t: i64, out: &mut Vec<(u32, f64)>) {
+        let te = cx.ev.eff_time(&self.vs.at, &self.vs.offset, t);
         let lo = te.saturating_sub(self.lookback);
-        self.upto.set_bound(te, self.series);
+        self.upto.set_bound(te, points_of(self.series));
         for (i, s) in self.series.iter().enumerate() {
             let k = self.upto.advance(i, &s.samples);
             if k == 0 {
@@ -438,12 +498,13 @@ impl<'a> Window<'a> {
         })
     }
 
-    fn step(&mut self, ev: &Evaluator<'_>, t: i64, out: &mut Vec<(u32, f64)>) {
-        let te = ev.eff_time(&self.vs.at, &self.vs.offset, t);
+    fn step(&mut self, cx: &mut Ctx<'_, '_>, t: i64, out: &mut Vec<(u32, f64)>) {
+        let te = cx.ev.eff_time(&self.vs.at, &self.vs.offset, t);
         let lo = te.saturating_sub(self.range);
         // Points before the window are those at or before lo - 1 (times are integers).
-        self.before.set_bound(lo.saturating_sub(1), self.series);
-        self.upto.set_bound(te, self.series);
+        self.before
+            .set_bound(lo.saturating_sub(1), points_of(self.series));
+        self.upto.set_bound(te, points_of(self.series));
         for (i, s) in self.series.iter().enumerate() {
             let p = &s.samples;
             let a = if lo == i64::MIN {
@@ -459,6 +520,156 @@ impl<'a> Window<'a> {
                 out.push((i as u32, v));
             }
         }
+    }
+}
+
+/// A range function over a subquery, as [`Evaluator::subquery`] and the function's general
+/// evaluation compute it: the inner expression at every multiple of the subquery's step in
+/// the window, each step evaluated once while it stays in the window (a step without points
+/// is not kept: it counts against the limit again each time a window includes it), then the
+/// function over each element's points, elements in the order of their label sets.
+/// Subqueries within subqueries are left to the general evaluator.
+struct SubWindow<'a> {
+    f: RangeFunc,
+    param: Option<f64>,
+    sq: &'a SubqueryExpr,
+    range: i64,
+    step: i64,
+    inner: Node<'a>,
+    /// Inner element ids in the order of their label sets.
+    order: Vec<u32>,
+    /// Per inner element, its points at the steps evaluated, oldest first (those before
+    /// the window are dropped now and then).
+    points: Vec<Vec<(i64, f64)>>,
+    /// The steps evaluated that are still in the window: whether each had points.
+    steps: BTreeMap<i64, bool>,
+    /// The latest step evaluated (steps are evaluated in increasing order).
+    last: Option<i64>,
+    before: Cursors,
+    upto: Cursors,
+    buf: Vec<(u32, f64)>,
+}
+
+impl<'a> SubWindow<'a> {
+    fn new(ev: &'a Evaluator<'_>, c: &'a Call) -> Option<SubWindow<'a>> {
+        let f = RangeFunc::from_name(c.func.name)?;
+        let param = match f.param_arg() {
+            None => None,
+            Some(i) => Some(number(c.args.args.get(i)?)?),
+        };
+        let Expr::Subquery(sq) = unparen(c.args.args.get(f.matrix_arg())?) else {
+            return None;
+        };
+        let step = sq
+            .step
+            .as_ref()
+            .map(dur_ms)
+            .unwrap_or(DEFAULT_SUBQUERY_STEP_MS);
+        if step <= 0 {
+            return None;
+        }
+        let inner = Node::build(ev, &sq.expr)?;
+        if inner.has_subquery() {
+            return None;
+        }
+        let n = inner.len();
+        let labels: Vec<Labels> = (0..n as u32)
+            .map(|id| inner.labels(id).to_labels())
+            .collect();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by(|&a, &b| labels[a as usize].cmp(&labels[b as usize]));
+        Some(SubWindow {
+            f,
+            param,
+            sq,
+            range: dur_ms(&sq.range),
+            step,
+            inner,
+            order,
+            points: vec![Vec::new(); n],
+            steps: BTreeMap::new(),
+            last: None,
+            before: Cursors::new(n),
+            upto: Cursors::new(n),
+            buf: Vec::new(),
+        })
+    }
+
+    fn step(
+        &mut self,
+        cx: &mut Ctx<'_, '_>,
+        t: i64,
+        out: &mut Vec<(u32, f64)>,
+    ) -> Result<(), Stop> {
+        let te = cx.ev.eff_time(&self.sq.at, &self.sq.offset, t);
+        let lo = te.saturating_sub(self.range);
+        // The first multiple of the step at or after `lo` (none past i64::MAX).
+        let step = i128::from(self.step);
+        let first = i128::from(lo).div_euclid(step) * step;
+        let first = if first < i128::from(lo) {
+            first + step
+        } else {
+            first
+        };
+        let Ok(first) = i64::try_from(first) else {
+            return Ok(());
+        };
+        self.steps = self.steps.split_off(&first);
+        let mut ts = first;
+        while ts <= te {
+            cx.ev.check_deadline()?;
+            match self.steps.get(&ts) {
+                Some(true) => {}
+                Some(false) => cx.count(1)?,
+                None => {
+                    if self.last.is_some_and(|l| ts <= l) {
+                        // Only a window moving back would come here.
+                        return Err(Stop::Bail);
+                    }
+                    self.last = Some(ts);
+                    self.buf.clear();
+                    self.inner.step(cx, ts, &mut self.buf)?;
+                    cx.count(self.buf.len().saturating_add(1))?;
+                    for &(id, v) in &self.buf {
+                        self.points[id as usize].push((ts, v));
+                    }
+                    self.steps.insert(ts, !self.buf.is_empty());
+                }
+            }
+            ts = match ts.checked_add(self.step) {
+                Some(n) => n,
+                None => break,
+            };
+        }
+        let points = || self.points.iter().map(|p| p.as_slice());
+        self.before.set_bound(first.saturating_sub(1), points());
+        self.upto.set_bound(te, points());
+        for &id in &self.order {
+            let i = id as usize;
+            let p = &self.points[i];
+            let a = if first == i64::MIN {
+                0
+            } else {
+                self.before.advance(i, p)
+            };
+            let b = self.upto.advance(i, p).max(a);
+            if a == b {
+                continue;
+            }
+            if let Some(v) = self.f.value(&p[a..b], self.range, te, t, self.param) {
+                out.push((id, v));
+            }
+        }
+        // Points before the window are not needed again: drop them once they are half.
+        for (i, p) in self.points.iter_mut().enumerate() {
+            let dead = self.before.pos[i];
+            if dead >= 64 && dead * 2 >= p.len() {
+                p.drain(..dead);
+                self.before.pos[i] = 0;
+                self.upto.pos[i] -= dead;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -505,9 +716,14 @@ impl<'a> Map<'a> {
         }))
     }
 
-    fn step(&mut self, ev: &Evaluator<'_>, t: i64, out: &mut Vec<(u32, f64)>) -> Result<(), Stop> {
+    fn step(
+        &mut self,
+        cx: &mut Ctx<'_, '_>,
+        t: i64,
+        out: &mut Vec<(u32, f64)>,
+    ) -> Result<(), Stop> {
         self.buf.clear();
-        self.inner.step(ev, t, &mut self.buf)?;
+        self.inner.step(cx, t, &mut self.buf)?;
         match &self.op {
             MapOp::Neg => out.extend(self.buf.iter().map(|&(id, v)| (id, -v))),
             &MapOp::Scalar {
@@ -615,11 +831,16 @@ impl<'a> Binary<'a> {
         })
     }
 
-    fn step(&mut self, ev: &Evaluator<'_>, t: i64, out: &mut Vec<(u32, f64)>) -> Result<(), Stop> {
+    fn step(
+        &mut self,
+        cx: &mut Ctx<'_, '_>,
+        t: i64,
+        out: &mut Vec<(u32, f64)>,
+    ) -> Result<(), Stop> {
         self.lbuf.clear();
         self.rbuf.clear();
-        self.lhs.step(ev, t, &mut self.lbuf)?;
-        self.rhs.step(ev, t, &mut self.rbuf)?;
+        self.lhs.step(cx, t, &mut self.lbuf)?;
+        self.rhs.step(cx, t, &mut self.rbuf)?;
         if self.lbuf.is_empty() || self.rbuf.is_empty() {
             if matches!(self.op, BinOp::Unless) {
                 out.extend_from_slice(&self.lbuf);
@@ -738,9 +959,14 @@ impl<'a> Aggregate<'a> {
         }
     }
 
-    fn step(&mut self, ev: &Evaluator<'_>, t: i64, out: &mut Vec<(u32, f64)>) -> Result<(), Stop> {
+    fn step(
+        &mut self,
+        cx: &mut Ctx<'_, '_>,
+        t: i64,
+        out: &mut Vec<(u32, f64)>,
+    ) -> Result<(), Stop> {
         self.buf.clear();
-        self.inner.step(ev, t, &mut self.buf)?;
+        self.inner.step(cx, t, &mut self.buf)?;
         for &(id, v) in &self.buf {
             self.acc.add(self.group_of[id as usize], id, v);
         }
@@ -790,9 +1016,14 @@ impl<'a> Histogram<'a> {
         })
     }
 
-    fn step(&mut self, ev: &Evaluator<'_>, t: i64, out: &mut Vec<(u32, f64)>) -> Result<(), Stop> {
+    fn step(
+        &mut self,
+        cx: &mut Ctx<'_, '_>,
+        t: i64,
+        out: &mut Vec<(u32, f64)>,
+    ) -> Result<(), Stop> {
         self.buf.clear();
-        self.inner.step(ev, t, &mut self.buf)?;
+        self.inner.step(cx, t, &mut self.buf)?;
         for &(id, v) in &self.buf {
             if let Some((g, ub)) = self.bucket_of[id as usize] {
                 let b = &mut self.buckets[g as usize];

@@ -296,6 +296,27 @@ const QUERIES: &[&str] = &[
     "{k=\"2\"} / {k=\"2\"}",
     "g or c_total",
     "g * on (job) group_left (k) sum by (job) (c_total)",
+    // Range functions over subqueries.
+    "avg_over_time(g[5m:30s])",
+    "rate(c_total[5m:45s] offset 2m)",
+    "min_over_time(g[3m:] @ end())",
+    "sum_over_time((g > 19)[10m:15s])",
+    "predict_linear(c_total[10m:1m], 3600)",
+    "deriv(rate(c_total[2m])[8m:20s])",
+    "quantile_over_time(0.5, sum by (job) (g)[15m:1m])",
+    "last_over_time(g[5m:1m])",
+    "sum(max_over_time(rate(c_total[5m])[10m:1m]))",
+    "present_over_time(nothing[5m:1m])",
+    "rate(g[5m:1m] @ 1700001200)",
+    "max_over_time(g[1h:7m])",
+    "changes(g[30m:1m] offset -5m)",
+    "count_over_time(g{job=\"a\"}[20m:1m])",
+    "count_over_time({k=\"1\"}[10m:1m])",
+    "last_over_time({k=\"1\"}[10m:1m])",
+    "max_over_time(rate({k=\"2\"}[20m])[10m:1m])",
+    "max_over_time(max_over_time(g[5m:1m])[10m:1m])",
+    "absent_over_time(g[5m:1m])",
+    "stddev_over_time(histogram_quantile(0.9, rate(h_bucket[5m]))[10m:30s])",
     // Errors and other shapes, through the general path.
     "dup",
     "empty",
@@ -376,6 +397,7 @@ fn range_path_takes_the_common_shapes() {
         "sum by (job) (rate(c_total[5m])) / on (job) sum by (job) (rate(c_total[10m]))",
         "histogram_quantile(0.9, sum by (le, job) (rate(h_bucket[5m])))",
         "clamp(abs(g), 1, 5) and g > 0",
+        "max_over_time(rate(c_total[2m])[10m:1m])",
     ] {
         let expr = promql_parser::parser::parse(q).unwrap();
         let mut ev = crate::eval::Evaluator::new(&src, &opts, BASE, BASE + 60 * MIN);
@@ -392,6 +414,7 @@ fn range_path_takes_the_common_shapes() {
         "g or g",
         "topk(0, g)",
         "count_values(\"v\", g)",
+        "max_over_time(max_over_time(g[5m:1m])[10m:1m])",
     ] {
         let expr = promql_parser::parser::parse(q).unwrap();
         let mut ev = crate::eval::Evaluator::new(&src, &opts, BASE, BASE + 60 * MIN);
@@ -413,6 +436,10 @@ fn range_path_counts_samples_like_the_general_evaluator() {
         "sum by (job) (rate(c_total[5m]))",
         "topk(3, g)",
         "g > 10",
+        "max_over_time(rate(c_total[2m])[10m:1m])",
+        "count_over_time(g{job=\"a\"}[20m:1m])",
+        "sum_over_time(g[3m:] @ end())",
+        "max_over_time(g[10m:1m] @ 1700000060)",
     ] {
         let (start, end, step) = (BASE, BASE + 60 * MIN, 15_000);
         // The limit at which the general path just succeeds.
