@@ -29,6 +29,9 @@ const QUERIES: &[&str] = &[
     "topk(5, bench_gauge)",
     "bench_gauge",
     "count(bench_gauge)",
+    // Beyond the server benchmark: a ratio (one-to-one matching) and a subquery.
+    "sum by (instance) (rate(bench_metric_total[5m])) / on (instance) count by (instance) (bench_gauge)",
+    "max_over_time(rate(bench_metric_total[5m])[10m:1m])",
 ];
 
 /// The data set of the server benchmark (values from a xorshift generator instead of
@@ -152,9 +155,16 @@ fn main() {
             medians.push(c);
             cells.push(format!("{c:>8.2} ({w:>8.2})"));
         }
+        // A long query on a line of its own.
+        let name = if q.len() > 52 {
+            println!("{q}");
+            ""
+        } else {
+            q
+        };
         println!(
             "{:<52} {:>8} {:>19} {:>19} {:>11.3}",
-            q,
+            name,
             points,
             cells[0],
             cells[1],
