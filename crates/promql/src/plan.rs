@@ -20,7 +20,8 @@
 //! `count_values`; the element-wise math, date, `round` and
 //! `clamp*` functions; `histogram_quantile`; unary minus; arithmetic and comparisons between
 //! a handled shape and a number, or between two handled shapes with one-to-one matching
-//! (`on`, `ignoring`); `and`, `unless`; parentheses — every parameter a number. Anything
+//! (`on`, `ignoring`); `and`, `unless`; parentheses; `sort` and `sort_desc` at the top —
+//! every parameter a number. Anything
 //! else returns `None` and [`crate::range_query`] uses the general evaluator; so does a query
 //! that could fail for a reason other than the sample limit or the timeout: two elements of a
 //! node with the same label set, an invalid parameter (checked before the first step), or a
@@ -52,7 +53,7 @@ pub(crate) fn range_series(
     end: i64,
     step: i64,
 ) -> Option<Result<Vec<Series>, PromError>> {
-    let mut root = Node::build(ev, expr)?;
+    let mut root = Node::build(ev, without_sort(expr))?;
     if !root.unique() {
         return None;
     }
@@ -60,6 +61,23 @@ pub(crate) fn range_series(
         Ok(series) => Some(Ok(series)),
         Err(Stop::Error(e)) => Some(Err(e)),
         Err(Stop::Bail) => None,
+    }
+}
+
+/// The expression without a `sort` or `sort_desc` around it: the order of a step's elements
+/// does not matter to a range query's answer (series sorted by labels), only to operators
+/// over them.
+fn without_sort(mut e: &Expr) -> &Expr {
+    loop {
+        match unparen(e) {
+            Expr::Call(c) if matches!(c.func.name, "sort" | "sort_desc") => {
+                match c.args.args.first() {
+                    Some(a) => e = a,
+                    None => return e,
+                }
+            }
+            other => return other,
+        }
     }
 }
 

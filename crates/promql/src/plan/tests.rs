@@ -317,6 +317,10 @@ const QUERIES: &[&str] = &[
     "max_over_time(max_over_time(g[5m:1m])[10m:1m])",
     "absent_over_time(g[5m:1m])",
     "stddev_over_time(histogram_quantile(0.9, rate(h_bucket[5m]))[10m:30s])",
+    // Sorting, which does not matter at the top.
+    "sort_desc(sum by (job) (g))",
+    "sort((sort(g)))",
+    "topk(3, sort_desc(g))",
     // Errors and other shapes, through the general path.
     "dup",
     "empty",
@@ -398,6 +402,7 @@ fn range_path_takes_the_common_shapes() {
         "histogram_quantile(0.9, sum by (le, job) (rate(h_bucket[5m])))",
         "clamp(abs(g), 1, 5) and g > 0",
         "max_over_time(rate(c_total[2m])[10m:1m])",
+        "sort_desc(sum by (job) (g))",
     ] {
         let expr = promql_parser::parser::parse(q).unwrap();
         let mut ev = crate::eval::Evaluator::new(&src, &opts, BASE, BASE + 60 * MIN);
