@@ -15,18 +15,17 @@
 //! answers are identical to the bit.
 //!
 //! Shapes handled: instant selectors; range functions but `absent_over_time` over a range
-//! selector or over a subquery of a handled shape (not itself containing a subquery), whose
-//! inner steps are evaluated once each as in [`Evaluator::subquery`]; aggregations but
-//! `count_values`; the element-wise math, date, `round` and
-//! `clamp*` functions; `histogram_quantile`; unary minus; arithmetic and comparisons between
-//! a handled shape and a number, or between two handled shapes with one-to-one matching
-//! (`on`, `ignoring`); `and`, `unless`; parentheses; `sort` and `sort_desc` at the top —
-//! every parameter a number. Anything
-//! else returns `None` and [`crate::range_query`] uses the general evaluator; so does a query
-//! that could fail for a reason other than the sample limit or the timeout: two elements of a
-//! node with the same label set, an invalid parameter (checked before the first step), or a
-//! step where matching finds duplicates (the run stops there). The general evaluator then
-//! gives the exact answer or error.
+//! selector, or over a subquery of a handled shape without a subquery of its own (inner
+//! steps evaluated once each, as in [`Evaluator::subquery`]); aggregations but
+//! `count_values`; the element-wise math, date, `round` and `clamp*` functions;
+//! `histogram_quantile`; unary minus; arithmetic and comparisons between a handled shape and
+//! a number, or between two handled shapes with one-to-one matching (`on`, `ignoring`);
+//! `and`, `unless`; parentheses; `sort` and `sort_desc` at the top — every parameter a
+//! number. Anything else returns `None` and [`crate::range_query`] uses the general
+//! evaluator; so does a query that could fail for a reason other than the sample limit or the
+//! timeout: two elements of a node with the same label set, an invalid parameter (checked
+//! before the first step), or a step where matching finds duplicates (the run stops there).
+//! The general evaluator then gives the exact answer or error.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
