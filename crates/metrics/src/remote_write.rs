@@ -67,6 +67,30 @@ pub mod prompb {
         pub unit: String,
     }
 
+    impl TimeSeries {
+        /// A series of float samples: labels as (name, value), samples as (ms, value).
+        pub fn new(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> Self {
+            TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(n, v)| Label {
+                        name: n.to_string(),
+                        value: v.to_string(),
+                    })
+                    .collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(t, v)| Sample {
+                        value: v,
+                        timestamp: t,
+                    })
+                    .collect(),
+                exemplars: vec![],
+                histograms: vec![],
+            }
+        }
+    }
+
     impl WriteRequest {
         /// The snappy-compressed body a remote-write client sends.
         pub fn to_body(&self) -> Vec<u8> {
@@ -363,24 +387,7 @@ mod tests {
     use super::*;
 
     fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-        TimeSeries {
-            labels: labels
-                .iter()
-                .map(|(n, v)| Label {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-            samples: samples
-                .iter()
-                .map(|&(t, v)| Sample {
-                    value: v,
-                    timestamp: t,
-                })
-                .collect(),
-            exemplars: vec![],
-            histograms: vec![],
-        }
+        TimeSeries::new(labels, samples)
     }
 
     #[test]

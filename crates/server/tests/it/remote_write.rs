@@ -6,7 +6,7 @@
 use axum::Router;
 use axum::http::StatusCode;
 use kinsight_metrics::MetricStoreConfig;
-use kinsight_metrics::remote_write::prompb::{Label, Sample, TimeSeries, WriteRequest};
+use kinsight_metrics::remote_write::prompb::{TimeSeries, WriteRequest};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -18,24 +18,7 @@ async fn rw_app() -> MetricsApp {
 }
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| Label {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(t, v)| Sample {
-                value: v,
-                timestamp: t,
-            })
-            .collect(),
-        exemplars: vec![],
-        histograms: vec![],
-    }
+    TimeSeries::new(labels, samples)
 }
 
 async fn write(app: &Router, ts: Vec<TimeSeries>) -> (StatusCode, Value) {
