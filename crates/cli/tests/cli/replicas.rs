@@ -663,27 +663,17 @@ async fn cpu_totals(url: &str, from: i64, to: i64) -> (f64, f64) {
 
 /// Remote-writes `queue_depth{job="history"}` = 1, 2, … at `times` through replica `url`.
 async fn remote_write_queue(url: &str, times: &[i64]) {
-    use kinsight_metrics::remote_write::prompb::{Label, Sample, TimeSeries, WriteRequest};
+    use kinsight_metrics::remote_write::prompb::{TimeSeries, WriteRequest};
+    let samples: Vec<(i64, f64)> = times
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| (t, (i + 1) as f64))
+        .collect();
     let req = WriteRequest {
-        timeseries: vec![TimeSeries {
-            labels: [("__name__", "queue_depth"), ("job", "history")]
-                .iter()
-                .map(|(n, v)| Label {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-            samples: times
-                .iter()
-                .enumerate()
-                .map(|(i, &t)| Sample {
-                    value: (i + 1) as f64,
-                    timestamp: t,
-                })
-                .collect(),
-            exemplars: vec![],
-            histograms: vec![],
-        }],
+        timeseries: vec![TimeSeries::new(
+            &[("__name__", "queue_depth"), ("job", "history")],
+            &samples,
+        )],
         metadata: vec![],
     };
     let resp = reqwest::Client::new()
